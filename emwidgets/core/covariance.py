@@ -1,0 +1,221 @@
+"""Covariance types as data: one small bundle of pure functions per type.
+
+Every Gaussian log-density is linear in a fixed feature map of the sample,
+
+    log N(x | mu, P^-1) = phi(x) . [c(P), P mu, const],   phi(x) = [quad(x), x, 1],
+
+where ``quad(x)`` depends on the covariance type (all products x_i x_j for
+``full``/``tied``, the squares x_i^2 for ``diag``, |x|^2 for ``spherical``).
+The E-step of a whole batch of restarts is then one matrix product
+``phi(X) @ W`` and the M-step's sufficient statistics are ``resp.T @ phi(X)``:
+counts, first moments and second moments in one pass. Each type below says
+how to build its quadratic coefficients and how to turn summed statistics into
+a covariance, so the algorithm code has no branches on the type.
+
+Shapes (K components, D features, Q quadratic features):
+
+=========  ===============  ===========  ===========
+type       covariances      prec. chol.  Q
+=========  ===============  ===========  ===========
+full       (K, D, D)        (K, D, D)    D (D + 1) / 2
+tied       (D, D)           (D, D)       D (D + 1) / 2
+diag       (K, D)           (K, D)       D
+spherical  (K,)             (K,)         1
+=========  ===============  ===========  ===========
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.linalg import solve_triangular
+
+
+class CovarianceType(NamedTuple):
+    """The functions that make one covariance type.
+
+    Attributes:
+        n_quad: D -> number of quadratic features Q.
+        quad_features: (..., D) -> (..., Q) quadratic part of phi(x).
+        estimate: (nk (K,), means (K, D), s2 (K, Q) summed quad features, reg)
+            -> covariances.
+        precision_cholesky: covariances -> Cholesky factor of the precision.
+        from_precisions: precisions -> Cholesky factor of the precision.
+        precisions: Cholesky factor -> precisions.
+        covariances_from_precision_cholesky: Cholesky factor -> covariances.
+        quad_coef: (prec_chol, K) -> (K, Q) coefficients of -x'Px/2 on quad(x).
+        precision_apply: (prec_chol, means (K, D)) -> P_k mu_k, (K, D).
+        log_det: (prec_chol, K, D) -> (K,) log det of the Cholesky factor (= half
+            the log determinant of the precision).
+        n_parameters: (K, D) -> number of free covariance parameters.
+        per_component_finite: (prec_chol, K) -> (K,) bool, factor is finite.
+        scale_noise: (covariances, labels (n,), z (n, D) standard normal)
+            -> (n, D) zero-mean draws from each sample's component.
+    """
+
+    n_quad: Callable
+    quad_features: Callable
+    estimate: Callable
+    precision_cholesky: Callable
+    from_precisions: Callable
+    precisions: Callable
+    covariances_from_precision_cholesky: Callable
+    quad_coef: Callable
+    precision_apply: Callable
+    log_det: Callable
+    n_parameters: Callable
+    per_component_finite: Callable
+    scale_noise: Callable
+
+
+def _triu(d: int):
+    return np.triu_indices(d)
+
+
+def _full_quad_features(x):
+    i, j = _triu(x.shape[-1])
+    return x[..., i] * x[..., j]
+
+
+def _unpack_sym(s2, d):
+    """(..., Q) upper-triangle sums -> (..., D, D) symmetric matrices."""
+    i, j = _triu(d)
+    m = jnp.zeros(s2.shape[:-1] + (d, d), s2.dtype)
+    m = m.at[..., i, j].set(s2)
+    return m.at[..., j, i].set(s2)
+
+
+def _pack_quad_coef(p):
+    """-x'Px/2 as coefficients on the upper-triangle products x_i x_j."""
+    d = p.shape[-1]
+    i, j = _triu(d)
+    scale = jnp.where(i == j, -0.5, -1.0).astype(p.dtype)
+    return p[..., i, j] * scale
+
+
+def _chol_of_cov_to_prec(cov):
+    d = cov.shape[-1]
+    cov_chol = jnp.linalg.cholesky(cov)
+    eye = jnp.broadcast_to(jnp.eye(d, dtype=cov.dtype), cov.shape)
+    return jnp.swapaxes(solve_triangular(cov_chol, eye, lower=True), -1, -2)
+
+
+def _mat_precisions(pc):
+    return pc @ jnp.swapaxes(pc, -1, -2)
+
+
+def _mat_cov_from_pc(pc):
+    p = _mat_precisions(pc)
+    return jnp.linalg.inv(p)
+
+
+def _full_estimate(nk, means, s2, reg):
+    d = means.shape[-1]
+    second = _unpack_sym(s2, d) / nk[:, None, None]
+    cov = second - means[:, :, None] * means[:, None, :]
+    cov = 0.5 * (cov + jnp.swapaxes(cov, -1, -2))
+    return cov + reg * jnp.eye(d, dtype=means.dtype)
+
+
+def _tied_estimate(nk, means, s2, reg):
+    d = means.shape[-1]
+    total = _unpack_sym(s2.sum(0), d)
+    cov = (total - jnp.einsum("k,ki,kj->ij", nk, means, means)) / nk.sum()
+    cov = 0.5 * (cov + cov.T)
+    return cov + reg * jnp.eye(d, dtype=means.dtype)
+
+
+def _diag_estimate(nk, means, s2, reg):
+    return s2 / nk[:, None] - means**2 + reg
+
+
+def _spherical_estimate(nk, means, s2, reg):
+    d = means.shape[-1]
+    return (s2[:, 0] / nk - (means**2).sum(-1)) / d + reg
+
+
+FULL = CovarianceType(
+    n_quad=lambda d: d * (d + 1) // 2,
+    quad_features=_full_quad_features,
+    estimate=_full_estimate,
+    precision_cholesky=_chol_of_cov_to_prec,
+    from_precisions=lambda p: jnp.linalg.cholesky(p),
+    precisions=_mat_precisions,
+    covariances_from_precision_cholesky=_mat_cov_from_pc,
+    quad_coef=lambda pc, k: _pack_quad_coef(_mat_precisions(pc)),
+    precision_apply=lambda pc, m: jnp.einsum("kij,kj->ki", _mat_precisions(pc), m),
+    log_det=lambda pc, k, d: jnp.log(jnp.diagonal(pc, axis1=-2, axis2=-1)).sum(-1),
+    n_parameters=lambda k, d: k * d * (d + 1) / 2.0,
+    per_component_finite=lambda pc, k: jnp.isfinite(pc).all(axis=(-2, -1)),
+    scale_noise=lambda cov, lab, z: jnp.einsum("nij,nj->ni", jnp.linalg.cholesky(cov)[lab], z),
+)
+
+TIED = CovarianceType(
+    n_quad=lambda d: d * (d + 1) // 2,
+    quad_features=_full_quad_features,
+    estimate=_tied_estimate,
+    precision_cholesky=_chol_of_cov_to_prec,
+    from_precisions=lambda p: jnp.linalg.cholesky(p),
+    precisions=_mat_precisions,
+    covariances_from_precision_cholesky=_mat_cov_from_pc,
+    quad_coef=lambda pc, k: jnp.broadcast_to(
+        _pack_quad_coef(_mat_precisions(pc)), (k, pc.shape[-1] * (pc.shape[-1] + 1) // 2)
+    ),
+    precision_apply=lambda pc, m: m @ _mat_precisions(pc),
+    log_det=lambda pc, k, d: jnp.broadcast_to(jnp.log(jnp.diagonal(pc)).sum(), (k,)),
+    n_parameters=lambda k, d: d * (d + 1) / 2.0,
+    per_component_finite=lambda pc, k: jnp.broadcast_to(jnp.isfinite(pc).all(), (k,)),
+    scale_noise=lambda cov, lab, z: z @ jnp.linalg.cholesky(cov).T,
+)
+
+DIAG = CovarianceType(
+    n_quad=lambda d: d,
+    quad_features=lambda x: x * x,
+    estimate=_diag_estimate,
+    precision_cholesky=lambda cov: 1.0 / jnp.sqrt(cov),
+    from_precisions=jnp.sqrt,
+    precisions=lambda pc: pc**2,
+    covariances_from_precision_cholesky=lambda pc: 1.0 / pc**2,
+    quad_coef=lambda pc, k: -0.5 * pc**2,
+    precision_apply=lambda pc, m: pc**2 * m,
+    log_det=lambda pc, k, d: jnp.log(pc).sum(-1),
+    n_parameters=lambda k, d: k * d,
+    per_component_finite=lambda pc, k: jnp.isfinite(pc).all(-1),
+    scale_noise=lambda cov, lab, z: z * jnp.sqrt(cov[lab]),
+)
+
+SPHERICAL = CovarianceType(
+    n_quad=lambda d: 1,
+    quad_features=lambda x: (x * x).sum(-1, keepdims=True),
+    estimate=_spherical_estimate,
+    precision_cholesky=lambda cov: 1.0 / jnp.sqrt(cov),
+    from_precisions=jnp.sqrt,
+    precisions=lambda pc: pc**2,
+    covariances_from_precision_cholesky=lambda pc: 1.0 / pc**2,
+    quad_coef=lambda pc, k: (-0.5 * pc**2)[:, None],
+    precision_apply=lambda pc, m: (pc**2)[:, None] * m,
+    # The factor is the scalar 1/sigma on each of the D axes.
+    log_det=lambda pc, k, d: d * jnp.log(pc),
+    n_parameters=lambda k, d: k,
+    per_component_finite=lambda pc, k: jnp.isfinite(pc),
+    scale_noise=lambda cov, lab, z: z * jnp.sqrt(cov[lab])[:, None],
+)
+
+COVARIANCE_TYPES: dict[str, CovarianceType] = {
+    "full": FULL,
+    "tied": TIED,
+    "diag": DIAG,
+    "spherical": SPHERICAL,
+}
+
+
+def covariance_shape(cov_type: str, n_components: int, n_features: int) -> tuple:
+    """The array shape of the covariances of a given type."""
+    return {
+        "full": (n_components, n_features, n_features),
+        "tied": (n_features, n_features),
+        "diag": (n_components, n_features),
+        "spherical": (n_components,),
+    }[cov_type]

@@ -1,0 +1,239 @@
+"""The one EM driver: every model family, every restart, batch or live.
+
+A model family is an :class:`EMModel`: a pure ``step`` that takes one restart's
+parameters and returns the next parameters together with the objective of the
+parameters it was given (an E-step and an M-step fused into one pass over the
+data), and a ``converged`` test. The driver
+
+* runs all restarts at once with ``jax.vmap`` inside one ``lax.while_loop``;
+* freezes a restart once it has converged or failed (a done-mask), so the
+  batched result equals running each restart alone;
+* records a fixed-length trace of the objective per restart (NaN after the
+  restart stopped) — the data a convergence plot draws;
+* stops after ``stop_at`` iterations, a *traced* argument, so the same compiled
+  program serves the batch fit (``stop_at = max_iter``) and a live view that
+  advances a few iterations per call (:class:`EMRun`). Both give bit-identical
+  results because they run the same program.
+
+Data are passed as :class:`Data`: a padded sample array with per-sample weights
+(0 for padding), processed in fixed-size blocks by :func:`block_sum`, so the
+memory of an E-step is bounded by the block size, not by the number of samples.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+# Status codes of a restart, recorded per restart.
+RUNNING, CONVERGED, MAX_ITER, DEGENERATE, NONFINITE = 0, 1, 2, 3, 4
+STATUS_NAMES = {
+    RUNNING: "running",
+    CONVERGED: "converged",
+    MAX_ITER: "max_iter reached",
+    DEGENERATE: "degenerate",
+    NONFINITE: "non-finite objective",
+}
+
+
+class Data(NamedTuple):
+    """Samples padded to a multiple of the block size.
+
+    Attributes:
+        x: (n_padded, n_features) samples; padding rows are zeros.
+        w: (n_padded,) weight of each row: 1 for a sample, 0 for padding.
+    """
+
+    x: Any
+    w: Any
+
+
+class Health(NamedTuple):
+    """What a step says about the parameters it produced.
+
+    Attributes:
+        ok: scalar bool, the new parameters are usable.
+        component: scalar int, the first offending component (-1 if none).
+    """
+
+    ok: Any
+    component: Any
+
+
+class EMModel(NamedTuple):
+    """A model family as pure functions.
+
+    Attributes:
+        step: (params, data, hyper, block_size) -> (new_params, objective, Health).
+            ``objective`` is the mean per-sample objective (log-likelihood, log
+            posterior, negative inertia) *of the input params*.
+        converged: (prev_objective, objective, params, new_params, hyper) -> bool.
+    """
+
+    step: Callable
+    converged: Callable
+
+
+class EMState(NamedTuple):
+    """The state of every restart (leading axis R) and the loop counter."""
+
+    params: Any
+    objective: Any  # (R,) objective of the last evaluated parameters
+    n_iter: Any  # (R,) M-steps applied
+    status: Any  # (R,) status code
+    bad_component: Any  # (R,) component that made a restart degenerate, or -1
+    bad_iteration: Any  # (R,) iteration at which it happened, or -1
+    trace: Any  # (R, max_iter) objective per iteration, NaN where not run
+    iteration: Any  # () iterations run so far (the same for all restarts)
+
+
+def block_sum(fn: Callable, data: Data, block_size: int):
+    """Sum ``fn(x_block, w_block, block_index)`` over blocks of samples.
+
+    ``fn`` returns a pytree of per-block sums; the result has the same
+    structure. Memory is that of one block, whatever the number of samples.
+    """
+    n_padded, n_features = data.x.shape
+    n_blocks = n_padded // block_size
+    if n_blocks == 1:
+        return fn(data.x, data.w, jnp.int32(0))
+    xb = data.x.reshape(n_blocks, block_size, n_features)
+    wb = data.w.reshape(n_blocks, block_size)
+    idx = jnp.arange(n_blocks, dtype=jnp.int32)
+    init = jax.tree.map(
+        lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(fn, xb[0], wb[0], idx[0])
+    )
+
+    def body(carry, xs):
+        return jax.tree.map(jnp.add, carry, fn(*xs)), None
+
+    out, _ = lax.scan(body, init, (xb, wb, idx))
+    return out
+
+
+def init_state(params, max_iter: int) -> EMState:
+    """A fresh state for a batch of restarts whose parameters have leading axis R."""
+    n_restarts = jax.tree.leaves(params)[0].shape[0]
+    dtype = jax.tree.leaves(params)[0].dtype
+    minus_one = jnp.full((n_restarts,), -1, jnp.int32)
+    return EMState(
+        params=params,
+        objective=jnp.full((n_restarts,), -jnp.inf, dtype),
+        n_iter=jnp.zeros((n_restarts,), jnp.int32),
+        status=jnp.zeros((n_restarts,), jnp.int32),
+        bad_component=minus_one,
+        bad_iteration=minus_one,
+        trace=jnp.full((n_restarts, max_iter), jnp.nan, dtype),
+        iteration=jnp.int32(0),
+    )
+
+
+def _restart_update(model: EMModel, block_size: int, it, data, hyper, tol):
+    """One iteration for one restart; frozen restarts keep their state."""
+
+    def update(params, objective, n_iter, status, bad_component, bad_iteration, trace):
+        active = status == RUNNING
+        new_params, obj, health = model.step(params, data, hyper, block_size)
+        finite = jnp.isfinite(obj)
+        ok = health.ok & finite
+        conv = model.converged(objective, obj, params, new_params, tol)
+        take = active & ok
+        params = jax.tree.map(lambda new, old: jnp.where(take, new, old), new_params, params)
+        trace = trace.at[it].set(jnp.where(active, obj, trace[it]))
+        new_status = jnp.where(
+            ~finite, NONFINITE, jnp.where(~health.ok, DEGENERATE, jnp.where(conv, CONVERGED, RUNNING))
+        )
+        status = jnp.where(active, new_status, status)
+        failed_now = active & ~ok
+        bad_component = jnp.where(failed_now, health.component, bad_component)
+        bad_iteration = jnp.where(failed_now, it, bad_iteration)
+        n_iter = jnp.where(take, it + 1, n_iter)
+        objective = jnp.where(active & finite, obj, objective)
+        return params, objective, n_iter, status, bad_component, bad_iteration, trace
+
+    return update
+
+
+@functools.lru_cache(maxsize=None)
+def make_runner(model: EMModel, block_size: int):
+    """The compiled driver for one model and block size.
+
+    Returns ``advance(state, data, hyper, tol, stop_at) -> state``: iterate
+    every running restart until all have stopped, the trace is full
+    (``max_iter``) or ``stop_at`` iterations have run. ``tol``, ``hyper``,
+    ``data`` and ``stop_at`` are traced: changing them never recompiles.
+    Restarts still running at ``max_iter`` get status ``MAX_ITER``.
+    """
+
+    def advance(state: EMState, data: Data, hyper, tol, stop_at):
+        max_iter = state.trace.shape[1]
+
+        def cond(s: EMState):
+            return (s.iteration < jnp.minimum(stop_at, max_iter)) & jnp.any(s.status == RUNNING)
+
+        def body(s: EMState):
+            update = _restart_update(model, block_size, s.iteration, data, hyper, tol)
+            out = jax.vmap(update)(
+                s.params, s.objective, s.n_iter, s.status, s.bad_component, s.bad_iteration, s.trace
+            )
+            return EMState(*out, iteration=s.iteration + 1)
+
+        state = lax.while_loop(cond, body, state)
+        hit_max = (state.status == RUNNING) & (state.iteration >= max_iter)
+        return state._replace(status=jnp.where(hit_max, MAX_ITER, state.status))
+
+    return jax.jit(advance)
+
+
+def replay_restart(state: EMState, index: int) -> EMState:
+    """The state of one restart alone (a batch of one), e.g. to re-run it."""
+    take = lambda a: a[index : index + 1]  # noqa: E731
+    return state._replace(
+        params=jax.tree.map(take, state.params),
+        objective=take(state.objective),
+        n_iter=take(state.n_iter),
+        status=take(state.status),
+        bad_component=take(state.bad_component),
+        bad_iteration=take(state.bad_iteration),
+        trace=take(state.trace),
+    )
+
+
+class EMRun:
+    """A fit advanced a few iterations at a time, for live views.
+
+    Each :meth:`advance` call runs the same compiled program as the batch fit,
+    so stopping early, resuming and the batch fit all agree exactly.
+
+    Example:
+        >>> run = EMRun(model, block_size, state0, data, hyper, tol)
+        >>> while not run.done:
+        ...     state = run.advance(5)   # draw state.trace between calls
+    """
+
+    def __init__(self, model: EMModel, block_size: int, state: EMState, data: Data, hyper, tol):
+        self._advance = make_runner(model, block_size)
+        self.state = state
+        self.data = data
+        self.hyper = hyper
+        self.tol = tol
+
+    @property
+    def max_iter(self) -> int:
+        return int(self.state.trace.shape[1])
+
+    @property
+    def done(self) -> bool:
+        status = np.asarray(self.state.status)
+        return bool((status != RUNNING).all()) or int(self.state.iteration) >= self.max_iter
+
+    def advance(self, n_iterations: int | None = None) -> EMState:
+        """Run up to ``n_iterations`` more iterations (all remaining if None)."""
+        stop_at = self.max_iter if n_iterations is None else int(self.state.iteration) + n_iterations
+        self.state = self._advance(self.state, self.data, self.hyper, self.tol, jnp.int32(stop_at))
+        return self.state

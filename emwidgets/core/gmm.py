@@ -1,0 +1,256 @@
+"""Gaussian mixtures: parameters, the fused E/M step, initialisation, sampling.
+
+The E-step of a mixture is linear in the features phi(x) = [quad(x), x, 1]
+(see :mod:`covariance`): with W the (P, K) matrix of each component's natural
+parameters, the log joint densities are ``phi(X) @ W``; responsibilities come
+from a log-sum-exp over components, and the M-step's sufficient statistics
+(counts, first and second moments) are ``resp.T @ phi(X)``. Under ``vmap`` the
+restart axis folds into these two matrix products, so a batch of R restarts
+costs two (N x P) @ (P x R K) products per iteration, accumulated over blocks of
+samples: no (R, N, K, D) array is ever formed.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from . import kmeans as km
+from .covariance import COVARIANCE_TYPES, CovarianceType
+from .em import Data, EMModel, Health, block_sum, init_state, make_runner
+
+INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
+
+
+class GMMParams(NamedTuple):
+    """A Gaussian mixture (shapes per covariance type in :mod:`covariance`).
+
+    Attributes:
+        weights: (K,) mixing proportions.
+        means: (K, D).
+        covariances: covariance matrices (or variances).
+        precisions_cholesky: Cholesky factors of the precisions (P = L L').
+    """
+
+    weights: jax.Array
+    means: jax.Array
+    covariances: jax.Array
+    precisions_cholesky: jax.Array
+
+
+class GMMHyper(NamedTuple):
+    """Traced hyperparameters: changing them never recompiles."""
+
+    reg_covar: jax.Array
+
+
+def features(cov: CovarianceType, x):
+    """phi(x) = [quad(x), x, 1]: (B, D) -> (B, Q + D + 1)."""
+    return jnp.concatenate([cov.quad_features(x), x, jnp.ones_like(x[:, :1])], axis=1)
+
+
+def natural_weights(cov: CovarianceType, params: GMMParams):
+    """(P, K) matrix W with log(w_k N(x | mu_k, Sigma_k)) = phi(x) @ W[:, k]."""
+    pc, means, weights = params.precisions_cholesky, params.means, params.weights
+    k, d = means.shape
+    pmu = cov.precision_apply(pc, means)
+    const = (
+        jnp.log(weights)
+        - 0.5 * d * math.log(2.0 * math.pi)
+        + cov.log_det(pc, k, d)
+        - 0.5 * (means * pmu).sum(-1)
+    )
+    return jnp.concatenate([cov.quad_coef(pc, k), pmu, const[:, None]], axis=1).T
+
+
+def weighted_log_prob(cov_type: str, params: GMMParams, x):
+    """(N, D) -> (N, K) log(w_k) + log N(x | mu_k, Sigma_k)."""
+    cov = COVARIANCE_TYPES[cov_type]
+    return features(cov, x) @ natural_weights(cov, params)
+
+
+def m_step(cov: CovarianceType, stats, reg_covar, n_features: int):
+    """Sufficient statistics (K, P) -> (GMMParams, Health).
+
+    ``stats[:, :Q]`` are summed quadratic features, ``stats[:, Q:Q+D]`` summed
+    samples and ``stats[:, -1]`` the counts, all weighted by responsibilities.
+    """
+    k, d = stats.shape[0], n_features
+    q = cov.n_quad(d)
+    eps = 10 * jnp.finfo(stats.dtype).eps
+    nk = stats[:, -1] + eps
+    means = stats[:, q : q + d] / nk[:, None]
+    covariances = cov.estimate(nk, means, stats[:, :q], reg_covar)
+    pc = cov.precision_cholesky(covariances)
+    weights = nk / nk.sum()
+    good = cov.per_component_finite(pc, k) & jnp.isfinite(means).all(-1)
+    ok = good.all()
+    component = jnp.where(ok, -1, jnp.argmin(good)).astype(jnp.int32)
+    return GMMParams(weights, means, covariances, pc), Health(ok, component)
+
+
+def gmm_step(cov_type: str):
+    cov = COVARIANCE_TYPES[cov_type]
+
+    def step(params: GMMParams, data: Data, hyper: GMMHyper, block_size: int):
+        w_nat = natural_weights(cov, params)
+
+        def per_block(x, w, b):
+            phi = features(cov, x)
+            logits = phi @ w_nat
+            lse = jax.nn.logsumexp(logits, axis=1)
+            resp = jnp.exp(logits - lse[:, None]) * w[:, None]
+            return resp.T @ phi, (lse * w).sum()
+
+        stats, total = block_sum(per_block, data, block_size)
+        new_params, health = m_step(cov, stats, hyper.reg_covar, params.means.shape[1])
+        return new_params, total / data.w.sum(), health
+
+    return step
+
+
+def loglik_converged(prev_objective, objective, params, new_params, tol):
+    """scikit-learn's test: absolute change of the mean log-likelihood below tol."""
+    return jnp.abs(objective - prev_objective) < tol
+
+
+@functools.lru_cache(maxsize=None)
+def gmm_model(cov_type: str) -> EMModel:
+    """The EM model of a Gaussian mixture with the given covariance type."""
+    return EMModel(step=gmm_step(cov_type), converged=loglik_converged)
+
+
+# ----------------------------------------------------------------------------
+# Initialisation: responsibilities from a method, then one M-step (scikit-learn)
+# ----------------------------------------------------------------------------
+
+def _resp_from_labels(labels, k, dtype):
+    return (labels[:, None] == jnp.arange(k)[None, :]).astype(dtype)
+
+
+def initial_resp_fn(method: str, key, data: Data, n_components: int, block_size: int,
+                    kmeans_max_iter: int = 300, kmeans_tol=None):
+    """A function ``(x_block, w_block, block_index) -> (B, K)`` responsibilities.
+
+    ``kmeans``: one-hot labels of a k-means fit (k-means++ seeding, Lloyd);
+    ``k-means++``: one-hot at the K seeds only; ``random``: uniform random rows
+    normalised; ``random_from_data``: one-hot at K distinct random samples.
+    """
+    k = n_components
+    dtype = data.x.dtype
+    if method == "random":
+        def resp(x, w, b):
+            r = jax.random.uniform(jax.random.fold_in(key, b), (x.shape[0], k), dtype)
+            return r / r.sum(1, keepdims=True)
+        return resp
+    if method in ("k-means++", "random_from_data"):
+        if method == "k-means++":
+            _, idx = km.kmeans_plusplus(key, data.x, data.w, k)
+        else:
+            _, idx = km.random_centers(key, data.x, data.w, k)
+
+        def resp(x, w, b):
+            rows = b * block_size + jnp.arange(x.shape[0])
+            return (rows[:, None] == idx[None, :]).astype(dtype)
+        return resp
+    if method == "kmeans":
+        centers, _ = km.kmeans_plusplus(key, data.x, data.w, k)
+        centers = run_kmeans_single(centers, data, block_size, kmeans_max_iter, kmeans_tol)
+
+        def resp(x, w, b):
+            return _resp_from_labels(km.nearest_labels(x, centers), k, dtype)
+        return resp
+    raise ValueError(f"unknown init method {method!r}")
+
+
+def kmeans_tol_scaled(data: Data, tol):
+    """scikit-learn's k-means tolerance: tol times the mean feature variance."""
+    n = data.w.sum()
+    mean = (data.x * data.w[:, None]).sum(0) / n
+    var = (((data.x - mean) ** 2) * data.w[:, None]).sum(0) / n
+    return tol * var.mean()
+
+
+def run_kmeans_single(centers, data: Data, block_size: int, max_iter: int, tol_scaled):
+    """Lloyd iterations for one restart inside a traced function."""
+    model = km.kmeans_model()
+    state = init_state(km.KMeansParams(centers[None]), max_iter)
+    # Called inside vmap over restarts: run the driver's loop on a batch of one.
+    runner = make_runner(model, block_size)
+    state = runner(state, data, None, tol_scaled, jnp.int32(max_iter))
+    return state.params.centers[0]
+
+
+def init_params(cov_type: str, method: str, n_components: int, block_size: int,
+                key, data: Data, reg_covar, kmeans_tol):
+    """One restart's initial parameters: responsibilities, then an M-step."""
+    cov = COVARIANCE_TYPES[cov_type]
+    resp_fn = initial_resp_fn(method, key, data, n_components, block_size,
+                              kmeans_tol=kmeans_tol)
+
+    def per_block(x, w, b):
+        return (resp_fn(x, w, b) * w[:, None]).T @ features(cov, x)
+
+    stats = block_sum(per_block, data, block_size)
+    params, _ = m_step(cov, stats, reg_covar, data.x.shape[1])
+    # scikit-learn's initial weights are nk / n (not renormalised).
+    return params._replace(weights=(stats[:, -1] + 10 * jnp.finfo(stats.dtype).eps) / data.w.sum())
+
+
+class UserInit(NamedTuple):
+    """User-given initial parameters (standardised coordinates); None = from data."""
+
+    weights: Optional[jax.Array] = None
+    means: Optional[jax.Array] = None
+    precisions_cholesky: Optional[jax.Array] = None
+
+
+def apply_user_init(cov_type: str, params: GMMParams, user: UserInit) -> GMMParams:
+    """Override initial parameters the way scikit-learn's ``*_init`` do."""
+    cov = COVARIANCE_TYPES[cov_type]
+    if user.weights is not None:
+        params = params._replace(weights=user.weights)
+    if user.means is not None:
+        params = params._replace(means=user.means)
+    if user.precisions_cholesky is not None:
+        pc = user.precisions_cholesky
+        params = params._replace(
+            precisions_cholesky=pc, covariances=cov.covariances_from_precision_cholesky(pc)
+        )
+    return params
+
+
+@functools.partial(jax.jit, static_argnames=("cov_type", "method", "n_components", "block_size"))
+def init_batch(keys, data: Data, reg_covar, kmeans_tol, user: UserInit, *, cov_type: str,
+               method: str, n_components: int, block_size: int) -> GMMParams:
+    """Initial parameters of every restart, one per key (vmapped)."""
+    def one(key):
+        p = init_params(cov_type, method, n_components, block_size, key, data, reg_covar,
+                        kmeans_tol)
+        return apply_user_init(cov_type, p, user)
+
+    return jax.vmap(one)(keys)
+
+
+def sample(key, params: GMMParams, cov_type: str, n_samples: int):
+    """Draw samples: returns (X (n, D), labels (n,))."""
+    k, d = params.means.shape
+    k1, k2 = jax.random.split(key)
+    labels = jax.random.categorical(k1, jnp.log(params.weights), shape=(n_samples,))
+    z = jax.random.normal(k2, (n_samples, d), params.means.dtype)
+    x = COVARIANCE_TYPES[cov_type].scale_noise(params.covariances, labels, z)
+    return x + params.means[labels], labels
+
+
+def precisions(cov_type: str, params: GMMParams):
+    return COVARIANCE_TYPES[cov_type].precisions(params.precisions_cholesky)
+
+
+def n_parameters(cov_type: str, n_components: int, n_features: int) -> int:
+    """Free parameters, as scikit-learn counts them for BIC/AIC."""
+    cov_params = COVARIANCE_TYPES[cov_type].n_parameters(n_components, n_features)
+    return int(cov_params + n_features * n_components + n_components - 1)

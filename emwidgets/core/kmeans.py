@@ -1,0 +1,120 @@
+"""K-means as hard EM: assign each sample to its nearest centre, move the centres.
+
+The E-step is a hard assignment (responsibilities are one-hot) and the
+objective is the negative mean squared distance to the assigned centre, so the
+same driver, traces and restart machinery serve K-means and mixtures.
+Convergence follows scikit-learn's Lloyd iteration: stop when the summed
+squared centre shift is at most ``tol`` (already scaled by the data variance).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from .em import Data, EMModel, Health, block_sum
+
+
+class KMeansParams(NamedTuple):
+    """Attributes: centers (K, D)."""
+
+    centers: jax.Array
+
+
+def squared_distances(x, centers):
+    """(B, D), (K, D) -> (B, K) squared Euclidean distances, clipped at 0."""
+    d2 = (x * x).sum(-1)[:, None] - 2.0 * x @ centers.T + (centers * centers).sum(-1)[None, :]
+    return jnp.maximum(d2, 0.0)
+
+
+def assignment_stats(x, w, centers):
+    """Per-block sums for a hard E-step: ([sum x | count] per centre, inertia)."""
+    k = centers.shape[0]
+    d2 = squared_distances(x, centers)
+    labels = jnp.argmin(d2, axis=1)
+    onehot = (labels[:, None] == jnp.arange(k)[None, :]).astype(x.dtype) * w[:, None]
+    xa = jnp.concatenate([x, jnp.ones_like(x[:, :1])], axis=1)
+    inertia = (jnp.min(d2, axis=1) * w).sum()
+    return onehot.T @ xa, inertia
+
+
+def kmeans_step(params: KMeansParams, data: Data, hyper, block_size: int):
+    """One Lloyd iteration: returns (new params, -inertia/n of the input, Health).
+
+    An empty cluster keeps its centre (scikit-learn instead relocates it to a
+    far point; the restarts are there to escape such optima).
+    """
+    centers = params.centers
+    stats, inertia = block_sum(
+        lambda x, w, b: assignment_stats(x, w, centers), data, block_size
+    )
+    counts = stats[:, -1]
+    sums = stats[:, :-1]
+    new = jnp.where(counts[:, None] > 0, sums / jnp.maximum(counts, 1)[:, None], centers)
+    objective = -inertia / data.w.sum()
+    return KMeansParams(new), objective, Health(jnp.bool_(True), jnp.int32(-1))
+
+
+def kmeans_converged(prev_objective, objective, params, new_params, tol):
+    shift = ((new_params.centers - params.centers) ** 2).sum()
+    return shift <= tol
+
+
+@functools.lru_cache(maxsize=None)
+def kmeans_model() -> EMModel:
+    return EMModel(step=kmeans_step, converged=kmeans_converged)
+
+
+def kmeans_plusplus(key, x, w, n_components: int):
+    """Greedy k-means++ seeding (scikit-learn's), from a JAX key.
+
+    Args:
+        key: a JAX random key.
+        x: (N, D) samples (padded rows allowed), w: (N,) weights (0 = padding).
+        n_components: K.
+    Returns:
+        centers (K, D) and the indices (K,) of the samples chosen.
+    """
+    n_local = 2 + int(np.log(n_components))
+    x2 = (x * x).sum(-1)
+    real = w > 0
+    tiny = jnp.finfo(x.dtype).tiny
+
+    def dist_to(idx):  # (m,) indices -> (m, N)
+        c = x[idx]
+        d = x2[None, :] - 2.0 * c @ x.T + x2[idx][:, None]
+        return jnp.maximum(d, 0.0) * w[None, :]
+
+    key, k0 = jax.random.split(key)
+    first = jax.random.categorical(k0, jnp.where(real, 0.0, -jnp.inf))
+    closest = dist_to(first[None])[0]
+    indices = jnp.zeros((n_components,), jnp.int32).at[0].set(first)
+
+    def body(c, carry):
+        indices, closest, key = carry
+        key, kc = jax.random.split(key)
+        logits = jnp.where(real, jnp.log(closest + tiny), -jnp.inf)
+        cand = jax.random.categorical(kc, logits, shape=(n_local,))
+        new_closest = jnp.minimum(closest[None, :], dist_to(cand))
+        best = jnp.argmin(new_closest.sum(1))
+        return indices.at[c].set(cand[best]), new_closest[best], key
+
+    indices, _, _ = lax.fori_loop(1, n_components, body, (indices, closest, key))
+    return x[indices], indices
+
+
+def random_centers(key, x, w, n_components: int):
+    """K distinct samples chosen uniformly (scikit-learn's ``init='random'``)."""
+    p = w / w.sum()
+    idx = jax.random.choice(key, x.shape[0], (n_components,), replace=False, p=p)
+    return x[idx], idx
+
+
+def nearest_labels(x, centers):
+    """(B, D), (K, D) -> (B,) index of the nearest centre."""
+    return jnp.argmin(squared_distances(x, centers), axis=1)

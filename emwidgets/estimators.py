@@ -1,0 +1,656 @@
+"""scikit-learn style estimators over the JAX EM engine.
+
+``GaussianMixture`` and ``KMeans`` take scikit-learn's parameter names, defaults
+and semantics and set the same fitted attributes, plus ``restarts_``: every
+restart's final objective, iteration count, convergence status, trace,
+parameters, random key and degeneracy report (:class:`Restarts`).
+
+All ``n_init`` restarts run in one compiled program (``jax.vmap``); a fit can
+also be advanced a few iterations at a time for live views with
+:meth:`GaussianMixture.start` (``fit`` is ``start`` run to the end).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _validation as V
+from .core import data as dm
+from .core import em
+from .core import gmm as G
+from .core import kmeans as km
+from .core.covariance import COVARIANCE_TYPES
+
+ConvergenceWarning = V.ConvergenceWarning
+NotFittedError = V.NotFittedError
+
+
+class _Estimator:
+    """Parameter handling compatible with scikit-learn (get/set_params, clone)."""
+
+    _estimator_type = None
+
+    @classmethod
+    def _param_names(cls):
+        sig = inspect.signature(cls.__init__)
+        return sorted(p for p in sig.parameters if p != "self")
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params):
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(
+                    f"Invalid parameter {name!r} for {type(self).__name__}; valid parameters are "
+                    f"{', '.join(valid)}."
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self):
+        sig = inspect.signature(type(self).__init__)
+        changed = []
+        for name, p in sig.parameters.items():
+            if name == "self":
+                continue
+            value = getattr(self, name)
+            default = p.default
+            same = value is default or (
+                not isinstance(value, np.ndarray) and not isinstance(default, np.ndarray)
+                and type(value) is type(default) and value == default
+            )
+            if not same:
+                changed.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def _check_fitted(self):
+        if not hasattr(self, "n_features_in_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet; call 'fit' with some data first."
+            )
+
+    def _validate_X(self, X, reset: bool):
+        arr, names = V.as_2d_float(X)
+        if reset:
+            self.n_features_in_ = arr.shape[1]
+            if names is not None:
+                self.feature_names_in_ = names
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        else:
+            self._check_fitted()
+            V.check_n_features(self, arr.shape[1])
+            fitted_names = getattr(self, "feature_names_in_", None)
+            if fitted_names is not None and names is not None and list(names) != list(fitted_names):
+                raise ValueError(
+                    "The feature names of X differ from those seen in fit "
+                    f"({list(fitted_names)}); pass the same columns in the same order."
+                )
+        return arr
+
+
+# ---------------------------------------------------------------------------
+# Every restart, kept
+# ---------------------------------------------------------------------------
+
+_WHY = {
+    em.DEGENERATE: (
+        "its covariance stopped being positive definite (the component collapsed onto too few "
+        "distinct points)"
+    ),
+    em.NONFINITE: "its log-likelihood became non-finite",
+}
+
+
+@dataclass
+class Restarts:
+    """Every restart of a fit, not only the best.
+
+    Attributes (R = number of restarts):
+        objective: (R,) final lower bound (mean log-likelihood per sample for
+            mixtures, minus the mean squared distance for K-means).
+        n_iter: (R,) iterations run.
+        converged: (R,) bool.
+        status: list of R words: 'converged', 'max_iter reached', 'degenerate'
+            or 'non-finite objective'.
+        trace: (R, max_iter) objective at each iteration, NaN after a restart
+            stopped — what a convergence plot draws.
+        params: dict of arrays with a leading restart axis (e.g. ``weights``,
+            ``means``, ``covariances`` or ``cluster_centers``), in data units.
+        keys: (R, 2) uint32 raw JAX keys; ``jax.random.wrap_key_data(keys[r])``
+            replays restart r alone.
+        bad_component, bad_iteration: (R,) the component that made a restart
+            degenerate and when (-1 where none).
+        best: index of the restart the estimator kept.
+    """
+
+    objective: np.ndarray
+    n_iter: np.ndarray
+    converged: np.ndarray
+    status: list
+    trace: np.ndarray
+    params: dict
+    keys: np.ndarray
+    bad_component: np.ndarray
+    bad_iteration: np.ndarray
+    best: int
+    messages: list = field(default_factory=list)
+
+    @property
+    def n_restarts(self) -> int:
+        return len(self.objective)
+
+    @property
+    def failed(self) -> np.ndarray:
+        return np.array([s in ("degenerate", "non-finite objective") for s in self.status])
+
+    def to_frame(self):
+        """One row per restart: objective, iterations, status, rank, message."""
+        import pandas as pd
+
+        order = np.argsort(-np.where(self.failed, -np.inf, self.objective), kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(1, len(order) + 1)
+        return pd.DataFrame(
+            {
+                "objective": self.objective,
+                "n_iter": self.n_iter,
+                "status": self.status,
+                "rank": rank,
+                "message": self.messages,
+            }
+        ).rename_axis("restart")
+
+
+def _restarts_from_state(state: em.EMState, params: dict, keys, offset: float,
+                         objective=None) -> Restarts:
+    status_codes = np.asarray(state.status)
+    obj = np.asarray(state.objective if objective is None else objective, dtype=np.float64) + offset
+    trace = np.asarray(state.trace, dtype=np.float64) + offset
+    bad_c = np.asarray(state.bad_component)
+    bad_i = np.asarray(state.bad_iteration)
+    status = [em.STATUS_NAMES[int(c)] for c in status_codes]
+    messages = []
+    for r, code in enumerate(status_codes):
+        if code in _WHY:
+            messages.append(
+                f"restart {r}: component {bad_c[r]} was dropped at iteration {bad_i[r] + 1}: "
+                f"{_WHY[int(code)]}."
+            )
+        elif code == em.MAX_ITER:
+            messages.append(f"restart {r}: stopped at max_iter before the change fell below tol.")
+        else:
+            messages.append("")
+    usable = ~np.isin(status_codes, list(_WHY))
+    best = int(np.argmax(np.where(usable, obj, -np.inf))) if usable.any() else -1
+    return Restarts(
+        objective=obj,
+        n_iter=np.asarray(state.n_iter),
+        converged=status_codes == em.CONVERGED,
+        status=status,
+        trace=trace,
+        params=params,
+        keys=np.asarray(jax.random.key_data(keys)),
+        bad_component=bad_c,
+        bad_iteration=bad_i,
+        best=best,
+        messages=messages,
+    )
+
+
+def _keys(random_state, n: int):
+    return jax.random.split(jax.random.key(V.seed_from(random_state)), n)
+
+
+# ---------------------------------------------------------------------------
+# Gaussian mixture
+# ---------------------------------------------------------------------------
+
+class _GMMScaling:
+    """Map mixture parameters between data units and standardised units."""
+
+    @staticmethod
+    def to_data(p: G.GMMParams, s: dm.Scaling) -> G.GMMParams:
+        return G.GMMParams(
+            weights=p.weights,
+            means=p.means * s.scale + s.shift,
+            covariances=p.covariances * s.scale**2,
+            precisions_cholesky=p.precisions_cholesky / s.scale,
+        )
+
+    @staticmethod
+    def to_std(p: G.GMMParams, s: dm.Scaling) -> G.GMMParams:
+        return G.GMMParams(
+            weights=p.weights,
+            means=(p.means - s.shift) / s.scale,
+            covariances=p.covariances / s.scale**2,
+            precisions_cholesky=p.precisions_cholesky * s.scale,
+        )
+
+
+@dataclass
+class LiveFit:
+    """A fit in progress: call :meth:`advance` until ``done``, then :meth:`finish`.
+
+    Between calls, :meth:`snapshot` gives the traces and parameters of every
+    restart in data units, for drawing.
+    """
+
+    estimator: Any
+    run: em.EMRun
+    scaling: dm.Scaling
+    keys: Any
+    n_samples: int
+
+    @property
+    def done(self) -> bool:
+        return self.run.done
+
+    @property
+    def iteration(self) -> int:
+        return int(self.run.state.iteration)
+
+    def advance(self, n_iterations: Optional[int] = None):
+        self.run.advance(n_iterations)
+        return self
+
+    def snapshot(self) -> Restarts:
+        return self.estimator._restarts(self.run.state, self.scaling, self.keys)
+
+    def finish(self):
+        """Set the estimator's fitted attributes from the best restart."""
+        if not self.done:
+            self.run.advance()
+        return self.estimator._finish(self)
+
+
+class GaussianMixture(_Estimator):
+    """Gaussian mixture fitted by EM, every restart at once.
+
+    Parameters follow :class:`sklearn.mixture.GaussianMixture`: ``tol`` is the
+    absolute change of the mean per-sample log-likelihood; ``init_params`` is
+    one of ``kmeans``, ``k-means++``, ``random``, ``random_from_data``;
+    ``weights_init``, ``means_init``, ``precisions_init`` override the
+    initialisation. Computation is float32 unless JAX's x64 mode is on.
+
+    Memory: besides the data (N x D), one E-step holds about
+    ``block_size * (2 R K + P)`` numbers (P = D (D + 1) / 2 + D + 1), with
+    ``block_size`` chosen so this stays near 2**22 numbers (16 MiB in float32),
+    independent of N; no (R, N, K, D) array is formed.
+
+    Fitted attributes: ``weights_``, ``means_``, ``covariances_``,
+    ``precisions_``, ``precisions_cholesky_``, ``converged_``, ``n_iter_``,
+    ``lower_bound_``, ``lower_bounds_``, ``n_features_in_``,
+    ``feature_names_in_`` (from a DataFrame) and ``restarts_``.
+    """
+
+    _estimator_type = "DensityEstimator"
+
+    def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
+                 max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
+                 means_init=None, precisions_init=None, random_state=None):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+
+    # -- scikit-learn protocol ------------------------------------------------
+    def __sklearn_tags__(self):
+        from sklearn.utils import InputTags, Tags, TargetTags
+
+        return Tags(estimator_type="density_estimator", target_tags=TargetTags(required=False),
+                    input_tags=InputTags())
+
+    # -- checks -----------------------------------------------------------------
+    def _check_parameters(self, X):
+        V.check_int("n_components", self.n_components, 1)
+        V.check_in("covariance_type", self.covariance_type, tuple(COVARIANCE_TYPES))
+        V.check_positive("tol", self.tol)
+        V.check_positive("reg_covar", self.reg_covar, allow_zero=True)
+        V.check_int("max_iter", self.max_iter, 0)
+        V.check_int("n_init", self.n_init, 1)
+        V.check_in("init_params", self.init_params, G.INIT_METHODS)
+        n, d = X.shape
+        if n < self.n_components:
+            raise ValueError(
+                f"Expected n_samples >= n_components but got n_components = {self.n_components}, "
+                f"n_samples = {n}; reduce n_components or pass more samples."
+            )
+        k = self.n_components
+        shapes = {
+            "weights_init": (k,),
+            "means_init": (k, d),
+            "precisions_init": {
+                "full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)
+            }[self.covariance_type],
+        }
+        for name, shape in shapes.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            arr = np.asarray(value, dtype=np.float64)
+            if arr.shape != shape:
+                raise ValueError(f"'{name}' has shape {arr.shape}, but {shape} is expected "
+                                 f"for n_components={k}, n_features={d}, covariance_type={self.covariance_type!r}.")
+            if not np.isfinite(arr).all():
+                raise ValueError(f"'{name}' contains NaN or infinite values.")
+        if self.weights_init is not None:
+            w = np.asarray(self.weights_init, dtype=np.float64)
+            if (w < 0).any() or not np.isclose(w.sum(), 1.0, atol=1e-6):
+                raise ValueError(f"'weights_init' must be non-negative and sum to 1, got sum {w.sum():.5f}.")
+        if self.precisions_init is not None:
+            p = np.asarray(self.precisions_init, dtype=np.float64)
+            if self.covariance_type in ("full", "tied"):
+                mats = p.reshape(-1, d, d)
+                if not (np.allclose(mats, np.swapaxes(mats, 1, 2)) and
+                        all(np.linalg.eigvalsh(m).min() > 0 for m in mats)):
+                    raise ValueError("'precisions_init' must be symmetric, positive-definite matrices.")
+            elif (p <= 0).any():
+                raise ValueError("'precisions_init' must be positive.")
+
+    # -- fitting ----------------------------------------------------------------
+    def start(self, X, y=None, *, keys=None) -> LiveFit:
+        """Validate, initialise every restart and return a :class:`LiveFit`.
+
+        ``keys`` (JAX keys, one per restart) replace the ones drawn from
+        ``random_state``; see :meth:`replay`.
+        """
+        Xa = self._validate_X(X, reset=True)
+        self._check_parameters(Xa)
+        k, (n, d) = self.n_components, Xa.shape
+        cov = COVARIANCE_TYPES[self.covariance_type]
+        n_restarts = self.n_init if keys is None else len(keys)
+        width = 2 * n_restarts * k + cov.n_quad(d) + d + 1
+        data, scaling, block_size = dm.prepare(Xa, width)
+        dtype = data.x.dtype
+        reg = jnp.asarray(self.reg_covar / scaling.scale**2, dtype)
+        user = self._user_init(scaling, dtype)
+        keys = _keys(self.random_state, self.n_init) if keys is None else keys
+        kmeans_tol = G.kmeans_tol_scaled(data, jnp.asarray(1e-4, dtype))
+        params = G.init_batch(keys, data, reg, kmeans_tol, user, cov_type=self.covariance_type,
+                              method=self.init_params, n_components=k, block_size=block_size)
+        state = em.init_state(params, self.max_iter)
+        run = em.EMRun(G.gmm_model(self.covariance_type), block_size, state, data,
+                       G.GMMHyper(reg), jnp.asarray(self.tol, dtype))
+        return LiveFit(self, run, scaling, keys, n)
+
+    def _user_init(self, s: dm.Scaling, dtype) -> G.UserInit:
+        cov = COVARIANCE_TYPES[self.covariance_type]
+        as_j = lambda a: None if a is None else jnp.asarray(a, dtype)  # noqa: E731
+        means = None if self.means_init is None else (np.asarray(self.means_init) - s.shift) / s.scale
+        pc = None
+        if self.precisions_init is not None:
+            pc = cov.from_precisions(jnp.asarray(np.asarray(self.precisions_init), dtype)) * s.scale
+        return G.UserInit(as_j(self.weights_init), as_j(means), pc)
+
+    def fit(self, X, y=None):
+        """Fit every restart and keep the best (highest final lower bound)."""
+        self.start(X).finish()
+        return self
+
+    def fit_predict(self, X, y=None):
+        return self.fit(X).predict(X)
+
+    def replay(self, X, restart: int) -> "GaussianMixture":
+        """Fit restart ``restart`` of the last fit alone, from its own key.
+
+        Returns a new estimator (``n_init=1``) whose parameters equal that
+        restart's inside the batch, up to floating-point rounding.
+        """
+        self._check_fitted()
+        key = jax.random.wrap_key_data(jnp.asarray(self.restarts_.keys[restart]))
+        other = type(self)(**{**self.get_params(), "n_init": 1})
+        other.start(X, keys=key[None]).finish()
+        return other
+
+    def _restarts(self, state, scaling, keys) -> Restarts:
+        d = state.params.means.shape[-1]
+        offset = -d * math.log(scaling.scale)
+        p = _GMMScaling.to_data(jax.tree.map(np.asarray, state.params), scaling)
+        params = {
+            "weights": np.asarray(p.weights, np.float64),
+            "means": np.asarray(p.means, np.float64),
+            "covariances": np.asarray(p.covariances, np.float64),
+            "precisions_cholesky": np.asarray(p.precisions_cholesky, np.float64),
+        }
+        return _restarts_from_state(state, params, keys, offset)
+
+    def _finish(self, live: LiveFit):
+        state = live.run.state
+        restarts = self._restarts(state, live.scaling, live.keys)
+        if restarts.best < 0:
+            first = next(m for m in restarts.messages if m)
+            raise ValueError(
+                f"Every one of the {restarts.n_restarts} restarts collapsed ({first}); increase "
+                f"reg_covar (now {self.reg_covar:g}), reduce n_components, or remove duplicate points."
+            )
+        b = restarts.best
+        self._scaling = live.scaling
+        p = restarts.params
+        self.weights_ = p["weights"][b]
+        self.means_ = p["means"][b]
+        self.covariances_ = p["covariances"][b]
+        self.precisions_cholesky_ = p["precisions_cholesky"][b]
+        self.precisions_ = np.asarray(
+            COVARIANCE_TYPES[self.covariance_type].precisions(jnp.asarray(self.precisions_cholesky_)),
+            np.float64,
+        )
+        self.converged_ = bool(restarts.converged[b])
+        self.n_iter_ = int(restarts.n_iter[b])
+        self.lower_bound_ = float(restarts.objective[b]) if self.max_iter > 0 else -np.inf
+        self.lower_bounds_ = list(restarts.trace[b, : self.n_iter_])
+        self.restarts_ = restarts
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init parameters, "
+                "or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return self
+
+    # -- using a fitted model ---------------------------------------------------
+    def _log_prob(self, X):
+        """(N, K) log(w_k) + log N(x | mu_k, Sigma_k) in data units."""
+        Xa = self._validate_X(X, reset=False)
+        s = self._scaling
+        # In float64 whatever the fit's precision, row by row independent of
+        # the batch: predictions do not depend on which other rows are passed.
+        with jax.enable_x64(True):
+            p = G.GMMParams(*(jnp.asarray(a, jnp.float64) for a in (
+                self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)))
+            p = _GMMScaling.to_std(p, s)
+            lp = G.weighted_log_prob(self.covariance_type, p, jnp.asarray((Xa - s.shift) / s.scale))
+            return np.asarray(lp) - Xa.shape[1] * math.log(s.scale)
+
+    def score_samples(self, X):
+        """(N,) log-density of each sample under the mixture."""
+        lp = self._log_prob(X)
+        m = lp.max(axis=1, keepdims=True)
+        return (m + np.log(np.exp(lp - m).sum(axis=1, keepdims=True)))[:, 0]
+
+    def score(self, X, y=None):
+        """Mean log-likelihood per sample."""
+        return float(self.score_samples(X).mean())
+
+    def predict_proba(self, X):
+        """(N, K) responsibilities (posterior probabilities of the components)."""
+        lp = self._log_prob(X)
+        lp -= lp.max(axis=1, keepdims=True)
+        p = np.exp(lp)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        return self._log_prob(X).argmax(axis=1)
+
+    def sample(self, n_samples=1):
+        """Draw samples: returns (X (n_samples, D), labels (n_samples,))."""
+        self._check_fitted()
+        V.check_int("n_samples", n_samples, 1)
+        self._n_sampled = getattr(self, "_n_sampled", 0) + 1
+        seed = V.seed_from(self.random_state) if self.random_state is not None else None
+        key = jax.random.fold_in(jax.random.key(V.seed_from(seed)), self._n_sampled)
+        p = jax.tree.map(lambda a: jnp.asarray(a, jnp.result_type(float)), G.GMMParams(
+            self.weights_, self.means_, self.covariances_, self.precisions_cholesky_))
+        x, labels = G.sample(key, p, self.covariance_type, n_samples)
+        return np.asarray(x, np.float64), np.asarray(labels)
+
+    def _n_parameters(self) -> int:
+        return G.n_parameters(self.covariance_type, self.n_components, self.n_features_in_)
+
+    def bic(self, X):
+        """Bayesian information criterion (lower is better), as scikit-learn."""
+        n = np.asarray(X).shape[0]
+        return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
+
+    def aic(self, X):
+        """Akaike information criterion (lower is better), as scikit-learn."""
+        n = np.asarray(X).shape[0]
+        return -2 * self.score(X) * n + 2 * self._n_parameters()
+
+
+# ---------------------------------------------------------------------------
+# K-means
+# ---------------------------------------------------------------------------
+
+@jax.jit
+def _final_assignment(centers, data: em.Data):
+    """Inertia (sum of squared distances) of each restart's final centres."""
+    def one(c):
+        d2 = km.squared_distances(data.x, c)
+        return (d2.min(axis=1) * data.w).sum()
+    return jax.vmap(one)(centers)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _kmeans_seeds(keys, data: em.Data, n_clusters: int, method: int):  # noqa: D103
+    fn = km.kmeans_plusplus if method == 0 else km.random_centers
+    return jax.vmap(lambda k: fn(k, data.x, data.w, n_clusters)[0])(keys)
+
+
+class KMeans(_Estimator):
+    """K-means (Lloyd) as hard EM, every restart at once.
+
+    Parameters follow :class:`sklearn.cluster.KMeans`: ``init`` is
+    ``'k-means++'``, ``'random'`` or an (n_clusters, n_features) array;
+    ``n_init='auto'`` means 1 restart for k-means++ and for an array, 10 for
+    random; ``tol`` is relative to the mean feature variance. An empty cluster
+    keeps its centre (scikit-learn moves it to a far point).
+
+    Fitted attributes: ``cluster_centers_``, ``labels_``, ``inertia_``,
+    ``n_iter_``, ``n_features_in_``, ``restarts_`` (objective = minus the
+    mean squared distance to the nearest centre).
+    """
+
+    _estimator_type = "clusterer"
+
+    def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300, tol=1e-4,
+                 random_state=None):
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
+
+        return Tags(estimator_type="clusterer", target_tags=TargetTags(required=False),
+                    transformer_tags=TransformerTags(), input_tags=InputTags())
+
+    def _n_restarts(self) -> int:
+        if self.n_init == "auto":
+            return 10 if isinstance(self.init, str) and self.init == "random" else 1
+        V.check_int("n_init", self.n_init, 1)
+        return int(self.n_init)
+
+    def start(self, X, y=None) -> LiveFit:
+        Xa = self._validate_X(X, reset=True)
+        V.check_int("n_clusters", self.n_clusters, 1)
+        V.check_int("max_iter", self.max_iter, 1)
+        V.check_positive("tol", self.tol, allow_zero=True)
+        n, d = Xa.shape
+        k = self.n_clusters
+        if n < k:
+            raise ValueError(f"n_samples={n} should be >= n_clusters={k}; reduce n_clusters or pass more samples.")
+        r = self._n_restarts()
+        data, scaling, block_size = dm.prepare(Xa, 3 * k + d + 1)
+        dtype = data.x.dtype
+        keys = _keys(self.random_state, r)
+        if isinstance(self.init, str):
+            V.check_in("init", self.init, ("k-means++", "random"))
+            centers = _kmeans_seeds(keys, data, k, 0 if self.init == "k-means++" else 1)
+        else:
+            c = np.asarray(self.init, dtype=np.float64)
+            if c.shape != (k, d) or not np.isfinite(c).all():
+                raise ValueError(f"'init' array has shape {c.shape}; ({k}, {d}) finite values are expected.")
+            centers = jnp.broadcast_to(jnp.asarray((c - scaling.shift) / scaling.scale, dtype), (r, k, d))
+        state = em.init_state(km.KMeansParams(centers), self.max_iter)
+        tol = G.kmeans_tol_scaled(data, jnp.asarray(self.tol, dtype))
+        run = em.EMRun(km.kmeans_model(), block_size, state, data, None, tol)
+        return LiveFit(self, run, scaling, keys, n)
+
+    def fit(self, X, y=None):
+        self.start(X).finish()
+        return self
+
+    def _restarts(self, state, scaling, keys, objective=None) -> Restarts:
+        s2 = scaling.scale**2
+        params = {"cluster_centers": np.asarray(state.params.centers, np.float64) * scaling.scale + scaling.shift}
+        res = _restarts_from_state(state, params, keys, 0.0, objective=objective)
+        res.objective = res.objective * s2
+        res.trace = res.trace * s2
+        return res
+
+    def _finish(self, live: LiveFit):
+        state = live.run.state
+        inertia_std = np.asarray(_final_assignment(state.params.centers, live.run.data), np.float64)
+        restarts = self._restarts(state, live.scaling, live.keys, objective=-inertia_std / live.n_samples)
+        b = restarts.best
+        self.cluster_centers_ = restarts.params["cluster_centers"][b]
+        self.inertia_ = float(-restarts.objective[b] * live.n_samples)
+        self.n_iter_ = int(restarts.n_iter[b])
+        self.restarts_ = restarts
+        self._scaling = live.scaling
+        labels = km.nearest_labels(live.run.data.x, state.params.centers[b])
+        self.labels_ = np.asarray(labels)[: live.n_samples]
+        return self
+
+    def transform(self, X):
+        """(N, K) distances to each centre."""
+        Xa = self._validate_X(X, reset=False)
+        c = self.cluster_centers_
+        d2 = (Xa * Xa).sum(1)[:, None] - 2 * Xa @ c.T + (c * c).sum(1)[None, :]
+        return np.sqrt(np.maximum(d2, 0.0))
+
+    def fit_transform(self, X, y=None):
+        return self.fit(X).transform(X)
+
+    def predict(self, X):
+        return self.transform(X).argmin(axis=1)
+
+    def fit_predict(self, X, y=None):
+        return self.fit(X).labels_
+
+    def score(self, X, y=None):
+        """Minus the inertia of X under the fitted centres (scikit-learn's sign)."""
+        return -float((self.transform(X).min(axis=1) ** 2).sum())
