@@ -384,10 +384,9 @@ class GaussianMixture(_Estimator):
         reg = jnp.asarray(self.reg_covar / scaling.scale**2, dtype)
         user = self._user_init(scaling, dtype)
         keys = _keys(self.random_state, self.n_init) if keys is None else keys
-        kmeans_tol = G.kmeans_tol_scaled(data, jnp.asarray(1e-4, dtype))
-        params = G.init_batch(keys, data, reg, kmeans_tol, user, cov_type=self.covariance_type,
-                              method=self.init_params, n_components=k, block_size=block_size)
-        state = em.init_state(params, self.max_iter)
+        state = G.init_batch(keys, data, reg, user, cov_type=self.covariance_type,
+                             method=self.init_params, n_components=k, block_size=block_size,
+                             max_iter=self.max_iter)
         run = em.EMRun(G.gmm_model(self.covariance_type), block_size, state, data,
                        G.GMMHyper(reg), jnp.asarray(self.tol, dtype))
         return LiveFit(self, run, scaling, keys, n)

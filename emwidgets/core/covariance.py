@@ -128,12 +128,13 @@ def _tied_estimate(nk, means, s2, reg):
 
 
 def _diag_estimate(nk, means, s2, reg):
-    return s2 / nk[:, None] - means**2 + reg
+    # A variance cannot be negative; rounding in the moment form can make it so.
+    return jnp.maximum(s2 / nk[:, None] - means**2, 0.0) + reg
 
 
 def _spherical_estimate(nk, means, s2, reg):
     d = means.shape[-1]
-    return (s2[:, 0] / nk - (means**2).sum(-1)) / d + reg
+    return jnp.maximum(s2[:, 0] / nk - (means**2).sum(-1), 0.0) / d + reg
 
 
 FULL = CovarianceType(

@@ -18,6 +18,7 @@ from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from . import kmeans as km
 from .covariance import COVARIANCE_TYPES, CovarianceType
@@ -102,8 +103,11 @@ def gmm_step(cov_type: str):
         def per_block(x, w, b):
             phi = features(cov, x)
             logits = phi @ w_nat
-            lse = jax.nn.logsumexp(logits, axis=1)
-            resp = jnp.exp(logits - lse[:, None]) * w[:, None]
+            top = lax.stop_gradient(logits.max(axis=1, keepdims=True))
+            e = jnp.exp(logits - top)
+            total = e.sum(axis=1, keepdims=True)
+            lse = (top + jnp.log(total))[:, 0]
+            resp = e * (w[:, None] / total)
             return resp.T @ phi, (lse * w).sum()
 
         stats, total = block_sum(per_block, data, block_size)
@@ -132,13 +136,12 @@ def _resp_from_labels(labels, k, dtype):
     return (labels[:, None] == jnp.arange(k)[None, :]).astype(dtype)
 
 
-def initial_resp_fn(method: str, key, data: Data, n_components: int, block_size: int,
-                    kmeans_max_iter: int = 300, kmeans_tol=None):
+def initial_resp_fn(method: str, key, data: Data, n_components: int, kmeans_centers=None):
     """A function ``(x_block, w_block, block_index) -> (B, K)`` responsibilities.
 
-    ``kmeans``: one-hot labels of a k-means fit (k-means++ seeding, Lloyd);
-    ``k-means++``: one-hot at the K seeds only; ``random``: uniform random rows
-    normalised; ``random_from_data``: one-hot at K distinct random samples.
+    ``kmeans``: one-hot labels of the nearest of ``kmeans_centers`` (the
+    result of a k-means fit, run for all restarts at once by :func:`init_batch`);
+    ``random``: uniform random rows, normalised.
     """
     k = n_components
     dtype = data.x.dtype
@@ -147,24 +150,26 @@ def initial_resp_fn(method: str, key, data: Data, n_components: int, block_size:
             r = jax.random.uniform(jax.random.fold_in(key, b), (x.shape[0], k), dtype)
             return r / r.sum(1, keepdims=True)
         return resp
-    if method in ("k-means++", "random_from_data"):
-        if method == "k-means++":
-            _, idx = km.kmeans_plusplus(key, data.x, data.w, k)
-        else:
-            _, idx = km.random_centers(key, data.x, data.w, k)
-
-        def resp(x, w, b):
-            rows = b * block_size + jnp.arange(x.shape[0])
-            return (rows[:, None] == idx[None, :]).astype(dtype)
-        return resp
     if method == "kmeans":
-        centers, _ = km.kmeans_plusplus(key, data.x, data.w, k)
-        centers = run_kmeans_single(centers, data, block_size, kmeans_max_iter, kmeans_tol)
-
         def resp(x, w, b):
-            return _resp_from_labels(km.nearest_labels(x, centers), k, dtype)
+            return _resp_from_labels(km.nearest_labels(x, kmeans_centers), k, dtype)
         return resp
     raise ValueError(f"unknown init method {method!r}")
+
+
+def params_at_points(cov: CovarianceType, x, n_samples, reg_covar) -> GMMParams:
+    """scikit-learn's M-step from one-hot responsibilities at K single samples.
+
+    Each component holds one sample: its mean is that sample and its
+    covariance exactly ``reg_covar * I`` (computed directly: the moment form
+    would subtract two nearly equal numbers).
+    """
+    k, d = x.shape
+    eps = 10 * jnp.finfo(x.dtype).eps
+    nk = jnp.ones((k,), x.dtype) + eps
+    covariances = cov.estimate(nk, jnp.zeros_like(x), jnp.zeros((k, cov.n_quad(d)), x.dtype),
+                               reg_covar)
+    return GMMParams(nk / n_samples, x, covariances, cov.precision_cholesky(covariances))
 
 
 def kmeans_tol_scaled(data: Data, tol):
@@ -175,22 +180,26 @@ def kmeans_tol_scaled(data: Data, tol):
     return tol * var.mean()
 
 
-def run_kmeans_single(centers, data: Data, block_size: int, max_iter: int, tol_scaled):
-    """Lloyd iterations for one restart inside a traced function."""
-    model = km.kmeans_model()
-    state = init_state(km.KMeansParams(centers[None]), max_iter)
-    # Called inside vmap over restarts: run the driver's loop on a batch of one.
-    runner = make_runner(model, block_size)
-    state = runner(state, data, None, tol_scaled, jnp.int32(max_iter))
-    return state.params.centers[0]
+def run_kmeans(keys, data: Data, n_components: int, block_size: int, tol_scaled,
+               max_iter: int = 300):
+    """k-means++ seeds and Lloyd iterations for every restart at once: (R, K, D)."""
+    seeds = jax.vmap(lambda key: km.kmeans_plusplus(key, data.x, data.w, n_components)[0])(keys)
+    state = init_state(km.KMeansParams(seeds), max_iter)
+    state = make_runner(km.kmeans_model(), block_size)(
+        state, data, None, tol_scaled, jnp.int32(max_iter)
+    )
+    return state.params.centers
 
 
 def init_params(cov_type: str, method: str, n_components: int, block_size: int,
-                key, data: Data, reg_covar, kmeans_tol):
+                key, data: Data, reg_covar, kmeans_centers=None):
     """One restart's initial parameters: responsibilities, then an M-step."""
     cov = COVARIANCE_TYPES[cov_type]
-    resp_fn = initial_resp_fn(method, key, data, n_components, block_size,
-                              kmeans_tol=kmeans_tol)
+    if method in ("k-means++", "random_from_data"):
+        pick = km.kmeans_plusplus if method == "k-means++" else km.random_centers
+        points, _ = pick(key, data.x, data.w, n_components)
+        return params_at_points(cov, points, data.w.sum(), reg_covar)
+    resp_fn = initial_resp_fn(method, key, data, n_components, kmeans_centers)
 
     def per_block(x, w, b):
         return (resp_fn(x, w, b) * w[:, None]).T @ features(cov, x)
@@ -224,16 +233,26 @@ def apply_user_init(cov_type: str, params: GMMParams, user: UserInit) -> GMMPara
     return params
 
 
-@functools.partial(jax.jit, static_argnames=("cov_type", "method", "n_components", "block_size"))
-def init_batch(keys, data: Data, reg_covar, kmeans_tol, user: UserInit, *, cov_type: str,
-               method: str, n_components: int, block_size: int) -> GMMParams:
-    """Initial parameters of every restart, one per key (vmapped)."""
-    def one(key):
-        p = init_params(cov_type, method, n_components, block_size, key, data, reg_covar,
-                        kmeans_tol)
+@functools.partial(jax.jit, static_argnames=("cov_type", "method", "n_components", "block_size",
+                                             "max_iter"))
+def init_batch(keys, data: Data, reg_covar, user: UserInit, *, cov_type: str, method: str,
+               n_components: int, block_size: int, max_iter: int | None = None):
+    """Initial parameters of every restart, one per key (vmapped).
+
+    With ``max_iter`` given, returns the driver's initial :class:`EMState`
+    (one compiled program for the whole initialisation).
+    """
+    centers = None
+    if method == "kmeans":
+        kmeans_tol = kmeans_tol_scaled(data, jnp.asarray(1e-4, data.x.dtype))
+        centers = run_kmeans(keys, data, n_components, block_size, kmeans_tol)
+
+    def one(key, c):
+        p = init_params(cov_type, method, n_components, block_size, key, data, reg_covar, c)
         return apply_user_init(cov_type, p, user)
 
-    return jax.vmap(one)(keys)
+    params = jax.vmap(one)(keys, centers)
+    return params if max_iter is None else init_state(params, max_iter)
 
 
 def sample(key, params: GMMParams, cov_type: str, n_samples: int):

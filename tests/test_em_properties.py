@@ -1,0 +1,143 @@
+"""EM's own guarantees, for every covariance type and initialisation."""
+
+import jax
+import numpy as np
+import pytest
+from conftest import COV_TYPES
+
+from emwidgets import GaussianMixture
+
+
+def is_pd(cov, cov_type):
+    mats = {
+        "full": lambda c: c,
+        "tied": lambda c: c[None],
+        "diag": lambda c: np.stack([np.diag(v) for v in c]),
+        "spherical": lambda c: c[:, None, None] * np.ones((1, 1, 1)),
+    }[cov_type](cov)
+    return all(np.linalg.eigvalsh(m).min() > 0 for m in mats)
+
+
+@pytest.mark.parametrize("cov_type", COV_TYPES)
+@pytest.mark.parametrize("init", ["kmeans", "k-means++", "random", "random_from_data"])
+def test_log_likelihood_never_decreases(x64, blobs, cov_type, init):
+    X, _ = blobs
+    gm = GaussianMixture(3, covariance_type=cov_type, init_params=init, n_init=6, tol=1e-8,
+                         max_iter=60, random_state=1).fit(X)
+    for r in range(6):
+        trace = gm.restarts_.trace[r]
+        trace = trace[~np.isnan(trace)]
+        assert len(trace) >= 2
+        # EM's monotonicity, up to float64 rounding of a mean of 400 terms.
+        assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:])), (r, np.diff(trace).min())
+
+
+@pytest.mark.parametrize("cov_type", COV_TYPES)
+def test_float32_trace_is_monotone_up_to_rounding(blobs, cov_type):
+    X, _ = blobs
+    gm = GaussianMixture(3, covariance_type=cov_type, n_init=4, init_params="random",
+                         tol=1e-5, random_state=0).fit(X)
+    assert gm.restarts_.trace.dtype == np.float64  # reported in float64 ...
+    assert gm.means_.dtype == np.float64
+    for trace in gm.restarts_.trace:
+        trace = trace[~np.isnan(trace)]
+        assert np.all(np.diff(trace) >= -1e-5 * np.abs(trace[1:]))
+
+
+@pytest.mark.parametrize("cov_type", COV_TYPES)
+def test_responsibilities_and_covariances(blobs, cov_type):
+    X, _ = blobs
+    gm = GaussianMixture(3, covariance_type=cov_type, n_init=5, random_state=0).fit(X)
+    resp = gm.predict_proba(X)
+    np.testing.assert_allclose(resp.sum(1), 1.0, rtol=1e-12)
+    assert (resp >= 0).all()
+    for r in range(5):
+        assert is_pd(gm.restarts_.params["covariances"][r], cov_type)
+    np.testing.assert_allclose(gm.restarts_.params["weights"].sum(1), 1.0, rtol=1e-5)
+
+
+def test_best_restart_beats_every_other(blobs):
+    X, _ = blobs
+    gm = GaussianMixture(3, n_init=12, init_params="random_from_data", random_state=2).fit(X)
+    r = gm.restarts_
+    assert gm.lower_bound_ == pytest.approx(r.objective.max())
+    assert (gm.lower_bound_ >= r.objective).all()
+    np.testing.assert_allclose(gm.means_, r.params["means"][r.best])
+    frame = r.to_frame()
+    assert frame.loc[r.best, "rank"] == 1
+    assert sorted(frame["rank"]) == list(range(1, 13))
+
+
+def test_restart_trace_ends_where_the_restart_stopped(blobs):
+    X, _ = blobs
+    gm = GaussianMixture(3, n_init=6, init_params="random", random_state=0).fit(X)
+    r = gm.restarts_
+    for i in range(6):
+        n = r.n_iter[i]
+        assert np.isfinite(r.trace[i, :n]).all() and np.isnan(r.trace[i, n:]).all()
+        assert r.trace[i, n - 1] == pytest.approx(r.objective[i])
+        assert r.converged[i] == (abs(r.trace[i, n - 1] - r.trace[i, n - 2]) < gm.tol)
+
+
+@pytest.mark.parametrize("cov_type", COV_TYPES)
+def test_vmapped_restarts_equal_a_loop_over_restarts(x64, blobs, cov_type):
+    """Each restart replayed alone (its own key, batch of one) gives the same fit."""
+    X, _ = blobs
+    gm = GaussianMixture(3, covariance_type=cov_type, n_init=4, init_params="kmeans",
+                         random_state=5).fit(X)
+    for r in range(4):
+        alone = gm.replay(X, r)
+        assert alone.n_iter_ == gm.restarts_.n_iter[r]
+        np.testing.assert_allclose(alone.means_, gm.restarts_.params["means"][r], rtol=1e-9)
+        np.testing.assert_allclose(alone.covariances_, gm.restarts_.params["covariances"][r],
+                                   rtol=1e-9)
+        np.testing.assert_allclose(alone.restarts_.trace[0], gm.restarts_.trace[r], rtol=1e-9)
+
+
+def test_chunked_run_equals_batch_fit_exactly(blobs):
+    X, _ = blobs
+    kw = dict(n_components=3, n_init=6, init_params="random", tol=1e-6, random_state=3)
+    batch = GaussianMixture(**kw).fit(X)
+    live_est = GaussianMixture(**kw)
+    live = live_est.start(X)
+    seen = []
+    while not live.done:
+        live.advance(2)
+        seen.append(live.iteration)
+        snap = live.snapshot()
+        assert snap.trace.shape == batch.restarts_.trace.shape
+    live.finish()
+    assert seen == sorted(seen) and len(seen) > 2
+    np.testing.assert_array_equal(live_est.restarts_.trace, batch.restarts_.trace)
+    np.testing.assert_array_equal(live_est.means_, batch.means_)
+    np.testing.assert_array_equal(live_est.covariances_, batch.covariances_)
+
+
+def test_same_random_state_same_result_and_different_seed_differs(blobs):
+    X, _ = blobs
+    a = GaussianMixture(3, n_init=4, init_params="random", random_state=7).fit(X)
+    b = GaussianMixture(3, n_init=4, init_params="random", random_state=7).fit(X)
+    c = GaussianMixture(3, n_init=4, init_params="random", random_state=8).fit(X)
+    np.testing.assert_array_equal(a.restarts_.trace, b.restarts_.trace)
+    np.testing.assert_array_equal(a.restarts_.keys, b.restarts_.keys)
+    assert not np.array_equal(a.restarts_.keys, c.restarts_.keys)
+
+
+def test_float64_mode_computes_in_float64(x64, blobs):
+    X, _ = blobs
+    gm = GaussianMixture(2, n_init=2, random_state=0)
+    live = gm.start(X)
+    assert live.run.state.params.means.dtype == np.float64
+    live32 = None
+    with jax.enable_x64(False):
+        live32 = GaussianMixture(2, n_init=2, random_state=0).start(X)
+    assert live32.run.state.params.means.dtype == np.float32
+
+
+def test_kmeans_init_is_the_hard_em_limit(blobs):
+    """The k-means initialisation equals our KMeans run on the same key."""
+    X, labels = blobs
+    gm = GaussianMixture(3, n_init=1, random_state=0, max_iter=1, tol=1e9).fit(X)
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(labels, gm.predict(X)) > 0.8
