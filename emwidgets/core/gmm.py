@@ -273,3 +273,21 @@ def n_parameters(cov_type: str, n_components: int, n_features: int) -> int:
     """Free parameters, as scikit-learn counts them for BIC/AIC."""
     cov_params = COVARIANCE_TYPES[cov_type].n_parameters(n_components, n_features)
     return int(cov_params + n_features * n_components + n_components - 1)
+
+
+@functools.partial(jax.jit, static_argnames=("cov_type",))
+def assign_batch(params: GMMParams, z, *, cov_type: str):
+    """Hard labels and uncertainty (1 - max responsibility) of every restart.
+
+    Args:
+        params: parameters with a leading restart axis R (standardised units).
+        z: (n, D) standardised samples.
+    Returns:
+        labels (R, n) and uncertainty (R, n).
+    """
+    def one(p):
+        lp = weighted_log_prob(cov_type, p, z)
+        resp = jax.nn.softmax(lp, axis=1)
+        return jnp.argmax(lp, axis=1), 1.0 - resp.max(axis=1)
+
+    return jax.vmap(one)(params)

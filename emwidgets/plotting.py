@@ -1,0 +1,261 @@
+"""Pure drawing functions: each draws onto a given Axes and returns its artists.
+
+The ``draw_*`` functions create artists; the matching ``update_*`` functions
+change their data in place (``set_data``, ``set_offsets``...), which is what the
+live widgets call between EM chunks. Both serve notebooks and static reports
+and test under the Agg backend. No JAX here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from matplotlib import colors as mcolors
+from matplotlib.patches import Ellipse
+
+PALETTE = [mcolors.to_rgba(c) for c in (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)]
+RESTART_GREY = (0.55, 0.55, 0.55, 0.6)
+BEST_COLOUR = (0.84, 0.15, 0.16, 1.0)
+
+
+def component_colours(n: int) -> np.ndarray:
+    return np.array([PALETTE[i % len(PALETTE)] for i in range(n)])
+
+
+# ---------------------------------------------------------------------------
+# Geometry
+# ---------------------------------------------------------------------------
+
+_TO_FULL = {
+    "full": lambda c, k, d: np.asarray(c),
+    "tied": lambda c, k, d: np.broadcast_to(c, (k, d, d)),
+    "diag": lambda c, k, d: np.asarray(c)[:, :, None] * np.eye(d)[None],
+    "spherical": lambda c, k, d: np.asarray(c)[:, None, None] * np.eye(d)[None],
+}
+
+
+def full_covariances(cov_type: str, covariances, n_components: int, n_features: int):
+    """Covariances of any type as (K, D, D) matrices."""
+    return _TO_FULL[cov_type](covariances, n_components, n_features)
+
+
+def projection_matrix(n_features: int, axes) -> np.ndarray:
+    """(D, 2) matrix for ``axes``: a pair of column indices, or a (D, 2) array."""
+    if isinstance(axes, np.ndarray) and axes.ndim == 2:
+        return axes
+    w = np.zeros((n_features, 2))
+    w[axes[0], 0] = 1.0
+    w[axes[1], 1] = 1.0
+    return w
+
+
+def principal_axes(X: np.ndarray) -> np.ndarray:
+    """(D, 2) projection onto the first two principal components (of standardised data)."""
+    Z = (X - X.mean(0)) / np.where(X.std(0) > 0, X.std(0), 1.0)
+    _, _, vt = np.linalg.svd(Z, full_matrices=False)
+    w = vt[:2].T / np.where(X.std(0) > 0, X.std(0), 1.0)[:, None]
+    return w if w.shape[1] == 2 else np.column_stack([w, np.zeros(len(w))])
+
+
+def ellipse_geometry(cov2: np.ndarray, n_std: float = 2.0):
+    """(width, height, angle in degrees) of the n_std ellipse of a 2x2 covariance."""
+    vals, vecs = np.linalg.eigh(cov2)
+    vals = np.maximum(vals, 0.0)
+    angle = np.degrees(np.arctan2(vecs[1, 1], vecs[0, 1]))
+    return 2 * n_std * np.sqrt(vals[1]), 2 * n_std * np.sqrt(vals[0]), angle
+
+
+# ---------------------------------------------------------------------------
+# Convergence: log-likelihood against iteration, one line per restart
+# ---------------------------------------------------------------------------
+
+@dataclass
+class ConvergenceArtists:
+    lines: list
+    ends: object  # scatter of the converged restarts' last points
+    best_line: object
+    ax: object = None
+
+
+def _finite_xy(trace):
+    y = np.asarray(trace, dtype=float)
+    x = np.arange(1, len(y) + 1)
+    keep = np.isfinite(y)
+    return x[keep], y[keep]
+
+
+def draw_convergence(ax, traces: np.ndarray, converged: np.ndarray, best: int,
+                     ylabel: str = "mean log-likelihood") -> ConvergenceArtists:
+    """One line per restart (grey), converged restarts' end points marked, best in red."""
+    lines = [ax.plot([], [], color=RESTART_GREY, lw=1.0)[0] for _ in range(len(traces))]
+    best_line = ax.plot([], [], color=BEST_COLOUR, lw=2.2, label="best restart")[0]
+    ends = ax.scatter([], [], s=18, facecolor="white", edgecolor="k", zorder=3,
+                      label="converged")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(ylabel)
+    ax.ticklabel_format(axis="y", useOffset=False)
+    ax.set_title("Convergence of every restart")
+    ax.grid(alpha=0.3)
+    artists = ConvergenceArtists(lines, ends, best_line, ax)
+    update_convergence(artists, traces, converged, best)
+    ax.legend(loc="lower right", fontsize="small")
+    return artists
+
+
+def _robust_ylim(traces):
+    vals = traces[np.isfinite(traces)]
+    if vals.size == 0:
+        return None
+    top = vals.max()
+    # The first iterations of a peaky start can be orders of magnitude lower:
+    # show the range where the restarts end up, not the first step.
+    finals = np.array([t[np.isfinite(t)][-1] for t in traces if np.isfinite(t).any()])
+    low = min(finals.min(), np.percentile(vals, 10))
+    span = max(top - low, 1e-6)
+    return low - 0.08 * span, top + 0.05 * span
+
+
+def update_convergence(artists: ConvergenceArtists, traces, converged, best):
+    traces = np.asarray(traces, dtype=float)
+    ends = []
+    for r, (line, trace) in enumerate(zip(artists.lines, traces)):
+        x, y = _finite_xy(trace)
+        line.set_data(x, y)
+        if converged[r] and len(x):
+            ends.append((x[-1], y[-1]))
+    if 0 <= best < len(traces):
+        artists.best_line.set_data(*_finite_xy(traces[best]))
+    else:
+        artists.best_line.set_data([], [])
+    artists.ends.set_offsets(np.array(ends).reshape(-1, 2))
+    ax = artists.ax
+    if ax is not None:
+        n = max((np.isfinite(t).sum() for t in traces), default=1)
+        ax.set_xlim(0.5, max(n, 2) + 0.5)
+        ylim = _robust_ylim(traces)
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+    return artists
+
+
+# ---------------------------------------------------------------------------
+# Cluster assignments: points coloured by component, sized by uncertainty
+# ---------------------------------------------------------------------------
+
+@dataclass
+class AssignmentArtists:
+    points: object
+    ellipses: list
+    centres: object
+    ax: object = None
+    imputed: object = None
+    extra: dict = field(default_factory=dict)
+
+
+def point_style(labels, uncertainty, n_components):
+    """Face colours by component and sizes growing with uncertainty (mclust style)."""
+    cols = component_colours(n_components)[np.asarray(labels) % len(PALETTE)]
+    u = np.clip(np.asarray(uncertainty, dtype=float), 0, 1)
+    sizes = 8.0 + 90.0 * u
+    return cols, sizes
+
+
+def draw_assignments(ax, xy, labels, uncertainty, means2, covs2, xlabel="", ylabel="",
+                     n_std: float = 2.0) -> AssignmentArtists:
+    """Scatter of the data coloured by component, 2-sigma ellipses, centres."""
+    k = len(means2)
+    cols, sizes = point_style(labels, uncertainty, k)
+    points = ax.scatter(xy[:, 0], xy[:, 1], c=cols, s=sizes, linewidths=0.3, edgecolors="k",
+                        alpha=0.8)
+    ellipses = []
+    for j, colour in enumerate(component_colours(k)):
+        e = Ellipse((0, 0), 1, 1, angle=0, fill=False, lw=2, color=colour)
+        ax.add_patch(e)
+        ellipses.append(e)
+    centres = ax.scatter(means2[:, 0], means2[:, 1], marker="X", s=120, c=component_colours(k),
+                         edgecolors="k", linewidths=1.2, zorder=4)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title("Assignments (point size = uncertainty)")
+    artists = AssignmentArtists(points, ellipses, centres, ax)
+    update_assignments(artists, xy, labels, uncertainty, means2, covs2, n_std)
+    pad = 0.05 * (xy.max(0) - xy.min(0) + 1e-9)
+    ax.set_xlim(xy[:, 0].min() - pad[0], xy[:, 0].max() + pad[0])
+    ax.set_ylim(xy[:, 1].min() - pad[1], xy[:, 1].max() + pad[1])
+    return artists
+
+
+def update_assignments(artists: AssignmentArtists, xy, labels, uncertainty, means2, covs2,
+                       n_std: float = 2.0):
+    k = len(artists.ellipses)
+    cols, sizes = point_style(labels, uncertainty, k)
+    artists.points.set_offsets(xy)
+    artists.points.set_facecolors(cols)
+    artists.points.set_sizes(sizes)
+    for e, m, c in zip(artists.ellipses, means2, covs2):
+        w, h, angle = ellipse_geometry(c, n_std)
+        e.set_center(tuple(m))
+        e.width, e.height, e.angle = w, h, angle
+    artists.centres.set_offsets(means2)
+    return artists
+
+
+# ---------------------------------------------------------------------------
+# Restart comparison: ranking and small multiples of distinct solutions
+# ---------------------------------------------------------------------------
+
+@dataclass
+class RankingArtists:
+    bars: object
+    order: np.ndarray
+    ax: object = None
+
+
+def solution_colours(group_of):
+    """A colour per solution group (grey for failed restarts)."""
+    return np.array([PALETTE[g % len(PALETTE)] if g >= 0 else RESTART_GREY for g in group_of])
+
+
+def draw_ranking(ax, objective, group_of, selected: int, ylabel="final log-likelihood"):
+    """Bars of every restart's final objective, best first, coloured by solution."""
+    objective = np.asarray(objective, dtype=float)
+    order = np.argsort(-np.where(np.isfinite(objective), objective, -np.inf), kind="stable")
+    vals = objective[order]
+    finite = vals[np.isfinite(vals)]
+    base = finite.min() - 0.05 * (np.ptp(finite) + 1e-3) if finite.size else 0.0
+    heights = np.where(np.isfinite(vals), vals - base, 0.0)
+    bars = ax.bar(np.arange(len(vals)), heights, bottom=base,
+                  color=solution_colours(np.asarray(group_of)[order]), edgecolor="k", lw=0.5)
+    ax.set_xticks(np.arange(len(vals)), [str(i) for i in order], fontsize="x-small")
+    ax.set_xlabel("restart (ranked)")
+    ax.set_ylabel(ylabel)
+    ax.ticklabel_format(axis="y", useOffset=False)
+    ax.set_title("Restarts ranked, coloured by solution")
+    art = RankingArtists(bars, order, ax)
+    highlight_restart(art, selected)
+    return art
+
+
+def highlight_restart(art: RankingArtists, selected: int):
+    for idx, bar in zip(art.order, art.bars):
+        bar.set_linewidth(2.5 if idx == selected else 0.5)
+    return art
+
+
+def draw_solution(ax, xy, labels, means2, covs2, title=""):
+    """A small multiple: one solution's assignments and ellipses, no axes text."""
+    art = draw_assignments(ax, xy, labels, np.zeros(len(xy)), means2, covs2)
+    art.points.set_sizes(np.full(len(xy), 4.0))
+    for e in art.ellipses:
+        e.set_linewidth(1.2)
+    art.centres.set_sizes(np.full(len(means2), 30.0))
+    ax.set_title(title, fontsize="small")
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return art

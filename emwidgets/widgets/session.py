@@ -1,0 +1,268 @@
+"""The model behind the explorer: settings and the latest result, as traitlets.
+
+Controls are linked to the settings traits; views observe ``snapshot``. A run
+happens in a worker thread that advances every restart a few jitted iterations
+at a time (the same compiled program as a batch fit) and publishes a
+:class:`Snapshot` between chunks, so the notebook stays responsive and Stop
+takes effect within one chunk (chunks are sized to take about 0.1 s).
+Errors become a sentence in ``status``; the previous result stays.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import traitlets as T
+
+from .._validation import as_2d_float
+from ..compare import Solutions, group_restarts
+from ..core import gmm as G
+from ..estimators import GaussianMixture, Restarts
+from ..plotting import principal_axes
+
+MAX_DISPLAY_POINTS = 5000
+CHUNK_SECONDS = 0.1
+
+
+@dataclass
+class Snapshot:
+    """What the views draw: every restart's state for the displayed samples.
+
+    Attributes:
+        restarts: traces, objective, status and parameters of every restart.
+        covariance_type: of the fit.
+        X: (n, D) displayed samples (a subsample when the data are large).
+        labels, uncertainty: (R, n) per restart.
+        solutions: restarts grouped into distinct solutions.
+        iteration: iterations run so far; done: the run has ended.
+        elapsed: seconds since Run.
+    """
+
+    restarts: Restarts
+    covariance_type: str
+    X: np.ndarray
+    labels: np.ndarray
+    uncertainty: np.ndarray
+    solutions: Solutions
+    iteration: int
+    done: bool
+    elapsed: float = 0.0
+
+    @property
+    def best(self) -> int:
+        return self.restarts.best
+
+
+def snapshot_from_estimator(gm: GaussianMixture, X, done: bool = True, iteration=None,
+                            elapsed: float = 0.0) -> Snapshot:
+    """A :class:`Snapshot` of a fitted :class:`GaussianMixture` on data ``X``."""
+    Xa, _ = as_2d_float(X)
+    r = gm.restarts_
+    labels, unc = [], []
+    for i in range(r.n_restarts):
+        one = GaussianMixture(gm.n_components, covariance_type=gm.covariance_type)
+        one.__dict__.update(n_features_in_=gm.n_features_in_, _scaling=gm._scaling,
+                            weights_=r.params["weights"][i], means_=r.params["means"][i],
+                            covariances_=r.params["covariances"][i],
+                            precisions_cholesky_=r.params["precisions_cholesky"][i])
+        p = one.predict_proba(Xa)
+        labels.append(p.argmax(1))
+        unc.append(1 - p.max(1))
+    labels, unc = np.array(labels), np.array(unc)
+    sol = group_restarts(labels, r.objective, r.params["means"], ~r.failed)
+    it = int(np.nanmax(r.n_iter)) if iteration is None else iteration
+    return Snapshot(r, gm.covariance_type, Xa, labels, unc, sol, it, done, elapsed)
+
+
+class FitSession(T.HasTraits):
+    """Settings, data and the latest result of an interactive mixture fit."""
+
+    n_components = T.Int(2, min=1)
+    covariance_type = T.Enum(["full", "tied", "diag", "spherical"], default_value="full")
+    init_params = T.Enum(list(G.INIT_METHODS), default_value="kmeans")
+    tol = T.Float(1e-3)
+    max_iter = T.Int(100, min=1)
+    n_init = T.Int(16, min=1)
+    random_state = T.Int(0)
+    reg_covar = T.Float(1e-6)
+    x_axis = T.Unicode()
+    y_axis = T.Unicode()
+
+    snapshot = T.Instance(Snapshot, allow_none=True)
+    estimator = T.Instance(GaussianMixture, allow_none=True)
+    selected = T.Int(-1)  # restart shown in the main view; -1 = the best
+    running = T.Bool(False)
+    status = T.Unicode("Ready: press Run.")
+    error = T.Unicode("")
+
+    def __init__(self, data, **settings):
+        super().__init__(**settings)
+        self._thread: Optional[threading.Thread] = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.set_data(data)
+
+    # -- data -------------------------------------------------------------------
+    def set_data(self, data):
+        """Use a DataFrame (numeric columns) or an (N, D) array."""
+        if isinstance(data, pd.DataFrame):
+            numeric = data.select_dtypes("number")
+            if numeric.shape[1] == 0:
+                raise ValueError("The data frame has no numeric column to fit; pass numeric data.")
+            complete = numeric.dropna()
+            self.n_dropped = len(numeric) - len(complete)
+            self.columns = [str(c) for c in complete.columns]
+            X = complete.to_numpy(dtype=float)
+        else:
+            X = np.asarray(data, dtype=float)
+            if X.ndim != 2:
+                raise ValueError(f"Pass the data as a table (n_samples, n_features), not an array of "
+                                 f"{X.ndim} dimensions.")
+            keep = np.isfinite(X).all(1)
+            self.n_dropped = int((~keep).sum())
+            X = X[keep]
+            self.columns = [f"x{i}" for i in range(X.shape[1])]
+        self.X = X
+        rng = np.random.default_rng(0)
+        self._display = (np.sort(rng.choice(len(X), MAX_DISPLAY_POINTS, replace=False))
+                         if len(X) > MAX_DISPLAY_POINTS else np.arange(len(X)))
+        choices = self.axis_choices
+        self.x_axis = choices[0]
+        self.y_axis = choices[1] if len(choices) > 1 else choices[0]
+
+    @property
+    def axis_choices(self) -> list:
+        extra = ["PC1", "PC2"] if self.X.shape[1] > 2 else []
+        return self.columns + extra
+
+    def projection(self) -> np.ndarray:
+        """(D, 2) matrix mapping samples to the plotted axes."""
+        d = self.X.shape[1]
+        pcs = principal_axes(self.X) if d > 2 else None
+        cols = []
+        for name in (self.x_axis, self.y_axis):
+            if name in ("PC1", "PC2") and pcs is not None:
+                cols.append(pcs[:, int(name[-1]) - 1])
+            else:
+                v = np.zeros(d)
+                v[self.columns.index(name) if name in self.columns else 0] = 1.0
+                cols.append(v)
+        return np.column_stack(cols)
+
+    # -- running ---------------------------------------------------------------
+    def settings(self) -> dict:
+        return dict(n_components=self.n_components, covariance_type=self.covariance_type,
+                    init_params=self.init_params, tol=self.tol, max_iter=self.max_iter,
+                    n_init=self.n_init, random_state=self.random_state, reg_covar=self.reg_covar)
+
+    def run(self, block: bool = False):
+        """Start a fit with the current settings (replacing a running one)."""
+        self.stop()
+        self._stop = threading.Event()
+        self.running = True
+        self.error = ""
+        self.status = "Compiling and initialising…"
+        self._thread = threading.Thread(target=self._work, args=(self._stop,), daemon=True)
+        self._thread.start()
+        if block:
+            self.wait()
+
+    def stop(self):
+        """Ask a running fit to stop after its current chunk and wait for it."""
+        self._stop.set()
+        t = self._thread
+        if t is not None and t.is_alive() and t is not threading.current_thread():
+            t.join()
+
+    def stop_async(self):
+        """Ask a running fit to stop after its current chunk, without waiting."""
+        self._stop.set()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        t = self._thread
+        if t is not None:
+            t.join(timeout)
+            return not t.is_alive()
+        return True
+
+    def _fail(self, exc: Exception):
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        self.error = message
+        self.status = f"Error: {message} The previous result is kept."
+
+    def _work(self, stop: threading.Event):
+        t0 = time.perf_counter()
+        try:
+            if len(self.X) == 0:
+                raise ValueError("There is no complete row to fit: select data with at least a few rows.")
+            est = GaussianMixture(**self.settings())
+            live = est.start(self.X)
+            chunk = 1
+            while not live.done and not stop.is_set():
+                t = time.perf_counter()
+                live.advance(chunk)
+                self._publish(live, est, time.perf_counter() - t0, done=False)
+                dt = time.perf_counter() - t
+                chunk = int(np.clip(chunk * CHUNK_SECONDS / max(dt, 1e-4), 1, 64))
+            if stop.is_set():
+                self._publish(live, est, time.perf_counter() - t0, done=False)
+                self.status = f"Stopped at iteration {live.iteration}. " + self._summary(self.snapshot)
+                return
+            live.finish()
+            self.estimator = est
+            snap = snapshot_from_live(live, est, self._display, time.perf_counter() - t0, done=True)
+            self.snapshot = snap
+            self.status = f"Done in {snap.elapsed:.1f} s: " + self._summary(snap)
+        except Exception as exc:  # shown to the user; the kernel and old result survive
+            self._fail(exc)
+            self._last_traceback = traceback.format_exc()
+        finally:
+            self.running = False
+
+    def _publish(self, live, est, elapsed, done):
+        snap = snapshot_from_live(live, est, self._display, elapsed, done)
+        self.snapshot = snap
+        self.status = f"Running: iteration {snap.iteration}, {elapsed:.1f} s. " + self._summary(snap)
+
+    @staticmethod
+    def _summary(snap: Optional[Snapshot]) -> str:
+        if snap is None:
+            return ""
+        r = snap.restarts
+        n = r.n_restarts
+        parts = [f"{int(r.converged.sum())} of {n} restarts converged"]
+        if snap.done or r.best >= 0:
+            parts.append(f"best log-likelihood {r.objective[r.best]:.4f} (restart {r.best})")
+        n_sol = len(snap.solutions.groups)
+        parts.append(f"{n_sol} distinct solution{'s' if n_sol != 1 else ''}")
+        hit = sum(s == "max iter reached" or s == "max_iter reached" for s in r.status)
+        if hit:
+            parts.append(f"{hit} hit max_iter")
+        warn = [m for m in r.messages if "dropped" in m]
+        if warn:
+            parts.append(f"warning: {warn[0]}" + (f" (+{len(warn) - 1} more)" if len(warn) > 1 else ""))
+        return "; ".join(parts) + "."
+
+
+def snapshot_from_live(live, est: GaussianMixture, display_idx, elapsed, done) -> Snapshot:
+    """Snapshot of a fit in progress: labels of every restart on the displayed rows."""
+    restarts = live.snapshot()
+    state = live.run.state
+    z = live.run.data.x[jnp.asarray(display_idx)]
+    labels, unc = G.assign_batch(state.params, z, cov_type=est.covariance_type)
+    labels, unc = np.asarray(labels), np.asarray(unc, dtype=np.float64)
+    X = np.asarray(z, np.float64) * live.scaling.scale + live.scaling.shift
+    sol = group_restarts(labels, restarts.objective, restarts.params["means"], ~restarts.failed)
+    return Snapshot(restarts, est.covariance_type, X, labels, unc, sol, live.iteration, done,
+                    elapsed)
+
+
+del jax

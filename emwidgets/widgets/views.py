@@ -1,0 +1,167 @@
+"""Views: matplotlib figures on ipympl canvases, updated in place from snapshots.
+
+Each view takes a :class:`~emwidgets.widgets.session.Snapshot` (from a live
+session or from a fitted :class:`~emwidgets.GaussianMixture`) and draws with
+the pure functions of :mod:`emwidgets.plotting`. Usable alone::
+
+    gm = GaussianMixture(3, n_init=16).fit(X)
+    ConvergencePlot.from_estimator(gm, X)
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .. import plotting as P
+from .session import Snapshot, snapshot_from_estimator
+
+MAX_SOLUTIONS = 4
+
+
+def make_canvas(figsize):
+    """A Figure on an ipympl canvas widget (Agg-backed, works without a browser)."""
+    from ipympl.backend_nbagg import Canvas, FigureManager
+
+    fig = Figure(figsize=figsize, dpi=100, layout="constrained")
+    canvas = Canvas(fig)
+    canvas.header_visible = False
+    canvas.footer_visible = False
+    canvas.toolbar_visible = "fade-in-fade-out"
+    canvas.resizable = False
+    FigureManager(canvas, 0)
+    return fig, canvas
+
+
+class _View:
+    figsize = (5.0, 3.6)
+
+    def __init__(self, snapshot: Snapshot | None = None, projection=None, axis_labels=("", "")):
+        self.figure, self.canvas = make_canvas(self.figsize)
+        self.projection = projection
+        self.axis_labels = axis_labels
+        self.selected = -1
+        self._lock = threading.RLock()
+        self.n_draws = 0
+        self.snapshot = None
+        if snapshot is not None:
+            self.update(snapshot)
+
+    @classmethod
+    def from_estimator(cls, gm, X, **kwargs):
+        """The view of a fitted GaussianMixture on data X (a static comparison)."""
+        view = cls(**kwargs)
+        view.update(snapshot_from_estimator(gm, X))
+        return view
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.canvas)
+
+    def update(self, snapshot: Snapshot):
+        with self._lock:
+            self.snapshot = snapshot
+            self._update(snapshot)
+            self.n_draws += 1
+        self.canvas.draw_idle()
+
+    def shown_restart(self, snapshot: Snapshot) -> int:
+        return snapshot.best if self.selected < 0 else self.selected
+
+    def _projection(self, snapshot):
+        d = snapshot.X.shape[1]
+        return P.projection_matrix(d, (0, 1 if d > 1 else 0)) if self.projection is None else self.projection
+
+    def _projected(self, snapshot: Snapshot, r: int):
+        """Samples, means and covariances of restart r in the plotted plane."""
+        w = self._projection(snapshot)
+        params = snapshot.restarts.params
+        k, d = params["means"].shape[1:]
+        covs = P.full_covariances(snapshot.covariance_type, params["covariances"][r], k, d)
+        return snapshot.X @ w, params["means"][r] @ w, np.einsum("di,kde,ej->kij", w, covs, w)
+
+
+class ConvergencePlot(_View):
+    """Mean log-likelihood against iteration for every restart; the best in red."""
+
+    def _update(self, snap: Snapshot):
+        r = snap.restarts
+        shown = self.shown_restart(snap)
+        if not hasattr(self, "artists") or len(self.artists.lines) != r.n_restarts:
+            self.figure.clear()
+            ax = self.figure.add_subplot()
+            self.artists = P.draw_convergence(ax, r.trace, r.converged, shown)
+        else:
+            P.update_convergence(self.artists, r.trace, r.converged, shown)
+
+
+class AssignmentPlot(_View):
+    """The data coloured by component for one restart, 2-sigma ellipses, uncertainty."""
+
+    def _update(self, snap: Snapshot):
+        r = self.shown_restart(snap)
+        if r < 0:
+            return
+        xy, m2, c2 = self._projected(snap, r)
+        perm = snap.solutions.permutations[r]
+        inverse = np.argsort(perm)  # component j of restart r -> aligned colour
+        labels = inverse[snap.labels[r]]
+        m2, c2 = m2[perm], c2[perm]
+        k = m2.shape[0]
+        if not hasattr(self, "artists") or len(self.artists.ellipses) != k or len(xy) != len(
+                self.artists.points.get_offsets()):
+            self.figure.clear()
+            ax = self.figure.add_subplot()
+            self.artists = P.draw_assignments(ax, xy, labels, snap.uncertainty[r], m2, c2,
+                                              *self.axis_labels)
+        else:
+            P.update_assignments(self.artists, xy, labels, snap.uncertainty[r], m2, c2)
+        self.artists.ax.set_title(f"Restart {r}: assignments (point size = uncertainty)",
+                                  fontsize="medium")
+
+
+class RestartGallery(_View):
+    """Every restart ranked by final log-likelihood, coloured by the distinct solution it
+    found, and small multiples of the distinct solutions with how many restarts found each."""
+
+    figsize = (10.0, 3.0)
+
+    def __init__(self, *args, on_select=None, **kwargs):
+        self.on_select = on_select
+        super().__init__(*args, **kwargs)
+        self.canvas.mpl_connect("pick_event", self._on_pick)
+
+    def _update(self, snap: Snapshot):
+        r = snap.restarts
+        sol = snap.solutions
+        self.figure.clear()
+        n_sol = min(len(sol.groups), MAX_SOLUTIONS)
+        grid = self.figure.add_gridspec(1, 2 + max(n_sol, 1), width_ratios=[2.4, 0.1] + [1] * max(n_sol, 1))
+        ax = self.figure.add_subplot(grid[0, 0])
+        self.ranking = P.draw_ranking(ax, r.objective, sol.group_of, self.shown_restart(snap))
+        for bar in self.ranking.bars:
+            bar.set_picker(True)
+        self.solution_axes = []
+        for g in range(n_sol):
+            lead = sol.groups[g][0]
+            sub = self.figure.add_subplot(grid[0, 2 + g])
+            xy, m2, c2 = self._projected(snap, lead)
+            perm = sol.permutations[lead]
+            labels = np.argsort(perm)[snap.labels[lead]]
+            title = f"solution {g + 1}: {len(sol.groups[g])} of {r.n_restarts}\nll {r.objective[lead]:.3f}"
+            P.draw_solution(sub, xy, labels, m2[perm], c2[perm], title)
+            for spine in sub.spines.values():
+                spine.set_edgecolor(P.PALETTE[g % len(P.PALETTE)])
+                spine.set_linewidth(3)
+            self.solution_axes.append(sub)
+
+    def _on_pick(self, event):
+        if not hasattr(self, "ranking") or event.artist not in list(self.ranking.bars):
+            return
+        position = list(self.ranking.bars).index(event.artist)
+        restart = int(self.ranking.order[position])
+        if self.on_select is not None:
+            self.on_select(restart)
