@@ -1,0 +1,163 @@
+"""The explorer driven headlessly, as a user drives it: set controls, click, read the artists."""
+
+import time
+
+import numpy as np
+import pytest
+
+from emwidgets import EMExplorer, GaussianMixture, datasets
+from emwidgets.compare import adjusted_rand_index, align_components, group_restarts
+from emwidgets.widgets import AssignmentPlot, ConvergencePlot, RestartGallery
+
+
+@pytest.fixture(scope="module")
+def faithful():
+    return datasets.load_faithful()
+
+
+def wait_done(explorer, timeout=120):
+    t = time.time()
+    while explorer.session.running and time.time() - t < timeout:
+        time.sleep(0.02)
+    assert not explorer.session.running
+
+
+def test_click_run_and_read_the_views(faithful):
+    ex = EMExplorer(faithful, n_init=8)
+    ex.controls["n_components"].value = 3
+    ex.controls["covariance_type"].value = "diag"
+    ex.controls["random_state"].value = 4
+    assert ex.session.n_components == 3 and ex.session.covariance_type == "diag"
+    ex.run_button.click()
+    wait_done(ex)
+    assert "Done" in ex.status.value and "8 of 8 restarts converged" in ex.status.value
+    gm = ex.session.estimator
+    assert gm.covariance_type == "diag" and gm.n_components == 3
+    # The convergence lines are the model's traces, restart by restart.
+    lines = ex.convergence.artists.lines
+    assert len(lines) == 8
+    for r, line in enumerate(lines):
+        x, y = line.get_data()
+        expected = gm.restarts_.trace[r][: gm.restarts_.n_iter[r]]
+        np.testing.assert_allclose(y, expected)
+        np.testing.assert_array_equal(x, np.arange(1, len(expected) + 1))
+    np.testing.assert_allclose(ex.convergence.artists.best_line.get_data()[1],
+                               gm.restarts_.trace[gm.restarts_.best][: gm.n_iter_])
+    # One ellipse per component, centred on the (aligned) means of the best restart.
+    art = ex.assignments.artists
+    assert len(art.ellipses) == 3
+    centres = sorted(tuple(np.round(e.get_center(), 6)) for e in art.ellipses)
+    assert centres == sorted(tuple(np.round(m, 6)) for m in gm.means_)
+    assert len(art.points.get_offsets()) == len(faithful)
+    # The ranking's order matches restarts_.
+    ranking = ex.gallery.ranking
+    expected_order = np.argsort(-gm.restarts_.objective, kind="stable")
+    np.testing.assert_array_equal(ranking.order, expected_order)
+    assert len(ranking.bars) == 8
+    # The picker lists every restart, best first.
+    assert [v for _, v in ex.restart_picker.options][:2] == [-1, int(expected_order[0])]
+
+
+def test_selecting_a_restart_shows_it(faithful):
+    ex = EMExplorer(faithful, n_components=3, n_init=6, init_params="random_from_data")
+    ex.run(block=True)
+    r = ex.session.snapshot.restarts
+    worst = int(np.argmin(r.objective))
+    ex.restart_picker.value = worst
+    centres = sorted(tuple(np.round(e.get_center(), 5)) for e in ex.assignments.artists.ellipses)
+    assert centres == sorted(tuple(np.round(m, 5)) for m in r.params["means"][worst])
+    assert f"Restart {worst}" in ex.assignments.artists.ax.get_title()
+    np.testing.assert_allclose(ex.convergence.artists.best_line.get_data()[1],
+                               r.trace[worst][np.isfinite(r.trace[worst])])
+
+
+def test_live_updates_then_stop_keeps_a_result(faithful):
+    ex = EMExplorer(faithful, n_components=4, n_init=32, init_params="random", tol=1e-9,
+                    max_iter=1000)
+    ex.run()
+    draws = []
+    t = time.time()
+    while ex.session.running and time.time() - t < 60:
+        draws.append(ex.convergence.n_draws)
+        if ex.convergence.n_draws >= 3:
+            break
+        time.sleep(0.01)
+    assert ex.convergence.n_draws >= 3, "the convergence plot should update while the fit runs"
+    t_stop = time.perf_counter()
+    ex.stop_button.click()
+    wait_done(ex, timeout=5)
+    assert time.perf_counter() - t_stop < 2.0
+    assert "Stopped at iteration" in ex.status.value
+    assert ex.session.snapshot is not None and not ex.session.snapshot.done
+
+
+def test_error_is_a_sentence_and_the_previous_result_survives(faithful):
+    ex = EMExplorer(faithful, n_components=2, n_init=4)
+    ex.run(block=True)
+    before = ex.session.snapshot
+    ex.session.n_components = 10
+    ex.session.set_data(faithful.iloc[:5])  # fewer samples than components
+    ex.run(block=True)
+    assert ex.session.error.startswith("Expected n_samples >= n_components")
+    assert "previous result is kept" in ex.status.value and "b00020" in ex.status.value
+    assert ex.session.snapshot is before
+
+
+def test_empty_selection_is_reported():
+    import pandas as pd
+
+    df = pd.DataFrame({"a": [np.nan, np.nan], "b": [1.0, 2.0]})
+    ex = EMExplorer(df, n_components=1)
+    ex.run(block=True)
+    assert "no complete row" in ex.session.error
+
+
+def test_axis_choice_and_principal_components():
+    iris = datasets.load_iris()
+    ex = EMExplorer(iris, n_components=3, n_init=4)
+    assert ex.controls["x_axis"].options[-2:] == ("PC1", "PC2")
+    ex.controls["x_axis"].value = "Petal.Length"
+    ex.controls["y_axis"].value = "Petal.Width"
+    ex.run(block=True)
+    xy = ex.assignments.artists.points.get_offsets()
+    np.testing.assert_allclose(xy[:, 0], iris["Petal.Length"].to_numpy())
+    assert ex.assignments.artists.ax.get_xlabel() == "Petal.Length"
+    ex.controls["x_axis"].value = "PC1"
+    ex.controls["y_axis"].value = "PC2"
+    xy = ex.assignments.artists.points.get_offsets()
+    assert abs(np.corrcoef(xy[:, 0], xy[:, 1])[0, 1]) < 1e-6  # principal components are uncorrelated
+
+
+def test_views_work_alone_on_a_fitted_model(faithful):
+    X = faithful.to_numpy()
+    gm = GaussianMixture(2, n_init=5, random_state=0).fit(X)
+    conv = ConvergencePlot.from_estimator(gm, X)
+    assign = AssignmentPlot.from_estimator(gm, X)
+    gallery = RestartGallery.from_estimator(gm, X)
+    assert len(conv.artists.lines) == 5 and len(assign.artists.ellipses) == 2
+    assert len(gallery.solution_axes) >= 1
+    assert "5 of 5" in gallery.solution_axes[0].get_title()
+    for view in (conv, assign, gallery):
+        view.figure.canvas.draw()  # renders with Agg
+
+
+def test_restart_grouping_is_label_invariant():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 3, 200)
+    perm = np.array([2, 0, 1])
+    assert adjusted_rand_index(a, perm[a]) == pytest.approx(1.0)
+    assert abs(adjusted_rand_index(a, rng.integers(0, 3, 200))) < 0.05
+    means = rng.normal(size=(3, 2))
+    p = align_components(means, means[[1, 2, 0]])
+    np.testing.assert_allclose(means[[1, 2, 0]][p], means)
+    labels = np.stack([a, perm[a], rng.integers(0, 3, 200)])
+    sol = group_restarts(labels, np.array([-1.0, -1.0, -2.0]), np.stack([means] * 3))
+    assert sol.groups == [[0, 1], [2]] and sol.counts == [2, 1]
+
+
+def test_explorer_draws_with_the_ipympl_canvas(faithful):
+    ex = EMExplorer(faithful)
+    from ipympl.backend_nbagg import Canvas
+
+    assert isinstance(ex.convergence.canvas, Canvas)
+    assert ex.convergence.canvas in ex.children[0].children[1].children[0].children
