@@ -98,7 +98,7 @@ def draw_convergence(ax, traces: np.ndarray, converged: np.ndarray, best: int,
     ax.set_xlabel("iteration")
     ax.set_ylabel(ylabel)
     ax.ticklabel_format(axis="y", useOffset=False)
-    ax.set_title("Convergence of every restart")
+    ax.set_title("Convergence of every restart", fontsize="medium")
     ax.grid(alpha=0.3)
     artists = ConvergenceArtists(lines, ends, best_line, ax)
     update_convergence(artists, traces, converged, best)
@@ -230,11 +230,13 @@ def draw_ranking(ax, objective, group_of, selected: int, ylabel="final log-likel
     heights = np.where(np.isfinite(vals), vals - base, 0.0)
     bars = ax.bar(np.arange(len(vals)), heights, bottom=base,
                   color=solution_colours(np.asarray(group_of)[order]), edgecolor="k", lw=0.5)
-    ax.set_xticks(np.arange(len(vals)), [str(i) for i in order], fontsize="x-small")
+    step = max(1, len(vals) // 16)  # a readable number of tick labels
+    ticks = np.arange(0, len(vals), step)
+    ax.set_xticks(ticks, [str(i) for i in order[ticks]], fontsize="x-small")
     ax.set_xlabel("restart (ranked)")
     ax.set_ylabel(ylabel)
     ax.ticklabel_format(axis="y", useOffset=False)
-    ax.set_title("Restarts ranked, coloured by solution")
+    ax.set_title("Restarts ranked, coloured by solution", fontsize="medium")
     art = RankingArtists(bars, order, ax)
     highlight_restart(art, selected)
     return art

@@ -11,8 +11,8 @@ from ..core.gmm import INIT_METHODS
 from .session import FitSession
 from .views import AssignmentPlot, ConvergencePlot, RestartGallery
 
-_STYLE = {"description_width": "110px"}
-_WIDE = W.Layout(width="300px")
+_STYLE = {"description_width": "88px"}
+_WIDE = W.Layout(width="292px")
 
 
 def _controls(session: FitSession) -> dict:
@@ -25,7 +25,7 @@ def _controls(session: FitSession) -> dict:
                                   style=_STYLE, layout=_WIDE),
         "tol": W.FloatLogSlider(base=10, min=-8, max=-1, step=0.25, description="tolerance",
                                 readout_format=".0e", style=_STYLE, layout=_WIDE),
-        "max_iter": W.IntSlider(min=1, max=1000, description="max iterations", style=_STYLE,
+        "max_iter": W.IntSlider(min=1, max=1000, description="max iter", style=_STYLE,
                                 layout=_WIDE),
         "n_init": W.IntSlider(min=1, max=64, description="restarts", style=_STYLE, layout=_WIDE),
         "random_state": W.IntText(description="seed", style=_STYLE, layout=_WIDE),
@@ -63,9 +63,9 @@ class EMExplorer(W.VBox):
         self.session = session = FitSession(data, **settings)
         self.controls = _controls(session)
         self.run_button = W.Button(description="Run", button_style="success", icon="play",
-                                   layout=W.Layout(width="145px"))
+                                   layout=W.Layout(width="140px"))
         self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop",
-                                    disabled=True, layout=W.Layout(width="145px"))
+                                    disabled=True, layout=W.Layout(width="140px"))
         self.restart_picker = W.Dropdown(options=[("best", -1)], value=-1, description="show restart",
                                          style=_STYLE, layout=_WIDE)
         self.status = W.HTML(layout=W.Layout(width="100%"))
@@ -93,7 +93,7 @@ class EMExplorer(W.VBox):
                        c["init_params"], c["tol"], c["max_iter"], c["n_init"], c["random_state"],
                        c["reg_covar"], W.HTML("<b>Plotted axes</b>"), c["x_axis"], c["y_axis"],
                        W.HBox([self.run_button, self.stop_button]), self.restart_picker],
-                      layout=W.Layout(width="320px"))
+                      layout=W.Layout(width="300px", min_width="300px"))
         views = W.VBox([W.HBox([self.convergence.canvas, self.assignments.canvas]),
                         self.gallery.canvas])
         super().__init__([W.HBox([left, views]), self.status])

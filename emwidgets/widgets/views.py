@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from .. import plotting as P
 from .session import Snapshot, snapshot_from_estimator
 
-MAX_SOLUTIONS = 4
+MAX_SOLUTIONS = 3
 
 
 def make_canvas(figsize):
@@ -36,7 +36,7 @@ def make_canvas(figsize):
 
 
 class _View:
-    figsize = (5.0, 3.6)
+    figsize = (3.4, 3.0)
 
     def __init__(self, snapshot: Snapshot | None = None, projection=None, axis_labels=("", "")):
         self.figure, self.canvas = make_canvas(self.figsize)
@@ -119,15 +119,14 @@ class AssignmentPlot(_View):
                                               *self.axis_labels)
         else:
             P.update_assignments(self.artists, xy, labels, snap.uncertainty[r], m2, c2)
-        self.artists.ax.set_title(f"Restart {r}: assignments (point size = uncertainty)",
-                                  fontsize="medium")
+        self.artists.ax.set_title(f"Restart {r} (size = uncertainty)", fontsize="medium")
 
 
 class RestartGallery(_View):
     """Every restart ranked by final log-likelihood, coloured by the distinct solution it
     found, and small multiples of the distinct solutions with how many restarts found each."""
 
-    figsize = (10.0, 3.0)
+    figsize = (6.8, 2.7)
 
     def __init__(self, *args, on_select=None, **kwargs):
         self.on_select = on_select
@@ -139,7 +138,8 @@ class RestartGallery(_View):
         sol = snap.solutions
         self.figure.clear()
         n_sol = min(len(sol.groups), MAX_SOLUTIONS)
-        grid = self.figure.add_gridspec(1, 2 + max(n_sol, 1), width_ratios=[2.4, 0.1] + [1] * max(n_sol, 1))
+        grid = self.figure.add_gridspec(1, 2 + max(n_sol, 1),
+                                        width_ratios=[2.2, 0.05] + [1] * max(n_sol, 1))
         ax = self.figure.add_subplot(grid[0, 0])
         self.ranking = P.draw_ranking(ax, r.objective, sol.group_of, self.shown_restart(snap))
         for bar in self.ranking.bars:
@@ -151,8 +151,9 @@ class RestartGallery(_View):
             xy, m2, c2 = self._projected(snap, lead)
             perm = sol.permutations[lead]
             labels = np.argsort(perm)[snap.labels[lead]]
-            title = f"solution {g + 1}: {len(sol.groups[g])} of {r.n_restarts}\nll {r.objective[lead]:.3f}"
+            title = f"#{g + 1}: {len(sol.groups[g])} of {r.n_restarts}\nll {r.objective[lead]:.3f}"
             P.draw_solution(sub, xy, labels, m2[perm], c2[perm], title)
+            sub.set_title(title, fontsize="x-small")
             for spine in sub.spines.values():
                 spine.set_edgecolor(P.PALETTE[g % len(P.PALETTE)])
                 spine.set_linewidth(3)
