@@ -17,6 +17,7 @@ __all__ = [
     "RestartGallery",
     "Restarts",
     "datasets",
+    "enable_compilation_cache",
 ]
 __version__ = "0.1.0"
 
@@ -30,3 +31,22 @@ def __getattr__(name):
 
         return getattr(widgets, name)
     raise AttributeError(f"module 'emwidgets' has no attribute {name!r}")
+
+
+def enable_compilation_cache(directory: str | None = None) -> str:
+    """Keep JAX's compiled programs on disk, so a restarted kernel skips compilation.
+
+    A first fit of a given shape compiles for a few seconds on a CPU; with the
+    cache on, the same fit in a later session loads the program instead.
+    Returns the directory used (default ``~/.cache/emwidgets/jax``).
+    """
+    import os
+
+    import jax
+
+    directory = directory or os.path.join(os.path.expanduser("~"), ".cache", "emwidgets", "jax")
+    os.makedirs(directory, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return directory

@@ -141,3 +141,42 @@ def test_kmeans_init_is_the_hard_em_limit(blobs):
     from sklearn.metrics import adjusted_rand_score
 
     assert adjusted_rand_score(labels, gm.predict(X)) > 0.8
+
+
+def test_grouped_restarts_equal_one_batch(x64, blobs):
+    """Restarts run as sequential vmapped groups give the batch's results."""
+    import jax.numpy as jnp
+
+    from emwidgets.core import em
+    from emwidgets.core import kmeans as km
+
+    X, _ = blobs
+    live = GaussianMixture(3, n_init=8, init_params="random", random_state=0).start(X)
+    run = live.run
+    results = {}
+    for g in (8, 4, 1):
+        advance = em.make_runner(G_model(), 448, g)
+        results[g] = advance(run.state, run.data, run.hyper, run.tol, jnp.int32(100))
+    for g in (4, 1):
+        np.testing.assert_array_equal(results[g].n_iter, results[8].n_iter)
+        np.testing.assert_allclose(results[g].trace, results[8].trace, rtol=1e-10)
+        np.testing.assert_allclose(results[g].params.means, results[8].params.means, rtol=1e-10)
+    assert int(results[1].iteration) == int(results[8].iteration)
+    # And the k-means grouping rule: big problems run one restart at a time.
+    assert em.group_size_for(16, 1e6, 2**20) == 2 and em.group_size_for(16, 2**20, 2**20) == 1
+    assert em.group_size_for(10, 100, 2**20) == 10 and em.group_size_for(12, 2**18, 2**20) == 4
+    del km
+
+
+def G_model():
+    from emwidgets.core import gmm
+
+    return gmm.gmm_model("full")
+
+
+def test_coarser_blocks_divide_the_padded_data():
+    from emwidgets.core.data import coarser_block
+
+    assert coarser_block(13 * 8192, 8192, 10, budget=2**22) == 13 * 8192
+    assert coarser_block(12 * 1024, 1024, 1000, budget=4096 * 1000) == 4096
+    assert coarser_block(12 * 1024, 1024, 10**9, budget=1) == 1024

@@ -135,7 +135,7 @@ def test_convergence_warning_when_best_restart_hits_max_iter(blobs):
 def test_tol_reg_covar_and_data_do_not_recompile(blobs):
     X, _ = blobs
     GaussianMixture(3, n_init=4, random_state=0).fit(X)
-    runner = em.make_runner(G.gmm_model("full"), 448)
+    runner = em.make_runner(G.gmm_model("full"), 448, None)
     init_size, run_size = G.init_batch._cache_size(), runner._cache_size()
     for tol, reg, shift in [(1e-2, 1e-5, 1.0), (1e-4, 1e-3, -2.0), (3e-3, 1e-6, 0.5)]:
         GaussianMixture(3, n_init=4, tol=tol, reg_covar=reg, random_state=1).fit(X + shift)

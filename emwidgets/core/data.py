@@ -70,6 +70,21 @@ def padded_length(n_samples: int, block_size: int) -> tuple[int, int]:
     return n_blocks * block_size, block_size
 
 
+def coarser_block(n_padded: int, block_size: int, width: int,
+                  budget: int = DEFAULT_BLOCK_BUDGET) -> int:
+    """The largest multiple of ``block_size`` dividing ``n_padded`` within ``budget``.
+
+    A lighter computation on the same padded data (k-means over one restart at
+    a time, say) can take bigger blocks: each block costs a fixed overhead.
+    """
+    n_blocks = n_padded // block_size
+    best = block_size
+    for m in range(1, n_blocks + 1):
+        if n_blocks % m == 0 and block_size * m * width <= budget:
+            best = block_size * m
+    return best
+
+
 def prepare(x: np.ndarray, width: int, scaling: Scaling | None = None,
             budget: int = DEFAULT_BLOCK_BUDGET) -> tuple[Data, Scaling, int]:
     """Standardise, pad and choose the block size.

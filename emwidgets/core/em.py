@@ -159,18 +159,36 @@ def _restart_update(model: EMModel, block_size: int, it, data, hyper, tol):
     return update
 
 
+def group_size_for(n_restarts: int, work_per_restart: float, target: float = 2.0**21) -> int:
+    """Restarts per vmapped group: enough work per iteration to amortise its fixed cost.
+
+    A vmapped batch iterates until its slowest restart stops, so small groups
+    waste less on restarts that converged early, while large groups amortise
+    the fixed cost of each loop iteration and widen the matrix products. The
+    group holds about ``target`` numbers per iteration (``work_per_restart``
+    each), rounded to a divisor of ``n_restarts``.
+    """
+    want = max(1, int(np.ceil(target / max(work_per_restart, 1.0))))
+    divisors = [g for g in range(1, n_restarts + 1) if n_restarts % g == 0]
+    return next((g for g in divisors if g >= want), n_restarts)
+
+
 @functools.lru_cache(maxsize=None)
-def make_runner(model: EMModel, block_size: int):
-    """The compiled driver for one model and block size.
+def make_runner(model: EMModel, block_size: int, group_size: int | None = None):
+    """The compiled driver for one model, block size and restart grouping.
 
     Returns ``advance(state, data, hyper, tol, stop_at) -> state``: iterate
     every running restart until all have stopped, the trace is full
     (``max_iter``) or ``stop_at`` iterations have run. ``tol``, ``hyper``,
     ``data`` and ``stop_at`` are traced: changing them never recompiles.
     Restarts still running at ``max_iter`` get status ``MAX_ITER``.
+
+    With ``group_size`` g < R, the restarts run as R / g vmapped groups one
+    after the other inside the same program (``lax.map``): each group stops
+    when *its* slowest restart stops (see :func:`group_size_for`).
     """
 
-    def advance(state: EMState, data: Data, hyper, tol, stop_at):
+    def run_group(state: EMState, data: Data, hyper, tol, stop_at):
         max_iter = state.trace.shape[1]
 
         def cond(s: EMState):
@@ -183,7 +201,27 @@ def make_runner(model: EMModel, block_size: int):
             )
             return EMState(*out, iteration=s.iteration + 1)
 
-        state = lax.while_loop(cond, body, state)
+        return lax.while_loop(cond, body, state)
+
+    def advance(state: EMState, data: Data, hyper, tol, stop_at):
+        max_iter = state.trace.shape[1]
+        n_restarts = state.status.shape[0]
+        g = n_restarts if group_size is None else group_size
+        if g >= n_restarts:
+            state = run_group(state, data, hyper, tol, stop_at)
+        else:
+            per_restart = state._replace(iteration=jnp.zeros((n_restarts,), jnp.int32))
+            grouped = jax.tree.map(lambda a: a.reshape((n_restarts // g, g) + a.shape[1:]),
+                                   per_restart)
+
+            def one_group(s):
+                s = s._replace(iteration=state.iteration)
+                out = run_group(s, data, hyper, tol, stop_at)
+                return out._replace(iteration=jnp.full((g,), out.iteration))
+
+            out = lax.map(one_group, grouped)
+            out = jax.tree.map(lambda a: a.reshape((n_restarts,) + a.shape[2:]), out)
+            state = out._replace(iteration=out.iteration.max())
         hit_max = (state.status == RUNNING) & (state.iteration >= max_iter)
         return state._replace(status=jnp.where(hit_max, MAX_ITER, state.status))
 
@@ -216,8 +254,9 @@ class EMRun:
         ...     state = run.advance(5)   # draw state.trace between calls
     """
 
-    def __init__(self, model: EMModel, block_size: int, state: EMState, data: Data, hyper, tol):
-        self._advance = make_runner(model, block_size)
+    def __init__(self, model: EMModel, block_size: int, state: EMState, data: Data, hyper, tol,
+                 group_size: int | None = None):
+        self._advance = make_runner(model, block_size, group_size)
         self.state = state
         self.data = data
         self.hyper = hyper

@@ -181,11 +181,11 @@ def kmeans_tol_scaled(data: Data, tol):
 
 
 def run_kmeans(keys, data: Data, n_components: int, block_size: int, tol_scaled,
-               max_iter: int = 300):
+               max_iter: int = 300, group_size: int | None = None):
     """k-means++ seeds and Lloyd iterations for every restart at once: (R, K, D)."""
     seeds = jax.vmap(lambda key: km.kmeans_plusplus(key, data.x, data.w, n_components)[0])(keys)
     state = init_state(km.KMeansParams(seeds), max_iter)
-    state = make_runner(km.kmeans_model(), block_size)(
+    state = make_runner(km.kmeans_model(), block_size, group_size)(
         state, data, None, tol_scaled, jnp.int32(max_iter)
     )
     return state.params.centers
@@ -234,9 +234,10 @@ def apply_user_init(cov_type: str, params: GMMParams, user: UserInit) -> GMMPara
 
 
 @functools.partial(jax.jit, static_argnames=("cov_type", "method", "n_components", "block_size",
-                                             "max_iter"))
+                                             "max_iter", "kmeans_group_size", "kmeans_block_size"))
 def init_batch(keys, data: Data, reg_covar, user: UserInit, *, cov_type: str, method: str,
-               n_components: int, block_size: int, max_iter: int | None = None):
+               n_components: int, block_size: int, max_iter: int | None = None,
+               kmeans_group_size: int | None = None, kmeans_block_size: int | None = None):
     """Initial parameters of every restart, one per key (vmapped).
 
     With ``max_iter`` given, returns the driver's initial :class:`EMState`
@@ -245,7 +246,8 @@ def init_batch(keys, data: Data, reg_covar, user: UserInit, *, cov_type: str, me
     centers = None
     if method == "kmeans":
         kmeans_tol = kmeans_tol_scaled(data, jnp.asarray(1e-4, data.x.dtype))
-        centers = run_kmeans(keys, data, n_components, block_size, kmeans_tol)
+        centers = run_kmeans(keys, data, n_components, kmeans_block_size or block_size,
+                             kmeans_tol, group_size=kmeans_group_size)
 
     def one(key, c):
         p = init_params(cov_type, method, n_components, block_size, key, data, reg_covar, c)
