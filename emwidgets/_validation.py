@@ -45,7 +45,7 @@ def as_2d_float(X, *, what: str = "X", allow_nan: bool = False):
     arr = arr.astype(np.float64, copy=False)
     if arr.ndim == 1:
         raise ValueError(
-            f"Expected 2D array, got 1D array instead. Reshape your data with "
+            "Expected 2D array, got 1D array instead. Reshape your data with "
             "X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one sample."
         )
     if arr.ndim != 2:

@@ -148,7 +148,6 @@ def test_grouped_restarts_equal_one_batch(x64, blobs):
     import jax.numpy as jnp
 
     from emwidgets.core import em
-    from emwidgets.core import kmeans as km
 
     X, _ = blobs
     live = GaussianMixture(3, n_init=8, init_params="random", random_state=0).start(X)
@@ -165,7 +164,6 @@ def test_grouped_restarts_equal_one_batch(x64, blobs):
     # And the k-means grouping rule: big problems run one restart at a time.
     assert em.group_size_for(16, 1e6, 2**20) == 2 and em.group_size_for(16, 2**20, 2**20) == 1
     assert em.group_size_for(10, 100, 2**20) == 10 and em.group_size_for(12, 2**18, 2**20) == 4
-    del km
 
 
 def G_model():

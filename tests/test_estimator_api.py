@@ -1,6 +1,5 @@
 """The estimators as a user meets them: inputs, errors, attributes, degenerate data."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd

@@ -228,20 +228,6 @@ def make_runner(model: EMModel, block_size: int, group_size: int | None = None):
     return jax.jit(advance)
 
 
-def replay_restart(state: EMState, index: int) -> EMState:
-    """The state of one restart alone (a batch of one), e.g. to re-run it."""
-    take = lambda a: a[index : index + 1]  # noqa: E731
-    return state._replace(
-        params=jax.tree.map(take, state.params),
-        objective=take(state.objective),
-        n_iter=take(state.n_iter),
-        status=take(state.status),
-        bad_component=take(state.bad_component),
-        bad_iteration=take(state.bad_iteration),
-        trace=take(state.trace),
-    )
-
-
 class EMRun:
     """A fit advanced a few iterations at a time, for live views.
 

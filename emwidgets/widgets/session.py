@@ -16,7 +16,6 @@ import traceback
 from dataclasses import dataclass
 from typing import Optional
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -243,7 +242,7 @@ class FitSession(T.HasTraits):
             parts.append(f"best log-likelihood {r.objective[r.best]:.4f} (restart {r.best})")
         n_sol = len(snap.solutions.groups)
         parts.append(f"{n_sol} distinct solution{'s' if n_sol != 1 else ''}")
-        hit = sum(s == "max iter reached" or s == "max_iter reached" for s in r.status)
+        hit = sum(s == "max_iter reached" for s in r.status)
         if hit:
             parts.append(f"{hit} hit max_iter")
         warn = [m for m in r.messages if "dropped" in m]
@@ -264,5 +263,3 @@ def snapshot_from_live(live, est: GaussianMixture, display_idx, elapsed, done) -
     return Snapshot(restarts, est.covariance_type, X, labels, unc, sol, live.iteration, done,
                     elapsed)
 
-
-del jax
