@@ -2,7 +2,7 @@
 
 from . import datasets
 from ._validation import ConvergenceWarning, NotFittedError
-from .estimators import GaussianMixture, KMeans, LiveFit, Restarts
+from .estimators import GaussianMixture, KMeans, LiveFit, Restarts, StandardErrors
 
 __all__ = [
     "AssignmentPlot",
@@ -16,6 +16,7 @@ __all__ = [
     "NotFittedError",
     "RestartGallery",
     "Restarts",
+    "StandardErrors",
     "datasets",
     "enable_compilation_cache",
 ]

@@ -186,6 +186,41 @@ class Restarts:
         ).rename_axis("restart")
 
 
+@dataclass
+class StandardErrors:
+    """Standard errors of a fitted mixture, shaped like its attributes.
+
+    Attributes:
+        weights, means, covariances: standard errors, shaped like ``weights_``,
+            ``means_`` and ``covariances_``.
+        estimates: the (weights, means, covariances) they belong to.
+        covariance: the full covariance matrix of all those parameters
+            (flattened in that order), from the delta method.
+    """
+
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    estimates: tuple
+    covariance: np.ndarray
+    n_samples: int
+
+    def intervals(self, level: float = 0.95) -> dict:
+        """Wald intervals ``{name: (lower, upper)}`` at the given level.
+
+        Normal approximations: for weights near 0 or 1 or small samples they
+        can leave the parameter space; read them as rough.
+        """
+        from scipy.stats import norm
+
+        z = norm.ppf(0.5 + level / 2)
+        out = {}
+        for name, est, se in zip(("weights", "means", "covariances"), self.estimates,
+                                 (self.weights, self.means, self.covariances)):
+            out[name] = (est - z * se, est + z * se)
+        return out
+
+
 def _restarts_from_state(state: em.EMState, params: dict, keys, offset: float,
                          objective=None) -> Restarts:
     status_codes = np.asarray(state.status)
@@ -529,6 +564,45 @@ class GaussianMixture(_Estimator):
 
     def _n_parameters(self) -> int:
         return G.n_parameters(self.covariance_type, self.n_components, self.n_features_in_)
+
+    def standard_errors(self, X) -> "StandardErrors":
+        """Standard errors of ``weights_``, ``means_`` and ``covariances_`` on data X.
+
+        From the observed information (the Hessian of the observed-data
+        log-likelihood at the estimate, by JAX autodiff, float64) in an
+        unconstrained parametrisation, mapped back by the delta method.
+        ``X`` must be the data the model was fitted on.
+
+        Raises:
+            ValueError: when the information matrix is singular (a collapsed
+                component, coinciding components): no standard errors exist.
+        """
+        from .core import stderr as SE
+
+        self._check_fitted()
+        Xa = self._validate_X(X, reset=False)
+        k, d = self.means_.shape
+        theta, info = SE.observed_information(self.covariance_type, self.weights_, self.means_,
+                                              self.covariances_, Xa)
+        eig = np.linalg.eigvalsh(0.5 * (info + info.T))
+        if not np.isfinite(eig).all() or eig.min() <= 1e-10 * max(abs(eig).max(), 1e-300):
+            raise ValueError(
+                "The observed information matrix is singular (smallest eigenvalue "
+                f"{eig.min():.3g}): a component may have collapsed or two components coincide, so "
+                "standard errors do not exist here; reduce n_components or fit more data."
+            )
+        cov_theta = np.linalg.inv(info)
+        cov = SE.delta_covariance(self.covariance_type, theta, cov_theta, k, d)
+        se = np.sqrt(np.clip(np.diag(cov), 0, None))
+        shapes = [self.weights_.shape, self.means_.shape, self.covariances_.shape]
+        sizes = np.cumsum([int(np.prod(sh)) for sh in shapes])
+        parts = np.split(se, sizes[:-1])
+        return StandardErrors(
+            weights=parts[0].reshape(shapes[0]), means=parts[1].reshape(shapes[1]),
+            covariances=parts[2].reshape(shapes[2]),
+            estimates=(self.weights_, self.means_, self.covariances_), covariance=cov,
+            n_samples=len(Xa),
+        )
 
     def bic(self, X):
         """Bayesian information criterion (lower is better), as scikit-learn."""
