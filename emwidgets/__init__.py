@@ -3,6 +3,7 @@
 from . import datasets
 from ._validation import ConvergenceWarning, NotFittedError
 from .estimators import GaussianMixture, KMeans, LiveFit, Restarts, StandardErrors
+from .selection import SelectionResult, select_model
 
 __all__ = [
     "AssignmentPlot",
@@ -13,16 +14,20 @@ __all__ = [
     "GaussianMixture",
     "KMeans",
     "LiveFit",
+    "ModelSelectionExplorer",
+    "SelectionResult",
     "NotFittedError",
     "RestartGallery",
     "Restarts",
     "StandardErrors",
     "datasets",
     "enable_compilation_cache",
+    "select_model",
 ]
 __version__ = "0.1.0"
 
-_WIDGETS = {"AssignmentPlot", "ConvergencePlot", "EMExplorer", "FitSession", "RestartGallery"}
+_WIDGETS = {"AssignmentPlot", "ConvergencePlot", "EMExplorer", "FitSession", "RestartGallery",
+            "ModelSelectionExplorer"}
 
 
 def __getattr__(name):

@@ -205,6 +205,13 @@ class StandardErrors:
     covariance: np.ndarray
     n_samples: int
 
+    def mean_covariances(self) -> np.ndarray:
+        """(K, D, D) covariance matrix of each component's mean estimate."""
+        k, d = self.means.shape
+        start = k  # the weights come first, then the means row by row
+        return np.stack([self.covariance[start + j * d: start + (j + 1) * d,
+                                         start + j * d: start + (j + 1) * d] for j in range(k)])
+
     def intervals(self, level: float = 0.95) -> dict:
         """Wald intervals ``{name: (lower, upper)}`` at the given level.
 
@@ -424,21 +431,25 @@ class GaussianMixture(_Estimator):
         Xa = self._validate_X(X, reset=True)
         self._check_parameters(Xa)
         k, (n, d) = self.n_components, Xa.shape
+        # A program for more components than used serves every smaller K (the
+        # extra ones are masked); select_model relies on it to compile once.
+        k_program = max(k, getattr(self, "_program_components", k))
+        active = jnp.arange(k_program) < k
         cov = COVARIANCE_TYPES[self.covariance_type]
         n_restarts = self.n_init if keys is None else len(keys)
-        width = 2 * n_restarts * k + cov.n_quad(d) + d + 1
+        width = 2 * n_restarts * k_program + cov.n_quad(d) + d + 1
         data, scaling, block_size = dm.prepare(Xa, width)
         dtype = data.x.dtype
         reg = jnp.asarray(self.reg_covar / scaling.scale**2, dtype)
         user = self._user_init(scaling, dtype)
         keys = _keys(self.random_state, self.n_init) if keys is None else keys
-        km_group, km_block = _kmeans_layout(n_restarts, data.x.shape[0], block_size, k, d)
-        state = G.init_batch(keys, data, reg, user, cov_type=self.covariance_type,
-                             method=self.init_params, n_components=k, block_size=block_size,
-                             max_iter=self.max_iter, kmeans_group_size=km_group,
-                             kmeans_block_size=km_block)
+        km_group, km_block = _kmeans_layout(n_restarts, data.x.shape[0], block_size, k_program, d)
+        state = G.init_batch(keys, data, reg, user, active, cov_type=self.covariance_type,
+                             method=self.init_params, n_components=k_program,
+                             block_size=block_size, max_iter=self.max_iter,
+                             kmeans_group_size=km_group, kmeans_block_size=km_block)
         run = em.EMRun(G.gmm_model(self.covariance_type), block_size, state, data,
-                       G.GMMHyper(reg), jnp.asarray(self.tol, dtype))
+                       G.GMMHyper(reg, active), jnp.asarray(self.tol, dtype))
         return LiveFit(self, run, scaling, keys, n)
 
     def _user_init(self, s: dm.Scaling, dtype) -> G.UserInit:
@@ -467,6 +478,8 @@ class GaussianMixture(_Estimator):
         self._check_fitted()
         key = jax.random.wrap_key_data(jnp.asarray(self.restarts_.keys[restart]))
         other = type(self)(**{**self.get_params(), "n_init": 1})
+        if hasattr(self, "_program_components"):
+            other._program_components = self._program_components
         other.start(X, keys=key[None]).finish()
         return other
 
@@ -474,6 +487,7 @@ class GaussianMixture(_Estimator):
         d = state.params.means.shape[-1]
         offset = -d * math.log(scaling.scale)
         p = _GMMScaling.to_data(jax.tree.map(np.asarray, state.params), scaling)
+        p = COVARIANCE_TYPES[self.covariance_type].first_components(p, self.n_components)
         params = {
             "weights": np.asarray(p.weights, np.float64),
             "means": np.asarray(p.means, np.float64),

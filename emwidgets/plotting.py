@@ -261,3 +261,66 @@ def draw_solution(ax, xy, labels, means2, covs2, title=""):
     ax.set_xticks([])
     ax.set_yticks([])
     return art
+
+
+# ---------------------------------------------------------------------------
+# Model selection: BIC against the number of components (mclust style)
+# ---------------------------------------------------------------------------
+
+MARKERS = {"full": "o", "tied": "s", "diag": "^", "spherical": "D"}
+
+
+@dataclass
+class SelectionArtists:
+    lines: dict
+    best: object
+    ax: object = None
+
+
+def draw_selection(ax, table, criterion: str = "bic") -> SelectionArtists:
+    """The criterion against the number of components, one line per covariance type."""
+    lines = {}
+    for i, cov_type in enumerate(["full", "tied", "diag", "spherical"]):
+        lines[cov_type] = ax.plot([], [], marker=MARKERS[cov_type], color=PALETTE[i],
+                                  label=cov_type)[0]
+    best = ax.scatter([], [], s=220, facecolor="none", edgecolor="k", linewidths=2, zorder=5,
+                      label="best")
+    ax.set_xlabel("number of components")
+    ax.set_ylabel(f"{criterion.upper()} (lower is better)")
+    ax.set_title(f"{criterion.upper()} of every model", fontsize="medium")
+    ax.grid(alpha=0.3)
+    art = SelectionArtists(lines, best, ax)
+    update_selection(art, table, criterion)
+    ax.legend(fontsize="small")
+    return art
+
+
+def update_selection(art: SelectionArtists, table, criterion: str = "bic"):
+    for cov_type, line in art.lines.items():
+        rows = table[table["covariance_type"] == cov_type].sort_values("n_components")
+        line.set_data(rows["n_components"].to_numpy(float), rows[criterion].to_numpy(float))
+    ok = table.dropna(subset=[criterion])
+    if len(ok):
+        row = ok.loc[ok[criterion].astype(float).idxmin()]
+        art.best.set_offsets([[float(row["n_components"]), float(row[criterion])]])
+        vals = ok[criterion].astype(float)
+        span = max(vals.max() - vals.min(), 1e-9)
+        art.ax.set_xlim(ok["n_components"].min() - 0.5, ok["n_components"].max() + 0.5)
+        art.ax.set_ylim(vals.min() - 0.05 * span, vals.max() + 0.05 * span)
+    return art
+
+
+def draw_mean_intervals(ax, means2, mean_covs2, level: float = 0.95, colours=None):
+    """Confidence ellipses of the component means in the plotted plane."""
+    from scipy.stats import chi2
+
+    n_std = float(np.sqrt(chi2.ppf(level, df=2)))
+    colours = component_colours(len(means2)) if colours is None else colours
+    patches = []
+    for m, c, colour in zip(means2, mean_covs2, colours):
+        w, h, angle = ellipse_geometry(c, n_std)
+        e = Ellipse(tuple(m), w, h, angle=angle, fill=True, alpha=0.35, color=colour, lw=1.5,
+                    ec="k", zorder=5)
+        ax.add_patch(e)
+        patches.append(e)
+    return patches

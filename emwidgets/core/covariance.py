@@ -53,6 +53,8 @@ class CovarianceType(NamedTuple):
         per_component_finite: (prec_chol, K) -> (K,) bool, factor is finite.
         scale_noise: (covariances, labels (n,), z (n, D) standard normal)
             -> (n, D) zero-mean draws from each sample's component.
+        first_components: (params with a leading restart axis, k) -> the same
+            params restricted to the first k components.
     """
 
     n_quad: Callable
@@ -68,6 +70,7 @@ class CovarianceType(NamedTuple):
     n_parameters: Callable
     per_component_finite: Callable
     scale_noise: Callable
+    first_components: Callable
 
 
 def _triu(d: int):
@@ -137,6 +140,17 @@ def _spherical_estimate(nk, means, s2, reg):
     return jnp.maximum(s2[:, 0] / nk - (means**2).sum(-1), 0.0) / d + reg
 
 
+def _take_components(params, k, shared):
+    """First k components of batched mixture parameters (R, K, ...)."""
+    cut = lambda a: a[:, :k]  # noqa: E731
+    return params._replace(
+        weights=cut(params.weights), means=cut(params.means),
+        covariances=params.covariances if shared else cut(params.covariances),
+        precisions_cholesky=(params.precisions_cholesky if shared
+                             else cut(params.precisions_cholesky)),
+    )
+
+
 FULL = CovarianceType(
     n_quad=lambda d: d * (d + 1) // 2,
     quad_features=_full_quad_features,
@@ -151,6 +165,7 @@ FULL = CovarianceType(
     n_parameters=lambda k, d: k * d * (d + 1) / 2.0,
     per_component_finite=lambda pc, k: jnp.isfinite(pc).all(axis=(-2, -1)),
     scale_noise=lambda cov, lab, z: jnp.einsum("nij,nj->ni", jnp.linalg.cholesky(cov)[lab], z),
+    first_components=lambda p, k: _take_components(p, k, shared=False),
 )
 
 TIED = CovarianceType(
@@ -169,6 +184,7 @@ TIED = CovarianceType(
     n_parameters=lambda k, d: d * (d + 1) / 2.0,
     per_component_finite=lambda pc, k: jnp.broadcast_to(jnp.isfinite(pc).all(), (k,)),
     scale_noise=lambda cov, lab, z: z @ jnp.linalg.cholesky(cov).T,
+    first_components=lambda p, k: _take_components(p, k, shared=True),
 )
 
 DIAG = CovarianceType(
@@ -185,6 +201,7 @@ DIAG = CovarianceType(
     n_parameters=lambda k, d: k * d,
     per_component_finite=lambda pc, k: jnp.isfinite(pc).all(-1),
     scale_noise=lambda cov, lab, z: z * jnp.sqrt(cov[lab]),
+    first_components=lambda p, k: _take_components(p, k, shared=False),
 )
 
 SPHERICAL = CovarianceType(
@@ -202,6 +219,7 @@ SPHERICAL = CovarianceType(
     n_parameters=lambda k, d: k,
     per_component_finite=lambda pc, k: jnp.isfinite(pc),
     scale_noise=lambda cov, lab, z: z * jnp.sqrt(cov[lab])[:, None],
+    first_components=lambda p, k: _take_components(p, k, shared=False),
 )
 
 COVARIANCE_TYPES: dict[str, CovarianceType] = {

@@ -44,9 +44,18 @@ class GMMParams(NamedTuple):
 
 
 class GMMHyper(NamedTuple):
-    """Traced hyperparameters: changing them never recompiles."""
+    """Traced hyperparameters: changing them never recompiles.
+
+    Attributes:
+        reg_covar: added to the covariances' diagonal.
+        active: (K,) bool, the components in use. A program compiled for K
+            components fits any smaller number: the others keep weight 0, own
+            no sample and are ignored by the health check (model selection
+            fits every K with one program per covariance type).
+    """
 
     reg_covar: jax.Array
+    active: jax.Array
 
 
 def features(cov: CovarianceType, x):
@@ -74,7 +83,7 @@ def weighted_log_prob(cov_type: str, params: GMMParams, x):
     return features(cov, x) @ natural_weights(cov, params)
 
 
-def m_step(cov: CovarianceType, stats, reg_covar, n_features: int):
+def m_step(cov: CovarianceType, stats, reg_covar, n_features: int, active=None):
     """Sufficient statistics (K, P) -> (GMMParams, Health).
 
     ``stats[:, :Q]`` are summed quadratic features, ``stats[:, Q:Q+D]`` summed
@@ -87,8 +96,10 @@ def m_step(cov: CovarianceType, stats, reg_covar, n_features: int):
     means = stats[:, q : q + d] / nk[:, None]
     covariances = cov.estimate(nk, means, stats[:, :q], reg_covar)
     pc = cov.precision_cholesky(covariances)
-    weights = nk / nk.sum()
-    good = cov.per_component_finite(pc, k) & jnp.isfinite(means).all(-1)
+    active = jnp.ones((k,), bool) if active is None else active
+    weights = jnp.where(active, nk, 0.0)
+    weights = weights / weights.sum()
+    good = (cov.per_component_finite(pc, k) & jnp.isfinite(means).all(-1)) | ~active
     ok = good.all()
     component = jnp.where(ok, -1, jnp.argmin(good)).astype(jnp.int32)
     return GMMParams(weights, means, covariances, pc), Health(ok, component)
@@ -111,7 +122,8 @@ def gmm_step(cov_type: str):
             return resp.T @ phi, (lse * w).sum()
 
         stats, total = block_sum(per_block, data, block_size)
-        new_params, health = m_step(cov, stats, hyper.reg_covar, params.means.shape[1])
+        new_params, health = m_step(cov, stats, hyper.reg_covar, params.means.shape[1],
+                                    hyper.active)
         return new_params, total / data.w.sum(), health
 
     return step
@@ -136,7 +148,8 @@ def _resp_from_labels(labels, k, dtype):
     return (labels[:, None] == jnp.arange(k)[None, :]).astype(dtype)
 
 
-def initial_resp_fn(method: str, key, data: Data, n_components: int, kmeans_centers=None):
+def initial_resp_fn(method: str, key, data: Data, n_components: int, kmeans_centers=None,
+                    active=None):
     """A function ``(x_block, w_block, block_index) -> (B, K)`` responsibilities.
 
     ``kmeans``: one-hot labels of the nearest of ``kmeans_centers`` (the
@@ -148,16 +161,17 @@ def initial_resp_fn(method: str, key, data: Data, n_components: int, kmeans_cent
     if method == "random":
         def resp(x, w, b):
             r = jax.random.uniform(jax.random.fold_in(key, b), (x.shape[0], k), dtype)
+            r = r if active is None else r * active
             return r / r.sum(1, keepdims=True)
         return resp
     if method == "kmeans":
         def resp(x, w, b):
-            return _resp_from_labels(km.nearest_labels(x, kmeans_centers), k, dtype)
+            return _resp_from_labels(km.nearest_labels(x, kmeans_centers, active), k, dtype)
         return resp
     raise ValueError(f"unknown init method {method!r}")
 
 
-def params_at_points(cov: CovarianceType, x, n_samples, reg_covar) -> GMMParams:
+def params_at_points(cov: CovarianceType, x, n_samples, reg_covar, active=None) -> GMMParams:
     """scikit-learn's M-step from one-hot responsibilities at K single samples.
 
     Each component holds one sample: its mean is that sample and its
@@ -169,7 +183,8 @@ def params_at_points(cov: CovarianceType, x, n_samples, reg_covar) -> GMMParams:
     nk = jnp.ones((k,), x.dtype) + eps
     covariances = cov.estimate(nk, jnp.zeros_like(x), jnp.zeros((k, cov.n_quad(d)), x.dtype),
                                reg_covar)
-    return GMMParams(nk / n_samples, x, covariances, cov.precision_cholesky(covariances))
+    weights = nk / n_samples if active is None else jnp.where(active, nk / n_samples, 0.0)
+    return GMMParams(weights, x, covariances, cov.precision_cholesky(covariances))
 
 
 def kmeans_tol_scaled(data: Data, tol):
@@ -181,33 +196,39 @@ def kmeans_tol_scaled(data: Data, tol):
 
 
 def run_kmeans(keys, data: Data, n_components: int, block_size: int, tol_scaled,
-               max_iter: int = 300, group_size: int | None = None):
-    """k-means++ seeds and Lloyd iterations for every restart at once: (R, K, D)."""
+               max_iter: int = 300, group_size: int | None = None, active=None):
+    """k-means++ seeds and Lloyd iterations for every restart at once: (R, K, D).
+
+    Seeds are drawn in order, so with a mask the active (first) centres are
+    seeded exactly as for a program of that size.
+    """
     seeds = jax.vmap(lambda key: km.kmeans_plusplus(key, data.x, data.w, n_components)[0])(keys)
     state = init_state(km.KMeansParams(seeds), max_iter)
     state = make_runner(km.kmeans_model(), block_size, group_size)(
-        state, data, None, tol_scaled, jnp.int32(max_iter)
+        state, data, active, tol_scaled, jnp.int32(max_iter)
     )
     return state.params.centers
 
 
 def init_params(cov_type: str, method: str, n_components: int, block_size: int,
-                key, data: Data, reg_covar, kmeans_centers=None):
+                key, data: Data, reg_covar, kmeans_centers=None, active=None):
     """One restart's initial parameters: responsibilities, then an M-step."""
     cov = COVARIANCE_TYPES[cov_type]
     if method in ("k-means++", "random_from_data"):
         pick = km.kmeans_plusplus if method == "k-means++" else km.random_centers
         points, _ = pick(key, data.x, data.w, n_components)
-        return params_at_points(cov, points, data.w.sum(), reg_covar)
-    resp_fn = initial_resp_fn(method, key, data, n_components, kmeans_centers)
+        return params_at_points(cov, points, data.w.sum(), reg_covar, active)
+    resp_fn = initial_resp_fn(method, key, data, n_components, kmeans_centers, active)
 
     def per_block(x, w, b):
         return (resp_fn(x, w, b) * w[:, None]).T @ features(cov, x)
 
     stats = block_sum(per_block, data, block_size)
-    params, _ = m_step(cov, stats, reg_covar, data.x.shape[1])
+    params, _ = m_step(cov, stats, reg_covar, data.x.shape[1], active)
     # scikit-learn's initial weights are nk / n (not renormalised).
-    return params._replace(weights=(stats[:, -1] + 10 * jnp.finfo(stats.dtype).eps) / data.w.sum())
+    nk = stats[:, -1] + 10 * jnp.finfo(stats.dtype).eps
+    nk = nk if active is None else jnp.where(active, nk, 0.0)
+    return params._replace(weights=nk / data.w.sum())
 
 
 class UserInit(NamedTuple):
@@ -235,7 +256,8 @@ def apply_user_init(cov_type: str, params: GMMParams, user: UserInit) -> GMMPara
 
 @functools.partial(jax.jit, static_argnames=("cov_type", "method", "n_components", "block_size",
                                              "max_iter", "kmeans_group_size", "kmeans_block_size"))
-def init_batch(keys, data: Data, reg_covar, user: UserInit, *, cov_type: str, method: str,
+def init_batch(keys, data: Data, reg_covar, user: UserInit, active=None, *, cov_type: str,
+               method: str,
                n_components: int, block_size: int, max_iter: int | None = None,
                kmeans_group_size: int | None = None, kmeans_block_size: int | None = None):
     """Initial parameters of every restart, one per key (vmapped).
@@ -247,10 +269,11 @@ def init_batch(keys, data: Data, reg_covar, user: UserInit, *, cov_type: str, me
     if method == "kmeans":
         kmeans_tol = kmeans_tol_scaled(data, jnp.asarray(1e-4, data.x.dtype))
         centers = run_kmeans(keys, data, n_components, kmeans_block_size or block_size,
-                             kmeans_tol, group_size=kmeans_group_size)
+                             kmeans_tol, group_size=kmeans_group_size, active=active)
 
     def one(key, c):
-        p = init_params(cov_type, method, n_components, block_size, key, data, reg_covar, c)
+        p = init_params(cov_type, method, n_components, block_size, key, data, reg_covar, c,
+                        active)
         return apply_user_init(cov_type, p, user)
 
     params = jax.vmap(one)(keys, centers)

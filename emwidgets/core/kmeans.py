@@ -26,16 +26,20 @@ class KMeansParams(NamedTuple):
     centers: jax.Array
 
 
-def squared_distances(x, centers):
-    """(B, D), (K, D) -> (B, K) squared Euclidean distances, clipped at 0."""
+def squared_distances(x, centers, active=None):
+    """(B, D), (K, D) -> (B, K) squared Euclidean distances, clipped at 0.
+
+    Centres where ``active`` (K,) is False are infinitely far away.
+    """
     d2 = (x * x).sum(-1)[:, None] - 2.0 * x @ centers.T + (centers * centers).sum(-1)[None, :]
-    return jnp.maximum(d2, 0.0)
+    d2 = jnp.maximum(d2, 0.0)
+    return d2 if active is None else jnp.where(active[None, :], d2, jnp.inf)
 
 
-def assignment_stats(x, w, centers):
+def assignment_stats(x, w, centers, active=None):
     """Per-block sums for a hard E-step: ([sum x | count] per centre, inertia)."""
     k = centers.shape[0]
-    d2 = squared_distances(x, centers)
+    d2 = squared_distances(x, centers, active)
     labels = jnp.argmin(d2, axis=1)
     onehot = (labels[:, None] == jnp.arange(k)[None, :]).astype(x.dtype) * w[:, None]
     xa = jnp.concatenate([x, jnp.ones_like(x[:, :1])], axis=1)
@@ -46,12 +50,14 @@ def assignment_stats(x, w, centers):
 def kmeans_step(params: KMeansParams, data: Data, hyper, block_size: int):
     """One Lloyd iteration: returns (new params, -inertia/n of the input, Health).
 
-    An empty cluster keeps its centre (scikit-learn instead relocates it to a
-    far point; the restarts are there to escape such optima).
+    ``hyper`` is None or a (K,) mask of the centres in use (the others stay
+    put and own no sample). An empty cluster keeps its centre (scikit-learn
+    instead relocates it to a far point; the restarts are there to escape such
+    optima).
     """
     centers = params.centers
     stats, inertia = block_sum(
-        lambda x, w, b: assignment_stats(x, w, centers), data, block_size
+        lambda x, w, b: assignment_stats(x, w, centers, hyper), data, block_size
     )
     counts = stats[:, -1]
     sums = stats[:, :-1]
@@ -128,6 +134,6 @@ def random_centers(key, x, w, n_components: int):
     return x[idx], idx
 
 
-def nearest_labels(x, centers):
-    """(B, D), (K, D) -> (B,) index of the nearest centre."""
-    return jnp.argmin(squared_distances(x, centers), axis=1)
+def nearest_labels(x, centers, active=None):
+    """(B, D), (K, D) -> (B,) index of the nearest (active) centre."""
+    return jnp.argmin(squared_distances(x, centers, active), axis=1)

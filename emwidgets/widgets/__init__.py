@@ -2,7 +2,9 @@
 
 from .explorer import EMExplorer
 from .session import FitSession, Snapshot, snapshot_from_estimator, snapshot_from_live
-from .views import AssignmentPlot, ConvergencePlot, RestartGallery
+from .selection import ModelSelectionExplorer
+from .views import AssignmentPlot, ConvergencePlot, RestartGallery, SelectionPlot
 
-__all__ = ["AssignmentPlot", "ConvergencePlot", "EMExplorer", "FitSession", "RestartGallery",
+__all__ = ["AssignmentPlot", "ConvergencePlot", "EMExplorer", "FitSession",
+           "ModelSelectionExplorer", "RestartGallery", "SelectionPlot",
            "Snapshot", "snapshot_from_estimator", "snapshot_from_live"]

@@ -68,6 +68,8 @@ class EMExplorer(W.VBox):
                                     disabled=True, layout=W.Layout(width="140px"))
         self.restart_picker = W.Dropdown(options=[("best", -1)], value=-1, description="show restart",
                                          style=_STYLE, layout=_WIDE)
+        self.intervals = W.Checkbox(value=False, description="95% intervals of the means",
+                                    indent=False, layout=_WIDE)
         self.status = W.HTML(layout=W.Layout(width="100%"))
         self.status.add_class("emwidgets-status")
 
@@ -83,6 +85,7 @@ class EMExplorer(W.VBox):
         self.run_button.on_click(lambda _: self.run())
         self.stop_button.on_click(lambda _: session.stop_async())
         self.restart_picker.observe(lambda ch: self._select(ch["new"]), "value")
+        self.intervals.observe(lambda ch: self._draw_intervals(), "value")
         session.observe(self._on_snapshot, "snapshot")
         session.observe(self._on_status, ["status", "running", "error"])
         session.observe(self._on_axes, ["x_axis", "y_axis"])
@@ -92,7 +95,8 @@ class EMExplorer(W.VBox):
         left = W.VBox([W.HTML("<b>EM settings</b>"), c["n_components"], c["covariance_type"],
                        c["init_params"], c["tol"], c["max_iter"], c["n_init"], c["random_state"],
                        c["reg_covar"], W.HTML("<b>Plotted axes</b>"), c["x_axis"], c["y_axis"],
-                       W.HBox([self.run_button, self.stop_button]), self.restart_picker],
+                       W.HBox([self.run_button, self.stop_button]), self.restart_picker,
+                       self.intervals],
                       layout=W.Layout(width="300px", min_width="300px"))
         views = W.VBox([W.HBox([self.convergence.canvas, self.assignments.canvas]),
                         self.gallery.canvas])
@@ -116,9 +120,29 @@ class EMExplorer(W.VBox):
     # -- observers --------------------------------------------------------------
     def _draw(self, snap):
         self.convergence.update(snap)
+        self.assignments.interval_patches = []  # the update may clear the axes
         self.assignments.update(snap)
         if snap.done or self.gallery.snapshot is None or snap.iteration % 5 == 0:
             self.gallery.update(snap)
+        if snap.done:
+            self._draw_intervals()
+
+    def _draw_intervals(self):
+        """Confidence ellipses of the best model's means (standard errors by autodiff)."""
+        s = self.session
+        snap = s.snapshot
+        shown_best = snap is not None and self.assignments.shown_restart(snap) == snap.best
+        if not (self.intervals.value and s.estimator is not None and snap is not None
+                and snap.done and shown_best):
+            self.assignments.show_intervals(None)
+            return
+        try:
+            se = s.estimator.standard_errors(s.X)
+        except ValueError as exc:
+            self.assignments.show_intervals(None)
+            s.status = f"No intervals: {exc}"
+            return
+        self.assignments.show_intervals(se)
 
     def _on_snapshot(self, change):
         snap = change["new"]

@@ -99,7 +99,30 @@ class ConvergencePlot(_View):
 
 
 class AssignmentPlot(_View):
-    """The data coloured by component for one restart, 2-sigma ellipses, uncertainty."""
+    """The data coloured by component for one restart, 2-sigma ellipses, uncertainty.
+
+    ``show_intervals(standard_errors)`` adds 95% confidence ellipses of the
+    means of the fitted (best) model.
+    """
+
+    interval_patches: list = []
+
+    def show_intervals(self, se, level: float = 0.95):
+        """Draw confidence ellipses of the means (None removes them)."""
+        with self._lock:
+            for patch in self.interval_patches:
+                patch.remove()
+            self.interval_patches = []
+            snap = self.snapshot
+            if se is not None and snap is not None and hasattr(self, "artists"):
+                w = self._projection(snap)
+                best = snap.best
+                perm = snap.solutions.permutations[best]
+                means2 = se.estimates[1] @ w
+                covs2 = np.einsum("di,kde,ej->kij", w, se.mean_covariances(), w)
+                self.interval_patches = P.draw_mean_intervals(
+                    self.artists.ax, means2[perm], covs2[perm], level)
+        self.canvas.draw_idle()
 
     def _update(self, snap: Snapshot):
         r = self.shown_restart(snap)
@@ -120,6 +143,23 @@ class AssignmentPlot(_View):
         else:
             P.update_assignments(self.artists, xy, labels, snap.uncertainty[r], m2, c2)
         self.artists.ax.set_title(f"Restart {r} (size = uncertainty)", fontsize="medium")
+
+
+class SelectionPlot(_View):
+    """BIC (or AIC, ICL) against the number of components, one line per covariance type."""
+
+    figsize = (5.0, 3.4)
+    criterion = "bic"
+
+    def update_table(self, table):
+        with self._lock:
+            if not hasattr(self, "artists"):
+                self.figure.clear()
+                self.artists = P.draw_selection(self.figure.add_subplot(), table, self.criterion)
+            else:
+                P.update_selection(self.artists, table, self.criterion)
+            self.n_draws += 1
+        self.canvas.draw_idle()
 
 
 class RestartGallery(_View):
