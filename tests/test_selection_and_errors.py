@@ -1,0 +1,151 @@
+"""Model selection and standard errors (issue: choosing K, uncertainty of the estimates)."""
+
+import warnings
+
+import numpy as np
+import pytest
+from conftest import make_mixture
+
+from emwidgets import GaussianMixture, ModelSelectionExplorer, select_model
+from emwidgets.core import em
+from emwidgets.core import gmm as G
+from emwidgets.core import stderr as SE
+
+
+@pytest.fixture(scope="module")
+def grid():
+    X, _ = make_mixture(500, 2, 3, seed=4, separation=6.0)
+    return X, select_model(X, n_components=range(1, 6), n_init=4, random_state=0)
+
+
+def test_table_matches_the_individual_models(grid):
+    X, res = grid
+    table = res.table
+    assert len(table) == 5 * 4
+    assert list(table.columns[:7]) == ["n_components", "covariance_type", "log_likelihood",
+                                      "n_parameters", "bic", "aic", "icl"]
+    for _, row in table.iterrows():
+        gm = res.models[(row["n_components"], row["covariance_type"])]
+        assert gm.n_components == row["n_components"] and gm.means_.shape == (row["n_components"], 2)
+        np.testing.assert_allclose(row["bic"], gm.bic(X), rtol=1e-12)
+        np.testing.assert_allclose(row["aic"], gm.aic(X), rtol=1e-12)
+        np.testing.assert_allclose(row["log_likelihood"], gm.score(X) * len(X), rtol=1e-12)
+        assert row["icl"] >= row["bic"] - 1e-9  # ICL adds a non-negative entropy term
+        assert row["n_parameters"] == gm._n_parameters()
+    assert res.best is res.models[res.best_key]
+    assert res.best.bic(X) == pytest.approx(table["bic"].min())
+
+
+def test_one_compiled_program_per_covariance_type(grid):
+    X, _ = grid
+    sizes = {}
+    for cov_type in ("full", "spherical"):
+        select_model(X[:480], n_components=[1, 5], covariance_types=[cov_type], n_init=3)
+        runner = em.make_runner(G.gmm_model(cov_type), 512, None)
+        sizes[cov_type] = runner._cache_size()
+        select_model(X[:480], n_components=range(1, 6), covariance_types=[cov_type], n_init=3)
+        assert runner._cache_size() == sizes[cov_type], "K = 2, 3, 4 reuse the K = 5 program"
+
+
+def test_masked_components_take_no_part(grid):
+    X, res = grid
+    gm = res.models[(2, "full")]
+    assert gm.weights_.shape == (2,) and np.isclose(gm.weights_.sum(), 1)
+    for trace in gm.restarts_.trace:
+        t = trace[~np.isnan(trace)]
+        assert np.all(np.diff(t) >= -1e-5 * np.abs(t[1:]))
+    # The same model fitted directly reaches the same optimum.
+    direct = GaussianMixture(2, n_init=4, random_state=0).fit(X)
+    assert direct.lower_bound_ == pytest.approx(gm.lower_bound_, abs=1e-3)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_selects_the_true_number_of_components(seed):
+    X, _ = make_mixture(600, 2, 3, seed=10 + seed, separation=8.0)
+    res = select_model(X, n_components=range(1, 6), n_init=4, random_state=seed)
+    assert res.best_key[0] == 3
+
+
+def test_bad_grid():
+    X = np.random.default_rng(0).normal(size=(5, 2))
+    with pytest.raises(ValueError, match="lower the largest"):
+        select_model(X, n_components=range(1, 8))
+    with pytest.raises(ValueError, match="criterion"):
+        select_model(X, criterion="r2")
+
+
+def test_model_selection_widget_fills_in():
+    X, _ = make_mixture(300, 2, 2, seed=1, separation=8.0)
+    w = ModelSelectionExplorer(X, n_components=(1, 3), n_init=2)
+    w.types["tied"].value = False
+    w.run(block=True)
+    assert "Done" in w.status.value and len(w.result.table) == 9
+    x, y = w.plot.artists.lines["full"].get_data()
+    np.testing.assert_array_equal(x, [1, 2, 3])
+    np.testing.assert_allclose(y, w.result.table.query("covariance_type == 'full'")["bic"])
+    assert w.plot.artists.lines["tied"].get_data()[0].size == 0
+
+
+# -- standard errors ----------------------------------------------------------
+
+@pytest.mark.parametrize("cov_type", ["full", "tied", "diag"])
+def test_one_component_mean_error_is_sigma_over_root_n(cov_type):
+    rng = np.random.default_rng(0)
+    X = rng.multivariate_normal([1.0, -2.0], [[2.0, 0.6], [0.6, 1.0]], size=400)
+    gm = GaussianMixture(1, covariance_type=cov_type).fit(X)
+    se = gm.standard_errors(X)
+    var = {"full": lambda c: np.diag(c[0]), "tied": np.diag, "diag": lambda c: c[0]}[cov_type](
+        gm.covariances_)
+    np.testing.assert_allclose(se.means[0], np.sqrt(var / len(X)), rtol=1e-6)
+    np.testing.assert_allclose(se.means[0], X.std(0) / np.sqrt(len(X)), rtol=1e-3)
+    assert se.weights[0] == pytest.approx(0.0, abs=1e-8)  # one component: weight fixed at 1
+    lower, upper = se.intervals(0.95)["means"]
+    assert (lower < gm.means_).all() and (gm.means_ < upper).all()
+
+
+def test_autodiff_hessian_matches_finite_differences():
+    X, _ = make_mixture(300, 2, 2, seed=2, separation=5.0)
+    gm = GaussianMixture(2, n_init=3, random_state=0).fit(X)
+    theta, info = SE.observed_information("full", gm.weights_, gm.means_, gm.covariances_, X)
+    import jax
+
+    with jax.enable_x64(True):
+        f = lambda t: float(SE.log_likelihood("full", jax.numpy.asarray(t), X, 2, 2))  # noqa: E731
+        h, p = 1e-4, len(theta)
+        fd = np.zeros((p, p))
+        for i in range(p):
+            for j in range(i, p):
+                ei, ej = np.eye(p)[i] * h, np.eye(p)[j] * h
+                fd[i, j] = fd[j, i] = (f(theta + ei + ej) - f(theta + ei - ej) - f(theta - ei + ej)
+                                       + f(theta - ei - ej)) / (4 * h * h)
+    np.testing.assert_allclose(-info, fd, rtol=2e-3, atol=2e-2)
+    assert len(theta) == gm._n_parameters()
+
+
+def test_singular_information_says_why():
+    X, _ = make_mixture(200, 2, 1, seed=3)
+    gm = GaussianMixture(2, n_init=2, random_state=0).fit(X)
+    gm.means_ = np.stack([gm.means_[0], gm.means_[0]])
+    gm.covariances_ = np.stack([gm.covariances_[0], gm.covariances_[0]])
+    with pytest.raises(ValueError, match="information matrix is singular"):
+        gm.standard_errors(X)
+
+
+@pytest.mark.slow
+def test_standard_errors_agree_with_a_parametric_bootstrap():
+    X, _ = make_mixture(400, 2, 2, seed=5, separation=6.0)
+    gm = GaussianMixture(2, n_init=4, random_state=0).fit(X)
+    se = gm.standard_errors(X)
+    draws = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for b in range(60):
+            Xb, _ = gm.sample(len(X))
+            fit = GaussianMixture(2, means_init=gm.means_, weights_init=gm.weights_,
+                                  precisions_init=gm.precisions_, random_state=b).fit(Xb)
+            # Started at the estimate, the components keep their labels.
+            assert np.abs(fit.means_ - gm.means_).max() < 1.0
+            draws.append(fit.means_)
+    boot = np.std(np.array(draws), axis=0)
+    ratio = boot / se.means
+    assert np.all((ratio > 0.6) & (ratio < 1.6)), ratio
