@@ -1,0 +1,231 @@
+"""Gaussian hidden Markov models: Baum-Welch on the same EM driver.
+
+The E-step is the forward-backward algorithm in scaled form (each forward
+vector normalised, the log of the normalisers summing to the log-likelihood),
+run with ``lax.scan`` over time for every sequence at once: sequences of
+different lengths are right-padded to one length with a mask. Emission
+log-densities of every state at every step are one matrix product
+``phi(X) @ W``, as for mixtures (see :mod:`gmm`), with the covariance types of
+:mod:`covariance`. The M-step turns the expected counts into start and
+transition probabilities and the state-weighted moments into Gaussians.
+
+The objective is the log-likelihood per sample (time step), so ``tol`` means
+what it means for mixtures; hmmlearn's ``tol`` is on the total
+log-likelihood: ``tol_emwidgets = tol_hmmlearn / n_samples``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from .covariance import COVARIANCE_TYPES
+from .em import EMModel, Health
+from .gmm import GMMParams, features, loglik_converged, m_step, natural_weights
+
+
+class HMMParams(NamedTuple):
+    """Attributes: startprob (S,), transmat (S, S), and the Gaussian emissions."""
+
+    startprob: jax.Array
+    transmat: jax.Array
+    means: jax.Array
+    covariances: jax.Array
+    precisions_cholesky: jax.Array
+
+
+class Sequences(NamedTuple):
+    """Sequences right-padded to a common length.
+
+    Attributes:
+        x: (n_sequences, T, D) standardised samples (padding is zeros).
+        mask: (n_sequences, T) 1 for a real step, 0 for padding.
+    """
+
+    x: jax.Array
+    mask: jax.Array
+
+
+class HMMHyper(NamedTuple):
+    reg_covar: jax.Array
+
+
+def emission_log_prob(cov_type: str, params: HMMParams, x):
+    """(..., D) -> (..., S) log N(x | mu_s, Sigma_s)."""
+    cov = COVARIANCE_TYPES[cov_type]
+    s = params.means.shape[0]
+    g = GMMParams(jnp.ones((s,), x.dtype), params.means, params.covariances,
+                  params.precisions_cholesky)
+    flat = x.reshape(-1, x.shape[-1])
+    return (features(cov, flat) @ natural_weights(cov, g)).reshape(x.shape[:-1] + (s,))
+
+
+def forward_backward(startprob, transmat, log_b, mask):
+    """Scaled forward-backward on one padded sequence.
+
+    Args:
+        startprob (S,), transmat (S, S), log_b (T, S) emission log-densities,
+        mask (T,) 1 for real steps.
+    Returns:
+        (log-likelihood, gamma (T, S) posteriors (0 on padding),
+         xi_sum (S, S) expected transition counts).
+    """
+    top = jnp.max(log_b, axis=1, keepdims=True)
+    b = jnp.exp(log_b - top)
+    dtype = log_b.dtype
+
+    def fwd(carry, inputs):
+        alpha_prev, first = carry
+        b_t, m_t = inputs
+        pred = jnp.where(first, startprob, alpha_prev @ transmat)
+        a = pred * b_t
+        c = a.sum()
+        alpha = jnp.where(m_t > 0, a / c, alpha_prev)
+        c = jnp.where(m_t > 0, c, 1.0)
+        return (alpha, jnp.bool_(False)), (alpha, c)
+
+    s = startprob.shape[0]
+    (_, _), (alpha, c) = lax.scan(fwd, (jnp.zeros((s,), dtype), jnp.bool_(True)), (b, mask))
+    log_lik = (jnp.log(c) + top[:, 0] * mask).sum()
+
+    def bwd(beta_next, inputs):
+        b_next, c_next, m_next = inputs
+        beta = jnp.where(m_next > 0, transmat @ (b_next * beta_next) / c_next, 1.0)
+        return beta, beta
+
+    # beta_t from t = T-2 down to 0, using step t+1; beta_{T-1} = 1.
+    ones = jnp.ones((s,), dtype)
+    _, beta_head = lax.scan(bwd, ones, (b[1:], c[1:], mask[1:]), reverse=True)
+    beta = jnp.concatenate([beta_head, ones[None]], axis=0)
+    gamma = alpha * beta
+    gamma = gamma / gamma.sum(axis=1, keepdims=True) * mask[:, None]
+    # xi_t(i, j) = alpha_t(i) A(i, j) b_{t+1}(j) beta_{t+1}(j) / c_{t+1}
+    w = (b[1:] * beta[1:]) / c[1:, None] * mask[1:, None]
+    xi_sum = transmat * (alpha[:-1].T @ w)
+    return log_lik, gamma, xi_sum
+
+
+def hmm_step(cov_type: str):
+    cov = COVARIANCE_TYPES[cov_type]
+
+    def step(params: HMMParams, data: Sequences, hyper: HMMHyper, block_size: int):
+        n_seq, t_max, d = data.x.shape
+        log_b = emission_log_prob(cov_type, params, data.x)  # (n_seq, T, S)
+        ll, gamma, xi = jax.vmap(forward_backward, in_axes=(None, None, 0, 0))(
+            params.startprob, params.transmat, log_b, data.mask)
+        flat_gamma = gamma.reshape(n_seq * t_max, -1)
+        phi = features(cov, data.x.reshape(n_seq * t_max, d))
+        stats = flat_gamma.T @ phi
+        emissions, health = m_step(cov, stats, hyper.reg_covar, d)
+        start = gamma[:, 0].sum(0)
+        trans = xi.sum(0)
+        new = HMMParams(
+            startprob=start / start.sum(),
+            transmat=trans / jnp.maximum(trans.sum(1, keepdims=True), jnp.finfo(trans.dtype).tiny),
+            means=emissions.means, covariances=emissions.covariances,
+            precisions_cholesky=emissions.precisions_cholesky,
+        )
+        ok = health.ok & jnp.isfinite(new.transmat).all() & jnp.isfinite(new.startprob).all()
+        return new, ll.sum() / data.mask.sum(), Health(ok, health.component)
+
+    return step
+
+
+@functools.lru_cache(maxsize=None)
+def hmm_model(cov_type: str) -> EMModel:
+    """The EM model (Baum-Welch) of a Gaussian HMM with the given covariance type."""
+    return EMModel(step=hmm_step(cov_type), converged=loglik_converged)
+
+
+def viterbi(startprob, transmat, log_b, mask):
+    """Most probable state path of one padded sequence: (log-probability, states (T,))."""
+    log_a = jnp.log(transmat)
+
+    def fwd(carry, inputs):
+        delta_prev, first = carry
+        lb, m = inputs
+        scores = delta_prev[:, None] + log_a
+        best_prev = jnp.argmax(scores, axis=0)
+        delta = jnp.where(first, jnp.log(startprob) + lb, scores.max(0) + lb)
+        delta = jnp.where(m > 0, delta, delta_prev)
+        back = jnp.where(m > 0, best_prev, jnp.arange(delta.shape[0]))
+        return (delta, jnp.bool_(False)), back
+
+    s = startprob.shape[0]
+    (delta, _), back = lax.scan(fwd, (jnp.zeros((s,), log_b.dtype), jnp.bool_(True)),
+                                (log_b, mask))
+    last = jnp.argmax(delta)
+
+    def bwd(state, back_t):  # state at step t -> state at step t-1
+        return back_t[state], state
+
+    first_state, path = lax.scan(bwd, last, back[1:], reverse=True)
+    return delta.max(), jnp.concatenate([first_state[None], path])
+
+
+def initial_params(cov_type: str, key, data: Sequences, n_states: int, reg_covar, method: str,
+                   kmeans_centers=None):
+    """hmmlearn's start: uniform start and transition probabilities, means from
+    k-means (or random samples), every state with the data's covariance."""
+    from . import kmeans as km
+
+    cov = COVARIANCE_TYPES[cov_type]
+    n_seq, t_max, d = data.x.shape
+    flat, w = data.x.reshape(-1, d), data.mask.reshape(-1)
+    if method == "kmeans":
+        means = kmeans_centers
+    else:
+        means, _ = km.random_centers(key, flat, w, n_states)
+    n = w.sum()
+    mean = (flat * w[:, None]).sum(0) / n
+    s2 = (features(cov, flat)[:, : cov.n_quad(d)] * w[:, None]).sum(0)
+    covariances = cov.estimate(jnp.full((n_states,), n), jnp.broadcast_to(mean, (n_states, d)),
+                               jnp.broadcast_to(s2, (n_states, s2.shape[0])), reg_covar)
+    dtype = flat.dtype
+    return HMMParams(
+        startprob=jnp.full((n_states,), 1.0 / n_states, dtype),
+        transmat=jnp.full((n_states, n_states), 1.0 / n_states, dtype),
+        means=means, covariances=covariances,
+        precisions_cholesky=cov.precision_cholesky(covariances),
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("cov_type", "method", "n_states", "max_iter"))
+def init_batch(keys, data: Sequences, reg_covar, *, cov_type: str, method: str, n_states: int,
+               max_iter: int):
+    """The driver's initial state for every restart (one per key)."""
+    from . import kmeans as km
+    from .em import Data, init_state
+    from .gmm import kmeans_tol_scaled, run_kmeans
+
+    n_seq, t_max, d = data.x.shape
+    flat = Data(data.x.reshape(-1, d), data.mask.reshape(-1))
+    centers = None
+    if method == "kmeans":
+        tol = kmeans_tol_scaled(flat, jnp.asarray(1e-4, flat.x.dtype))
+        centers = run_kmeans(keys, flat, n_states, flat.x.shape[0], tol)
+    params = jax.vmap(lambda k, c: initial_params(cov_type, k, data, n_states, reg_covar, method,
+                                                  c))(keys, centers)
+    del km
+    return init_state(params, max_iter)
+
+
+@functools.partial(jax.jit, static_argnames=("cov_type",))
+def posteriors(params: HMMParams, data: Sequences, *, cov_type: str):
+    """Per-sequence log-likelihoods (n_seq,) and posteriors (n_seq, T, S)."""
+    log_b = emission_log_prob(cov_type, params, data.x)
+    ll, gamma, _ = jax.vmap(forward_backward, in_axes=(None, None, 0, 0))(
+        params.startprob, params.transmat, log_b, data.mask)
+    return ll, gamma
+
+
+@functools.partial(jax.jit, static_argnames=("cov_type",))
+def decode(params: HMMParams, data: Sequences, *, cov_type: str):
+    """Viterbi: per-sequence best-path log-probabilities and state paths (n_seq, T)."""
+    log_b = emission_log_prob(cov_type, params, data.x)
+    return jax.vmap(viterbi, in_axes=(None, None, 0, 0))(
+        params.startprob, params.transmat, log_b, data.mask)

@@ -1,0 +1,226 @@
+"""GaussianHMM: hidden Markov models with Gaussian emissions, fitted by Baum-Welch.
+
+Parameter names follow hmmlearn where they exist (``n_components``,
+``covariance_type``, ``n_iter``, ``startprob_``, ``transmat_``, ``means_``,
+``covars_``), plus ``n_init`` and ``restarts_``: every restart runs at once on
+the same EM driver as the mixtures. Two differences, on purpose:
+
+* ``tol`` is on the log-likelihood **per sample** (time step), as for mixtures;
+  hmmlearn's ``tol`` is on the total: ``tol = tol_hmmlearn / n_samples``.
+* ``min_covar`` is added to the covariances' diagonal at every M-step (hmmlearn
+  adds it at initialisation and uses a ``covars_prior`` in the M-step).
+
+``init_params=""`` starts from the attributes already set (``startprob_``,
+``transmat_``, ``means_``, ``covariances_``), as hmmlearn does.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _validation as V
+from .core import data as dm
+from .core import em
+from .core import hmm as H
+from .core.covariance import COVARIANCE_TYPES
+from .estimators import LiveFit, Restarts, _Estimator, _keys, _restarts_from_state
+
+
+def _split_lengths(n_samples: int, lengths):
+    if lengths is None:
+        lengths = [n_samples]
+    lengths = np.asarray(lengths, dtype=int).ravel()
+    if lengths.sum() != n_samples:
+        raise ValueError(f"lengths sum to {lengths.sum()} but X has {n_samples} samples; "
+                         "pass one length per sequence, in order, adding up to len(X).")
+    if (lengths < 2).any():
+        raise ValueError(f"Every sequence needs at least 2 steps, but lengths contains "
+                         f"{int(lengths.min())}; drop or merge the short sequences.")
+    return lengths
+
+
+class GaussianHMM(_Estimator):
+    """Gaussian hidden Markov model, every restart at once (Baum-Welch, jitted, vmapped).
+
+    Fitted attributes: ``startprob_`` (S,), ``transmat_`` (S, S), ``means_``
+    (S, D), ``covariances_`` (the type's shape), ``covars_`` (S, D, D, as
+    hmmlearn), ``converged_``, ``n_iter_``, ``lower_bound_`` (log-likelihood
+    per sample), ``restarts_``.
+    """
+
+    def __init__(self, n_components=1, *, covariance_type="diag", min_covar=1e-3, n_iter=100,
+                 tol=1e-4, n_init=1, init_params="kmeans", random_state=None):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.min_covar = min_covar
+        self.n_iter = n_iter
+        self.tol = tol
+        self.n_init = n_init
+        self.init_params = init_params
+        self.random_state = random_state
+
+    # -- data -----------------------------------------------------------------
+    def _sequences(self, Xa, lengths, scaling):
+        lengths = _split_lengths(len(Xa), lengths)
+        t_max = int(-(-lengths.max() // 16) * 16)
+        dtype = dm.float_dtype()
+        x = np.zeros((len(lengths), t_max, Xa.shape[1]), dtype)
+        mask = np.zeros((len(lengths), t_max), dtype)
+        z = (Xa - scaling.shift) / scaling.scale
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        for i, (s, n) in enumerate(zip(starts, lengths)):
+            x[i, :n] = z[s: s + n]
+            mask[i, :n] = 1
+        return H.Sequences(jnp.asarray(x), jnp.asarray(mask)), lengths
+
+    def _check(self, Xa):
+        V.check_int("n_components", self.n_components, 1)
+        V.check_in("covariance_type", self.covariance_type, tuple(COVARIANCE_TYPES))
+        V.check_positive("tol", self.tol)
+        V.check_positive("min_covar", self.min_covar, allow_zero=True)
+        V.check_int("n_iter", self.n_iter, 1)
+        V.check_int("n_init", self.n_init, 1)
+        V.check_in("init_params", self.init_params, ("kmeans", "random", ""))
+        if len(Xa) < self.n_components:
+            raise ValueError(f"Expected n_samples >= n_components but got n_components = "
+                             f"{self.n_components}, n_samples = {len(Xa)}.")
+
+    # -- fitting ----------------------------------------------------------------
+    def start(self, X, lengths=None, *, keys=None) -> LiveFit:
+        Xa = self._validate_X(X, reset=not (self.init_params == "" and hasattr(self, "means_")))
+        if not hasattr(self, "n_features_in_"):
+            self.n_features_in_ = Xa.shape[1]
+        self._check(Xa)
+        scaling = dm.fit_scaling(Xa)
+        seqs, _ = self._sequences(Xa, lengths, scaling)
+        dtype = seqs.x.dtype
+        reg = jnp.asarray(self.min_covar / scaling.scale**2, dtype)
+        keys = _keys(self.random_state, self.n_init) if keys is None else keys
+        if self.init_params == "":
+            state = em.init_state(self._given_params(scaling, dtype, len(keys)), self.n_iter)
+        else:
+            state = H.init_batch(keys, seqs, reg, cov_type=self.covariance_type,
+                                 method=self.init_params, n_states=self.n_components,
+                                 max_iter=self.n_iter)
+        run = em.EMRun(H.hmm_model(self.covariance_type), 0, state, seqs, H.HMMHyper(reg),
+                       jnp.asarray(self.tol, dtype))
+        return LiveFit(self, run, scaling, keys, len(Xa))
+
+    def _given_params(self, s: dm.Scaling, dtype, n_restarts):
+        for name in ("startprob_", "transmat_", "means_", "covariances_"):
+            if not hasattr(self, name):
+                raise ValueError(f"init_params='' starts from the fitted attributes, but {name} is "
+                                 "not set; set it or use init_params='kmeans'.")
+        cov = COVARIANCE_TYPES[self.covariance_type]
+        covs = jnp.asarray(np.asarray(self.covariances_) / s.scale**2, dtype)
+        p = H.HMMParams(jnp.asarray(self.startprob_, dtype), jnp.asarray(self.transmat_, dtype),
+                        jnp.asarray((np.asarray(self.means_) - s.shift) / s.scale, dtype), covs,
+                        cov.precision_cholesky(covs))
+        return jax.tree.map(lambda a: jnp.broadcast_to(a, (n_restarts,) + a.shape), p)
+
+    def fit(self, X, lengths=None):
+        """Fit every restart; keep the one with the highest final log-likelihood."""
+        self.start(X, lengths).finish()
+        return self
+
+    def _restarts(self, state, scaling, keys) -> Restarts:
+        d = state.params.means.shape[-1]
+        p = jax.tree.map(lambda a: np.asarray(a, np.float64), state.params)
+        params = {
+            "startprob": p.startprob, "transmat": p.transmat,
+            "means": p.means * scaling.scale + scaling.shift,
+            "covariances": p.covariances * scaling.scale**2,
+        }
+        return _restarts_from_state(state, params, keys, -d * math.log(scaling.scale))
+
+    def _finish(self, live: LiveFit):
+        r = self._restarts(live.run.state, live.scaling, live.keys)
+        if r.best < 0:
+            raise ValueError(f"Every one of the {r.n_restarts} restarts failed "
+                             f"({next(m for m in r.messages if m)}); increase min_covar or reduce "
+                             "n_components.")
+        b = r.best
+        self.startprob_ = r.params["startprob"][b]
+        self.transmat_ = r.params["transmat"][b]
+        self.means_ = r.params["means"][b]
+        self.covariances_ = r.params["covariances"][b]
+        self.converged_ = bool(r.converged[b])
+        self.n_iter_ = int(r.n_iter[b])
+        self.lower_bound_ = float(r.objective[b])
+        self.restarts_ = r
+        if not self.converged_:
+            warnings.warn("The best restart did not converge: increase n_iter or tol.",
+                          V.ConvergenceWarning, stacklevel=4)
+        return self
+
+    @property
+    def covars_(self):
+        """Covariance matrices (S, D, D) whatever the covariance type, as hmmlearn."""
+        from .plotting import full_covariances
+
+        k, d = self.means_.shape
+        return np.array(full_covariances(self.covariance_type, self.covariances_, k, d))
+
+    # -- using a fitted model ---------------------------------------------------
+    def _model_std(self, X, lengths):
+        """Parameters and sequences in standardised units, float64."""
+        self._check_fitted()
+        Xa = self._validate_X(X, reset=False)
+        s = dm.fit_scaling(Xa)
+        with jax.enable_x64(True):
+            seqs, lengths = self._sequences(Xa, lengths, s)
+            seqs = H.Sequences(jnp.asarray(seqs.x, jnp.float64), jnp.asarray(seqs.mask, jnp.float64))
+            cov = COVARIANCE_TYPES[self.covariance_type]
+            covs = jnp.asarray(np.asarray(self.covariances_) / s.scale**2, jnp.float64)
+            p = H.HMMParams(jnp.asarray(self.startprob_, jnp.float64),
+                            jnp.asarray(self.transmat_, jnp.float64),
+                            jnp.asarray((self.means_ - s.shift) / s.scale, jnp.float64), covs,
+                            cov.precision_cholesky(covs))
+        return p, seqs, lengths, s
+
+    def _unpad(self, per_step, lengths):
+        return np.concatenate([per_step[i, :n] for i, n in enumerate(lengths)])
+
+    def score(self, X, lengths=None) -> float:
+        """Total log-likelihood of X (hmmlearn's meaning), by the forward algorithm."""
+        p, seqs, lengths, s = self._model_std(X, lengths)
+        with jax.enable_x64(True):
+            ll, _ = H.posteriors(p, seqs, cov_type=self.covariance_type)
+        return float(np.sum(ll)) - lengths.sum() * self.n_features_in_ * math.log(s.scale)
+
+    def predict_proba(self, X, lengths=None):
+        """(N, S) posterior state probabilities (forward-backward)."""
+        p, seqs, lengths, _ = self._model_std(X, lengths)
+        with jax.enable_x64(True):
+            _, gamma = H.posteriors(p, seqs, cov_type=self.covariance_type)
+        return self._unpad(np.asarray(gamma), lengths)
+
+    def decode(self, X, lengths=None):
+        """Viterbi: (log-probability of the best path, states (N,))."""
+        p, seqs, lengths, s = self._model_std(X, lengths)
+        with jax.enable_x64(True):
+            logp, paths = H.decode(p, seqs, cov_type=self.covariance_type)
+        logp = float(np.sum(logp)) - lengths.sum() * self.n_features_in_ * math.log(s.scale)
+        return logp, self._unpad(np.asarray(paths), lengths)
+
+    def predict(self, X, lengths=None):
+        """(N,) most probable state sequence (Viterbi)."""
+        return self.decode(X, lengths)[1]
+
+    def sample(self, n_samples=1, random_state=None):
+        """Draw one sequence: (X (n, D), states (n,))."""
+        self._check_fitted()
+        rng = np.random.default_rng(V.seed_from(random_state if random_state is not None
+                                                else self.random_state))
+        covs = self.covars_
+        states = np.empty(n_samples, dtype=int)
+        states[0] = rng.choice(self.n_components, p=self.startprob_)
+        for t in range(1, n_samples):
+            states[t] = rng.choice(self.n_components, p=self.transmat_[states[t - 1]])
+        X = np.array([rng.multivariate_normal(self.means_[s], covs[s]) for s in states])
+        return X, states

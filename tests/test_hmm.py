@@ -1,0 +1,148 @@
+"""Gaussian HMMs: against hmmlearn (float64, same start), brute force, and EM's properties."""
+
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+from hmmlearn.hmm import GaussianHMM as HmmlearnHMM
+
+from emwidgets.hmm import GaussianHMM
+
+COV_TYPES = ("full", "tied", "diag", "spherical")
+
+
+@pytest.fixture(scope="module")
+def sequences():
+    ref = HmmlearnHMM(3, covariance_type="full", random_state=0)
+    ref.startprob_ = np.array([0.6, 0.3, 0.1])
+    ref.transmat_ = np.array([[0.8, 0.15, 0.05], [0.1, 0.8, 0.1], [0.1, 0.2, 0.7]])
+    ref.means_ = np.array([[0.0, 0.0], [3.0, 3.0], [-3.0, 2.0]])
+    ref.covars_ = np.array([np.eye(2) * 0.5, np.eye(2), [[1.0, 0.5], [0.5, 1.0]]])
+    X, states = ref.sample(500, random_state=1)
+    return X, [200, 150, 150], ref
+
+
+def both_from_the_same_start(X, lengths, cov_type, n_iter):
+    c = np.cov(X.T)
+    covs = {"full": np.stack([c] * 3), "diag": np.stack([np.diag(c)] * 3),
+            "spherical": np.full(3, np.diag(c).mean()), "tied": c}[cov_type]
+    start = dict(startprob_=np.full(3, 1 / 3), transmat_=np.full((3, 3), 1 / 3),
+                 means_=X[[0, 100, 300]] + 0.1)
+    # hmmlearn without its default priors, so both maximise the plain likelihood.
+    ref = HmmlearnHMM(3, covariance_type=cov_type, init_params="", params="stmc", n_iter=n_iter,
+                      tol=1e-300, covars_prior=0, covars_weight=0 if cov_type == "tied" else 1,
+                      min_covar=0, implementation="scaling")
+    ours = GaussianHMM(3, covariance_type=cov_type, init_params="", n_iter=n_iter, tol=1e-300,
+                       min_covar=0)
+    for est in (ref, ours):
+        for name, value in start.items():
+            setattr(est, name, value.copy())
+    ref.covars_ = covs
+    ours.covariances_ = covs.copy()
+    ours.n_features_in_ = 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref.fit(X, lengths)
+        ours.fit(X, lengths)
+    return ours, ref
+
+
+@pytest.mark.parametrize("cov_type", COV_TYPES)
+def test_agrees_with_hmmlearn_every_iteration(x64, sequences, cov_type):
+    X, lengths, _ = sequences
+    ours, ref = both_from_the_same_start(X, lengths, cov_type, n_iter=15)
+    history = np.array(ref.monitor_.history)  # total log-likelihood per iteration
+    assert ours.n_iter_ == len(history) == 15
+    np.testing.assert_allclose(ours.restarts_.trace[0] * len(X), history, rtol=1e-6)
+    np.testing.assert_allclose(ours.startprob_, ref.startprob_, rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(ours.transmat_, ref.transmat_, rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(ours.means_, ref.means_, rtol=1e-6)
+    # hmmlearn keeps a spherical covariance set by hand as one column per feature.
+    expected = ref._covars_.reshape(3, -1)[:, 0] if cov_type == "spherical" else ref._covars_
+    np.testing.assert_allclose(ours.covariances_, expected, rtol=1e-6)
+    np.testing.assert_allclose(ours.score(X, lengths), ref.score(X, lengths), rtol=1e-9)
+    np.testing.assert_allclose(ours.predict_proba(X, lengths), ref.predict_proba(X, lengths),
+                               atol=1e-9)
+    logp, path = ours.decode(X, lengths)
+    ref_logp, ref_path = ref.decode(X, lengths)
+    np.testing.assert_array_equal(path, ref_path)
+    np.testing.assert_allclose(logp, ref_logp, rtol=1e-9)
+
+
+def test_forward_backward_and_viterbi_against_brute_force(x64):
+    """All 3**6 state paths of a tiny problem, enumerated."""
+    from scipy.stats import multivariate_normal
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(6, 2)) * 2
+    hmm = GaussianHMM(3, covariance_type="full")
+    hmm.startprob_ = np.array([0.5, 0.3, 0.2])
+    hmm.transmat_ = np.array([[0.7, 0.2, 0.1], [0.3, 0.5, 0.2], [0.25, 0.25, 0.5]])
+    hmm.means_ = np.array([[0.0, 0.0], [2.0, 1.0], [-1.0, 2.0]])
+    hmm.covariances_ = np.array([np.eye(2), [[2.0, 0.3], [0.3, 1.0]], np.eye(2) * 0.7])
+    hmm.n_features_in_ = 2
+    dens = np.array([[multivariate_normal(m, c).pdf(x) for m, c in zip(hmm.means_, hmm.covariances_)]
+                     for x in X])
+    total, best, best_path = 0.0, -np.inf, None
+    marg = np.zeros((6, 3))
+    for path in itertools.product(range(3), repeat=6):
+        p = hmm.startprob_[path[0]] * dens[0, path[0]]
+        for t in range(1, 6):
+            p *= hmm.transmat_[path[t - 1], path[t]] * dens[t, path[t]]
+        total += p
+        marg[np.arange(6), path] += p
+        if p > best:
+            best, best_path = p, path
+    assert hmm.score(X) == pytest.approx(np.log(total), rel=1e-10)
+    np.testing.assert_allclose(hmm.predict_proba(X), marg / total, atol=1e-10)
+    logp, states = hmm.decode(X)
+    assert tuple(states) == best_path and logp == pytest.approx(np.log(best), rel=1e-10)
+
+
+@pytest.mark.parametrize("cov_type", COV_TYPES)
+def test_restarts_never_lower_the_likelihood(sequences, cov_type):
+    X, lengths, _ = sequences
+    hmm = GaussianHMM(3, covariance_type=cov_type, n_init=6, init_params="random", n_iter=50,
+                      tol=1e-6, random_state=0).fit(X, lengths)
+    for trace in hmm.restarts_.trace:
+        t = trace[~np.isnan(trace)]
+        assert len(t) >= 2 and np.all(np.diff(t) >= -1e-5 * np.abs(t[1:]))
+    assert hmm.lower_bound_ == pytest.approx(hmm.restarts_.objective.max())
+    np.testing.assert_allclose(hmm.transmat_.sum(1), 1, rtol=1e-5)
+
+
+def test_recovers_the_generating_chain(sequences):
+    X, lengths, ref = sequences
+    hmm = GaussianHMM(3, covariance_type="full", n_init=8, random_state=0).fit(X, lengths)
+    order = [int(np.argmin(((hmm.means_ - m) ** 2).sum(1))) for m in ref.means_]
+    assert sorted(order) == [0, 1, 2]
+    np.testing.assert_allclose(hmm.means_[order], ref.means_, atol=0.35)
+    np.testing.assert_allclose(hmm.transmat_[np.ix_(order, order)], ref.transmat_, atol=0.12)
+
+
+def test_long_sequences_stay_finite():
+    rng = np.random.default_rng(0)
+    states = (np.arange(100_000) // 50) % 2
+    X = rng.normal(size=(100_000, 1)) + 4 * states[:, None]
+    hmm = GaussianHMM(2, n_init=2, n_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hmm.fit(X)
+    assert np.isfinite(hmm.restarts_.objective).all() and np.isfinite(hmm.score(X[:5000]))
+    assert (hmm.predict(X[:2000]) == states[:2000]).mean() > 0.99 or \
+        (hmm.predict(X[:2000]) != states[:2000]).mean() > 0.99
+
+
+@pytest.mark.parametrize("lengths, message", [([400, 99], "sum to"), ([499, 1], "at least 2 steps")])
+def test_bad_lengths(sequences, lengths, message):
+    X, _, _ = sequences
+    with pytest.raises(ValueError, match=message):
+        GaussianHMM(2).fit(X, lengths)
+
+
+def test_nan_is_refused():
+    X = np.ones((10, 2))
+    X[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        GaussianHMM(2).fit(X)
