@@ -26,6 +26,7 @@ test: $(STAMP)
 ## Benchmarks against scikit-learn, side by side in one process.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_gmm.py
+	$(BIN)/python benchmarks/bench_hmm.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache artifacts

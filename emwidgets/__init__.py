@@ -3,6 +3,7 @@
 from . import datasets
 from ._validation import ConvergenceWarning, NotFittedError
 from .estimators import GaussianMixture, KMeans, LiveFit, Restarts, StandardErrors
+from .hmm import GaussianHMM
 from .selection import SelectionResult, select_model
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "ConvergenceWarning",
     "EMExplorer",
     "FitSession",
+    "GaussianHMM",
     "GaussianMixture",
     "KMeans",
     "LiveFit",
