@@ -14,6 +14,7 @@ __all__ = [
     "FitSession",
     "GaussianHMM",
     "GaussianMixture",
+    "HMMExplorer",
     "KMeans",
     "LiveFit",
     "ModelSelectionExplorer",
@@ -29,7 +30,7 @@ __all__ = [
 __version__ = "0.1.0"
 
 _WIDGETS = {"AssignmentPlot", "ConvergencePlot", "EMExplorer", "FitSession", "RestartGallery",
-            "ModelSelectionExplorer"}
+            "ModelSelectionExplorer", "HMMExplorer"}
 
 
 def __getattr__(name):

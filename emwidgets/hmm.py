@@ -190,23 +190,23 @@ class GaussianHMM(_Estimator):
         """Total log-likelihood of X (hmmlearn's meaning), by the forward algorithm."""
         p, seqs, lengths, s = self._model_std(X, lengths)
         with jax.enable_x64(True):
-            ll, _ = H.posteriors(p, seqs, cov_type=self.covariance_type)
+            ll = np.asarray(H.posteriors(p, seqs, cov_type=self.covariance_type)[0])
         return float(np.sum(ll)) - lengths.sum() * self.n_features_in_ * math.log(s.scale)
 
     def predict_proba(self, X, lengths=None):
         """(N, S) posterior state probabilities (forward-backward)."""
         p, seqs, lengths, _ = self._model_std(X, lengths)
         with jax.enable_x64(True):
-            _, gamma = H.posteriors(p, seqs, cov_type=self.covariance_type)
-        return self._unpad(np.asarray(gamma), lengths)
+            gamma = np.asarray(H.posteriors(p, seqs, cov_type=self.covariance_type)[1])
+        return self._unpad(gamma, lengths)
 
     def decode(self, X, lengths=None):
         """Viterbi: (log-probability of the best path, states (N,))."""
         p, seqs, lengths, s = self._model_std(X, lengths)
         with jax.enable_x64(True):
-            logp, paths = H.decode(p, seqs, cov_type=self.covariance_type)
+            logp, paths = (np.asarray(a) for a in H.decode(p, seqs, cov_type=self.covariance_type))
         logp = float(np.sum(logp)) - lengths.sum() * self.n_features_in_ * math.log(s.scale)
-        return logp, self._unpad(np.asarray(paths), lengths)
+        return logp, self._unpad(paths, lengths)
 
     def predict(self, X, lengths=None):
         """(N,) most probable state sequence (Viterbi)."""

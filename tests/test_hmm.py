@@ -146,3 +146,43 @@ def test_nan_is_refused():
     X[3, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         GaussianHMM(2).fit(X)
+
+
+def test_hmm_explorer_driven_headlessly():
+    from emwidgets import HMMExplorer, datasets
+
+    geyser = datasets.load_geyser()
+    ex = HMMExplorer(geyser, n_components=2, n_init=6, init_params="random", random_state=0)
+    assert ex.controls["init_params"].options == ("kmeans", "random")
+    ex.controls["covariance_type"].value = "diag"
+    ex.run_button.click()
+    ex.session.wait(120)
+    assert "Done" in ex.status.value, ex.status.value
+    hmm = ex.session.estimator
+    assert hmm.covariance_type == "diag" and hmm.restarts_.n_restarts == 6
+    # Convergence lines are the traces; the heatmap is the best restart's (aligned) transmat.
+    for r, line in enumerate(ex.convergence.artists.lines):
+        n = hmm.restarts_.n_iter[r]
+        np.testing.assert_allclose(line.get_data()[1], hmm.restarts_.trace[r][:n])
+    shown = ex.transitions.image.get_array()
+    np.testing.assert_allclose(np.sort(shown.ravel()), np.sort(hmm.transmat_.ravel()), rtol=1e-6)
+    # The series is coloured by the decoded states, and the posteriors stack to one.
+    snap = ex.session.snapshot
+    assert snap.posteriors.shape == (6, len(geyser), 2)
+    np.testing.assert_allclose(snap.posteriors.sum(-1), 1, rtol=1e-5)
+    assert len(ex.series.points.get_offsets()) == len(geyser)
+    # Selecting another restart redraws the views for it.
+    worst = int(np.argmin(hmm.restarts_.objective))
+    ex.restart_picker.value = worst
+    assert ex.series.figure.axes[0].get_title().startswith(f"Restart {worst}")
+
+
+def test_scoring_runs_in_float64_without_warnings(sequences):
+    X, lengths, _ = sequences
+    hmm = GaussianHMM(3, n_init=2, random_state=0).fit(X, lengths)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a float64 reduction outside x64 mode would warn
+        total = hmm.score(X, lengths)
+        hmm.predict_proba(X, lengths)
+        logp, states = hmm.decode(X, lengths)
+    assert isinstance(total, float) and np.isfinite(total) and logp <= total

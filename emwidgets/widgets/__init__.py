@@ -2,9 +2,11 @@
 
 from .explorer import EMExplorer
 from .session import FitSession, Snapshot, snapshot_from_estimator, snapshot_from_live
+from .hmm_explorer import HMMExplorer, HMMSession
 from .selection import ModelSelectionExplorer
 from .views import AssignmentPlot, ConvergencePlot, RestartGallery, SelectionPlot
 
-__all__ = ["AssignmentPlot", "ConvergencePlot", "EMExplorer", "FitSession",
+__all__ = ["AssignmentPlot", "ConvergencePlot", "EMExplorer", "FitSession", "HMMExplorer",
+           "HMMSession",
            "ModelSelectionExplorer", "RestartGallery", "SelectionPlot",
            "Snapshot", "snapshot_from_estimator", "snapshot_from_live"]

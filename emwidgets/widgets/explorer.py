@@ -21,7 +21,8 @@ def _controls(session: FitSession) -> dict:
         "n_components": W.IntSlider(min=1, max=10, description="components", style=_STYLE, layout=_WIDE),
         "covariance_type": W.Dropdown(options=["full", "tied", "diag", "spherical"],
                                       description="covariance", style=_STYLE, layout=_WIDE),
-        "init_params": W.Dropdown(options=list(INIT_METHODS), description="initialisation",
+        "init_params": W.Dropdown(options=list(getattr(session, "init_options", INIT_METHODS)),
+                                  description="initialisation",
                                   style=_STYLE, layout=_WIDE),
         "tol": W.FloatLogSlider(base=10, min=-8, max=-1, step=0.25, description="tolerance",
                                 readout_format=".0e", style=_STYLE, layout=_WIDE),
@@ -59,8 +60,10 @@ class EMExplorer(W.VBox):
         convergence, assignments, gallery: the three views.
     """
 
+    session_class = FitSession
+
     def __init__(self, data, **settings):
-        self.session = session = FitSession(data, **settings)
+        self.session = session = self.session_class(data, **settings)
         self.controls = _controls(session)
         self.run_button = W.Button(description="Run", button_style="success", icon="play",
                                    layout=W.Layout(width="140px"))
@@ -73,13 +76,8 @@ class EMExplorer(W.VBox):
         self.status = W.HTML(layout=W.Layout(width="100%"))
         self.status.add_class("emwidgets-status")
 
-        projection = session.projection()
-        labels = (session.x_axis, session.y_axis)
-        self.convergence = ConvergencePlot()
-        self.assignments = AssignmentPlot(projection=projection, axis_labels=labels)
-        self.gallery = RestartGallery(projection=projection, on_select=self._select)
-        for view, name in ((self.convergence, "convergence"), (self.assignments, "assignments"),
-                           (self.gallery, "gallery")):
+        self.views = self._make_views(session.projection(), (session.x_axis, session.y_axis))
+        for name, view in self.views.items():
             view.canvas.add_class(f"emwidgets-{name}")
 
         self.run_button.on_click(lambda _: self.run())
@@ -98,10 +96,20 @@ class EMExplorer(W.VBox):
                        W.HBox([self.run_button, self.stop_button]), self.restart_picker,
                        self.intervals],
                       layout=W.Layout(width="300px", min_width="300px"))
-        views = W.VBox([W.HBox([self.convergence.canvas, self.assignments.canvas]),
-                        self.gallery.canvas])
-        super().__init__([W.HBox([left, views]), self.status])
+        super().__init__([W.HBox([left, self._view_box()]), self.status])
         self.add_class("emwidgets-explorer")
+
+    # -- the views (a subclass may show others) ----------------------------------
+    def _make_views(self, projection, labels) -> dict:
+        self.convergence = ConvergencePlot()
+        self.assignments = AssignmentPlot(projection=projection, axis_labels=labels)
+        self.gallery = RestartGallery(projection=projection, on_select=self._select)
+        return {"convergence": self.convergence, "assignments": self.assignments,
+                "gallery": self.gallery}
+
+    def _view_box(self):
+        return W.VBox([W.HBox([self.convergence.canvas, self.assignments.canvas]),
+                       self.gallery.canvas])
 
     # -- actions ------------------------------------------------------------------
     def run(self, block: bool = False):
@@ -110,7 +118,7 @@ class EMExplorer(W.VBox):
 
     def _select(self, restart: int):
         restart = int(restart)
-        for view in (self.convergence, self.assignments, self.gallery):
+        for view in self.views.values():
             view.selected = restart
         if self.restart_picker.value != restart and restart in [v for _, v in self.restart_picker.options]:
             self.restart_picker.value = restart

@@ -54,6 +54,7 @@ class Snapshot:
     iteration: int
     done: bool
     elapsed: float = 0.0
+    posteriors: Optional[np.ndarray] = None  # (R, n, S) state posteriors, for HMMs
 
     @property
     def best(self) -> int:
@@ -96,7 +97,7 @@ class FitSession(T.HasTraits):
     y_axis = T.Unicode()
 
     snapshot = T.Instance(Snapshot, allow_none=True)
-    estimator = T.Instance(GaussianMixture, allow_none=True)
+    estimator = T.Any(None, allow_none=True)  # the fitted model of the last complete run
     selected = T.Int(-1)  # restart shown in the main view; -1 = the best
     running = T.Bool(False)
     status = T.Unicode("Ready: press Run.")
@@ -202,7 +203,7 @@ class FitSession(T.HasTraits):
         try:
             if len(self.X) == 0:
                 raise ValueError("There is no complete row to fit: select data with at least a few rows.")
-            est = GaussianMixture(**self.settings())
+            est = self._make_estimator()
             live = est.start(self.X)
             chunk = 1
             while not live.done and not stop.is_set():
@@ -217,7 +218,7 @@ class FitSession(T.HasTraits):
                 return
             live.finish()
             self.estimator = est
-            snap = snapshot_from_live(live, est, self._display, time.perf_counter() - t0, done=True)
+            snap = self._snapshot(live, est, time.perf_counter() - t0, done=True)
             self.snapshot = snap
             self.status = f"Done in {snap.elapsed:.1f} s: " + self._summary(snap)
         except Exception as exc:  # shown to the user; the kernel and old result survive
@@ -226,8 +227,14 @@ class FitSession(T.HasTraits):
         finally:
             self.running = False
 
+    def _make_estimator(self):
+        return GaussianMixture(**self.settings())
+
+    def _snapshot(self, live, est, elapsed, done) -> Snapshot:
+        return snapshot_from_live(live, est, self._display, elapsed, done)
+
     def _publish(self, live, est, elapsed, done):
-        snap = snapshot_from_live(live, est, self._display, elapsed, done)
+        snap = self._snapshot(live, est, elapsed, done)
         self.snapshot = snap
         self.status = f"Running: iteration {snap.iteration}, {elapsed:.1f} s. " + self._summary(snap)
 

@@ -1,0 +1,166 @@
+"""HMMExplorer: the mixture explorer's controls and restart views for Gaussian HMMs,
+plus the series coloured by state, the posterior state probabilities over time and the
+transition matrix."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import traitlets as T
+
+from .. import plotting as P
+from ..compare import group_restarts
+from ..core import hmm as H
+from ..hmm import GaussianHMM
+from .explorer import EMExplorer
+from .session import FitSession, Snapshot
+from .views import ConvergencePlot, RestartGallery, _View
+
+
+class HMMSession(FitSession):
+    """A FitSession whose model is a GaussianHMM on one sequence (the rows in order).
+
+    ``max_iter`` and ``reg_covar`` map to the HMM's ``n_iter`` and ``min_covar``.
+    """
+
+    covariance_type = T.Enum(["full", "tied", "diag", "spherical"], default_value="full")
+    init_params = T.Enum(["kmeans", "random"], default_value="kmeans")
+    tol = T.Float(1e-5)
+    reg_covar = T.Float(1e-3)
+    init_options = ("kmeans", "random")
+
+    def _make_estimator(self):
+        return GaussianHMM(n_components=self.n_components, covariance_type=self.covariance_type,
+                           init_params=self.init_params, tol=self.tol, n_iter=self.max_iter,
+                           n_init=self.n_init, random_state=self.random_state,
+                           min_covar=self.reg_covar)
+
+    def _snapshot(self, live, est, elapsed, done) -> Snapshot:
+        restarts = live.snapshot()
+        state, seqs = live.run.state, live.run.data
+        ll, gamma = jax.vmap(lambda p: H.posteriors(p, seqs, cov_type=est.covariance_type))(
+            state.params)
+        mask = np.asarray(seqs.mask) > 0
+        post = np.asarray(gamma, np.float64)[:, mask]  # (R, N, S) for the real steps
+        labels = post.argmax(-1)
+        unc = 1.0 - post.max(-1)
+        X = np.asarray(seqs.x, np.float64)[mask] * live.scaling.scale + live.scaling.shift
+        sol = group_restarts(labels, restarts.objective, restarts.params["means"], ~restarts.failed)
+        return Snapshot(restarts, est.covariance_type, X, labels, unc, sol, live.iteration, done,
+                        elapsed, posteriors=post)
+
+
+def _aligned(snap: Snapshot, r: int):
+    """Restart r's labels, posteriors and transition matrix in the aligned colour order."""
+    perm = snap.solutions.permutations[r]
+    inverse = np.argsort(perm)
+    labels = inverse[snap.labels[r]]
+    post = snap.posteriors[r][:, perm]
+    trans = snap.restarts.params["transmat"][r][np.ix_(perm, perm)]
+    return labels, post, trans
+
+
+class SeriesPlot(_View):
+    """The series coloured by decoded state (top) and the posterior probabilities (bottom)."""
+
+    figsize = (6.8, 3.2)
+    feature = 0
+
+    def _update(self, snap: Snapshot):
+        r = self.shown_restart(snap)
+        if r < 0:
+            return
+        labels, post, _ = _aligned(snap, r)
+        t = np.arange(len(snap.X))
+        colours = P.component_colours(post.shape[1])
+        self.figure.clear()
+        top, bottom = self.figure.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+        top.plot(t, snap.X[:, self.feature], color="0.7", lw=0.8, zorder=1)
+        self.points = top.scatter(t, snap.X[:, self.feature], c=colours[labels], s=12, zorder=2)
+        top.set_ylabel(self.axis_labels[0] or f"feature {self.feature}")
+        top.set_title(f"Restart {r}: series coloured by the most probable state", fontsize="medium")
+        self.stack = bottom.stackplot(t, post.T, colors=colours, alpha=0.85)
+        bottom.set_ylim(0, 1)
+        bottom.set_ylabel("P(state)")
+        bottom.set_xlabel("time step")
+
+
+class TransitionPlot(_View):
+    """The transition matrix of the shown restart as a heatmap."""
+
+    figsize = (3.4, 3.0)
+
+    def _update(self, snap: Snapshot):
+        r = self.shown_restart(snap)
+        if r < 0:
+            return
+        _, _, trans = _aligned(snap, r)
+        self.figure.clear()
+        ax = self.figure.add_subplot()
+        self.image = ax.imshow(trans, vmin=0, vmax=1, cmap="Blues")
+        s = len(trans)
+        for i in range(s):
+            for j in range(s):
+                ax.text(j, i, f"{trans[i, j]:.2f}", ha="center", va="center",
+                        color="white" if trans[i, j] > 0.6 else "black", fontsize="small")
+        ticks = np.arange(s)
+        ax.set_xticks(ticks, [str(i) for i in ticks])
+        ax.set_yticks(ticks, [str(i) for i in ticks])
+        for tick, colour in zip(ax.get_yticklabels(), P.component_colours(s)):
+            tick.set_color(colour)
+        ax.set_xlabel("to state")
+        ax.set_ylabel("from state")
+        ax.set_title("Transition matrix", fontsize="medium")
+
+
+class HMMExplorer(EMExplorer):
+    """Fit Gaussian HMMs interactively: every restart's convergence, the decoded series,
+    posterior state probabilities, the transition matrix and the restart comparison.
+
+    Args:
+        data: a DataFrame or array whose rows are consecutive time steps.
+        **settings: initial control values (``n_components``, ``covariance_type``,
+            ``init_params`` in {kmeans, random}, ``tol`` (per step), ``max_iter``
+            (hmmlearn's n_iter), ``n_init``, ``random_state``, ``reg_covar``
+            (hmmlearn's min_covar)).
+    """
+
+    session_class = HMMSession
+
+    def _make_views(self, projection, labels):
+        self.convergence = ConvergencePlot()
+        self.transitions = TransitionPlot()
+        self.series = SeriesPlot(axis_labels=labels)
+        self.gallery = RestartGallery(projection=projection, on_select=self._select)
+        self.assignments = self.series  # the main view of the shown restart
+        return {"convergence": self.convergence, "transitions": self.transitions,
+                "series": self.series, "gallery": self.gallery}
+
+    def _view_box(self):
+        import ipywidgets as W
+
+        return W.VBox([W.HBox([self.convergence.canvas, self.transitions.canvas]),
+                       self.series.canvas, self.gallery.canvas])
+
+    def __init__(self, data, **settings):
+        super().__init__(data, **settings)
+        self.intervals.layout.display = "none"  # standard errors are for mixtures
+
+    def _draw_intervals(self):
+        pass
+
+    def _draw(self, snap):
+        self.convergence.update(snap)
+        self.transitions.update(snap)
+        self.series.update(snap)
+        if snap.done or self.gallery.snapshot is None or snap.iteration % 5 == 0:
+            self.gallery.update(snap)
+
+    def _on_axes(self, change):
+        s = self.session
+        self.series.feature = s.columns.index(s.x_axis) if s.x_axis in s.columns else 0
+        self.series.axis_labels = (s.x_axis, s.y_axis)
+        self.gallery.projection = s.projection()
+        if s.snapshot is not None:
+            self._draw(s.snapshot)
+
