@@ -169,8 +169,10 @@ def viterbi(startprob, transmat, log_b, mask):
 
 def initial_params(cov_type: str, key, data: Sequences, n_states: int, reg_covar, method: str,
                    kmeans_centers=None):
-    """hmmlearn's start: uniform start and transition probabilities, means from
-    k-means (or random samples), every state with the data's covariance."""
+    """hmmlearn's start (0.3): start and transition probabilities drawn from a
+    Dirichlet(1/S) prior, means from k-means (or random samples), every state
+    with the data's covariance. The random draws make restarts differ even when
+    k-means finds the same clusters every time."""
     from . import kmeans as km
 
     cov = COVARIANCE_TYPES[cov_type]
@@ -186,9 +188,11 @@ def initial_params(cov_type: str, key, data: Sequences, n_states: int, reg_covar
     covariances = cov.estimate(jnp.full((n_states,), n), jnp.broadcast_to(mean, (n_states, d)),
                                jnp.broadcast_to(s2, (n_states, s2.shape[0])), reg_covar)
     dtype = flat.dtype
+    k_start, k_trans = jax.random.split(jax.random.fold_in(key, 1))
+    alpha = jnp.full((n_states,), 1.0 / n_states, dtype)
     return HMMParams(
-        startprob=jnp.full((n_states,), 1.0 / n_states, dtype),
-        transmat=jnp.full((n_states, n_states), 1.0 / n_states, dtype),
+        startprob=jax.random.dirichlet(k_start, alpha, dtype=dtype),
+        transmat=jax.random.dirichlet(k_trans, alpha, shape=(n_states,), dtype=dtype),
         means=means, covariances=covariances,
         precisions_cholesky=cov.precision_cholesky(covariances),
     )
