@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import time
 
 import ipywidgets as W
 import numpy as np
@@ -130,10 +131,18 @@ class EMExplorer(W.VBox):
         self.convergence.update(snap)
         self.assignments.interval_patches = []  # the update may clear the axes
         self.assignments.update(snap)
-        if snap.done or self.gallery.snapshot is None or snap.iteration % 5 == 0:
+        if self._gallery_due(snap):
             self.gallery.update(snap)
         if snap.done:
             self._draw_intervals()
+
+    def _gallery_due(self, snap) -> bool:
+        """The gallery rebuilds its figure: at the end, and at most once a second while running."""
+        now = time.monotonic()
+        if snap.done or self.gallery.snapshot is None or now - getattr(self, "_gallery_at", 0) > 1.0:
+            self._gallery_at = now
+            return True
+        return False
 
     def _draw_intervals(self):
         """Confidence ellipses of the best model's means (standard errors by autodiff)."""

@@ -153,7 +153,7 @@ class HMMExplorer(EMExplorer):
         self.convergence.update(snap)
         self.transitions.update(snap)
         self.series.update(snap)
-        if snap.done or self.gallery.snapshot is None or snap.iteration % 5 == 0:
+        if self._gallery_due(snap):
             self.gallery.update(snap)
 
     def _on_axes(self, change):

@@ -37,13 +37,27 @@ def make_canvas(figsize):
 
 class _View:
     figsize = (3.4, 3.0)
+    # Views that rebuild their figure (clear + redraw) hold a lock while the browser's
+    # render runs; views that move artists in place need none.
+    locked_render = False
 
     def __init__(self, snapshot: Snapshot | None = None, projection=None, axis_labels=("", "")):
         self.figure, self.canvas = make_canvas(self.figsize)
         self.projection = projection
         self.axis_labels = axis_labels
         self.selected = -1
+        # Views are updated from the fit's worker thread while ipympl renders on
+        # the kernel's thread when the browser asks: one lock for both, or the
+        # browser can receive a half-rebuilt figure (seen: an empty gallery).
         self._lock = threading.RLock()
+        if self.locked_render:
+            render = self.canvas.draw
+
+            def locked_draw(*args, **kwargs):
+                with self._lock:
+                    return render(*args, **kwargs)
+
+            self.canvas.draw = locked_draw
         self.n_draws = 0
         self.snapshot = None
         if snapshot is not None:
@@ -66,6 +80,8 @@ class _View:
             self.snapshot = snapshot
             self._update(snapshot)
             self.n_draws += 1
+        # Not canvas.draw(): from the worker thread it hung a kernel whose main
+        # thread was waiting in run(block=True). The browser asks for the frame.
         self.canvas.draw_idle()
 
     def shown_restart(self, snapshot: Snapshot) -> int:
@@ -150,6 +166,7 @@ class SelectionPlot(_View):
 
     figsize = (5.0, 3.4)
     criterion = "bic"
+    locked_render = True
 
     def update_table(self, table):
         with self._lock:
@@ -167,6 +184,7 @@ class RestartGallery(_View):
     found, and small multiples of the distinct solutions with how many restarts found each."""
 
     figsize = (6.8, 2.7)
+    locked_render = True
 
     def __init__(self, *args, on_select=None, **kwargs):
         self.on_select = on_select
