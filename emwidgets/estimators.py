@@ -28,7 +28,7 @@ from .core import data as dm
 from .core import em
 from .core import gmm as G
 from .core import kmeans as km
-from .core.covariance import COVARIANCE_TYPES
+from .core.covariance import COVARIANCE_TYPES, covariance_shape
 
 ConvergenceWarning = V.ConvergenceWarning
 
@@ -393,9 +393,7 @@ class GaussianMixture(_Estimator):
         shapes = {
             "weights_init": (k,),
             "means_init": (k, d),
-            "precisions_init": {
-                "full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)
-            }[self.covariance_type],
+            "precisions_init": covariance_shape(self.covariance_type, k, d),
         }
         for name, shape in shapes.items():
             value = getattr(self, name)

@@ -290,10 +290,6 @@ def sample(key, params: GMMParams, cov_type: str, n_samples: int):
     return x + params.means[labels], labels
 
 
-def precisions(cov_type: str, params: GMMParams):
-    return COVARIANCE_TYPES[cov_type].precisions(params.precisions_cholesky)
-
-
 def n_parameters(cov_type: str, n_components: int, n_features: int) -> int:
     """Free parameters, as scikit-learn counts them for BIC/AIC."""
     cov_params = COVARIANCE_TYPES[cov_type].n_parameters(n_components, n_features)
