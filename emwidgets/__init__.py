@@ -3,6 +3,7 @@
 from . import datasets
 from ._validation import ConvergenceWarning, NotFittedError
 from .estimators import GaussianMixture, KMeans, LiveFit, Restarts, StandardErrors
+from .priors import MixturePrior
 from .hmm import GaussianHMM
 from .selection import SelectionResult, select_model
 
@@ -17,6 +18,7 @@ __all__ = [
     "HMMExplorer",
     "KMeans",
     "LiveFit",
+    "MixturePrior",
     "ModelSelectionExplorer",
     "SelectionResult",
     "NotFittedError",
@@ -30,7 +32,8 @@ __all__ = [
 __version__ = "0.1.0"
 
 _WIDGETS = {"AssignmentPlot", "ConvergencePlot", "EMExplorer", "FitSession", "RestartGallery",
-            "ModelSelectionExplorer", "HMMExplorer"}
+            "MixturePrior",
+    "ModelSelectionExplorer", "HMMExplorer"}
 
 
 def __getattr__(name):

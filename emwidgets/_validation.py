@@ -15,8 +15,15 @@ class NotFittedError(ValueError, AttributeError):
     """A method that needs a fitted model was called before ``fit``."""
 
 
-def as_2d_float(X, *, what: str = "X", allow_nan: bool = False):
+NAN_HINT = "drop or impute those rows before fitting."
+
+
+def as_2d_float(X, *, what: str = "X", allow_nan: bool = False, nan_hint: str = NAN_HINT):
     """Convert array-like data (NumPy, JAX, pandas, lists) to a float64 (N, D) array.
+
+    Infinity is always an error; NaN (a missing value) only where ``allow_nan``,
+    and then rows with every value missing are. ``nan_hint`` is what the
+    error for a disallowed NaN tells the user to do.
 
     Returns:
         (array, feature_names or None)
@@ -54,13 +61,27 @@ def as_2d_float(X, *, what: str = "X", allow_nan: bool = False):
         raise ValueError(f"Found array with 0 sample(s) (shape={arr.shape}) while a minimum of 1 is required; pass a non-empty {what}.")
     if arr.shape[1] == 0:
         raise ValueError(f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required; pass at least one column of {what}.")
-    if not allow_nan and not np.isfinite(arr).all():
-        bad = int((~np.isfinite(arr)).any(axis=1).sum())
-        kind = "NaN" if np.isnan(arr).any() else "infinity"
-        raise ValueError(
-            f"Input {what} contains {kind} ({bad} of {arr.shape[0]} rows have NaN or infinite values); "
-            "drop or impute those rows before fitting."
-        )
+    if not np.isfinite(arr).all():
+        infinite = np.isinf(arr).any(axis=1)
+        if infinite.any():
+            raise ValueError(
+                f"Input {what} contains infinity ({int(infinite.sum())} of {arr.shape[0]} rows, the "
+                f"first is row {int(np.argmax(infinite))}); replace those values by finite numbers "
+                "or drop the rows."
+            )
+        nan_rows = np.isnan(arr).any(axis=1)
+        if not allow_nan:
+            raise ValueError(
+                f"Input {what} contains NaN ({int(nan_rows.sum())} of {arr.shape[0]} rows have "
+                f"missing values); {nan_hint}"
+            )
+        empty = np.isnan(arr).all(axis=1)
+        if empty.any():
+            raise ValueError(
+                f"{int(empty.sum())} rows of {what} have no observed value (the first is row "
+                f"{int(np.argmax(empty))}); drop them: a row with every value missing says nothing "
+                "about the model."
+            )
     return arr, names
 
 

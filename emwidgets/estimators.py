@@ -24,10 +24,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _validation as V
+from . import priors as P
 from .core import data as dm
 from .core import em
 from .core import gmm as G
 from .core import kmeans as km
+from .core import missing as MS
 from .core.covariance import COVARIANCE_TYPES, covariance_shape
 
 ConvergenceWarning = V.ConvergenceWarning
@@ -93,8 +95,8 @@ class _Estimator:
                 f"This {type(self).__name__} instance is not fitted yet; call 'fit' with some data first."
             )
 
-    def _validate_X(self, X, reset: bool):
-        arr, names = V.as_2d_float(X)
+    def _validate_X(self, X, reset: bool, allow_nan: bool = False, nan_hint: str = V.NAN_HINT):
+        arr, names = V.as_2d_float(X, allow_nan=allow_nan, nan_hint=nan_hint)
         if reset:
             self.n_features_in_ = arr.shape[1]
             if names is not None:
@@ -339,6 +341,19 @@ class GaussianMixture(_Estimator):
     ``weights_init``, ``means_init``, ``precisions_init`` override the
     initialisation. Computation is float32 unless JAX's x64 mode is on.
 
+    Beyond scikit-learn:
+
+    * ``missing='em'`` fits data with NaN entries by EM over the observed
+      values (conditional Gaussians per missing pattern, every covariance
+      type); the objective is then the observed-data log-likelihood.
+      :meth:`impute` fills the gaps. With the default ``missing='raise'`` a
+      NaN is an error.
+    * ``prior`` (``'default'`` or a :class:`MixturePrior`) turns maximum
+      likelihood into MAP estimation: the M-step returns the posterior mode
+      and the objective (``lower_bound_``, traces) is the log posterior per
+      sample, up to a constant. The prior's scale keeps every covariance
+      positive definite, so ``reg_covar`` is not used.
+
     Memory: besides the data (N x D), one E-step holds about
     ``block_size * (2 R K + P)`` numbers (P = D (D + 1) / 2 + D + 1), with
     ``block_size`` chosen so this stays near 2**22 numbers (16 MiB in float32),
@@ -354,7 +369,8 @@ class GaussianMixture(_Estimator):
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
-                 means_init=None, precisions_init=None, random_state=None):
+                 means_init=None, precisions_init=None, random_state=None, missing="raise",
+                 prior=None):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -366,6 +382,8 @@ class GaussianMixture(_Estimator):
         self.means_init = means_init
         self.precisions_init = precisions_init
         self.random_state = random_state
+        self.missing = missing
+        self.prior = prior
 
     # -- scikit-learn protocol ------------------------------------------------
     def __sklearn_tags__(self):
@@ -420,13 +438,19 @@ class GaussianMixture(_Estimator):
                 raise ValueError("'precisions_init' must be positive.")
 
     # -- fitting ----------------------------------------------------------------
+    def _check_X(self, X, reset: bool):
+        """X with NaN allowed where ``missing='em'``; otherwise the error names the option."""
+        return self._validate_X(X, reset=reset, allow_nan=self.missing == "em", nan_hint=(
+            "pass missing='em' to fit by EM over the observed values, or drop or impute those rows."))
+
     def start(self, X, y=None, *, keys=None) -> LiveFit:
         """Validate, initialise every restart and return a :class:`LiveFit`.
 
         ``keys`` (JAX keys, one per restart) replace the ones drawn from
         ``random_state``; see :meth:`replay`.
         """
-        Xa = self._validate_X(X, reset=True)
+        V.check_in("missing", self.missing, ("raise", "em"))
+        Xa = self._check_X(X, reset=True)
         self._check_parameters(Xa)
         k, (n, d) = self.n_components, Xa.shape
         # A program for more components than used serves every smaller K (the
@@ -435,19 +459,42 @@ class GaussianMixture(_Estimator):
         active = jnp.arange(k_program) < k
         cov = COVARIANCE_TYPES[self.covariance_type]
         n_restarts = self.n_init if keys is None else len(keys)
-        width = 2 * n_restarts * k_program + cov.n_quad(d) + d + 1
-        data, scaling, block_size = dm.prepare(Xa, width)
+        scaling = dm.fit_scaling(Xa)
+        observed = ~np.isnan(Xa)
+        if self.missing == "em":
+            pattern, patterns = MS.encode_patterns(observed)
+            width = 2 * n_restarts * k_program * len(patterns) + cov.n_quad(d) + d + 1
+            # Missing entries start at the column mean (0 once standardised):
+            # the initialisation sees mean-imputed data, EM the observed values.
+            data, scaling, block_size = dm.prepare(np.where(observed, Xa, scaling.shift), width,
+                                                   scaling)
+        else:
+            width = 2 * n_restarts * k_program + cov.n_quad(d) + d + 1
+            data, scaling, block_size = dm.prepare(Xa, width, scaling)
+        self._observed_per_row = float(observed.sum(axis=1).mean())
         dtype = data.x.dtype
         reg = jnp.asarray(self.reg_covar / scaling.scale**2, dtype)
+        prior = None
+        if self.prior is not None:
+            self._prior = P.resolve(self.prior, Xa, self.covariance_type, k)
+            prior = P.to_standardised(self._prior, scaling, dtype)
         user = self._user_init(scaling, dtype)
         keys = _keys(self.random_state, self.n_init) if keys is None else keys
         km_group, km_block = _kmeans_layout(n_restarts, data.x.shape[0], block_size, k_program, d)
-        state = G.init_batch(keys, data, reg, user, active, cov_type=self.covariance_type,
+        state = G.init_batch(keys, data, reg, user, active, prior, cov_type=self.covariance_type,
                              method=self.init_params, n_components=k_program,
                              block_size=block_size, max_iter=self.max_iter,
                              kmeans_group_size=km_group, kmeans_block_size=km_block)
-        run = em.EMRun(G.gmm_model(self.covariance_type), block_size, state, data,
-                       G.GMMHyper(reg, active), jnp.asarray(self.tol, dtype))
+        if self.missing == "em":
+            rows = np.zeros(data.x.shape[0], np.int32)
+            rows[:n] = pattern
+            data = em.Data(MS.Rows(data.x, jnp.asarray(rows)), data.w)
+            model = MS.missing_model(self.covariance_type)
+            hyper = G.GMMHyper(reg, active, prior, jnp.asarray(patterns))
+        else:
+            model = G.gmm_model(self.covariance_type)
+            hyper = G.GMMHyper(reg, active, prior)
+        run = em.EMRun(model, block_size, state, data, hyper, jnp.asarray(self.tol, dtype))
         return LiveFit(self, run, scaling, keys, n)
 
     def _user_init(self, s: dm.Scaling, dtype) -> G.UserInit:
@@ -483,7 +530,8 @@ class GaussianMixture(_Estimator):
 
     def _restarts(self, state, scaling, keys) -> Restarts:
         d = state.params.means.shape[-1]
-        offset = -d * math.log(scaling.scale)
+        # Log-densities change units by -log(scale) per observed value.
+        offset = -getattr(self, "_observed_per_row", d) * math.log(scaling.scale)
         p = _GMMScaling.to_data(jax.tree.map(np.asarray, state.params), scaling)
         p = COVARIANCE_TYPES[self.covariance_type].first_components(p, self.n_components)
         params = {
@@ -499,9 +547,11 @@ class GaussianMixture(_Estimator):
         restarts = self._restarts(state, live.scaling, live.keys)
         if restarts.best < 0:
             first = next(m for m in restarts.messages if m)
+            remedy = ("pass a prior with a larger scale" if self.prior is not None else
+                      f"increase reg_covar (now {self.reg_covar:g}) or pass prior='default'")
             raise ValueError(
-                f"Every one of the {restarts.n_restarts} restarts collapsed ({first}); increase "
-                f"reg_covar (now {self.reg_covar:g}), reduce n_components, or remove duplicate points."
+                f"Every one of the {restarts.n_restarts} restarts collapsed ({first}); {remedy}, "
+                "reduce n_components, or remove duplicate points."
             )
         b = restarts.best
         self._scaling = live.scaling
@@ -529,18 +579,65 @@ class GaussianMixture(_Estimator):
         return self
 
     # -- using a fitted model ---------------------------------------------------
+    def _fitted_params64(self) -> G.GMMParams:
+        """The fitted parameters in standardised units, float64 (call inside x64 mode)."""
+        p = G.GMMParams(*(jnp.asarray(a, jnp.float64) for a in (
+            self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)))
+        return _GMMScaling.to_std(p, self._scaling)
+
     def _log_prob(self, X):
-        """(N, K) log(w_k) + log N(x | mu_k, Sigma_k) in data units."""
-        Xa = self._validate_X(X, reset=False)
+        """(N, K) log(w_k) + log N(x | mu_k, Sigma_k) in data units.
+
+        With ``missing='em'``, rows with NaN get the density of their
+        observed values, log w_k + log N(x_o | mu_k,o, Sigma_k,oo).
+        """
+        Xa = self._check_X(X, reset=False)
         s = self._scaling
+        observed = ~np.isnan(Xa)
+        z = np.where(observed, (Xa - s.shift) / s.scale, 0.0)
         # In float64 whatever the fit's precision, row by row independent of
         # the batch: predictions do not depend on which other rows are passed.
         with jax.enable_x64(True):
-            p = G.GMMParams(*(jnp.asarray(a, jnp.float64) for a in (
-                self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)))
-            p = _GMMScaling.to_std(p, s)
-            lp = G.weighted_log_prob(self.covariance_type, p, jnp.asarray((Xa - s.shift) / s.scale))
-            return np.asarray(lp) - Xa.shape[1] * math.log(s.scale)
+            p = self._fitted_params64()
+            if observed.all():
+                lp = G.weighted_log_prob(self.covariance_type, p, jnp.asarray(z))
+            else:
+                pattern, patterns = MS.encode_patterns(observed)
+                lp = MS.observed_log_prob(self.covariance_type, p, jnp.asarray(z),
+                                          jnp.asarray(pattern), jnp.asarray(patterns))
+            return np.asarray(lp) - observed.sum(axis=1)[:, None] * math.log(s.scale)
+
+    def impute(self, X, n_imputations: Optional[int] = None, random_state=None):
+        """Fill the NaN entries of X under the fitted mixture.
+
+        Without ``n_imputations``: each missing entry becomes its conditional
+        expectation given the row's observed values, E[x_m | x_o] =
+        sum_k P(k | x_o) (mu_k,m + Sigma_k,mo Sigma_k,oo^-1 (x_o - mu_k,o)).
+        With ``n_imputations=m``: an (m, N, D) array of draws from the
+        conditional distribution (a component drawn from P(k | x_o), then the
+        missing values from its conditional Gaussian), for multiple imputation.
+        Observed entries are returned unchanged; a DataFrame comes back as a
+        DataFrame (single imputation). Works for any fitted model, also one
+        fitted on complete data.
+        """
+        self._check_fitted()
+        Xa = self._validate_X(X, reset=False, allow_nan=True)
+        if n_imputations is not None:
+            V.check_int("n_imputations", n_imputations, 1)
+        s = self._scaling
+        observed = ~np.isnan(Xa)
+        z = np.where(observed, (Xa - s.shift) / s.scale, 0.0)
+        pattern, patterns = MS.encode_patterns(observed)
+        with jax.enable_x64(True):
+            key = None if n_imputations is None else jax.random.key(V.seed_from(random_state))
+            out = MS.impute(self.covariance_type, self._fitted_params64(), jnp.asarray(z),
+                            jnp.asarray(pattern), jnp.asarray(patterns), key, n_imputations)
+            out = np.where(observed, Xa, np.asarray(out) * s.scale + s.shift)
+        if n_imputations is None and hasattr(X, "columns") and hasattr(X, "copy"):
+            frame = X.copy()
+            frame.loc[:, :] = out
+            return frame
+        return out
 
     def score_samples(self, X):
         """(N,) log-density of each sample under the mixture."""
@@ -592,7 +689,8 @@ class GaussianMixture(_Estimator):
         from .core import stderr as SE
 
         self._check_fitted()
-        Xa = self._validate_X(X, reset=False)
+        Xa = self._validate_X(X, reset=False, nan_hint=(
+            "standard errors are computed from complete rows only: pass X[~np.isnan(X).any(1)]."))
         k, d = self.means_.shape
         theta, info = SE.observed_information(self.covariance_type, self.weights_, self.means_,
                                               self.covariances_, Xa)

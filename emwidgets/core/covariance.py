@@ -55,6 +55,17 @@ class CovarianceType(NamedTuple):
             -> (n, D) zero-mean draws from each sample's component.
         first_components: (params with a leading restart axis, k) -> the same
             params restricted to the first k components.
+        dense: (covariances, K, D) -> (K, D, D) full matrices (for the
+            conditional Gaussians of missing-data EM).
+        pack_moment: (..., D, D) second moments -> (..., Q) in the layout of
+            summed quadratic features (the inverse view of ``quad_features``).
+        map_estimate: (nk, n_aug, means, s2_aug, scale, dof, active)
+            -> covariances at the posterior mode under the conjugate prior
+            (see :mod:`priors`); ``n_aug``/``s2_aug`` include the prior's
+            pseudo-observations at its mean.
+        log_prior: (prec_chol, dev (K, D) = means - prior mean, scale, dof,
+            shrinkage, active) -> the log prior density of covariances and
+            means, up to a constant.
     """
 
     n_quad: Callable
@@ -71,6 +82,10 @@ class CovarianceType(NamedTuple):
     per_component_finite: Callable
     scale_noise: Callable
     first_components: Callable
+    dense: Callable
+    pack_moment: Callable
+    map_estimate: Callable
+    log_prior: Callable
 
 
 def _triu(d: int):
@@ -151,6 +166,83 @@ def _take_components(params, k, shared):
     )
 
 
+def _pack_sym(m):
+    """(..., D, D) symmetric matrices -> (..., Q) upper triangles (inverse of _unpack_sym)."""
+    i, j = _triu(m.shape[-1])
+    return m[..., i, j]
+
+
+def _diag_of(m):
+    return jnp.diagonal(m, axis1=-2, axis2=-1)
+
+
+# -- Conjugate priors: the posterior mode and the log density, per type -------
+# The mean of component k has prior N(m0, Sigma_k / kappa); the covariance an
+# inverse-Wishart IW(nu, Lambda) (full), one shared IW (tied), independent
+# inverse-gammas IG(nu / 2, lambda_j / 2) per variance (diag) or one
+# IG(nu / 2, lambda / 2) per component (spherical): the models and posterior
+# modes of Fraley & Raftery (2007), the priors of R's mclust. ``n_aug`` and
+# ``s2_aug`` are the counts and second moments with kappa pseudo-observations
+# at m0 added, so the estimate below is the augmented scatter; its divisor
+# comes from the powers of |Sigma| in likelihood and prior.
+
+def _full_map(nk, n_aug, means, s2_aug, scale, dof, active):
+    d = means.shape[-1]
+    scatter = _full_estimate(n_aug, means, s2_aug, 0.0) * n_aug[:, None, None]
+    return (scale + scatter) / (dof + nk + d + 2)[:, None, None]
+
+
+def _tied_map(nk, n_aug, means, s2_aug, scale, dof, active):
+    d = means.shape[-1]
+    scatter = _tied_estimate(n_aug, means, s2_aug, 0.0) * n_aug.sum()
+    return (scale + scatter) / (dof + nk.sum() + d + 1 + active.sum())
+
+
+def _diag_map(nk, n_aug, means, s2_aug, scale, dof, active):
+    scatter = _diag_estimate(n_aug, means, s2_aug, 0.0) * n_aug[:, None]
+    return (scale + scatter) / (dof + nk + 3)[:, None]
+
+
+def _spherical_map(nk, n_aug, means, s2_aug, scale, dof, active):
+    d = means.shape[-1]
+    scatter = _spherical_estimate(n_aug, means, s2_aug, 0.0) * n_aug * d
+    return (scale + scatter) / (dof + (nk + 1) * d + 2)
+
+
+def _full_log_prior(pc, dev, scale, dof, shrinkage, active):
+    d = dev.shape[-1]
+    p = _mat_precisions(pc)
+    log_det = jnp.log(_diag_of(pc)).sum(-1)  # = -log|Sigma| / 2
+    trace = (scale * p).sum((-2, -1))
+    quad = jnp.einsum("ki,kij,kj->k", dev, p, dev)
+    per_k = (dof + d + 2) * log_det - 0.5 * trace - 0.5 * shrinkage * quad
+    return jnp.where(active, per_k, 0.0).sum()
+
+
+def _tied_log_prior(pc, dev, scale, dof, shrinkage, active):
+    d = dev.shape[-1]
+    p = _mat_precisions(pc)
+    log_det = jnp.log(jnp.diagonal(pc)).sum()
+    quad = jnp.einsum("ki,ij,kj->k", dev, p, dev)
+    return ((dof + d + 1 + active.sum()) * log_det - 0.5 * (scale * p).sum()
+            - 0.5 * shrinkage * jnp.where(active, quad, 0.0).sum())
+
+
+def _diag_log_prior(pc, dev, scale, dof, shrinkage, active):
+    per = (dof + 3) * jnp.log(pc) - 0.5 * (scale + shrinkage * dev**2) * pc**2
+    return jnp.where(active, per.sum(-1), 0.0).sum()
+
+
+def _spherical_log_prior(pc, dev, scale, dof, shrinkage, active):
+    d = dev.shape[-1]
+    per = (dof + d + 2) * jnp.log(pc) - 0.5 * (scale + shrinkage * (dev**2).sum(-1)) * pc**2
+    return jnp.where(active, per, 0.0).sum()
+
+
+def _eye_like(d, dtype):
+    return jnp.eye(d, dtype=dtype)
+
+
 FULL = CovarianceType(
     n_quad=lambda d: d * (d + 1) // 2,
     quad_features=_full_quad_features,
@@ -166,6 +258,10 @@ FULL = CovarianceType(
     per_component_finite=lambda pc, k: jnp.isfinite(pc).all(axis=(-2, -1)),
     scale_noise=lambda cov, lab, z: jnp.einsum("nij,nj->ni", jnp.linalg.cholesky(cov)[lab], z),
     first_components=lambda p, k: _take_components(p, k, shared=False),
+    dense=lambda cov, k, d: cov,
+    pack_moment=_pack_sym,
+    map_estimate=_full_map,
+    log_prior=_full_log_prior,
 )
 
 TIED = CovarianceType(
@@ -185,6 +281,10 @@ TIED = CovarianceType(
     per_component_finite=lambda pc, k: jnp.broadcast_to(jnp.isfinite(pc).all(), (k,)),
     scale_noise=lambda cov, lab, z: z @ jnp.linalg.cholesky(cov).T,
     first_components=lambda p, k: _take_components(p, k, shared=True),
+    dense=lambda cov, k, d: jnp.broadcast_to(cov, (k, d, d)),
+    pack_moment=_pack_sym,
+    map_estimate=_tied_map,
+    log_prior=_tied_log_prior,
 )
 
 DIAG = CovarianceType(
@@ -202,6 +302,10 @@ DIAG = CovarianceType(
     per_component_finite=lambda pc, k: jnp.isfinite(pc).all(-1),
     scale_noise=lambda cov, lab, z: z * jnp.sqrt(cov[lab]),
     first_components=lambda p, k: _take_components(p, k, shared=False),
+    dense=lambda cov, k, d: cov[:, :, None] * _eye_like(d, cov.dtype),
+    pack_moment=_diag_of,
+    map_estimate=_diag_map,
+    log_prior=_diag_log_prior,
 )
 
 SPHERICAL = CovarianceType(
@@ -220,6 +324,10 @@ SPHERICAL = CovarianceType(
     per_component_finite=lambda pc, k: jnp.isfinite(pc),
     scale_noise=lambda cov, lab, z: z * jnp.sqrt(cov[lab])[:, None],
     first_components=lambda p, k: _take_components(p, k, shared=False),
+    dense=lambda cov, k, d: cov[:, None, None] * _eye_like(d, cov.dtype),
+    pack_moment=lambda m: jnp.trace(m, axis1=-2, axis2=-1)[..., None],
+    map_estimate=_spherical_map,
+    log_prior=_spherical_log_prior,
 )
 
 COVARIANCE_TYPES: dict[str, CovarianceType] = {

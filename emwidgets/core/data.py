@@ -42,9 +42,14 @@ def float_dtype():
 
 
 def fit_scaling(x: np.ndarray) -> Scaling:
+    """Column means and the root mean column variance (ignoring NaN entries)."""
     x = np.asarray(x, dtype=np.float64)
-    shift = x.mean(axis=0)
-    scale = float(np.sqrt(np.mean(x.var(axis=0))))
+    if np.isnan(x).any():
+        shift = np.nanmean(x, axis=0)
+        scale = float(np.sqrt(np.mean(np.nanvar(x, axis=0))))
+    else:
+        shift = x.mean(axis=0)
+        scale = float(np.sqrt(np.mean(x.var(axis=0))))
     if not np.isfinite(scale) or scale <= 0:
         scale = 1.0
     return Scaling(shift, scale)

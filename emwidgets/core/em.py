@@ -45,7 +45,8 @@ class Data(NamedTuple):
     """Samples padded to a multiple of the block size.
 
     Attributes:
-        x: (n_padded, n_features) samples; padding rows are zeros.
+        x: (n_padded, n_features) samples; padding rows are zeros. (Missing-data
+            EM passes a pytree of per-row arrays instead, see :mod:`missing`.)
         w: (n_padded,) weight of each row: 1 for a sample, 0 for padding.
     """
 
@@ -95,18 +96,21 @@ class EMState(NamedTuple):
 def block_sum(fn: Callable, data: Data, block_size: int):
     """Sum ``fn(x_block, w_block, block_index)`` over blocks of samples.
 
-    ``fn`` returns a pytree of per-block sums; the result has the same
-    structure. Memory is that of one block, whatever the number of samples.
+    ``data.x`` is an (n_padded, D) array or a pytree of per-row arrays (each
+    with leading axis n_padded; see :mod:`missing`). ``fn`` returns a pytree
+    of per-block sums; the result has the same structure. Memory is that of
+    one block, whatever the number of samples.
     """
-    n_padded, n_features = data.x.shape
+    n_padded = data.w.shape[0]
     n_blocks = n_padded // block_size
     if n_blocks == 1:
         return fn(data.x, data.w, jnp.int32(0))
-    xb = data.x.reshape(n_blocks, block_size, n_features)
+    xb = jax.tree.map(lambda a: a.reshape((n_blocks, block_size) + a.shape[1:]), data.x)
     wb = data.w.reshape(n_blocks, block_size)
     idx = jnp.arange(n_blocks, dtype=jnp.int32)
+    first = jax.tree.map(lambda a: a[0], xb)
     init = jax.tree.map(
-        lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(fn, xb[0], wb[0], idx[0])
+        lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(fn, first, wb[0], idx[0])
     )
 
     def body(carry, xs):

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from . import kmeans as km
+from . import priors as pr
 from .covariance import COVARIANCE_TYPES, CovarianceType
 from .em import Data, EMModel, Health, block_sum, init_state, make_runner
 
@@ -52,10 +53,16 @@ class GMMHyper(NamedTuple):
             components fits any smaller number: the others keep weight 0, own
             no sample and are ignored by the health check (model selection
             fits every K with one program per covariance type).
+        prior: a :class:`priors.Prior` for MAP estimation, or None for
+            maximum likelihood (the two are different programs).
+        patterns: (M, D) observed-value masks of missing-data EM
+            (:mod:`missing`), or None for complete data.
     """
 
     reg_covar: jax.Array
     active: jax.Array
+    prior: Optional[pr.Prior] = None
+    patterns: Optional[jax.Array] = None
 
 
 def features(cov: CovarianceType, x):
@@ -83,26 +90,40 @@ def weighted_log_prob(cov_type: str, params: GMMParams, x):
     return features(cov, x) @ natural_weights(cov, params)
 
 
-def m_step(cov: CovarianceType, stats, reg_covar, n_features: int, active=None):
+def m_step(cov: CovarianceType, stats, reg_covar, n_features: int, active=None,
+           prior: Optional[pr.Prior] = None):
     """Sufficient statistics (K, P) -> (GMMParams, Health).
 
     ``stats[:, :Q]`` are summed quadratic features, ``stats[:, Q:Q+D]`` summed
     samples and ``stats[:, -1]`` the counts, all weighted by responsibilities.
+    With a ``prior`` the result is the posterior mode (``reg_covar`` is not
+    added: the prior's scale regularises).
     """
     k, d = stats.shape[0], n_features
     q = cov.n_quad(d)
     eps = 10 * jnp.finfo(stats.dtype).eps
     nk = stats[:, -1] + eps
-    means = stats[:, q : q + d] / nk[:, None]
-    covariances = cov.estimate(nk, means, stats[:, :q], reg_covar)
-    pc = cov.precision_cholesky(covariances)
     active = jnp.ones((k,), bool) if active is None else active
-    weights = jnp.where(active, nk, 0.0)
-    weights = weights / weights.sum()
+    if prior is None:
+        means = stats[:, q : q + d] / nk[:, None]
+        covariances = cov.estimate(nk, means, stats[:, :q], reg_covar)
+        weights = jnp.where(active, nk, 0.0)
+        weights = weights / weights.sum()
+    else:
+        weights, means, covariances = pr.posterior_mode(cov, nk, stats[:, q : q + d],
+                                                        stats[:, :q], prior, active)
+    pc = cov.precision_cholesky(covariances)
     good = (cov.per_component_finite(pc, k) & jnp.isfinite(means).all(-1)) | ~active
     ok = good.all()
     component = jnp.where(ok, -1, jnp.argmin(good)).astype(jnp.int32)
     return GMMParams(weights, means, covariances, pc), Health(ok, component)
+
+
+def objective_of(cov: CovarianceType, params: GMMParams, log_lik_sum, n, hyper: GMMHyper):
+    """Mean log-likelihood per sample, plus log prior / n under MAP estimation."""
+    if hyper.prior is None:
+        return log_lik_sum / n
+    return (log_lik_sum + pr.log_prior(cov, params, hyper.prior, hyper.active)) / n
 
 
 def gmm_step(cov_type: str):
@@ -123,8 +144,8 @@ def gmm_step(cov_type: str):
 
         stats, total = block_sum(per_block, data, block_size)
         new_params, health = m_step(cov, stats, hyper.reg_covar, params.means.shape[1],
-                                    hyper.active)
-        return new_params, total / data.w.sum(), health
+                                    hyper.active, hyper.prior)
+        return new_params, objective_of(cov, params, total, data.w.sum(), hyper), health
 
     return step
 
@@ -211,20 +232,30 @@ def run_kmeans(keys, data: Data, n_components: int, block_size: int, tol_scaled,
 
 
 def init_params(cov_type: str, method: str, n_components: int, block_size: int,
-                key, data: Data, reg_covar, kmeans_centers=None, active=None):
-    """One restart's initial parameters: responsibilities, then an M-step."""
+                key, data: Data, reg_covar, kmeans_centers=None, active=None,
+                prior: Optional[pr.Prior] = None):
+    """One restart's initial parameters: responsibilities, then an M-step.
+
+    With a ``prior``, that M-step is the posterior mode (for the point methods,
+    given one sample per component), so no initial covariance is singular.
+    """
     cov = COVARIANCE_TYPES[cov_type]
     if method in ("k-means++", "random_from_data"):
         pick = km.kmeans_plusplus if method == "k-means++" else km.random_centers
         points, _ = pick(key, data.x, data.w, n_components)
-        return params_at_points(cov, points, data.w.sum(), reg_covar, active)
+        if prior is None:
+            return params_at_points(cov, points, data.w.sum(), reg_covar, active)
+        params, _ = m_step(cov, features(cov, points), reg_covar, data.x.shape[1], active, prior)
+        return params
     resp_fn = initial_resp_fn(method, key, data, n_components, kmeans_centers, active)
 
     def per_block(x, w, b):
         return (resp_fn(x, w, b) * w[:, None]).T @ features(cov, x)
 
     stats = block_sum(per_block, data, block_size)
-    params, _ = m_step(cov, stats, reg_covar, data.x.shape[1], active)
+    params, _ = m_step(cov, stats, reg_covar, data.x.shape[1], active, prior)
+    if prior is not None:
+        return params
     # scikit-learn's initial weights are nk / n (not renormalised).
     nk = stats[:, -1] + 10 * jnp.finfo(stats.dtype).eps
     nk = nk if active is None else jnp.where(active, nk, 0.0)
@@ -256,8 +287,8 @@ def apply_user_init(cov_type: str, params: GMMParams, user: UserInit) -> GMMPara
 
 @functools.partial(jax.jit, static_argnames=("cov_type", "method", "n_components", "block_size",
                                              "max_iter", "kmeans_group_size", "kmeans_block_size"))
-def init_batch(keys, data: Data, reg_covar, user: UserInit, active=None, *, cov_type: str,
-               method: str,
+def init_batch(keys, data: Data, reg_covar, user: UserInit, active=None, prior=None, *,
+               cov_type: str, method: str,
                n_components: int, block_size: int, max_iter: int | None = None,
                kmeans_group_size: int | None = None, kmeans_block_size: int | None = None):
     """Initial parameters of every restart, one per key (vmapped).
@@ -273,7 +304,7 @@ def init_batch(keys, data: Data, reg_covar, user: UserInit, active=None, *, cov_
 
     def one(key, c):
         p = init_params(cov_type, method, n_components, block_size, key, data, reg_covar, c,
-                        active)
+                        active, prior)
         return apply_user_init(cov_type, p, user)
 
     params = jax.vmap(one)(keys, centers)

@@ -1,0 +1,198 @@
+"""EM for Gaussian mixtures with values missing at random.
+
+Each row is observed on a subset ``o`` of the coordinates (its *pattern*).
+The observed-data likelihood of a row is sum_k w_k N(x_o | mu_k,o, Sigma_k,oo);
+the E-step also needs, per component, the conditional distribution of the
+missing part, x_m | x_o ~ N(x_hat, C), with
+
+    x_hat = mu_m + Sigma_mo Sigma_oo^-1 (x_o - mu_o),
+    C     = Sigma_mm - Sigma_mo Sigma_oo^-1 Sigma_om,
+
+and the M-step the expected sufficient statistics E[x] and E[x x'].
+
+Static shapes, no NaN: a row carries its values with 0 in the missing entries
+and the index of its pattern; the M distinct patterns are an (M, D) mask. For a
+pattern, Sigma~ = O Sigma O + (I - O) (O = diag(o)) has the determinant of
+Sigma_oo and its inverse is Sigma_oo^-1 on the observed block, I elsewhere, so
+every quantity above is a masked dense matrix expression.
+
+Everything stays linear in phi(x) = [x_i x_j (i <= j), x, 1]: the observed
+log-density of a row is phi(x) . W[pattern, k], so the E-step of all patterns
+is one (B x P) @ (P x M K) product, and the conditional mean is affine in x,
+x_hat = A x + b, so the expected statistics of a component follow from
+per-pattern sums of r, r x and r x x' (the same product on the transposed
+side). The cost is that of complete-data EM with M K components instead of K.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.scipy.linalg import cho_solve
+
+from .covariance import COVARIANCE_TYPES, FULL, _pack_quad_coef, _unpack_sym
+from .em import Data, EMModel, block_sum
+from .gmm import GMMHyper, GMMParams, features, loglik_converged, m_step, objective_of
+
+
+class Rows(NamedTuple):
+    """Rows with missing values, as ``Data.x``.
+
+    Attributes:
+        values: (N, D) standardised values, 0 where missing.
+        pattern: (N,) int32 index of each row's observed-value pattern.
+    """
+
+    values: jax.Array
+    pattern: jax.Array
+
+
+def encode_patterns(observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, D) bool observed mask -> (pattern index (N,), patterns (M, D) bool).
+
+    M is rounded up to a power of two (extra patterns are fully observed and
+    unused) so that data with a few more or fewer patterns share a program.
+    """
+    observed = np.asarray(observed, bool)
+    unique, index = np.unique(observed, axis=0, return_inverse=True)
+    m = 1 << int(math.ceil(math.log2(len(unique))))
+    patterns = np.ones((m, observed.shape[1]), bool)
+    patterns[: len(unique)] = unique
+    return index.reshape(-1).astype(np.int32), patterns
+
+
+class Conditionals(NamedTuple):
+    """Per pattern m and component k (M, K, ...)."""
+
+    natural: jax.Array  # (M, K, P): log w_k N(x_o | ...) = phi(x) . natural
+    gain: jax.Array  # (M, K, D, D): A, with E[x | x_o, k] = A x + b
+    offset: jax.Array  # (M, K, D): b
+    covariance: jax.Array  # (M, K, D, D): Cov[x | x_o, k], zero outside the missing block
+
+
+def conditionals(cov_type: str, params: GMMParams, patterns) -> Conditionals:
+    cov = COVARIANCE_TYPES[cov_type]
+    k, d = params.means.shape
+    dtype = params.means.dtype
+    sigma = cov.dense(params.covariances, k, d)  # (K, D, D)
+    o = patterns.astype(dtype)  # (M, D)
+    miss = 1.0 - o
+    eye = jnp.eye(d, dtype=dtype)
+    oo = (o[:, :, None] * o[:, None, :])[:, None]  # (M, 1, D, D)
+    sigma_t = sigma[None] * oo + (eye * miss[:, None, :])[:, None]
+    chol = jnp.linalg.cholesky(sigma_t)
+    p_o = cho_solve((chol, True), jnp.broadcast_to(eye, sigma_t.shape)) * oo
+    log_det = 2.0 * jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)  # log|Sigma_oo|
+    pmu = jnp.einsum("mkij,kj->mki", p_o, params.means)
+    const = (jnp.log(params.weights)[None] - 0.5 * o.sum(-1)[:, None] * math.log(2.0 * math.pi)
+             - 0.5 * log_det - 0.5 * (params.means[None] * pmu).sum(-1))
+    natural = jnp.concatenate([_pack_quad_coef(p_o), pmu, const[..., None]], axis=-1)
+    sp = jnp.einsum("kij,mkjl->mkil", sigma, p_o)  # Sigma P_o
+    gain = (eye * o[:, None, :])[:, None] + miss[:, None, :, None] * sp
+    offset = miss[:, None, :] * (params.means[None] - jnp.einsum("mkij,kj->mki", sp, params.means))
+    mm = (miss[:, :, None] * miss[:, None, :])[:, None]
+    covariance = (sigma[None] - jnp.einsum("mkij,kjl->mkil", sp, sigma)) * mm
+    return Conditionals(natural, gain, offset, covariance)
+
+
+def _row_logits(cond: Conditionals, values, pattern):
+    """(B, K) log w_k N(x_o | mu_k,o, Sigma_k,oo) of each row under its own pattern."""
+    m, k, p = cond.natural.shape
+    phi = features(FULL, values)
+    logits = (phi @ cond.natural.reshape(m * k, p).T).reshape(-1, m, k)
+    return jnp.take_along_axis(logits, pattern[:, None, None], axis=1)[:, 0], phi
+
+
+def expected_statistics(cov_type: str, cond: Conditionals, pattern_stats, d: int):
+    """Per-pattern sums (M, K, P) of r phi(x) -> expected statistics (K, Q + D + 1).
+
+    ``pattern_stats[m, k]`` holds, over the rows of pattern m, the sums of
+    r_k x x' (packed), r_k x and r_k; with E[x] = A x + b and
+    E[x x'] = E[x] E[x]' + C this gives sum_i r_ik E[x_i] and sum_i r_ik E[x_i x_i'].
+    """
+    q = FULL.n_quad(d)
+    t2 = _unpack_sym(pattern_stats[..., :q], d)  # (M, K, D, D)
+    t1 = pattern_stats[..., q : q + d]  # (M, K, D)
+    r = pattern_stats[..., -1]  # (M, K)
+    a, b = cond.gain, cond.offset
+    nk = r.sum(0)
+    s1 = jnp.einsum("mkij,mkj->ki", a, t1) + (b * r[..., None]).sum(0)
+    cross = jnp.einsum("mkij,mkj,mkl->kil", a, t1, b)
+    s2 = (jnp.einsum("mkij,mkjl,mknl->kin", a, t2, a) + cross + jnp.swapaxes(cross, -1, -2)
+          + jnp.einsum("mk,mki,mkj->kij", r, b, b) + jnp.einsum("mk,mkij->kij", r, cond.covariance))
+    cov = COVARIANCE_TYPES[cov_type]
+    return jnp.concatenate([cov.pack_moment(s2), s1, nk[:, None]], axis=1)
+
+
+def missing_step(cov_type: str):
+    cov = COVARIANCE_TYPES[cov_type]
+
+    def step(params: GMMParams, data: Data, hyper: GMMHyper, block_size: int):
+        k, d = params.means.shape
+        cond = conditionals(cov_type, params, hyper.patterns)
+        n_patterns = cond.natural.shape[0]
+
+        def per_block(x: Rows, w, b):
+            logits, phi = _row_logits(cond, x.values, x.pattern)
+            top = lax.stop_gradient(logits.max(axis=1, keepdims=True))
+            e = jnp.exp(logits - top)
+            total = e.sum(axis=1, keepdims=True)
+            lse = (top + jnp.log(total))[:, 0]
+            resp = e * (w[:, None] / total)
+            onehot = (x.pattern[:, None] == jnp.arange(n_patterns)).astype(phi.dtype)
+            r_all = (onehot[:, :, None] * resp[:, None, :]).reshape(phi.shape[0], -1)
+            return r_all.T @ phi, (lse * w).sum()
+
+        pattern_stats, total = block_sum(per_block, data, block_size)
+        stats = expected_statistics(cov_type, cond, pattern_stats.reshape(n_patterns, k, -1), d)
+        new_params, health = m_step(cov, stats, hyper.reg_covar, d, hyper.active, hyper.prior)
+        return new_params, objective_of(cov, params, total, data.w.sum(), hyper), health
+
+    return step
+
+
+@functools.lru_cache(maxsize=None)
+def missing_model(cov_type: str) -> EMModel:
+    """EM over the observed values of a Gaussian mixture (objective: observed-data log-lik)."""
+    return EMModel(step=missing_step(cov_type), converged=loglik_converged)
+
+
+def observed_log_prob(cov_type: str, params: GMMParams, values, pattern, patterns):
+    """(N, K) log w_k + log N(x_o | mu_k,o, Sigma_k,oo) of each row."""
+    cond = conditionals(cov_type, params, patterns)
+    return _row_logits(cond, values, pattern)[0]
+
+
+def impute(cov_type: str, params: GMMParams, values, pattern, patterns, key=None,
+           n_draws: int | None = None):
+    """Fill the missing entries of each row.
+
+    Without ``key``: the conditional expectation E[x_m | x_o] under the
+    mixture, sum_k P(k | x_o) E[x_m | x_o, k] (N, D). With ``key`` and
+    ``n_draws``: (n_draws, N, D) draws from the conditional distribution (a
+    component from P(k | x_o), then x_m from that component's conditional
+    Gaussian): multiple imputation. Observed entries are returned unchanged.
+    """
+    cond = conditionals(cov_type, params, patterns)
+    logits, _ = _row_logits(cond, values, pattern)
+    a, b = cond.gain[pattern], cond.offset[pattern]  # (N, K, D, D), (N, K, D)
+    x_hat = jnp.einsum("nkij,nj->nki", a, values) + b
+    if key is None:
+        return jnp.einsum("nk,nki->ni", jax.nn.softmax(logits, axis=1), x_hat)
+    o = patterns.astype(values.dtype)[pattern]  # (N, D)
+    k_key, z_key = jax.random.split(key)
+    comp = jax.random.categorical(k_key, logits, axis=1, shape=(n_draws, values.shape[0]))
+    c = cond.covariance[pattern]  # (N, K, D, D)
+    # C + diag(o) = blockdiag(I, C_mm): its factor spreads noise on the missing block only.
+    chol = jnp.linalg.cholesky(c + jnp.eye(values.shape[1], dtype=values.dtype) * o[:, None, None, :])
+    z = jax.random.normal(z_key, (n_draws,) + values.shape, values.dtype)
+    rows = jnp.arange(values.shape[0])
+    mean = x_hat[rows, comp]  # (n_draws, N, D)
+    noise = jnp.einsum("snij,snj->sni", chol[rows, comp], z)
+    return mean + noise * (1.0 - o)
