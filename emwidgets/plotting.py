@@ -8,7 +8,7 @@ and test under the Agg backend. No JAX here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from matplotlib import colors as mcolors
@@ -152,8 +152,7 @@ class AssignmentArtists:
     ellipses: list
     centres: object
     ax: object = None
-    imputed: object = None
-    extra: dict = field(default_factory=dict)
+    imputed: object = None  # the legend entry for imputed points, once drawn
 
 
 def point_style(labels, uncertainty, n_components):
@@ -165,8 +164,13 @@ def point_style(labels, uncertainty, n_components):
 
 
 def draw_assignments(ax, xy, labels, uncertainty, means2, covs2, xlabel="", ylabel="",
-                     n_std: float = 2.0) -> AssignmentArtists:
-    """Scatter of the data coloured by component, 2-sigma ellipses, centres."""
+                     n_std: float = 2.0, imputed=None) -> AssignmentArtists:
+    """Scatter of the data coloured by component, 2-sigma ellipses, centres.
+
+    ``imputed`` (n,) bool marks points with a plotted coordinate filled in by
+    imputation: they are drawn hollow (edge in the component's colour), with
+    a legend entry.
+    """
     k = len(means2)
     cols, sizes = point_style(labels, uncertainty, k)
     points = ax.scatter(xy[:, 0], xy[:, 1], c=cols, s=sizes, linewidths=0.3, edgecolors="k",
@@ -182,19 +186,37 @@ def draw_assignments(ax, xy, labels, uncertainty, means2, covs2, xlabel="", ylab
     ax.set_ylabel(ylabel)
     ax.set_title("Assignments (point size = uncertainty)")
     artists = AssignmentArtists(points, ellipses, centres, ax)
-    update_assignments(artists, xy, labels, uncertainty, means2, covs2, n_std)
+    update_assignments(artists, xy, labels, uncertainty, means2, covs2, n_std, imputed)
     pad = 0.05 * (xy.max(0) - xy.min(0) + 1e-9)
     ax.set_xlim(xy[:, 0].min() - pad[0], xy[:, 0].max() + pad[0])
     ax.set_ylim(xy[:, 1].min() - pad[1], xy[:, 1].max() + pad[1])
     return artists
 
 
+IMPUTED_FACE = (1.0, 1.0, 1.0, 0.9)
+
+
 def update_assignments(artists: AssignmentArtists, xy, labels, uncertainty, means2, covs2,
-                       n_std: float = 2.0):
+                       n_std: float = 2.0, imputed=None):
     k = len(artists.ellipses)
     cols, sizes = point_style(labels, uncertainty, k)
     artists.points.set_offsets(xy)
-    artists.points.set_facecolors(cols)
+    if imputed is None or not np.any(imputed):
+        artists.points.set_facecolors(cols)
+        artists.points.set_edgecolors("k")
+        artists.points.set_linewidths(0.3)
+    else:
+        imputed = np.asarray(imputed, bool)
+        artists.points.set_facecolors(np.where(imputed[:, None], IMPUTED_FACE, cols))
+        artists.points.set_edgecolors(np.where(imputed[:, None], cols, (0.0, 0.0, 0.0, 1.0)))
+        artists.points.set_linewidths(np.where(imputed, 1.4, 0.3))
+        if artists.imputed is None and artists.ax is not None:
+            from matplotlib.lines import Line2D
+
+            proxy = Line2D([], [], ls="", marker="o", mfc="w", mec="0.25", mew=1.4,
+                           label="imputed (hollow)")
+            artists.imputed = artists.ax.legend(handles=[proxy], loc="best", fontsize="x-small",
+                                                framealpha=0.7)
     artists.points.set_sizes(sizes)
     for e, m, c in zip(artists.ellipses, means2, covs2):
         w, h, angle = ellipse_geometry(c, n_std)
@@ -202,6 +224,16 @@ def update_assignments(artists: AssignmentArtists, xy, labels, uncertainty, mean
         e.width, e.height, e.angle = w, h, angle
     artists.centres.set_offsets(means2)
     return artists
+
+
+def imputed_in_plane(missing, projection) -> np.ndarray:
+    """(n,) bool: a point's plotted position depends on an imputed value.
+
+    ``missing`` is the (n, D) mask of missing entries, ``projection`` the (D, 2)
+    map to the plotted plane.
+    """
+    uses = np.abs(np.asarray(projection)) > 0
+    return (np.asarray(missing, bool)[:, :, None] & uses[None]).any(axis=(1, 2))
 
 
 # ---------------------------------------------------------------------------

@@ -169,6 +169,12 @@ def observed_log_prob(cov_type: str, params: GMMParams, values, pattern, pattern
     return _row_logits(cond, values, pattern)[0]
 
 
+def _conditional_means(cond: Conditionals, values, pattern):
+    """(N, K, D) E[x | x_o, component k] of each row (observed entries unchanged)."""
+    a, b = cond.gain[pattern], cond.offset[pattern]  # (N, K, D, D), (N, K, D)
+    return jnp.einsum("nkij,nj->nki", a, values) + b
+
+
 def impute(cov_type: str, params: GMMParams, values, pattern, patterns, key=None,
            n_draws: int | None = None):
     """Fill the missing entries of each row.
@@ -181,8 +187,7 @@ def impute(cov_type: str, params: GMMParams, values, pattern, patterns, key=None
     """
     cond = conditionals(cov_type, params, patterns)
     logits, _ = _row_logits(cond, values, pattern)
-    a, b = cond.gain[pattern], cond.offset[pattern]  # (N, K, D, D), (N, K, D)
-    x_hat = jnp.einsum("nkij,nj->nki", a, values) + b
+    x_hat = _conditional_means(cond, values, pattern)
     if key is None:
         return jnp.einsum("nk,nki->ni", jax.nn.softmax(logits, axis=1), x_hat)
     o = patterns.astype(values.dtype)[pattern]  # (N, D)
@@ -196,3 +201,18 @@ def impute(cov_type: str, params: GMMParams, values, pattern, patterns, key=None
     mean = x_hat[rows, comp]  # (n_draws, N, D)
     noise = jnp.einsum("snij,snj->sni", chol[rows, comp], z)
     return mean + noise * (1.0 - o)
+
+
+@functools.partial(jax.jit, static_argnames=("cov_type",))
+def assign_batch(params: GMMParams, values, pattern, patterns, *, cov_type: str):
+    """For every restart (leading axis R of ``params``): hard labels (R, N),
+    uncertainty 1 - max P(k | x_o) (R, N) and the rows with their missing entries
+    at the conditional expectation (R, N, D), in standardised units."""
+    def one(p):
+        cond = conditionals(cov_type, p, patterns)
+        logits, _ = _row_logits(cond, values, pattern)
+        resp = jax.nn.softmax(logits, axis=1)
+        filled = jnp.einsum("nk,nki->ni", resp, _conditional_means(cond, values, pattern))
+        return jnp.argmax(logits, axis=1), 1.0 - resp.max(axis=1), filled
+
+    return jax.vmap(one)(params)

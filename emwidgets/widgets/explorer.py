@@ -33,6 +33,10 @@ def _controls(session: FitSession) -> dict:
         "random_state": W.IntText(description="seed", style=_STYLE, layout=_WIDE),
         "reg_covar": W.FloatLogSlider(base=10, min=-10, max=0, step=0.5, description="reg_covar",
                                       readout_format=".0e", style=_STYLE, layout=_WIDE),
+        "missing": W.Dropdown(options=[("EM (impute)", "em"), ("drop incomplete rows", "drop")],
+                              description="missing values", style=_STYLE, layout=W.Layout(
+                                  width="292px",
+                                  display=None if session.has_missing else "none")),
         "x_axis": W.Dropdown(options=session.axis_choices, description="x axis", style=_STYLE,
                              layout=_WIDE),
         "y_axis": W.Dropdown(options=session.axis_choices, description="y axis", style=_STYLE,
@@ -48,8 +52,11 @@ class EMExplorer(W.VBox):
     """Fit Gaussian mixtures interactively and watch every restart converge.
 
     Args:
-        data: a pandas DataFrame (its numeric columns are used; incomplete rows
-            are dropped) or an (n_samples, n_features) array.
+        data: a pandas DataFrame (its numeric columns are used) or an
+            (n_samples, n_features) array. NaN marks a missing value: such rows
+            are fitted by EM over their observed values and drawn hollow at their
+            imputed positions, or dropped (the *missing values* control, shown
+            when the data have gaps).
         **settings: initial values of the controls (``n_components``,
             ``covariance_type``, ``init_params``, ``tol``, ``max_iter``,
             ``n_init``, ``random_state``, ``reg_covar``).
@@ -93,7 +100,7 @@ class EMExplorer(W.VBox):
         c = self.controls
         left = W.VBox([W.HTML("<b>EM settings</b>"), c["n_components"], c["covariance_type"],
                        c["init_params"], c["tol"], c["max_iter"], c["n_init"], c["random_state"],
-                       c["reg_covar"], W.HTML("<b>Plotted axes</b>"), c["x_axis"], c["y_axis"],
+                       c["reg_covar"], c["missing"], W.HTML("<b>Plotted axes</b>"), c["x_axis"], c["y_axis"],
                        W.HBox([self.run_button, self.stop_button]), self.restart_picker,
                        self.intervals],
                       layout=W.Layout(width="300px", min_width="300px"))

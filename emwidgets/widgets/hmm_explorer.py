@@ -28,6 +28,7 @@ class HMMSession(FitSession):
     tol = T.Float(1e-5)
     reg_covar = T.Float(1e-3)
     init_options = ("kmeans", "random")
+    supports_missing = False  # incomplete rows are dropped
 
     def _make_estimator(self):
         return GaussianHMM(n_components=self.n_components, covariance_type=self.covariance_type,

@@ -23,7 +23,7 @@ class ModelSelectionExplorer(W.VBox):
     """
 
     def __init__(self, data, n_components=(1, 6), n_init=8, random_state=0):
-        self.X = FitSession(data).X
+        self.X = FitSession(data, missing="drop").X
         self.result: SelectionResult | None = None
         self.range = W.IntRangeSlider(value=n_components, min=1, max=12, description="components")
         self.types = {t: W.Checkbox(value=True, description=t, indent=False,

@@ -24,6 +24,7 @@ import traitlets as T
 from .._validation import as_2d_float
 from ..compare import Solutions, group_restarts
 from ..core import gmm as G
+from ..core import missing as MS
 from ..estimators import GaussianMixture, Restarts
 from ..plotting import principal_axes
 
@@ -55,20 +56,32 @@ class Snapshot:
     done: bool
     elapsed: float = 0.0
     posteriors: Optional[np.ndarray] = None  # (R, n, S) state posteriors, for HMMs
+    filled: Optional[np.ndarray] = None  # (R, n, D) X with missing entries imputed per restart
+    missing: Optional[np.ndarray] = None  # (n, D) bool, the entries of X that are missing
 
     @property
     def best(self) -> int:
         return self.restarts.best
 
+    def points(self, restart: int) -> np.ndarray:
+        """(n, D) samples as restart ``restart`` sees them (imputed where missing)."""
+        return self.X if self.filled is None else self.filled[restart]
+
 
 def snapshot_from_estimator(gm: GaussianMixture, X, done: bool = True, iteration=None,
                             elapsed: float = 0.0) -> Snapshot:
-    """A :class:`Snapshot` of a fitted :class:`GaussianMixture` on data ``X``."""
-    Xa, _ = as_2d_float(X)
+    """A :class:`Snapshot` of a fitted :class:`GaussianMixture` on data ``X``.
+
+    Rows with NaN (a model fitted with ``missing='em'``) are assigned from
+    their observed values and shown at their imputed positions.
+    """
+    Xa, _ = as_2d_float(X, allow_nan=gm.missing == "em")
+    missing = np.isnan(Xa)
     r = gm.restarts_
-    labels, unc = [], []
+    labels, unc, filled = [], [], []
     for i in range(r.n_restarts):
-        one = GaussianMixture(gm.n_components, covariance_type=gm.covariance_type)
+        one = GaussianMixture(gm.n_components, covariance_type=gm.covariance_type,
+                              missing=gm.missing)
         one.__dict__.update(n_features_in_=gm.n_features_in_, _scaling=gm._scaling,
                             weights_=r.params["weights"][i], means_=r.params["means"][i],
                             covariances_=r.params["covariances"][i],
@@ -76,10 +89,13 @@ def snapshot_from_estimator(gm: GaussianMixture, X, done: bool = True, iteration
         p = one.predict_proba(Xa)
         labels.append(p.argmax(1))
         unc.append(1 - p.max(1))
+        if missing.any():
+            filled.append(one.impute(Xa))
     labels, unc = np.array(labels), np.array(unc)
     sol = group_restarts(labels, r.objective, r.params["means"], ~r.failed)
     it = int(np.nanmax(r.n_iter)) if iteration is None else iteration
-    return Snapshot(r, gm.covariance_type, Xa, labels, unc, sol, it, done, elapsed)
+    extra = dict(filled=np.array(filled), missing=missing) if missing.any() else {}
+    return Snapshot(r, gm.covariance_type, Xa, labels, unc, sol, it, done, elapsed, **extra)
 
 
 class FitSession(T.HasTraits):
@@ -95,6 +111,10 @@ class FitSession(T.HasTraits):
     reg_covar = T.Float(1e-6)
     x_axis = T.Unicode()
     y_axis = T.Unicode()
+    #: Rows with missing values: fit them by EM over their observed values ("em")
+    #: or use complete rows only ("drop").
+    missing = T.Enum(["em", "drop"], default_value="em")
+    supports_missing = True
 
     snapshot = T.Instance(Snapshot, allow_none=True)
     estimator = T.Any(None, allow_none=True)  # the fitted model of the last complete run
@@ -112,31 +132,52 @@ class FitSession(T.HasTraits):
 
     # -- data -------------------------------------------------------------------
     def set_data(self, data):
-        """Use a DataFrame (numeric columns) or an (N, D) array."""
+        """Use a DataFrame (numeric columns) or an (N, D) array.
+
+        NaN marks a missing value. Rows with infinite values or with nothing
+        observed are dropped (``n_dropped``); other incomplete rows are fitted by
+        EM over their observed values or dropped, as ``missing`` says.
+        """
         if isinstance(data, pd.DataFrame):
             numeric = data.select_dtypes("number")
             if numeric.shape[1] == 0:
                 raise ValueError("The data frame has no numeric column to fit; pass numeric data.")
-            complete = numeric.dropna()
-            self.n_dropped = len(numeric) - len(complete)
-            self.columns = [str(c) for c in complete.columns]
-            X = complete.to_numpy(dtype=float)
+            self.columns = [str(c) for c in numeric.columns]
+            X = numeric.to_numpy(dtype=float)
         else:
             X = np.asarray(data, dtype=float)
             if X.ndim != 2:
                 raise ValueError(f"Pass the data as a table (n_samples, n_features), not an array of "
                                  f"{X.ndim} dimensions.")
-            keep = np.isfinite(X).all(1)
-            self.n_dropped = int((~keep).sum())
-            X = X[keep]
             self.columns = [f"x{i}" for i in range(X.shape[1])]
+        usable = ~np.isinf(X).any(axis=1) & ~np.isnan(X).all(axis=1)
+        self._all_rows = X[usable]
+        self._n_unusable = int((~usable).sum())
+        self.has_missing = bool(self.supports_missing and np.isnan(self._all_rows).any())
+        self._choose_rows()
+        choices = self.axis_choices
+        self.x_axis = choices[0]
+        self.y_axis = choices[1] if len(choices) > 1 else choices[0]
+
+    @T.observe("missing")
+    def _missing_changed(self, change):
+        if hasattr(self, "_all_rows"):
+            self._choose_rows()
+
+    def _choose_rows(self):
+        X = self._all_rows
+        if not (self.has_missing and self.missing == "em"):
+            X = X[~np.isnan(X).any(axis=1)]
+        self.n_dropped = self._n_unusable + len(self._all_rows) - len(X)
         self.X = X
         rng = np.random.default_rng(0)
         self._display = (np.sort(rng.choice(len(X), MAX_DISPLAY_POINTS, replace=False))
                          if len(X) > MAX_DISPLAY_POINTS else np.arange(len(X)))
-        choices = self.axis_choices
-        self.x_axis = choices[0]
-        self.y_axis = choices[1] if len(choices) > 1 else choices[0]
+
+    @property
+    def fits_missing(self) -> bool:
+        """Incomplete rows are in the fit (EM over observed values)."""
+        return self.has_missing and self.missing == "em"
 
     @property
     def axis_choices(self) -> list:
@@ -146,7 +187,8 @@ class FitSession(T.HasTraits):
     def projection(self) -> np.ndarray:
         """(D, 2) matrix mapping samples to the plotted axes."""
         d = self.X.shape[1]
-        pcs = principal_axes(self.X) if d > 2 else None
+        complete = self.X[~np.isnan(self.X).any(axis=1)]
+        pcs = principal_axes(complete if len(complete) > d else self._mean_filled()) if d > 2 else None
         cols = []
         for name in (self.x_axis, self.y_axis):
             if name in ("PC1", "PC2") and pcs is not None:
@@ -157,11 +199,15 @@ class FitSession(T.HasTraits):
                 cols.append(v)
         return np.column_stack(cols)
 
+    def _mean_filled(self) -> np.ndarray:
+        return np.where(np.isnan(self.X), np.nanmean(self.X, axis=0), self.X)
+
     # -- running ---------------------------------------------------------------
     def settings(self) -> dict:
         return dict(n_components=self.n_components, covariance_type=self.covariance_type,
                     init_params=self.init_params, tol=self.tol, max_iter=self.max_iter,
-                    n_init=self.n_init, random_state=self.random_state, reg_covar=self.reg_covar)
+                    n_init=self.n_init, random_state=self.random_state, reg_covar=self.reg_covar,
+                    missing="em" if self.fits_missing else "raise")
 
     def run(self, block: bool = False):
         """Start a fit with the current settings (replacing a running one)."""
@@ -202,7 +248,8 @@ class FitSession(T.HasTraits):
         t0 = time.perf_counter()
         try:
             if len(self.X) == 0:
-                raise ValueError("There is no complete row to fit: select data with at least a few rows.")
+                raise ValueError("There is no complete row to fit: select data with at least a few "
+                                 "rows (or choose missing values: EM).")
             est = self._make_estimator()
             live = est.start(self.X)
             chunk = 1
@@ -245,6 +292,10 @@ class FitSession(T.HasTraits):
         r = snap.restarts
         n = r.n_restarts
         parts = [f"{int(r.converged.sum())} of {n} restarts converged"]
+        if snap.missing is not None:
+            incomplete = int(snap.missing.any(axis=1).sum())
+            parts.insert(0, f"{incomplete} incomplete rows fitted by EM over their observed values "
+                            "(hollow points: imputed)")
         if snap.done or r.best >= 0:
             parts.append(f"best log-likelihood {r.objective[r.best]:.4f} (restart {r.best})")
         n_sol = len(snap.solutions.groups)
@@ -262,11 +313,23 @@ def snapshot_from_live(live, est: GaussianMixture, display_idx, elapsed, done) -
     """Snapshot of a fit in progress: labels of every restart on the displayed rows."""
     restarts = live.snapshot()
     state = live.run.state
-    z = live.run.data.x[jnp.asarray(display_idx)]
-    labels, unc = G.assign_batch(state.params, z, cov_type=est.covariance_type)
+    idx = jnp.asarray(display_idx)
+    s = live.scaling
+    extra = {}
+    if isinstance(live.run.data.x, MS.Rows):  # missing values: assign from the observed part
+        rows = live.run.data.x
+        patterns = live.run.hyper.patterns
+        z, pattern = rows.values[idx], rows.pattern[idx]
+        labels, unc, filled = MS.assign_batch(state.params, z, pattern, patterns,
+                                              cov_type=est.covariance_type)
+        observed = np.asarray(patterns)[np.asarray(pattern)]
+        X = np.where(observed, np.asarray(z, np.float64) * s.scale + s.shift, np.nan)
+        extra = dict(filled=np.asarray(filled, np.float64) * s.scale + s.shift, missing=~observed)
+    else:
+        z = live.run.data.x[idx]
+        labels, unc = G.assign_batch(state.params, z, cov_type=est.covariance_type)
+        X = np.asarray(z, np.float64) * s.scale + s.shift
     labels, unc = np.asarray(labels), np.asarray(unc, dtype=np.float64)
-    X = np.asarray(z, np.float64) * live.scaling.scale + live.scaling.shift
     sol = group_restarts(labels, restarts.objective, restarts.params["means"], ~restarts.failed)
     return Snapshot(restarts, est.covariance_type, X, labels, unc, sol, live.iteration, done,
-                    elapsed)
-
+                    elapsed, **extra)

@@ -97,7 +97,8 @@ class _View:
         params = snapshot.restarts.params
         k, d = params["means"].shape[1:]
         covs = P.full_covariances(snapshot.covariance_type, params["covariances"][r], k, d)
-        return snapshot.X @ w, params["means"][r] @ w, np.einsum("di,kde,ej->kij", w, covs, w)
+        return (snapshot.points(r) @ w, params["means"][r] @ w,
+                np.einsum("di,kde,ej->kij", w, covs, w))
 
 
 class ConvergencePlot(_View):
@@ -150,14 +151,17 @@ class AssignmentPlot(_View):
         labels = inverse[snap.labels[r]]
         m2, c2 = m2[perm], c2[perm]
         k = m2.shape[0]
+        imputed = (None if snap.missing is None
+                   else P.imputed_in_plane(snap.missing, self._projection(snap)))
         if not hasattr(self, "artists") or len(self.artists.ellipses) != k or len(xy) != len(
                 self.artists.points.get_offsets()):
             self.figure.clear()
             ax = self.figure.add_subplot()
             self.artists = P.draw_assignments(ax, xy, labels, snap.uncertainty[r], m2, c2,
-                                              *self.axis_labels)
+                                              *self.axis_labels, imputed=imputed)
         else:
-            P.update_assignments(self.artists, xy, labels, snap.uncertainty[r], m2, c2)
+            P.update_assignments(self.artists, xy, labels, snap.uncertainty[r], m2, c2,
+                                 imputed=imputed)
         self.artists.ax.set_title(f"Restart {r} (size = uncertainty)", fontsize="medium")
 
 
