@@ -75,6 +75,12 @@ def as_2d_float(X, *, what: str = "X", allow_nan: bool = False, nan_hint: str = 
                 f"Input {what} contains NaN ({int(nan_rows.sum())} of {arr.shape[0]} rows have "
                 f"missing values); {nan_hint}"
             )
+        no_values = np.isnan(arr).all(axis=0)
+        if no_values.any():
+            raise ValueError(
+                f"Column {int(np.argmax(no_values))} of {what} has no observed value (every entry "
+                "is NaN); drop that column."
+            )
         empty = np.isnan(arr).all(axis=1)
         if empty.any():
             raise ValueError(

@@ -107,9 +107,13 @@ def test_empty_selection_is_reported():
     import pandas as pd
 
     df = pd.DataFrame({"a": [np.nan, np.nan], "b": [1.0, 2.0]})
-    ex = EMExplorer(df, n_components=1)
+    ex = EMExplorer(df, n_components=1, missing="drop")
     ex.run(block=True)
     assert "no complete row" in ex.session.error
+    ex = EMExplorer(df, n_components=1)  # missing values fitted by EM: column a has none
+    ex.run(block=True)
+    assert ex.session.error == ("Column 0 of X has no observed value (every entry is NaN); drop "
+                                "that column.")
 
 
 def test_axis_choice_and_principal_components():
@@ -161,3 +165,42 @@ def test_explorer_draws_with_the_ipympl_canvas(faithful):
 
     assert isinstance(ex.convergence.canvas, Canvas)
     assert ex.convergence.canvas in ex.children[0].children[1].children[0].children
+
+
+def test_explorer_fits_incomplete_rows_and_draws_them_hollow():
+    air = datasets.load_airquality()[["Ozone", "Solar.R", "Wind", "Temp"]]
+    ex = EMExplorer(air, n_components=2, n_init=4)
+    assert ex.controls["missing"].layout.display != "none"
+    assert len(ex.session.X) == 153 and ex.session.n_dropped == 0
+    ex.run(block=True)
+    snap = ex.session.snapshot
+    assert "42 incomplete rows fitted by EM" in ex.status.value
+    assert snap.filled.shape == (4, 153, 4) and not np.isnan(snap.filled).any()
+    observed = ~snap.missing
+    assert snap.missing.sum() == air.isna().sum().sum()
+    for filled in snap.filled:  # every restart keeps the observed values where they are
+        np.testing.assert_array_equal(filled[observed], snap.X[observed])
+    np.testing.assert_allclose(snap.X[observed], air.to_numpy()[observed], rtol=1e-6)
+    # The best restart's positions are the fitted model's conditional expectations.
+    np.testing.assert_allclose(snap.filled[snap.best], ex.session.estimator.impute(air),
+                               rtol=1e-3, atol=1e-2)
+    # Hollow points: the rows whose plotted coordinates (Ozone, Solar.R) were imputed.
+    hollow = np.asarray(ex.assignments.artists.points.get_linewidths()) > 1
+    assert hollow.sum() == air[["Ozone", "Solar.R"]].isna().any(axis=1).sum()
+    assert ex.assignments.artists.imputed is not None  # the legend entry
+    ex.controls["x_axis"].value = "Wind"
+    ex.controls["y_axis"].value = "Temp"  # both complete: nothing drawn hollow
+    assert not (np.asarray(ex.assignments.artists.points.get_linewidths()) > 1).any()
+    ex.controls["missing"].value = "drop"
+    ex.run(block=True)
+    assert len(ex.session.X) == 111 and ex.session.n_dropped == 42
+    assert ex.session.snapshot.filled is None and "incomplete" not in ex.status.value
+
+
+def test_views_of_a_model_fitted_with_missing_values():
+    air = datasets.load_airquality()[["Ozone", "Solar.R", "Wind", "Temp"]]
+    gm = GaussianMixture(2, missing="em", n_init=3, random_state=0).fit(air)
+    view = AssignmentPlot.from_estimator(gm, air)
+    assert view.snapshot.filled.shape == (3, 153, 4)
+    assert (np.asarray(view.artists.points.get_linewidths()) > 1).sum() == 42
+    RestartGallery.from_estimator(gm, air)

@@ -324,7 +324,8 @@ def snapshot_from_live(live, est: GaussianMixture, display_idx, elapsed, done) -
                                               cov_type=est.covariance_type)
         observed = np.asarray(patterns)[np.asarray(pattern)]
         X = np.where(observed, np.asarray(z, np.float64) * s.scale + s.shift, np.nan)
-        extra = dict(filled=np.asarray(filled, np.float64) * s.scale + s.shift, missing=~observed)
+        filled = np.where(observed, X, np.asarray(filled, np.float64) * s.scale + s.shift)
+        extra = dict(filled=filled, missing=~observed)
     else:
         z = live.run.data.x[idx]
         labels, unc = G.assign_batch(state.params, z, cov_type=est.covariance_type)
