@@ -79,13 +79,15 @@ def select_model(X, n_components: Iterable[int] = range(1, 10),
         n_init: restarts per fit (batched).
         criterion: ``"bic"``, ``"aic"`` or ``"icl"``; chooses ``best``.
         callback: called with the partial result after each fit (live plots).
-        **mixture_params: passed to every GaussianMixture (tol, max_iter, ...).
+        **mixture_params: passed to every GaussianMixture (tol, max_iter,
+            ``missing='em'`` for data with NaN, ``prior`` ...).
     Returns:
         a :class:`SelectionResult`.
     """
     if criterion not in ("bic", "aic", "icl"):
         raise ValueError(f"Invalid criterion {criterion!r}; choose 'bic', 'aic' or 'icl'.")
-    Xa, _ = as_2d_float(X)
+    Xa, _ = as_2d_float(X, allow_nan=mixture_params.get("missing") == "em", nan_hint=(
+        "pass missing='em' to fit every model by EM over the observed values, or drop those rows."))
     ks = sorted({int(k) for k in n_components})
     if not ks or ks[0] < 1:
         raise ValueError("n_components must list at least one number of components >= 1.")

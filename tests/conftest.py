@@ -13,6 +13,29 @@ from _data import make_mixture  # noqa: E402
 COV_TYPES = ("full", "tied", "diag", "spherical")
 
 
+def pytest_configure(config):
+    """One on-disk JAX compilation cache for the whole run.
+
+    The xdist workers, the notebook kernels, the browser's kernels and the
+    Binder environment compile many of the same programs (the quickstart runs
+    three times); they share them through a cache directory made fresh for each
+    run (so a run measures what a clean machine does). Set by the controller
+    before the workers start; they and every kernel inherit the environment.
+    """
+    if hasattr(config, "workerinput"):
+        return
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="emwidgets-test-jax-cache-")
+    settings = {"JAX_COMPILATION_CACHE_DIR": directory,
+                "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.5",
+                "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+    os.environ.update(settings)
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
 @pytest.fixture
 def x64():
     """Run the test with JAX's 64-bit mode on (float64 everywhere)."""

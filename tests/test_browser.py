@@ -187,3 +187,36 @@ def test_quickstart_notebook_runs_in_jupyterlab(browser, lab):
     assert status_text(page).startswith("Done")
     assert error_outputs(page) == []
     page.close()
+
+
+def test_explorer_with_missing_values_in_jupyterlab(browser, lab):
+    """Air quality with its gaps: fitted by EM, imputed points hollow; then dropped instead."""
+    page = open_notebook(browser, lab, "browser_missing.ipynb")
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    canvas = page.locator(".emwidgets-assignments canvas").first
+    canvas.wait_for(state="visible", timeout=90_000)
+    missing = page.locator(".emwidgets-explorer .widget-dropdown", has_text="missing values")
+    assert missing.is_visible()
+    before = hashlib.sha1(canvas.screenshot()).hexdigest()
+
+    def run_until_done():
+        previous = status_text(page)
+        page.locator(".emwidgets-explorer button", has_text="Run").click()
+        page.wait_for_function(
+            "(previous) => { const e = document.querySelector('.emwidgets-status-text');"
+            " return e && e.innerText !== previous &&"
+            " (e.innerText.startsWith('Done') || e.innerText.startsWith('Error')); }",
+            arg=previous, timeout=120_000)
+        time.sleep(1.0)  # let the last frame reach the canvas
+        return status_text(page)
+
+    text = run_until_done()
+    assert text.startswith("Done") and "42 incomplete rows fitted by EM" in text, text
+    assert hashlib.sha1(canvas.screenshot()).hexdigest() != before
+    page.locator(".emwidgets-explorer").first.screenshot(path=str(ARTIFACTS / "explorer-missing.png"))
+    missing.locator("select").select_option(label="drop incomplete rows")
+    text = run_until_done()
+    assert text.startswith("Done") and "incomplete" not in text, text
+    page.locator(".emwidgets-explorer").first.screenshot(path=str(ARTIFACTS / "explorer-dropped.png"))
+    assert error_outputs(page) == []
+    page.close()

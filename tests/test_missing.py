@@ -245,3 +245,19 @@ def test_missing_values_in_float32_stay_finite():
         assert not any(r.failed), r.messages
         assert np.isfinite(r.objective).all() and np.isfinite(r.params["covariances"]).all()
         assert np.nanmin(np.diff(r.trace, axis=1)) > -1e-4  # float32 rounding only
+
+
+def test_model_selection_over_incomplete_data():
+    X, *_ = known_mixture(200, seed=13)
+    Xm = remove_at_random(X, 0.2, seed=14)
+    from emwidgets import select_model
+
+    with pytest.raises(ValueError, match="missing='em'"):
+        select_model(Xm, n_components=[1, 2], covariance_types=["full"], n_init=2)
+    result = select_model(Xm, n_components=[1, 2, 3], covariance_types=["full", "diag"], n_init=2,
+                          missing="em")
+    assert result.best_key == (2, "full"), result.table
+    # The criterion uses the observed-data log-likelihood.
+    best = result.best
+    assert result.table.set_index(["n_components", "covariance_type"]).loc[
+        (2, "full"), "log_likelihood"] == pytest.approx(best.score_samples(Xm).sum())

@@ -17,6 +17,8 @@ Everything runs in float64.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -87,18 +89,29 @@ def flat_parameters(cov_type: str, theta, k: int, d: int):
     return jnp.concatenate([weights, means.ravel(), covariances.ravel()])
 
 
+@functools.partial(jax.jit, static_argnames=("cov_type", "k", "d"))
+def _hessian(theta, x, *, cov_type: str, k: int, d: int):
+    # Compiled: op-by-op, forward-over-reverse took 20 s on iris (K=3, D=2); jitted 2.6 s.
+    return jax.hessian(lambda t: log_likelihood(cov_type, t, x, k, d))(theta)
+
+
+@functools.partial(jax.jit, static_argnames=("cov_type", "k", "d"))
+def _jacobian(theta, *, cov_type: str, k: int, d: int):
+    return jax.jacfwd(lambda t: flat_parameters(cov_type, t, k, d))(theta)
+
+
 def observed_information(cov_type: str, weights, means, covariances, x):
     """(theta, -Hessian of the log-likelihood at theta), float64 NumPy arrays."""
     with jax.enable_x64(True):
         k, d = np.shape(means)
         f64 = lambda a: jnp.asarray(np.asarray(a, np.float64))  # noqa: E731
         theta = pack(cov_type, f64(weights), f64(means), f64(covariances))
-        hess = jax.hessian(lambda t: log_likelihood(cov_type, t, f64(x), k, d))(theta)
+        hess = _hessian(theta, f64(x), cov_type=cov_type, k=k, d=d)
         return np.asarray(theta), -np.asarray(hess)
 
 
 def delta_covariance(cov_type: str, theta, cov_theta, k: int, d: int):
     """Covariance of (weights, means, covariances) flattened, by the delta method."""
     with jax.enable_x64(True):
-        jac = np.asarray(jax.jacfwd(lambda t: flat_parameters(cov_type, t, k, d))(jnp.asarray(theta)))
+        jac = np.asarray(_jacobian(jnp.asarray(theta), cov_type=cov_type, k=k, d=d))
     return jac @ cov_theta @ jac.T
