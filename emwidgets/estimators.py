@@ -347,7 +347,9 @@ class GaussianMixture(_Estimator):
       values (conditional Gaussians per missing pattern, every covariance
       type); the objective is then the observed-data log-likelihood.
       :meth:`impute` fills the gaps. With the default ``missing='raise'`` a
-      NaN is an error.
+      NaN is an error. An iteration costs about that of complete-data EM with
+      M x K components, M the number of distinct missing patterns (at most
+      the number of rows; 31 for 20% random gaps in 5 features).
     * ``prior`` (``'default'`` or a :class:`MixturePrior`) turns maximum
       likelihood into MAP estimation: the M-step returns the posterior mode
       and the objective (``lower_bound_``, traces) is the log posterior per

@@ -280,9 +280,11 @@ def highlight_restart(art: RankingArtists, selected: int):
     return art
 
 
-def draw_solution(ax, xy, labels, means2, covs2, title=""):
+def draw_solution(ax, xy, labels, means2, covs2, title="", imputed=None):
     """A small multiple: one solution's assignments and ellipses, no axes text."""
-    art = draw_assignments(ax, xy, labels, np.zeros(len(xy)), means2, covs2)
+    art = draw_assignments(ax, xy, labels, np.zeros(len(xy)), means2, covs2, imputed=imputed)
+    if art.imputed is not None:
+        art.imputed.remove()  # no room for a legend in a thumbnail
     art.points.set_sizes(np.full(len(xy), 4.0))
     for e in art.ellipses:
         e.set_linewidth(1.2)

@@ -195,7 +195,7 @@ def test_explorer_with_missing_values_in_jupyterlab(browser, lab):
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
     canvas = page.locator(".emwidgets-assignments canvas").first
     canvas.wait_for(state="visible", timeout=90_000)
-    missing = page.locator(".emwidgets-explorer .widget-dropdown", has_text="missing values")
+    missing = page.locator(".emwidgets-explorer .widget-dropdown", has_text="missing")
     assert missing.is_visible()
     before = hashlib.sha1(canvas.screenshot()).hexdigest()
 

@@ -238,7 +238,7 @@ def test_missing_values_in_float32_stay_finite():
     """The default precision: masks, not NaN, inside the compiled program."""
     X, *_ = known_mixture(500, seed=11)
     Xm = remove_at_random(X, 0.35, seed=12)
-    for cov_type in COV_TYPES:
+    for cov_type in ("full", "diag"):  # with and without cross-covariances to condition on
         gm = GaussianMixture(2, covariance_type=cov_type, missing="em", n_init=4,
                              random_state=0).fit(Xm)
         r = gm.restarts_
@@ -254,9 +254,10 @@ def test_model_selection_over_incomplete_data():
 
     with pytest.raises(ValueError, match="missing='em'"):
         select_model(Xm, n_components=[1, 2], covariance_types=["full"], n_init=2)
-    result = select_model(Xm, n_components=[1, 2, 3], covariance_types=["full", "diag"], n_init=2,
+    result = select_model(Xm, n_components=[1, 2, 3], covariance_types=["full"], n_init=2,
                           missing="em")
     assert result.best_key == (2, "full"), result.table
+    assert result.table["converged"].all()
     # The criterion uses the observed-data log-likelihood.
     best = result.best
     assert result.table.set_index(["n_components", "covariance_type"]).loc[

@@ -11,6 +11,9 @@ from emwidgets.core import em
 from emwidgets.core import gmm as G
 from emwidgets.core import stderr as SE
 
+# One worker for the module: the grid fixture is computed once, not once per worker.
+pytestmark = pytest.mark.xdist_group("selection")
+
 
 @pytest.fixture(scope="module")
 def grid():

@@ -34,7 +34,7 @@ def _controls(session: FitSession) -> dict:
         "reg_covar": W.FloatLogSlider(base=10, min=-10, max=0, step=0.5, description="reg_covar",
                                       readout_format=".0e", style=_STYLE, layout=_WIDE),
         "missing": W.Dropdown(options=[("EM (impute)", "em"), ("drop incomplete rows", "drop")],
-                              description="missing values", style=_STYLE, layout=W.Layout(
+                              description="missing", style=_STYLE, layout=W.Layout(
                                   width="292px",
                                   display=None if session.has_missing else "none")),
         "x_axis": W.Dropdown(options=session.axis_choices, description="x axis", style=_STYLE,
@@ -55,7 +55,7 @@ class EMExplorer(W.VBox):
         data: a pandas DataFrame (its numeric columns are used) or an
             (n_samples, n_features) array. NaN marks a missing value: such rows
             are fitted by EM over their observed values and drawn hollow at their
-            imputed positions, or dropped (the *missing values* control, shown
+            imputed positions, or dropped (the *missing* control, shown
             when the data have gaps).
         **settings: initial values of the controls (``n_components``,
             ``covariance_type``, ``init_params``, ``tol``, ``max_iter``,

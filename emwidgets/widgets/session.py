@@ -249,7 +249,7 @@ class FitSession(T.HasTraits):
         try:
             if len(self.X) == 0:
                 raise ValueError("There is no complete row to fit: select data with at least a few "
-                                 "rows (or choose missing values: EM).")
+                                 "rows (or set missing to EM).")
             est = self._make_estimator()
             live = est.start(self.X)
             chunk = 1

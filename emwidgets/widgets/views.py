@@ -214,7 +214,9 @@ class RestartGallery(_View):
             perm = sol.permutations[lead]
             labels = np.argsort(perm)[snap.labels[lead]]
             title = f"#{g + 1}: {len(sol.groups[g])} of {r.n_restarts}\nll {r.objective[lead]:.3f}"
-            P.draw_solution(sub, xy, labels, m2[perm], c2[perm], title)
+            imputed = (None if snap.missing is None
+                       else P.imputed_in_plane(snap.missing, self._projection(snap)))
+            P.draw_solution(sub, xy, labels, m2[perm], c2[perm], title, imputed)
             sub.set_title(title, fontsize="x-small")
             for spine in sub.spines.values():
                 spine.set_edgecolor(P.PALETTE[g % len(P.PALETTE)])
