@@ -635,10 +635,10 @@ class GaussianMixture(_Estimator):
             out = MS.impute(self.covariance_type, self._fitted_params64(), jnp.asarray(z),
                             jnp.asarray(pattern), jnp.asarray(patterns), key, n_imputations)
             out = np.where(observed, Xa, np.asarray(out) * s.scale + s.shift)
-        if n_imputations is None and hasattr(X, "columns") and hasattr(X, "copy"):
-            frame = X.copy()
-            frame.loc[:, :] = out
-            return frame
+        if n_imputations is None and hasattr(X, "columns") and hasattr(X, "index"):
+            import pandas as pd
+
+            return pd.DataFrame(out, index=X.index, columns=X.columns)
         return out
 
     def score_samples(self, X):

@@ -15,7 +15,7 @@ from emwidgets.core import stderr as SE
 pytestmark = pytest.mark.xdist_group("selection")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: xdist may interleave other modules between its tests
 def grid():
     X, _ = make_mixture(500, 2, 3, seed=4, separation=6.0)
     return X, select_model(X, n_components=range(1, 6), n_init=4, random_state=0)
