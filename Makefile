@@ -21,7 +21,7 @@ lab: $(STAMP)
 
 ## Run every test (unit, notebooks, and the browser test when Chromium is present).
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 ## Benchmarks against scikit-learn, side by side in one process.
 bench: $(STAMP)

@@ -13,6 +13,11 @@ from _data import make_mixture  # noqa: E402
 COV_TYPES = ("full", "tied", "diag", "spherical")
 
 
+# `make test` distributes whole files to the two workers (--dist loadfile), so a module's
+# fixtures are built once. (--dist loadgroup with xdist_group marks did this before; on
+# pytest 9.2 it silently stops grouping: pytest-dev/pytest-xdist#1386.)
+
+
 def pytest_configure(config):
     """One on-disk JAX compilation cache for the whole run.
 

@@ -28,7 +28,6 @@ ARTIFACTS = ROOT / "artifacts"
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.xdist_group("browser"),
     pytest.mark.skipif(not os.path.exists(CHROMIUM),
                        reason="Debian's chromium is not installed (.ci/run installs it)"),
 ]

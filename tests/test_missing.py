@@ -12,7 +12,6 @@ from emwidgets.core.covariance import COVARIANCE_TYPES
 
 from conftest import COV_TYPES
 
-pytestmark = pytest.mark.xdist_group("missing")
 
 
 def remove_at_random(X, fraction, seed):

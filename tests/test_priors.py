@@ -16,7 +16,6 @@ from emwidgets.priors import resolve
 from conftest import COV_TYPES
 from test_missing import known_mixture, remove_at_random
 
-pytestmark = pytest.mark.xdist_group("priors")
 
 K, D = 3, 3
 

@@ -11,11 +11,9 @@ from emwidgets.core import em
 from emwidgets.core import gmm as G
 from emwidgets.core import stderr as SE
 
-# One worker for the module: the grid fixture is computed once, not once per worker.
-pytestmark = pytest.mark.xdist_group("selection")
 
 
-@pytest.fixture(scope="session")  # session: xdist may interleave other modules between its tests
+@pytest.fixture(scope="module")
 def grid():
     X, _ = make_mixture(500, 2, 3, seed=4, separation=6.0)
     return X, select_model(X, n_components=range(1, 6), n_init=4, random_state=0)
