@@ -682,7 +682,9 @@ class GaussianMixture(_Estimator):
         From the observed information (the Hessian of the observed-data
         log-likelihood at the estimate, by JAX autodiff, float64) in an
         unconstrained parametrisation, mapped back by the delta method.
-        ``X`` must be the data the model was fitted on.
+        ``X`` must be the data the model was fitted on; with ``missing='em'``
+        its NaN entries count as missing (the information is that of the
+        observed values, so gaps widen the errors as they should).
 
         Raises:
             ValueError: when the information matrix is singular (a collapsed
@@ -691,8 +693,7 @@ class GaussianMixture(_Estimator):
         from .core import stderr as SE
 
         self._check_fitted()
-        Xa = self._validate_X(X, reset=False, nan_hint=(
-            "standard errors are computed from complete rows only: pass X[~np.isnan(X).any(1)]."))
+        Xa = self._check_X(X, reset=False)
         k, d = self.means_.shape
         theta, info = SE.observed_information(self.covariance_type, self.weights_, self.means_,
                                               self.covariances_, Xa)

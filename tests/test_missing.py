@@ -226,11 +226,11 @@ def test_missing_values_get_errors_that_say_what_to_do():
         GaussianMixture(2, missing="em").fit(infinite)
     with pytest.raises(ValueError, match="'missing'.*'raise', 'em'"):
         GaussianMixture(2, missing="drop").fit(X)
-    gm = GaussianMixture(2, missing="em", random_state=0).fit(Xm)
-    with pytest.raises(ValueError, match="complete rows only"):
+    gm = GaussianMixture(2, random_state=0).fit(X)
+    with pytest.raises(ValueError, match=r"contains NaN .*missing='em'"):
         gm.standard_errors(Xm)
     # The failed calls left the fitted model intact.
-    assert np.isfinite(gm.score(Xm))
+    assert np.isfinite(gm.score(X))
 
 
 def test_missing_values_in_float32_stay_finite():
@@ -261,3 +261,22 @@ def test_model_selection_over_incomplete_data():
     best = result.best
     assert result.table.set_index(["n_components", "covariance_type"]).loc[
         (2, "full"), "log_likelihood"] == pytest.approx(best.score_samples(Xm).sum())
+
+
+def test_standard_errors_with_missing_values_match_the_large_sample_formula(x64):
+    """Bivariate normal, x1 missing at random in 30% of rows, x2 complete. The
+    observed information gives Var(mu_1) = s11.2 / n1 + beta^2 s22 / n (Anderson
+    1957): between the complete-data s11 / n and the complete-case s11 / n1."""
+    rng = np.random.default_rng(0)
+    X = rng.multivariate_normal([1.0, -2.0], [[2.0, 1.2], [1.2, 1.5]], size=2000)
+    Xm = X.copy()
+    Xm[rng.random(len(X)) < 0.3, 0] = np.nan
+    n, n1 = len(X), int((~np.isnan(Xm[:, 0])).sum())
+    gm = GaussianMixture(1, missing="em", tol=1e-12, max_iter=1000, reg_covar=0.0).fit(Xm)
+    se = gm.standard_errors(Xm)
+    s = gm.covariances_[0]
+    beta = s[0, 1] / s[1, 1]
+    expected = np.sqrt((s[0, 0] - beta * s[0, 1]) / n1 + beta**2 * s[1, 1] / n)
+    assert se.means[0, 0] == pytest.approx(expected, rel=0.01)
+    assert np.sqrt(s[0, 0] / n) < se.means[0, 0] < np.sqrt(s[0, 0] / n1)
+    assert se.means[0, 1] == pytest.approx(np.sqrt(s[1, 1] / n), rel=1e-6)  # x2 is complete
