@@ -595,19 +595,18 @@ class GaussianMixture(_Estimator):
         """
         Xa = self._check_X(X, reset=False)
         s = self._scaling
-        observed = ~np.isnan(Xa)
-        z = np.where(observed, (Xa - s.shift) / s.scale, 0.0)
+        z = (Xa - s.shift) / s.scale
+        n_observed = (~np.isnan(Xa)).sum(axis=1)
         # In float64 whatever the fit's precision, row by row independent of
         # the batch: predictions do not depend on which other rows are passed.
         with jax.enable_x64(True):
             p = self._fitted_params64()
-            if observed.all():
+            if (n_observed == Xa.shape[1]).all():
                 lp = G.weighted_log_prob(self.covariance_type, p, jnp.asarray(z))
             else:
-                pattern, patterns = MS.encode_patterns(observed)
-                lp = MS.observed_log_prob(self.covariance_type, p, jnp.asarray(z),
-                                          jnp.asarray(pattern), jnp.asarray(patterns))
-            return np.asarray(lp) - observed.sum(axis=1)[:, None] * math.log(s.scale)
+                lp = MS.observed_log_prob(self.covariance_type, p,
+                                          *map(jnp.asarray, MS.split_rows(z)))
+            return np.asarray(lp) - n_observed[:, None] * math.log(s.scale)
 
     def impute(self, X, n_imputations: Optional[int] = None, random_state=None):
         """Fill the NaN entries of X under the fitted mixture.
@@ -627,14 +626,12 @@ class GaussianMixture(_Estimator):
         if n_imputations is not None:
             V.check_int("n_imputations", n_imputations, 1)
         s = self._scaling
-        observed = ~np.isnan(Xa)
-        z = np.where(observed, (Xa - s.shift) / s.scale, 0.0)
-        pattern, patterns = MS.encode_patterns(observed)
-        with jax.enable_x64(True):
+        with jax.enable_x64(True):  # float64 arrays: convert inside the context
+            rows = [jnp.asarray(a) for a in MS.split_rows((Xa - s.shift) / s.scale)]
             key = None if n_imputations is None else jax.random.key(V.seed_from(random_state))
-            out = MS.impute(self.covariance_type, self._fitted_params64(), jnp.asarray(z),
-                            jnp.asarray(pattern), jnp.asarray(patterns), key, n_imputations)
-            out = np.where(observed, Xa, np.asarray(out) * s.scale + s.shift)
+            out = MS.impute(self.covariance_type, self._fitted_params64(), *rows, key,
+                            n_imputations)
+            out = np.where(np.isnan(Xa), np.asarray(out) * s.scale + s.shift, Xa)
         if n_imputations is None and hasattr(X, "columns") and hasattr(X, "index"):
             import pandas as pd
 

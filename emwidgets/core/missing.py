@@ -67,6 +67,13 @@ def encode_patterns(observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return index.reshape(-1).astype(np.int32), patterns
 
 
+def split_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N, D) array with NaN gaps -> (values with 0 in the gaps, pattern index (N,), patterns)."""
+    observed = ~np.isnan(x)
+    pattern, patterns = encode_patterns(observed)
+    return np.where(observed, x, 0.0), pattern, patterns
+
+
 class Conditionals(NamedTuple):
     """Per pattern m and component k (M, K, ...)."""
 

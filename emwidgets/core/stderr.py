@@ -25,7 +25,7 @@ import numpy as np
 
 from .covariance import COVARIANCE_TYPES
 from .gmm import GMMParams, weighted_log_prob
-from .missing import encode_patterns, observed_log_prob
+from .missing import observed_log_prob, split_rows
 
 
 def _tril(d):
@@ -122,13 +122,11 @@ def observed_information(cov_type: str, weights, means, covariances, x):
         f64 = lambda a: jnp.asarray(np.asarray(a, np.float64))  # noqa: E731
         theta = pack(cov_type, f64(weights), f64(means), f64(covariances))
         x = np.asarray(x, np.float64)
-        observed = ~np.isnan(x)
         missing = None
-        if not observed.all():
-            pattern, patterns = encode_patterns(observed)
+        if np.isnan(x).any():
+            x, pattern, patterns = split_rows(x)
             missing = (jnp.asarray(pattern), jnp.asarray(patterns))
-        hess = _hessian(theta, f64(np.where(observed, x, 0.0)), missing, cov_type=cov_type, k=k,
-                        d=d)
+        hess = _hessian(theta, f64(x), missing, cov_type=cov_type, k=k, d=d)
         return np.asarray(theta), -np.asarray(hess)
 
 
