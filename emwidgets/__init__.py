@@ -1,5 +1,11 @@
 """emwidgets: the EM algorithm, fast in JAX and explorable in JupyterLab."""
 
+# First of all: size the thread pools to the container's CPU quota (Binder), before anything
+# below imports NumPy or JAX. See emwidgets/_threads.py.
+from ._threads import cap_threads as _cap_threads
+
+_cap_threads()
+
 from . import datasets
 from ._validation import ConvergenceWarning, NotFittedError
 from .estimators import GaussianMixture, KMeans, LiveFit, Restarts, StandardErrors
