@@ -145,8 +145,9 @@ class GaussianHMM(_Estimator):
                              f"({next(m for m in r.messages if m)}); increase min_covar or reduce "
                              "n_components.")
         b = r.best
-        self.startprob_ = r.params["startprob"][b]
-        self.transmat_ = r.params["transmat"][b]
+        # float64 copies of (maybe float32) probabilities: make each row sum to 1 in float64.
+        self.startprob_ = _renormalised(r.params["startprob"][b])
+        self.transmat_ = _renormalised(r.params["transmat"][b])
         self.means_ = r.params["means"][b]
         self.covariances_ = r.params["covariances"][b]
         self.converged_ = bool(r.converged[b])
@@ -161,10 +162,11 @@ class GaussianHMM(_Estimator):
     @property
     def covars_(self):
         """Covariance matrices (S, D, D) whatever the covariance type, as hmmlearn."""
-        from .plotting import full_covariances
-
         k, d = self.means_.shape
-        return np.array(full_covariances(self.covariance_type, self.covariances_, k, d))
+        with jax.enable_x64(True):
+            dense = COVARIANCE_TYPES[self.covariance_type].dense(
+                jnp.asarray(self.covariances_, jnp.float64), k, d)
+        return np.array(dense, dtype=np.float64)
 
     # -- using a fitted model ---------------------------------------------------
     def _model_std(self, X, lengths):
@@ -213,14 +215,42 @@ class GaussianHMM(_Estimator):
         return self.decode(X, lengths)[1]
 
     def sample(self, n_samples=1, random_state=None):
-        """Draw one sequence: (X (n, D), states (n,))."""
+        """Draw one sequence: (X (n, D), states (n,)).
+
+        The chain runs on the host in float64 from the fitted probabilities,
+        renormalised (a model fitted in float32 has rows that sum to 1 only to
+        float32 precision).
+        """
         self._check_fitted()
+        V.check_int("n_samples", n_samples, 1)
         rng = np.random.default_rng(V.seed_from(random_state if random_state is not None
                                                 else self.random_state))
-        covs = self.covars_
+        start = _probabilities(self.startprob_, "startprob_")
+        trans = _probabilities(self.transmat_, "transmat_")
+        start_cdf, trans_cdf = np.cumsum(start), np.cumsum(trans, axis=1)
+        u = rng.random(n_samples)
+        last = self.n_components - 1
         states = np.empty(n_samples, dtype=int)
-        states[0] = rng.choice(self.n_components, p=self.startprob_)
+        states[0] = min(int(np.searchsorted(start_cdf, u[0], side="right")), last)
         for t in range(1, n_samples):
-            states[t] = rng.choice(self.n_components, p=self.transmat_[states[t - 1]])
-        X = np.array([rng.multivariate_normal(self.means_[s], covs[s]) for s in states])
+            states[t] = min(int(np.searchsorted(trans_cdf[states[t - 1]], u[t], side="right")),
+                            last)
+        chol = np.linalg.cholesky(self.covars_)
+        z = rng.standard_normal((n_samples, self.n_features_in_))
+        X = np.asarray(self.means_, np.float64)[states] + np.einsum("nij,nj->ni", chol[states], z)
         return X, states
+
+
+def _renormalised(p):
+    total = p.sum(axis=-1, keepdims=True)
+    return np.where(total > 0, p / np.where(total > 0, total, 1.0), p)
+
+
+def _probabilities(p, name: str) -> np.ndarray:
+    """Rows of ``p`` as float64 probability vectors that sum to 1 to float64 precision."""
+    p = np.asarray(p, dtype=np.float64)
+    total = p.sum(axis=-1, keepdims=True)
+    if not (np.isfinite(p).all() and (p >= 0).all() and (np.abs(total - 1) < 1e-4).all()):
+        raise ValueError(f"{name} must hold probabilities (non-negative, each row summing to 1); "
+                         "fit the model or set it to such values.")
+    return p / total

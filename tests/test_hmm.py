@@ -186,3 +186,68 @@ def test_scoring_runs_in_float64_without_warnings(sequences):
         hmm.predict_proba(X, lengths)
         logp, states = hmm.decode(X, lengths)
     assert isinstance(total, float) and np.isfinite(total) and logp <= total
+
+
+@pytest.fixture(scope="module", params=["float32", "float64"])
+def fitted_in(request, sequences):
+    """The generating chain's fit in the default float32 mode, and in x64."""
+    import jax
+
+    X, lengths, _ = sequences
+    with jax.enable_x64(request.param == "float64"):
+        hmm = GaussianHMM(3, covariance_type="full", n_init=8, random_state=0).fit(X, lengths)
+    return request.param, hmm
+
+
+def test_sample_follows_the_fitted_chain(fitted_in):
+    """A long sample's transition frequencies and per-state moments match the model's,
+    within 5 standard errors (counts of a Markov chain's transitions out of state i are
+    multinomial given the visits to i; a Gaussian sample covariance's entry (a, b) has
+    variance (S_aa S_bb + S_ab^2) / n)."""
+    import jax
+
+    mode, hmm = fitted_in
+    # Fitted in float32, the probabilities are renormalised rows in float64.
+    np.testing.assert_allclose(hmm.transmat_.sum(1), 1, rtol=0, atol=1e-12)
+    assert abs(hmm.startprob_.sum() - 1) < 1e-12
+    n = 30_000
+    with jax.enable_x64(mode == "float64"):
+        X, states = hmm.sample(n, random_state=3)
+    assert X.shape == (n, 2) and states.shape == (n,) and X.dtype == np.float64
+    assert np.isfinite(X).all() and set(np.unique(states)) <= {0, 1, 2}
+    counts = np.zeros((3, 3))
+    np.add.at(counts, (states[:-1], states[1:]), 1)
+    visits = counts.sum(1, keepdims=True)
+    assert (visits > 2000).all(), visits
+    p = hmm.transmat_
+    assert (np.abs(counts / visits - p) <= 5 * np.sqrt(p * (1 - p) / visits) + 1 / visits).all()
+    for s in range(3):
+        x = X[states == s]
+        cov = hmm.covars_[s]
+        se_mean = np.sqrt(np.diag(cov) / len(x))
+        assert (np.abs(x.mean(0) - hmm.means_[s]) <= 5 * se_mean).all(), s
+        se_cov = np.sqrt((np.outer(np.diag(cov), np.diag(cov)) + cov**2) / len(x))
+        assert (np.abs(np.cov(x.T) - cov) <= 5 * se_cov).all(), s
+    # Reproducible from random_state, different for another one.
+    again, again_states = hmm.sample(50, random_state=5)
+    np.testing.assert_array_equal(again, hmm.sample(50, random_state=5)[0])
+    assert not np.array_equal(hmm.sample(50, random_state=6)[0], again)
+
+
+def test_sample_first_state_follows_startprob(fitted_in):
+    _, hmm = fitted_in
+    first = np.array([hmm.sample(1, random_state=seed)[1][0] for seed in range(1500)])
+    freq = np.bincount(first, minlength=3) / len(first)
+    p = hmm.startprob_
+    assert (np.abs(freq - p) <= 5 * np.sqrt(p * (1 - p) / len(first)) + 1 / len(first)).all()
+
+
+def test_sample_refuses_what_is_not_a_probability(fitted_in):
+    import copy
+
+    hmm = copy.deepcopy(fitted_in[1])
+    hmm.transmat_ = hmm.transmat_ * 1.5
+    with pytest.raises(ValueError, match="transmat_ must hold probabilities"):
+        hmm.sample(5)
+    with pytest.raises(ValueError, match="n_samples"):
+        fitted_in[1].sample(0)
