@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib import colors as mcolors
 from matplotlib.patches import Ellipse
+from matplotlib.ticker import FuncFormatter
 
 PALETTE = [mcolors.to_rgba(c) for c in (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
@@ -196,6 +197,15 @@ def draw_assignments(ax, xy, labels, uncertainty, means2, covs2, xlabel="", ylab
 IMPUTED_FACE = (1.0, 1.0, 1.0, 0.9)
 
 
+def draw_points(ax, xy, xlabel="", ylabel=""):
+    """The data alone (grey), before a fit colours them."""
+    xy = np.asarray(xy, dtype=float)
+    points = ax.scatter(xy[:, 0], xy[:, 1], s=10, color="0.5", alpha=0.7, linewidths=0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    return points
+
+
 def update_assignments(artists: AssignmentArtists, xy, labels, uncertainty, means2, covs2,
                        n_std: float = 2.0, imputed=None):
     k = len(artists.ellipses)
@@ -309,38 +319,69 @@ class SelectionArtists:
     lines: dict
     best: object
     ax: object = None
+    band: object = None
+
+
+#: A model more than 10 above the lowest BIC has "very strong" evidence against it
+#: (Kass & Raftery, 1995); the plot shades the band of models closer than that.
+CLOSE_TO_BEST = 10.0
+
+
+def criterion_gaps(table, criterion: str = "bic"):
+    """The criterion minus its lowest value (NaN for failed fits), and the best row (or None)."""
+    values = table[criterion].to_numpy(float) if len(table) else np.zeros(0)
+    if not np.isfinite(values).any():
+        return values, None
+    best = int(np.nanargmin(values))
+    return values - values[best], table.iloc[best]
 
 
 def draw_selection(ax, table, criterion: str = "bic") -> SelectionArtists:
-    """The criterion against the number of components, one line per covariance type."""
+    """The criterion against the number of components, one line per covariance type.
+
+    The y-axis is the gap to the lowest value (0 = the chosen model) on a symlog
+    scale: linear up to 1, logarithmic above, so a covariance type that is far
+    worse (often spherical) no longer squashes the near-best models into a band.
+    """
     lines = {}
     for i, cov_type in enumerate(["full", "tied", "diag", "spherical"]):
         lines[cov_type] = ax.plot([], [], marker=MARKERS[cov_type], color=PALETTE[i],
                                   label=cov_type)[0]
+    band = ax.axhspan(0, CLOSE_TO_BEST, color="0.5", alpha=0.18, lw=0,
+                      label=f"within {CLOSE_TO_BEST:g} of the best")
     best = ax.scatter([], [], s=220, facecolor="none", edgecolor="k", linewidths=2, zorder=5,
-                      label="best")
+                      label="lowest")
+    name = criterion.upper()
+    ax.set_yscale("symlog", linthresh=1.0, linscale=0.5)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.set_xlabel("number of components")
-    ax.set_ylabel(f"{criterion.upper()} (lower is better)")
-    ax.set_title(f"{criterion.upper()} of every model", fontsize="medium")
+    ax.set_ylabel(f"{name} − lowest {name} (symlog)")
     ax.grid(alpha=0.3)
-    art = SelectionArtists(lines, best, ax)
+    art = SelectionArtists(lines, best, ax, band)
     update_selection(art, table, criterion)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return art
 
 
 def update_selection(art: SelectionArtists, table, criterion: str = "bic"):
+    gaps, best = criterion_gaps(table, criterion)
+    name = criterion.upper()
     for cov_type, line in art.lines.items():
-        rows = table[table["covariance_type"] == cov_type].sort_values("n_components")
-        line.set_data(rows["n_components"].to_numpy(float), rows[criterion].to_numpy(float))
-    ok = table.dropna(subset=[criterion])
-    if len(ok):
-        row = ok.loc[ok[criterion].astype(float).idxmin()]
-        art.best.set_offsets([[float(row["n_components"]), float(row[criterion])]])
-        vals = ok[criterion].astype(float)
-        span = max(vals.max() - vals.min(), 1e-9)
-        art.ax.set_xlim(ok["n_components"].min() - 0.5, ok["n_components"].max() + 0.5)
-        art.ax.set_ylim(vals.min() - 0.05 * span, vals.max() + 0.05 * span)
+        rows = np.flatnonzero((table["covariance_type"] == cov_type).to_numpy()) if len(
+            table) else np.zeros(0, int)
+        rows = rows[np.argsort(table["n_components"].to_numpy(float)[rows], kind="stable")]
+        line.set_data(table["n_components"].to_numpy(float)[rows], gaps[rows])
+    if best is None:
+        art.best.set_offsets(np.zeros((0, 2)))
+        art.ax.set_title(f"{name} of every model (lower is better)", fontsize="medium")
+        return art
+    art.best.set_offsets([[float(best["n_components"]), 0.0]])
+    art.ax.set_title(f"Lowest {name} {float(best[criterion]):.1f}: {int(best['n_components'])} "
+                     f"components, {best['covariance_type']}", fontsize="medium")
+    ks = table["n_components"].to_numpy(float)
+    art.ax.set_xlim(np.nanmin(ks) - 0.5, np.nanmax(ks) + 0.5)
+    top = max(np.nanmax(gaps), CLOSE_TO_BEST)
+    art.ax.set_ylim(-0.5, top * 2.0)
     return art
 
 

@@ -83,12 +83,18 @@ def test_live_updates_then_stop_keeps_a_result(faithful):
             break
         time.sleep(0.01)
     assert ex.convergence.n_draws >= 3, "the convergence plot should update while the fit runs"
-    t_stop = time.perf_counter()
+    at_click = ex.session.snapshot.iteration
     ex.stop_button.click()
-    wait_done(ex, timeout=5)
-    assert time.perf_counter() - t_stop < 2.0
-    assert "Stopped at iteration" in ex.status.value
-    assert ex.session.snapshot is not None and not ex.session.snapshot.done
+    wait_done(ex)
+    snap = ex.session.snapshot
+    # Stopped within one chunk (at most 64 iterations) of the click, far from max_iter.
+    assert snap.stopped and snap.done and at_click <= snap.iteration <= at_click + 64 < 1000
+    assert f"Stopped at iteration {snap.iteration}" in ex.status.value
+    # The estimator is the model where the run stopped: the same restarts as the views.
+    gm = ex.session.estimator
+    np.testing.assert_array_equal(gm.restarts_.objective, snap.restarts.objective)
+    assert not gm.converged_ and gm.n_iter_ == snap.restarts.n_iter[snap.best]
+    assert len(ex.restart_picker.options) == 1 + snap.restarts.n_restarts
 
 
 def test_error_is_a_sentence_and_the_previous_result_survives(faithful):
@@ -103,17 +109,28 @@ def test_error_is_a_sentence_and_the_previous_result_survives(faithful):
     assert ex.session.snapshot is before
 
 
-def test_empty_selection_is_reported():
+def test_a_column_with_no_observed_value_is_left_out_and_named():
     import pandas as pd
 
-    df = pd.DataFrame({"a": [np.nan, np.nan], "b": [1.0, 2.0]})
+    df = pd.DataFrame({"a": [np.nan] * 6, "b": [1.0, 2.0, 1.5, 8.0, 9.0, 8.5]})
+    for missing in ("drop", "em"):
+        ex = EMExplorer(df, n_components=2, n_init=2, missing=missing)
+        assert ex.session.columns == ["b"]
+        assert "left out a (no observed value)" in ex.data_note.value
+        ex.run(block=True)
+        assert ex.session.error == "" and ex.session.estimator.means_.shape == (2, 1)
+
+
+def test_no_usable_row_is_a_sentence_that_names_a_shown_control():
+    import pandas as pd
+
+    df = pd.DataFrame({"a": [np.nan, 1.0], "b": [1.0, np.nan]})
     ex = EMExplorer(df, n_components=1, missing="drop")
+    assert ex.controls["missing"].layout.display != "none"  # the control the message names
     ex.run(block=True)
-    assert "no complete row" in ex.session.error
-    ex = EMExplorer(df, n_components=1)  # missing values fitted by EM: column a has none
-    ex.run(block=True)
-    assert ex.session.error == ("Column 0 of X has no observed value (every entry is NaN); drop "
-                                "that column.")
+    assert ex.session.error.startswith("There is no complete row to fit")
+    assert "set missing to EM" in ex.session.error
+    assert ex.session.status.endswith("Nothing was fitted.")
 
 
 def test_axis_choice_and_principal_components():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import threading
 import time
 
 import ipywidgets as W
@@ -12,35 +13,46 @@ from ..core.gmm import INIT_METHODS
 from .session import FitSession
 from .views import AssignmentPlot, ConvergencePlot, RestartGallery
 
-_STYLE = {"description_width": "88px"}
-_WIDE = W.Layout(width="292px")
+LABEL_WIDTH = "88px"
+CONTROL_WIDTH = "292px"
+
+
+def _style() -> dict:
+    # A dict, not a shared Style: each widget builds its own from it.
+    return {"description_width": LABEL_WIDTH}
+
+
+def _layout(**kwargs) -> W.Layout:
+    """A new Layout for every widget: a shared one would be changed for all (a control
+    hidden in one explorer hid the controls of every explorer in the kernel)."""
+    return W.Layout(**{"width": CONTROL_WIDTH, **kwargs})
 
 
 def _controls(session: FitSession) -> dict:
     """One control per setting, each linked to the session trait of the same name."""
     c = {
-        "n_components": W.IntSlider(min=1, max=10, description="components", style=_STYLE, layout=_WIDE),
+        "n_components": W.IntSlider(min=1, max=10, description="components", style=_style(),
+                                    layout=_layout()),
         "covariance_type": W.Dropdown(options=["full", "tied", "diag", "spherical"],
-                                      description="covariance", style=_STYLE, layout=_WIDE),
+                                      description="covariance", style=_style(), layout=_layout()),
         "init_params": W.Dropdown(options=list(getattr(session, "init_options", INIT_METHODS)),
-                                  description="initialisation",
-                                  style=_STYLE, layout=_WIDE),
+                                  description="initialisation", style=_style(), layout=_layout()),
         "tol": W.FloatLogSlider(base=10, min=-8, max=-1, step=0.25, description="tolerance",
-                                readout_format=".0e", style=_STYLE, layout=_WIDE),
-        "max_iter": W.IntSlider(min=1, max=1000, description="max iter", style=_STYLE,
-                                layout=_WIDE),
-        "n_init": W.IntSlider(min=1, max=64, description="restarts", style=_STYLE, layout=_WIDE),
-        "random_state": W.IntText(description="seed", style=_STYLE, layout=_WIDE),
+                                readout_format=".0e", style=_style(), layout=_layout()),
+        "max_iter": W.IntSlider(min=1, max=1000, description="max iter", style=_style(),
+                                layout=_layout()),
+        "n_init": W.IntSlider(min=1, max=64, description="restarts", style=_style(),
+                              layout=_layout()),
+        "random_state": W.IntText(description="seed", style=_style(), layout=_layout()),
         "reg_covar": W.FloatLogSlider(base=10, min=-10, max=0, step=0.5, description="reg_covar",
-                                      readout_format=".0e", style=_STYLE, layout=_WIDE),
+                                      readout_format=".0e", style=_style(), layout=_layout()),
         "missing": W.Dropdown(options=[("EM (impute)", "em"), ("drop incomplete rows", "drop")],
-                              description="missing", style=_STYLE, layout=W.Layout(
-                                  width="292px",
-                                  display=None if session.has_missing else "none")),
-        "x_axis": W.Dropdown(options=session.axis_choices, description="x axis", style=_STYLE,
-                             layout=_WIDE),
-        "y_axis": W.Dropdown(options=session.axis_choices, description="y axis", style=_STYLE,
-                             layout=_WIDE),
+                              description="missing", style=_style(),
+                              layout=_layout(display=None if session.has_missing else "none")),
+        "x_axis": W.Dropdown(options=session.axis_choices, description="x axis", style=_style(),
+                             layout=_layout()),
+        "y_axis": W.Dropdown(options=session.axis_choices, description="y axis", style=_style(),
+                             layout=_layout()),
     }
     for name, widget in c.items():
         widget.value = getattr(session, name)
@@ -52,11 +64,15 @@ class EMExplorer(W.VBox):
     """Fit Gaussian mixtures interactively and watch every restart converge.
 
     Args:
-        data: a pandas DataFrame (its numeric columns are used) or an
-            (n_samples, n_features) array. NaN marks a missing value: such rows
-            are fitted by EM over their observed values and drawn hollow at their
-            imputed positions, or dropped (the *missing* control, shown
-            when the data have gaps).
+        data: a pandas DataFrame or an (n_samples, n_features) array. Numeric
+            columns are the features, except integer columns with a handful of
+            distinct values (a year, a month: codes, not measurements); the
+            line under the controls says what was left out and why, and the
+            *columns* control changes the choice. NaN marks a missing value:
+            such rows are fitted by EM over their observed values and drawn
+            hollow at their imputed positions, or dropped (the *missing*
+            control, shown when the data have gaps).
+        columns: the features to start with (default: as above).
         **settings: initial values of the controls (``n_components``,
             ``covariance_type``, ``init_params``, ``tol``, ``max_iter``,
             ``n_init``, ``random_state``, ``reg_covar``).
@@ -64,25 +80,37 @@ class EMExplorer(W.VBox):
     Attributes:
         session: the :class:`FitSession` holding settings and the latest result.
         controls: dict of the control widgets, by setting name.
-        run_button, stop_button, restart_picker, status: the other widgets.
+        run_button, stop_button, restart_picker, status, data_note: the other widgets.
         convergence, assignments, gallery: the three views.
     """
 
     session_class = FitSession
 
-    def __init__(self, data, **settings):
-        self.session = session = self.session_class(data, **settings)
+    def __init__(self, data, columns=None, **settings):
+        self.session = session = self.session_class(data, columns=columns, **settings)
         self.controls = _controls(session)
+        self.column_picker = W.SelectMultiple(
+            options=session.available_columns, value=tuple(session.columns),
+            rows=min(5, max(2, len(session.available_columns))), description="columns",
+            style=_style(), layout=_layout(
+                display=None if len(session.available_columns) > 1 else "none"))
         self.run_button = W.Button(description="Run", button_style="success", icon="play",
                                    layout=W.Layout(width="140px"))
         self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop",
                                     disabled=True, layout=W.Layout(width="140px"))
-        self.restart_picker = W.Dropdown(options=[("best", -1)], value=-1, description="show restart",
-                                         style=_STYLE, layout=_WIDE)
+        self.restart_picker = W.Dropdown(options=[("best", -1)], value=-1,
+                                         description="show restart", style=_style(),
+                                         layout=_layout())
         self.intervals = W.Checkbox(value=False, description="95% intervals of the means",
-                                    indent=False, layout=_WIDE)
+                                    indent=False, layout=_layout())
         self.status = W.HTML(layout=W.Layout(width="100%"))
         self.status.add_class("emwidgets-status")
+        self.data_note = W.HTML(layout=W.Layout(width="100%"))
+        self.data_note.add_class("emwidgets-data-note")
+        self._picker_run = None
+        self._syncing = False
+        self._intervals_cache: dict = {}
+        self._intervals_note = ""
 
         self.views = self._make_views(session.projection(), (session.x_axis, session.y_axis))
         for name, view in self.views.items():
@@ -92,19 +120,25 @@ class EMExplorer(W.VBox):
         self.stop_button.on_click(lambda _: session.stop_async())
         self.restart_picker.observe(lambda ch: self._select(ch["new"]), "value")
         self.intervals.observe(lambda ch: self._draw_intervals(), "value")
+        self.column_picker.observe(self._on_columns, "value")
         session.observe(self._on_snapshot, "snapshot")
-        session.observe(self._on_status, ["status", "running", "error"])
+        session.observe(self._on_status, ["status", "running", "error", "stale"])
         session.observe(self._on_axes, ["x_axis", "y_axis"])
+        session.observe(self._on_data, ["data_note"])
+        session.observe(self._on_data_version, ["data_version"])
         self._on_status()
+        self._on_data()
+        self._preview()
 
         c = self.controls
         left = W.VBox([W.HTML("<b>EM settings</b>"), c["n_components"], c["covariance_type"],
                        c["init_params"], c["tol"], c["max_iter"], c["n_init"], c["random_state"],
-                       c["reg_covar"], c["missing"], W.HTML("<b>Plotted axes</b>"), c["x_axis"], c["y_axis"],
+                       c["reg_covar"], c["missing"], W.HTML("<b>Data and plotted axes</b>"),
+                       self.column_picker, c["x_axis"], c["y_axis"],
                        W.HBox([self.run_button, self.stop_button]), self.restart_picker,
                        self.intervals],
                       layout=W.Layout(width="300px", min_width="300px"))
-        super().__init__([W.HBox([left, self._view_box()]), self.status])
+        super().__init__([W.HBox([left, self._view_box()]), self.status, self.data_note])
         self.add_class("emwidgets-explorer")
 
     # -- the views (a subclass may show others) ----------------------------------
@@ -119,6 +153,17 @@ class EMExplorer(W.VBox):
         return W.VBox([W.HBox([self.convergence.canvas, self.assignments.canvas]),
                        self.gallery.canvas])
 
+    def _preview(self, force: bool = False):
+        """Before the first fit: the data in the main view, a word in the others."""
+        s = self.session
+        if s.snapshot is not None and not force:
+            return
+        points = s.display_points() @ s.projection()
+        self.assignments.preview(points, f"{len(s.X):,} rows: press Run to fit")
+        self.convergence.message("Press Run: the log-likelihood of\nevery restart appears here")
+        self.gallery.message("The restarts, grouped into the distinct solutions they reach,\n"
+                             "appear here after a run")
+
     # -- actions ------------------------------------------------------------------
     def run(self, block: bool = False):
         """What the Run button does; ``block=True`` waits for the end (for scripts and tests)."""
@@ -128,7 +173,8 @@ class EMExplorer(W.VBox):
         restart = int(restart)
         for view in self.views.values():
             view.selected = restart
-        if self.restart_picker.value != restart and restart in [v for _, v in self.restart_picker.options]:
+        if self.restart_picker.value != restart and restart in [
+                v for _, v in self.restart_picker.options]:
             self.restart_picker.value = restart
         if self.session.snapshot is not None:
             self._draw(self.session.snapshot)
@@ -152,45 +198,124 @@ class EMExplorer(W.VBox):
         return False
 
     def _draw_intervals(self):
-        """Confidence ellipses of the best model's means (standard errors by autodiff)."""
+        """Confidence ellipses of the best model's means (standard errors by autodiff).
+
+        The standard errors are computed on a thread (the first time compiles,
+        a few seconds) and kept per model: the views never wait for them.
+        """
         s = self.session
-        snap = s.snapshot
+        snap, est = s.snapshot, s.estimator
         shown_best = snap is not None and self.assignments.shown_restart(snap) == snap.best
-        if not (self.intervals.value and s.estimator is not None and snap is not None
-                and snap.done and shown_best):
+        if not (self.intervals.value and est is not None and snap is not None and snap.done
+                and shown_best):
             self.assignments.show_intervals(None)
+            self._set_intervals_note("")
             return
-        try:
-            se = s.estimator.standard_errors(s.X)
-        except ValueError as exc:
+        cached = self._intervals_cache.get(id(est))
+        if cached is not None and cached[0] is est:
+            self._show_cached_intervals(cached[1])
+            return
+        self.assignments.show_intervals(None)
+        self._set_intervals_note("Computing the 95% intervals of the means (standard errors by "
+                                 "autodiff; the first time compiles, a few seconds)…")
+
+        def work():
+            try:
+                result = est.standard_errors(s.X)
+            except ValueError as exc:
+                result = exc
+            self._intervals_cache = {id(est): (est, result)}
+            if s.estimator is est:
+                self._draw_intervals()
+
+        threading.Thread(target=work, daemon=True).start()
+
+    def _show_cached_intervals(self, result):
+        if isinstance(result, Exception):
             self.assignments.show_intervals(None)
-            s.status = f"No intervals: {exc}"
-            return
-        self.assignments.show_intervals(se)
+            self._set_intervals_note(f"No intervals: {result}")
+        else:
+            self.assignments.show_intervals(result)
+            self._set_intervals_note("")
+
+    def _set_intervals_note(self, text: str):
+        self._intervals_note = text
+        self._on_status()
 
     def _on_snapshot(self, change):
         snap = change["new"]
         if snap is None:
             return
-        if snap.done or not self.session.running:
-            r = snap.restarts
+        run = getattr(snap, "run", None)
+        if snap.done or run != self._picker_run:
+            self._picker_run = run
+            self._update_picker(snap)
+        self._draw(snap)
+
+    def _update_picker(self, snap):
+        """The picker lists the shown run's restarts (ranked once the run has ended)."""
+        r = snap.restarts
+        if snap.done:
             order = np.argsort(-np.where(r.failed, -np.inf, r.objective), kind="stable")
             options = [("best", -1)] + [
-                (f"{i} (rank {rank + 1}, ll {r.objective[i]:.3f})", int(i)) for rank, i in enumerate(order)
-            ]
-            keep = self.restart_picker.value if self.restart_picker.value < r.n_restarts else -1
-            with self.restart_picker.hold_trait_notifications():
-                self.restart_picker.options = options
-                self.restart_picker.value = keep
-        self._draw(snap)
+                (f"{i} (rank {rank + 1}, ll {r.objective[i]:.3f})", int(i))
+                for rank, i in enumerate(order)]
+        else:
+            options = [("best", -1)] + [(f"{i} (running)", i) for i in range(r.n_restarts)]
+        keep = self.restart_picker.value if self.restart_picker.value < r.n_restarts else -1
+        with self.restart_picker.hold_trait_notifications():
+            self.restart_picker.options = options
+            self.restart_picker.value = keep
 
     def _on_status(self, change=None):
         s = self.session
         self.run_button.disabled = s.running
         self.stop_button.disabled = not s.running
         colour = "#b00020" if s.error else "#333"
-        self.status.value = (f'<span class="emwidgets-status-text" style="color:{colour}">'
-                             f"{html.escape(s.status)}</span>")
+        text = (f'<span class="emwidgets-status-text" style="color:{colour}">'
+                f"{html.escape(s.status)}</span>")
+        if s.stale:
+            text += ('<br><span class="emwidgets-stale" style="color:#8a5a00">Stale: the settings '
+                     "or data changed since this result was fitted; press Run to refit.</span>")
+        if self._intervals_note:
+            text += ('<br><span class="emwidgets-intervals-note" style="color:#555">'
+                     f"{html.escape(self._intervals_note)}</span>")
+        self.status.value = text
+
+    def _on_data(self, change=None):
+        self.data_note.value = (f'<span class="emwidgets-data-note-text" style="color:#555">'
+                                f"{html.escape(self.session.data_note)}</span>")
+
+    def _on_columns(self, change):
+        s = self.session
+        chosen = list(change["new"])
+        if self._syncing or chosen == s.columns:
+            return
+        if not chosen:
+            s.status = "Choose at least one column: the previous choice is kept."
+            self._sync_data_controls()
+            return
+        s.set_columns(chosen)
+
+    def _sync_data_controls(self):
+        """Column picker and axis menus follow the session's data."""
+        s = self.session
+        self._syncing = True
+        try:
+            with self.column_picker.hold_trait_notifications():
+                self.column_picker.options = s.available_columns
+                self.column_picker.value = tuple(s.columns)
+            for name in ("x_axis", "y_axis"):
+                widget = self.controls[name]
+                with widget.hold_trait_notifications():
+                    widget.options = s.axis_choices
+                    widget.value = getattr(s, name)
+        finally:
+            self._syncing = False
+
+    def _on_data_version(self, change):
+        self._sync_data_controls()
+        self._on_axes(None)
 
     def _on_axes(self, change):
         s = self.session
@@ -200,5 +325,7 @@ class EMExplorer(W.VBox):
         self.gallery.projection = projection
         if hasattr(self.assignments, "artists"):
             del self.assignments.artists  # new axes labels and limits: redraw from scratch
-        if s.snapshot is not None:
+        if s.snapshot is not None and s.shown_data_is_current:
             self._draw(s.snapshot)
+        else:  # no fit of these data yet: show the data
+            self._preview(force=True)

@@ -67,6 +67,18 @@ class SeriesPlot(_View):
     figsize = (6.8, 3.2)
     feature = 0
 
+    def preview(self, series, title: str = ""):
+        """The series alone (grey), before a fit decodes its states."""
+        with self._lock:
+            self.figure.clear()
+            self.snapshot = None
+            ax = self.figure.add_subplot()
+            ax.plot(np.arange(len(series)), series, color="0.5", lw=0.8, marker=".", ms=3)
+            ax.set_ylabel(self.axis_labels[0] or f"feature {self.feature}")
+            ax.set_xlabel("time step")
+            ax.set_title(title, fontsize="medium")
+        self.canvas.draw_idle()
+
     def _update(self, snap: Snapshot):
         r = self.shown_restart(snap)
         if r < 0:
@@ -157,11 +169,24 @@ class HMMExplorer(EMExplorer):
         if self._gallery_due(snap):
             self.gallery.update(snap)
 
+    def _preview(self, force: bool = False):
+        s = self.session
+        if s.snapshot is not None and not force:
+            return
+        self.series.preview(s.display_points()[:, self.series.feature],
+                            f"{len(s.X):,} time steps: press Run to fit")
+        self.convergence.message("Press Run: the log-likelihood of\nevery restart appears here")
+        self.transitions.message("The transition matrix\nappears here")
+        self.gallery.message("The restarts, grouped into the distinct solutions they reach,\n"
+                             "appear here after a run")
+
     def _on_axes(self, change):
         s = self.session
         self.series.feature = s.columns.index(s.x_axis) if s.x_axis in s.columns else 0
         self.series.axis_labels = (s.x_axis, s.y_axis)
         self.gallery.projection = s.projection()
-        if s.snapshot is not None:
+        if s.snapshot is not None and s.shown_data_is_current:
             self._draw(s.snapshot)
+        else:
+            self._preview(force=True)
 

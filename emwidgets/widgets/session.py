@@ -3,9 +3,12 @@
 Controls are linked to the settings traits; views observe ``snapshot``. A run
 happens in a worker thread that advances every restart a few jitted iterations
 at a time (the same compiled program as a batch fit) and publishes a
-:class:`Snapshot` between chunks, so the notebook stays responsive and Stop
-takes effect within one chunk (chunks are sized to take about 0.1 s).
-Errors become a sentence in ``status``; the previous result stays.
+:class:`Snapshot` between chunks, so the notebook stays responsive. Stop takes
+effect at once while the run compiles (the run is abandoned and the previous
+result stays on screen) and within one chunk after (chunks take about 0.1 s).
+``snapshot``, ``estimator`` and the explorer's restart picker always describe
+the same run; ``stale`` says when the controls have moved on since. Errors
+become a sentence in ``status``; the previous result stays.
 """
 
 from __future__ import annotations
@@ -13,14 +16,15 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+import warnings
 from dataclasses import dataclass
 from typing import Optional
 
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 import traitlets as T
 
+from .._table import Table as _Table
 from .._validation import as_2d_float
 from ..compare import Solutions, group_restarts
 from ..core import gmm as G
@@ -58,6 +62,8 @@ class Snapshot:
     posteriors: Optional[np.ndarray] = None  # (R, n, S) state posteriors, for HMMs
     filled: Optional[np.ndarray] = None  # (R, n, D) X with missing entries imputed per restart
     missing: Optional[np.ndarray] = None  # (n, D) bool, the entries of X that are missing
+    stopped: bool = False  # the run was stopped by the user before it converged
+    run: int = -1  # which run of its session (a new number for every Run)
 
     @property
     def best(self) -> int:
@@ -117,62 +123,128 @@ class FitSession(T.HasTraits):
     supports_missing = True
 
     snapshot = T.Instance(Snapshot, allow_none=True)
-    estimator = T.Any(None, allow_none=True)  # the fitted model of the last complete run
+    #: The fitted model of the shown snapshot (at its last iteration if the run
+    #: was stopped); None while a run is in progress or if the shown run failed.
+    estimator = T.Any(None, allow_none=True)
     selected = T.Int(-1)  # restart shown in the main view; -1 = the best
     running = T.Bool(False)
+    #: "compiling" (nothing of the run shown yet), "running" or "idle".
+    phase = T.Unicode("idle")
     status = T.Unicode("Ready: press Run.")
     error = T.Unicode("")
+    #: The shown result was fitted with other settings or data than the controls say now.
+    stale = T.Bool(False)
+    #: One line on the data: rows and columns fitted, what was left out or dropped and why.
+    data_note = T.Unicode("")
+    data_version = T.Int(0)
 
-    def __init__(self, data, **settings):
+    #: The settings a result depends on (a change makes the shown result stale).
+    result_traits = ("n_components", "covariance_type", "init_params", "tol", "max_iter",
+                     "n_init", "random_state", "reg_covar", "missing", "data_version")
+
+    def __init__(self, data, columns=None, **settings):
         super().__init__(**settings)
         self._thread: Optional[threading.Thread] = None
         self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self.set_data(data)
+        self._lock = threading.RLock()
+        self._generation = 0
+        self._shown_generation = -1
+        self._shown_key = None
+        self.set_data(data, columns)
+        self.observe(self._update_stale, list(self.result_traits))
 
     # -- data -------------------------------------------------------------------
-    def set_data(self, data):
-        """Use a DataFrame (numeric columns) or an (N, D) array.
+    def set_data(self, data, columns=None):
+        """Use a DataFrame or an (N, D) array; ``columns`` picks the features.
 
-        NaN marks a missing value. Rows with infinite values or with nothing
-        observed are dropped (``n_dropped``); other incomplete rows are fitted by
-        EM over their observed values or dropped, as ``missing`` says.
+        By default every numeric column is a feature except integer columns with
+        at most :data:`MAX_CODE_VALUES` distinct values (codes such as a year or
+        a month) and columns with no observed value; what is left out, and why,
+        is in ``data_note``. NaN marks a missing value. Rows with infinite values
+        or with nothing observed are dropped (``n_dropped``); other incomplete
+        rows are fitted by EM over their observed values or dropped, as
+        ``missing`` says. Raises ``ValueError`` (one sentence) for data with no
+        usable column or row.
         """
-        if isinstance(data, pd.DataFrame):
-            numeric = data.select_dtypes("number")
-            if numeric.shape[1] == 0:
-                raise ValueError("The data frame has no numeric column to fit; pass numeric data.")
-            self.columns = [str(c) for c in numeric.columns]
-            X = numeric.to_numpy(dtype=float)
-        else:
-            X = np.asarray(data, dtype=float)
-            if X.ndim != 2:
-                raise ValueError(f"Pass the data as a table (n_samples, n_features), not an array of "
-                                 f"{X.ndim} dimensions.")
-            self.columns = [f"x{i}" for i in range(X.shape[1])]
+        self._use_columns(_Table.of(data), columns)
+
+    def set_columns(self, columns):
+        """Fit these columns of the current data (names from ``available_columns``)."""
+        self._use_columns(self._table, columns)
+
+    @property
+    def shown_data_is_current(self) -> bool:
+        """The shown result was fitted on the data and columns in use now."""
+        return self._shown_key is not None and self._shown_key[1] == self.data_version
+
+    def _use_columns(self, table, columns):
+        self.available_columns = table.numeric
+        chosen = table.default if columns is None else list(columns)
+        unknown = [c for c in chosen if c not in table.numeric]
+        if unknown:
+            raise ValueError(
+                f"Column {unknown[0]!r} is not a numeric column of the data; choose among "
+                f"{', '.join(map(repr, table.numeric)) or 'none (there is no numeric column)'}.")
+        if not chosen:
+            raise ValueError("No numeric column to fit: " + (
+                table.describe_left_out(chosen) or "the data have no column") +
+                ". Pass a table with at least one numeric column.")
+        self._table = table
+        self.columns = [str(c) for c in chosen]
+        X = table.values(chosen)
         usable = ~np.isinf(X).any(axis=1) & ~np.isnan(X).all(axis=1)
         self._all_rows = X[usable]
+        self._n_infinite = int(np.isinf(X).any(axis=1).sum())
         self._n_unusable = int((~usable).sum())
         self.has_missing = bool(self.supports_missing and np.isnan(self._all_rows).any())
         self._choose_rows()
         choices = self.axis_choices
-        self.x_axis = choices[0]
-        self.y_axis = choices[1] if len(choices) > 1 else choices[0]
+        with self.hold_trait_notifications():
+            self.x_axis = choices[0]
+            self.y_axis = choices[1] if len(choices) > 1 else choices[0]
+        self.data_version += 1
 
     @T.observe("missing")
     def _missing_changed(self, change):
         if hasattr(self, "_all_rows"):
             self._choose_rows()
+            self.data_version += 1
 
     def _choose_rows(self):
         X = self._all_rows
         if not (self.has_missing and self.missing == "em"):
             X = X[~np.isnan(X).any(axis=1)]
         self.n_dropped = self._n_unusable + len(self._all_rows) - len(X)
+        self._n_incomplete_dropped = len(self._all_rows) - len(X)
         self.X = X
         rng = np.random.default_rng(0)
         self._display = (np.sort(rng.choice(len(X), MAX_DISPLAY_POINTS, replace=False))
                          if len(X) > MAX_DISPLAY_POINTS else np.arange(len(X)))
+        self.data_note = self._describe_data()
+
+    def _describe_data(self) -> str:
+        """One line: what is fitted, what was left out or dropped and why, what is shown."""
+        n, d = self.X.shape
+        parts = [f"Data: {n:,} rows × {d} column{'s' if d != 1 else ''} "
+                 f"({', '.join(self.columns)})"]
+        left = self._table.describe_left_out(self.columns)
+        if left:
+            parts.append("left out " + left)
+        if self._n_infinite:
+            parts.append(f"{self._n_infinite} row{'s' if self._n_infinite != 1 else ''} with an "
+                         "infinite value dropped")
+        nothing = self._n_unusable - self._n_infinite
+        if nothing:
+            parts.append(f"{nothing} row{'s' if nothing != 1 else ''} with no observed value "
+                         "dropped")
+        if self._n_incomplete_dropped:
+            parts.append(f"{self._n_incomplete_dropped} incomplete rows dropped (missing: drop)")
+        if len(self._display) < n:
+            parts.append(f"the plots show a random {len(self._display):,} of the {n:,} points "
+                         "(the fit uses all)")
+        if d == 1:
+            parts.append("one feature: the scatter plots it against itself")
+        return "; ".join(parts) + "."
 
     @property
     def fits_missing(self) -> bool:
@@ -187,8 +259,10 @@ class FitSession(T.HasTraits):
     def projection(self) -> np.ndarray:
         """(D, 2) matrix mapping samples to the plotted axes."""
         d = self.X.shape[1]
-        complete = self.X[~np.isnan(self.X).any(axis=1)]
-        pcs = principal_axes(complete if len(complete) > d else self._mean_filled()) if d > 2 else None
+        pcs = None
+        if d > 2 and ("PC1" in (self.x_axis, self.y_axis) or "PC2" in (self.x_axis, self.y_axis)):
+            complete = self.X[~np.isnan(self.X).any(axis=1)]
+            pcs = principal_axes(complete if len(complete) > d else self._mean_filled())
         cols = []
         for name in (self.x_axis, self.y_axis):
             if name in ("PC1", "PC2") and pcs is not None:
@@ -200,7 +274,13 @@ class FitSession(T.HasTraits):
         return np.column_stack(cols)
 
     def _mean_filled(self) -> np.ndarray:
+        if len(self.X) == 0:
+            return self.X
         return np.where(np.isnan(self.X), np.nanmean(self.X, axis=0), self.X)
+
+    def display_points(self) -> np.ndarray:
+        """(n, D) the rows the plots show before a fit (gaps at the column means)."""
+        return self._mean_filled()[self._display]
 
     # -- running ---------------------------------------------------------------
     def settings(self) -> dict:
@@ -209,81 +289,192 @@ class FitSession(T.HasTraits):
                     n_init=self.n_init, random_state=self.random_state, reg_covar=self.reg_covar,
                     missing="em" if self.fits_missing else "raise")
 
+    def _result_key(self):
+        """What a result depends on: the settings and the data (not the plotted axes)."""
+        return (tuple(sorted(self.settings().items())), self.data_version)
+
+    def _update_stale(self, change=None):
+        self.stale = (self.snapshot is not None and not self.running
+                      and self._shown_key is not None and self._shown_key != self._result_key())
+
+    def _describe_run(self) -> str:
+        return (f"{self.n_components} component{'s' if self.n_components != 1 else ''}, "
+                f"{self.covariance_type} covariance, {self.n_init} restarts")
+
     def run(self, block: bool = False):
-        """Start a fit with the current settings (replacing a running one)."""
-        self.stop()
-        self._stop = threading.Event()
-        self.running = True
-        self.error = ""
-        self.status = "Compiling and initialising…"
-        self._thread = threading.Thread(target=self._work, args=(self._stop,), daemon=True)
-        self._thread.start()
+        """Start a fit with the current settings, replacing a running one.
+
+        Never waits for the run it replaces: that run is told to stop and
+        whatever it would still publish is dropped.
+        """
+        with self._lock:
+            self._stop.set()
+            self._generation += 1
+            generation = self._generation
+            self._stop = stop = threading.Event()
+            key = self._result_key()
+            self.phase = "compiling"
+            self.running = True
+            self.error = ""
+            self.status = f"Compiling and initialising ({self._describe_run()})…"
+            self._thread = threading.Thread(target=self._work, args=(generation, stop, key),
+                                            daemon=True)
+            self._thread.start()
         if block:
             self.wait()
 
     def stop(self):
-        """Ask a running fit to stop after its current chunk and wait for it."""
-        self._stop.set()
+        """Stop a running fit (see :meth:`stop_async`) and wait for its thread to end."""
+        self.stop_async()
         t = self._thread
         if t is not None and t.is_alive() and t is not threading.current_thread():
             t.join()
 
     def stop_async(self):
-        """Ask a running fit to stop after its current chunk, without waiting."""
-        self._stop.set()
+        """What the Stop button does, without waiting.
+
+        While the run is still compiling (nothing of it shown yet) the run is
+        abandoned at once: the views, the restart picker and ``estimator`` keep
+        describing the previous result. A run past its first frame stops after
+        its current chunk (about 0.1 s) and shows where it stopped.
+        """
+        with self._lock:
+            self._stop.set()
+            if self.phase != "compiling":
+                return
+            self._generation += 1  # whatever the abandoned worker would publish is dropped
+            self.phase = "idle"
+            self.running = False
+            kept = (f"The previous result is kept ({self._result_line(self.snapshot)})."
+                    if self.snapshot is not None else "Nothing has been fitted yet: press Run.")
+            self.status = f"Stopped before the first iteration (compilation abandoned). {kept}"
+            self._update_stale()
 
     def wait(self, timeout: Optional[float] = None) -> bool:
+        """Wait for the current run's thread to end; True if it has."""
         t = self._thread
         if t is not None:
             t.join(timeout)
             return not t.is_alive()
         return True
 
-    def _fail(self, exc: Exception):
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        self.error = message
-        self.status = f"Error: {message} The previous result is kept."
+    def _current(self, generation: int) -> bool:
+        return generation == self._generation
 
-    def _work(self, stop: threading.Event):
+    @staticmethod
+    def _result_line(snap: Optional[Snapshot]) -> str:
+        if snap is None:
+            return ""
+        r = snap.restarts
+        if r.best < 0:
+            return "no usable restart"
+        return f"best log-likelihood {r.objective[r.best]:.4f} after {snap.iteration} iterations"
+
+    def _fail(self, generation: int, exc: Exception):
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        with self._lock:
+            if not self._current(generation):
+                return
+            self.error = message
+            if self.snapshot is None:
+                tail = "Nothing was fitted."
+            elif self._shown_generation == generation:
+                tail = "The views show the run as it ended; no model was kept."
+                self.estimator = None
+            else:
+                tail = f"The previous result is kept ({self._result_line(self.snapshot)})."
+            self.status = f"Error: {message} {tail}"
+
+    def _show(self, generation: int, key, snap: Snapshot, estimator, status: str) -> bool:
+        """Publish a frame of run ``generation``: estimator, snapshot, status together."""
+        with self._lock:
+            if not self._current(generation):
+                return False
+            self.phase = "running"
+            self._shown_key = key
+            self._shown_generation = generation
+            snap.run = generation
+            self.estimator = estimator
+            self.snapshot = snap
+            self.status = status
+            return True
+
+    def _compile_ticker(self, generation: int, started: threading.Event, t0: float):
+        """While the first chunk compiles, say so with the seconds elapsed."""
+        while not started.wait(0.5):
+            with self._lock:
+                if not self._current(generation) or self.phase != "compiling":
+                    return
+                self.status = (f"Compiling and initialising ({self._describe_run()})… "
+                               f"{time.perf_counter() - t0:.1f} s")
+
+    def _work(self, generation: int, stop: threading.Event, key):
         t0 = time.perf_counter()
+        started = threading.Event()
+        threading.Thread(target=self._compile_ticker, args=(generation, started, t0),
+                         daemon=True).start()
         try:
             if len(self.X) == 0:
-                raise ValueError("There is no complete row to fit: select data with at least a few "
-                                 "rows (or set missing to EM).")
+                raise ValueError("There is no complete row to fit: choose columns with observed "
+                                 "values" + (", or set missing to EM." if self.has_missing
+                                             else "."))
             est = self._make_estimator()
             live = est.start(self.X)
             chunk = 1
+            first = True
             while not live.done and not stop.is_set():
                 t = time.perf_counter()
                 live.advance(chunk)
-                self._publish(live, est, time.perf_counter() - t0, done=False)
+                if first:
+                    started.set()
+                    first = False
+                    if stop.is_set():  # stopped while compiling: already abandoned
+                        return
+                snap = self._snapshot(live, est, time.perf_counter() - t0, done=False)
+                status = (f"Running: iteration {snap.iteration}, {snap.elapsed:.1f} s. "
+                          + self._summary(snap))
+                if not self._show(generation, key, snap, None, status):
+                    return
                 dt = time.perf_counter() - t
                 chunk = int(np.clip(chunk * CHUNK_SECONDS / max(dt, 1e-4), 1, 64))
-            if stop.is_set():
-                self._publish(live, est, time.perf_counter() - t0, done=False)
-                self.status = f"Stopped at iteration {live.iteration}. " + self._summary(self.snapshot)
+            started.set()
+            if not self._current(generation):
                 return
-            live.finish()
-            self.estimator = est
+            stopped = stop.is_set() and not live.done
+            if not stopped:
+                live.finish()
+                fitted = est
+            else:  # the model where the run stopped: views, picker and estimator agree
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    try:
+                        fitted = est._finish(live)
+                    except ValueError:
+                        fitted = None
             snap = self._snapshot(live, est, time.perf_counter() - t0, done=True)
-            self.snapshot = snap
-            self.status = f"Done in {snap.elapsed:.1f} s: " + self._summary(snap)
+            snap.stopped = stopped
+            if stopped:
+                status = (f"Stopped at iteration {live.iteration} (not converged). "
+                          + self._summary(snap))
+            else:
+                status = f"Done in {snap.elapsed:.1f} s: " + self._summary(snap)
+            self._show(generation, key, snap, fitted, status)
         except Exception as exc:  # shown to the user; the kernel and old result survive
-            self._fail(exc)
             self._last_traceback = traceback.format_exc()
+            self._fail(generation, exc)
         finally:
-            self.running = False
+            started.set()
+            with self._lock:
+                if self._current(generation):
+                    self.phase = "idle"
+                    self.running = False
+                    self._update_stale()
 
     def _make_estimator(self):
         return GaussianMixture(**self.settings())
 
     def _snapshot(self, live, est, elapsed, done) -> Snapshot:
         return snapshot_from_live(live, est, self._display, elapsed, done)
-
-    def _publish(self, live, est, elapsed, done):
-        snap = self._snapshot(live, est, elapsed, done)
-        self.snapshot = snap
-        self.status = f"Running: iteration {snap.iteration}, {elapsed:.1f} s. " + self._summary(snap)
 
     @staticmethod
     def _summary(snap: Optional[Snapshot]) -> str:

@@ -30,6 +30,7 @@ def make_canvas(figsize):
     canvas.header_visible = False
     canvas.footer_visible = False
     canvas.toolbar_visible = "fade-in-fade-out"
+    canvas.toolbar_position = "right"  # on the left it covered the tick labels' minus signs
     canvas.resizable = False
     FigureManager(canvas, 0)
     return fig, canvas
@@ -84,6 +85,17 @@ class _View:
         # thread was waiting in run(block=True). The browser asks for the frame.
         self.canvas.draw_idle()
 
+    def message(self, text: str):
+        """Replace the figure by a short text (before there is anything to draw)."""
+        with self._lock:
+            self.figure.clear()
+            self.figure.text(0.5, 0.5, text, ha="center", va="center", color="0.45",
+                             fontsize="medium", wrap=True)
+            if hasattr(self, "artists"):
+                del self.artists
+            self.snapshot = None
+        self.canvas.draw_idle()
+
     def shown_restart(self, snapshot: Snapshot) -> int:
         return snapshot.best if self.selected < 0 else self.selected
 
@@ -102,7 +114,8 @@ class _View:
 
 
 class ConvergencePlot(_View):
-    """Mean log-likelihood against iteration for every restart; the best in red."""
+    """Mean log-likelihood against iteration for every restart; the shown one in red,
+    named in the legend ("best restart (r)" or "restart r")."""
 
     def _update(self, snap: Snapshot):
         r = snap.restarts
@@ -113,6 +126,11 @@ class ConvergencePlot(_View):
             self.artists = P.draw_convergence(ax, r.trace, r.converged, shown)
         else:
             P.update_convergence(self.artists, r.trace, r.converged, shown)
+        label = (f"best restart ({shown})" if shown == snap.best and shown >= 0
+                 else f"restart {shown}")
+        if self.artists.best_line.get_label() != label:
+            self.artists.best_line.set_label(label)
+            self.artists.ax.legend(loc="lower right", fontsize="small")
 
 
 class AssignmentPlot(_View):
@@ -123,6 +141,19 @@ class AssignmentPlot(_View):
     """
 
     interval_patches: list = []
+
+    def preview(self, xy, title: str = ""):
+        """The data before any fit: grey points on the plotted axes."""
+        with self._lock:
+            self.figure.clear()
+            if hasattr(self, "artists"):
+                del self.artists
+            self.interval_patches = []
+            self.snapshot = None
+            ax = self.figure.add_subplot()
+            self.preview_points = P.draw_points(ax, xy, *self.axis_labels)
+            ax.set_title(title, fontsize="medium")
+        self.canvas.draw_idle()
 
     def show_intervals(self, se, level: float = 0.95):
         """Draw confidence ellipses of the means (None removes them)."""
@@ -166,13 +197,24 @@ class AssignmentPlot(_View):
 
 
 class SelectionPlot(_View):
-    """BIC (or AIC, ICL) against the number of components, one line per covariance type."""
+    """BIC (or AIC, ICL) against the number of components, one line per covariance type,
+    drawn as the gap to the lowest value (see :func:`emwidgets.plotting.draw_selection`).
+    Before the first table it shows the empty axes, not a blank area."""
 
-    figsize = (5.0, 3.4)
-    criterion = "bic"
+    figsize = (6.2, 3.4)
     locked_render = True
 
+    def __init__(self, criterion: str = "bic"):
+        self.criterion = criterion
+        super().__init__()
+        self.update_table(None)
+
     def update_table(self, table):
+        """Draw this table of :func:`~emwidgets.select_model` (None: an empty grid)."""
+        if table is None:
+            import pandas as pd
+
+            table = pd.DataFrame(columns=["n_components", "covariance_type", self.criterion])
         with self._lock:
             if not hasattr(self, "artists"):
                 self.figure.clear()
