@@ -11,69 +11,199 @@ from ..selection import SelectionResult, select_model
 from .session import FitSession
 from .views import SelectionPlot
 
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+
+class _Stopped(Exception):
+    """Raised from select_model's callback to end the grid after the current model."""
+
 
 class ModelSelectionExplorer(W.VBox):
     """Fit every (number of components, covariance type) pair and watch the BIC fill in.
 
+    The plot shows each model's BIC minus the lowest BIC on a symlog axis, so that
+    a covariance type far worse than the others does not squash the near-best
+    models into a band. **Stop** ends the grid after the model being fitted;
+    **Open in explorer** opens the model chosen in *model* (the lowest BIC by
+    default) in an :class:`~emwidgets.EMExplorer` below, with the same settings.
+
     Args:
-        data: a DataFrame (numeric columns, complete rows) or an array.
+        data: a DataFrame (its numeric feature columns, as :class:`FitSession` chooses
+            them; incomplete rows are dropped) or an array.
         n_components: (min, max) of the grid; ``n_init``: restarts per fit.
     Attributes:
-        result: the latest :class:`~emwidgets.selection.SelectionResult`.
+        result: the latest :class:`~emwidgets.selection.SelectionResult` (partial
+            while running or after Stop).
+        explorer: the last :class:`~emwidgets.EMExplorer` opened (None before).
+        range, types, n_init, run_button, stop_button, model_picker, open_button,
+        status, data_note, plot, explorer_box: the widgets.
     """
 
     def __init__(self, data, n_components=(1, 6), n_init=8, random_state=0):
-        self.X = FitSession(data, missing="drop").X
+        self.data = data
+        self._session = FitSession(data, missing="drop")
+        self.X = self._session.X
         self.result: SelectionResult | None = None
-        self.range = W.IntRangeSlider(value=n_components, min=1, max=12, description="components")
+        self.explorer = None
+        self.random_state = random_state
+        # Every widget gets its own Layout and style: a shared one, changed for one
+        # widget, changes all of them (issue 11, defect 1).
+        self.range = W.IntRangeSlider(
+            value=n_components, min=1, max=12, description="components",
+            style={"description_width": "80px"}, layout=W.Layout(width="380px"))
+        self.n_init = W.IntSlider(value=n_init, min=1, max=32, description="restarts",
+                                  style={"description_width": "70px"},
+                                  layout=W.Layout(width="300px"))
         self.types = {t: W.Checkbox(value=True, description=t, indent=False,
                                     layout=W.Layout(width="90px"))
-                      for t in ("full", "tied", "diag", "spherical")}
-        self.n_init = W.IntSlider(value=n_init, min=1, max=32, description="restarts")
-        self.random_state = random_state
-        self.run_button = W.Button(description="Run grid", button_style="success", icon="play")
-        self.status = W.HTML()
+                      for t in COVARIANCE_TYPES}
+        self.run_button = W.Button(description="Run grid", button_style="success", icon="play",
+                                   layout=W.Layout(width="120px"))
+        self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop",
+                                    disabled=True, tooltip="Stop after the model being fitted",
+                                    layout=W.Layout(width="100px"))
+        self.model_picker = W.Dropdown(options=[("(run the grid first)", None)], value=None,
+                                       description="model", disabled=True,
+                                       style={"description_width": "50px"},
+                                       layout=W.Layout(width="420px"))
+        self.open_button = W.Button(description="Open in explorer", icon="external-link",
+                                    disabled=True, tooltip="An EMExplorer with this model's "
+                                    "settings, below", layout=W.Layout(width="160px"))
+        self.status = W.HTML(layout=W.Layout(width="100%"))
+        self.status.add_class("emwidgets-status")
         self.plot = SelectionPlot()
         self.plot.canvas.add_class("emwidgets-selection")
-        self.run_button.on_click(lambda _: self.run())
+        self.explorer_box = W.VBox()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # the status's last word: Stopping vs Done/Stopped
+        self._running = False
         self._thread = None
+        self.run_button.on_click(lambda _: self.run())
+        self.stop_button.on_click(lambda _: self.stop())
+        self.open_button.on_click(lambda _: self.open_explorer(self.model_picker.value))
+        self.data_note = W.HTML(html.escape(self._session.data_note),
+                                layout=W.Layout(width="100%"))
+        self.data_note.add_class("emwidgets-data-note")
+        self._set_status("Ready: press Run grid.")
         super().__init__([
-            W.HBox([self.range, self.n_init]), W.HBox(list(self.types.values()) + [self.run_button]),
-            self.plot.canvas, self.status])
+            W.HBox([self.range, self.n_init]),
+            W.HBox(list(self.types.values()) + [self.run_button, self.stop_button]),
+            self.plot.canvas, self.status, self.data_note,
+            W.HBox([self.model_picker, self.open_button]),
+            self.explorer_box])
+        self.add_class("emwidgets-model-selection")
 
+    # -- actions ------------------------------------------------------------------
     def run(self, block: bool = False):
-        if self._thread is not None and self._thread.is_alive():
-            return
+        """What Run grid does; ``block=True`` waits for the end (for scripts and tests)."""
+        with self._lock:
+            if self._running:
+                return
+            self._running = True
+        self._stop.clear()
         self.run_button.disabled = True
+        self.stop_button.disabled = False
+        self.model_picker.disabled = self.open_button.disabled = True
         self._thread = threading.Thread(target=self._work, daemon=True)
         self._thread.start()
         if block:
             self._thread.join()
 
+    def stop(self):
+        """End the grid after the model being fitted (its row is kept)."""
+        with self._lock:
+            if self._running and not self._stop.is_set():
+                self._stop.set()
+                self.stop_button.disabled = True
+                self._set_status("Stopping after the model being fitted…")
+
+    def open_explorer(self, key=None):
+        """An :class:`~emwidgets.EMExplorer` for the model ``(n_components, covariance_type)``
+        (the lowest BIC if None), with the grid's restarts, seed, columns and rows, shown
+        below the grid; returns it."""
+        from .explorer import EMExplorer
+
+        if self.result is None or not self.result.models:
+            raise ValueError("No fitted model yet: press Run grid first.")
+        key = self.result.best_key if key is None else tuple(key)
+        if key not in self.result.models:
+            raise ValueError(f"No fitted model {key}: choose one of "
+                             f"{', '.join(map(str, self.result.models))}.")
+        k, cov = key
+        self.explorer = EMExplorer(self.data, columns=self._session.columns, n_components=k,
+                                   covariance_type=cov, n_init=self.n_init.value,
+                                   random_state=self.random_state, missing="drop")
+        self.explorer_box.children = [
+            W.HTML(f"<b>{k} components, {html.escape(cov)} covariance</b>: press Run to fit "
+                   "it here and watch every restart."), self.explorer]
+        return self.explorer
+
+    def open_best(self):
+        """The lowest-BIC model in an explorer (see :meth:`open_explorer`)."""
+        return self.open_explorer(None)
+
+    # -- the worker -----------------------------------------------------------------
     def _set_status(self, text, error=False):
         colour = "#b00020" if error else "#333"
         self.status.value = f'<span style="color:{colour}">{html.escape(text)}</span>'
+
+    def _offer_models(self):
+        """The model picker lists every fitted model, lowest criterion first."""
+        result = self.result
+        if result is None or not result.models:
+            self.model_picker.options = [("(no fitted model)", None)]
+            return
+        crit = result.criterion
+        table = result.table.dropna(subset=[crit]).sort_values(crit)
+        best = result.best_key
+        options = []
+        for _, row in table.iterrows():
+            key = (int(row["n_components"]), str(row["covariance_type"]))
+            if key in result.models:
+                mark = " (lowest)" if key == best else ""
+                options.append((f"{key[0]} components, {key[1]}: {crit.upper()} "
+                                f"{float(row[crit]):.1f}{mark}", key))
+        self.model_picker.options = options
+        self.model_picker.value = best
+        self.model_picker.disabled = self.open_button.disabled = False
 
     def _work(self):
         lo, hi = self.range.value
         types = [t for t, box in self.types.items() if box.value]
         total = (hi - lo + 1) * len(types)
+        self.result = None
         try:
             if not types:
                 raise ValueError("Tick at least one covariance type.")
+            self.plot.update_table(None)
             self._set_status(f"Fitting {total} models…")
 
             def progress(result):
                 self.result = result
                 self.plot.update_table(result.table)
-                self._set_status(f"Fitted {len(result.table)} of {total} models.")
+                self._set_status(f"Fitted {len(result.table)} of {total} models…")
+                if self._stop.is_set():
+                    raise _Stopped
 
-            self.result = select_model(self.X, range(lo, hi + 1), types, n_init=self.n_init.value,
-                                       random_state=self.random_state, callback=progress)
-            k, cov = self.result.best_key
-            self._set_status(f"Done: the lowest BIC is {k} components, {cov} covariance "
-                             f"(BIC {self.result.best.bic(self.X):.1f}).")
+            try:
+                self.result = select_model(self.X, range(lo, hi + 1), types,
+                                           n_init=self.n_init.value,
+                                           random_state=self.random_state, callback=progress)
+                done = f"Done: {len(self.result.table)} models. "
+            except _Stopped:
+                done = f"Stopped after {len(self.result.table)} of {total} models. "
+            key = self.result.best_key
+            if key is None:
+                final = (done + "No model could be fitted; the table says why.", True)
+            else:
+                final = (done + f"The lowest BIC is {key[0]} components, {key[1]} covariance "
+                         f"(BIC {self.result.best.bic(self.X):.1f}).", False)
         except Exception as exc:  # shown, the kernel survives
-            self._set_status(f"Error: {exc}", error=True)
+            final = (f"Error: {exc}", True)
         finally:
-            self.run_button.disabled = False
+            self._offer_models()
+            with self._lock:
+                self._running = False
+                self.run_button.disabled = False
+                self.stop_button.disabled = True
+                self._set_status(*final)
