@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib import colors as mcolors
 from matplotlib.patches import Ellipse
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 PALETTE = [mcolors.to_rgba(c) for c in (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
@@ -354,8 +354,11 @@ def draw_selection(ax, table, criterion: str = "bic") -> SelectionArtists:
     name = criterion.upper()
     ax.set_yscale("symlog", linthresh=1.0, linscale=0.5)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("number of components")
     ax.set_ylabel(f"{name} − lowest {name} (symlog)")
+    ax.set_xlim(0.5, 6.5)
+    ax.set_ylim(-0.5, 1000.0)
     ax.grid(alpha=0.3)
     art = SelectionArtists(lines, best, ax, band)
     update_selection(art, table, criterion)

@@ -219,8 +219,12 @@ class SelectionPlot(_View):
             if not hasattr(self, "artists"):
                 self.figure.clear()
                 self.artists = P.draw_selection(self.figure.add_subplot(), table, self.criterion)
+                self.hint = self.artists.ax.text(
+                    0.5, 0.55, "Each model's criterion appears here\nas the grid is fitted",
+                    transform=self.artists.ax.transAxes, ha="center", va="center", color="0.45")
             else:
                 P.update_selection(self.artists, table, self.criterion)
+            self.hint.set_visible(len(table) == 0)
             self.n_draws += 1
         self.canvas.draw_idle()
 
