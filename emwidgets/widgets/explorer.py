@@ -293,7 +293,11 @@ class EMExplorer(W.VBox):
             return
         if not chosen:
             s.status = "Choose at least one column: the previous choice is kept."
-            self._sync_data_controls()
+            self._syncing = True
+            try:
+                self.column_picker.value = tuple(s.columns)
+            finally:
+                self._syncing = False
             return
         s.set_columns(chosen)
 
@@ -302,13 +306,14 @@ class EMExplorer(W.VBox):
         s = self.session
         self._syncing = True
         try:
-            with self.column_picker.hold_trait_notifications():
-                self.column_picker.options = s.available_columns
+            if tuple(self.column_picker.options) != tuple(s.available_columns):
+                self.column_picker.options = s.available_columns  # new data
+            if tuple(self.column_picker.value) != tuple(s.columns):
                 self.column_picker.value = tuple(s.columns)
             for name in ("x_axis", "y_axis"):
                 widget = self.controls[name]
-                with widget.hold_trait_notifications():
-                    widget.options = s.axis_choices
+                widget.options = s.axis_choices
+                if getattr(s, name) in widget.options:
                     widget.value = getattr(s, name)
         finally:
             self._syncing = False

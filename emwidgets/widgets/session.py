@@ -198,11 +198,10 @@ class FitSession(T.HasTraits):
         self._n_unusable = int((~usable).sum())
         self.has_missing = bool(self.supports_missing and np.isnan(self._all_rows).any())
         self._choose_rows()
+        self.data_version += 1  # first: controls showing the axis choices follow them
         choices = self.axis_choices
-        with self.hold_trait_notifications():
-            self.x_axis = choices[0]
-            self.y_axis = choices[1] if len(choices) > 1 else choices[0]
-        self.data_version += 1
+        self.x_axis = choices[0]
+        self.y_axis = choices[1] if len(choices) > 1 else choices[0]
 
     @T.observe("missing")
     def _missing_changed(self, change):

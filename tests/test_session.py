@@ -1,0 +1,225 @@
+"""A user's session across explorers in one kernel: shared state, Stop at awkward moments,
+stale results, and the data as users have them (text columns, codes, gaps, infinities)."""
+
+import re
+import threading
+import time
+
+import ipywidgets as W
+import numpy as np
+import pandas as pd
+import pytest
+
+from emwidgets import EMExplorer, GaussianMixture, HMMExplorer, ModelSelectionExplorer, datasets
+
+
+@pytest.fixture(scope="module")
+def faithful():
+    return datasets.load_faithful()
+
+
+def wait_idle(explorer, timeout=180):
+    t = time.time()
+    while explorer.session.running and time.time() - t < timeout:
+        time.sleep(0.02)
+    assert not explorer.session.running
+
+
+def widget_tree(widget):
+    """Every widget below (and including) ``widget``."""
+    out, todo = [], [widget]
+    while todo:
+        w = todo.pop()
+        out.append(w)
+        todo.extend(c for c in getattr(w, "children", ()) if isinstance(c, W.Widget))
+    return out
+
+
+def controls_shown(explorer):
+    """Names of the explorer's controls whose layout is not display:none."""
+    return {name for name, c in explorer.controls.items() if c.layout.display != "none"}
+
+
+def test_explorers_in_one_kernel_share_no_layout_or_style(faithful):
+    em = EMExplorer(faithful)
+    before = controls_shown(em)
+    assert before == set(em.controls) - {"missing"}  # faithful has no gaps
+    hmm = HMMExplorer(datasets.load_geyser())
+    em2 = EMExplorer(datasets.load_iris())
+    sel = ModelSelectionExplorer(faithful)
+    assert controls_shown(em) == before and controls_shown(em2) == before
+    assert controls_shown(hmm) == before
+    assert hmm.intervals.layout.display == "none" and em.intervals.layout.display != "none"
+    layouts, styles = {}, {}
+    for owner in (em, hmm, em2, sel):
+        for w in widget_tree(owner):
+            for table, value in ((layouts, getattr(w, "layout", None)),
+                                 (styles, getattr(w, "style", None))):
+                if value is not None:
+                    assert id(value) not in table, (
+                        f"{type(w).__name__} shares a {type(value).__name__} with "
+                        f"{table[id(value)]}")
+                    table[id(value)] = type(w).__name__
+
+
+class _SlowStart:
+    """An estimator whose start waits for a signal: a compilation the test controls."""
+
+    def __init__(self, estimator, release: threading.Event, entered: threading.Event):
+        self.estimator, self.release, self.entered = estimator, release, entered
+
+    def start(self, X):
+        self.entered.set()
+        self.release.wait(60)
+        return self.estimator.start(X)
+
+
+def _slow_estimator(explorer, release, entered):
+    session = explorer.session
+    plain = type(session)._make_estimator
+    session._make_estimator = lambda: _SlowStart(plain(session), release, entered)
+
+
+def test_stop_while_compiling_keeps_the_previous_result_everywhere(faithful):
+    ex = EMExplorer(faithful, n_components=2, n_init=4)
+    ex.run(block=True)
+    s = ex.session
+    snap, est, options = s.snapshot, s.estimator, ex.restart_picker.options
+    assert "Done" in s.status and est.restarts_.objective is not None
+    release, entered = threading.Event(), threading.Event()
+    _slow_estimator(ex, release, entered)
+    ex.controls["n_components"].value = 3
+    assert s.stale and "Stale" in ex.status.value
+    ex.run_button.click()
+    assert entered.wait(30) and s.phase == "compiling" and ex.stop_button.disabled is False
+    ex.stop_button.click()
+    # At once, without waiting for the compilation:
+    assert not s.running and ex.run_button.disabled is False
+    assert s.status.startswith("Stopped before the first iteration")
+    assert "previous result is kept" in s.status
+    release.set()  # the compilation ends; what it computed must not reach the views
+    assert s.wait(60)
+    assert s.snapshot is snap and s.estimator is est and ex.restart_picker.options == options
+    assert ex.convergence.snapshot is snap and ex.assignments.snapshot is snap
+    assert s.status.startswith("Stopped before the first iteration") and s.stale
+    np.testing.assert_array_equal(ex.session.estimator.restarts_.objective,
+                                  snap.restarts.objective)
+
+
+def test_stop_while_compiling_the_first_run_says_nothing_was_fitted(faithful):
+    ex = EMExplorer(faithful, n_components=2, n_init=4)
+    release, entered = threading.Event(), threading.Event()
+    _slow_estimator(ex, release, entered)
+    ex.run()
+    assert entered.wait(30)
+    ex.session.stop_async()
+    assert ex.session.status.endswith("Nothing has been fitted yet: press Run.")
+    release.set()
+    assert ex.session.wait(60)
+    assert ex.session.snapshot is None and ex.session.estimator is None
+
+
+def test_run_while_running_replaces_the_run_without_waiting(faithful):
+    ex = EMExplorer(faithful, n_components=2, n_init=4)
+    release, entered = threading.Event(), threading.Event()
+    _slow_estimator(ex, release, entered)
+    ex.run()
+    assert entered.wait(30)
+    first = ex.session._thread
+    ex.session._make_estimator = lambda: GaussianMixture(**ex.session.settings())
+    ex.run()  # returns although the first run is still "compiling"
+    assert first.is_alive()
+    release.set()
+    wait_idle(ex)
+    first.join(60)
+    snap = ex.session.snapshot
+    assert snap.done and not snap.stopped and snap.run == ex.session._generation
+    np.testing.assert_array_equal(ex.session.estimator.restarts_.objective,
+                                  snap.restarts.objective)
+
+
+def test_views_picker_and_estimator_describe_the_same_run_while_running_and_after(faithful):
+    ex = EMExplorer(faithful, n_components=2, n_init=4)
+    ex.run(block=True)
+    ex.controls["n_components"].value = 4
+    ex.controls["n_init"].value = 24
+    ex.controls["init_params"].value = "random"
+    ex.controls["tol"].value = 1e-8
+    seen = []
+    ex.session.observe(lambda ch: seen.append(
+        (ch["new"], ex.session.estimator, len(ex.restart_picker.options))), "snapshot")
+    ex.run()
+    t = time.time()
+    while ex.session.running and time.time() - t < 120:
+        time.sleep(0.01)
+    wait_idle(ex)
+    assert seen, "no frame was shown"
+    for snap, est, n_options in seen[:-1]:
+        assert not snap.done and est is None  # no model claimed for a run in progress
+        assert snap.restarts.n_restarts == 24
+    last, est, n_options = seen[-1]
+    assert last.done and est is ex.session.estimator and n_options == 25
+    np.testing.assert_array_equal(est.restarts_.objective, last.restarts.objective)
+    assert not ex.session.stale
+    ex.controls["x_axis"].value = "waiting"  # what is plotted is not a setting of the fit
+    assert not ex.session.stale
+
+
+def test_errors_say_whether_a_previous_result_exists(faithful):
+    ex = EMExplorer(faithful.iloc[:3], n_components=5)
+    ex.run(block=True)
+    assert ex.session.error and ex.session.status.endswith("Nothing was fitted.")
+    assert "previous result" not in ex.session.status
+
+
+def test_data_as_users_have_them_is_described_in_one_line():
+    penguins = datasets.load_penguins()
+    ex = EMExplorer(penguins)
+    s = ex.session
+    assert s.columns == ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
+    note = ex.data_note.value
+    for text in ("species (not numeric)", "island (not numeric)", "sex (not numeric)",
+                 "year (3 integer values"):
+        assert text in note
+    assert "year" in ex.column_picker.options and "species" not in ex.column_picker.options
+    ex.column_picker.value = ("bill_length_mm", "year")  # the user may include a code
+    assert s.columns == ["bill_length_mm", "year"] and s.X.shape[1] == 2
+    assert ex.controls["x_axis"].options == ("bill_length_mm", "year")
+    ex.column_picker.value = ()
+    assert s.columns == ["bill_length_mm", "year"] and "at least one column" in s.status
+
+    rng = np.random.default_rng(0)
+    big = pd.DataFrame(rng.normal(size=(6000, 2)), columns=["u", "v"])
+    big.loc[[3, 7], "u"] = np.inf
+    big["when"] = pd.date_range("2020-01-01", periods=6000, freq="h")
+    s = EMExplorer(big).session
+    assert s.columns == ["u", "v"] and len(s.X) == 5998
+    for text in ("when (dates)", "2 rows with an infinite value dropped",
+                 "the plots show a random 5,000 of the 5,998 points"):
+        assert text in s.data_note
+    one = EMExplorer(pd.DataFrame({"x": rng.normal(size=50), "label": ["a"] * 50}))
+    assert "one feature" in one.session.data_note and "label (not numeric)" in one.session.data_note
+
+
+@pytest.mark.parametrize("data, words", [
+    (pd.DataFrame(), "no column"),
+    (pd.DataFrame({"a": [], "b": []}), "no row"),
+    (pd.DataFrame({"name": ["a", "b", "c"]}), "No numeric column to fit: name (not numeric)"),
+    (pd.DataFrame({"a": [np.nan] * 4}), "No numeric column to fit: a (no observed value)"),
+    (np.zeros(5), "not an array of 1 dimension"),
+    (np.ones((2, 2), complex), "complex"),
+])
+def test_data_that_cannot_be_explored_is_one_sentence(data, words):
+    with pytest.raises(ValueError, match=re.escape(words)) as info:
+        EMExplorer(data)
+    assert "\n" not in str(info.value)
+
+
+def test_the_data_are_shown_before_the_first_run(faithful):
+    ex = EMExplorer(faithful)
+    offsets = ex.assignments.preview_points.get_offsets()
+    np.testing.assert_allclose(offsets, faithful.to_numpy())
+    assert "press Run" in ex.assignments.figure.axes[0].get_title()
+    assert ex.convergence.figure.texts and "Press Run" in ex.convergence.figure.texts[0].get_text()
+    hmm = HMMExplorer(datasets.load_geyser())
+    assert hmm.series.figure.axes and "press Run" in hmm.series.figure.axes[0].get_title()
