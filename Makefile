@@ -3,25 +3,53 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# What the suite passed with (make test, .ci/run, Binder); pyproject.toml keeps the ranges.
+CONSTRAINTS := constraints.txt
+PYTEST := $(BIN)/python -m pytest -n 2 --dist loadfile -q
 
-.PHONY: lab test bench install clean
+.PHONY: lab test test-fast test-latest lint bench install constraints clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
 ## Open JupyterLab on the quickstart notebook (127.0.0.1, token auth on).
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+LAB_FLAGS := --ServerApp.ip=127.0.0.1 $(ROOT_FLAG) --ServerApp.root_dir=notebooks \
+	--LabApp.default_url=/lab/tree/01_quickstart.ipynb
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(ROOT_FLAG) notebooks/01_quickstart.ipynb
+	$(BIN)/jupyter lab $(LAB_FLAGS)
 
-## Run every test (unit, notebooks, and the browser test when Chromium is present).
+## Run every test (unit, notebooks, Binder env, and the browser test when Chromium is present).
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadfile -q
+	$(PYTEST)
+
+## While developing: everything but the slow and the browser tests.
+test-fast: $(STAMP)
+	$(PYTEST) -m "not slow and not browser"
+
+## Lint (ruff, line length 100; configured in pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff check emwidgets tests benchmarks
+
+## The suite against the newest releases pyproject.toml allows, in its own .venv-latest.
+LATEST := .venv-latest
+test-latest:
+	test -x $(LATEST)/bin/python || $(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[test]'
+	$(LATEST)/bin/python -m pip freeze --exclude-editable | grep -E -i '^(jax|jaxlib|numpy)=='
+	$(LATEST)/bin/python -m pytest -n 2 --dist loadfile -q
+
+## Rewrite constraints.txt from the installed .venv (after the suite passed with it).
+constraints: $(STAMP)
+	{ sed -n '/^#/p' $(CONSTRAINTS); \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v -i '^emwidgets'; } > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 
 ## Benchmarks against scikit-learn, side by side in one process.
 bench: $(STAMP)
@@ -30,4 +58,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_missing.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache artifacts
+	rm -rf $(VENV) $(LATEST) .pytest_cache artifacts

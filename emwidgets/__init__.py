@@ -9,8 +9,8 @@ _cap_threads()
 from . import datasets
 from ._validation import ConvergenceWarning, NotFittedError
 from .estimators import GaussianMixture, KMeans, LiveFit, Restarts, StandardErrors
-from .priors import MixturePrior
 from .hmm import GaussianHMM
+from .priors import MixturePrior
 from .selection import SelectionResult, select_model
 
 __all__ = [
