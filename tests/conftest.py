@@ -8,6 +8,7 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 
+from _browser import browser, lab  # noqa: E402, F401  (the browser tests' fixtures)
 from _data import make_mixture  # noqa: E402
 
 COV_TYPES = ("full", "tied", "diag", "spherical")

@@ -1,141 +1,13 @@
-"""The explorer in a real JupyterLab, in headless Chromium (Debian's), driven by Playwright.
-
-Starts JupyterLab on 127.0.0.1 with a token and its own settings (no autosave,
-no news, no windowing), opens a notebook that shows the explorer, runs it,
-clicks Run, and checks that the convergence canvas changes while the fit runs,
-that the status ends in "Done" and that no error output appears. Screenshots
-go to ``artifacts/`` (git-ignored).
-"""
+"""The explorer in a real JupyterLab, in headless Chromium (Debian's), driven by Playwright:
+a live run, the quickstart, missing values, and a user's session across three explorers."""
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
-import pytest
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "artifacts"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                       reason="Debian's chromium is not installed (.ci/run installs it)"),
-]
-
-SETTINGS = {
-    "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
-    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
-        "fetchNews": "false", "checkForUpdates": False},
-}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """A JupyterLab server on a copy of the test notebooks; yields (base_url, token, root)."""
-    root = tmp_path_factory.mktemp("lab")
-    for nb in (ROOT / "tests" / "notebooks").glob("*.ipynb"):
-        shutil.copy(nb, root / nb.name)
-    shutil.copy(ROOT / "notebooks" / "01_quickstart.ipynb", root / "01_quickstart.ipynb")
-    settings = tmp_path_factory.mktemp("settings")
-    for rel, value in SETTINGS.items():
-        path = settings / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(value))
-    port, token = free_port(), "emwidgets-test-token"
-    env = {**os.environ, "JUPYTER_PLATFORM_DIRS": "1", "MPLBACKEND": "module://ipympl.backend_nbagg"}
-    log = open(root / "jupyter.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
-         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         "--LabApp.expose_app_in_browser=True", f"--LabApp.user_settings_dir={settings}",
-         f"--LabApp.workspaces_dir={tmp_path_factory.mktemp('ws')}"],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
-            break
-        except Exception:
-            if proc.poll() is not None:
-                raise RuntimeError((root / "jupyter.log").read_text())
-            time.sleep(0.3)
-    else:
-        proc.terminate()
-        raise RuntimeError("JupyterLab did not start in 60 s")
-    yield base, token, root
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--disable-dev-shm-usage"],
-        )
-        yield b
-        b.close()
-
-
-def open_notebook(browser, lab, name):
-    base, token, _ = lab
-    page = browser.new_page(viewport={"width": 1500, "height": 1100})
-    # ?reset: a fresh workspace, so only this notebook is open and current.
-    page.goto(f"{base}/lab/tree/{name}?reset&token={token}")
-    page.wait_for_function(
-        """(name) => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-                       return w && w.context && w.context.path.endsWith(name); }""",
-        arg=name, timeout=60_000)
-    # Wait for the kernel to be ready before running cells.
-    page.wait_for_function(
-        """() => { const w = window.jupyterapp.shell.currentWidget;
-                   return w && w.sessionContext && w.sessionContext.session &&
-                          w.sessionContext.session.kernel &&
-                          w.sessionContext.session.kernel.connectionStatus === 'connected'; }""",
-        timeout=60_000)
-    return page
-
-
-def error_outputs(page) -> list:
-    return page.eval_on_selector_all(
-        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'],"
-        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']",
-        "els => els.map(e => e.innerText)")
-
-
-def status_text(page) -> str:
-    loc = page.locator(".emwidgets-status-text")
-    return loc.inner_text() if loc.count() else ""
-
+from _browser import (ARTIFACTS, error_outputs, kernel, open_notebook, pytestmark,  # noqa: F401
+                      run_all_and_wait, status_text, statuses, visible_controls)
 
 def test_explorer_runs_live_in_jupyterlab(browser, lab):
     ARTIFACTS.mkdir(exist_ok=True)
@@ -218,4 +90,81 @@ def test_explorer_with_missing_values_in_jupyterlab(browser, lab):
     assert text.startswith("Done") and "incomplete" not in text, text
     page.locator(".emwidgets-explorer").first.screenshot(path=str(ARTIFACTS / "explorer-dropped.png"))
     assert error_outputs(page) == []
+    page.close()
+
+
+def test_a_session_across_three_explorers_in_one_kernel(browser, lab):
+    """EMExplorer, HMMExplorer and ModelSelectionExplorer in one kernel: controls changed in
+    each, Stop mid-compile and mid-run; every control stays visible, every view agrees with
+    its status."""
+    page = open_notebook(browser, lab, "browser_session.ipynb")
+    run_all_and_wait(page)
+    page.locator(".emwidgets-transitions canvas").first.wait_for(state="visible",
+                                                                 timeout=60_000)
+    counts = visible_controls(page)
+    # 10 settings (no gaps: no missing control), columns, restart picker, intervals; the HMM
+    # explorer hides only its intervals box, and nothing of the mixture explorer's.
+    assert counts == [13, 12], counts
+    em = page.locator(".emwidgets-explorer").nth(0)
+    hmm = page.locator(".emwidgets-explorer").nth(1)
+
+    # The mixture explorer: a first run, then a configuration never compiled, stopped at once.
+    em.locator("button", has_text="Run").click()
+    page.wait_for_function("() => document.querySelector('.emwidgets-status-text')"
+                           ".innerText.startsWith('Done')", timeout=120_000)
+    em.locator(".widget-dropdown", has_text="covariance").locator("select").select_option("tied")
+    kernel(page, "em.controls['n_components'].value = 7; em.controls['n_init'].value = 23")
+    assert "Stale" in em.locator(".emwidgets-status").inner_text()
+    em.locator("button", has_text="Run").click()
+    page.wait_for_function("() => document.querySelector('.emwidgets-status-text')"
+                           ".innerText.startsWith('Compiling')", timeout=30_000)
+    em.locator("button", has_text="Stop").click()
+    page.wait_for_function("() => document.querySelector('.emwidgets-status-text')"
+                           ".innerText.startsWith('Stopped')", timeout=5_000)
+    text = statuses(page)[0]
+    assert text.startswith("Stopped before the first iteration") and "previous result" in text
+    em.screenshot(path=str(ARTIFACTS / "session-em-stopped-compiling.png"))
+    # The kernel agrees with what the page says: the previous run everywhere.
+    out = kernel(page, """
+import time; time.sleep(0.5)
+em.session.wait(120)
+s = em.session
+print(s.snapshot.restarts.n_restarts, s.estimator.n_init, len(em.restart_picker.options) - 1,
+      s.estimator.n_components, em.assignments.snapshot is s.snapshot, s.stale)
+""")
+    assert out.split() == ["8", "8", "8", "2", "True", "True"], out
+    assert statuses(page)[0].startswith("Stopped before the first iteration")
+
+    # The HMM explorer: change a control, run, stop mid-run.
+    hmm.locator(".widget-dropdown", has_text="covariance").locator("select").select_option("diag")
+    hmm.locator("button", has_text="Run").click()
+    page.wait_for_function("() => document.querySelectorAll('.emwidgets-status-text')[1]"
+                           ".innerText.startsWith('Running')", timeout=120_000)
+    hmm.locator("button", has_text="Stop").click()
+    page.wait_for_function("() => /^(Stopped|Done|Error)/.test(document.querySelectorAll("
+                           "'.emwidgets-status-text')[1].innerText)", timeout=60_000)
+    assert statuses(page)[1].startswith("Stopped at iteration"), statuses(page)[1]
+    out = kernel(page, """
+s = hmm.session
+s.wait(60)
+print(s.snapshot.stopped, s.snapshot.iteration == int(s.estimator.restarts_.n_iter.max()),
+      len(hmm.restart_picker.options) - 1, s.estimator.covariance_type)
+""")
+    assert out.split() == ["True", "True", "8", "diag"], out
+    time.sleep(1.0)
+    hmm.screenshot(path=str(ARTIFACTS / "session-hmm-stopped-running.png"))
+
+    # The model-selection explorer: run the grid and stop it part way.
+    sel = page.locator(".emwidgets-model-selection")
+    sel.locator("button", has_text="Run").click()
+    sel.locator("button", has_text="Stop").click()
+    page.wait_for_function(
+        "() => { const e = document.querySelector('.emwidgets-model-selection');"
+        " return /Stopped|Done/.test(e.innerText); }", timeout=180_000)
+    sel.screenshot(path=str(ARTIFACTS / "session-selection.png"))
+
+    assert visible_controls(page) == counts, "a control disappeared during the session"
+    assert not any(t.startswith("Error") for t in statuses(page)), statuses(page)
+    assert error_outputs(page) == []
+    page.screenshot(path=str(ARTIFACTS / "session-page.png"), full_page=True)
     page.close()

@@ -1,6 +1,8 @@
 """Every notebook runs end to end, with no error output, and is committed without outputs."""
 
 import json
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -29,6 +31,14 @@ def test_there_are_notebooks():
                          "04_covariance_types.ipynb"]
 
 
+# With Chromium present, test_browser_notebooks runs every notebook in a real JupyterLab
+# (and asserts more); running them here too would double the suite's longest part.
+IN_BROWSER = os.path.exists(shutil.which("chromium") or "/usr/bin/chromium") and not os.environ.get(
+    "EMWIDGETS_NBCLIENT")
+
+
+@pytest.mark.skipif(IN_BROWSER, reason="run in JupyterLab by test_browser_notebooks.py "
+                                       "(EMWIDGETS_NBCLIENT=1 runs them here too)")
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(path):
     nb = execute(path)
