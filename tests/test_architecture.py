@@ -1,21 +1,121 @@
 """The layering of DESIGN.md, checked: the core and the estimators never load the UI stack."""
 
+import json
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+UI_STACK = ("ipywidgets", "matplotlib", "ipympl", "IPython", "sklearn")
 
 
 def test_core_and_estimators_import_no_widgets_or_matplotlib():
     code = (
         "import sys, emwidgets, emwidgets.core.em, emwidgets.core.gmm, emwidgets.estimators\n"
         "emwidgets.GaussianMixture(2).fit([[0.0], [1.0], [5.0], [6.0]])\n"
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('ipywidgets', 'matplotlib', 'ipympl', 'sklearn'))\n"
+        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {UI_STACK!r})\n"
         "print(bad)\n"
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+# Fits every public estimator and select_model, then calls every public method and reads
+# every public attribute and property of each, and of every emwidgets object they return
+# (restarts_, standard errors, live fits, selection results...), found by dir(): a new
+# method is covered without editing this list. A required argument with no value in ARGS
+# is an error, so a new method's new argument must be named here.
+WALK = r'''
+import inspect, json, sys, warnings
+import numpy as np
+import emwidgets as E
+
+rng = np.random.default_rng(0)
+X = np.concatenate([rng.normal(0, 1, (30, 2)), rng.normal(4, 1, (30, 2))])
+X_nan = X.copy()
+X_nan[::7, 1] = np.nan
+ARGS = {"y": None, "lengths": None, "restart": 0, "n_samples": 3, "random_state": 0,
+        "n_imputations": 2, "deep": True, "level": 0.95, "n_iterations": 1}
+SKIP = {"set_params"}  # called without arguments below
+called, seen = [], set()
+
+
+def call(obj, name, member, data):
+    sig = inspect.signature(member)
+    args = {}
+    for p in sig.parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.name == "X":
+            args["X"] = data
+        elif p.name in ARGS:
+            args[p.name] = ARGS[p.name]
+        elif p.default is p.empty:
+            raise TypeError(f"{type(obj).__name__}.{name} needs {p.name!r}: add it to ARGS")
+    return member(**args)
+
+
+def identity(obj):
+    """Objects of one class with the same settings are walked once (replay's result, say)."""
+    get_params = getattr(obj, "get_params", None)
+    return (type(obj).__name__, repr(get_params())) if get_params else id(obj)
+
+
+def walk(obj, data, depth=0):
+    if identity(obj) in seen or depth > 3:
+        return
+    seen.add(identity(obj))
+    cls = type(obj)
+    for name in sorted(n for n in dir(obj) if not n.startswith("_")):
+        value = getattr(obj, name)  # properties run here
+        if inspect.ismethod(value):
+            value = call(obj, name, value, data) if name not in SKIP else value()
+        called.append(f"{cls.__name__}.{name}")
+        for v in (value if isinstance(value, (tuple, list)) else
+                  value.values() if isinstance(value, dict) else [value]):
+            if type(v).__module__.startswith("emwidgets"):
+                walk(v, data, depth + 1)
+
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    fitted = [
+        (E.GaussianMixture(2, n_init=2, missing="em", prior="default", random_state=0)
+         .fit(X_nan), X_nan),
+        (E.KMeans(2, n_init=2, random_state=0).fit(X), X),
+        (E.GaussianHMM(2, n_init=2, random_state=0).fit(X), X),
+        # Its models are mixtures on complete data, walked through best and models.
+        (E.select_model(X, n_components=[2], covariance_types=("full",), n_init=2), X),
+    ]
+    for est, data in fitted:
+        walk(est, data)
+    for name in dir(E.datasets):
+        if name.startswith("load_"):
+            getattr(E.datasets, name)()
+            called.append(f"datasets.{name}")
+bad = sorted(m for m in sys.modules if m.split('.')[0] in UI_STACK)
+print(json.dumps({"called": called, "ui": bad}))
+'''
+
+
+@pytest.mark.slow  # about 90 s of CPU, nearly all compilation (a fresh process compiles all)
+def test_every_public_method_of_every_estimator_loads_no_ui():
+    code = f"UI_STACK = {UI_STACK!r}\n" + WALK
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, cwd=ROOT).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    called = set(result["called"])
+    # The walk reached what it should (a sample of names, not the list it covers).
+    for name in ("GaussianMixture.impute", "GaussianMixture.standard_errors",
+                 "GaussianMixture.replay", "GaussianMixture.sample", "GaussianMixture.bic",
+                 "GaussianMixture.aic", "GaussianMixture.score_samples", "GaussianHMM.covars_",
+                 "GaussianHMM.sample", "GaussianHMM.decode", "GaussianHMM.predict_proba",
+                 "KMeans.transform", "Restarts.to_frame", "StandardErrors.intervals",
+                 "SelectionResult.best", "LiveFit.snapshot", "datasets.load_geyser"):
+        assert name in called, name
+    assert result["ui"] == [], f"the estimators loaded {result['ui']}"
 
 
 def test_plotting_imports_no_jax():
