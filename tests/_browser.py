@@ -9,7 +9,6 @@ modules to a worker), so the browser modules run side by side.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -77,7 +76,7 @@ def lab(tmp_path_factory):
             break
         except Exception:
             if proc.poll() is not None:
-                raise RuntimeError((root / "jupyter.log").read_text())
+                raise RuntimeError((root / "jupyter.log").read_text()) from None
             time.sleep(0.3)
     else:
         proc.terminate()

@@ -6,8 +6,18 @@ from __future__ import annotations
 import hashlib
 import time
 
-from _browser import (ARTIFACTS, error_outputs, kernel, open_notebook, pytestmark,  # noqa: F401
-                      run_all_and_wait, status_text, statuses, visible_controls)
+from _browser import (  # noqa: F401
+    ARTIFACTS,
+    error_outputs,
+    kernel,
+    open_notebook,
+    pytestmark,
+    run_all_and_wait,
+    status_text,
+    statuses,
+    visible_controls,
+)
+
 
 def test_explorer_runs_live_in_jupyterlab(browser, lab):
     ARTIFACTS.mkdir(exist_ok=True)
@@ -84,11 +94,12 @@ def test_explorer_with_missing_values_in_jupyterlab(browser, lab):
     text = run_until_done()
     assert text.startswith("Done") and "42 incomplete rows fitted by EM" in text, text
     assert hashlib.sha1(canvas.screenshot()).hexdigest() != before
-    page.locator(".emwidgets-explorer").first.screenshot(path=str(ARTIFACTS / "explorer-missing.png"))
+    explorer = page.locator(".emwidgets-explorer").first
+    explorer.screenshot(path=str(ARTIFACTS / "explorer-missing.png"))
     missing.locator("select").select_option(label="drop incomplete rows")
     text = run_until_done()
     assert text.startswith("Done") and "incomplete" not in text, text
-    page.locator(".emwidgets-explorer").first.screenshot(path=str(ARTIFACTS / "explorer-dropped.png"))
+    explorer.screenshot(path=str(ARTIFACTS / "explorer-dropped.png"))
     assert error_outputs(page) == []
     page.close()
 

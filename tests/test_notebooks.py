@@ -19,8 +19,9 @@ def execute(path: Path, kernel_name: str = "python3", cwd: Path | None = None):
     NotebookClient(nb, timeout=600, kernel_name=kernel_name, store_widget_state=True,
                    resources={"metadata": {"path": str(cwd or path.parent)}}).execute()
     errors = [o for c in nb.cells for o in c.get("outputs", [])
-              if o.get("output_type") == "error" or (o.get("output_type") == "stream" and o.get("name") == "stderr"
-                                                    and "Traceback" in o.get("text", ""))]
+              if o.get("output_type") == "error"
+              or (o.get("output_type") == "stream" and o.get("name") == "stderr"
+                  and "Traceback" in o.get("text", ""))]
     assert not errors, errors
     return nb
 

@@ -154,7 +154,7 @@ def test_views_picker_and_estimator_describe_the_same_run_while_running_and_afte
         time.sleep(0.01)
     wait_idle(ex)
     assert seen, "no frame was shown"
-    for snap, est, n_options in seen[:-1]:
+    for snap, est, _ in seen[:-1]:
         assert not snap.done and est is None  # no model claimed for a run in progress
         assert snap.restarts.n_restarts == 24
     last, est, n_options = seen[-1]
@@ -223,3 +223,65 @@ def test_the_data_are_shown_before_the_first_run(faithful):
     assert ex.convergence.figure.texts and "Press Run" in ex.convergence.figure.texts[0].get_text()
     hmm = HMMExplorer(datasets.load_geyser())
     assert hmm.series.figure.axes and "press Run" in hmm.series.figure.axes[0].get_title()
+
+
+def _bad_inputs():
+    """Data a user may pass to an explorer that has a result: (id, data)."""
+    rng = np.random.default_rng(1)
+    good = pd.DataFrame(rng.normal(size=(60, 2)), columns=["a", "b"])
+    return [
+        ("three rows, more components", good.iloc[:3]),
+        ("one row", good.iloc[:1]),
+        ("all rows infinite", good.assign(a=np.inf)),
+        ("constant columns", pd.DataFrame({"a": np.ones(40), "b": np.full(40, 2.0)})),
+        ("text only", pd.DataFrame({"s": list("abcdefghij")})),
+        ("dates and text", pd.DataFrame({"d": pd.date_range("2020", periods=5),
+                                          "s": list("abcde")})),
+        ("bool only", pd.DataFrame({"t": [True, False] * 10})),
+        ("huge values", good * 1e30),
+        ("tiny values", good * 1e-30),
+        ("nullable ints", pd.DataFrame({"a": pd.array([1, 2, None, 4, 5, 9, 12, 3] * 5,
+                                                      dtype="Int64"),
+                                        "b": rng.normal(size=40)})),
+        ("duplicate rows", pd.concat([good.iloc[:2]] * 20, ignore_index=True)),
+        ("object numbers", good.astype(object)),
+        ("empty", pd.DataFrame()),
+        ("3-d array", np.zeros((2, 2, 2))),
+        ("strings array", np.array([["a", "b"], ["c", "d"]])),
+    ]
+
+
+@pytest.fixture(scope="module")
+def fitted_explorer(faithful):
+    """One explorer for the whole barrage, as a user keeps one open."""
+    ex = EMExplorer(faithful, n_components=3, n_init=2, max_iter=20)
+    ex.run(block=True)
+    return ex
+
+
+@pytest.mark.parametrize("name, data", _bad_inputs(), ids=[n for n, _ in _bad_inputs()])
+def test_bad_data_gives_a_fit_or_one_sentence_and_keeps_the_previous_result(
+        name, data, faithful, fitted_explorer):
+    ex = fitted_explorer
+    snap, est = ex.session.snapshot, ex.session.estimator
+    assert ex.session.status.startswith("Done") and est is not None
+    try:
+        ex.session.set_data(data)
+    except ValueError as exc:  # refused up front: nothing changed
+        assert "\n" not in str(exc) and str(exc).endswith(".")
+        assert ex.session.X.shape == (272, 2) and ex.session.snapshot is snap
+        return
+    ex.run(block=True)
+    s = ex.session
+    if s.error:
+        assert "\n" not in s.status and "Traceback" not in s.status
+        assert "previous result is kept" in s.status and s.snapshot is snap and s.estimator is est
+        assert s.stale
+    else:
+        gm = s.estimator
+        assert np.isfinite(gm.means_).all() and np.isfinite(gm.covariances_).all()
+        assert np.isfinite(gm.lower_bound_) and s.snapshot.run != snap.run
+    # The kernel goes on: the explorer fits the good data again (a program it has).
+    ex.session.set_data(faithful)
+    ex.run(block=True)
+    assert ex.session.error == "" and ex.session.status.startswith("Done")

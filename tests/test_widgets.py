@@ -146,7 +146,8 @@ def test_axis_choice_and_principal_components():
     ex.controls["x_axis"].value = "PC1"
     ex.controls["y_axis"].value = "PC2"
     xy = ex.assignments.artists.points.get_offsets()
-    assert abs(np.corrcoef(xy[:, 0], xy[:, 1])[0, 1]) < 1e-6  # principal components are uncorrelated
+    # Principal components are uncorrelated.
+    assert abs(np.corrcoef(xy[:, 0], xy[:, 1])[0, 1]) < 1e-6
 
 
 def test_views_work_alone_on_a_fitted_model(faithful):

@@ -192,7 +192,8 @@ class EMExplorer(W.VBox):
     def _gallery_due(self, snap) -> bool:
         """The gallery rebuilds its figure: at the end, and at most once a second while running."""
         now = time.monotonic()
-        if snap.done or self.gallery.snapshot is None or now - getattr(self, "_gallery_at", 0) > 1.0:
+        last = getattr(self, "_gallery_at", 0)
+        if snap.done or self.gallery.snapshot is None or now - last > 1.0:
             self._gallery_at = now
             return True
         return False
