@@ -98,12 +98,10 @@ class _Estimator:
     def _validate_X(self, X, reset: bool, allow_nan: bool = False, nan_hint: str = V.NAN_HINT):
         arr, names = V.as_2d_float(X, allow_nan=allow_nan, nan_hint=nan_hint)
         if reset:
-            self.n_features_in_ = arr.shape[1]
-            if names is not None:
-                self.feature_names_in_ = names
-            elif hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
+            # Set by _set_features once the fit succeeds: a failed refit keeps the old model.
+            self._features_seen = (arr.shape[1], names)
         else:
+            self.__dict__.pop("_features_seen", None)
             self._check_fitted()
             V.check_n_features(self, arr.shape[1])
             fitted_names = getattr(self, "feature_names_in_", None)
@@ -113,6 +111,16 @@ class _Estimator:
                     f"({list(fitted_names)}); pass the same columns in the same order."
                 )
         return arr
+
+    def _set_features(self, features):
+        """Record n_features_in_ (and feature_names_in_) of a fit that succeeded."""
+        if features is None:
+            return
+        self.n_features_in_, names = features
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
 
 
 # ---------------------------------------------------------------------------
@@ -281,9 +289,9 @@ class _GMMScaling:
     def to_data(p: G.GMMParams, s: dm.Scaling) -> G.GMMParams:
         return G.GMMParams(
             weights=p.weights,
-            means=p.means * s.scale + s.shift,
-            covariances=p.covariances * s.scale**2,
-            precisions_cholesky=p.precisions_cholesky / s.scale,
+            means=np.asarray(p.means, np.float64) * s.scale + s.shift,
+            covariances=np.asarray(p.covariances, np.float64) * s.scale**2,
+            precisions_cholesky=np.asarray(p.precisions_cholesky, np.float64) / s.scale,
         )
 
     @staticmethod
@@ -309,6 +317,11 @@ class LiveFit:
     scaling: dm.Scaling
     keys: Any
     n_samples: int
+    features: Any = None  # (n_features, names) of the data, set on the estimator by finish
+
+    def __post_init__(self):
+        if self.features is None:
+            self.features = self.estimator.__dict__.pop("_features_seen", None)
 
     @property
     def done(self) -> bool:
@@ -329,7 +342,9 @@ class LiveFit:
         """Set the estimator's fitted attributes from the best restart."""
         if not self.done:
             self.run.advance()
-        return self.estimator._finish(self)
+        estimator = self.estimator._finish(self)
+        self.estimator._set_features(self.features)
+        return estimator
 
 
 class GaussianMixture(_Estimator):
@@ -439,6 +454,44 @@ class GaussianMixture(_Estimator):
             elif (p <= 0).any():
                 raise ValueError("'precisions_init' must be positive.")
 
+    def _memory_needed(self, cov_type, n, d, n_restarts, k, n_patterns) -> float:
+        """Bytes the compiled fit holds at once (XLA's own memory analysis agrees within ~20%).
+
+        The E-step works on blocks of B rows: the features phi (B x P, P = Q + D + 1
+        with Q = D (D + 1) / 2 for full and tied) and its intermediates take
+        about 2.2 B (P + 2 R K) numbers; the parameters R K D^2 (full) a few
+        times over; missing-data EM conditionals (M, K, D, D) per restart,
+        about ten times over; plus the data and the traces.
+        """
+        cov = COVARIANCE_TYPES[cov_type]
+        p = cov.n_quad(d) + d + 1
+        rk = n_restarts * k * (n_patterns or 1)
+        width = 2 * rk + p
+        n_padded, block = dm.padded_length(n, dm.choose_block_size(n, width))
+        params = math.prod(covariance_shape(cov_type, k, d)) + k * d
+        numbers = (2.2 * block * width + 4.0 * n_restarts * params + 2.0 * rk * p
+                   + 2.0 * n_padded * d + n_restarts * self.max_iter)
+        if n_patterns is not None:
+            numbers += 10.0 * n_restarts * n_patterns * k * d * d
+        return numbers * np.dtype(dm.float_dtype()).itemsize
+
+    def _check_memory(self, n, d, n_restarts, k, n_patterns):
+        """Refuse up front a fit that would exhaust memory, naming the types that fit."""
+        available = V.available_memory()
+        needed = self._memory_needed(self.covariance_type, n, d, n_restarts, k, n_patterns)
+        if needed <= V.MEMORY_FRACTION * available:
+            return
+        fits = [repr(c) for c in COVARIANCE_TYPES if c != self.covariance_type and
+                self._memory_needed(c, n, d, n_restarts, k, n_patterns)
+                <= V.MEMORY_FRACTION * available]
+        instead = f"use covariance_type={' or '.join(fits)}, or " if fits else ""
+        V.check_memory(
+            needed,
+            f"A {self.covariance_type}-covariance fit of {d:,} features with {k} components and "
+            f"{n_restarts} restart{'s' if n_restarts > 1 else ''}"
+            + (f" over {n_patterns} missing-value patterns" if n_patterns is not None else ""),
+            f"{instead}reduce the features, n_components, n_init or max_iter", available)
+
     # -- fitting ----------------------------------------------------------------
     def _check_X(self, X, reset: bool):
         """X with NaN allowed where ``missing='em'``; otherwise the error names the option."""
@@ -462,15 +515,20 @@ class GaussianMixture(_Estimator):
         cov = COVARIANCE_TYPES[self.covariance_type]
         n_restarts = self.n_init if keys is None else len(keys)
         scaling = dm.fit_scaling(Xa)
+        V.check_scale(scaling.scale)
+        # (A prior, not reg_covar, regularises MAP estimates, and it scales with the data.)
+        scaling = dm.floor_scale(scaling, self.reg_covar if self.prior is None else 0.0)
         observed = ~np.isnan(Xa)
         if self.missing == "em":
             pattern, patterns = MS.encode_patterns(observed)
+            self._check_memory(n, d, n_restarts, k_program, len(patterns))
             width = 2 * n_restarts * k_program * len(patterns) + cov.n_quad(d) + d + 1
             # Missing entries start at the column mean (0 once standardised):
             # the initialisation sees mean-imputed data, EM the observed values.
             data, scaling, block_size = dm.prepare(np.where(observed, Xa, scaling.shift), width,
                                                    scaling)
         else:
+            self._check_memory(n, d, n_restarts, k_program, None)
             width = 2 * n_restarts * k_program + cov.n_quad(d) + d + 1
             data, scaling, block_size = dm.prepare(Xa, width, scaling)
         self._observed_per_row = float(observed.sum(axis=1).mean())
@@ -562,10 +620,9 @@ class GaussianMixture(_Estimator):
         self.means_ = p["means"][b]
         self.covariances_ = p["covariances"][b]
         self.precisions_cholesky_ = p["precisions_cholesky"][b]
-        self.precisions_ = np.asarray(
-            COVARIANCE_TYPES[self.covariance_type].precisions(jnp.asarray(self.precisions_cholesky_)),
-            np.float64,
-        )
+        with jax.enable_x64(True):  # float64: precisions of wide-ranged data stay finite
+            self.precisions_ = np.asarray(COVARIANCE_TYPES[self.covariance_type].precisions(
+                jnp.asarray(self.precisions_cholesky_)), np.float64)
         self.converged_ = bool(restarts.converged[b])
         self.n_iter_ = int(restarts.n_iter[b])
         self.lower_bound_ = float(restarts.objective[b]) if self.max_iter > 0 else -np.inf
@@ -791,7 +848,9 @@ class KMeans(_Estimator):
         if n < k:
             raise ValueError(f"n_samples={n} should be >= n_clusters={k}; reduce n_clusters or pass more samples.")
         r = self._n_restarts()
-        data, scaling, block_size = dm.prepare(Xa, 3 * k + d + 1)
+        scaling = dm.fit_scaling(Xa)
+        V.check_scale(scaling.scale)
+        data, scaling, block_size = dm.prepare(Xa, 3 * k + d + 1, scaling)
         dtype = data.x.dtype
         keys = _keys(self.random_state, r)
         if isinstance(self.init, str):

@@ -34,7 +34,14 @@ from .estimators import LiveFit, Restarts, _Estimator, _keys, _restarts_from_sta
 def _split_lengths(n_samples: int, lengths):
     if lengths is None:
         lengths = [n_samples]
-    lengths = np.asarray(lengths, dtype=int).ravel()
+    try:
+        given = np.asarray(lengths, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        given = np.array([np.nan])
+    if given.size == 0 or not np.isfinite(given).all() or (given != np.round(given)).any():
+        raise ValueError(f"Invalid value for 'lengths': {lengths!r}; pass whole numbers, one "
+                         "length per sequence, adding up to len(X).")
+    lengths = given.astype(int)
     if lengths.sum() != n_samples:
         raise ValueError(f"lengths sum to {lengths.sum()} but X has {n_samples} samples; "
                          "pass one length per sequence, in order, adding up to len(X).")
@@ -93,10 +100,10 @@ class GaussianHMM(_Estimator):
     # -- fitting ----------------------------------------------------------------
     def start(self, X, lengths=None, *, keys=None) -> LiveFit:
         Xa = self._validate_X(X, reset=not (self.init_params == "" and hasattr(self, "means_")))
-        if not hasattr(self, "n_features_in_"):
-            self.n_features_in_ = Xa.shape[1]
         self._check(Xa)
         scaling = dm.fit_scaling(Xa)
+        V.check_scale(scaling.scale)
+        scaling = dm.floor_scale(scaling, self.min_covar)
         seqs, _ = self._sequences(Xa, lengths, scaling)
         dtype = seqs.x.dtype
         reg = jnp.asarray(self.min_covar / scaling.scale**2, dtype)

@@ -8,6 +8,7 @@ masked out), so a 9 x 4 grid compiles 4 programs, not 36.
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
@@ -15,8 +16,9 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 import pandas as pd
 
-from ._validation import ConvergenceWarning, as_2d_float
+from ._validation import ConvergenceWarning, as_2d_float, check_in, seed_from
 from .estimators import GaussianMixture
+from .priors import resolve as resolve_prior
 
 COLUMNS = ["n_components", "covariance_type", "log_likelihood", "n_parameters", "bic", "aic",
            "icl", "converged", "message"]
@@ -65,6 +67,25 @@ def icl(gm: GaussianMixture, X) -> float:
     return float(gm.bic(X) - 2.0 * np.log(np.clip(resp.max(axis=1), 1e-300, None)).sum())
 
 
+def _check_mixture_params(Xa, k_max, covariance_types, n_init, random_state, mixture_params):
+    """Every parameter of the grid's mixtures checked before the first fit, so a bad one
+    is one error, not a table of failed fits."""
+    valid = set(GaussianMixture._param_names()) - {"n_components", "covariance_type", "n_init",
+                                                   "random_state"}
+    unknown = sorted(set(mixture_params) - valid)
+    if unknown:
+        raise ValueError(f"Invalid parameter {unknown[0]!r} for select_model; pass n_components, "
+                         "covariance_types, n_init, random_state or one of "
+                         f"{', '.join(sorted(valid))}.")
+    seed_from(random_state)
+    for cov_type in covariance_types:
+        gm = GaussianMixture(k_max, covariance_type=cov_type, n_init=n_init, **mixture_params)
+        check_in("missing", gm.missing, ("raise", "em"))
+        gm._check_parameters(Xa)
+        if gm.prior is not None:
+            resolve_prior(gm.prior, Xa, cov_type, k_max)
+
+
 def select_model(X, n_components: Iterable[int] = range(1, 10),
                  covariance_types: Iterable[str] = ("full", "tied", "diag", "spherical"),
                  n_init: int = 8, criterion: str = "bic", random_state=0,
@@ -84,16 +105,28 @@ def select_model(X, n_components: Iterable[int] = range(1, 10),
     Returns:
         a :class:`SelectionResult`.
     """
-    if criterion not in ("bic", "aic", "icl"):
+    if not isinstance(criterion, str) or criterion not in ("bic", "aic", "icl"):
         raise ValueError(f"Invalid criterion {criterion!r}; choose 'bic', 'aic' or 'icl'.")
     Xa, _ = as_2d_float(X, allow_nan=mixture_params.get("missing") == "em", nan_hint=(
         "pass missing='em' to fit every model by EM over the observed values, or drop those rows."))
-    ks = sorted({int(k) for k in n_components})
-    if not ks or ks[0] < 1:
-        raise ValueError("n_components must list at least one number of components >= 1.")
+    try:
+        given = list(n_components)
+    except TypeError:
+        given = [n_components]
+    whole = [isinstance(k, numbers.Integral) and not isinstance(k, bool) for k in given]
+    if not given or not all(whole) or min(given) < 1:
+        raise ValueError(f"Invalid value for 'n_components': {n_components!r}; pass whole numbers "
+                         ">= 1 (e.g. range(1, 10)).")
+    ks = sorted({int(k) for k in given})
+    covariance_types = [covariance_types] if isinstance(covariance_types, str) else \
+        list(covariance_types)
+    if not covariance_types:
+        raise ValueError("covariance_types is empty; pass some of 'full', 'tied', 'diag', "
+                         "'spherical'.")
     if ks[-1] > len(Xa):
-        raise ValueError(f"The grid goes up to {ks[-1]} components but X has only {len(Xa)} samples; "
-                         "lower the largest n_components.")
+        raise ValueError(f"The grid goes up to {ks[-1]} components but X has only {len(Xa)} "
+                         "samples; lower the largest n_components.")
+    _check_mixture_params(Xa, ks[-1], covariance_types, n_init, random_state, mixture_params)
     result = SelectionResult(pd.DataFrame(columns=COLUMNS), {}, criterion)
     rows = []
     for cov_type in covariance_types:

@@ -44,15 +44,39 @@ def float_dtype():
 def fit_scaling(x: np.ndarray) -> Scaling:
     """Column means and the root mean column variance (ignoring NaN entries)."""
     x = np.asarray(x, dtype=np.float64)
-    if np.isnan(x).any():
-        shift = np.nanmean(x, axis=0)
-        scale = float(np.sqrt(np.mean(np.nanvar(x, axis=0))))
-    else:
-        shift = x.mean(axis=0)
-        scale = float(np.sqrt(np.mean(x.var(axis=0))))
+    mean, var = (np.nanmean, np.nanvar) if np.isnan(x).any() else (np.mean, np.var)
+    with np.errstate(over="ignore", invalid="ignore"):
+        shift = mean(x, axis=0)
+        scale = float(np.sqrt(np.mean(var(x, axis=0))))
+        if not (np.isfinite(scale) and np.isfinite(shift).all()):
+            # Values beyond ~1e154 overflow the squares (or the sums): the same
+            # moments computed on x / max|x|, then scaled back.
+            top = float(np.nanmax(np.abs(x)))
+            y = x / top
+            shift = mean(y, axis=0) * top
+            scale = float(np.sqrt(np.mean(var(y, axis=0)))) * top
     if not np.isfinite(scale) or scale <= 0:
         scale = 1.0
     return Scaling(shift, scale)
+
+
+#: The largest reg_covar / scale**2 worked with: beyond it reg_covar is more than 1e12
+#: times the data's variance, which is then invisible next to it (below float32's precision
+#: and near float64's), while the ratio itself would overflow float32.
+MAX_REG_RATIO = 1e12
+
+
+def floor_scale(scaling: Scaling, reg_covar: float) -> Scaling:
+    """A scale no smaller than sqrt(reg_covar / MAX_REG_RATIO).
+
+    EM is equivariant under any scalar scale, so a larger one changes nothing but
+    the rounding; for data whose spread is tiny next to ``reg_covar`` (values
+    near 1e-30 with the default 1e-6) it keeps ``reg_covar / scale**2``
+    representable, and the covariances come out as ``reg_covar``, as in exact
+    arithmetic.
+    """
+    floor = math.sqrt(max(float(reg_covar), 0.0) / MAX_REG_RATIO)
+    return scaling if scaling.scale >= floor else Scaling(scaling.shift, floor)
 
 
 def choose_block_size(n_samples: int, width: int, budget: int = DEFAULT_BLOCK_BUDGET) -> int:
