@@ -50,7 +50,7 @@ class ModelSelectionExplorer(W.VBox):
         # widget, changes all of them (issue 11, defect 1).
         self.range = W.IntRangeSlider(
             value=n_components, min=1, max=12, description="components",
-            style={"description_width": "80px"}, layout=W.Layout(width="380px"))
+            style={"description_width": "88px"}, layout=W.Layout(width="390px"))
         self.n_init = W.IntSlider(value=n_init, min=1, max=32, description="restarts",
                                   style={"description_width": "70px"},
                                   layout=W.Layout(width="300px"))
