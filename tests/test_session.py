@@ -285,3 +285,19 @@ def test_bad_data_gives_a_fit_or_one_sentence_and_keeps_the_previous_result(
     ex.session.set_data(faithful)
     ex.run(block=True)
     assert ex.session.error == "" and ex.session.status.startswith("Done")
+
+
+def test_an_explorer_leaves_the_notebooks_own_matplotlib_backend_alone():
+    """Importing ipympl switches pyplot's backend; figures after an explorer must stay as
+    the user had them (inline PNGs in a notebook), not turn into widgets."""
+    import subprocess
+    import sys
+
+    code = ("import matplotlib; matplotlib.use('svg'); import matplotlib.pyplot\n"
+            "from emwidgets import EMExplorer, datasets\n"
+            "EMExplorer(datasets.load_faithful())\n"
+            "print(matplotlib.get_backend())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "svg"

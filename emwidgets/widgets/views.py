@@ -18,12 +18,23 @@ from matplotlib.figure import Figure
 from .. import plotting as P
 from .session import Snapshot, snapshot_from_estimator
 
-MAX_SOLUTIONS = 3
+MAX_SOLUTIONS = 8  # thumbnails in the gallery; more are counted in a line
 
 
 def make_canvas(figsize):
-    """A Figure on an ipympl canvas widget (Agg-backed, works without a browser)."""
+    """A Figure on an ipympl canvas widget (Agg-backed, works without a browser).
+
+    Importing ipympl calls ``matplotlib.use`` on ipympl's backend whenever
+    matplotlib is loaded; pyplot's backend is put back, so a notebook's own
+    figures stay what the user chose (inline PNGs, by default) after an explorer.
+    """
+    import matplotlib
+
+    previous = matplotlib.rcParams._get_backend_or_none()
     from ipympl.backend_nbagg import Canvas, FigureManager
+
+    if previous is not None and matplotlib.rcParams._get_backend_or_none() != previous:
+        matplotlib.use(previous)
 
     fig = Figure(figsize=figsize, dpi=100, layout="constrained")
     canvas = Canvas(fig)
@@ -230,10 +241,12 @@ class SelectionPlot(_View):
 
 
 class RestartGallery(_View):
-    """Every restart ranked by final log-likelihood, coloured by the distinct solution it
-    found, and small multiples of the distinct solutions with how many restarts found each."""
+    """Every restart ranked by its log-likelihood gap to the best, coloured by the distinct
+    solution it found (spurious maxima hatched), and a small multiple of every distinct
+    solution (up to ``MAX_SOLUTIONS``, then a line saying how many are not shown), titled
+    with how many restarts found it and how far it is from the best."""
 
-    figsize = (6.8, 2.7)
+    figsize = (7.6, 3.3)
     locked_render = True
 
     def __init__(self, *args, on_select=None, **kwargs):
@@ -241,33 +254,67 @@ class RestartGallery(_View):
         super().__init__(*args, **kwargs)
         self.canvas.mpl_connect("pick_event", self._on_pick)
 
+    @staticmethod
+    def solution_title(g: int, sol, restarts) -> str:
+        """'#2: 5 of 16' and the gap to the best (and the means' distance from it)."""
+        head = f"#{g + 1}: {len(sol.groups[g])} of {restarts.n_restarts}"
+        spurious = sol.spurious is not None and bool(sol.spurious[g])
+        if spurious:
+            head += " spurious"
+        gap = None if sol.gap is None else float(sol.gap[g])
+        if g == 0 or gap is None:
+            lead = sol.groups[g][0]
+            return f"{head}\nbest, ll {restarts.objective[lead]:.4g}"
+        side = "below" if gap <= 0 else "above"
+        line = f"{abs(gap):.2g} {side} best"
+        if sol.distance is not None:
+            line += f"\nmeans {sol.distance[g]:.2g} sd away"
+        return f"{head}\n{line}"
+
     def _update(self, snap: Snapshot):
         r = snap.restarts
         sol = snap.solutions
         self.figure.clear()
-        n_sol = min(len(sol.groups), MAX_SOLUTIONS)
-        grid = self.figure.add_gridspec(1, 2 + max(n_sol, 1),
-                                        width_ratios=[2.2, 0.05] + [1] * max(n_sol, 1))
-        ax = self.figure.add_subplot(grid[0, 0])
-        self.ranking = P.draw_ranking(ax, r.objective, sol.group_of, self.shown_restart(snap))
+        n_groups = len(sol.groups)
+        n_sol = min(n_groups, MAX_SOLUTIONS)
+        cols = n_sol if n_sol <= 3 else -(-n_sol // 2)
+        rows = 1 if n_sol <= 3 else 2
+        outer = self.figure.add_gridspec(1, 2, width_ratios=[2.2, 0.2 + max(cols, 1)])
+        ax = self.figure.add_subplot(outer[0, 0])
+        self.ranking = P.draw_ranking(
+            ax, r.objective, sol.group_of, self.shown_restart(snap), order=r.ranking(),
+            spurious=getattr(r, "spurious", None), best=r.best,
+            tol_objective=getattr(sol, "tol_objective", None))
         for bar in self.ranking.bars:
             bar.set_picker(True)
         self.solution_axes = []
+        self.hidden_solutions = n_groups - n_sol
+        if n_sol == 0:
+            return
+        inner = outer[0, 1].subgridspec(rows, cols)
+        imputed = (None if snap.missing is None
+                   else P.imputed_in_plane(snap.missing, self._projection(snap)))
         for g in range(n_sol):
             lead = sol.groups[g][0]
-            sub = self.figure.add_subplot(grid[0, 2 + g])
+            sub = self.figure.add_subplot(inner[g // cols, g % cols])
             xy, m2, c2 = self._projected(snap, lead)
             perm = sol.permutations[lead]
             labels = np.argsort(perm)[snap.labels[lead]]
-            title = f"#{g + 1}: {len(sol.groups[g])} of {r.n_restarts}\nll {r.objective[lead]:.3f}"
-            imputed = (None if snap.missing is None
-                       else P.imputed_in_plane(snap.missing, self._projection(snap)))
-            P.draw_solution(sub, xy, labels, m2[perm], c2[perm], title, imputed)
-            sub.set_title(title, fontsize="x-small")
+            title = self.solution_title(g, sol, r)
+            spurious = sol.spurious is not None and bool(sol.spurious[g])
+            P.draw_solution(sub, xy, labels, m2[perm], c2[perm], title, imputed, spurious)
+            sub.set_title(title, fontsize="x-small", linespacing=1.0)
             for spine in sub.spines.values():
                 spine.set_edgecolor(P.PALETTE[g % len(P.PALETTE)])
                 spine.set_linewidth(3)
+                if spurious:
+                    spine.set_linestyle((0, (2, 1)))
             self.solution_axes.append(sub)
+        if self.hidden_solutions:
+            self.hidden_text = self.figure.text(
+                0.99, 0.005, f"+{self.hidden_solutions} more solution"
+                f"{'s' if self.hidden_solutions > 1 else ''} not shown (their bars are in the "
+                "ranking)", ha="right", va="bottom", fontsize="x-small")
 
     def _on_pick(self, event):
         if not hasattr(self, "ranking") or event.artist not in list(self.ranking.bars):
