@@ -8,7 +8,8 @@ _cap_threads()
 
 from . import datasets
 from ._validation import ConvergenceWarning, NotFittedError
-from .estimators import GaussianMixture, KMeans, LiveFit, Restarts, StandardErrors
+from .estimators import (GaussianMixture, KMeans, LiveFit, Restarts, SpuriousSolutionWarning,
+                         StandardErrors)
 from .hmm import GaussianHMM
 from .priors import MixturePrior
 from .selection import SelectionResult, select_model
@@ -30,6 +31,7 @@ __all__ = [
     "NotFittedError",
     "RestartGallery",
     "Restarts",
+    "SpuriousSolutionWarning",
     "StandardErrors",
     "datasets",
     "enable_compilation_cache",

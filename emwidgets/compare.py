@@ -1,18 +1,65 @@
-"""Comparing restarts: are they one optimum or many?
+"""Comparing restarts: are they one optimum or many, and is each a real maximum?
 
-Two restarts found the same solution when their partitions of the data agree
-(adjusted Rand index near 1) — a measure blind to how each restart numbered its
-components. Components are then aligned to a reference by Hungarian matching
-of their means, so the same cluster gets the same colour in every view.
-Pure NumPy/SciPy.
+**Spurious maxima.** The likelihood of a Gaussian mixture is unbounded: a
+component sitting on a few points (or on tied values, or a constant column) can
+shrink its covariance until only ``reg_covar`` holds it up, and the
+log-likelihood then grows without saying anything about the data.
+:func:`spurious_report` flags a restart when one of its components
+
+* **sits at the covariance floor**: the smallest eigenvalue of its covariance is
+  at most ``FLOOR_FACTOR`` (10) times the floor, the floor being ``reg_covar``
+  (what the M-step adds to every variance) plus the rounding level of the fit
+  (``ROUNDING_ULPS`` = 10 machine epsilons of its float type times the data's
+  mean variance: in float32 a covariance that collapsed with ``reg_covar=0``
+  ends near 1e-7 of the data's variance instead of at zero). A component 10x
+  above the floor has a spread of its own at least 3x what the floor imposes;
+  in float32 the threshold is 1.2e-5 of the data's mean variance (a standard
+  deviation of 0.35% of the data's), in float64 10 x reg_covar; or
+* **holds fewer points than its free parameters**: nk < d + d(d+1)/2 (full),
+  2d (diag), d + 1 (spherical), d (tied: its means only), nk being the summed
+  responsibilities (state occupancy for HMMs). Such a component is determined
+  by its starting point and the floor, not by the data.
+
+**Distinct solutions.** Restarts that end on one optimum stop at slightly
+different points (each stops once an iteration gains less than ``tol``), and
+number their components differently. :func:`group_restarts` puts two restarts
+in the same solution when
+
+* their objectives differ by at most ``tol_objective`` (default 10 x the fit's
+  ``tol``: EM converges linearly, so a restart that stopped when an iteration
+  gained ``tol`` is typically within ``tol * rho / (1 - rho)`` of its optimum,
+  under 10 ``tol`` for convergence rates rho up to 0.9), and
+* after Hungarian alignment of their components, no mean differs by more than
+  ``tol_means`` (default 0.1) standard deviations of the data along any feature
+  (near an optimum the per-sample objective is quadratic in a mean,
+  w delta^2 / (2 sigma^2): a 0.1 sd move of a component's mean costs far more
+  than ``tol`` unless the optimum is flat), and
+* both are regular or both spurious.
+
+Partitions alone (the adjusted Rand index) are reported, not used: restarts
+that stopped on a flat ridge can agree on every mean within a few percent yet
+split boundary points differently, and distinct optima of equal likelihood (a
+mirror image) have different partitions and different means. Components are
+aligned to the best restart, so the same cluster gets the same colour in every
+view. Pure NumPy/SciPy.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+
+#: A component is at the floor when its smallest covariance eigenvalue is at
+#: most this many times (reg_covar + rounding level).
+FLOOR_FACTOR = 10.0
+#: The rounding level of a fitted covariance, in machine epsilons of the fit's
+#: float type, relative to the data's mean variance.
+ROUNDING_ULPS = 10.0
+#: Default grouping tolerances (see the module docstring).
+TOL_OBJECTIVE_PER_TOL = 10.0
+TOL_MEANS = 0.1
 
 
 def adjusted_rand_index(a: np.ndarray, b: np.ndarray) -> float:
@@ -35,69 +82,276 @@ def adjusted_rand_index(a: np.ndarray, b: np.ndarray) -> float:
     return float((sum_ij - expected) / (maximum - expected))
 
 
-def align_components(reference_means: np.ndarray, means: np.ndarray) -> np.ndarray:
+def align_components(reference_means: np.ndarray, means: np.ndarray,
+                     scale: np.ndarray | None = None) -> np.ndarray:
     """Permutation ``p`` with ``means[p]`` matched to ``reference_means`` (Hungarian).
 
     Returns p such that component ``p[j]`` of ``means`` plays the role of
-    component ``j`` of the reference.
+    component ``j`` of the reference. ``scale`` (D,) divides each feature first.
     """
-    cost = ((reference_means[:, None, :] - means[None, :, :]) ** 2).sum(-1)
+    s = 1.0 if scale is None else np.asarray(scale)
+    cost = (((reference_means[:, None, :] - means[None, :, :]) / s) ** 2).sum(-1)
     rows, cols = linear_sum_assignment(cost)
     perm = np.empty(len(rows), dtype=int)
     perm[rows] = cols
     return perm
 
 
+# ---------------------------------------------------------------------------
+# Spurious maxima
+# ---------------------------------------------------------------------------
+
+#: Free parameters of one component's mean and covariance (its weight aside).
+PARAMS_PER_COMPONENT = {
+    "full": lambda d: d + d * (d + 1) // 2,
+    "diag": lambda d: 2 * d,
+    "spherical": lambda d: d + 1,
+    "tied": lambda d: d,
+}
+
+
+def dense_covariances(cov_type: str, covariances, n_components: int, n_features: int):
+    """(..., K, D, D) matrices from covariances of any type (leading axes kept)."""
+    c = np.asarray(covariances, dtype=np.float64)
+    k, d = n_components, n_features
+    if cov_type == "full":
+        return c
+    if cov_type == "tied":
+        return np.broadcast_to(c[..., None, :, :], c.shape[:-2] + (k, d, d))
+    if cov_type == "diag":
+        return c[..., :, None] * np.eye(d)
+    return c[..., :, None, None] * np.eye(d)
+
+
+def smallest_eigenvalues(cov_type: str, covariances, n_components: int, n_features: int):
+    """(..., K) smallest eigenvalue of each component's covariance, and (..., K) the
+    feature that eigenvector lies along (-1 where it mixes features)."""
+    c = np.asarray(covariances, dtype=np.float64)
+    if cov_type == "spherical":
+        return c, np.full(c.shape, -1)
+    if cov_type == "diag":
+        return c.min(-1), c.argmin(-1)
+    dense = dense_covariances(cov_type, c, n_components, n_features)
+    dense = np.where(np.isfinite(dense), dense, 0.0)
+    values, vectors = np.linalg.eigh(dense)
+    first = np.abs(vectors[..., :, 0])
+    along = np.where(first.max(-1) > 0.99, first.argmax(-1), -1)
+    return values[..., 0], along
+
+
+@dataclass
+class SpuriousReport:
+    """Which restarts ended on a spurious maximum, and why.
+
+    Attributes (R restarts, K components):
+        spurious: (R,) bool.
+        component: (R,) the offending component (-1 where none).
+        at_floor, few_points: (R, K) bool, each rule per component.
+        smallest_eigenvalue: (R, K) in data units; nk: (R, K) points held.
+        floor: the covariance floor in data units (reg_covar + rounding level).
+        reasons: R strings ('' where regular).
+    """
+
+    spurious: np.ndarray
+    component: np.ndarray
+    at_floor: np.ndarray
+    few_points: np.ndarray
+    smallest_eigenvalue: np.ndarray
+    nk: np.ndarray
+    floor: float
+    reasons: list = field(default_factory=list)
+
+    @classmethod
+    def none(cls, n_restarts: int) -> "SpuriousReport":
+        z = np.zeros((n_restarts, 0))
+        return cls(np.zeros(n_restarts, bool), np.full(n_restarts, -1), z.astype(bool),
+                   z.astype(bool), z, z, 0.0, [""] * n_restarts)
+
+
+def spurious_report(cov_type: str, nk, covariances, n_features: int, reg_covar: float,
+                    data_variance: float, eps: float, floor_name: str = "reg_covar",
+                    feature_names=None) -> SpuriousReport:
+    """Flag restarts with a component at the covariance floor or on too few points.
+
+    Args:
+        cov_type: 'full', 'tied', 'diag' or 'spherical'.
+        nk: (R, K) points each component holds (summed responsibilities).
+        covariances: (R, ...) covariances of each restart in data units.
+        n_features: D.
+        reg_covar: what the M-step adds to every variance, in data units (0 with
+            a prior, which keeps covariances proper by itself).
+        data_variance: the data's mean variance (the square of the scale the fit
+            standardises by), in data units.
+        eps: machine epsilon of the fit's float type.
+        floor_name: the parameter that sets the floor, for the messages.
+        feature_names: (D,) names for the messages (default 'feature j').
+    """
+    nk = np.asarray(nk, dtype=np.float64)
+    n_restarts, k = nk.shape
+    d = int(n_features)
+    smallest, along = smallest_eigenvalues(cov_type, covariances, k, d)
+    floor = float(reg_covar) + ROUNDING_ULPS * eps * float(data_variance)
+    at_floor = ~(smallest > FLOOR_FACTOR * floor)  # NaN counts as collapsed
+    needed = PARAMS_PER_COMPONENT[cov_type](d)
+    few = nk < needed
+    bad = at_floor | few
+    spurious = bad.any(axis=1)
+    # Report the component at the floor first, else the one with fewest points.
+    score = np.where(at_floor, -1.0, np.where(few, nk, np.inf))
+    component = np.where(spurious, score.argmin(axis=1), -1)
+    reasons = []
+    for r in range(n_restarts):
+        c = int(component[r])
+        if c < 0:
+            reasons.append("")
+            continue
+        parts = [f"component {c} holds {nk[r, c]:.1f} points"]
+        if few[r, c]:
+            parts[0] += f", fewer than the {needed} parameters of its mean and {cov_type} " \
+                        "covariance"
+        if at_floor[r, c]:
+            where = ""
+            if along[r, c] >= 0 and cov_type != "spherical":
+                j = int(along[r, c])
+                name = feature_names[j] if feature_names is not None else f"feature {j}"
+                where = f" along {name}"
+            parts.append(f"its covariance is at the {floor_name} floor{where} (smallest "
+                         f"eigenvalue {smallest[r, c]:.2g}, under 10 x the floor {floor:.2g})")
+        reasons.append(" and ".join(parts))
+    return SpuriousReport(spurious, component, at_floor, few, smallest, nk, floor, reasons)
+
+
+def rank_restarts(objective, failed, spurious=None, spurious_last: bool = True) -> np.ndarray:
+    """Restart indices best first: regular restarts by objective, then spurious ones
+    (when ``spurious_last``), then failed ones."""
+    objective = np.asarray(objective, dtype=np.float64)
+    failed = np.asarray(failed, bool)
+    spurious = np.zeros(len(objective), bool) if spurious is None else np.asarray(spurious, bool)
+    value = np.where(np.isfinite(objective), objective, -np.inf)
+    tier = np.where(failed, 2, np.where(spurious & spurious_last, 1, 0))
+    return np.lexsort((-value, tier))
+
+
+# ---------------------------------------------------------------------------
+# Distinct solutions
+# ---------------------------------------------------------------------------
+
 @dataclass
 class Solutions:
     """Restarts grouped into distinct solutions.
 
-    Attributes:
-        groups: lists of restart indices, best solution first; within a group,
-            the best restart first (its representative).
+    Attributes (G solutions, R restarts):
+        groups: lists of restart indices, best solution first (regular before
+            spurious); within a group, the best restart first (its
+            representative, the lead).
         group_of: (R,) the group index of each restart (-1 for failed restarts).
         permutations: (R, K) for each restart, the permutation aligning its
             components to the overall best restart's.
+        gap: (G,) objective of each solution's lead minus the best solution's
+            (<= 0 for regular solutions; a spurious one may be above).
+        distance: (G,) largest difference of an aligned mean from the best
+            solution's, in standard deviations of the data.
+        agreement: (G,) adjusted Rand index of the lead's partition with the best's.
+        spurious: (G,) bool, the solution is a spurious maximum.
+        tol_objective, tol_means: the tolerances the grouping used.
     """
 
     groups: list
     group_of: np.ndarray
     permutations: np.ndarray
+    gap: np.ndarray = None
+    distance: np.ndarray = None
+    agreement: np.ndarray = None
+    spurious: np.ndarray = None
+    tol_objective: float = np.nan
+    tol_means: float = TOL_MEANS
 
     @property
     def counts(self) -> list:
         return [len(g) for g in self.groups]
 
 
+def mean_distance(means_a, means_b, scale=None) -> tuple:
+    """(largest aligned mean difference in units of ``scale``, permutation of b onto a)."""
+    s = 1.0 if scale is None else np.asarray(scale)
+    perm = align_components(means_a, means_b, scale)
+    return float(np.abs((means_b[perm] - means_a) / s).max()), perm
+
+
 def group_restarts(labels: np.ndarray, objective: np.ndarray, means: np.ndarray,
-                   usable: np.ndarray | None = None, threshold: float = 0.95) -> Solutions:
-    """Group restarts whose partitions agree (ARI >= threshold).
+                   usable: np.ndarray | None = None, threshold: float | None = None, *,
+                   order=None, spurious=None, scale=None, tol: float = 1e-3,
+                   tol_objective: float | None = None, tol_means: float = TOL_MEANS) -> Solutions:
+    """Group restarts that reached the same optimum (see the module docstring).
 
     Args:
         labels: (R, N) hard assignments of each restart (a subsample is enough).
-        objective: (R,) final objective; better restarts lead their group.
-        means: (R, K, D) component means, for the alignment.
+        objective: (R,) final objective (mean log-likelihood per sample).
+        means: (R, K, D) component means.
         usable: (R,) bool, restarts to group (failed ones get group -1).
+        threshold: optional extra requirement, adjusted Rand index >= threshold.
+        order: restart indices best first (e.g. regular before spurious);
+            default: usable restarts by objective.
+        spurious: (R,) bool, spurious restarts only group with spurious ones.
+        scale: (D,) the data's standard deviation per feature (default: the
+            spread of the best restart's means, 1 where it has none).
+        tol: the fit's tol; ``tol_objective`` defaults to 10 x tol.
+        tol_means: largest aligned mean difference, in units of ``scale``.
     """
+    objective = np.asarray(objective, dtype=np.float64)
+    means = np.asarray(means, dtype=np.float64)
     n_restarts = len(objective)
     usable = np.ones(n_restarts, bool) if usable is None else np.asarray(usable, bool)
-    order = [int(i) for i in np.argsort(-np.where(usable, objective, -np.inf), kind="stable")
-             if usable[i]]
+    spurious = np.zeros(n_restarts, bool) if spurious is None else np.asarray(spurious, bool)
+    if order is None:
+        order = rank_restarts(objective, ~usable, spurious)
+    order = [int(i) for i in order if usable[i]]
+    tol_objective = TOL_OBJECTIVE_PER_TOL * tol if tol_objective is None else tol_objective
+    if scale is None and order:
+        spread = means[order[0]].std(axis=0)
+        scale = np.where(spread > 0, spread, 1.0)
     groups: list[list[int]] = []
     group_of = np.full(n_restarts, -1)
     for r in order:
         for g, members in enumerate(groups):
-            if adjusted_rand_index(labels[members[0]], labels[r]) >= threshold:
-                members.append(r)
-                group_of[r] = g
-                break
+            lead = members[0]
+            if spurious[lead] != spurious[r]:
+                continue
+            if not abs(objective[lead] - objective[r]) <= tol_objective:
+                continue
+            if mean_distance(means[lead], means[r], scale)[0] > tol_means:
+                continue
+            if threshold is not None and adjusted_rand_index(labels[lead], labels[r]) < threshold:
+                continue
+            members.append(r)
+            group_of[r] = g
+            break
         else:
             group_of[r] = len(groups)
             groups.append([r])
     k = means.shape[1]
     perms = np.tile(np.arange(k), (n_restarts, 1))
+    gap, distance, agreement = (np.zeros(len(groups)) for _ in range(3))
     if order:
-        ref = means[order[0]]
+        ref = order[0]
         for r in order:
-            perms[r] = align_components(ref, means[r])
-    return Solutions(groups, group_of, perms)
+            perms[r] = align_components(means[ref], means[r], scale)
+        for g, members in enumerate(groups):
+            lead = members[0]
+            gap[g] = objective[lead] - objective[ref]
+            distance[g] = mean_distance(means[ref], means[lead], scale)[0]
+            agreement[g] = adjusted_rand_index(labels[ref], labels[lead])
+    return Solutions(groups, group_of, perms, gap, distance, agreement,
+                     np.array([bool(spurious[m[0]]) for m in groups], bool),
+                     float(tol_objective), float(tol_means))
+
+
+def solutions_of(restarts, labels: np.ndarray, **kwargs) -> Solutions:
+    """:func:`group_restarts` for a :class:`~emwidgets.Restarts`: its ranking (regular
+    before spurious), its spurious flags, the data's scale and the fit's tol."""
+    scale = getattr(restarts, "feature_scale", None)
+    options = dict(order=restarts.ranking(), spurious=restarts.spurious, scale=scale,
+                   tol=getattr(restarts, "tol", 1e-3))
+    options.update(kwargs)
+    return group_restarts(labels, restarts.objective, restarts.params["means"], ~restarts.failed,
+                          **options)

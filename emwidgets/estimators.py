@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _validation as V
+from . import compare as C
 from . import priors as P
 from .core import data as dm
 from .core import em
@@ -33,6 +34,9 @@ from .core import missing as MS
 from .core.covariance import COVARIANCE_TYPES, covariance_shape
 
 ConvergenceWarning = V.ConvergenceWarning
+#: Values of the ``spurious`` parameter: rank spurious maxima after regular ones, or
+#: by objective alone (flagged either way).
+SPURIOUS_POLICIES = ("rank_last", "allow")
 
 # Restart grouping (em.group_size_for), from measurements on a 2-core CPU:
 # a Lloyd iteration is light and memory-bound, so batching restarts gains little
@@ -136,6 +140,12 @@ _WHY = {
 }
 
 
+class SpuriousSolutionWarning(UserWarning):
+    """A restart reached a spurious maximum (a component at the covariance floor, or
+    on fewer points than its parameters): it is flagged, and ranked after the regular
+    solutions unless ``spurious='allow'``."""
+
+
 @dataclass
 class Restarts:
     """Every restart of a fit, not only the best.
@@ -155,7 +165,17 @@ class Restarts:
             replays restart r alone.
         bad_component, bad_iteration: (R,) the component that made a restart
             degenerate and when (-1 where none).
-        best: index of the restart the estimator kept.
+        best: index of the restart the estimator kept: the first of
+            :meth:`ranking` (the best regular restart; the best spurious one
+            only when every restart is spurious, or with ``spurious='allow'``).
+        messages: R sentences ('' where there is nothing to say), spurious
+            maxima included.
+        spurious: (R,) bool, the restart ended on a spurious maximum (see
+            :mod:`emwidgets.compare`); ``spurious_component`` (R,) which
+            component (-1 where none) and ``spurious_reasons`` (R,) why.
+        spurious_last: spurious restarts rank after regular ones.
+        feature_scale: (D,) the data's standard deviation per feature, and
+            ``tol`` the fit's tolerance: what grouping restarts into solutions uses.
     """
 
     objective: np.ndarray
@@ -169,20 +189,40 @@ class Restarts:
     bad_iteration: np.ndarray
     best: int
     messages: list = field(default_factory=list)
+    spurious: Optional[np.ndarray] = None
+    spurious_component: Optional[np.ndarray] = None
+    spurious_reasons: Optional[list] = None
+    spurious_last: bool = True
+    feature_scale: Optional[np.ndarray] = None
+    tol: float = 1e-3
+
+    def __post_init__(self):
+        r = len(self.objective)
+        if self.spurious is None:
+            self.spurious = np.zeros(r, bool)
+        if self.spurious_component is None:
+            self.spurious_component = np.full(r, -1)
+        if self.spurious_reasons is None:
+            self.spurious_reasons = [""] * r
 
     @property
     def n_restarts(self) -> int:
         return len(self.objective)
+
+    def ranking(self) -> np.ndarray:
+        """Restart indices, best first: regular restarts by objective, then spurious
+        ones (unless ``spurious_last`` is off), then failed ones."""
+        return C.rank_restarts(self.objective, self.failed, self.spurious, self.spurious_last)
 
     @property
     def failed(self) -> np.ndarray:
         return np.array([s in ("degenerate", "non-finite objective") for s in self.status])
 
     def to_frame(self):
-        """One row per restart: objective, iterations, status, rank, message."""
+        """One row per restart: objective, iterations, status, spurious, rank, message."""
         import pandas as pd
 
-        order = np.argsort(-np.where(self.failed, -np.inf, self.objective), kind="stable")
+        order = self.ranking()
         rank = np.empty_like(order)
         rank[order] = np.arange(1, len(order) + 1)
         return pd.DataFrame(
@@ -190,6 +230,7 @@ class Restarts:
                 "objective": self.objective,
                 "n_iter": self.n_iter,
                 "status": self.status,
+                "spurious": np.asarray(self.spurious, bool),
                 "rank": rank,
                 "message": self.messages,
             }
@@ -239,7 +280,9 @@ class StandardErrors:
 
 
 def _restarts_from_state(state: em.EMState, params: dict, keys, offset: float,
-                         objective=None) -> Restarts:
+                         objective=None, report: Optional[C.SpuriousReport] = None,
+                         spurious_last: bool = True, feature_scale=None,
+                         tol: float = 1e-3) -> Restarts:
     status_codes = np.asarray(state.status)
     obj = np.asarray(state.objective if objective is None else objective, dtype=np.float64) + offset
     trace = np.asarray(state.trace, dtype=np.float64) + offset
@@ -258,7 +301,13 @@ def _restarts_from_state(state: em.EMState, params: dict, keys, offset: float,
         else:
             messages.append("")
     usable = ~np.isin(status_codes, list(_WHY))
-    best = int(np.argmax(np.where(usable, obj, -np.inf))) if usable.any() else -1
+    report = C.SpuriousReport.none(len(obj)) if report is None else report
+    spurious = report.spurious & usable
+    for r in np.flatnonzero(spurious):
+        text = f"restart {r}: spurious maximum: {report.reasons[r]}."
+        messages[r] = f"{messages[r]} {text}" if messages[r] else text
+    order = C.rank_restarts(obj, ~usable, spurious, spurious_last)
+    best = int(order[0]) if usable.any() else -1
     return Restarts(
         objective=obj,
         n_iter=np.asarray(state.n_iter),
@@ -271,7 +320,58 @@ def _restarts_from_state(state: em.EMState, params: dict, keys, offset: float,
         bad_iteration=bad_i,
         best=best,
         messages=messages,
+        spurious=spurious,
+        spurious_component=np.where(spurious, report.component, -1),
+        spurious_reasons=[t if f else "" for t, f in zip(report.reasons, spurious)],
+        spurious_last=spurious_last,
+        feature_scale=feature_scale,
+        tol=float(tol),
     )
+
+
+def _implied_sd(cov_type: str, weights, means, covariances) -> Optional[np.ndarray]:
+    """(D,) the data's standard deviation per feature implied by the fitted mixtures
+    (exactly the sample one at a maximum-likelihood fixed point for full, tied and
+    diag covariances): the median over restarts of sqrt(sum_k w_k (S_k,jj + mu_kj^2)
+    - mean_j^2)."""
+    w = np.asarray(weights, np.float64)
+    m = np.asarray(means, np.float64)
+    k, d = m.shape[-2:]
+    diag = np.diagonal(C.dense_covariances(cov_type, covariances, k, d), axis1=-2, axis2=-1)
+    mean = (w[..., None] * m).sum(-2)
+    var = (w[..., None] * (diag + m**2)).sum(-2) - mean**2
+    ok = np.isfinite(var).all(-1)
+    if not ok.any():
+        return None
+    sd = np.sqrt(np.maximum(np.median(var[ok], axis=0), 0.0))
+    return np.where(sd > 0, sd, 1.0)
+
+
+def _warn_spurious(restarts: Restarts, floor_hint: str, stacklevel: int = 5):
+    """Say when the kept restart is spurious, or when a spurious one ranked above it."""
+    r = restarts
+    b = r.best
+    if b < 0 or not r.spurious.any():
+        return
+    n_sp = int(r.spurious.sum())
+    if r.spurious[b]:
+        every = n_sp == int((~r.failed).sum())
+        head = ("Every restart ended on a spurious maximum" if every else
+                f"The kept restart ({b}) is a spurious maximum (spurious='allow')")
+        warnings.warn(
+            f"{head}: in restart {b} (kept) {r.spurious_reasons[b]}; its log-likelihood "
+            f"{r.objective[b]:.4g} measures the collapse, not the data. {floor_hint}",
+            SpuriousSolutionWarning, stacklevel=stacklevel)
+        return
+    above = np.flatnonzero(r.spurious & (r.objective > r.objective[b]))
+    if above.size:
+        top = int(above[np.argmax(r.objective[above])])
+        warnings.warn(
+            f"{above.size} of {r.n_restarts} restarts reached a higher log-likelihood than the "
+            f"kept restart {b} only by a spurious maximum (restart {top}: "
+            f"{r.spurious_reasons[top]}); they rank after the regular solutions "
+            "(spurious='allow' ranks by log-likelihood alone).",
+            SpuriousSolutionWarning, stacklevel=stacklevel)
 
 
 def _keys(random_state, n: int):
@@ -336,7 +436,8 @@ class LiveFit:
         return self
 
     def snapshot(self) -> Restarts:
-        return self.estimator._restarts(self.run.state, self.scaling, self.keys)
+        return self.estimator._restarts(self.run.state, self.scaling, self.keys,
+                                        n_samples=self.n_samples)
 
     def finish(self):
         """Set the estimator's fitted attributes from the best restart."""
@@ -370,6 +471,17 @@ class GaussianMixture(_Estimator):
       and the objective (``lower_bound_``, traces) is the log posterior per
       sample, up to a constant. The prior's scale keeps every covariance
       positive definite, so ``reg_covar`` is not used.
+    * ``spurious='rank_last'`` (default): a restart that ends on a spurious
+      maximum — a component whose covariance sits at the floor (smallest
+      eigenvalue at most 10 x (``reg_covar`` + the float type's rounding
+      level)) or that holds fewer points than its free parameters (full
+      d + d(d+1)/2, diag 2d, spherical d + 1, tied d) — is flagged in
+      ``restarts_`` and ranked after every regular restart, so the fitted
+      attributes come from the best regular one; when every restart is
+      spurious the best of them is kept, flagged, with a
+      :class:`SpuriousSolutionWarning`. ``spurious='allow'`` flags but ranks
+      by log-likelihood alone (scikit-learn's choice, which keeps the highest
+      lower bound whatever it is). The rules are in :mod:`emwidgets.compare`.
 
     Memory: besides the data (N x D), one E-step holds about
     ``block_size * (2 R K + P)`` numbers (P = D (D + 1) / 2 + D + 1), with
@@ -387,7 +499,7 @@ class GaussianMixture(_Estimator):
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, random_state=None, missing="raise",
-                 prior=None):
+                 prior=None, spurious="rank_last"):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -401,6 +513,7 @@ class GaussianMixture(_Estimator):
         self.random_state = random_state
         self.missing = missing
         self.prior = prior
+        self.spurious = spurious
 
     # -- scikit-learn protocol ------------------------------------------------
     def __sklearn_tags__(self):
@@ -505,6 +618,7 @@ class GaussianMixture(_Estimator):
         ``random_state``; see :meth:`replay`.
         """
         V.check_in("missing", self.missing, ("raise", "em"))
+        V.check_in("spurious", self.spurious, SPURIOUS_POLICIES)
         Xa = self._check_X(X, reset=True)
         self._check_parameters(Xa)
         k, (n, d) = self.n_components, Xa.shape
@@ -588,7 +702,7 @@ class GaussianMixture(_Estimator):
         other.start(X, keys=key[None]).finish()
         return other
 
-    def _restarts(self, state, scaling, keys) -> Restarts:
+    def _restarts(self, state, scaling, keys, n_samples=None) -> Restarts:
         d = state.params.means.shape[-1]
         # Log-densities change units by -log(scale) per observed value.
         offset = -getattr(self, "_observed_per_row", d) * math.log(scaling.scale)
@@ -600,11 +714,23 @@ class GaussianMixture(_Estimator):
             "covariances": np.asarray(p.covariances, np.float64),
             "precisions_cholesky": np.asarray(p.precisions_cholesky, np.float64),
         }
-        return _restarts_from_state(state, params, keys, offset)
+        report = None
+        if n_samples is not None:
+            report = C.spurious_report(
+                self.covariance_type, params["weights"] * n_samples, params["covariances"], d,
+                0.0 if self.prior is not None else self.reg_covar, scaling.scale**2,
+                float(np.finfo(np.asarray(state.params.means).dtype).eps),
+                "rounding" if self.prior is not None else "reg_covar")
+        return _restarts_from_state(
+            state, params, keys, offset, report=report,
+            spurious_last=getattr(self, "spurious", "rank_last") == "rank_last",
+            feature_scale=_implied_sd(self.covariance_type, params["weights"], params["means"],
+                                      params["covariances"]),
+            tol=self.tol)
 
     def _finish(self, live: LiveFit):
         state = live.run.state
-        restarts = self._restarts(state, live.scaling, live.keys)
+        restarts = self._restarts(state, live.scaling, live.keys, n_samples=live.n_samples)
         if restarts.best < 0:
             first = next(m for m in restarts.messages if m)
             remedy = ("pass a prior with a larger scale" if self.prior is not None else
@@ -635,6 +761,11 @@ class GaussianMixture(_Estimator):
                 ConvergenceWarning,
                 stacklevel=4,
             )
+        _warn_spurious(restarts, (
+            "Reduce n_components, pass a prior with a larger scale, or remove duplicate points."
+            if self.prior is not None else
+            "Reduce n_components, pass prior='default', increase reg_covar, or remove duplicate "
+            "points or constant columns."))
         return self
 
     # -- using a fitted model ---------------------------------------------------
@@ -871,7 +1002,7 @@ class KMeans(_Estimator):
         self.start(X).finish()
         return self
 
-    def _restarts(self, state, scaling, keys, objective=None) -> Restarts:
+    def _restarts(self, state, scaling, keys, objective=None, n_samples=None) -> Restarts:
         s2 = scaling.scale**2
         params = {"cluster_centers": np.asarray(state.params.centers, np.float64) * scaling.scale + scaling.shift}
         res = _restarts_from_state(state, params, keys, 0.0, objective=objective)

@@ -28,7 +28,9 @@ from .core import data as dm
 from .core import em
 from .core import hmm as H
 from .core.covariance import COVARIANCE_TYPES
-from .estimators import LiveFit, Restarts, _Estimator, _keys, _restarts_from_state
+from . import compare as C
+from .estimators import (SPURIOUS_POLICIES, LiveFit, Restarts, _Estimator, _implied_sd, _keys,
+                         _restarts_from_state, _warn_spurious)
 
 
 def _split_lengths(n_samples: int, lengths):
@@ -51,6 +53,21 @@ def _split_lengths(n_samples: int, lengths):
     return lengths
 
 
+def _occupancy(startprob, transmat, n_steps: int, max_steps: int = 2000):
+    """(R, S) expected fraction of the steps of an n-step chain spent in each state,
+    mean_t startprob T^t (the chain's stationary distribution once it has mixed;
+    steps beyond ``max_steps`` are taken at the last one)."""
+    p = np.asarray(startprob, np.float64)
+    t = np.asarray(transmat, np.float64)
+    m = int(min(max(n_steps, 1), max_steps))
+    total = np.zeros_like(p)
+    for _ in range(m):
+        total += p
+        p = np.einsum("rs,rst->rt", p, t)
+    total += (max(n_steps, 1) - m) * p
+    return total / max(n_steps, 1)
+
+
 class GaussianHMM(_Estimator):
     """Gaussian hidden Markov model, every restart at once (Baum-Welch, jitted, vmapped).
 
@@ -58,10 +75,16 @@ class GaussianHMM(_Estimator):
     (S, D), ``covariances_`` (the type's shape), ``covars_`` (S, D, D, as
     hmmlearn), ``converged_``, ``n_iter_``, ``lower_bound_`` (log-likelihood
     per sample), ``restarts_``.
+
+    ``spurious`` works as for :class:`~emwidgets.GaussianMixture`: a restart
+    with a state whose covariance is at the ``min_covar`` floor, or whose
+    expected occupancy is below its parameter count, is flagged and ranked
+    after the regular ones (``'rank_last'``) or only flagged (``'allow'``).
     """
 
     def __init__(self, n_components=1, *, covariance_type="diag", min_covar=1e-3, n_iter=100,
-                 tol=1e-4, n_init=1, init_params="kmeans", random_state=None):
+                 tol=1e-4, n_init=1, init_params="kmeans", random_state=None,
+                 spurious="rank_last"):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.min_covar = min_covar
@@ -70,6 +93,7 @@ class GaussianHMM(_Estimator):
         self.n_init = n_init
         self.init_params = init_params
         self.random_state = random_state
+        self.spurious = spurious
 
     # -- data -----------------------------------------------------------------
     def _sequences(self, Xa, lengths, scaling):
@@ -93,6 +117,7 @@ class GaussianHMM(_Estimator):
         V.check_int("n_iter", self.n_iter, 1)
         V.check_int("n_init", self.n_init, 1)
         V.check_in("init_params", self.init_params, ("kmeans", "random", ""))
+        V.check_in("spurious", self.spurious, SPURIOUS_POLICIES)
         if len(Xa) < self.n_components:
             raise ValueError(f"Expected n_samples >= n_components but got n_components = "
                              f"{self.n_components}, n_samples = {len(Xa)}.")
@@ -135,7 +160,7 @@ class GaussianHMM(_Estimator):
         self.start(X, lengths).finish()
         return self
 
-    def _restarts(self, state, scaling, keys) -> Restarts:
+    def _restarts(self, state, scaling, keys, n_samples=None) -> Restarts:
         d = state.params.means.shape[-1]
         p = jax.tree.map(lambda a: np.asarray(a, np.float64), state.params)
         params = {
@@ -143,10 +168,22 @@ class GaussianHMM(_Estimator):
             "means": p.means * scaling.scale + scaling.shift,
             "covariances": p.covariances * scaling.scale**2,
         }
-        return _restarts_from_state(state, params, keys, -d * math.log(scaling.scale))
+        report = occupancy = None
+        if n_samples is not None:
+            occupancy = _occupancy(p.startprob, p.transmat, n_samples)
+            report = C.spurious_report(
+                self.covariance_type, occupancy * n_samples, params["covariances"], d,
+                self.min_covar, scaling.scale**2,
+                float(np.finfo(np.asarray(state.params.means).dtype).eps), "min_covar")
+        return _restarts_from_state(
+            state, params, keys, -d * math.log(scaling.scale), report=report,
+            spurious_last=getattr(self, "spurious", "rank_last") == "rank_last",
+            feature_scale=None if occupancy is None else _implied_sd(
+                self.covariance_type, occupancy, params["means"], params["covariances"]),
+            tol=self.tol)
 
     def _finish(self, live: LiveFit):
-        r = self._restarts(live.run.state, live.scaling, live.keys)
+        r = self._restarts(live.run.state, live.scaling, live.keys, n_samples=live.n_samples)
         if r.best < 0:
             raise ValueError(f"Every one of the {r.n_restarts} restarts failed "
                              f"({next(m for m in r.messages if m)}); increase min_covar or reduce "
@@ -164,6 +201,8 @@ class GaussianHMM(_Estimator):
         if not self.converged_:
             warnings.warn("The best restart did not converge: increase n_iter or tol.",
                           V.ConvergenceWarning, stacklevel=4)
+        _warn_spurious(r, "Reduce n_components, increase min_covar, or remove duplicate points "
+                          "or constant columns.")
         return self
 
     @property

@@ -262,22 +262,70 @@ def solution_colours(group_of):
     return np.array([PALETTE[g % len(PALETTE)] if g >= 0 else RESTART_GREY for g in group_of])
 
 
-def draw_ranking(ax, objective, group_of, selected: int, ylabel="final log-likelihood"):
-    """Bars of every restart's final objective, best first, coloured by solution."""
+SPURIOUS_HATCH = "////"
+
+
+def draw_ranking(ax, objective, group_of, selected: int, ylabel="log-lik gap to best (per sample)",
+                 *, order=None, spurious=None, best=None, tol_objective=None) -> RankingArtists:
+    """Bars of every restart's gap to the best (objective - best objective), ranked.
+
+    The best restart's bar is at 0 and every other bar hangs below it by its
+    gap, on a symlog axis that is linear within ``tol_objective`` (restarts
+    closer than that count as one optimum, shaded) and logarithmic beyond, so a
+    gap of 1e-5 and one of 1 are both readable. Bars are coloured by solution;
+    spurious restarts are hatched and grey-edged (a spurious one may stand above
+    the best: its higher log-likelihood is the collapse's); failed ones are grey.
+
+    Args:
+        objective: (R,) final objectives; group_of: (R,) solution of each restart.
+        selected: the restart to outline.
+        order: restart indices best first (default: by objective, spurious last).
+        spurious: (R,) bool; best: the reference restart (default ``order[0]``).
+        tol_objective: the grouping tolerance (default 1e-3).
+    """
+    from .compare import rank_restarts
+
     objective = np.asarray(objective, dtype=float)
-    order = np.argsort(-np.where(np.isfinite(objective), objective, -np.inf), kind="stable")
-    vals = objective[order]
-    finite = vals[np.isfinite(vals)]
-    base = finite.min() - 0.05 * (np.ptp(finite) + 1e-3) if finite.size else 0.0
-    heights = np.where(np.isfinite(vals), vals - base, 0.0)
-    bars = ax.bar(np.arange(len(vals)), heights, bottom=base,
-                  color=solution_colours(np.asarray(group_of)[order]), edgecolor="k", lw=0.5)
-    step = max(1, len(vals) // 16)  # a readable number of tick labels
-    ticks = np.arange(0, len(vals), step)
+    n = len(objective)
+    spurious = np.zeros(n, bool) if spurious is None else np.asarray(spurious, bool)
+    group_of = np.asarray(group_of)
+    if order is None:
+        order = rank_restarts(objective, ~np.isfinite(objective), spurious)
+    order = np.asarray(order)
+    best = int(order[0]) if best is None or best < 0 else int(best)
+    tol = 1e-3 if tol_objective is None or not np.isfinite(tol_objective) else float(tol_objective)
+    gap = objective[order] - objective[best]
+    finite = np.isfinite(gap)
+    heights = np.where(finite, gap, 0.0)
+    colours = solution_colours(group_of[order])
+    bars = ax.bar(np.arange(n), heights, bottom=0.0, color=colours, edgecolor="k", lw=0.5)
+    for bar, sp in zip(bars, spurious[order]):
+        if sp:
+            bar.set_hatch(SPURIOUS_HATCH)
+            bar.set_edgecolor((0.35, 0.35, 0.35, 1.0))
+            bar.set_alpha(0.75)
+    ax.set_yscale("symlog", linthresh=tol, linscale=0.6)
+    low = min(float(heights.min()) if n else 0.0, -tol)
+    high = max(float(heights.max()) if n else 0.0, 0.0)
+    ax.set_ylim(low * 1.6 if low < -tol else -1.5 * tol, high * 1.6 if high > tol else 0.3 * tol)
+    band = ax.axhspan(-tol, 0, color="0.85", zorder=0, lw=0)
+    ax.axhline(0, color="k", lw=0.8)
+    # A tick at each bar's end: a gap far inside the band still shows where it is.
+    ax.scatter(np.arange(n)[finite], heights[finite], marker="_", s=40, c=colours[finite],
+               linewidths=1.5, zorder=3)
+    step = max(1, -(-n // 12))  # at most 12 tick labels
+    ticks = np.arange(0, n, step)
     ax.set_xticks(ticks, [str(i) for i in order[ticks]], fontsize="x-small")
-    ax.set_xlabel("restart (ranked)")
-    ax.set_ylabel(ylabel)
-    ax.ticklabel_format(axis="y", useOffset=False)
+    ax.tick_params(axis="y", labelsize="x-small")
+    ax.set_xlabel("restart (ranked)", fontsize="small")
+    ax.set_ylabel(ylabel, fontsize="small")
+    from matplotlib.patches import Patch
+
+    handles = [Patch(facecolor=band.get_facecolor(), label=f"within {tol:.2g}: same optimum")]
+    if spurious.any():
+        handles.append(Patch(facecolor="w", edgecolor=(0.35, 0.35, 0.35), hatch=SPURIOUS_HATCH,
+                             label="spurious (ranked last)"))
+    ax.legend(handles=handles, loc="lower left", fontsize="xx-small", framealpha=0.8)
     ax.set_title("Restarts ranked, coloured by solution", fontsize="medium")
     art = RankingArtists(bars, order, ax)
     highlight_restart(art, selected)
@@ -290,8 +338,10 @@ def highlight_restart(art: RankingArtists, selected: int):
     return art
 
 
-def draw_solution(ax, xy, labels, means2, covs2, title="", imputed=None):
-    """A small multiple: one solution's assignments and ellipses, no axes text."""
+def draw_solution(ax, xy, labels, means2, covs2, title="", imputed=None, spurious=False):
+    """A small multiple: one solution's assignments and ellipses, no axes text.
+
+    A ``spurious`` solution is drawn on a hatched grey background."""
     art = draw_assignments(ax, xy, labels, np.zeros(len(xy)), means2, covs2, imputed=imputed)
     if art.imputed is not None:
         art.imputed.remove()  # no room for a legend in a thumbnail
@@ -304,6 +354,10 @@ def draw_solution(ax, xy, labels, means2, covs2, title="", imputed=None):
     ax.set_ylabel("")
     ax.set_xticks([])
     ax.set_yticks([])
+    if spurious:
+        ax.set_facecolor((0.9, 0.9, 0.9, 1.0))
+        ax.patch.set_hatch(SPURIOUS_HATCH)
+        ax.patch.set_edgecolor((0.75, 0.75, 0.75, 1.0))
     return art
 
 

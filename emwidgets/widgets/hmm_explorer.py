@@ -9,7 +9,7 @@ import numpy as np
 import traitlets as T
 
 from .. import plotting as P
-from ..compare import group_restarts
+from ..compare import solutions_of
 from ..core import hmm as H
 from ..hmm import GaussianHMM
 from .explorer import EMExplorer
@@ -46,7 +46,7 @@ class HMMSession(FitSession):
         labels = post.argmax(-1)
         unc = 1.0 - post.max(-1)
         X = np.asarray(seqs.x, np.float64)[mask] * live.scaling.scale + live.scaling.shift
-        sol = group_restarts(labels, restarts.objective, restarts.params["means"], ~restarts.failed)
+        sol = solutions_of(restarts, labels)
         return Snapshot(restarts, est.covariance_type, X, labels, unc, sol, live.iteration, done,
                         elapsed, posteriors=post)
 

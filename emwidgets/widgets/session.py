@@ -26,7 +26,7 @@ import traitlets as T
 
 from .._table import Table as _Table
 from .._validation import as_2d_float
-from ..compare import Solutions, group_restarts
+from ..compare import Solutions, solutions_of
 from ..core import gmm as G
 from ..core import missing as MS
 from ..estimators import GaussianMixture, Restarts
@@ -98,7 +98,7 @@ def snapshot_from_estimator(gm: GaussianMixture, X, done: bool = True, iteration
         if missing.any():
             filled.append(one.impute(Xa))
     labels, unc = np.array(labels), np.array(unc)
-    sol = group_restarts(labels, r.objective, r.params["means"], ~r.failed)
+    sol = solutions_of(r, labels)
     it = int(np.nanmax(r.n_iter)) if iteration is None else iteration
     extra = dict(filled=np.array(filled), missing=missing) if missing.any() else {}
     return Snapshot(r, gm.covariance_type, Xa, labels, unc, sol, it, done, elapsed, **extra)
@@ -486,10 +486,31 @@ class FitSession(T.HasTraits):
             incomplete = int(snap.missing.any(axis=1).sum())
             parts.insert(0, f"{incomplete} incomplete rows fitted by EM over their observed values "
                             "(hollow points: imputed)")
-        if snap.done or r.best >= 0:
-            parts.append(f"best log-likelihood {r.objective[r.best]:.4f} (restart {r.best})")
-        n_sol = len(snap.solutions.groups)
-        parts.append(f"{n_sol} distinct solution{'s' if n_sol != 1 else ''}")
+        spurious = np.asarray(getattr(r, "spurious", np.zeros(n, bool)), bool)
+        b = r.best
+        if b >= 0 and spurious[b]:
+            parts.append(f"no regular solution: the best log-likelihood {r.objective[b]:.4f} "
+                         f"(restart {b}) is a spurious maximum ({r.spurious_reasons[b]})")
+        elif b >= 0:
+            parts.append(f"best {'regular solution' if spurious.any() else 'log-likelihood'} "
+                         f"{r.objective[b]:.4f} (restart {b})")
+        if spurious.any() and not spurious[b]:
+            first = int(np.flatnonzero(spurious)[0])
+            parts.append(f"{int(spurious.sum())} restart{'s' if spurious.sum() > 1 else ''} "
+                         f"spurious, ranked last (restart {first}: {r.spurious_reasons[first]})")
+        sol = snap.solutions
+        n_sol = len(sol.groups)
+        if n_sol == 1 and len(sol.groups[0]) == int((~r.failed).sum()) > 1:
+            parts.append(f"every restart found the same solution (within {sol.tol_objective:.2g} "
+                         f"in log-likelihood and {sol.tol_means:.2g} sd in the means)")
+        elif n_sol > 1:
+            gap = getattr(sol, "gap", None)
+            second = (f"; #2 is {-gap[1]:.3g} below the best" if gap is not None and len(gap) > 1
+                      and gap[1] <= 0 else "")
+            parts.append(f"{n_sol} distinct solutions (the best found by {len(sol.groups[0])} of "
+                         f"{n}{second})")
+        else:
+            parts.append(f"{n_sol} distinct solution{'s' if n_sol != 1 else ''}")
         hit = sum(s == "max_iter reached" for s in r.status)
         if hit:
             parts.append(f"{hit} hit max_iter")
@@ -521,6 +542,6 @@ def snapshot_from_live(live, est: GaussianMixture, display_idx, elapsed, done) -
         labels, unc = G.assign_batch(state.params, z, cov_type=est.covariance_type)
         X = np.asarray(z, np.float64) * s.scale + s.shift
     labels, unc = np.asarray(labels), np.asarray(unc, dtype=np.float64)
-    sol = group_restarts(labels, restarts.objective, restarts.params["means"], ~restarts.failed)
+    sol = solutions_of(restarts, labels)
     return Snapshot(restarts, est.covariance_type, X, labels, unc, sol, live.iteration, done,
                     elapsed, **extra)
