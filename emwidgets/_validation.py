@@ -153,7 +153,8 @@ def as_2d_float(X, *, what: str = "X", allow_nan: bool = False, nan_hint: str = 
     arr = arr.astype(np.float64, copy=False)
     if arr.ndim == 1:
         raise ValueError(
-            "Expected 2D array, got 1D array instead; reshape your data with "
+            # "Reshape your data" is the phrase scikit-learn's estimator checks look for.
+            "Expected 2D array, got 1D array instead: Reshape your data with "
             "X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one sample."
         )
     if arr.ndim != 2:
