@@ -97,6 +97,7 @@ def draw_convergence(ax, traces: np.ndarray, converged: np.ndarray, best: int,
     ends = ax.scatter([], [], s=18, facecolor="white", edgecolor="k", zorder=3,
                       label="converged")
     ax.set_xlabel("iteration")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no iteration 2.5
     ax.set_ylabel(ylabel)
     ax.ticklabel_format(axis="y", useOffset=False)
     ax.set_title("Convergence of every restart", fontsize="medium")
