@@ -21,10 +21,18 @@ class HMMSession(FitSession):
     """A FitSession whose model is a GaussianHMM on one sequence (the rows in order).
 
     ``max_iter`` and ``reg_covar`` map to the HMM's ``n_iter`` and ``min_covar``.
+
+    The defaults explore: 32 restarts from random means (``init_params="random"``).
+    k-means (GaussianHMM's and hmmlearn's default) finds the same clusters from
+    nearly every seed, so its restarts differ only in their transition matrices:
+    on the geyser all of 256 k-means restarts stop at -4.580 or below, while 14%
+    of random ones reach the better optimum -4.488 (a test checks it against
+    hmmlearn's best).
     """
 
     covariance_type = T.Enum(["full", "tied", "diag", "spherical"], default_value="full")
-    init_params = T.Enum(["kmeans", "random"], default_value="kmeans")
+    init_params = T.Enum(["kmeans", "random"], default_value="random")
+    n_init = T.Int(32, min=1)
     tol = T.Float(1e-5)
     reg_covar = T.Float(1e-3)
     init_options = ("kmeans", "random")
