@@ -44,8 +44,10 @@ def run_case(name, X, lengths, k):
     from hmmlearn.hmm import GaussianHMM as H
 
     n = len(X)
-    ours = lambda seed: GaussianHMM(k, covariance_type="full", n_iter=N_ITER, tol=TOL_TOTAL / n,  # noqa: E731
-                                    n_init=N_INIT, random_state=seed, min_covar=1e-3).fit(X, lengths)
+    ours = lambda seed: GaussianHMM(  # noqa: E731
+        k, covariance_type="full", n_iter=N_ITER, tol=TOL_TOTAL / n,
+        n_init=N_INIT, random_state=seed, min_covar=1e-3,
+    ).fit(X, lengths)
     t = time.perf_counter()
     ours(0)
     first = time.perf_counter() - t
@@ -57,7 +59,9 @@ def run_case(name, X, lengths, k):
     t = time.perf_counter()
     best = -np.inf
     for seed in range(N_INIT):
-        ref = H(k, covariance_type="full", n_iter=N_ITER, tol=TOL_TOTAL, random_state=seed).fit(X, lengths)
+        ref = H(
+            k, covariance_type="full", n_iter=N_ITER, tol=TOL_TOTAL, random_state=seed
+        ).fit(X, lengths)
         best = max(best, ref.score(X, lengths))
     t_ref = time.perf_counter() - t
     w = float(np.median(warm))

@@ -23,8 +23,9 @@ HERE = os.path.dirname(__file__)
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
-from emwidgets import GaussianMixture, datasets  # noqa: E402
 from test_missing import _aligned_error, classic_mvn_em, remove_at_random  # noqa: E402
+
+from emwidgets import GaussianMixture, datasets  # noqa: E402
 
 
 def timed(fn, repeat=3):
@@ -88,7 +89,8 @@ def mixture(n=10000, d=5, k=3, n_init=16):
           f"{rows.mean():.0%} complete rows):")
     print(f"  ours missing='em' {t_em:.2f} s ({1e3 * t_em / its_em:.2f} ms per restart-iteration, "
           f"first call {first:.1f} s); ours on the data before removal {t_full:.2f} s "
-          f"({1e3 * t_full / its_full:.2f} ms per restart-iteration): {t_em / its_em / (t_full / its_full):.1f}x "
+          f"({1e3 * t_full / its_full:.2f} ms per restart-iteration): "
+          f"{t_em / its_em / (t_full / its_full):.1f}x "
           "the cost per iteration")
     print(f"  scikit-learn on the complete rows {t_sk:.2f} s")
     print(f"  parameter error vs the truth: EM {e_em:.3f}, complete rows {e_sk:.3f}; "

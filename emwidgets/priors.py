@@ -77,13 +77,19 @@ def resolve(prior, x: np.ndarray, cov_type: str, k: int) -> MixturePrior:
              else np.asarray(prior.scale, np.float64))
     alpha = float(prior.weight_concentration)
     if not (np.isfinite(shrinkage) and shrinkage >= 0):
-        raise ValueError(f"MixturePrior.shrinkage must be a finite number >= 0, got {shrinkage}.")
+        raise ValueError(
+            f"MixturePrior.shrinkage must be a finite number >= 0, got {shrinkage}."
+        )
     if mean.shape != (d,) or not np.isfinite(mean).all():
-        raise ValueError(f"MixturePrior.mean must be {d} finite numbers (one per feature), got shape {mean.shape}.")
+        raise ValueError(
+            f"MixturePrior.mean must be {d} finite numbers (one per feature), "
+            f"got shape {mean.shape}."
+        )
     low = d - 1.0 if cov_type in ("full", "tied") else 0.0
     if not (np.isfinite(dof) and dof > low):
         raise ValueError(
-            f"MixturePrior.dof must be > {low:g} for covariance_type={cov_type!r} (a proper prior), got {dof}."
+            f"MixturePrior.dof must be > {low:g} for covariance_type={cov_type!r} "
+            f"(a proper prior), got {dof}."
         )
     if not (np.isfinite(alpha) and alpha >= 1):
         raise ValueError(

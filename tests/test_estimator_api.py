@@ -15,7 +15,10 @@ from emwidgets.core import gmm as G
 def test_numpy_jax_and_pandas_inputs_agree(blobs):
     X, _ = blobs
     df = pd.DataFrame(X, columns=["a", "b", "c"])
-    fits = [GaussianMixture(3, n_init=2, random_state=0).fit(data) for data in (X, jnp.asarray(X), df)]
+    fits = [
+        GaussianMixture(3, n_init=2, random_state=0).fit(data)
+        for data in (X, jnp.asarray(X), df)
+    ]
     for other in fits[1:]:
         # A JAX array is float32 unless x64 is on: equal up to its rounding.
         np.testing.assert_allclose(other.means_, fits[0].means_, rtol=1e-5)
@@ -29,7 +32,9 @@ def test_fitted_attributes_and_methods(blobs):
     X, _ = blobs
     gm = GaussianMixture(3, n_init=3, random_state=0).fit(X)
     assert gm.weights_.shape == (3,) and gm.means_.shape == (3, 3)
-    assert gm.covariances_.shape == gm.precisions_.shape == gm.precisions_cholesky_.shape == (3, 3, 3)
+    assert (
+        gm.covariances_.shape == gm.precisions_.shape == gm.precisions_cholesky_.shape == (3, 3, 3)
+    )
     assert isinstance(gm.converged_, bool) and gm.n_iter_ >= 1
     assert gm.n_features_in_ == 3
     np.testing.assert_array_equal(gm.fit_predict(X), gm.predict(X))
@@ -66,7 +71,8 @@ def test_bad_data_says_what_is_wrong(X, message):
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"tol": 0}, "'tol'"), ({"tol": -1.0}, "'tol'"), ({"covariance_type": "banana"}, "covariance_type"),
+    ({"tol": 0}, "'tol'"), ({"tol": -1.0}, "'tol'"),
+    ({"covariance_type": "banana"}, "covariance_type"),
     ({"init_params": "magic"}, "init_params"), ({"n_components": 0}, "n_components"),
     ({"n_init": 0}, "n_init"), ({"reg_covar": -1e-3}, "reg_covar"),
     ({"means_init": np.zeros((3, 2))}, "means_init"), ({"weights_init": [0.2, 0.2]}, "sum to 1"),
@@ -156,7 +162,9 @@ def test_memory_of_the_compiled_fit_does_not_grow_with_n():
         X = np.random.default_rng(0).normal(size=(n, 8))
         live = GaussianMixture(10, n_init=16, random_state=0).start(X)
         run = live.run
-        compiled = run._advance.lower(run.state, run.data, run.hyper, run.tol, jnp.int32(1)).compile()
+        compiled = run._advance.lower(
+            run.state, run.data, run.hyper, run.tol, jnp.int32(1)
+        ).compile()
         sizes[n] = compiled.memory_analysis().temp_size_in_bytes
     # 4x the samples: temporaries stay flat (a naive vmap would hold R x N x K x D).
     assert sizes[160_000] < 1.2 * sizes[40_000]

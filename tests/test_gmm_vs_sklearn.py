@@ -48,7 +48,9 @@ def test_same_predictions_and_criteria(x64, blobs, cov_type):
     X, _ = blobs
     ours, ref = fit_both(X, cov_type)
     Xnew = X[::7] + 0.25
-    np.testing.assert_allclose(ours.predict_proba(Xnew), ref.predict_proba(Xnew), rtol=RTOL, atol=1e-12)
+    np.testing.assert_allclose(
+        ours.predict_proba(Xnew), ref.predict_proba(Xnew), rtol=RTOL, atol=1e-12
+    )
     np.testing.assert_allclose(ours.score_samples(Xnew), ref.score_samples(Xnew), rtol=RTOL)
     np.testing.assert_array_equal(ours.predict(Xnew), ref.predict(Xnew))
     np.testing.assert_allclose(ours.score(X), ref.score(X), rtol=RTOL)

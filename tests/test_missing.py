@@ -3,15 +3,13 @@
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import COV_TYPES
 from scipy.optimize import linear_sum_assignment
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
 from emwidgets import GaussianMixture
 from emwidgets.core.covariance import COVARIANCE_TYPES
-
-from conftest import COV_TYPES
-
 
 
 def remove_at_random(X, fraction, seed):
@@ -179,7 +177,9 @@ def test_impute_is_the_conditional_expectation(x64):
         o = ~np.isnan(x)
         m = ~o
         if m.any():
-            expected = mu[m] + sigma[np.ix_(m, o)] @ np.linalg.solve(sigma[np.ix_(o, o)], x[o] - mu[o])
+            expected = mu[m] + sigma[np.ix_(m, o)] @ np.linalg.solve(
+                sigma[np.ix_(o, o)], x[o] - mu[o]
+            )
             np.testing.assert_allclose(f[m], expected, atol=1e-10)
 
 
@@ -218,7 +218,9 @@ def test_missing_values_get_errors_that_say_what_to_do():
         GaussianMixture(2).fit(Xm)
     empty = Xm.copy()
     empty[5] = np.nan
-    with pytest.raises(ValueError, match=r"1 rows of X have no observed value \(the first is row 5\)"):
+    with pytest.raises(
+        ValueError, match=r"1 rows of X have no observed value \(the first is row 5\)"
+    ):
         GaussianMixture(2, missing="em").fit(empty)
     infinite = Xm.copy()
     infinite[7, 0] = np.inf

@@ -12,7 +12,6 @@ from emwidgets.core import gmm as G
 from emwidgets.core import stderr as SE
 
 
-
 @pytest.fixture(scope="module")
 def grid():
     X, _ = make_mixture(500, 2, 3, seed=4, separation=6.0)
@@ -27,7 +26,8 @@ def test_table_matches_the_individual_models(grid):
                                       "n_parameters", "bic", "aic", "icl"]
     for _, row in table.iterrows():
         gm = res.models[(row["n_components"], row["covariance_type"])]
-        assert gm.n_components == row["n_components"] and gm.means_.shape == (row["n_components"], 2)
+        assert gm.n_components == row["n_components"]
+        assert gm.means_.shape == (row["n_components"], 2)
         np.testing.assert_allclose(row["bic"], gm.bic(X), rtol=1e-12)
         np.testing.assert_allclose(row["aic"], gm.aic(X), rtol=1e-12)
         np.testing.assert_allclose(row["log_likelihood"], gm.score(X) * len(X), rtol=1e-12)

@@ -150,7 +150,9 @@ def _restart_update(model: EMModel, block_size: int, it, data, hyper, tol):
         params = jax.tree.map(lambda new, old: jnp.where(take, new, old), new_params, params)
         trace = trace.at[it].set(jnp.where(active, obj, trace[it]))
         new_status = jnp.where(
-            ~finite, NONFINITE, jnp.where(~health.ok, DEGENERATE, jnp.where(conv, CONVERGED, RUNNING))
+            ~finite,
+            NONFINITE,
+            jnp.where(~health.ok, DEGENERATE, jnp.where(conv, CONVERGED, RUNNING)),
         )
         status = jnp.where(active, new_status, status)
         failed_now = active & ~ok
@@ -263,6 +265,8 @@ class EMRun:
 
     def advance(self, n_iterations: int | None = None) -> EMState:
         """Run up to ``n_iterations`` more iterations (all remaining if None)."""
-        stop_at = self.max_iter if n_iterations is None else int(self.state.iteration) + n_iterations
+        stop_at = (
+            self.max_iter if n_iterations is None else int(self.state.iteration) + n_iterations
+        )
         self.state = self._advance(self.state, self.data, self.hyper, self.tol, jnp.int32(stop_at))
         return self.state

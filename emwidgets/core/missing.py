@@ -202,7 +202,9 @@ def impute(cov_type: str, params: GMMParams, values, pattern, patterns, key=None
     comp = jax.random.categorical(k_key, logits, axis=1, shape=(n_draws, values.shape[0]))
     c = cond.covariance[pattern]  # (N, K, D, D)
     # C + diag(o) = blockdiag(I, C_mm): its factor spreads noise on the missing block only.
-    chol = jnp.linalg.cholesky(c + jnp.eye(values.shape[1], dtype=values.dtype) * o[:, None, None, :])
+    chol = jnp.linalg.cholesky(
+        c + jnp.eye(values.shape[1], dtype=values.dtype) * o[:, None, None, :]
+    )
     z = jax.random.normal(z_key, (n_draws,) + values.shape, values.dtype)
     rows = jnp.arange(values.shape[0])
     mean = x_hat[rows, comp]  # (n_draws, N, D)
