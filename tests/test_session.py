@@ -301,3 +301,18 @@ def test_an_explorer_leaves_the_notebooks_own_matplotlib_backend_alone():
                          timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-1] == "svg"
+
+
+def test_the_picker_ranks_spurious_restarts_last_and_says_so():
+    """Iris with 5 components: collapsed restarts are listed after every regular one."""
+    ex = EMExplorer(datasets.load_iris(), n_components=5, n_init=16, random_state=0)
+    ex.run(block=True)
+    r = ex.session.snapshot.restarts
+    listed = [v for _, v in ex.restart_picker.options][1:]
+    np.testing.assert_array_equal(listed, r.ranking())
+    labels = [text for text, _ in ex.restart_picker.options][1:]
+    flags = [bool(r.spurious[i]) for i in listed]
+    assert flags == sorted(flags)  # regular first, then spurious
+    assert all(("spurious" in t) == f for t, f in zip(labels, flags))
+    if r.spurious.any() and not r.spurious.all():
+        assert not r.spurious[r.best] and "spurious" in ex.session.status

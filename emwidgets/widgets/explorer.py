@@ -7,7 +7,6 @@ import threading
 import time
 
 import ipywidgets as W
-import numpy as np
 
 from ..core.gmm import INIT_METHODS
 from .session import FitSession
@@ -257,10 +256,11 @@ class EMExplorer(W.VBox):
         """The picker lists the shown run's restarts (ranked once the run has ended)."""
         r = snap.restarts
         if snap.done:
-            order = np.argsort(-np.where(r.failed, -np.inf, r.objective), kind="stable")
             options = [("best", -1)] + [
-                (f"{i} (rank {rank + 1}, ll {r.objective[i]:.3f})", int(i))
-                for rank, i in enumerate(order)]
+                (f"{i} (rank {rank + 1}, ll {r.objective[i]:.3f}"
+                 f"{', spurious' if r.spurious[i] else ''}"
+                 f"{', failed' if r.failed[i] else ''})", int(i))
+                for rank, i in enumerate(r.ranking())]
         else:
             options = [("best", -1)] + [(f"{i} (running)", i) for i in range(r.n_restarts)]
         keep = self.restart_picker.value if self.restart_picker.value < r.n_restarts else -1
