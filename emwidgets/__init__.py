@@ -8,8 +8,14 @@ _cap_threads()
 
 from . import datasets
 from ._validation import ConvergenceWarning, NotFittedError
-from .estimators import (GaussianMixture, KMeans, LiveFit, Restarts, SpuriousSolutionWarning,
-                         StandardErrors)
+from .estimators import (
+    GaussianMixture,
+    KMeans,
+    LiveFit,
+    Restarts,
+    SpuriousSolutionWarning,
+    StandardErrors,
+)
 from .hmm import GaussianHMM
 from .priors import MixturePrior
 from .selection import SelectionResult, select_model

@@ -1,9 +1,9 @@
 """ipywidgets front end: a session model, views, and the explorer that lays them out."""
 
 from .explorer import EMExplorer
-from .session import FitSession, Snapshot, snapshot_from_estimator, snapshot_from_live
 from .hmm_explorer import HMMExplorer, HMMSession
 from .selection import ModelSelectionExplorer
+from .session import FitSession, Snapshot, snapshot_from_estimator, snapshot_from_live
 from .views import AssignmentPlot, ConvergencePlot, RestartGallery, SelectionPlot
 
 __all__ = ["AssignmentPlot", "ConvergencePlot", "EMExplorer", "FitSession", "HMMExplorer",
