@@ -24,13 +24,21 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _validation as V
+from . import compare as C
 from .core import data as dm
 from .core import em
 from .core import hmm as H
 from .core.covariance import COVARIANCE_TYPES
-from . import compare as C
-from .estimators import (SPURIOUS_POLICIES, LiveFit, Restarts, _Estimator, _implied_sd, _keys,
-                         _restarts_from_state, _warn_spurious)
+from .estimators import (
+    SPURIOUS_POLICIES,
+    LiveFit,
+    Restarts,
+    _Estimator,
+    _implied_sd,
+    _keys,
+    _restarts_from_state,
+    _warn_spurious,
+)
 
 
 def _split_lengths(n_samples: int, lengths):
@@ -222,7 +230,8 @@ class GaussianHMM(_Estimator):
         s = dm.fit_scaling(Xa)
         with jax.enable_x64(True):
             seqs, lengths = self._sequences(Xa, lengths, s)
-            seqs = H.Sequences(jnp.asarray(seqs.x, jnp.float64), jnp.asarray(seqs.mask, jnp.float64))
+            seqs = H.Sequences(jnp.asarray(seqs.x, jnp.float64),
+                               jnp.asarray(seqs.mask, jnp.float64))
             cov = COVARIANCE_TYPES[self.covariance_type]
             covs = jnp.asarray(np.asarray(self.covariances_) / s.scale**2, jnp.float64)
             p = H.HMMParams(jnp.asarray(self.startprob_, jnp.float64),

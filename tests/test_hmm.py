@@ -82,8 +82,8 @@ def test_forward_backward_and_viterbi_against_brute_force(x64):
     hmm.means_ = np.array([[0.0, 0.0], [2.0, 1.0], [-1.0, 2.0]])
     hmm.covariances_ = np.array([np.eye(2), [[2.0, 0.3], [0.3, 1.0]], np.eye(2) * 0.7])
     hmm.n_features_in_ = 2
-    dens = np.array([[multivariate_normal(m, c).pdf(x) for m, c in zip(hmm.means_, hmm.covariances_)]
-                     for x in X])
+    dens = np.array([[multivariate_normal(m, c).pdf(x)
+                      for m, c in zip(hmm.means_, hmm.covariances_)] for x in X])
     total, best, best_path = 0.0, -np.inf, None
     marg = np.zeros((6, 3))
     for path in itertools.product(range(3), repeat=6):
@@ -134,7 +134,8 @@ def test_long_sequences_stay_finite():
         (hmm.predict(X[:2000]) != states[:2000]).mean() > 0.99
 
 
-@pytest.mark.parametrize("lengths, message", [([400, 99], "sum to"), ([499, 1], "at least 2 steps")])
+@pytest.mark.parametrize("lengths, message",
+                         [([400, 99], "sum to"), ([499, 1], "at least 2 steps")])
 def test_bad_lengths(sequences, lengths, message):
     X, _, _ = sequences
     with pytest.raises(ValueError, match=message):

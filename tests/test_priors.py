@@ -6,18 +6,16 @@ import re
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import COV_TYPES
 from scipy import stats
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
+from test_missing import known_mixture, remove_at_random
 
 from emwidgets import GaussianMixture, MixturePrior
 from emwidgets.core import gmm as G
 from emwidgets.core import priors as core_priors
 from emwidgets.core.covariance import COVARIANCE_TYPES
 from emwidgets.priors import resolve
-
-from conftest import COV_TYPES
-from test_missing import known_mixture, remove_at_random
-
 
 K, D = 3, 3
 
@@ -112,7 +110,8 @@ def test_map_m_step_maximises_the_expected_log_posterior(x64, cov_type):
     q_best = expected_log_posterior(cov_type, best, x, resp, prior)
     for eps in (1e-3, 1e-2):
         for _ in range(15):
-            q = expected_log_posterior(cov_type, perturbed(cov_type, best, rng, eps), x, resp, prior)
+            q = expected_log_posterior(cov_type, perturbed(cov_type, best, rng, eps), x, resp,
+                                       prior)
             assert q <= q_best + 1e-10, (eps, q - q_best)
 
 
@@ -139,8 +138,10 @@ def test_map_tends_to_maximum_likelihood_as_the_data_outweigh_the_prior():
     prior = resolve("default", X, "full", 2)  # fixed, not recomputed from the repeated data
     gaps = []
     for r in (1, 10, 100):
-        mp = GaussianMixture(2, prior=prior, tol=1e-7, max_iter=300, **start).fit(np.tile(X, (r, 1)))
-        gaps.append(np.abs(mp.means_ - ml.means_).max() + np.abs(mp.covariances_ - ml.covariances_).max())
+        mp = GaussianMixture(2, prior=prior, tol=1e-7, max_iter=300, **start)
+        mp.fit(np.tile(X, (r, 1)))
+        gaps.append(np.abs(mp.means_ - ml.means_).max()
+                    + np.abs(mp.covariances_ - ml.covariances_).max())
     assert gaps[0] > 5 * gaps[1] > 25 * gaps[2], gaps
     assert gaps[2] < 0.02 * gaps[0], gaps  # the prior weighs 1/r: the gap shrinks as 1/r
 
@@ -228,7 +229,8 @@ def test_default_prior_follows_priorcontrol():
 
 @pytest.mark.parametrize("prior, cov_type, message", [
     (MixturePrior(dof=1.0), "full", r"dof must be > 2 for covariance_type='full'"),
-    (MixturePrior(scale=np.eye(2)), "full", r"scale must be a symmetric positive-definite \(3, 3\)"),
+    (MixturePrior(scale=np.eye(2)), "full",
+     r"scale must be a symmetric positive-definite \(3, 3\)"),
     (MixturePrior(scale=-1.0), "spherical", "scale must be one positive number"),
     (MixturePrior(weight_concentration=0.5), "diag", "weight_concentration must be >= 1"),
     (MixturePrior(mean=[0.0, 1.0]), "tied", "mean must be 3 finite numbers"),
