@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 
 from ._validation import ConvergenceWarning, as_2d_float, check_in, seed_from
-from .estimators import GaussianMixture
+from .estimators import GaussianMixture, SpuriousSolutionWarning
 from .priors import resolve as resolve_prior
 
 COLUMNS = ["n_components", "covariance_type", "log_likelihood", "n_parameters", "bic", "aic",
-           "icl", "converged", "message"]
+           "icl", "converged", "spurious", "message"]
 
 
 @dataclass
@@ -32,7 +32,11 @@ class SelectionResult:
         table: one row per (n_components, covariance_type): total
             ``log_likelihood``, ``n_parameters``, ``bic``, ``aic``, ``icl``
             (all three lower is better, scikit-learn's sign), ``converged``
-            and a ``message`` when the fit failed.
+            and a ``message`` when the fit failed. ``spurious`` marks a model
+            whose every restart ended on a spurious maximum (a component at the
+            covariance floor or on fewer points than its parameters): its
+            likelihood is the collapse's, so ``best`` passes it over, as mclust
+            leaves such a model out of its BIC table.
         models: the fitted GaussianMixture of each pair, keyed by
             ``(n_components, covariance_type)``.
         criterion: the column that chose ``best``.
@@ -45,6 +49,8 @@ class SelectionResult:
     @property
     def best_key(self):
         ok = self.table.dropna(subset=[self.criterion])
+        regular = ok[ok["spurious"] != True]  # noqa: E712 (NaN for failed fits)
+        ok = regular if not regular.empty else ok
         if ok.empty:
             return None
         row = ok.loc[ok[self.criterion].idxmin()]
@@ -137,6 +143,7 @@ def select_model(X, n_components: Iterable[int] = range(1, 10),
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", ConvergenceWarning)
+                    warnings.simplefilter("ignore", SpuriousSolutionWarning)  # in the table
                     gm.fit(Xa)
             except ValueError as exc:
                 rows.append({"n_components": k, "covariance_type": cov_type, "converged": False,
@@ -147,7 +154,10 @@ def select_model(X, n_components: Iterable[int] = range(1, 10),
                     "n_components": k, "covariance_type": cov_type,
                     "log_likelihood": gm.score(Xa) * n, "n_parameters": gm._n_parameters(),
                     "bic": gm.bic(Xa), "aic": gm.aic(Xa), "icl": icl(gm, Xa),
-                    "converged": gm.converged_, "message": "",
+                    "converged": gm.converged_, "spurious": bool(gm.restarts_.spurious[
+                        gm.restarts_.best]),
+                    "message": (gm.restarts_.messages[gm.restarts_.best]
+                                if gm.restarts_.spurious[gm.restarts_.best] else ""),
                 })
                 result.models[(k, cov_type)] = gm
             result.table = pd.DataFrame(rows, columns=COLUMNS)

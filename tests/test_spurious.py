@@ -224,3 +224,23 @@ def test_the_policy_is_a_parameter_scikit_learn_can_clone():
     assert clone(GaussianHMM(spurious="allow")).spurious == "allow"
     with pytest.raises(ValueError, match="spurious"):
         GaussianMixture(2, spurious="drop").fit(np.random.default_rng(0).normal(size=(20, 2)))
+
+
+def test_model_selection_passes_over_models_whose_every_restart_collapsed():
+    """Fifteen points in three groups of five: a fourth full-covariance component must split
+    a group and hold fewer points than its five parameters, so every restart with four
+    components is spurious. That model is marked and the best is a regular one."""
+    import warnings
+
+    from emwidgets import select_model
+
+    rng = np.random.default_rng(0)
+    X = np.repeat(np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0]]), 5, axis=0)
+    X = X + rng.normal(scale=0.5, size=X.shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing leaks out of the grid as a warning
+        result = select_model(X, range(1, 5), ["full"], n_init=4, random_state=0)
+    table = result.table.set_index("n_components")
+    assert list(table["spurious"]) == [False, False, False, True], table
+    assert "spurious maximum" in table.loc[4, "message"]
+    assert result.best_key[0] != 4 and not result.best.restarts_.spurious[result.best.restarts_.best]
