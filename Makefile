@@ -25,7 +25,7 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab $(LAB_FLAGS)
 
 ## Run every test (unit, notebooks, Binder env, and the browser test when Chromium is present).
-test: $(STAMP)
+test: $(STAMP) lint
 	$(PYTEST)
 
 ## While developing: everything but the slow and the browser tests.

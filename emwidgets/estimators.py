@@ -96,7 +96,8 @@ class _Estimator:
     def _check_fitted(self):
         if not hasattr(self, "n_features_in_"):
             raise NotFittedError(
-                f"This {type(self).__name__} instance is not fitted yet; call 'fit' with some data first."
+                f"This {type(self).__name__} instance is not fitted yet; call 'fit' with some "
+                "data first."
             )
 
     def _validate_X(self, X, reset: bool, allow_nan: bool = False, nan_hint: str = V.NAN_HINT):
@@ -550,20 +551,23 @@ class GaussianMixture(_Estimator):
             arr = np.asarray(value, dtype=np.float64)
             if arr.shape != shape:
                 raise ValueError(f"'{name}' has shape {arr.shape}, but {shape} is expected "
-                                 f"for n_components={k}, n_features={d}, covariance_type={self.covariance_type!r}.")
+                                 f"for n_components={k}, n_features={d}, "
+                                 f"covariance_type={self.covariance_type!r}.")
             if not np.isfinite(arr).all():
                 raise ValueError(f"'{name}' contains NaN or infinite values.")
         if self.weights_init is not None:
             w = np.asarray(self.weights_init, dtype=np.float64)
             if (w < 0).any() or not np.isclose(w.sum(), 1.0, atol=1e-6):
-                raise ValueError(f"'weights_init' must be non-negative and sum to 1, got sum {w.sum():.5f}.")
+                raise ValueError("'weights_init' must be non-negative and sum to 1, got sum "
+                                 f"{w.sum():.5f}.")
         if self.precisions_init is not None:
             p = np.asarray(self.precisions_init, dtype=np.float64)
             if self.covariance_type in ("full", "tied"):
                 mats = p.reshape(-1, d, d)
                 if not (np.allclose(mats, np.swapaxes(mats, 1, 2)) and
                         all(np.linalg.eigvalsh(m).min() > 0 for m in mats)):
-                    raise ValueError("'precisions_init' must be symmetric, positive-definite matrices.")
+                    raise ValueError(
+                        "'precisions_init' must be symmetric, positive-definite matrices.")
             elif (p <= 0).any():
                 raise ValueError("'precisions_init' must be positive.")
 
@@ -609,7 +613,8 @@ class GaussianMixture(_Estimator):
     def _check_X(self, X, reset: bool):
         """X with NaN allowed where ``missing='em'``; otherwise the error names the option."""
         return self._validate_X(X, reset=reset, allow_nan=self.missing == "em", nan_hint=(
-            "pass missing='em' to fit by EM over the observed values, or drop or impute those rows."))
+            "pass missing='em' to fit by EM over the observed values, or drop or impute those "
+            "rows."))
 
     def start(self, X, y=None, *, keys=None) -> LiveFit:
         """Validate, initialise every restart and return a :class:`LiveFit`.
@@ -674,7 +679,8 @@ class GaussianMixture(_Estimator):
     def _user_init(self, s: dm.Scaling, dtype) -> G.UserInit:
         cov = COVARIANCE_TYPES[self.covariance_type]
         as_j = lambda a: None if a is None else jnp.asarray(a, dtype)  # noqa: E731
-        means = None if self.means_init is None else (np.asarray(self.means_init) - s.shift) / s.scale
+        means = (None if self.means_init is None
+                 else (np.asarray(self.means_init) - s.shift) / s.scale)
         pc = None
         if self.precisions_init is not None:
             pc = cov.from_precisions(jnp.asarray(np.asarray(self.precisions_init), dtype)) * s.scale
@@ -977,7 +983,8 @@ class KMeans(_Estimator):
         n, d = Xa.shape
         k = self.n_clusters
         if n < k:
-            raise ValueError(f"n_samples={n} should be >= n_clusters={k}; reduce n_clusters or pass more samples.")
+            raise ValueError(f"n_samples={n} should be >= n_clusters={k}; reduce n_clusters or "
+                             "pass more samples.")
         r = self._n_restarts()
         scaling = dm.fit_scaling(Xa)
         V.check_scale(scaling.scale)
@@ -990,8 +997,10 @@ class KMeans(_Estimator):
         else:
             c = np.asarray(self.init, dtype=np.float64)
             if c.shape != (k, d) or not np.isfinite(c).all():
-                raise ValueError(f"'init' array has shape {c.shape}; ({k}, {d}) finite values are expected.")
-            centers = jnp.broadcast_to(jnp.asarray((c - scaling.shift) / scaling.scale, dtype), (r, k, d))
+                raise ValueError(f"'init' array has shape {c.shape}; ({k}, {d}) finite values "
+                                 "are expected.")
+            centers = jnp.broadcast_to(jnp.asarray((c - scaling.shift) / scaling.scale, dtype),
+                                       (r, k, d))
         state = em.init_state(km.KMeansParams(centers), self.max_iter)
         tol = G.kmeans_tol_scaled(data, jnp.asarray(self.tol, dtype))
         group, block = _kmeans_layout(r, data.x.shape[0], block_size, k, d)
@@ -1004,7 +1013,8 @@ class KMeans(_Estimator):
 
     def _restarts(self, state, scaling, keys, objective=None, n_samples=None) -> Restarts:
         s2 = scaling.scale**2
-        params = {"cluster_centers": np.asarray(state.params.centers, np.float64) * scaling.scale + scaling.shift}
+        centers = np.asarray(state.params.centers, np.float64) * scaling.scale + scaling.shift
+        params = {"cluster_centers": centers}
         res = _restarts_from_state(state, params, keys, 0.0, objective=objective)
         res.objective = res.objective * s2
         res.trace = res.trace * s2
@@ -1013,7 +1023,8 @@ class KMeans(_Estimator):
     def _finish(self, live: LiveFit):
         state = live.run.state
         inertia_std = np.asarray(_final_assignment(state.params.centers, live.run.data), np.float64)
-        restarts = self._restarts(state, live.scaling, live.keys, objective=-inertia_std / live.n_samples)
+        restarts = self._restarts(state, live.scaling, live.keys,
+                                  objective=-inertia_std / live.n_samples)
         b = restarts.best
         self.cluster_centers_ = restarts.params["cluster_centers"][b]
         self.inertia_ = float(-restarts.objective[b] * live.n_samples)

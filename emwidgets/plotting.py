@@ -178,7 +178,7 @@ def draw_assignments(ax, xy, labels, uncertainty, means2, covs2, xlabel="", ylab
     points = ax.scatter(xy[:, 0], xy[:, 1], c=cols, s=sizes, linewidths=0.3, edgecolors="k",
                         alpha=0.8)
     ellipses = []
-    for j, colour in enumerate(component_colours(k)):
+    for colour in component_colours(k):
         e = Ellipse((0, 0), 1, 1, angle=0, fill=False, lw=2, color=colour)
         ax.add_patch(e)
         ellipses.append(e)

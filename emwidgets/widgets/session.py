@@ -516,7 +516,8 @@ class FitSession(T.HasTraits):
             parts.append(f"{hit} hit max_iter")
         warn = [m for m in r.messages if "dropped" in m]
         if warn:
-            parts.append(f"warning: {warn[0]}" + (f" (+{len(warn) - 1} more)" if len(warn) > 1 else ""))
+            more = f" (+{len(warn) - 1} more)" if len(warn) > 1 else ""
+            parts.append(f"warning: {warn[0]}{more}")
         return "; ".join(parts) + "."
 
 

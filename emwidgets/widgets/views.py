@@ -112,7 +112,9 @@ class _View:
 
     def _projection(self, snapshot):
         d = snapshot.X.shape[1]
-        return P.projection_matrix(d, (0, 1 if d > 1 else 0)) if self.projection is None else self.projection
+        if self.projection is not None:
+            return self.projection
+        return P.projection_matrix(d, (0, 1 if d > 1 else 0))
 
     def _projected(self, snapshot: Snapshot, r: int):
         """Samples, means and covariances of restart r in the plotted plane."""
