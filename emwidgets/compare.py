@@ -221,6 +221,11 @@ def spurious_report(cov_type: str, nk, covariances, n_features: int, reg_covar: 
     return SpuriousReport(spurious, component, at_floor, few, smallest, nk, floor, reasons)
 
 
+def _gap(a: float, b: float) -> float:
+    """a - b, with equal values (-inf at the start of a run too) no gap rather than NaN."""
+    return 0.0 if a == b else a - b
+
+
 def rank_restarts(objective, failed, spurious=None, spurious_last: bool = True) -> np.ndarray:
     """Restart indices best first: regular restarts by objective, then spurious ones
     (when ``spurious_last``), then failed ones."""
@@ -317,7 +322,7 @@ def group_restarts(labels: np.ndarray, objective: np.ndarray, means: np.ndarray,
             lead = members[0]
             if spurious[lead] != spurious[r]:
                 continue
-            if not abs(objective[lead] - objective[r]) <= tol_objective:
+            if not abs(_gap(objective[lead], objective[r])) <= tol_objective:
                 continue
             if mean_distance(means[lead], means[r], scale)[0] > tol_means:
                 continue
@@ -338,7 +343,7 @@ def group_restarts(labels: np.ndarray, objective: np.ndarray, means: np.ndarray,
             perms[r] = align_components(means[ref], means[r], scale)
         for g, members in enumerate(groups):
             lead = members[0]
-            gap[g] = objective[lead] - objective[ref]
+            gap[g] = _gap(objective[lead], objective[ref])
             distance[g] = mean_distance(means[ref], means[lead], scale)[0]
             agreement[g] = adjusted_rand_index(labels[ref], labels[lead])
     return Solutions(groups, group_of, perms, gap, distance, agreement,

@@ -153,3 +153,16 @@ def test_the_gallery_shows_every_solution_with_its_gap(iris, monkeypatch):
     gallery.figure.canvas.draw()
     # solutions_of is what the views use: the same grouping.
     assert solutions_of(r, snap.labels).groups == sol.groups
+
+
+def test_grouping_at_the_start_of_a_run_warns_nothing():
+    """Before the first iteration every objective is -inf: no NaN gap, no RuntimeWarning."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, size=(3, 20))
+    means = rng.normal(size=(3, 2, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sol = group_restarts(labels, np.full(3, -np.inf), means)
+    assert np.all(sol.gap == 0)
