@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # What the suite passed with (make test, .ci/run, Binder); pyproject.toml keeps the ranges.
 CONSTRAINTS := constraints.txt
-PYTEST := $(BIN)/python -m pytest -n 2 --dist loadfile -q
+PYTEST := $(BIN)/python -m pytest -n 2 --dist loadfile -q --durations=25
 
 .PHONY: lab test test-fast test-latest lint bench install constraints clean
 

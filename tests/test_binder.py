@@ -3,11 +3,9 @@
 repo2docker installs only what ``binder/`` names. Build a fresh virtualenv from
 exactly those files (from the repository root, as repo2docker runs them), check
 that it holds the pinned versions of constraints.txt, then import the package
-with its widget stack and execute the quickstart notebook with that
-environment's kernel.
+with its widget stack and fit in an explorer with that environment's Python.
 """
 
-import os
 import re
 import subprocess
 import sys
@@ -77,16 +75,13 @@ def test_binder_environment_runs_the_quickstart(tmp_path):
         cwd=tmp_path, check=True, capture_output=True, text=True)
     major = int(out.stdout.split()[0].split(".")[0])
     assert major >= 8
-    # Register that environment's kernel under its own name and run the notebook on it.
-    subprocess.run([str(py), "-m", "ipykernel", "install", "--prefix", str(venv),
-                    "--name", "binder-py"], check=True, capture_output=True)
-    code = (
-        "import nbformat, sys; from nbclient import NotebookClient\n"
-        f"nb = nbformat.read({str(ROOT / 'notebooks' / '01_quickstart.ipynb')!r}, as_version=4)\n"
-        "NotebookClient(nb, timeout=600, kernel_name='binder-py').execute()\n"
-        "errs = [o for c in nb.cells for o in c.get('outputs', [])\n"
-        "        if o.get('output_type') == 'error']\n"
-        "sys.exit(1 if errs else 0)\n"
-    )
-    env = {**os.environ, "JUPYTER_PATH": str(venv / "share" / "jupyter")}
-    subprocess.run([str(py), "-c", code], cwd=tmp_path, check=True, env=env, timeout=600)
+    # The quickstart's first cells in that environment: an explorer shown and fitted. (Every
+    # notebook runs in JupyterLab in test_browser_notebooks.py; here what matters is that this
+    # environment's stack works together, not the notebooks a second time.)
+    code = ("from emwidgets import EMExplorer, datasets\n"
+            "ex = EMExplorer(datasets.load_faithful(), n_components=2, n_init=4)\n"
+            "ex.run(block=True)\n"
+            "print(ex.session.status)\n")
+    out = subprocess.run([str(py), "-c", code], cwd=tmp_path, check=True, capture_output=True,
+                         text=True, timeout=600)
+    assert out.stdout.startswith("Done"), out.stdout + out.stderr

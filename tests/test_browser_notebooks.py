@@ -59,6 +59,9 @@ def test_notebook_as_a_user_runs_it(browser, lab, name):
     assert len(texts) == len(expected) and all(
         t.startswith(e) for t, e in zip(texts, expected)), texts
     assert all(n >= 12 for n in visible_controls(page)), visible_controls(page)
+    if name == "01_quickstart.ipynb":
+        page.locator(".emwidgets-explorer").first.screenshot(
+            path=str(ARTIFACTS / "quickstart-explorer.png"))
     stale = page.locator(".emwidgets-stale")
     assert stale.count() == 0 or not stale.first.is_visible()
     page.close()

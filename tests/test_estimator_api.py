@@ -171,7 +171,7 @@ def test_memory_of_the_compiled_fit_does_not_grow_with_n():
     assert sizes[160_000] < 160_000 * 16 * 10 * 4  # well under one (R, N, K) float32 array
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.integers(4, 60), d=st.integers(1, 4), k=st.integers(1, 3),
        cov_type=st.sampled_from(["full", "tied", "diag", "spherical"]),
        seed=st.integers(0, 2**16))

@@ -226,28 +226,23 @@ def test_the_data_are_shown_before_the_first_run(faithful):
 
 
 def _bad_inputs():
-    """Data a user may pass to an explorer that has a result: (id, data)."""
+    """Data a user may pass to an explorer that has a result: (id, data). (Every estimator
+    meets some 60 more in test_barrage.py; these are the ones that reach the session.)"""
     rng = np.random.default_rng(1)
     good = pd.DataFrame(rng.normal(size=(60, 2)), columns=["a", "b"])
     return [
         ("three rows, more components", good.iloc[:3]),
-        ("one row", good.iloc[:1]),
         ("all rows infinite", good.assign(a=np.inf)),
         ("constant columns", pd.DataFrame({"a": np.ones(40), "b": np.full(40, 2.0)})),
         ("text only", pd.DataFrame({"s": list("abcdefghij")})),
         ("dates and text", pd.DataFrame({"d": pd.date_range("2020", periods=5),
                                           "s": list("abcde")})),
-        ("bool only", pd.DataFrame({"t": [True, False] * 10})),
         ("huge values", good * 1e30),
-        ("tiny values", good * 1e-30),
         ("nullable ints", pd.DataFrame({"a": pd.array([1, 2, None, 4, 5, 9, 12, 3] * 5,
                                                       dtype="Int64"),
                                         "b": rng.normal(size=40)})),
         ("duplicate rows", pd.concat([good.iloc[:2]] * 20, ignore_index=True)),
-        ("object numbers", good.astype(object)),
         ("empty", pd.DataFrame()),
-        ("3-d array", np.zeros((2, 2, 2))),
-        ("strings array", np.array([["a", "b"], ["c", "d"]])),
     ]
 
 
