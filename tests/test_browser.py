@@ -158,6 +158,7 @@ print(s.snapshot.stopped, s.snapshot.iteration == int(s.estimator.restarts_.n_it
     page.wait_for_function(
         "() => { const e = document.querySelector('.emwidgets-model-selection');"
         " return /Stopped|Done/.test(e.innerText); }", timeout=180_000)
+    time.sleep(1.0)  # let the last frame reach the canvas
     sel.screenshot(path=str(ARTIFACTS / "session-selection.png"))
 
     assert visible_controls(page) == counts, "a control disappeared during the session"
