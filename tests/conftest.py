@@ -42,6 +42,24 @@ def pytest_configure(config):
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+@pytest.fixture(scope="session")
+def faithful():
+    """Old Faithful as a DataFrame (the explorers' tests share it)."""
+    from emwidgets import datasets
+
+    return datasets.load_faithful()
+
+
+def wait_idle(explorer, timeout=180):
+    """Wait until an explorer's session has no run in progress."""
+    import time
+
+    t = time.time()
+    while explorer.session.running and time.time() - t < timeout:
+        time.sleep(0.02)
+    assert not explorer.session.running
+
+
 @pytest.fixture
 def x64():
     """Run the test with JAX's 64-bit mode on (float64 everywhere)."""

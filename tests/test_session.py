@@ -9,20 +9,9 @@ import ipywidgets as W
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import wait_idle
 
 from emwidgets import EMExplorer, GaussianMixture, HMMExplorer, ModelSelectionExplorer, datasets
-
-
-@pytest.fixture(scope="module")
-def faithful():
-    return datasets.load_faithful()
-
-
-def wait_idle(explorer, timeout=180):
-    t = time.time()
-    while explorer.session.running and time.time() - t < timeout:
-        time.sleep(0.02)
-    assert not explorer.session.running
 
 
 def widget_tree(widget):

@@ -4,22 +4,11 @@ import time
 
 import numpy as np
 import pytest
+from conftest import wait_idle as wait_done
 
 from emwidgets import EMExplorer, GaussianMixture, datasets
 from emwidgets.compare import adjusted_rand_index, align_components, group_restarts
 from emwidgets.widgets import AssignmentPlot, ConvergencePlot, RestartGallery
-
-
-@pytest.fixture(scope="module")
-def faithful():
-    return datasets.load_faithful()
-
-
-def wait_done(explorer, timeout=120):
-    t = time.time()
-    while explorer.session.running and time.time() - t < timeout:
-        time.sleep(0.02)
-    assert not explorer.session.running
 
 
 def test_click_run_and_read_the_views(faithful):
