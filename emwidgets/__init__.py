@@ -6,6 +6,12 @@ from ._threads import cap_threads as _cap_threads
 
 _cap_threads()
 
+# JAX's on-disk compilation cache, on unless EMWIDGETS_COMPILATION_CACHE=0 or JAX's own cache is
+# configured (emwidgets/_cache.py): a new kernel loads the programs an earlier one compiled.
+from ._cache import configure as _configure_cache
+
+_configure_cache()
+
 from . import datasets
 from ._validation import ConvergenceWarning, NotFittedError
 from .estimators import (
@@ -60,19 +66,13 @@ def __getattr__(name):
 
 
 def enable_compilation_cache(directory: str | None = None) -> str:
-    """Keep JAX's compiled programs on disk, so a restarted kernel skips compilation.
+    """Keep JAX's compiled programs in ``directory`` (a restarted kernel skips compilation).
 
-    A first fit of a given shape compiles for a few seconds on a CPU; with the
-    cache on, the same fit in a later session loads the program instead.
-    Returns the directory used (default ``~/.cache/emwidgets/jax``).
+    The cache is already on by default (``<user cache>/emwidgets/jax``; off with
+    ``EMWIDGETS_COMPILATION_CACHE=0``; JAX's own configuration respected): call
+    this to choose another directory, or to turn it on after all. Returns the
+    directory used.
     """
-    import os
+    from ._cache import configure
 
-    import jax
-
-    directory = directory or os.path.join(os.path.expanduser("~"), ".cache", "emwidgets", "jax")
-    os.makedirs(directory, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", directory)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    return directory
+    return configure(directory, force=True)

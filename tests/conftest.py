@@ -34,11 +34,11 @@ def pytest_configure(config):
 
     directory = tempfile.mkdtemp(prefix="emwidgets-test-jax-cache-")
     settings = {"JAX_COMPILATION_CACHE_DIR": directory,
-                "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.5",
+                "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
                 "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
     os.environ.update(settings)
     jax.config.update("jax_compilation_cache_dir", directory)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
