@@ -376,7 +376,10 @@ def _warn_spurious(restarts: Restarts, floor_hint: str, stacklevel: int = 5):
 
 
 def _keys(random_state, n: int):
-    return jax.random.split(jax.random.key(V.seed_from(random_state)), n)
+    """One threefry key per restart, drawn on the host (splitting on the device compiles)."""
+    seed = V.seed_from(random_state)
+    data = np.random.SeedSequence(seed).generate_state(2 * n, np.uint32).reshape(n, 2)
+    return jax.random.wrap_key_data(dm.to_device(data), impl="threefry2x32")
 
 
 # ---------------------------------------------------------------------------
@@ -630,7 +633,7 @@ class GaussianMixture(_Estimator):
         # A program for more components than used serves every smaller K (the
         # extra ones are masked); select_model relies on it to compile once.
         k_program = max(k, getattr(self, "_program_components", k))
-        active = jnp.arange(k_program) < k
+        active = dm.to_device(np.arange(k_program) < k)
         cov = COVARIANCE_TYPES[self.covariance_type]
         n_restarts = self.n_init if keys is None else len(keys)
         scaling = dm.fit_scaling(Xa)
@@ -652,7 +655,7 @@ class GaussianMixture(_Estimator):
             data, scaling, block_size = dm.prepare(Xa, width, scaling)
         self._observed_per_row = float(observed.sum(axis=1).mean())
         dtype = data.x.dtype
-        reg = jnp.asarray(self.reg_covar / scaling.scale**2, dtype)
+        reg = dm.to_device(self.reg_covar / scaling.scale**2, dtype)
         prior = None
         if self.prior is not None:
             self._prior = P.resolve(self.prior, Xa, self.covariance_type, k)
@@ -667,13 +670,13 @@ class GaussianMixture(_Estimator):
         if self.missing == "em":
             rows = np.zeros(data.x.shape[0], np.int32)
             rows[:n] = pattern
-            data = em.Data(MS.Rows(data.x, jnp.asarray(rows)), data.w)
+            data = em.Data(MS.Rows(data.x, dm.to_device(rows)), data.w)
             model = MS.missing_model(self.covariance_type)
-            hyper = G.GMMHyper(reg, active, prior, jnp.asarray(patterns))
+            hyper = G.GMMHyper(reg, active, prior, dm.to_device(patterns))
         else:
             model = G.gmm_model(self.covariance_type)
             hyper = G.GMMHyper(reg, active, prior)
-        run = em.EMRun(model, block_size, state, data, hyper, jnp.asarray(self.tol, dtype))
+        run = em.EMRun(model, block_size, state, data, hyper, dm.to_device(self.tol, dtype))
         return LiveFit(self, run, scaling, keys, n)
 
     def _user_init(self, s: dm.Scaling, dtype) -> G.UserInit:
@@ -752,9 +755,10 @@ class GaussianMixture(_Estimator):
         self.means_ = p["means"][b]
         self.covariances_ = p["covariances"][b]
         self.precisions_cholesky_ = p["precisions_cholesky"][b]
-        with jax.enable_x64(True):  # float64: precisions of wide-ranged data stay finite
-            self.precisions_ = np.asarray(COVARIANCE_TYPES[self.covariance_type].precisions(
-                jnp.asarray(self.precisions_cholesky_)), np.float64)
+        # In float64 on the host: precisions of wide-ranged data stay finite.
+        pc = np.asarray(self.precisions_cholesky_, np.float64)
+        self.precisions_ = (pc @ np.swapaxes(pc, -1, -2)
+                            if self.covariance_type in ("full", "tied") else pc**2)
         self.converged_ = bool(restarts.converged[b])
         self.n_iter_ = int(restarts.n_iter[b])
         self.lower_bound_ = float(restarts.objective[b]) if self.max_iter > 0 else -np.inf
@@ -925,17 +929,26 @@ class GaussianMixture(_Estimator):
 
 @jax.jit
 def _final_assignment(centers, data: em.Data):
-    """Inertia (sum of squared distances) of each restart's final centres."""
+    """Inertia (sum of squared distances) and labels (R, N) of each restart's final centres."""
     def one(c):
         d2 = km.squared_distances(data.x, c)
-        return (d2.min(axis=1) * data.w).sum()
+        return (d2.min(axis=1) * data.w).sum(), jnp.argmin(d2, axis=1)
     return jax.vmap(one)(centers)
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3))
-def _kmeans_seeds(keys, data: em.Data, n_clusters: int, method: int):  # noqa: D103
-    fn = km.kmeans_plusplus if method == 0 else km.random_centers
-    return jax.vmap(lambda k: fn(k, data.x, data.w, n_clusters)[0])(keys)
+@functools.partial(jax.jit, static_argnames=("n_clusters", "method", "max_iter"))
+def _kmeans_start(keys, data: em.Data, tol, given, *, n_clusters: int, method: str,
+                  max_iter: int):
+    """The initial state of every restart and the scaled tolerance, in one program.
+
+    ``method`` is ``k-means++``, ``random`` or ``given`` (the (R, K, D) ``given`` centres).
+    """
+    if method == "given":
+        centers = given
+    else:
+        fn = km.kmeans_plusplus if method == "k-means++" else km.random_centers
+        centers = jax.vmap(lambda k: fn(k, data.x, data.w, n_clusters)[0])(keys)
+    return em.init_state(km.KMeansParams(centers), max_iter), G.kmeans_tol_scaled(data, tol)
 
 
 class KMeans(_Estimator):
@@ -991,18 +1004,18 @@ class KMeans(_Estimator):
         data, scaling, block_size = dm.prepare(Xa, 3 * k + d + 1, scaling)
         dtype = data.x.dtype
         keys = _keys(self.random_state, r)
+        given, method = None, self.init
         if isinstance(self.init, str):
             V.check_in("init", self.init, ("k-means++", "random"))
-            centers = _kmeans_seeds(keys, data, k, 0 if self.init == "k-means++" else 1)
         else:
             c = np.asarray(self.init, dtype=np.float64)
             if c.shape != (k, d) or not np.isfinite(c).all():
                 raise ValueError(f"'init' array has shape {c.shape}; ({k}, {d}) finite values "
                                  "are expected.")
-            centers = jnp.broadcast_to(jnp.asarray((c - scaling.shift) / scaling.scale, dtype),
-                                       (r, k, d))
-        state = em.init_state(km.KMeansParams(centers), self.max_iter)
-        tol = G.kmeans_tol_scaled(data, jnp.asarray(self.tol, dtype))
+            given, method = np.broadcast_to((c - scaling.shift) / scaling.scale, (r, k, d)), "given"
+            given = dm.to_device(given, dtype)
+        state, tol = _kmeans_start(keys, data, dm.to_device(self.tol, dtype), given,
+                                   n_clusters=k, method=method, max_iter=self.max_iter)
         group, block = _kmeans_layout(r, data.x.shape[0], block_size, k, d)
         run = em.EMRun(km.kmeans_model(), block, state, data, None, tol, group_size=group)
         return LiveFit(self, run, scaling, keys, n)
@@ -1022,7 +1035,8 @@ class KMeans(_Estimator):
 
     def _finish(self, live: LiveFit):
         state = live.run.state
-        inertia_std = np.asarray(_final_assignment(state.params.centers, live.run.data), np.float64)
+        inertia_std, labels = _final_assignment(state.params.centers, live.run.data)
+        inertia_std = np.asarray(inertia_std, np.float64)
         restarts = self._restarts(state, live.scaling, live.keys,
                                   objective=-inertia_std / live.n_samples)
         b = restarts.best
@@ -1031,8 +1045,7 @@ class KMeans(_Estimator):
         self.n_iter_ = int(restarts.n_iter[b])
         self.restarts_ = restarts
         self._scaling = live.scaling
-        labels = km.nearest_labels(live.run.data.x, state.params.centers[b])
-        self.labels_ = np.asarray(labels)[: live.n_samples]
+        self.labels_ = np.asarray(labels)[b, : live.n_samples]
         return self
 
     def transform(self, X):

@@ -115,7 +115,7 @@ class GaussianHMM(_Estimator):
         for i, (s, n) in enumerate(zip(starts, lengths)):
             x[i, :n] = z[s: s + n]
             mask[i, :n] = 1
-        return H.Sequences(jnp.asarray(x), jnp.asarray(mask)), lengths
+        return H.Sequences(dm.to_device(x), dm.to_device(mask)), lengths
 
     def _check(self, Xa):
         V.check_int("n_components", self.n_components, 1)
@@ -139,16 +139,18 @@ class GaussianHMM(_Estimator):
         scaling = dm.floor_scale(scaling, self.min_covar)
         seqs, _ = self._sequences(Xa, lengths, scaling)
         dtype = seqs.x.dtype
-        reg = jnp.asarray(self.min_covar / scaling.scale**2, dtype)
+        reg = dm.to_device(self.min_covar / scaling.scale**2, dtype)
         keys = _keys(self.random_state, self.n_init) if keys is None else keys
         if self.init_params == "":
             state = em.init_state(self._given_params(scaling, dtype, len(keys)), self.n_iter)
         else:
-            state = H.init_batch(keys, seqs, reg, cov_type=self.covariance_type,
+            startprob, transmat = H.dirichlet_draws(jax.random.key_data(keys), self.n_components)
+            state = H.init_batch(keys, seqs, reg, dm.to_device(startprob, dtype),
+                                 dm.to_device(transmat, dtype), cov_type=self.covariance_type,
                                  method=self.init_params, n_states=self.n_components,
                                  max_iter=self.n_iter)
         run = em.EMRun(H.hmm_model(self.covariance_type), 0, state, seqs, H.HMMHyper(reg),
-                       jnp.asarray(self.tol, dtype))
+                       dm.to_device(self.tol, dtype))
         return LiveFit(self, run, scaling, keys, len(Xa))
 
     def _given_params(self, s: dm.Scaling, dtype, n_restarts):

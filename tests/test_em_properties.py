@@ -136,10 +136,17 @@ def test_float64_mode_computes_in_float64(x64, blobs):
 
 def test_kmeans_init_is_the_hard_em_limit(blobs):
     """The k-means initialisation equals our KMeans run on the same key."""
+    from emwidgets import KMeans
+
     X, labels = blobs
-    gm = GaussianMixture(3, n_init=1, random_state=0, max_iter=1, tol=1e9).fit(X)
+    for seed in range(3):
+        # No EM iteration: the means are those of the k-means partition, i.e. its centres.
+        gm = GaussianMixture(3, n_init=1, random_state=seed, max_iter=0).fit(X)
+        km = KMeans(3, n_init=1, random_state=seed).fit(X)
+        np.testing.assert_allclose(gm.means_, km.cluster_centers_, rtol=1e-5, atol=1e-6)
     from sklearn.metrics import adjusted_rand_score
 
+    gm = GaussianMixture(3, n_init=4, random_state=0, max_iter=1, tol=1e9).fit(X)
     assert adjusted_rand_score(labels, gm.predict(X)) > 0.8
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -136,4 +137,13 @@ def prepare(x: np.ndarray, width: int, scaling: Scaling | None = None,
     xp[:n_samples] = z
     w = np.zeros((n_padded,), dtype=dtype)
     w[:n_samples] = 1.0
-    return Data(jnp.asarray(xp), jnp.asarray(w)), scaling, block_size
+    return Data(to_device(xp), to_device(w)), scaling, block_size
+
+
+def to_device(a, dtype=None):
+    """A host array on the default device, compiling nothing.
+
+    (``jnp.asarray`` of a NumPy array, or ``jnp.int32(3)``, compiles a small
+    conversion program the first time each shape is seen: several per fit.)
+    """
+    return jax.device_put(np.asarray(a, dtype))

@@ -268,5 +268,5 @@ class EMRun:
         stop_at = (
             self.max_iter if n_iterations is None else int(self.state.iteration) + n_iterations
         )
-        self.state = self._advance(self.state, self.data, self.hyper, self.tol, jnp.int32(stop_at))
+        self.state = self._advance(self.state, self.data, self.hyper, self.tol, np.int32(stop_at))
         return self.state

@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from .covariance import COVARIANCE_TYPES
@@ -167,12 +168,31 @@ def viterbi(startprob, transmat, log_b, mask):
     return delta.max(), jnp.concatenate([first_state[None], path])
 
 
+def dirichlet_draws(key_data, n_states: int):
+    """hmmlearn's random start and transition probabilities, Dirichlet(1/S), on the host.
+
+    One NumPy generator per restart, seeded by that restart's key, so a
+    replayed restart draws the same. (JAX's Dirichlet sampler is a rejection
+    loop whose compilation took longer than the rest of the initialisation.)
+
+    Returns (startprob (R, S), transmat (R, S, S)) as float64 arrays.
+    """
+    alpha = np.full(n_states, 1.0 / n_states)
+    start, trans = [], []
+    for words in np.asarray(key_data).reshape(len(key_data), -1):
+        g = np.random.default_rng([int(w) for w in words] + [1])
+        start.append(g.dirichlet(alpha))
+        trans.append(g.dirichlet(alpha, size=n_states))
+    return np.stack(start), np.stack(trans)
+
+
 def initial_params(cov_type: str, key, data: Sequences, n_states: int, reg_covar, method: str,
-                   kmeans_centers=None):
+                   kmeans_centers=None, startprob=None, transmat=None):
     """hmmlearn's start (0.3): start and transition probabilities drawn from a
-    Dirichlet(1/S) prior, means from k-means (or random samples), every state
-    with the data's covariance. The random draws make restarts differ even when
-    k-means finds the same clusters every time."""
+    Dirichlet(1/S) prior (``startprob``, ``transmat``: see :func:`dirichlet_draws`),
+    means from k-means (or random samples), every state with the data's
+    covariance. The random draws make restarts differ even when k-means finds
+    the same clusters every time."""
     from . import kmeans as km
 
     cov = COVARIANCE_TYPES[cov_type]
@@ -188,20 +208,18 @@ def initial_params(cov_type: str, key, data: Sequences, n_states: int, reg_covar
     covariances = cov.estimate(jnp.full((n_states,), n), jnp.broadcast_to(mean, (n_states, d)),
                                jnp.broadcast_to(s2, (n_states, s2.shape[0])), reg_covar)
     dtype = flat.dtype
-    k_start, k_trans = jax.random.split(jax.random.fold_in(key, 1))
-    alpha = jnp.full((n_states,), 1.0 / n_states, dtype)
     return HMMParams(
-        startprob=jax.random.dirichlet(k_start, alpha, dtype=dtype),
-        transmat=jax.random.dirichlet(k_trans, alpha, shape=(n_states,), dtype=dtype),
-        means=means, covariances=covariances,
+        startprob=startprob.astype(dtype), transmat=transmat.astype(dtype), means=means,
+        covariances=covariances,
         precisions_cholesky=cov.precision_cholesky(covariances),
     )
 
 
 @functools.partial(jax.jit, static_argnames=("cov_type", "method", "n_states", "max_iter"))
-def init_batch(keys, data: Sequences, reg_covar, *, cov_type: str, method: str, n_states: int,
-               max_iter: int):
-    """The driver's initial state for every restart (one per key)."""
+def init_batch(keys, data: Sequences, reg_covar, startprob, transmat, *, cov_type: str,
+               method: str, n_states: int, max_iter: int):
+    """The driver's initial state for every restart (one per key; the Dirichlet
+    draws ``startprob`` (R, S) and ``transmat`` (R, S, S) from :func:`dirichlet_draws`)."""
     from . import kmeans as km
     from .em import Data, init_state
     from .gmm import kmeans_tol_scaled, run_kmeans
@@ -212,8 +230,9 @@ def init_batch(keys, data: Sequences, reg_covar, *, cov_type: str, method: str, 
     if method == "kmeans":
         tol = kmeans_tol_scaled(flat, jnp.asarray(1e-4, flat.x.dtype))
         centers = run_kmeans(keys, flat, n_states, flat.x.shape[0], tol)
-    params = jax.vmap(lambda k, c: initial_params(cov_type, k, data, n_states, reg_covar, method,
-                                                  c))(keys, centers)
+    params = jax.vmap(lambda k, c, s0, a: initial_params(
+        cov_type, k, data, n_states, reg_covar, method, c, s0, a))(keys, centers, startprob,
+                                                                   transmat)
     del km
     return init_state(params, max_iter)
 
