@@ -284,11 +284,13 @@ def _restarts_from_state(state: em.EMState, params: dict, keys, offset: float,
                          objective=None, report: Optional[C.SpuriousReport] = None,
                          spurious_last: bool = True, feature_scale=None,
                          tol: float = 1e-3) -> Restarts:
-    status_codes = np.asarray(state.status)
-    obj = np.asarray(state.objective if objective is None else objective, dtype=np.float64) + offset
-    trace = np.asarray(state.trace, dtype=np.float64) + offset
-    bad_c = np.asarray(state.bad_component)
-    bad_i = np.asarray(state.bad_iteration)
+    n_real = len(keys)  # the program may hold padding restarts after these (em.restart_bucket)
+    status_codes = np.asarray(state.status)[:n_real]
+    obj = np.asarray(state.objective if objective is None else objective,
+                     dtype=np.float64)[:n_real] + offset
+    trace = np.asarray(state.trace, dtype=np.float64)[:n_real] + offset
+    bad_c = np.asarray(state.bad_component)[:n_real]
+    bad_i = np.asarray(state.bad_iteration)[:n_real]
     status = [em.STATUS_NAMES[int(c)] for c in status_codes]
     messages = []
     for r, code in enumerate(status_codes):
@@ -311,7 +313,7 @@ def _restarts_from_state(state: em.EMState, params: dict, keys, offset: float,
     best = int(order[0]) if usable.any() else -1
     return Restarts(
         objective=obj,
-        n_iter=np.asarray(state.n_iter),
+        n_iter=np.asarray(state.n_iter)[:n_real],
         converged=status_codes == em.CONVERGED,
         status=status,
         trace=trace,
@@ -636,6 +638,9 @@ class GaussianMixture(_Estimator):
         active = dm.to_device(np.arange(k_program) < k)
         cov = COVARIANCE_TYPES[self.covariance_type]
         n_restarts = self.n_init if keys is None else len(keys)
+        stats = cov.n_quad(d) + d + 1
+        # Small data: restarts padded to a power of two (em.restart_bucket).
+        r_program = em.restart_bucket(n_restarts, n * k_program * stats)
         scaling = dm.fit_scaling(Xa)
         V.check_scale(scaling.scale)
         # (A prior, not reg_covar, regularises MAP estimates, and it scales with the data.)
@@ -643,15 +648,15 @@ class GaussianMixture(_Estimator):
         observed = ~np.isnan(Xa)
         if self.missing == "em":
             pattern, patterns = MS.encode_patterns(observed)
-            self._check_memory(n, d, n_restarts, k_program, len(patterns))
-            width = 2 * n_restarts * k_program * len(patterns) + cov.n_quad(d) + d + 1
+            self._check_memory(n, d, r_program, k_program, len(patterns))
+            width = 2 * r_program * k_program * len(patterns) + stats
             # Missing entries start at the column mean (0 once standardised):
             # the initialisation sees mean-imputed data, EM the observed values.
             data, scaling, block_size = dm.prepare(np.where(observed, Xa, scaling.shift), width,
                                                    scaling)
         else:
-            self._check_memory(n, d, n_restarts, k_program, None)
-            width = 2 * n_restarts * k_program + cov.n_quad(d) + d + 1
+            self._check_memory(n, d, r_program, k_program, None)
+            width = 2 * r_program * k_program + stats
             data, scaling, block_size = dm.prepare(Xa, width, scaling)
         self._observed_per_row = float(observed.sum(axis=1).mean())
         dtype = data.x.dtype
@@ -662,10 +667,11 @@ class GaussianMixture(_Estimator):
             prior = P.to_standardised(self._prior, scaling, dtype)
         user = self._user_init(scaling, dtype)
         keys = _keys(self.random_state, self.n_init) if keys is None else keys
-        km_group, km_block = _kmeans_layout(n_restarts, data.x.shape[0], block_size, k_program, d)
-        state = G.init_batch(keys, data, reg, user, active, prior, cov_type=self.covariance_type,
+        km_group, km_block = _kmeans_layout(r_program, data.x.shape[0], block_size, k_program, d)
+        state = G.init_batch(em.pad_keys(keys, r_program), data, reg, user, active, prior,
+                             np.int32(n_restarts), cov_type=self.covariance_type,
                              method=self.init_params, n_components=k_program,
-                             block_size=block_size, max_iter=self.max_iter,
+                             block_size=block_size, state=True,
                              kmeans_group_size=km_group, kmeans_block_size=km_block)
         if self.missing == "em":
             rows = np.zeros(data.x.shape[0], np.int32)
@@ -676,7 +682,8 @@ class GaussianMixture(_Estimator):
         else:
             model = G.gmm_model(self.covariance_type)
             hyper = G.GMMHyper(reg, active, prior)
-        run = em.EMRun(model, block_size, state, data, hyper, dm.to_device(self.tol, dtype))
+        run = em.EMRun(model, block_size, state, data, hyper, dm.to_device(self.tol, dtype),
+                       max_iter=self.max_iter)
         return LiveFit(self, run, scaling, keys, n)
 
     def _user_init(self, s: dm.Scaling, dtype) -> G.UserInit:
@@ -704,7 +711,7 @@ class GaussianMixture(_Estimator):
         restart's inside the batch, up to floating-point rounding.
         """
         self._check_fitted()
-        key = jax.random.wrap_key_data(jnp.asarray(self.restarts_.keys[restart]))
+        key = jax.random.wrap_key_data(dm.to_device(self.restarts_.keys[restart]))
         other = type(self)(**{**self.get_params(), "n_init": 1})
         if hasattr(self, "_program_components"):
             other._program_components = self._program_components
@@ -715,7 +722,8 @@ class GaussianMixture(_Estimator):
         d = state.params.means.shape[-1]
         # Log-densities change units by -log(scale) per observed value.
         offset = -getattr(self, "_observed_per_row", d) * math.log(scaling.scale)
-        p = _GMMScaling.to_data(jax.tree.map(np.asarray, state.params), scaling)
+        r = len(keys)  # the restarts; the program may hold padding after them
+        p = _GMMScaling.to_data(jax.tree.map(lambda a: np.asarray(a)[:r], state.params), scaling)
         p = COVARIANCE_TYPES[self.covariance_type].first_components(p, self.n_components)
         params = {
             "weights": np.asarray(p.weights, np.float64),
@@ -936,9 +944,8 @@ def _final_assignment(centers, data: em.Data):
     return jax.vmap(one)(centers)
 
 
-@functools.partial(jax.jit, static_argnames=("n_clusters", "method", "max_iter"))
-def _kmeans_start(keys, data: em.Data, tol, given, *, n_clusters: int, method: str,
-                  max_iter: int):
+@functools.partial(jax.jit, static_argnames=("n_clusters", "method"))
+def _kmeans_start(keys, data: em.Data, tol, given, n_real, *, n_clusters: int, method: str):
     """The initial state of every restart and the scaled tolerance, in one program.
 
     ``method`` is ``k-means++``, ``random`` or ``given`` (the (R, K, D) ``given`` centres).
@@ -948,7 +955,8 @@ def _kmeans_start(keys, data: em.Data, tol, given, *, n_clusters: int, method: s
     else:
         fn = km.kmeans_plusplus if method == "k-means++" else km.random_centers
         centers = jax.vmap(lambda k: fn(k, data.x, data.w, n_clusters)[0])(keys)
-    return em.init_state(km.KMeansParams(centers), max_iter), G.kmeans_tol_scaled(data, tol)
+    return (em.init_state(km.KMeansParams(centers), n_real=n_real),
+            G.kmeans_tol_scaled(data, tol))
 
 
 class KMeans(_Estimator):
@@ -1004,6 +1012,7 @@ class KMeans(_Estimator):
         data, scaling, block_size = dm.prepare(Xa, 3 * k + d + 1, scaling)
         dtype = data.x.dtype
         keys = _keys(self.random_state, r)
+        r_program = em.restart_bucket(r, n * k * (d + 1))
         given, method = None, self.init
         if isinstance(self.init, str):
             V.check_in("init", self.init, ("k-means++", "random"))
@@ -1012,12 +1021,15 @@ class KMeans(_Estimator):
             if c.shape != (k, d) or not np.isfinite(c).all():
                 raise ValueError(f"'init' array has shape {c.shape}; ({k}, {d}) finite values "
                                  "are expected.")
-            given, method = np.broadcast_to((c - scaling.shift) / scaling.scale, (r, k, d)), "given"
+            given = np.broadcast_to((c - scaling.shift) / scaling.scale, (r_program, k, d))
+            method = "given"
             given = dm.to_device(given, dtype)
-        state, tol = _kmeans_start(keys, data, dm.to_device(self.tol, dtype), given,
-                                   n_clusters=k, method=method, max_iter=self.max_iter)
-        group, block = _kmeans_layout(r, data.x.shape[0], block_size, k, d)
-        run = em.EMRun(km.kmeans_model(), block, state, data, None, tol, group_size=group)
+        state, tol = _kmeans_start(em.pad_keys(keys, r_program), data,
+                                   dm.to_device(self.tol, dtype), given, np.int32(r),
+                                   n_clusters=k, method=method)
+        group, block = _kmeans_layout(r_program, data.x.shape[0], block_size, k, d)
+        run = em.EMRun(km.kmeans_model(), block, state, data, None, tol, group_size=group,
+                       max_iter=self.max_iter)
         return LiveFit(self, run, scaling, keys, n)
 
     def fit(self, X, y=None):
@@ -1026,7 +1038,8 @@ class KMeans(_Estimator):
 
     def _restarts(self, state, scaling, keys, objective=None, n_samples=None) -> Restarts:
         s2 = scaling.scale**2
-        centers = np.asarray(state.params.centers, np.float64) * scaling.scale + scaling.shift
+        centers = (np.asarray(state.params.centers, np.float64)[:len(keys)] * scaling.scale
+                   + scaling.shift)
         params = {"cluster_centers": centers}
         res = _restarts_from_state(state, params, keys, 0.0, objective=objective)
         res.objective = res.objective * s2
@@ -1036,7 +1049,7 @@ class KMeans(_Estimator):
     def _finish(self, live: LiveFit):
         state = live.run.state
         inertia_std, labels = _final_assignment(state.params.centers, live.run.data)
-        inertia_std = np.asarray(inertia_std, np.float64)
+        inertia_std = np.asarray(inertia_std, np.float64)[:len(live.keys)]
         restarts = self._restarts(state, live.scaling, live.keys,
                                   objective=-inertia_std / live.n_samples)
         b = restarts.best

@@ -142,15 +142,20 @@ class GaussianHMM(_Estimator):
         reg = dm.to_device(self.min_covar / scaling.scale**2, dtype)
         keys = _keys(self.random_state, self.n_init) if keys is None else keys
         if self.init_params == "":
-            state = em.init_state(self._given_params(scaling, dtype, len(keys)), self.n_iter)
+            state = em.init_state(self._given_params(scaling, dtype, len(keys)))
         else:
-            startprob, transmat = H.dirichlet_draws(jax.random.key_data(keys), self.n_components)
-            state = H.init_batch(keys, seqs, reg, dm.to_device(startprob, dtype),
-                                 dm.to_device(transmat, dtype), cov_type=self.covariance_type,
-                                 method=self.init_params, n_states=self.n_components,
-                                 max_iter=self.n_iter)
+            r, s = len(keys), self.n_components
+            n_seq, t_max, d = seqs.x.shape
+            # Small data: restarts padded to a power of two (em.restart_bucket).
+            r_program = em.restart_bucket(r, n_seq * t_max * s * (s + d * d + d + 1))
+            program_keys = em.pad_keys(keys, r_program)
+            startprob, transmat = H.dirichlet_draws(jax.random.key_data(program_keys), s)
+            state = H.init_batch(program_keys, seqs, reg, dm.to_device(startprob, dtype),
+                                 dm.to_device(transmat, dtype), np.int32(r),
+                                 cov_type=self.covariance_type,
+                                 method=self.init_params, n_states=self.n_components)
         run = em.EMRun(H.hmm_model(self.covariance_type), 0, state, seqs, H.HMMHyper(reg),
-                       dm.to_device(self.tol, dtype))
+                       dm.to_device(self.tol, dtype), max_iter=self.n_iter)
         return LiveFit(self, run, scaling, keys, len(Xa))
 
     def _given_params(self, s: dm.Scaling, dtype, n_restarts):
@@ -172,7 +177,8 @@ class GaussianHMM(_Estimator):
 
     def _restarts(self, state, scaling, keys, n_samples=None) -> Restarts:
         d = state.params.means.shape[-1]
-        p = jax.tree.map(lambda a: np.asarray(a, np.float64), state.params)
+        r = len(keys)  # the program may hold padding restarts after these
+        p = jax.tree.map(lambda a: np.asarray(a, np.float64)[:r], state.params)
         params = {
             "startprob": p.startprob, "transmat": p.transmat,
             "means": p.means * scaling.scale + scaling.shift,

@@ -149,9 +149,9 @@ def test_tol_reg_covar_and_data_do_not_recompile(blobs):
     # Nearby sample counts share one padded program too.
     GaussianMixture(3, n_init=4, random_state=0).fit(X[:390])
     assert runner._cache_size() == run_size
-    # A static change (the number of restarts) does compile a new program
-    # (11 restarts: a count no other test uses, so the cache cannot hold it yet).
-    GaussianMixture(3, n_init=11, random_state=0).fit(X)
+    # A static change (the number of components) does compile a new program
+    # (7 components: a count no other test uses on these data, so no cache holds it yet).
+    GaussianMixture(7, n_init=4, random_state=0).fit(X)
     assert runner._cache_size() == run_size + 1
 
 

@@ -76,7 +76,11 @@ def test_truncated_runs_agree_every_iteration(x64, blobs, cov_type):
 def test_best_of_restarts_is_as_good_as_sklearn(blobs, init):
     """Different random streams, same optimum: best log-likelihoods agree (float32)."""
     X, _ = blobs
-    ours = GaussianMixture(3, n_init=8, init_params=init, random_state=0).fit(X)
+    # Three random points fall one per cluster in about 2 starts of 9, and EM does not always
+    # recover from the others: 8 such starts miss the optimum for a few seeds in a hundred, 32
+    # for about none. (The other methods find it from nearly every start.)
+    n_init = 32 if init == "random_from_data" else 8
+    ours = GaussianMixture(3, n_init=n_init, init_params=init, random_state=0).fit(X)
     ref = SkGM(3, n_init=8, init_params=init, random_state=0).fit(X)
     assert ours.lower_bound_ >= ref.lower_bound_ - 1e-3
     assert ours.score(X) == pytest.approx(ours.lower_bound_, abs=2e-3)

@@ -94,9 +94,12 @@ def test_nothing_missing_gives_the_complete_data_fit(x64, blobs, cov_type):
     by_pattern = GaussianMixture(3, missing="em", **kw).fit(X)
     np.testing.assert_allclose(by_pattern.restarts_.trace, complete.restarts_.trace, rtol=1e-9,
                                atol=1e-9)
-    np.testing.assert_allclose(by_pattern.means_, complete.means_, atol=1e-8)
-    np.testing.assert_allclose(by_pattern.covariances_, complete.covariances_, atol=1e-8)
-    np.testing.assert_allclose(by_pattern.weights_, complete.weights_, atol=1e-10)
+    # Restart by restart (the best one is a tie between restarts that found the same optimum
+    # with the components in another order, broken by the last bits).
+    for name, atol in (("means", 1e-8), ("covariances", 1e-8), ("weights", 1e-10)):
+        np.testing.assert_allclose(by_pattern.restarts_.params[name],
+                                   complete.restarts_.params[name], atol=atol)
+    assert np.isclose(by_pattern.lower_bound_, complete.lower_bound_, rtol=1e-9)
 
 
 def test_one_gaussian_equals_the_classic_em_reference(x64):

@@ -8,9 +8,12 @@ data), and a ``converged`` test. The driver
 * runs all restarts at once with ``jax.vmap`` inside one ``lax.while_loop``;
 * freezes a restart once it has converged or failed (a done-mask), so the
   batched result equals running each restart alone;
-* records a fixed-length trace of the objective per restart (NaN after the
-  restart stopped) — the data a convergence plot draws;
-* stops after ``stop_at`` iterations, a *traced* argument, so the same compiled
+* records the objective of every iteration per restart (NaN after the
+  restart stopped) — the data a convergence plot draws — in a buffer of
+  ``TRACE_CHUNK`` iterations that :class:`EMRun` gathers on the host after each
+  call, so the iteration budget ``max_iter`` is a *traced* number and never
+  part of a program's shape (changing it compiles nothing);
+* stops after ``stop_at`` iterations, also traced, so the same compiled
   program serves the batch fit (``stop_at = max_iter``) and a live view that
   advances a few iterations per call (:class:`EMRun`). Both give bit-identical
   results because they run the same program.
@@ -31,13 +34,14 @@ import numpy as np
 from jax import lax
 
 # Status codes of a restart, recorded per restart.
-RUNNING, CONVERGED, MAX_ITER, DEGENERATE, NONFINITE = 0, 1, 2, 3, 4
+RUNNING, CONVERGED, MAX_ITER, DEGENERATE, NONFINITE, PADDING = 0, 1, 2, 3, 4, 5
 STATUS_NAMES = {
     RUNNING: "running",
     CONVERGED: "converged",
     MAX_ITER: "max_iter reached",
     DEGENERATE: "degenerate",
     NONFINITE: "non-finite objective",
+    PADDING: "padding",  # a slot that only fills the program's restart bucket; never reported
 }
 
 
@@ -80,8 +84,18 @@ class EMModel(NamedTuple):
     converged: Callable
 
 
+#: Iterations one call of the compiled driver records (and runs at most): the
+#: trace buffer's length. A batch fit of ``max_iter`` iterations makes about
+#: ``max_iter / TRACE_CHUNK`` calls; each costs one host round trip.
+TRACE_CHUNK = 64
+
+
 class EMState(NamedTuple):
-    """The state of every restart (leading axis R) and the loop counter."""
+    """The state of every restart (leading axis R) and the loop counter.
+
+    ``trace[:, j]`` is the objective of iteration ``base + j``, where ``base``
+    is ``iteration`` when the driver was called (0 for a fresh state).
+    """
 
     params: Any
     objective: Any  # (R,) objective of the last evaluated parameters
@@ -89,7 +103,7 @@ class EMState(NamedTuple):
     status: Any  # (R,) status code
     bad_component: Any  # (R,) component that made a restart degenerate, or -1
     bad_iteration: Any  # (R,) iteration at which it happened, or -1
-    trace: Any  # (R, max_iter) objective per iteration, NaN where not run
+    trace: Any  # (R, L) objective per iteration from the call's first one, NaN where not run
     iteration: Any  # () iterations run so far (the same for all restarts)
 
 
@@ -120,8 +134,14 @@ def block_sum(fn: Callable, data: Data, block_size: int):
     return out
 
 
-def init_state(params, max_iter: int) -> EMState:
-    """A fresh state for a batch of restarts whose parameters have leading axis R."""
+def init_state(params, trace_length: int = TRACE_CHUNK, n_real=None) -> EMState:
+    """A fresh state for a batch of restarts whose parameters have leading axis R.
+
+    ``trace_length`` is the most iterations one call of the driver runs (keep
+    the default unless the driver is called once, inside another program).
+    With ``n_real`` (traced) < R, the restarts from ``n_real`` on are padding:
+    they never run (see :func:`restart_bucket`).
+    """
     n_restarts = jax.tree.leaves(params)[0].shape[0]
     dtype = jax.tree.leaves(params)[0].dtype
     minus_one = jnp.full((n_restarts,), -1, jnp.int32)
@@ -129,15 +149,16 @@ def init_state(params, max_iter: int) -> EMState:
         params=params,
         objective=jnp.full((n_restarts,), -jnp.inf, dtype),
         n_iter=jnp.zeros((n_restarts,), jnp.int32),
-        status=jnp.zeros((n_restarts,), jnp.int32),
+        status=(jnp.zeros((n_restarts,), jnp.int32) if n_real is None else
+                jnp.where(jnp.arange(n_restarts) < n_real, RUNNING, PADDING).astype(jnp.int32)),
         bad_component=minus_one,
         bad_iteration=minus_one,
-        trace=jnp.full((n_restarts, max_iter), jnp.nan, dtype),
+        trace=jnp.full((n_restarts, trace_length), jnp.nan, dtype),
         iteration=jnp.int32(0),
     )
 
 
-def _restart_update(model: EMModel, block_size: int, it, data, hyper, tol):
+def _restart_update(model: EMModel, block_size: int, it, base, data, hyper, tol):
     """One iteration for one restart; frozen restarts keep their state."""
 
     def update(params, objective, n_iter, status, bad_component, bad_iteration, trace):
@@ -148,7 +169,8 @@ def _restart_update(model: EMModel, block_size: int, it, data, hyper, tol):
         conv = model.converged(objective, obj, params, new_params, tol)
         take = active & ok
         params = jax.tree.map(lambda new, old: jnp.where(take, new, old), new_params, params)
-        trace = trace.at[it].set(jnp.where(active, obj, trace[it]))
+        j = it - base
+        trace = trace.at[j].set(jnp.where(active, obj, trace[j]))
         new_status = jnp.where(
             ~finite,
             NONFINITE,
@@ -163,6 +185,31 @@ def _restart_update(model: EMModel, block_size: int, it, data, hyper, tol):
         return params, objective, n_iter, status, bad_component, bad_iteration, trace
 
     return update
+
+
+#: Restarts are padded to a power of two when a padded batch holds at most this
+#: many numbers per iteration (samples x components x statistics x restarts):
+#: then n_init 3, 5, 10 or 12 share the programs of 4, 8 and 16, and a restarts
+#: slider compiles a few programs, not one per value. Padding costs at most 2x
+#: the work of an iteration, which on such small data is below the fixed cost of
+#: an iteration; larger data keep the exact count (nothing wasted).
+PAD_RESTARTS_WORK = 2.0**21
+
+
+def restart_bucket(n_restarts: int, work_per_restart: float) -> int:
+    """The number of restarts a program holds for ``n_restarts`` (see PAD_RESTARTS_WORK)."""
+    bucket = 1 << max(int(n_restarts) - 1, 0).bit_length()
+    return bucket if bucket * work_per_restart <= PAD_RESTARTS_WORK else int(n_restarts)
+
+
+def pad_keys(keys, n_program: int):
+    """Keys for a program of ``n_program`` restarts: the given ones, then copies of the last."""
+    n = keys.shape[0]
+    if n_program == n:
+        return keys
+    data = np.asarray(jax.random.key_data(keys))
+    data = np.concatenate([data, np.repeat(data[-1:], n_program - n, axis=0)])
+    return jax.random.wrap_key_data(jax.device_put(data), impl=jax.random.key_impl(keys))
 
 
 def group_size_for(n_restarts: int, work_per_restart: float, target: float = 2.0**21) -> int:
@@ -183,25 +230,27 @@ def group_size_for(n_restarts: int, work_per_restart: float, target: float = 2.0
 def make_runner(model: EMModel, block_size: int, group_size: int | None = None):
     """The compiled driver for one model, block size and restart grouping.
 
-    Returns ``advance(state, data, hyper, tol, stop_at) -> state``: iterate
-    every running restart until all have stopped, the trace is full
-    (``max_iter``) or ``stop_at`` iterations have run. ``tol``, ``hyper``,
-    ``data`` and ``stop_at`` are traced: changing them never recompiles.
-    Restarts still running at ``max_iter`` get status ``MAX_ITER``.
+    Returns ``advance(state, data, hyper, tol, stop_at, max_iter=None) ->
+    state``: iterate every running restart until all have stopped,
+    ``min(stop_at, max_iter)`` iterations have run in all, or the trace buffer
+    (length L, from the call's first iteration) is full. ``tol``, ``hyper``,
+    ``data``, ``stop_at`` and ``max_iter`` are traced: changing them never
+    recompiles (``max_iter=None`` means the buffer's length L). Restarts still
+    running at ``max_iter`` get status ``MAX_ITER``.
 
     With ``group_size`` g < R, the restarts run as R / g vmapped groups one
     after the other inside the same program (``lax.map``): each group stops
     when *its* slowest restart stops (see :func:`group_size_for`).
     """
 
-    def run_group(state: EMState, data: Data, hyper, tol, stop_at):
-        max_iter = state.trace.shape[1]
+    def run_group(state: EMState, data: Data, hyper, tol, stop_at, max_iter, base):
+        end = jnp.minimum(jnp.minimum(stop_at, max_iter), base + state.trace.shape[1])
 
         def cond(s: EMState):
-            return (s.iteration < jnp.minimum(stop_at, max_iter)) & jnp.any(s.status == RUNNING)
+            return (s.iteration < end) & jnp.any(s.status == RUNNING)
 
         def body(s: EMState):
-            update = _restart_update(model, block_size, s.iteration, data, hyper, tol)
+            update = _restart_update(model, block_size, s.iteration, base, data, hyper, tol)
             out = jax.vmap(update)(
                 s.params, s.objective, s.n_iter, s.status, s.bad_component, s.bad_iteration, s.trace
             )
@@ -209,12 +258,15 @@ def make_runner(model: EMModel, block_size: int, group_size: int | None = None):
 
         return lax.while_loop(cond, body, state)
 
-    def advance(state: EMState, data: Data, hyper, tol, stop_at):
-        max_iter = state.trace.shape[1]
+    def advance(state: EMState, data: Data, hyper, tol, stop_at, max_iter=None):
+        base = state.iteration
+        if max_iter is None:
+            max_iter = base + state.trace.shape[1]
+        state = state._replace(trace=jnp.full_like(state.trace, jnp.nan))
         n_restarts = state.status.shape[0]
         g = n_restarts if group_size is None else group_size
         if g >= n_restarts:
-            state = run_group(state, data, hyper, tol, stop_at)
+            state = run_group(state, data, hyper, tol, stop_at, max_iter, base)
         else:
             per_restart = state._replace(iteration=jnp.zeros((n_restarts,), jnp.int32))
             grouped = jax.tree.map(lambda a: a.reshape((n_restarts // g, g) + a.shape[1:]),
@@ -222,7 +274,7 @@ def make_runner(model: EMModel, block_size: int, group_size: int | None = None):
 
             def one_group(s):
                 s = s._replace(iteration=state.iteration)
-                out = run_group(s, data, hyper, tol, stop_at)
+                out = run_group(s, data, hyper, tol, stop_at, max_iter, base)
                 return out._replace(iteration=jnp.full((g,), out.iteration))
 
             out = lax.map(one_group, grouped)
@@ -238,35 +290,60 @@ class EMRun:
     """A fit advanced a few iterations at a time, for live views.
 
     Each :meth:`advance` call runs the same compiled program as the batch fit,
-    so stopping early, resuming and the batch fit all agree exactly.
+    so stopping early, resuming and the batch fit all agree exactly. The
+    program records at most ``TRACE_CHUNK`` iterations per call; the run
+    gathers them into a host array, so :attr:`state` has the whole
+    ``(R, max_iter)`` trace (a NumPy array) and the device arrays of the rest.
 
     Example:
-        >>> run = EMRun(model, block_size, state0, data, hyper, tol)
+        >>> run = EMRun(model, block_size, state0, data, hyper, tol, max_iter=100)
         >>> while not run.done:
         ...     state = run.advance(5)   # draw state.trace between calls
     """
 
     def __init__(self, model: EMModel, block_size: int, state: EMState, data: Data, hyper, tol,
-                 group_size: int | None = None):
+                 group_size: int | None = None, max_iter: int | None = None):
         self._advance = make_runner(model, block_size, group_size)
-        self.state = state
+        self.max_iter = int(state.trace.shape[1] if max_iter is None else max_iter)
+        n_restarts = int(state.status.shape[0])
+        self._trace = np.full((n_restarts, self.max_iter), np.nan,
+                              np.dtype(jax.tree.leaves(state.params)[0].dtype))
+        self._device = state
+        self._iteration = int(state.iteration)
+        self._status = np.asarray(state.status)
         self.data = data
         self.hyper = hyper
         self.tol = tol
 
     @property
-    def max_iter(self) -> int:
-        return int(self.state.trace.shape[1])
+    def state(self) -> EMState:
+        """The state of every restart, with the whole trace (R, max_iter) as a host array."""
+        return self._device._replace(trace=self._trace)
+
+    @state.setter
+    def state(self, value: EMState):
+        self._device = value._replace(trace=self._device.trace)
+        self._iteration = int(value.iteration)
+        self._status = np.asarray(value.status)
 
     @property
     def done(self) -> bool:
-        status = np.asarray(self.state.status)
-        return bool((status != RUNNING).all()) or int(self.state.iteration) >= self.max_iter
+        return bool((self._status != RUNNING).all()) or self._iteration >= self.max_iter
 
     def advance(self, n_iterations: int | None = None) -> EMState:
         """Run up to ``n_iterations`` more iterations (all remaining if None)."""
-        stop_at = (
-            self.max_iter if n_iterations is None else int(self.state.iteration) + n_iterations
-        )
-        self.state = self._advance(self.state, self.data, self.hyper, self.tol, np.int32(stop_at))
+        stop_at = self.max_iter if n_iterations is None else self._iteration + n_iterations
+        stop_at = min(stop_at, self.max_iter)
+        while True:
+            base = self._iteration
+            s = self._advance(self._device, self.data, self.hyper, self.tol, np.int32(stop_at),
+                              np.int32(self.max_iter))
+            self._device = s
+            self._iteration = int(s.iteration)
+            self._status = np.asarray(s.status)
+            ran = self._iteration - base
+            if ran > 0:
+                self._trace[:, base:self._iteration] = np.asarray(s.trace)[:, :ran]
+            if ran <= 0 or self._iteration >= stop_at or self.done:
+                break
         return self.state

@@ -286,15 +286,17 @@ def apply_user_init(cov_type: str, params: GMMParams, user: UserInit) -> GMMPara
 
 
 @functools.partial(jax.jit, static_argnames=("cov_type", "method", "n_components", "block_size",
-                                             "max_iter", "kmeans_group_size", "kmeans_block_size"))
-def init_batch(keys, data: Data, reg_covar, user: UserInit, active=None, prior=None, *,
+                                             "state", "kmeans_group_size", "kmeans_block_size"))
+def init_batch(keys, data: Data, reg_covar, user: UserInit, active=None, prior=None, n_real=None,
+               *,
                cov_type: str, method: str,
-               n_components: int, block_size: int, max_iter: int | None = None,
+               n_components: int, block_size: int, state: bool = False,
                kmeans_group_size: int | None = None, kmeans_block_size: int | None = None):
     """Initial parameters of every restart, one per key (vmapped).
 
-    With ``max_iter`` given, returns the driver's initial :class:`EMState`
-    (one compiled program for the whole initialisation).
+    With ``state``, returns the driver's initial :class:`EMState` (one
+    compiled program for the whole initialisation, whatever ``max_iter``),
+    whose restarts from ``n_real`` (traced) on are padding.
     """
     centers = None
     if method == "kmeans":
@@ -308,7 +310,7 @@ def init_batch(keys, data: Data, reg_covar, user: UserInit, active=None, prior=N
         return apply_user_init(cov_type, p, user)
 
     params = jax.vmap(one)(keys, centers)
-    return params if max_iter is None else init_state(params, max_iter)
+    return init_state(params, n_real=n_real) if state else params
 
 
 def sample(key, params: GMMParams, cov_type: str, n_samples: int):

@@ -215,9 +215,10 @@ def initial_params(cov_type: str, key, data: Sequences, n_states: int, reg_covar
     )
 
 
-@functools.partial(jax.jit, static_argnames=("cov_type", "method", "n_states", "max_iter"))
-def init_batch(keys, data: Sequences, reg_covar, startprob, transmat, *, cov_type: str,
-               method: str, n_states: int, max_iter: int):
+@functools.partial(jax.jit, static_argnames=("cov_type", "method", "n_states"))
+def init_batch(keys, data: Sequences, reg_covar, startprob, transmat, n_real=None, *,
+               cov_type: str,
+               method: str, n_states: int):
     """The driver's initial state for every restart (one per key; the Dirichlet
     draws ``startprob`` (R, S) and ``transmat`` (R, S, S) from :func:`dirichlet_draws`)."""
     from . import kmeans as km
@@ -234,7 +235,7 @@ def init_batch(keys, data: Sequences, reg_covar, startprob, transmat, *, cov_typ
         cov_type, k, data, n_states, reg_covar, method, c, s0, a))(keys, centers, startprob,
                                                                    transmat)
     del km
-    return init_state(params, max_iter)
+    return init_state(params, n_real=n_real)
 
 
 @functools.partial(jax.jit, static_argnames=("cov_type",))

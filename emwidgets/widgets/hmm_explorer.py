@@ -50,7 +50,8 @@ class HMMSession(FitSession):
         ll, gamma = jax.vmap(lambda p: H.posteriors(p, seqs, cov_type=est.covariance_type))(
             state.params)
         mask = np.asarray(seqs.mask) > 0
-        post = np.asarray(gamma, np.float64)[:, mask]  # (R, N, S) for the real steps
+        # (R, N, S) for the real steps of the restarts (the program may hold padding after them)
+        post = np.asarray(gamma, np.float64)[:restarts.n_restarts][:, mask]
         labels = post.argmax(-1)
         unc = 1.0 - post.max(-1)
         X = np.asarray(seqs.x, np.float64)[mask] * live.scaling.scale + live.scaling.shift

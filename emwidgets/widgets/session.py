@@ -20,7 +20,6 @@ import warnings
 from dataclasses import dataclass
 from typing import Optional
 
-import jax.numpy as jnp
 import numpy as np
 import traitlets as T
 
@@ -525,24 +524,26 @@ def snapshot_from_live(live, est: GaussianMixture, display_idx, elapsed, done) -
     """Snapshot of a fit in progress: labels of every restart on the displayed rows."""
     restarts = live.snapshot()
     state = live.run.state
-    idx = jnp.asarray(display_idx)
+    idx = np.asarray(display_idx)  # rows picked on the host (a device gather compiles per shape)
     s = live.scaling
     extra = {}
     if isinstance(live.run.data.x, MS.Rows):  # missing values: assign from the observed part
         rows = live.run.data.x
         patterns = live.run.hyper.patterns
-        z, pattern = rows.values[idx], rows.pattern[idx]
+        z, pattern = np.asarray(rows.values)[idx], np.asarray(rows.pattern)[idx]
         labels, unc, filled = MS.assign_batch(state.params, z, pattern, patterns,
                                               cov_type=est.covariance_type)
         observed = np.asarray(patterns)[np.asarray(pattern)]
         X = np.where(observed, np.asarray(z, np.float64) * s.scale + s.shift, np.nan)
-        filled = np.where(observed, X, np.asarray(filled, np.float64) * s.scale + s.shift)
+        filled = np.asarray(filled, np.float64)[:restarts.n_restarts]  # (padding after them)
+        filled = np.where(observed, X, filled * s.scale + s.shift)
         extra = dict(filled=filled, missing=~observed)
     else:
-        z = live.run.data.x[idx]
+        z = np.asarray(live.run.data.x)[idx]
         labels, unc = G.assign_batch(state.params, z, cov_type=est.covariance_type)
         X = np.asarray(z, np.float64) * s.scale + s.shift
-    labels, unc = np.asarray(labels), np.asarray(unc, dtype=np.float64)
+    r = restarts.n_restarts  # the program may hold padding restarts after these
+    labels, unc = np.asarray(labels)[:r], np.asarray(unc, dtype=np.float64)[:r]
     sol = solutions_of(restarts, labels)
     return Snapshot(restarts, est.covariance_type, X, labels, unc, sol, live.iteration, done,
                     elapsed, **extra)
