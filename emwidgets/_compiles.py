@@ -63,18 +63,20 @@ def _register() -> None:
 
 
 class Count:
-    """The programs prepared since the count started (all threads)."""
+    """The programs prepared since the count started (all threads, or only this one)."""
 
-    def __init__(self):
+    def __init__(self, this_thread: bool = False):
         _register()
         with _lock:
             self._start = len(_events)
         self._stop = None
+        self._thread = threading.current_thread().name if this_thread else None
 
     @property
     def programs(self) -> list[Program]:
         with _lock:
-            return list(_events[self._start:self._stop])
+            out = list(_events[self._start:self._stop])
+        return out if self._thread is None else [p for p in out if p.thread == self._thread]
 
     @property
     def compiled(self) -> int:
@@ -106,9 +108,13 @@ class Count:
 
 
 @contextmanager
-def count():
-    """Count the programs compiled (and loaded from the cache) inside the block."""
-    c = Count()
+def count(this_thread: bool = False):
+    """Count the programs compiled (and loaded from the cache) inside the block.
+
+    ``this_thread``: only those of the calling thread (not, say, an explorer's
+    background compilation running meanwhile).
+    """
+    c = Count(this_thread)
     try:
         yield c
     finally:

@@ -388,6 +388,12 @@ def _keys(random_state, n: int):
 # Gaussian mixture
 # ---------------------------------------------------------------------------
 
+# Scoring (predict, score, bic...) as one compiled program per shape, not op by op.
+_weighted_log_prob = jax.jit(G.weighted_log_prob, static_argnums=0)
+_observed_log_prob = jax.jit(MS.observed_log_prob, static_argnums=0)
+_impute = jax.jit(MS.impute, static_argnums=(0, 6))
+
+
 class _GMMScaling:
     """Map mixture parameters between data units and standardised units."""
 
@@ -648,6 +654,7 @@ class GaussianMixture(_Estimator):
         observed = ~np.isnan(Xa)
         if self.missing == "em":
             pattern, patterns = MS.encode_patterns(observed)
+            patterns = MS.pad_patterns(patterns)  # nearby pattern counts share one program
             self._check_memory(n, d, r_program, k_program, len(patterns))
             width = 2 * r_program * k_program * len(patterns) + stats
             # Missing entries start at the column mean (0 once standardised):
@@ -789,7 +796,8 @@ class GaussianMixture(_Estimator):
     # -- using a fitted model ---------------------------------------------------
     def _fitted_params64(self) -> G.GMMParams:
         """The fitted parameters in standardised units, float64 (call inside x64 mode)."""
-        p = G.GMMParams(*(jnp.asarray(a, jnp.float64) for a in (
+        # NumPy arithmetic on the host (eager jnp operations each compile a program).
+        p = G.GMMParams(*(np.asarray(a, np.float64) for a in (
             self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)))
         return _GMMScaling.to_std(p, self._scaling)
 
@@ -808,10 +816,9 @@ class GaussianMixture(_Estimator):
         with jax.enable_x64(True):
             p = self._fitted_params64()
             if (n_observed == Xa.shape[1]).all():
-                lp = G.weighted_log_prob(self.covariance_type, p, jnp.asarray(z))
+                lp = _weighted_log_prob(self.covariance_type, p, z)
             else:
-                lp = MS.observed_log_prob(self.covariance_type, p,
-                                          *map(jnp.asarray, MS.split_rows(z)))
+                lp = _observed_log_prob(self.covariance_type, p, *MS.split_rows(z))
             return np.asarray(lp) - n_observed[:, None] * math.log(s.scale)
 
     def impute(self, X, n_imputations: Optional[int] = None, random_state=None):
@@ -833,10 +840,10 @@ class GaussianMixture(_Estimator):
             V.check_int("n_imputations", n_imputations, 1)
         s = self._scaling
         with jax.enable_x64(True):  # float64 arrays: convert inside the context
-            rows = [jnp.asarray(a) for a in MS.split_rows((Xa - s.shift) / s.scale)]
+            rows = MS.split_rows((Xa - s.shift) / s.scale)
             key = None if n_imputations is None else jax.random.key(V.seed_from(random_state))
-            out = MS.impute(self.covariance_type, self._fitted_params64(), *rows, key,
-                            n_imputations)
+            out = _impute(self.covariance_type, self._fitted_params64(), *rows, key,
+                          n_imputations)
             out = np.where(np.isnan(Xa), np.asarray(out) * s.scale + s.shift, Xa)
         if n_imputations is None and hasattr(X, "columns") and hasattr(X, "index"):
             import pandas as pd

@@ -23,7 +23,7 @@ def data():
 def fit(est, X):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with _compiles.count() as c:
+        with _compiles.count(this_thread=True) as c:  # (not another test's background work)
             est.fit(X)
     return c
 
@@ -96,3 +96,69 @@ def test_restart_counts_share_a_padded_program_and_padding_changes_nothing(data,
     np.testing.assert_array_equal(three.restarts_.trace, four.restarts_.trace[:3])
     np.testing.assert_array_equal(three.restarts_.n_iter, four.restarts_.n_iter[:3])
     assert three.restarts_.status == four.restarts_.status[:3]
+
+
+def test_explorer_controls_after_a_first_run_compile_nothing(faithful):
+    """After a Run (and the background warm-up it starts), every control but the data
+    answers without compiling: components (one masked program), restarts within a bucket,
+    initialisation and covariance (compiled in the background), and the traced numbers."""
+    import time
+
+    from emwidgets import EMExplorer
+
+    def settle():  # the warm-up a Run starts compiles on another thread: let it finish
+        time.sleep(0.2)
+        t = time.time()
+        while ex.session.warming and time.time() - t < 300:
+            time.sleep(0.05)
+        assert ex.session.warming == ""
+
+    ex = EMExplorer(faithful, n_components=2, n_init=16)
+    ex.run(block=True)
+    settle()
+    s = ex.session
+    base = {k: getattr(s, k) for k in ("n_components", "init_params", "covariance_type",
+                                       "max_iter", "n_init", "tol", "random_state", "reg_covar")}
+    for change in ({"n_components": 3}, {"n_components": 7}, {"n_components": 1},
+                   {"init_params": "random"}, {"init_params": "k-means++"},
+                   {"covariance_type": "diag"}, {"covariance_type": "tied"},
+                   {"max_iter": 300}, {"n_init": 12}, {"tol": 1e-5}, {"random_state": 4},
+                   {"reg_covar": 1e-4}):
+        for k, v in {**base, **change}.items():
+            setattr(s, k, v)
+        settle()
+        with _compiles.count() as c:
+            ex.run(block=True)
+        # (Other explorers' background compilation, from earlier tests, may still go on.)
+        ran = [p for p in c.programs if p.thread != "emwidgets-warm-up"]
+        assert ran == [], (change, ran)
+        assert s.error == "", s.error
+        snap = s.snapshot
+        assert snap.done and s.estimator is not None
+        assert s.estimator.get_params()["n_components"] == s.n_components
+        assert s.estimator.means_.shape[0] == s.n_components
+        assert "ompil" not in s.status, s.status
+
+
+def test_missing_value_patterns_share_a_padded_program_and_scoring_compiles_once(data):
+    rng = np.random.default_rng(5)
+
+    def holes(n_rows):  # the first n_rows rows each lose one entry: 1 to 4 patterns
+        Xm = data.copy()
+        for i in range(n_rows):
+            Xm[i, rng.integers(3)] = np.nan
+        return Xm
+
+    first = holes(3)  # up to 4 patterns (with the complete rows)
+    gm = GaussianMixture(2, n_init=4, covariance_type="spherical", missing="em", random_state=0)
+    fit(gm, first)
+    with _compiles.count(this_thread=True) as scored:
+        gm.score(first), gm.predict(first), gm.impute(first)
+    again = holes(40)  # 4 patterns: the same padded program
+    c = fit(GaussianMixture(2, n_init=4, covariance_type="spherical", missing="em",
+                            random_state=1), again)
+    assert c.compiled == 0 and c.loaded == 0, c
+    with _compiles.count(this_thread=True) as rescored:
+        gm.score(again), gm.predict(again), gm.impute(again)
+    assert rescored.compiled == 0, rescored  # same shapes: scoring is compiled programs
+    assert scored.compiled <= 3, scored  # one program per method, not one per operation

@@ -160,10 +160,11 @@ def test_memory_of_the_compiled_fit_does_not_grow_with_n():
     sizes = {}
     for n in (40_000, 160_000):
         X = np.random.default_rng(0).normal(size=(n, 8))
-        live = GaussianMixture(10, n_init=16, random_state=0).start(X)
+        # (A random start: the k-means one would run its iterations on 160k rows first.)
+        live = GaussianMixture(10, n_init=16, init_params="random", random_state=0).start(X)
         run = live.run
         compiled = run._advance.lower(
-            run.state, run.data, run.hyper, run.tol, jnp.int32(1)
+            run._device, run.data, run.hyper, run.tol, jnp.int32(1), jnp.int32(run.max_iter)
         ).compile()
         sizes[n] = compiled.memory_analysis().temp_size_in_bytes
     # 4x the samples: temporaries stay flat (a naive vmap would hold R x N x K x D).

@@ -90,6 +90,23 @@ def weighted_log_prob(cov_type: str, params: GMMParams, x):
     return features(cov, x) @ natural_weights(cov, params)
 
 
+def unit_where_inactive(cov: CovarianceType, covariances, active):
+    """Masked components get unit covariances (their weight is 0, so they take no part).
+
+    Left to the M-step they would hold ``reg_covar * I``, which underflows to a
+    singular matrix when ``reg_covar`` is tiny next to the data's scale (values
+    near 1e30): its infinite precision times a zero weight would be NaN.
+    """
+    shared = cov.n_parameters(1, 3) == cov.n_parameters(2, 3)  # tied: one matrix for all
+    if active is None or shared:
+        return covariances
+    unit = (jnp.broadcast_to(jnp.eye(covariances.shape[-1], dtype=covariances.dtype),
+                             covariances.shape) if covariances.ndim == 3
+            else jnp.ones_like(covariances))
+    keep = active.reshape((-1,) + (1,) * (covariances.ndim - 1))
+    return jnp.where(keep, covariances, unit)
+
+
 def m_step(cov: CovarianceType, stats, reg_covar, n_features: int, active=None,
            prior: Optional[pr.Prior] = None):
     """Sufficient statistics (K, P) -> (GMMParams, Health).
@@ -112,6 +129,7 @@ def m_step(cov: CovarianceType, stats, reg_covar, n_features: int, active=None,
     else:
         weights, means, covariances = pr.posterior_mode(cov, nk, stats[:, q : q + d],
                                                         stats[:, :q], prior, active)
+    covariances = unit_where_inactive(cov, covariances, active)
     pc = cov.precision_cholesky(covariances)
     good = (cov.per_component_finite(pc, k) & jnp.isfinite(means).all(-1)) | ~active
     ok = good.all()
@@ -181,7 +199,10 @@ def initial_resp_fn(method: str, key, data: Data, n_components: int, kmeans_cent
     dtype = data.x.dtype
     if method == "random":
         def resp(x, w, b):
-            r = jax.random.uniform(jax.random.fold_in(key, b), (x.shape[0], k), dtype)
+            # Column c depends on (key, block, c) only: a masked program draws the same.
+            kb = jax.random.fold_in(key, b)
+            r = jax.vmap(lambda c: jax.random.uniform(jax.random.fold_in(kb, c), (x.shape[0],),
+                                                      dtype), out_axes=1)(jnp.arange(k))
             r = r if active is None else r * active
             return r / r.sum(1, keepdims=True)
         return resp
@@ -205,6 +226,7 @@ def params_at_points(cov: CovarianceType, x, n_samples, reg_covar, active=None) 
     covariances = cov.estimate(nk, jnp.zeros_like(x), jnp.zeros((k, cov.n_quad(d)), x.dtype),
                                reg_covar)
     weights = nk / n_samples if active is None else jnp.where(active, nk / n_samples, 0.0)
+    covariances = unit_where_inactive(cov, covariances, active)
     return GMMParams(weights, x, covariances, cov.precision_cholesky(covariances))
 
 
@@ -223,7 +245,9 @@ def run_kmeans(keys, data: Data, n_components: int, block_size: int, tol_scaled,
     Seeds are drawn in order, so with a mask the active (first) centres are
     seeded exactly as for a program of that size.
     """
-    seeds = jax.vmap(lambda key: km.kmeans_plusplus(key, data.x, data.w, n_components)[0])(keys)
+    n_active = None if active is None else active.sum()
+    seeds = jax.vmap(lambda key: km.kmeans_plusplus(key, data.x, data.w, n_components,
+                                                    n_active)[0])(keys)
     state = init_state(km.KMeansParams(seeds), max_iter)
     state = make_runner(km.kmeans_model(), block_size, group_size)(
         state, data, active, tol_scaled, jnp.int32(max_iter)
@@ -241,8 +265,11 @@ def init_params(cov_type: str, method: str, n_components: int, block_size: int,
     """
     cov = COVARIANCE_TYPES[cov_type]
     if method in ("k-means++", "random_from_data"):
-        pick = km.kmeans_plusplus if method == "k-means++" else km.random_centers
-        points, _ = pick(key, data.x, data.w, n_components)
+        if method == "k-means++":
+            points, _ = km.kmeans_plusplus(key, data.x, data.w, n_components,
+                                           None if active is None else active.sum())
+        else:  # Gumbel top-k: the first K of more draws are the K draws
+            points, _ = km.random_centers(key, data.x, data.w, n_components)
         if prior is None:
             return params_at_points(cov, points, data.w.sum(), reg_covar, active)
         params, _ = m_step(cov, features(cov, points), reg_covar, data.x.shape[1], active, prior)

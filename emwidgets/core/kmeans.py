@@ -88,17 +88,35 @@ def _sample_proportional(u, weights):
     return jnp.minimum(idx, weights.shape[0] - 1).astype(jnp.int32)
 
 
-def kmeans_plusplus(key, x, w, n_components: int):
+def prefix_uniforms(key, n_rows: int, n_cols: int, dtype):
+    """(n_rows, n_cols) uniforms where entry (i, j) depends on the key, i and j only.
+
+    So a program for more components (or candidates) than used draws, for the
+    ones used, exactly what the exact-size program draws: a masked program
+    starts where the exact one does.
+    """
+    def one(i, j):
+        return jax.random.uniform(jax.random.fold_in(jax.random.fold_in(key, i), j), (), dtype)
+
+    i, j = jnp.meshgrid(jnp.arange(n_rows), jnp.arange(n_cols), indexing="ij")
+    return jax.vmap(jax.vmap(one))(i, j)
+
+
+def kmeans_plusplus(key, x, w, n_components: int, n_active=None):
     """Greedy k-means++ seeding (scikit-learn's), from a JAX key.
 
     Args:
         key: a JAX random key.
         x: (N, D) samples (padded rows allowed), w: (N,) weights (0 = padding).
         n_components: K.
+        n_active: (traced) the centres used, the first ones (default K); the
+            draws of those are the same as with ``n_components = n_active``.
     Returns:
         centers (K, D) and the indices (K,) of the samples chosen.
     """
     n_local = 2 + int(np.log(n_components))
+    # scikit-learn's 2 + log(K) candidates per centre, for the K actually used.
+    used = n_local if n_active is None else 2 + jnp.floor(jnp.log(n_active)).astype(jnp.int32)
     x2 = (x * x).sum(-1)
     tiny = jnp.finfo(x.dtype).tiny
 
@@ -109,7 +127,7 @@ def kmeans_plusplus(key, x, w, n_components: int):
 
     # All uniforms at once: one random-bits call compiles much faster than one
     # per loop iteration.
-    u = jax.random.uniform(key, (n_components, n_local), x.dtype)
+    u = prefix_uniforms(key, n_components, n_local, x.dtype)
     first = _sample_proportional(u[0, :1], w)
     closest = dist_to(first)[0]
     indices = jnp.zeros((n_components,), jnp.int32).at[0].set(first[0])
@@ -120,8 +138,13 @@ def kmeans_plusplus(key, x, w, n_components: int):
         weights = jnp.where(closest.sum() > 0, closest, w) + tiny * w
         cand = _sample_proportional(u[c], weights)
         new_closest = jnp.minimum(closest[None, :], dist_to(cand))
-        best = jnp.argmin(new_closest.sum(1))
-        return indices.at[c].set(cand[best]), new_closest[best]
+        potential = jnp.where(jnp.arange(n_local) < used, new_closest.sum(1), jnp.inf)
+        best = jnp.argmin(potential)
+        if n_active is None:
+            return indices.at[c].set(cand[best]), new_closest[best]
+        on = c < n_active  # centres past the used ones: masked, never update the distances
+        return (indices.at[c].set(jnp.where(on, cand[best], indices[0])),
+                jnp.where(on, new_closest[best], closest))
 
     indices, _ = lax.fori_loop(1, n_components, body, (indices, closest))
     return x[indices], indices

@@ -67,11 +67,23 @@ def encode_patterns(observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return index.reshape(-1).astype(np.int32), patterns
 
 
+def pad_patterns(patterns: np.ndarray) -> np.ndarray:
+    """(M, D) patterns padded to a power of two (at least 4) with copies of the first.
+
+    No row refers to the copies, so every sum over patterns gains exact zeros:
+    data with a few more or fewer distinct patterns share one compiled program.
+    """
+    m = len(patterns)
+    bucket = max(4, 1 << max(m - 1, 0).bit_length())
+    return np.concatenate([patterns, np.repeat(patterns[:1], bucket - m, axis=0)])
+
+
 def split_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(N, D) array with NaN gaps -> (values with 0 in the gaps, pattern index (N,), patterns)."""
+    """(N, D) array with NaN gaps -> (values with 0 in the gaps, pattern index (N,), patterns
+    padded by :func:`pad_patterns`)."""
     observed = ~np.isnan(x)
     pattern, patterns = encode_patterns(observed)
-    return np.where(observed, x, 0.0), pattern, patterns
+    return np.where(observed, x, 0.0), pattern, pad_patterns(patterns)
 
 
 class Conditionals(NamedTuple):

@@ -30,7 +30,8 @@ def _layout(**kwargs) -> W.Layout:
 def _controls(session: FitSession) -> dict:
     """One control per setting, each linked to the session trait of the same name."""
     c = {
-        "n_components": W.IntSlider(min=1, max=10, description="components", style=_style(),
+        "n_components": W.IntSlider(min=1, max=session.MAX_COMPONENTS, description="components",
+                                    style=_style(),
                                     layout=_layout()),
         "covariance_type": W.Dropdown(options=["full", "tied", "diag", "spherical"],
                                       description="covariance", style=_style(), layout=_layout()),
@@ -121,7 +122,7 @@ class EMExplorer(W.VBox):
         self.intervals.observe(lambda ch: self._draw_intervals(), "value")
         self.column_picker.observe(self._on_columns, "value")
         session.observe(self._on_snapshot, "snapshot")
-        session.observe(self._on_status, ["status", "running", "error", "stale"])
+        session.observe(self._on_status, ["status", "running", "error", "stale", "warming"])
         session.observe(self._on_axes, ["x_axis", "y_axis"])
         session.observe(self._on_data, ["data_note"])
         session.observe(self._on_data_version, ["data_version"])
@@ -278,6 +279,9 @@ class EMExplorer(W.VBox):
         if s.stale:
             text += ('<br><span class="emwidgets-stale" style="color:#8a5a00">Stale: the settings '
                      "or data changed since this result was fitted; press Run to refit.</span>")
+        if s.warming and not s.running:
+            text += ('<br><span class="emwidgets-warming" style="color:#555">'
+                     f"{html.escape(s.warming)}</span>")
         if self._intervals_note:
             text += ('<br><span class="emwidgets-intervals-note" style="color:#555">'
                      f"{html.escape(self._intervals_note)}</span>")

@@ -26,6 +26,7 @@ import traitlets as T
 from .._table import Table as _Table
 from .._validation import as_2d_float
 from ..compare import Solutions, solutions_of
+from ..core import em
 from ..core import gmm as G
 from ..core import missing as MS
 from ..estimators import GaussianMixture, Restarts
@@ -106,6 +107,12 @@ def snapshot_from_estimator(gm: GaussianMixture, X, done: bool = True, iteration
 class FitSession(T.HasTraits):
     """Settings, data and the latest result of an interactive mixture fit."""
 
+    #: The components slider's maximum (the explorer's control uses it).
+    MAX_COMPONENTS = 10
+    #: Numbers per iteration below which one masked program serves every number of
+    #: components (see :meth:`program_components`).
+    MASK_COMPONENTS_WORK = 2**23
+
     n_components = T.Int(2, min=1)
     covariance_type = T.Enum(["full", "tied", "diag", "spherical"], default_value="full")
     init_params = T.Enum(list(G.INIT_METHODS), default_value="kmeans")
@@ -133,6 +140,9 @@ class FitSession(T.HasTraits):
     error = T.Unicode("")
     #: The shown result was fitted with other settings or data than the controls say now.
     stale = T.Bool(False)
+    #: What compiles in the background (after a Run, the programs of the other
+    #: covariance types and initialisations), or "".
+    warming = T.Unicode("")
     #: One line on the data: rows and columns fitted, what was left out or dropped and why.
     data_note = T.Unicode("")
     data_version = T.Int(0)
@@ -456,7 +466,8 @@ class FitSession(T.HasTraits):
                           + self._summary(snap))
             else:
                 status = f"Done in {snap.elapsed:.1f} s: " + self._summary(snap)
-            self._show(generation, key, snap, fitted, status)
+            if self._show(generation, key, snap, fitted, status) and not stopped:
+                self._warm_up(generation)
         except Exception as exc:  # shown to the user; the kernel and old result survive
             self._last_traceback = traceback.format_exc()
             self._fail(generation, exc)
@@ -468,8 +479,67 @@ class FitSession(T.HasTraits):
                     self.running = False
                     self._update_stale()
 
+    def _alternatives(self) -> list:
+        """(label, settings) of the programs a user is likely to want next."""
+        out = [(f"{c} covariance", {"covariance_type": c})
+               for c in ("full", "diag", "spherical", "tied") if c != self.covariance_type]
+        out += [(f"{m} initialisation", {"init_params": m})
+                for m in getattr(self, "init_options", G.INIT_METHODS) if m != self.init_params]
+        return out
+
+    def _warm_up(self, generation: int):
+        """Compile, on a background thread, what the other choices of the dropdowns need.
+
+        Only where one masked program serves every number of components (small
+        data: see :meth:`program_components`), so the work is compilation, not
+        fitting. A Run started meanwhile takes precedence: the warm-up stops
+        before its next program.
+        """
+        if self.program_components() != max(self.MAX_COMPONENTS, self.n_components):
+            return  # large data: a masked program would cost real work
+
+        def work():
+            try:
+                for label, change in self._alternatives():
+                    if not self._current(generation):  # a new Run: it goes first
+                        return
+                    self.warming = f"Compiling for {label} in the background…"
+                    est = self._make_estimator()
+                    est.set_params(**change)
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        try:
+                            live = est.start(self.X).advance(1)
+                            self._snapshot(live, est, 0.0, done=False)  # the views' program
+                        except Exception:  # noqa: BLE001 (a choice that cannot fit: no program)
+                            pass
+            finally:
+                self.warming = ""
+
+        self.warming = "Compiling the other choices in the background…"  # before the thread
+        threading.Thread(target=work, daemon=True, name="emwidgets-warm-up").start()
+
     def _make_estimator(self):
-        return GaussianMixture(**self.settings())
+        est = GaussianMixture(**self.settings())
+        k_program = self.program_components()
+        if k_program > self.n_components:
+            est._program_components = k_program  # the extra components are masked
+        return est
+
+    def program_components(self) -> int:
+        """Components the compiled program holds: the slider's maximum on small data.
+
+        Every number of components up to ``MAX_COMPONENTS`` then runs in one
+        program (the extra ones masked, with the same result as an exact-size
+        program), so moving the components slider compiles nothing. On larger
+        data (above ``MASK_COMPONENTS_WORK`` numbers per iteration) the
+        program holds exactly ``n_components``: a masked one would cost up to
+        ``MAX_COMPONENTS / n_components`` times the work of every iteration.
+        """
+        k_max = max(self.MAX_COMPONENTS, self.n_components)
+        n, d = self.X.shape
+        work = n * k_max * (d * d + d + 1) * em.restart_bucket(self.n_init, 1.0)
+        return k_max if work <= self.MASK_COMPONENTS_WORK else self.n_components
 
     def _snapshot(self, live, est, elapsed, done) -> Snapshot:
         return snapshot_from_live(live, est, self._display, elapsed, done)
