@@ -36,6 +36,9 @@ def pytest_configure(config):
     settings = {"JAX_COMPILATION_CACHE_DIR": directory,
                 "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
                 "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+    # An explorer compiles the other choices in the background after every Run: that work
+    # would be paid in every widget test; tests/test_compiles.py turns it on where it is tested.
+    settings["EMWIDGETS_BACKGROUND_COMPILE"] = "0"
     os.environ.update(settings)
     jax.config.update("jax_compilation_cache_dir", directory)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)

@@ -114,6 +114,7 @@ def test_explorer_controls_after_a_first_run_compile_nothing(faithful):
         assert ex.session.warming == ""
 
     ex = EMExplorer(faithful, n_components=2, n_init=16)
+    ex.session.background_compile = True  # (off in the rest of the suite: conftest.py)
     ex.run(block=True)
     settle()
     s = ex.session
@@ -162,3 +163,23 @@ def test_missing_value_patterns_share_a_padded_program_and_scoring_compiles_once
         gm.score(again), gm.predict(again), gm.impute(again)
     assert rescored.compiled == 0, rescored  # same shapes: scoring is compiled programs
     assert scored.compiled <= 3, scored  # one program per method, not one per operation
+
+
+@pytest.mark.parametrize("cov_type", ["full", "tied", "diag", "spherical"])
+def test_a_masked_program_gives_the_exact_size_result(x64, blobs, cov_type):
+    """Three components in a program for eight (the explorer's slider, select_model's grid)
+    start from the same draws and reach the same restarts as the three-component program."""
+    X, _ = blobs
+    for init in ("kmeans", "k-means++", "random", "random_from_data"):
+        kw = dict(n_init=4, covariance_type=cov_type, init_params=init, random_state=0,
+                  tol=1e-6)
+        exact = GaussianMixture(3, **kw)
+        masked = GaussianMixture(3, **kw)
+        masked._program_components = 8
+        fit(exact, X), fit(masked, X)
+        a, b = exact.restarts_, masked.restarts_
+        np.testing.assert_array_equal(a.n_iter, b.n_iter, err_msg=init)
+        np.testing.assert_allclose(b.trace, a.trace, rtol=1e-10, atol=1e-12, err_msg=init)
+        for name in ("weights", "means", "covariances"):
+            np.testing.assert_allclose(b.params[name], a.params[name], rtol=1e-8, atol=1e-10,
+                                       err_msg=f"{init} {name}")

@@ -13,6 +13,7 @@ become a sentence in ``status``; the previous result stays.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import traceback
@@ -112,6 +113,9 @@ class FitSession(T.HasTraits):
     #: Numbers per iteration below which one masked program serves every number of
     #: components (see :meth:`program_components`).
     MASK_COMPONENTS_WORK = 2**23
+    #: After a Run, compile the other covariance types and initialisations in the
+    #: background (:meth:`_warm_up`); EMWIDGETS_BACKGROUND_COMPILE=0 turns it off.
+    background_compile = os.environ.get("EMWIDGETS_BACKGROUND_COMPILE", "1") != "0"
 
     n_components = T.Int(2, min=1)
     covariance_type = T.Enum(["full", "tied", "diag", "spherical"], default_value="full")
@@ -495,6 +499,8 @@ class FitSession(T.HasTraits):
         fitting. A Run started meanwhile takes precedence: the warm-up stops
         before its next program.
         """
+        if not self.background_compile:
+            return
         if self.program_components() != max(self.MAX_COMPONENTS, self.n_components):
             return  # large data: a masked program would cost real work
 
@@ -506,13 +512,13 @@ class FitSession(T.HasTraits):
                     self.warming = f"Compiling for {label} in the background…"
                     est = self._make_estimator()
                     est.set_params(**change)
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        try:
-                            live = est.start(self.X).advance(1)
-                            self._snapshot(live, est, 0.0, done=False)  # the views' program
-                        except Exception:  # noqa: BLE001 (a choice that cannot fit: no program)
-                            pass
+                    # (No warnings.catch_warnings here: it swaps the process-wide filters,
+                    # and from this thread it silenced warnings of the user's own cells.)
+                    try:
+                        live = est.start(self.X).advance(1)
+                        self._snapshot(live, est, 0.0, done=False)  # the views' program
+                    except Exception:  # noqa: BLE001 (a choice that cannot fit: no program)
+                        pass
             finally:
                 self.warming = ""
 
