@@ -12,7 +12,6 @@ also be advanced a few iterations at a time for live views with
 
 from __future__ import annotations
 
-import functools
 import inspect
 import math
 import warnings
@@ -27,6 +26,7 @@ from . import _validation as V
 from . import compare as C
 from . import priors as P
 from .core import data as dm
+from .core import draws as D
 from .core import em
 from .core import gmm as G
 from .core import kmeans as km
@@ -377,6 +377,13 @@ def _warn_spurious(restarts: Restarts, floor_hint: str, stacklevel: int = 5):
             SpuriousSolutionWarning, stacklevel=stacklevel)
 
 
+def _padded_key_data(keys, n_program: int) -> np.ndarray:
+    """The (n_program, 2) words of ``keys`` on the host, padded by copies of the last
+    (padding restarts draw like the last real one; they never run)."""
+    data = np.asarray(jax.random.key_data(keys))
+    return np.concatenate([data, np.repeat(data[-1:], n_program - len(data), axis=0)])
+
+
 def _keys(random_state, n: int):
     """One threefry key per restart, drawn on the host (splitting on the device compiles)."""
     seed = V.seed_from(random_state)
@@ -675,11 +682,14 @@ class GaussianMixture(_Estimator):
         user = self._user_init(scaling, dtype)
         keys = _keys(self.random_state, self.n_init) if keys is None else keys
         km_group, km_block = _kmeans_layout(r_program, data.x.shape[0], block_size, k_program, d)
-        state = G.init_batch(em.pad_keys(keys, r_program), data, reg, user, active, prior,
-                             np.int32(n_restarts), cov_type=self.covariance_type,
-                             method=self.init_params, n_components=k_program,
-                             block_size=block_size, state=True,
-                             kmeans_group_size=km_group, kmeans_block_size=km_block)
+        quick = em.quick_compile(n * k_program * stats * r_program)
+        draws = D.for_method(self.init_params, _padded_key_data(keys, r_program), n,
+                             data.x.shape[0], k_program, dtype)
+        state = G.init_batch(draws, data, reg, user, active, prior, np.int32(n_restarts),
+                             cov_type=self.covariance_type, method=self.init_params,
+                             n_components=k_program, block_size=block_size, state=True,
+                             kmeans_group_size=km_group, kmeans_block_size=km_block,
+                             quick=quick)
         if self.missing == "em":
             rows = np.zeros(data.x.shape[0], np.int32)
             rows[:n] = pattern
@@ -690,7 +700,7 @@ class GaussianMixture(_Estimator):
             model = G.gmm_model(self.covariance_type)
             hyper = G.GMMHyper(reg, active, prior)
         run = em.EMRun(model, block_size, state, data, hyper, dm.to_device(self.tol, dtype),
-                       max_iter=self.max_iter)
+                       max_iter=self.max_iter, quick=quick)
         return LiveFit(self, run, scaling, keys, n)
 
     def _user_init(self, s: dm.Scaling, dtype) -> G.UserInit:
@@ -942,7 +952,7 @@ class GaussianMixture(_Estimator):
 # K-means
 # ---------------------------------------------------------------------------
 
-@jax.jit
+@em.sized_jit()
 def _final_assignment(centers, data: em.Data):
     """Inertia (sum of squared distances) and labels (R, N) of each restart's final centres."""
     def one(c):
@@ -951,17 +961,21 @@ def _final_assignment(centers, data: em.Data):
     return jax.vmap(one)(centers)
 
 
-@functools.partial(jax.jit, static_argnames=("n_clusters", "method"))
-def _kmeans_start(keys, data: em.Data, tol, given, n_real, *, n_clusters: int, method: str):
+@em.sized_jit(static_argnames=("n_clusters", "method"))
+def _kmeans_start(draws: D.InitDraws, data: em.Data, tol, given, n_real, *, n_clusters: int,
+                  method: str):
     """The initial state of every restart and the scaled tolerance, in one program.
 
-    ``method`` is ``k-means++``, ``random`` or ``given`` (the (R, K, D) ``given`` centres).
+    ``method`` is ``k-means++`` (from ``draws.uniforms``), ``random``
+    (the samples ``draws.indices``) or ``given`` (the (R, K, D) ``given`` centres).
     """
     if method == "given":
         centers = given
+    elif method == "k-means++":
+        centers = jax.vmap(lambda u: km.kmeans_plusplus(u, data.x, data.w, n_clusters)[0])(
+            draws.uniforms)
     else:
-        fn = km.kmeans_plusplus if method == "k-means++" else km.random_centers
-        centers = jax.vmap(lambda k: fn(k, data.x, data.w, n_clusters)[0])(keys)
+        centers = data.x[draws.indices]
     return (em.init_state(km.KMeansParams(centers), n_real=n_real),
             G.kmeans_tol_scaled(data, tol))
 
@@ -1031,12 +1045,14 @@ class KMeans(_Estimator):
             given = np.broadcast_to((c - scaling.shift) / scaling.scale, (r_program, k, d))
             method = "given"
             given = dm.to_device(given, dtype)
-        state, tol = _kmeans_start(em.pad_keys(keys, r_program), data,
-                                   dm.to_device(self.tol, dtype), given, np.int32(r),
-                                   n_clusters=k, method=method)
+        quick = em.quick_compile(n * k * (d + 1) * r_program)
+        draws = D.for_method({"random": "random_samples"}.get(method, method),
+                             _padded_key_data(keys, r_program), n, data.x.shape[0], k, dtype)
+        state, tol = _kmeans_start(draws, data, dm.to_device(self.tol, dtype), given,
+                                   np.int32(r), n_clusters=k, method=method, quick=quick)
         group, block = _kmeans_layout(r_program, data.x.shape[0], block_size, k, d)
         run = em.EMRun(km.kmeans_model(), block, state, data, None, tol, group_size=group,
-                       max_iter=self.max_iter)
+                       max_iter=self.max_iter, quick=quick)
         return LiveFit(self, run, scaling, keys, n)
 
     def fit(self, X, y=None):
@@ -1055,7 +1071,8 @@ class KMeans(_Estimator):
 
     def _finish(self, live: LiveFit):
         state = live.run.state
-        inertia_std, labels = _final_assignment(state.params.centers, live.run.data)
+        inertia_std, labels = _final_assignment(state.params.centers, live.run.data,
+                                                quick=live.run.quick)
         inertia_std = np.asarray(inertia_std, np.float64)[:len(live.keys)]
         restarts = self._restarts(state, live.scaling, live.keys,
                                   objective=-inertia_std / live.n_samples)

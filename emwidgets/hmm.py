@@ -26,6 +26,7 @@ import numpy as np
 from . import _validation as V
 from . import compare as C
 from .core import data as dm
+from .core import draws as D
 from .core import em
 from .core import hmm as H
 from .core.covariance import COVARIANCE_TYPES
@@ -36,6 +37,7 @@ from .estimators import (
     _Estimator,
     _implied_sd,
     _keys,
+    _padded_key_data,
     _restarts_from_state,
     _warn_spurious,
 )
@@ -141,21 +143,30 @@ class GaussianHMM(_Estimator):
         dtype = seqs.x.dtype
         reg = dm.to_device(self.min_covar / scaling.scale**2, dtype)
         keys = _keys(self.random_state, self.n_init) if keys is None else keys
+        r, s = len(keys), self.n_components
+        n_seq, t_max, d = seqs.x.shape
+        # Small data: restarts padded to a power of two (em.restart_bucket), quick compilation.
+        work = n_seq * t_max * s * (s + d * d + d + 1)
+        quick = em.quick_compile(work * len(keys))
         if self.init_params == "":
             state = em.init_state(self._given_params(scaling, dtype, len(keys)))
         else:
-            r, s = len(keys), self.n_components
-            n_seq, t_max, d = seqs.x.shape
-            # Small data: restarts padded to a power of two (em.restart_bucket).
-            r_program = em.restart_bucket(r, n_seq * t_max * s * (s + d * d + d + 1))
-            program_keys = em.pad_keys(keys, r_program)
-            startprob, transmat = H.dirichlet_draws(jax.random.key_data(program_keys), s)
-            state = H.init_batch(program_keys, seqs, reg, dm.to_device(startprob, dtype),
+            r_program = em.restart_bucket(r, work)
+            quick = em.quick_compile(work * r_program)
+            key_data = _padded_key_data(keys, r_program)
+            startprob, transmat = H.dirichlet_draws(key_data, s)
+            if self.init_params == "kmeans":
+                draws = D.InitDraws(uniforms=D.seeding_uniforms(key_data, s, dtype))
+            else:  # distinct samples, as indices into the flattened (padded) sequences
+                valid = np.flatnonzero(np.asarray(seqs.mask).reshape(-1) > 0)
+                draws = D.InitDraws(indices=valid[D.distinct_indices(key_data, len(valid), s)])
+            state = H.init_batch(draws, seqs, reg, dm.to_device(startprob, dtype),
                                  dm.to_device(transmat, dtype), np.int32(r),
                                  cov_type=self.covariance_type,
-                                 method=self.init_params, n_states=self.n_components)
+                                 method=self.init_params, n_states=self.n_components,
+                                 quick=quick)
         run = em.EMRun(H.hmm_model(self.covariance_type), 0, state, seqs, H.HMMHyper(reg),
-                       dm.to_device(self.tol, dtype), max_iter=self.n_iter)
+                       dm.to_device(self.tol, dtype), max_iter=self.n_iter, quick=quick)
         return LiveFit(self, run, scaling, keys, len(Xa))
 
     def _given_params(self, s: dm.Scaling, dtype, n_restarts):

@@ -23,7 +23,8 @@ from jax import lax
 from . import kmeans as km
 from . import priors as pr
 from .covariance import COVARIANCE_TYPES, CovarianceType
-from .em import Data, EMModel, Health, block_sum, init_state, make_runner
+from .draws import InitDraws
+from .em import Data, EMModel, Health, block_sum, init_state, make_runner, sized_jit
 
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 
@@ -187,24 +188,21 @@ def _resp_from_labels(labels, k, dtype):
     return (labels[:, None] == jnp.arange(k)[None, :]).astype(dtype)
 
 
-def initial_resp_fn(method: str, key, data: Data, n_components: int, kmeans_centers=None,
-                    active=None):
+def initial_resp_fn(method: str, draw: InitDraws, data: Data, n_components: int,
+                    kmeans_centers=None, active=None):
     """A function ``(x_block, w_block, block_index) -> (B, K)`` responsibilities.
 
     ``kmeans``: one-hot labels of the nearest of ``kmeans_centers`` (the
     result of a k-means fit, run for all restarts at once by :func:`init_batch`);
-    ``random``: uniform random rows, normalised.
+    ``random``: the uniform rows ``draw.resp`` (N, K), normalised.
     """
     k = n_components
     dtype = data.x.dtype
     if method == "random":
         def resp(x, w, b):
-            # Column c depends on (key, block, c) only: a masked program draws the same.
-            kb = jax.random.fold_in(key, b)
-            r = jax.vmap(lambda c: jax.random.uniform(jax.random.fold_in(kb, c), (x.shape[0],),
-                                                      dtype), out_axes=1)(jnp.arange(k))
+            r = lax.dynamic_slice_in_dim(draw.resp, b * x.shape[0], x.shape[0]).astype(dtype)
             r = r if active is None else r * active
-            return r / r.sum(1, keepdims=True)
+            return r / jnp.maximum(r.sum(1, keepdims=True), jnp.finfo(dtype).tiny)
         return resp
     if method == "kmeans":
         def resp(x, w, b):
@@ -238,16 +236,17 @@ def kmeans_tol_scaled(data: Data, tol):
     return tol * var.mean()
 
 
-def run_kmeans(keys, data: Data, n_components: int, block_size: int, tol_scaled,
+def run_kmeans(uniforms, data: Data, n_components: int, block_size: int, tol_scaled,
                max_iter: int = 300, group_size: int | None = None, active=None):
     """k-means++ seeds and Lloyd iterations for every restart at once: (R, K, D).
 
-    Seeds are drawn in order, so with a mask the active (first) centres are
-    seeded exactly as for a program of that size.
+    ``uniforms`` (R, K, L): :func:`draws.seeding_uniforms`. Seeds are drawn in
+    order, so with a mask the active (first) centres are seeded exactly as for
+    a program of that size.
     """
     n_active = None if active is None else active.sum()
-    seeds = jax.vmap(lambda key: km.kmeans_plusplus(key, data.x, data.w, n_components,
-                                                    n_active)[0])(keys)
+    seeds = jax.vmap(lambda u: km.kmeans_plusplus(u, data.x, data.w, n_components,
+                                                  n_active)[0])(uniforms)
     state = init_state(km.KMeansParams(seeds), max_iter)
     state = make_runner(km.kmeans_model(), block_size, group_size)(
         state, data, active, tol_scaled, jnp.int32(max_iter)
@@ -256,7 +255,7 @@ def run_kmeans(keys, data: Data, n_components: int, block_size: int, tol_scaled,
 
 
 def init_params(cov_type: str, method: str, n_components: int, block_size: int,
-                key, data: Data, reg_covar, kmeans_centers=None, active=None,
+                draw: InitDraws, data: Data, reg_covar, kmeans_centers=None, active=None,
                 prior: Optional[pr.Prior] = None):
     """One restart's initial parameters: responsibilities, then an M-step.
 
@@ -266,15 +265,15 @@ def init_params(cov_type: str, method: str, n_components: int, block_size: int,
     cov = COVARIANCE_TYPES[cov_type]
     if method in ("k-means++", "random_from_data"):
         if method == "k-means++":
-            points, _ = km.kmeans_plusplus(key, data.x, data.w, n_components,
+            points, _ = km.kmeans_plusplus(draw.uniforms, data.x, data.w, n_components,
                                            None if active is None else active.sum())
-        else:  # Gumbel top-k: the first K of more draws are the K draws
-            points, _ = km.random_centers(key, data.x, data.w, n_components)
+        else:  # distinct samples drawn on the host (draws.distinct_indices)
+            points = data.x[draw.indices]
         if prior is None:
             return params_at_points(cov, points, data.w.sum(), reg_covar, active)
         params, _ = m_step(cov, features(cov, points), reg_covar, data.x.shape[1], active, prior)
         return params
-    resp_fn = initial_resp_fn(method, key, data, n_components, kmeans_centers, active)
+    resp_fn = initial_resp_fn(method, draw, data, n_components, kmeans_centers, active)
 
     def per_block(x, w, b):
         return (resp_fn(x, w, b) * w[:, None]).T @ features(cov, x)
@@ -312,14 +311,16 @@ def apply_user_init(cov_type: str, params: GMMParams, user: UserInit) -> GMMPara
     return params
 
 
-@functools.partial(jax.jit, static_argnames=("cov_type", "method", "n_components", "block_size",
-                                             "state", "kmeans_group_size", "kmeans_block_size"))
-def init_batch(keys, data: Data, reg_covar, user: UserInit, active=None, prior=None, n_real=None,
-               *,
+@sized_jit(static_argnames=("cov_type", "method", "n_components", "block_size", "state",
+                            "kmeans_group_size", "kmeans_block_size"))
+def init_batch(draws: InitDraws, data: Data, reg_covar, user: UserInit, active=None, prior=None,
+               n_real=None, *,
                cov_type: str, method: str,
                n_components: int, block_size: int, state: bool = False,
                kmeans_group_size: int | None = None, kmeans_block_size: int | None = None):
-    """Initial parameters of every restart, one per key (vmapped).
+    """Initial parameters of every restart, one per restart of ``draws`` (vmapped).
+
+    ``draws``: the method's random draws (:func:`draws.for_method`), made on the host.
 
     With ``state``, returns the driver's initial :class:`EMState` (one
     compiled program for the whole initialisation, whatever ``max_iter``),
@@ -328,15 +329,15 @@ def init_batch(keys, data: Data, reg_covar, user: UserInit, active=None, prior=N
     centers = None
     if method == "kmeans":
         kmeans_tol = kmeans_tol_scaled(data, jnp.asarray(1e-4, data.x.dtype))
-        centers = run_kmeans(keys, data, n_components, kmeans_block_size or block_size,
+        centers = run_kmeans(draws.uniforms, data, n_components, kmeans_block_size or block_size,
                              kmeans_tol, group_size=kmeans_group_size, active=active)
 
-    def one(key, c):
-        p = init_params(cov_type, method, n_components, block_size, key, data, reg_covar, c,
+    def one(draw, c):
+        p = init_params(cov_type, method, n_components, block_size, draw, data, reg_covar, c,
                         active, prior)
         return apply_user_init(cov_type, p, user)
 
-    params = jax.vmap(one)(keys, centers)
+    params = jax.vmap(one)(draws, centers)
     return init_state(params, n_real=n_real) if state else params
 
 

@@ -25,7 +25,8 @@ import numpy as np
 from jax import lax
 
 from .covariance import COVARIANCE_TYPES
-from .em import EMModel, Health
+from .draws import STREAM_DIRICHLET, generator
+from .em import EMModel, Health, sized_jit
 from .gmm import GMMParams, features, loglik_converged, m_step, natural_weights
 
 
@@ -180,28 +181,26 @@ def dirichlet_draws(key_data, n_states: int):
     alpha = np.full(n_states, 1.0 / n_states)
     start, trans = [], []
     for words in np.asarray(key_data).reshape(len(key_data), -1):
-        g = np.random.default_rng([int(w) for w in words] + [1])
+        g = generator(words, STREAM_DIRICHLET)
         start.append(g.dirichlet(alpha))
         trans.append(g.dirichlet(alpha, size=n_states))
     return np.stack(start), np.stack(trans)
 
 
-def initial_params(cov_type: str, key, data: Sequences, n_states: int, reg_covar, method: str,
+def initial_params(cov_type: str, draw, data: Sequences, n_states: int, reg_covar, method: str,
                    kmeans_centers=None, startprob=None, transmat=None):
     """hmmlearn's start (0.3): start and transition probabilities drawn from a
     Dirichlet(1/S) prior (``startprob``, ``transmat``: see :func:`dirichlet_draws`),
     means from k-means (or random samples), every state with the data's
     covariance. The random draws make restarts differ even when k-means finds
     the same clusters every time."""
-    from . import kmeans as km
-
     cov = COVARIANCE_TYPES[cov_type]
     n_seq, t_max, d = data.x.shape
     flat, w = data.x.reshape(-1, d), data.mask.reshape(-1)
     if method == "kmeans":
         means = kmeans_centers
-    else:
-        means, _ = km.random_centers(key, flat, w, n_states)
+    else:  # distinct samples, drawn on the host
+        means = flat[draw.indices]
     n = w.sum()
     mean = (flat * w[:, None]).sum(0) / n
     s2 = (features(cov, flat)[:, : cov.n_quad(d)] * w[:, None]).sum(0)
@@ -215,13 +214,15 @@ def initial_params(cov_type: str, key, data: Sequences, n_states: int, reg_covar
     )
 
 
-@functools.partial(jax.jit, static_argnames=("cov_type", "method", "n_states"))
-def init_batch(keys, data: Sequences, reg_covar, startprob, transmat, n_real=None, *,
+@sized_jit(static_argnames=("cov_type", "method", "n_states"))
+def init_batch(draws, data: Sequences, reg_covar, startprob, transmat, n_real=None, *,
                cov_type: str,
                method: str, n_states: int):
-    """The driver's initial state for every restart (one per key; the Dirichlet
-    draws ``startprob`` (R, S) and ``transmat`` (R, S, S) from :func:`dirichlet_draws`)."""
-    from . import kmeans as km
+    """The driver's initial state for every restart: the Dirichlet draws
+    ``startprob`` (R, S) and ``transmat`` (R, S, S) from :func:`dirichlet_draws`;
+    ``draws`` (:class:`draws.InitDraws`) holds the k-means++ uniforms
+    (``kmeans``) or the indices of the samples in the flattened sequences that
+    are the initial means (``random``), all drawn on the host."""
     from .em import Data, init_state
     from .gmm import kmeans_tol_scaled, run_kmeans
 
@@ -230,11 +231,10 @@ def init_batch(keys, data: Sequences, reg_covar, startprob, transmat, n_real=Non
     centers = None
     if method == "kmeans":
         tol = kmeans_tol_scaled(flat, jnp.asarray(1e-4, flat.x.dtype))
-        centers = run_kmeans(keys, flat, n_states, flat.x.shape[0], tol)
-    params = jax.vmap(lambda k, c, s0, a: initial_params(
-        cov_type, k, data, n_states, reg_covar, method, c, s0, a))(keys, centers, startprob,
-                                                                   transmat)
-    del km
+        centers = run_kmeans(draws.uniforms, flat, n_states, flat.x.shape[0], tol)
+    params = jax.vmap(lambda dr, c, s0, a: initial_params(
+        cov_type, dr, data, n_states, reg_covar, method, c, s0, a))(draws, centers, startprob,
+                                                                    transmat)
     return init_state(params, n_real=n_real)
 
 

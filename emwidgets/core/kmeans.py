@@ -14,7 +14,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 from .em import Data, EMModel, Health, block_sum
@@ -84,29 +83,16 @@ def _sample_proportional(u, weights):
     samples was dominated by those.
     """
     cdf = jnp.cumsum(weights)
-    idx = jnp.searchsorted(cdf, u * cdf[-1], side="right")
+    idx = jnp.searchsorted(cdf, u * cdf[-1], side="right", method="compare_all")
     return jnp.minimum(idx, weights.shape[0] - 1).astype(jnp.int32)
 
 
-def prefix_uniforms(key, n_rows: int, n_cols: int, dtype):
-    """(n_rows, n_cols) uniforms where entry (i, j) depends on the key, i and j only.
-
-    So a program for more components (or candidates) than used draws, for the
-    ones used, exactly what the exact-size program draws: a masked program
-    starts where the exact one does.
-    """
-    def one(i, j):
-        return jax.random.uniform(jax.random.fold_in(jax.random.fold_in(key, i), j), (), dtype)
-
-    i, j = jnp.meshgrid(jnp.arange(n_rows), jnp.arange(n_cols), indexing="ij")
-    return jax.vmap(jax.vmap(one))(i, j)
-
-
-def kmeans_plusplus(key, x, w, n_components: int, n_active=None):
-    """Greedy k-means++ seeding (scikit-learn's), from a JAX key.
+def kmeans_plusplus(u, x, w, n_components: int, n_active=None):
+    """Greedy k-means++ seeding (scikit-learn's), from uniforms drawn on the host.
 
     Args:
-        key: a JAX random key.
+        u: (K, L) uniforms, L = 2 + log K candidates per centre
+            (:func:`draws.seeding_uniforms`; row c depends on the key and c only).
         x: (N, D) samples (padded rows allowed), w: (N,) weights (0 = padding).
         n_components: K.
         n_active: (traced) the centres used, the first ones (default K); the
@@ -114,7 +100,7 @@ def kmeans_plusplus(key, x, w, n_components: int, n_active=None):
     Returns:
         centers (K, D) and the indices (K,) of the samples chosen.
     """
-    n_local = 2 + int(np.log(n_components))
+    n_local = u.shape[1]
     # scikit-learn's 2 + log(K) candidates per centre, for the K actually used.
     used = n_local if n_active is None else 2 + jnp.floor(jnp.log(n_active)).astype(jnp.int32)
     x2 = (x * x).sum(-1)
@@ -125,9 +111,6 @@ def kmeans_plusplus(key, x, w, n_components: int, n_active=None):
         d = x2[None, :] - 2.0 * c @ x.T + x2[idx][:, None]
         return jnp.maximum(d, 0.0) * w[None, :]
 
-    # All uniforms at once: one random-bits call compiles much faster than one
-    # per loop iteration.
-    u = prefix_uniforms(key, n_components, n_local, x.dtype)
     first = _sample_proportional(u[0, :1], w)
     closest = dist_to(first)[0]
     indices = jnp.zeros((n_components,), jnp.int32).at[0].set(first[0])
@@ -148,13 +131,6 @@ def kmeans_plusplus(key, x, w, n_components: int, n_active=None):
 
     indices, _ = lax.fori_loop(1, n_components, body, (indices, closest))
     return x[indices], indices
-
-
-def random_centers(key, x, w, n_components: int):
-    """K distinct samples chosen uniformly (scikit-learn's ``init='random'``)."""
-    p = w / w.sum()
-    idx = jax.random.choice(key, x.shape[0], (n_components,), replace=False, p=p)
-    return x[idx], idx
 
 
 def nearest_labels(x, centers, active=None):
