@@ -166,3 +166,56 @@ print(s.snapshot.stopped, s.snapshot.iteration == int(s.estimator.restarts_.n_it
     assert error_outputs(page) == []
     page.screenshot(path=str(ARTIFACTS / "session-page.png"), full_page=True)
     page.close()
+
+
+def test_components_and_initialisation_after_a_first_run_compile_nothing(browser, lab):
+    """After a first Run (and the background compilation it starts), the components slider
+    and the initialisation dropdown answer at once: the plot changes, the status never says
+    it compiles, and the kernel's own count of compiled programs stays at zero."""
+    page = open_notebook(browser, lab, "browser_controls.ipynb")
+    run_all_and_wait(page)
+    ex = page.locator(".emwidgets-explorer").first
+    canvas = ex.locator(".emwidgets-assignments canvas").first
+    canvas.wait_for(state="visible", timeout=60_000)
+    ex.locator("button", has_text="Run").click()
+    page.wait_for_function("() => document.querySelector('.emwidgets-status-text')"
+                           ".innerText.startsWith('Done')", timeout=120_000)
+    # The other covariance types and initialisations compile in the background, said so.
+    page.wait_for_function("() => !document.querySelector('.emwidgets-warming')",
+                           timeout=300_000, polling=500)
+    kernel(page, "count = _compiles.Count()")
+    time.sleep(1.0)
+    frames = [hashlib.sha1(canvas.screenshot()).hexdigest()]
+
+    def run_and_watch():
+        ex.locator("button", has_text="Run").click()
+        seen, deadline = [], time.time() + 60
+        while time.time() < deadline:
+            seen.append(status_text(page))
+            if seen[-1].startswith(("Done", "Error", "Stopped")):
+                break
+            time.sleep(0.05)
+        assert seen[-1].startswith("Done"), seen[-1]
+        assert not [t for t in seen if "ompil" in t], seen
+        time.sleep(1.0)  # let the last frame reach the canvas
+        frames.append(hashlib.sha1(canvas.screenshot()).hexdigest())
+
+    # The components slider, moved with the keyboard as a user can (2 -> 3).
+    ex.locator(".widget-slider", has_text="components").locator(".noUi-handle").focus()
+    page.keyboard.press("ArrowRight")
+    assert kernel(page, "print(explorer.controls['n_components'].value)").strip() == "3"
+    run_and_watch()
+    ex.locator(".widget-dropdown", has_text="initialisation").locator("select").select_option(
+        "random")
+    run_and_watch()
+    ex.screenshot(path=str(ARTIFACTS / "controls-after-first-run.png"))
+    # The Runs compiled nothing (after each, the background compiles the next choices: the
+    # other covariance types with the new initialisation; those are not the user's wait).
+    out = kernel(page, "count.stop(); est = explorer.session.estimator; "
+                       "ran = [p.name for p in count.programs if not p.loaded and "
+                       "p.thread != 'emwidgets-warm-up']; "
+                       "print(len(ran), est.n_components, est.init_params, ran)")
+    assert out.split()[:3] == ["0", "3", "random"], out
+    assert len(set(frames)) == 3, "the plot should change with each setting"
+    assert error_outputs(page) == []
+    page.close()

@@ -12,6 +12,8 @@ import pytest
 from conftest import wait_idle
 
 from emwidgets import EMExplorer, GaussianMixture, HMMExplorer, ModelSelectionExplorer, datasets
+from emwidgets.plotting import component_colours
+from emwidgets.widgets.hmm_explorer import _aligned
 
 
 def widget_tree(widget):
@@ -300,3 +302,28 @@ def test_the_picker_ranks_spurious_restarts_last_and_says_so():
     assert all(("spurious" in t) == f for t, f in zip(labels, flags))
     if r.spurious.any() and not r.spurious.all():
         assert not r.spurious[r.best] and "spurious" in ex.session.status
+
+
+def test_a_live_hmm_run_redraws_in_place_within_the_frame_budget(monkeypatch):
+    """Frames are paced (at most one per FRAME_SECONDS, the first at once, the last at the
+    end) and the HMM views move their artists instead of rebuilding their figures."""
+    from emwidgets.widgets import session as S
+
+    monkeypatch.setattr(S, "FRAME_SECONDS", 1e9)  # a budget no run reaches: one live frame
+    hmm = HMMExplorer(datasets.load_geyser(), n_components=3, n_init=8, tol=1e-12,
+                      max_iter=300)
+    frames = []
+    hmm.session.observe(lambda ch: frames.append(ch["new"]), "snapshot")
+    hmm.run(block=True)
+    live = [snap for snap in frames if snap is not None and not snap.done]
+    assert len(live) == 1 and live[0].iteration == 1, [f.iteration for f in live]
+    assert frames[-1].done and frames[-1].iteration > 1  # the chunks between drew nothing
+    axes, points, image = list(hmm.series.figure.axes), hmm.series.points, hmm.transitions.image
+    # A new frame of the same series (another restart shown): moved, not rebuilt.
+    hmm.restart_picker.value = int(np.argmin(hmm.session.snapshot.restarts.objective))
+    assert hmm.series.figure.axes == axes and hmm.series.points is points
+    assert hmm.transitions.image is image
+    labels, post, trans = _aligned(hmm.session.snapshot, hmm.restart_picker.value)
+    np.testing.assert_allclose(image.get_array(), trans)
+    colours = component_colours(post.shape[1])
+    np.testing.assert_allclose(points.get_facecolor()[:, :3], colours[labels][:, :3])

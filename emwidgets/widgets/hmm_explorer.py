@@ -71,15 +71,21 @@ def _aligned(snap: Snapshot, r: int):
 
 
 class SeriesPlot(_View):
-    """The series coloured by decoded state (top) and the posterior probabilities (bottom)."""
+    """The series coloured by decoded state (top) and the posterior probabilities (bottom).
+
+    Built once per series and number of states; a new frame recolours the points and
+    redraws only the posterior bands (no figure rebuild, no new layout).
+    """
 
     figsize = (6.8, 3.2)
     feature = 0
+    locked_render = True  # a rebuild (new series) must not be rendered half-way
 
     def preview(self, series, title: str = ""):
         """The series alone (grey), before a fit decodes its states."""
         with self._lock:
             self.figure.clear()
+            self.__dict__.pop("artists", None)
             self.snapshot = None
             ax = self.figure.add_subplot()
             ax.plot(np.arange(len(series)), series, color="0.5", lw=0.8, marker=".", ms=3)
@@ -95,44 +101,64 @@ class SeriesPlot(_View):
         labels, post, _ = _aligned(snap, r)
         t = np.arange(len(snap.X))
         colours = P.component_colours(post.shape[1])
-        self.figure.clear()
-        top, bottom = self.figure.subplots(2, 1, sharex=True, height_ratios=[2, 1])
-        top.plot(t, snap.X[:, self.feature], color="0.7", lw=0.8, zorder=1)
-        self.points = top.scatter(t, snap.X[:, self.feature], c=colours[labels], s=12, zorder=2)
-        top.set_ylabel(self.axis_labels[0] or f"feature {self.feature}")
-        top.set_title(f"Restart {r}: series coloured by the most probable state", fontsize="medium")
-        self.stack = bottom.stackplot(t, post.T, colors=colours, alpha=0.85)
-        bottom.set_ylim(0, 1)
-        bottom.set_ylabel("P(state)")
-        bottom.set_xlabel("time step")
+        y = snap.X[:, self.feature]
+        a = getattr(self, "artists", None)
+        if (a is None or a["states"] != post.shape[1] or a["feature"] != self.feature
+                or not np.array_equal(a["y"], y)):
+            self.figure.clear()
+            top, bottom = self.figure.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+            top.plot(t, y, color="0.7", lw=0.8, zorder=1)
+            points = top.scatter(t, y, c=colours[labels], s=12, zorder=2)
+            top.set_ylabel(self.axis_labels[0] or f"feature {self.feature}")
+            bottom.set_ylim(0, 1)
+            bottom.set_ylabel("P(state)")
+            bottom.set_xlabel("time step")
+            a = self.artists = {"states": post.shape[1], "feature": self.feature, "y": y.copy(),
+                                "top": top, "bottom": bottom, "points": points, "stack": []}
+        else:
+            a["points"].set_facecolor(colours[labels])
+        for band in a["stack"]:
+            band.remove()
+        a["stack"] = a["bottom"].stackplot(t, post.T, colors=colours, alpha=0.85)
+        a["top"].set_title(f"Restart {r}: series coloured by the most probable state",
+                           fontsize="medium")
+        self.points, self.stack = a["points"], a["stack"]
 
 
 class TransitionPlot(_View):
-    """The transition matrix of the shown restart as a heatmap."""
+    """The transition matrix of the shown restart as a heatmap (updated in place)."""
 
     figsize = (3.4, 3.0)
+    locked_render = True
 
     def _update(self, snap: Snapshot):
         r = self.shown_restart(snap)
         if r < 0:
             return
         _, _, trans = _aligned(snap, r)
-        self.figure.clear()
-        ax = self.figure.add_subplot()
-        self.image = ax.imshow(trans, vmin=0, vmax=1, cmap="Blues")
         s = len(trans)
+        a = getattr(self, "artists", None)
+        if a is None or a["states"] != s:
+            self.figure.clear()
+            ax = self.figure.add_subplot()
+            image = ax.imshow(trans, vmin=0, vmax=1, cmap="Blues")
+            texts = [[ax.text(j, i, "", ha="center", va="center", fontsize="small")
+                      for j in range(s)] for i in range(s)]
+            ticks = np.arange(s)
+            ax.set_xticks(ticks, [str(i) for i in ticks])
+            ax.set_yticks(ticks, [str(i) for i in ticks])
+            for tick, colour in zip(ax.get_yticklabels(), P.component_colours(s)):
+                tick.set_color(colour)
+            ax.set_xlabel("to state")
+            ax.set_ylabel("from state")
+            ax.set_title("Transition matrix", fontsize="medium")
+            a = self.artists = {"states": s, "image": image, "texts": texts}
+        a["image"].set_data(trans)
         for i in range(s):
             for j in range(s):
-                ax.text(j, i, f"{trans[i, j]:.2f}", ha="center", va="center",
-                        color="white" if trans[i, j] > 0.6 else "black", fontsize="small")
-        ticks = np.arange(s)
-        ax.set_xticks(ticks, [str(i) for i in ticks])
-        ax.set_yticks(ticks, [str(i) for i in ticks])
-        for tick, colour in zip(ax.get_yticklabels(), P.component_colours(s)):
-            tick.set_color(colour)
-        ax.set_xlabel("to state")
-        ax.set_ylabel("from state")
-        ax.set_title("Transition matrix", fontsize="medium")
+                a["texts"][i][j].set_text(f"{trans[i, j]:.2f}")
+                a["texts"][i][j].set_color("white" if trans[i, j] > 0.6 else "black")
+        self.image = a["image"]
 
 
 class HMMExplorer(EMExplorer):
