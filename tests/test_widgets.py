@@ -82,7 +82,10 @@ def test_live_updates_then_stop_keeps_a_result(faithful):
     # The estimator is the model where the run stopped: the same restarts as the views.
     gm = ex.session.estimator
     np.testing.assert_array_equal(gm.restarts_.objective, snap.restarts.objective)
-    assert not gm.converged_ and gm.n_iter_ == snap.restarts.n_iter[snap.best]
+    # (With frames paced, the kept restart may have converged before the click; the run
+    # had not: snap.stopped.)
+    assert gm.converged_ == snap.restarts.converged[snap.best]
+    assert gm.n_iter_ == snap.restarts.n_iter[snap.best]
     assert len(ex.restart_picker.options) == 1 + snap.restarts.n_restarts
 
 
