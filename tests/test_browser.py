@@ -203,10 +203,18 @@ def test_components_and_initialisation_after_a_first_run_compile_nothing(browser
     # The components slider, moved with the keyboard as a user can (2 -> 3).
     ex.locator(".widget-slider", has_text="components").locator(".noUi-handle").focus()
     page.keyboard.press("ArrowRight")
-    assert kernel(page, "print(explorer.controls['n_components'].value)").strip() == "3"
+    for _ in range(50):
+        if kernel(page, "print(explorer.controls['n_components'].value)").strip() == "3":
+            break
+        time.sleep(0.1)
     run_and_watch()
     ex.locator(".widget-dropdown", has_text="initialisation").locator("select").select_option(
         "random")
+    # (The change reaches the kernel before a user's next click: wait for it.)
+    for _ in range(50):
+        if kernel(page, "print(explorer.controls['init_params'].value)").strip() == "random":
+            break
+        time.sleep(0.1)
     run_and_watch()
     ex.screenshot(path=str(ARTIFACTS / "controls-after-first-run.png"))
     # The Runs compiled nothing (after each, the background compiles the next choices: the
