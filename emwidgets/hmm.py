@@ -28,6 +28,7 @@ from . import compare as C
 from .core import data as dm
 from .core import draws as D
 from .core import em
+from .core import gmm as G
 from .core import hmm as H
 from .core.covariance import COVARIANCE_TYPES
 from .estimators import (
@@ -144,9 +145,14 @@ class GaussianHMM(_Estimator):
         reg = dm.to_device(self.min_covar / scaling.scale**2, dtype)
         keys = _keys(self.random_state, self.n_init) if keys is None else keys
         r, s = len(keys), self.n_components
+        # A program for more states than used serves every smaller number (the explorer's
+        # components slider); the extra ones are masked (HMMHyper.active).
+        s_program = (s if self.init_params == ""  # starts from the fitted (exact-size) model
+                     else max(s, getattr(self, "_program_components", s)))
+        active = None if s_program == s else dm.to_device(np.arange(s_program) < s)
         n_seq, t_max, d = seqs.x.shape
         # Small data: restarts padded to a power of two (em.restart_bucket), quick compilation.
-        work = n_seq * t_max * s * (s + d * d + d + 1)
+        work = n_seq * t_max * s_program * (s_program + d * d + d + 1)
         quick = em.quick_compile(work * len(keys))
         if self.init_params == "":
             state = em.init_state(self._given_params(scaling, dtype, len(keys)))
@@ -154,18 +160,19 @@ class GaussianHMM(_Estimator):
             r_program = em.restart_bucket(r, work)
             quick = em.quick_compile(work * r_program)
             key_data = _padded_key_data(keys, r_program)
-            startprob, transmat = H.dirichlet_draws(key_data, s)
+            startprob, transmat = H.dirichlet_draws(key_data, s, s_program)
             if self.init_params == "kmeans":
-                draws = D.InitDraws(uniforms=D.seeding_uniforms(key_data, s, dtype))
+                draws = D.InitDraws(uniforms=D.seeding_uniforms(key_data, s_program, dtype))
             else:  # distinct samples, as indices into the flattened (padded) sequences
                 valid = np.flatnonzero(np.asarray(seqs.mask).reshape(-1) > 0)
-                draws = D.InitDraws(indices=valid[D.distinct_indices(key_data, len(valid), s)])
+                draws = D.InitDraws(
+                    indices=valid[D.distinct_indices(key_data, len(valid), s_program)])
             state = H.init_batch(draws, seqs, reg, dm.to_device(startprob, dtype),
-                                 dm.to_device(transmat, dtype), np.int32(r),
+                                 dm.to_device(transmat, dtype), np.int32(r), active,
                                  cov_type=self.covariance_type,
-                                 method=self.init_params, n_states=self.n_components,
+                                 method=self.init_params, n_states=s_program,
                                  quick=quick)
-        run = em.EMRun(H.hmm_model(self.covariance_type), 0, state, seqs, H.HMMHyper(reg),
+        run = em.EMRun(H.hmm_model(self.covariance_type), 0, state, seqs, H.HMMHyper(reg, active),
                        dm.to_device(self.tol, dtype), max_iter=self.n_iter, quick=quick)
         return LiveFit(self, run, scaling, keys, len(Xa))
 
@@ -190,6 +197,12 @@ class GaussianHMM(_Estimator):
         d = state.params.means.shape[-1]
         r = len(keys)  # the program may hold padding restarts after these
         p = jax.tree.map(lambda a: np.asarray(a, np.float64)[:r], state.params)
+        s = self.n_components
+        if p.means.shape[1] > s:  # a masked program's first s states (the others are unused)
+            g = COVARIANCE_TYPES[self.covariance_type].first_components(
+                G.GMMParams(p.startprob, p.means, p.covariances, p.precisions_cholesky), s)
+            p = H.HMMParams(g.weights, p.transmat[:, :s, :s], g.means, g.covariances,
+                            g.precisions_cholesky)
         params = {
             "startprob": p.startprob, "transmat": p.transmat,
             "means": p.means * scaling.scale + scaling.shift,

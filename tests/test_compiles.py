@@ -183,3 +183,47 @@ def test_a_masked_program_gives_the_exact_size_result(x64, blobs, cov_type):
         for name in ("weights", "means", "covariances"):
             np.testing.assert_allclose(b.params[name], a.params[name], rtol=1e-8, atol=1e-10,
                                        err_msg=f"{init} {name}")
+
+
+@pytest.mark.parametrize("cov_type,init", [("full", "random"), ("tied", "random"),
+                                           ("diag", "kmeans"), ("spherical", "kmeans")])
+def test_a_masked_hmm_program_gives_the_exact_size_result(x64, cov_type, init):
+    """Two states in a program for five (the HMM explorer's slider): the unused states are
+    never entered, and every restart runs as in the two-state program."""
+    from emwidgets import datasets
+
+    X = datasets.load_geyser().to_numpy()
+    kw = dict(n_init=4, covariance_type=cov_type, init_params=init, random_state=0, tol=1e-7,
+              n_iter=60)
+    exact, masked = GaussianHMM(2, **kw), GaussianHMM(2, **kw)
+    masked._program_components = 5
+    assert masked.start(X).run.state.params.means.shape[1] == 5  # really a five-state program
+    fit(exact, X), fit(masked, X)
+    a, b = exact.restarts_, masked.restarts_
+    np.testing.assert_array_equal(a.n_iter, b.n_iter)
+    np.testing.assert_allclose(b.trace, a.trace, rtol=1e-9, atol=1e-11)
+    for name in ("startprob", "transmat", "means", "covariances"):
+        np.testing.assert_allclose(b.params[name], a.params[name], rtol=1e-7, atol=1e-9,
+                                   err_msg=name)
+    assert masked.transmat_.shape == (2, 2) and masked.means_.shape[0] == 2
+    np.testing.assert_allclose(masked.score(X), exact.score(X), rtol=1e-9)
+
+
+def test_the_hmm_explorers_components_slider_compiles_nothing_after_a_first_run():
+    from emwidgets import HMMExplorer, datasets
+
+    ex = HMMExplorer(datasets.load_geyser(), n_components=2, n_init=8)
+    ex.run(block=True)
+    for k in (3, 5, 1, 2):
+        ex.session.n_components = k
+        with _compiles.count() as c:
+            ex.run(block=True)
+        ran = [p for p in c.programs if p.thread != "emwidgets-warm-up"]
+        assert ran == [], (k, ran)
+        s = ex.session
+        assert s.error == "" and s.snapshot.done, s.status
+        assert s.estimator.transmat_.shape == (k, k)
+        program = getattr(s._make_estimator(), "_program_components", k)
+        assert program == s.MAX_COMPONENTS > k  # one masked program for every k
+        assert s.snapshot.posteriors.shape[-1] == k
+        np.testing.assert_allclose(s.snapshot.posteriors.sum(-1), 1.0, rtol=1e-5)

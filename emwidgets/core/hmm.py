@@ -53,7 +53,23 @@ class Sequences(NamedTuple):
 
 
 class HMMHyper(NamedTuple):
+    """Traced hyperparameters.
+
+    Attributes:
+        reg_covar: added to the covariances' diagonal.
+        active: (S,) bool, the states in use, or None for all. A program compiled
+            for S states fits any smaller number (the explorer's slider): the others
+            start and stay with probability 0 (start, transitions into them) and
+            emission density 0, so they never hold a step.
+    """
+
     reg_covar: jax.Array
+    active: jax.Array | None = None
+
+
+def masked_log_prob(log_b, active):
+    """Emission log-densities with the unused states at -inf (they hold no step)."""
+    return log_b if active is None else jnp.where(active, log_b, -jnp.inf)
 
 
 def emission_log_prob(cov_type: str, params: HMMParams, x):
@@ -116,13 +132,13 @@ def hmm_step(cov_type: str):
 
     def step(params: HMMParams, data: Sequences, hyper: HMMHyper, block_size: int):
         n_seq, t_max, d = data.x.shape
-        log_b = emission_log_prob(cov_type, params, data.x)  # (n_seq, T, S)
+        log_b = masked_log_prob(emission_log_prob(cov_type, params, data.x), hyper.active)
         ll, gamma, xi = jax.vmap(forward_backward, in_axes=(None, None, 0, 0))(
             params.startprob, params.transmat, log_b, data.mask)
         flat_gamma = gamma.reshape(n_seq * t_max, -1)
         phi = features(cov, data.x.reshape(n_seq * t_max, d))
         stats = flat_gamma.T @ phi
-        emissions, health = m_step(cov, stats, hyper.reg_covar, d)
+        emissions, health = m_step(cov, stats, hyper.reg_covar, d, hyper.active)
         start = gamma[:, 0].sum(0)
         trans = xi.sum(0)
         new = HMMParams(
@@ -169,22 +185,27 @@ def viterbi(startprob, transmat, log_b, mask):
     return delta.max(), jnp.concatenate([first_state[None], path])
 
 
-def dirichlet_draws(key_data, n_states: int):
+def dirichlet_draws(key_data, n_states: int, n_program: int | None = None):
     """hmmlearn's random start and transition probabilities, Dirichlet(1/S), on the host.
 
     One NumPy generator per restart, seeded by that restart's key, so a
     replayed restart draws the same. (JAX's Dirichlet sampler is a rejection
     loop whose compilation took longer than the rest of the initialisation.)
 
-    Returns (startprob (R, S), transmat (R, S, S)) as float64 arrays.
+    With ``n_program`` > S (a masked program), the draws are those of S states
+    padded with zeros: the extra states are never entered.
+
+    Returns (startprob (R, P), transmat (R, P, P)) as float64 arrays.
     """
     alpha = np.full(n_states, 1.0 / n_states)
-    start, trans = [], []
-    for words in np.asarray(key_data).reshape(len(key_data), -1):
+    p = n_states if n_program is None else n_program
+    start = np.zeros((len(key_data), p))
+    trans = np.zeros((len(key_data), p, p))
+    for r, words in enumerate(np.asarray(key_data).reshape(len(key_data), -1)):
         g = generator(words, STREAM_DIRICHLET)
-        start.append(g.dirichlet(alpha))
-        trans.append(g.dirichlet(alpha, size=n_states))
-    return np.stack(start), np.stack(trans)
+        start[r, :n_states] = g.dirichlet(alpha)
+        trans[r, :n_states, :n_states] = g.dirichlet(alpha, size=n_states)
+    return start, trans
 
 
 def initial_params(cov_type: str, draw, data: Sequences, n_states: int, reg_covar, method: str,
@@ -215,7 +236,8 @@ def initial_params(cov_type: str, draw, data: Sequences, n_states: int, reg_cova
 
 
 @sized_jit(static_argnames=("cov_type", "method", "n_states"))
-def init_batch(draws, data: Sequences, reg_covar, startprob, transmat, n_real=None, *,
+def init_batch(draws, data: Sequences, reg_covar, startprob, transmat, n_real=None, active=None,
+               *,
                cov_type: str,
                method: str, n_states: int):
     """The driver's initial state for every restart: the Dirichlet draws
@@ -231,7 +253,7 @@ def init_batch(draws, data: Sequences, reg_covar, startprob, transmat, n_real=No
     centers = None
     if method == "kmeans":
         tol = kmeans_tol_scaled(flat, jnp.asarray(1e-4, flat.x.dtype))
-        centers = run_kmeans(draws.uniforms, flat, n_states, flat.x.shape[0], tol)
+        centers = run_kmeans(draws.uniforms, flat, n_states, flat.x.shape[0], tol, active=active)
     params = jax.vmap(lambda dr, c, s0, a: initial_params(
         cov_type, dr, data, n_states, reg_covar, method, c, s0, a))(draws, centers, startprob,
                                                                     transmat)
@@ -239,9 +261,10 @@ def init_batch(draws, data: Sequences, reg_covar, startprob, transmat, n_real=No
 
 
 @functools.partial(jax.jit, static_argnames=("cov_type",))
-def posteriors(params: HMMParams, data: Sequences, *, cov_type: str):
-    """Per-sequence log-likelihoods (n_seq,) and posteriors (n_seq, T, S)."""
-    log_b = emission_log_prob(cov_type, params, data.x)
+def posteriors(params: HMMParams, data: Sequences, active=None, *, cov_type: str):
+    """Per-sequence log-likelihoods (n_seq,) and posteriors (n_seq, T, S); states not
+    ``active`` (a masked program's) get posterior 0."""
+    log_b = masked_log_prob(emission_log_prob(cov_type, params, data.x), active)
     ll, gamma, _ = jax.vmap(forward_backward, in_axes=(None, None, 0, 0))(
         params.startprob, params.transmat, log_b, data.mask)
     return ll, gamma

@@ -39,19 +39,24 @@ class HMMSession(FitSession):
     supports_missing = False  # incomplete rows are dropped
 
     def _make_estimator(self):
-        return GaussianHMM(n_components=self.n_components, covariance_type=self.covariance_type,
-                           init_params=self.init_params, tol=self.tol, n_iter=self.max_iter,
-                           n_init=self.n_init, random_state=self.random_state,
-                           min_covar=self.reg_covar)
+        est = GaussianHMM(n_components=self.n_components, covariance_type=self.covariance_type,
+                          init_params=self.init_params, tol=self.tol, n_iter=self.max_iter,
+                          n_init=self.n_init, random_state=self.random_state,
+                          min_covar=self.reg_covar)
+        k_program = self.program_components()
+        if k_program > self.n_components:
+            est._program_components = k_program  # the extra states are masked
+        return est
 
     def _snapshot(self, live, est, elapsed, done) -> Snapshot:
         restarts = live.snapshot()
-        state, seqs = live.run.state, live.run.data
-        ll, gamma = jax.vmap(lambda p: H.posteriors(p, seqs, cov_type=est.covariance_type))(
-            state.params)
+        state, seqs, active = live.run.state, live.run.data, live.run.hyper.active
+        ll, gamma = jax.vmap(lambda p: H.posteriors(p, seqs, active,
+                                                    cov_type=est.covariance_type))(state.params)
         mask = np.asarray(seqs.mask) > 0
-        # (R, N, S) for the real steps of the restarts (the program may hold padding after them)
-        post = np.asarray(gamma, np.float64)[:restarts.n_restarts][:, mask]
+        # (R, N, S) for the real steps of the restarts (the program may hold padding after
+        # them) and the states in use (a masked program holds more)
+        post = np.asarray(gamma, np.float64)[:restarts.n_restarts][:, mask][..., :est.n_components]
         labels = post.argmax(-1)
         unc = 1.0 - post.max(-1)
         X = np.asarray(seqs.x, np.float64)[mask] * live.scaling.scale + live.scaling.shift
