@@ -197,8 +197,14 @@ def test_components_and_initialisation_after_a_first_run_compile_nothing(browser
             time.sleep(0.05)
         assert seen[-1].startswith("Done"), seen[-1]
         assert not [t for t in seen if "ompil" in t], seen
-        time.sleep(1.0)  # let the last frame reach the canvas
-        frames.append(hashlib.sha1(canvas.screenshot()).hexdigest())
+        # The new plot reaches the canvas (later when the machine is busy: wait for it).
+        deadline = time.time() + 30
+        while True:
+            frame = hashlib.sha1(canvas.screenshot()).hexdigest()
+            if frame not in frames or time.time() > deadline:
+                break
+            time.sleep(0.25)
+        frames.append(frame)
 
     # The components slider, moved with the keyboard as a user can (2 -> 3).
     ex.locator(".widget-slider", has_text="components").locator(".noUi-handle").focus()
