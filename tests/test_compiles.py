@@ -207,23 +207,3 @@ def test_a_masked_hmm_program_gives_the_exact_size_result(x64, cov_type, init):
                                    err_msg=name)
     assert masked.transmat_.shape == (2, 2) and masked.means_.shape[0] == 2
     np.testing.assert_allclose(masked.score(X), exact.score(X), rtol=1e-9)
-
-
-def test_the_hmm_explorers_components_slider_compiles_nothing_after_a_first_run():
-    from emwidgets import HMMExplorer, datasets
-
-    ex = HMMExplorer(datasets.load_geyser(), n_components=2, n_init=8)
-    ex.run(block=True)
-    for k in (3, 5, 1, 2):
-        ex.session.n_components = k
-        with _compiles.count() as c:
-            ex.run(block=True)
-        ran = [p for p in c.programs if p.thread != "emwidgets-warm-up"]
-        assert ran == [], (k, ran)
-        s = ex.session
-        assert s.error == "" and s.snapshot.done, s.status
-        assert s.estimator.transmat_.shape == (k, k)
-        program = getattr(s._make_estimator(), "_program_components", k)
-        assert program == s.MAX_COMPONENTS > k  # one masked program for every k
-        assert s.snapshot.posteriors.shape[-1] == k
-        np.testing.assert_allclose(s.snapshot.posteriors.sum(-1), 1.0, rtol=1e-5)
