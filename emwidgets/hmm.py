@@ -153,12 +153,11 @@ class GaussianHMM(_Estimator):
         n_seq, t_max, d = seqs.x.shape
         # Small data: restarts padded to a power of two (em.restart_bucket), quick compilation.
         work = n_seq * t_max * s_program * (s_program + d * d + d + 1)
-        quick = em.quick_compile(work * len(keys))
+        r_program = r if self.init_params == "" else em.restart_bucket(r, work)
+        quick = em.quick_compile(work * r_program)
         if self.init_params == "":
-            state = em.init_state(self._given_params(scaling, dtype, len(keys)))
+            state = em.init_state(self._given_params(scaling, dtype, r))
         else:
-            r_program = em.restart_bucket(r, work)
-            quick = em.quick_compile(work * r_program)
             key_data = _padded_key_data(keys, r_program)
             startprob, transmat = H.dirichlet_draws(key_data, s, s_program)
             if self.init_params == "kmeans":
