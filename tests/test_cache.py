@@ -90,3 +90,58 @@ def test_jaxs_own_cache_configuration_is_respected(tmp_path):
                                        JAX_COMPILATION_CACHE_DIR=str(mine)))
     assert out["dir"] == str(mine)
     assert not (tmp_path / "xdg").exists()
+
+
+SESSION = r'''
+import json, warnings
+warnings.simplefilter("ignore")
+import numpy as np
+import emwidgets
+from emwidgets import _compiles, _programs, datasets
+exports = []
+_export = _programs.StoredJit._export
+def counted(self, *a, **k):
+    exports.append(self.name)
+    return _export(self, *a, **k)
+_programs.StoredJit._export = counted
+X = datasets.load_faithful().to_numpy()
+Xm = X.copy(); Xm[::7, 1] = np.nan
+with _compiles.count() as c:
+    fits = {
+        "gmm": emwidgets.GaussianMixture(2, n_init=4, random_state=0).fit(X).means_,
+        "diag": emwidgets.GaussianMixture(3, covariance_type="diag", init_params="random",
+                                          n_init=3, random_state=0).fit(X).means_,
+        "missing": emwidgets.GaussianMixture(2, n_init=2, missing="em",
+                                             random_state=0).fit(Xm).means_,
+        "prior": emwidgets.GaussianMixture(2, n_init=2, prior="default",
+                                           random_state=0).fit(X).means_,
+        "kmeans": emwidgets.KMeans(3, n_init=4, random_state=0).fit(X).cluster_centers_,
+        "hmm": emwidgets.GaussianHMM(2, n_init=4, random_state=0).fit(X).means_,
+    }
+print(json.dumps({"exports": exports, "compiled": c.compiled, "loaded": c.loaded,
+                  "fits": {k: np.asarray(v).tolist() for k, v in fits.items()}}))
+'''
+
+
+def test_a_later_kernel_traces_and_compiles_nothing_and_fits_the_same(tmp_path):
+    """The traced programs are kept beside the compilation cache (emwidgets/_programs.py):
+    a new kernel neither traces nor compiles a configuration seen before, for every
+    estimator, and its numbers are the first kernel's to the bit."""
+    cache = tmp_path / "cache"
+    env = env_without_cache(EMWIDGETS_COMPILATION_CACHE=str(cache))
+    first = run(SESSION, env)
+    assert first["exports"] and first["compiled"] > 0, first
+    stored = sorted((cache / "emwidgets-programs").glob("*.jaxexport"))
+    assert len(stored) >= len(set(first["exports"]))
+    second = run(SESSION, env)
+    assert second["exports"] == [] and second["compiled"] == 0, second
+    assert second["loaded"] > 0
+    assert second["fits"] == first["fits"]
+    # A torn or foreign file is ignored and replaced, never an error.
+    for path in stored:
+        path.write_bytes(path.read_bytes()[:100])
+    third = run(SESSION, env)
+    assert sorted(set(third["exports"])) == sorted(set(first["exports"]))
+    assert third["fits"] == first["fits"]
+    fourth = run(SESSION, env)
+    assert fourth["exports"] == [], fourth

@@ -82,6 +82,9 @@ class EMModel(NamedTuple):
 
     step: Callable
     converged: Callable
+    #: A stable name ("gmm/full"): the driver's traced program is kept on disk
+    #: under it (:mod:`emwidgets._programs`). Unnamed models are traced per process.
+    name: str = ""
 
 
 #: Iterations one call of the compiled driver records (and runs at most): the
@@ -225,9 +228,11 @@ class SizedJit:
     with ``quick=`` (see :func:`quick_compile`). Both are cached as usual."""
 
     def __init__(self, fun, **jit_kwargs):
+        from .._programs import StoredJit
+
         functools.update_wrapper(self, fun)
-        self.optimised = jax.jit(fun, **jit_kwargs)
-        self.quick = jax.jit(fun, compiler_options=QUICK_COMPILE_OPTIONS, **jit_kwargs)
+        self.optimised = StoredJit(fun, **jit_kwargs)
+        self.quick = StoredJit(fun, compiler_options=QUICK_COMPILE_OPTIONS, **jit_kwargs)
 
     def __call__(self, *args, quick: bool = False, **kwargs):
         return (self.quick if quick else self.optimised)(*args, **kwargs)
@@ -314,7 +319,10 @@ def make_runner(model: EMModel, block_size: int, group_size: int | None = None,
         hit_max = (state.status == RUNNING) & (state.iteration >= max_iter)
         return state._replace(status=jnp.where(hit_max, MAX_ITER, state.status))
 
-    return jax.jit(advance, compiler_options=QUICK_COMPILE_OPTIONS if quick else None)
+    from .._programs import StoredJit
+
+    return StoredJit(advance, compiler_options=QUICK_COMPILE_OPTIONS if quick else None,
+                     key_extra=(model.name, block_size, group_size), persist=bool(model.name))
 
 
 class EMRun:

@@ -177,7 +177,7 @@ def loglik_converged(prev_objective, objective, params, new_params, tol):
 @functools.lru_cache(maxsize=None)
 def gmm_model(cov_type: str) -> EMModel:
     """The EM model of a Gaussian mixture with the given covariance type."""
-    return EMModel(step=gmm_step(cov_type), converged=loglik_converged)
+    return EMModel(step=gmm_step(cov_type), converged=loglik_converged, name=f"gmm/{cov_type}")
 
 
 # ----------------------------------------------------------------------------

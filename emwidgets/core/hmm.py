@@ -156,7 +156,8 @@ def hmm_step(cov_type: str):
 @functools.lru_cache(maxsize=None)
 def hmm_model(cov_type: str) -> EMModel:
     """The EM model (Baum-Welch) of a Gaussian HMM with the given covariance type."""
-    return EMModel(step=hmm_step(cov_type), converged=loglik_converged)
+    return EMModel(step=hmm_step(cov_type), converged=loglik_converged,
+                   name=f"hmm/{cov_type}")
 
 
 def viterbi(startprob, transmat, log_b, mask):

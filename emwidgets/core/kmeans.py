@@ -72,7 +72,7 @@ def kmeans_converged(prev_objective, objective, params, new_params, tol):
 
 @functools.lru_cache(maxsize=None)
 def kmeans_model() -> EMModel:
-    return EMModel(step=kmeans_step, converged=kmeans_converged)
+    return EMModel(step=kmeans_step, converged=kmeans_converged, name="kmeans")
 
 
 def _sample_proportional(u, weights):

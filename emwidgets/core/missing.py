@@ -179,7 +179,8 @@ def missing_step(cov_type: str):
 @functools.lru_cache(maxsize=None)
 def missing_model(cov_type: str) -> EMModel:
     """EM over the observed values of a Gaussian mixture (objective: observed-data log-lik)."""
-    return EMModel(step=missing_step(cov_type), converged=loglik_converged)
+    return EMModel(step=missing_step(cov_type), converged=loglik_converged,
+                   name=f"missing/{cov_type}")
 
 
 def observed_log_prob(cov_type: str, params: GMMParams, values, pattern, patterns):

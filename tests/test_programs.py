@@ -1,0 +1,83 @@
+"""The store of traced programs (emwidgets/_programs.py), in one process.
+
+Across processes (a new kernel traces nothing) see tests/test_cache.py.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from emwidgets import _programs
+from emwidgets._programs import StoredJit
+
+
+def affine(x, b, *, power):
+    return {"y": x ** power + b, "n": jnp.sum(x)}
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    folder = tmp_path / "programs"
+    monkeypatch.setattr(_programs, "directory", lambda: folder)
+    return folder
+
+
+def test_a_stored_program_computes_what_jit_does_and_is_read_back(store):
+    x, b = np.arange(6.0, dtype=np.float32).reshape(2, 3), np.float32(0.5)
+    expect = jax.jit(affine, static_argnames="power")(x, b, power=3)
+    first = StoredJit(affine, static_argnames=("power",))
+    got = first(x, b, power=3)
+    np.testing.assert_array_equal(got["y"], expect["y"])
+    assert float(got["n"]) == float(expect["n"])
+    assert len(list(store.glob("*.jaxexport"))) == 1
+    # A new wrapper (as in a new process) reads the file instead of tracing.
+    second = StoredJit(affine, static_argnames=("power",))
+    second._export = lambda *a: pytest.fail("traced again although the program was stored")
+    np.testing.assert_array_equal(second(x, b, power=3)["y"], expect["y"])
+
+
+def test_programs_are_keyed_by_static_arguments_shapes_dtypes_and_options(store):
+    f = StoredJit(affine, static_argnames=("power",))
+    x = np.ones((2, 3), np.float32)
+    f(x, 1.0, power=2)
+    f(x, 1.0, power=3)  # another static value
+    f(np.ones((4, 3), np.float32), 1.0, power=2)  # another shape
+    f(np.ones((2, 3), np.int32), 1, power=2)  # another dtype
+    StoredJit(affine, static_argnames=("power",),
+              compiler_options={"xla_backend_optimization_level": 0})(x, 1.0, power=2)
+    StoredJit(affine, static_argnames=("power",), key_extra=("other",))(x, 1.0, power=2)
+    assert len(list(store.glob("*.jaxexport"))) == 6
+    f(x, 2.0, power=2)  # a new value of the same signature: no new program
+    assert len(list(store.glob("*.jaxexport"))) == 6
+
+
+def test_unpersisted_and_cache_off_programs_write_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(_programs, "directory", lambda: None)
+    f = StoredJit(affine, static_argnames=("power",))
+    assert float(f(np.ones(3, np.float32), 1.0, power=2)["n"]) == 3.0
+    folder = tmp_path / "p"
+    monkeypatch.setattr(_programs, "directory", lambda: folder)
+    g = StoredJit(affine, static_argnames=("power",), persist=False)
+    assert float(g(np.ones(3, np.float32), 1.0, power=2)["n"]) == 3.0
+    assert not folder.exists()
+
+
+def test_traced_arguments_go_to_plain_jit(store):
+    f = StoredJit(affine, static_argnames=("power",))
+    xs = np.arange(12.0, dtype=np.float32).reshape(4, 3)
+    got = jax.vmap(lambda x: f(x, 1.0, power=2)["y"])(xs)
+    np.testing.assert_allclose(got, xs ** 2 + 1.0)
+    assert not store.exists()  # nothing exported for a traced call
+
+
+def test_the_store_is_bounded_least_recently_used_first(store, monkeypatch):
+    f = StoredJit(affine, static_argnames=("power",))
+    f(np.ones(3, np.float32), 1.0, power=1)
+    size = next(store.glob("*.jaxexport")).stat().st_size
+    monkeypatch.setattr(_programs, "MAX_BYTES", int(2.5 * size))
+    for power in (2, 3, 4):
+        f(np.ones(3, np.float32), 1.0, power=power)
+    files = list(store.glob("*.jaxexport"))
+    assert len(files) == 2
+    assert sum(p.stat().st_size for p in files) <= _programs.MAX_BYTES
