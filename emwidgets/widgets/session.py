@@ -13,11 +13,13 @@ become a sentence in ``status``; the previous result stays.
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
 import traceback
 import warnings
+import weakref
 from dataclasses import dataclass
 from typing import Optional
 
@@ -41,6 +43,29 @@ CHUNK_SECONDS = 0.1
 #: (20-80 ms each here): at one frame per 0.1 s chunk the renders queued behind
 #: each other, and a warm HMM run that takes 0.5 s headless took 8 s in the browser.
 FRAME_SECONDS = 0.3
+
+# Threads that may be compiling when the interpreter exits (a script that ends while a
+# Run or the background warm-up compiles): XLA aborts the process ("FATAL: exception
+# not rethrown") if the interpreter shuts down under a compiling thread. At exit they
+# are told to stop and given time to finish the program in flight.
+_exiting = threading.Event()
+_compiling: "weakref.WeakKeyDictionary[threading.Thread, threading.Event]" = (
+    weakref.WeakKeyDictionary())
+
+
+def _start_compiling_thread(thread: threading.Thread, stop: threading.Event | None = None):
+    _compiling[thread] = stop or _exiting
+    thread.start()
+
+
+@atexit.register
+def _let_compilations_finish(timeout: float = 120.0):
+    _exiting.set()
+    deadline = time.monotonic() + timeout
+    for thread, stop in list(_compiling.items()):
+        stop.set()
+        thread.join(max(0.0, deadline - time.monotonic()))
+
 
 
 @dataclass
@@ -339,7 +364,7 @@ class FitSession(T.HasTraits):
             self.status = f"Starting ({self._describe_run()})…"
             self._thread = threading.Thread(target=self._work, args=(generation, stop, key),
                                             daemon=True)
-            self._thread.start()
+            _start_compiling_thread(self._thread, stop)
         if block:
             self.wait()
 
@@ -520,7 +545,7 @@ class FitSession(T.HasTraits):
         def work():
             try:
                 for label, change in self._alternatives():
-                    if not self._current(generation):  # a new Run: it goes first
+                    if not self._current(generation) or _exiting.is_set():  # a Run goes first
                         return
                     self.warming = f"Compiling for {label} in the background…"
                     est = self._make_estimator()
@@ -536,7 +561,8 @@ class FitSession(T.HasTraits):
                 self.warming = ""
 
         self.warming = "Compiling the other choices in the background…"  # before the thread
-        threading.Thread(target=work, daemon=True, name="emwidgets-warm-up").start()
+        _start_compiling_thread(threading.Thread(target=work, daemon=True,
+                                                 name="emwidgets-warm-up"))
 
     def _make_estimator(self):
         est = GaussianMixture(**self.settings())
