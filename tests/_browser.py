@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -45,18 +46,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """A JupyterLab server on a copy of the test notebooks; yields (base_url, token, root)."""
-    root = tmp_path_factory.mktemp("lab")
-    for nb in [*(ROOT / "tests" / "notebooks").glob("*.ipynb"),
-               *(ROOT / "notebooks").glob("*.ipynb")]:
-        shutil.copy(nb, root / nb.name)
-    settings = tmp_path_factory.mktemp("settings")
+@contextmanager
+def jupyterlab(root: Path, scratch: Path):
+    """A JupyterLab server on ``root`` (its own settings and workspaces in ``scratch``);
+    yields (base_url, token, root)."""
+    settings = scratch / "settings"
     for rel, value in SETTINGS.items():
         path = settings / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(value))
+    (scratch / "ws").mkdir(exist_ok=True)
     port, token = free_port(), "emwidgets-test-token"
     env = {**os.environ, "JUPYTER_PLATFORM_DIRS": "1", "MPLBACKEND": "module://ipympl.backend_nbagg"}
     log = open(root / "jupyter.log", "w")
@@ -65,33 +64,35 @@ def lab(tmp_path_factory):
          "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
          "--LabApp.expose_app_in_browser=True", f"--LabApp.user_settings_dir={settings}",
-         f"--LabApp.workspaces_dir={tmp_path_factory.mktemp('ws')}"],
+         f"--LabApp.workspaces_dir={scratch / 'ws'}"],
         stdout=log, stderr=subprocess.STDOUT, env=env,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
-            break
-        except Exception:
-            if proc.poll() is not None:
-                raise RuntimeError((root / "jupyter.log").read_text()) from None
-            time.sleep(0.3)
-    else:
-        proc.terminate()
-        raise RuntimeError("JupyterLab did not start in 60 s")
-    yield base, token, root
-    proc.terminate()
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                break
+            except Exception:
+                if proc.poll() is not None:
+                    raise RuntimeError((root / "jupyter.log").read_text()) from None
+                time.sleep(0.3)
+        else:
+            raise RuntimeError("JupyterLab did not start in 60 s")
+        yield base, token, root
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
 
 
-@pytest.fixture(scope="module")
-def browser():
+@contextmanager
+def chromium():
+    """Debian's Chromium, headless, driven by Playwright."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -101,8 +102,27 @@ def browser():
                   "--disable-background-networking", "--disable-component-update",
                   "--disable-sync", "--disable-dev-shm-usage"],
         )
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server on a copy of the test notebooks; yields (base_url, token, root)."""
+    root = tmp_path_factory.mktemp("lab")
+    for nb in [*(ROOT / "tests" / "notebooks").glob("*.ipynb"),
+               *(ROOT / "notebooks").glob("*.ipynb")]:
+        shutil.copy(nb, root / nb.name)
+    with jupyterlab(root, tmp_path_factory.mktemp("scratch")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def open_notebook(browser, lab, name):

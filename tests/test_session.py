@@ -306,10 +306,12 @@ def test_the_picker_ranks_spurious_restarts_last_and_says_so():
 
 
 def test_a_live_hmm_run_redraws_in_place_within_the_frame_budget(monkeypatch):
-    """Frames are paced (at most one per FRAME_SECONDS, the first at once, the last at the
-    end) and the HMM views move their artists instead of rebuilding their figures."""
+    """Frames are paced (at most one per FRAME_SECONDS, the first after FIRST_FRAME_SECONDS
+    of computing, the last at the end) and the HMM views move their artists instead of
+    rebuilding their figures."""
     from emwidgets.widgets import session as S
 
+    monkeypatch.setattr(S, "FIRST_FRAME_SECONDS", 0.0)  # the first frame after one iteration
     monkeypatch.setattr(S, "FRAME_SECONDS", 1e9)  # a budget no run reaches: one live frame
     hmm = HMMExplorer(datasets.load_geyser(), n_components=3, n_init=8, tol=1e-12,
                       max_iter=300)
@@ -328,6 +330,24 @@ def test_a_live_hmm_run_redraws_in_place_within_the_frame_budget(monkeypatch):
     np.testing.assert_allclose(image.get_array(), trans)
     colours = component_colours(post.shape[1])
     np.testing.assert_allclose(points.get_facecolor()[:, :3], colours[labels][:, :3])
+
+
+def test_a_run_over_before_its_first_frame_draws_each_figure_once(monkeypatch, faithful):
+    """A warm run that ends before FIRST_FRAME_SECONDS of computing draws only its final
+    frame (in the browser each frame renders every figure)."""
+    from emwidgets.widgets import session as S
+
+    ex = EMExplorer(faithful, n_components=2, n_init=4, random_state=0)
+    ex.run(block=True)  # compiled
+    monkeypatch.setattr(S, "FIRST_FRAME_SECONDS", 1e9)  # no run computes that long
+    frames = []
+    ex.session.observe(lambda ch: frames.append(ch["new"]), "snapshot")
+    before = {name: view.n_draws for name, view in ex.views.items()}
+    ex.controls["random_state"].value = 1
+    ex.run(block=True)
+    assert [f.done for f in frames if f is not None] == [True]
+    assert {name: view.n_draws - before[name] for name, view in ex.views.items()} == {
+        name: 1 for name in ex.views}
 
 
 EXIT_WHILE_COMPILING = r'''

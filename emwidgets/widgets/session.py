@@ -43,6 +43,11 @@ CHUNK_SECONDS = 0.1
 #: (20-80 ms each here): at one frame per 0.1 s chunk the renders queued behind
 #: each other, and a warm HMM run that takes 0.5 s headless took 8 s in the browser.
 FRAME_SECONDS = 0.3
+#: The first live frame waits until the run has computed this long: a warm run that
+#: ends sooner draws its figures once, at the end, instead of twice (in the browser each
+#: frame renders every figure: 0.1-0.2 s), and a longer one shows its first frame
+#: within 0.3 s of the Run all the same.
+FIRST_FRAME_SECONDS = 0.15
 
 # Threads that may be compiling when the interpreter exits (a script that ends while a
 # Run or the background warm-up compiles): XLA aborts the process ("FATAL: exception
@@ -474,11 +479,14 @@ class FitSession(T.HasTraits):
                 dt = time.perf_counter() - t
                 if first:
                     started.set()
+                    computing_since = time.perf_counter()  # compiled: the run computes
                     if stop.is_set():  # stopped while compiling: already abandoned
                         return
                 if not self._current(generation):  # replaced by a new Run
                     return
-                if first or time.perf_counter() - last_frame >= FRAME_SECONDS:
+                now = time.perf_counter()
+                if (now - last_frame >= FRAME_SECONDS if last_frame > -np.inf
+                        else now - computing_since >= FIRST_FRAME_SECONDS):
                     snap = self._snapshot(live, est, time.perf_counter() - t0, done=False)
                     status = (f"Running: iteration {snap.iteration}, {snap.elapsed:.1f} s. "
                               + self._summary(snap))
