@@ -287,9 +287,16 @@ def make_runner(model: EMModel, block_size: int, group_size: int | None = None,
 
         def body(s: EMState):
             update = _restart_update(model, block_size, s.iteration, base, data, hyper, tol)
-            out = jax.vmap(update)(
-                s.params, s.objective, s.n_iter, s.status, s.bad_component, s.bad_iteration, s.trace
-            )
+            args = (s.params, s.objective, s.n_iter, s.status, s.bad_component,
+                    s.bad_iteration, s.trace)
+            if s.status.shape[0] == 1:
+                # One restart per group: the step unbatched. Through a vmapped axis of
+                # size 1 the products became batched ones, and a Lloyd iteration on
+                # 100k x 8 rows took 2.3 ms instead of 1.4 ms.
+                out = jax.tree.map(lambda a: a[None],
+                                   update(*jax.tree.map(lambda a: a[0], args)))
+            else:
+                out = jax.vmap(update)(*args)
             return EMState(*out, iteration=s.iteration + 1)
 
         return lax.while_loop(cond, body, state)
