@@ -685,24 +685,22 @@ class GaussianMixture(_Estimator):
         quick = em.quick_compile(n * k_program * stats * r_program)
         draws = D.for_method(self.init_params, _padded_key_data(keys, r_program), n,
                              data.x.shape[0], k_program, dtype)
-        init_args = (draws, data, reg, user, active, prior, np.int32(n_restarts))
-        init_kwargs = dict(cov_type=self.covariance_type, method=self.init_params,
-                           n_components=k_program, block_size=block_size, state=True,
-                           kmeans_group_size=km_group, kmeans_block_size=km_block, quick=quick)
-        em_data = data
+        state = G.init_batch(draws, data, reg, user, active, prior, np.int32(n_restarts),
+                             cov_type=self.covariance_type, method=self.init_params,
+                             n_components=k_program, block_size=block_size, state=True,
+                             kmeans_group_size=km_group, kmeans_block_size=km_block,
+                             quick=quick)
         if self.missing == "em":
             rows = np.zeros(data.x.shape[0], np.int32)
             rows[:n] = pattern
-            em_data = em.Data(MS.Rows(data.x, dm.to_device(rows)), data.w)
+            data = em.Data(MS.Rows(data.x, dm.to_device(rows)), data.w)
             model = MS.missing_model(self.covariance_type)
             hyper = G.GMMHyper(reg, active, prior, dm.to_device(patterns))
         else:
             model = G.gmm_model(self.covariance_type)
             hyper = G.GMMHyper(reg, active, prior)
-        tol = dm.to_device(self.tol, dtype)
-        state = G.init_batch(*init_args, **init_kwargs)
-        run = em.EMRun(model, block_size, state, em_data, hyper, tol, max_iter=self.max_iter,
-                       quick=quick)
+        run = em.EMRun(model, block_size, state, data, hyper, dm.to_device(self.tol, dtype),
+                       max_iter=self.max_iter, quick=quick)
         return LiveFit(self, run, scaling, keys, n)
 
     def _user_init(self, s: dm.Scaling, dtype) -> G.UserInit:
