@@ -13,16 +13,11 @@ from ._cache import configure as _configure_cache
 _configure_cache()
 
 from . import datasets
+from ._base import LiveFit, Restarts, SpuriousSolutionWarning
 from ._validation import ConvergenceWarning, NotFittedError
-from .estimators import (
-    GaussianMixture,
-    KMeans,
-    LiveFit,
-    Restarts,
-    SpuriousSolutionWarning,
-    StandardErrors,
-)
 from .hmm import GaussianHMM
+from .kmeans import KMeans
+from .mixture import GaussianMixture, StandardErrors
 from .priors import MixturePrior
 from .selection import SelectionResult, select_model
 

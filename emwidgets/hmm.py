@@ -25,13 +25,7 @@ import numpy as np
 
 from . import _validation as V
 from . import compare as C
-from .core import data as dm
-from .core import draws as D
-from .core import em
-from .core import gmm as G
-from .core import hmm as H
-from .core.covariance import COVARIANCE_TYPES
-from .estimators import (
+from ._base import (
     SPURIOUS_POLICIES,
     LiveFit,
     Restarts,
@@ -42,6 +36,12 @@ from .estimators import (
     _restarts_from_state,
     _warn_spurious,
 )
+from .core import data as dm
+from .core import draws as D
+from .core import em
+from .core import gmm as G
+from .core import hmm as H
+from .core.covariance import COVARIANCE_TYPES
 
 
 def _split_lengths(n_samples: int, lengths):
@@ -171,7 +171,8 @@ class GaussianHMM(_Estimator):
                                  cov_type=self.covariance_type,
                                  method=self.init_params, n_states=s_program,
                                  quick=quick)
-        run = em.EMRun(H.hmm_model(self.covariance_type), 0, state, seqs, H.HMMHyper(reg, active),
+        run = em.EMRun(H.hmm_family(self.covariance_type), n_seq, state, H.sequence_data(seqs),
+                       H.HMMHyper(reg, active),
                        dm.to_device(self.tol, dtype), max_iter=self.n_iter, quick=quick)
         return LiveFit(self, run, scaling, keys, len(Xa))
 

@@ -16,8 +16,9 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 import pandas as pd
 
+from ._base import SpuriousSolutionWarning
 from ._validation import ConvergenceWarning, as_2d_float, check_in, seed_from
-from .estimators import GaussianMixture, SpuriousSolutionWarning
+from .mixture import GaussianMixture
 from .priors import resolve as resolve_prior
 
 COLUMNS = ["n_components", "covariance_type", "log_likelihood", "n_parameters", "bic", "aic",

@@ -13,7 +13,8 @@ UI_STACK = ("ipywidgets", "matplotlib", "ipympl", "IPython", "sklearn")
 
 def test_core_and_estimators_import_no_widgets_or_matplotlib():
     code = (
-        "import sys, emwidgets, emwidgets.core.em, emwidgets.core.gmm, emwidgets.estimators\n"
+        "import sys, emwidgets, emwidgets.core.em, emwidgets.core.gmm\n"
+        "import emwidgets.mixture, emwidgets.kmeans, emwidgets.hmm\n"
         "emwidgets.GaussianMixture(2).fit([[0.0], [1.0], [5.0], [6.0]])\n"
         f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {UI_STACK!r})\n"
         "print(bad)\n"

@@ -179,7 +179,7 @@ def test_grouped_restarts_equal_one_batch(x64, blobs):
 def G_model():
     from emwidgets.core import gmm
 
-    return gmm.gmm_model("full")
+    return gmm.gmm_family("full")
 
 
 def test_coarser_blocks_divide_the_padded_data():

@@ -185,7 +185,7 @@ def test_the_collapse_is_refused_or_flagged_and_the_prior_avoids_it(x64_mode):
 
     import jax
 
-    from emwidgets.estimators import SpuriousSolutionWarning
+    from emwidgets import SpuriousSolutionWarning
 
     X = collapsing_data()
     smallest = lambda covs: min(np.linalg.eigvalsh(c).min() for c in covs)  # noqa: E731

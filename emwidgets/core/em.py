@@ -1,9 +1,16 @@
 """The one EM driver: every model family, every restart, batch or live.
 
-A model family is an :class:`EMModel`: a pure ``step`` that takes one restart's
-parameters and returns the next parameters together with the objective of the
-parameters it was given (an E-step and an M-step fused into one pass over the
-data), and a ``converged`` test. The driver
+A model family is a :class:`Family`: pure functions for one restart, which
+the driver composes into an EM iteration::
+
+    ctx = prepare(params, hyper)                  # per-iteration constants
+    stats = sum over blocks of e_step(ctx, x, w)  # the driver's reduction
+    new_params, health = m_step(ctx, stats, hyper)
+    objective(ctx, stats, hyper)                  # of the params in ctx
+
+The sum over blocks of samples is the driver's (:func:`block_sum`), never a
+family's: a sum over devices or over chunks read from disk, or another
+iteration policy, changes the driver only. The driver
 
 * runs all restarts at once with ``jax.vmap`` inside one ``lax.while_loop``;
 * freezes a restart once it has converged or failed (a done-mask), so the
@@ -18,9 +25,10 @@ data), and a ``converged`` test. The driver
   advances a few iterations per call (:class:`EMRun`). Both give bit-identical
   results because they run the same program.
 
-Data are passed as :class:`Data`: a padded sample array with per-sample weights
-(0 for padding), processed in fixed-size blocks by :func:`block_sum`, so the
-memory of an E-step is bounded by the block size, not by the number of samples.
+Data are passed as :class:`Data`: a padded array of rows (samples, or whole
+sequences for an HMM) with per-row weights (0 for padding), processed in
+fixed-size blocks, so the memory of an E-step is bounded by the block size,
+not by the number of rows.
 """
 
 from __future__ import annotations
@@ -70,21 +78,39 @@ class Health(NamedTuple):
     component: Any
 
 
-class EMModel(NamedTuple):
-    """A model family as pure functions.
+class Family(NamedTuple):
+    """A model family as pure functions of one restart (the driver vmaps them).
 
     Attributes:
-        step: (params, data, hyper, block_size) -> (new_params, objective, Health).
-            ``objective`` is the mean per-sample objective (log-likelihood, log
-            posterior, negative inertia) *of the input params*.
-        converged: (prev_objective, objective, params, new_params, hyper) -> bool.
+        prepare: (params, hyper) -> ctx, what every block of the E-step shares
+            (natural parameters, conditionals...); it holds ``params`` too.
+        e_step: (ctx, x_block, w_block) -> stats, a pytree of **sums over the
+            block's rows** (weighted by ``w_block``) of sufficient statistics,
+            log-likelihood and counts included. The driver adds them up.
+        m_step: (ctx, stats, hyper) -> (new_params, :class:`Health`).
+        objective: (ctx, stats, hyper) -> scalar: the mean per-sample objective
+            (log-likelihood, log posterior, negative inertia) of the parameters
+            ``ctx`` was prepared from.
+        converged: (prev_objective, objective, params, new_params, tol) -> bool.
+        name: a stable name ("gmm/full"): the driver's traced program is kept on
+            disk under it (:mod:`emwidgets._programs`). Unnamed families are
+            traced per process.
     """
 
-    step: Callable
+    prepare: Callable
+    e_step: Callable
+    m_step: Callable
+    objective: Callable
     converged: Callable
-    #: A stable name ("gmm/full"): the driver's traced program is kept on disk
-    #: under it (:mod:`emwidgets._programs`). Unnamed models are traced per process.
     name: str = ""
+
+
+def em_step(family: Family, params, data: "Data", hyper, block_size: int):
+    """One EM iteration of one restart: (new_params, objective of ``params``, Health)."""
+    ctx = family.prepare(params, hyper)
+    stats = block_sum(lambda x, w, b: family.e_step(ctx, x, w), data, block_size)
+    new_params, health = family.m_step(ctx, stats, hyper)
+    return new_params, family.objective(ctx, stats, hyper), health
 
 
 #: Iterations one call of the compiled driver records (and runs at most): the
@@ -161,15 +187,15 @@ def init_state(params, trace_length: int = TRACE_CHUNK, n_real=None) -> EMState:
     )
 
 
-def _restart_update(model: EMModel, block_size: int, it, base, data, hyper, tol):
+def _restart_update(family: Family, block_size: int, it, base, data, hyper, tol):
     """One iteration for one restart; frozen restarts keep their state."""
 
     def update(params, objective, n_iter, status, bad_component, bad_iteration, trace):
         active = status == RUNNING
-        new_params, obj, health = model.step(params, data, hyper, block_size)
+        new_params, obj, health = em_step(family, params, data, hyper, block_size)
         finite = jnp.isfinite(obj)
         ok = health.ok & finite
-        conv = model.converged(objective, obj, params, new_params, tol)
+        conv = family.converged(objective, obj, params, new_params, tol)
         take = active & ok
         params = jax.tree.map(lambda new, old: jnp.where(take, new, old), new_params, params)
         j = it - base
@@ -261,9 +287,9 @@ def group_size_for(n_restarts: int, work_per_restart: float, target: float = 2.0
 
 
 @functools.lru_cache(maxsize=None)
-def make_runner(model: EMModel, block_size: int, group_size: int | None = None,
+def make_runner(family: Family, block_size: int, group_size: int | None = None,
                 quick: bool = False):
-    """The compiled driver for one model, block size and restart grouping.
+    """The compiled driver for one family, block size and restart grouping.
 
     Returns ``advance(state, data, hyper, tol, stop_at, max_iter=None) ->
     state``: iterate every running restart until all have stopped,
@@ -286,7 +312,7 @@ def make_runner(model: EMModel, block_size: int, group_size: int | None = None,
             return (s.iteration < end) & jnp.any(s.status == RUNNING)
 
         def body(s: EMState):
-            update = _restart_update(model, block_size, s.iteration, base, data, hyper, tol)
+            update = _restart_update(family, block_size, s.iteration, base, data, hyper, tol)
             args = (s.params, s.objective, s.n_iter, s.status, s.bad_component,
                     s.bad_iteration, s.trace)
             if s.status.shape[0] == 1:
@@ -329,7 +355,7 @@ def make_runner(model: EMModel, block_size: int, group_size: int | None = None,
     from .._programs import StoredJit
 
     return StoredJit(advance, compiler_options=QUICK_COMPILE_OPTIONS if quick else None,
-                     key_extra=(model.name, block_size, group_size), persist=bool(model.name))
+                     key_extra=(family.name, block_size, group_size), persist=bool(family.name))
 
 
 class EMRun:
@@ -342,15 +368,15 @@ class EMRun:
     ``(R, max_iter)`` trace (a NumPy array) and the device arrays of the rest.
 
     Example:
-        >>> run = EMRun(model, block_size, state0, data, hyper, tol, max_iter=100)
+        >>> run = EMRun(family, block_size, state0, data, hyper, tol, max_iter=100)
         >>> while not run.done:
         ...     state = run.advance(5)   # draw state.trace between calls
     """
 
-    def __init__(self, model: EMModel, block_size: int, state: EMState, data: Data, hyper, tol,
+    def __init__(self, family: Family, block_size: int, state: EMState, data: Data, hyper, tol,
                  group_size: int | None = None, max_iter: int | None = None,
                  quick: bool = False):
-        self._advance = make_runner(model, block_size, group_size, quick)
+        self._advance = make_runner(family, block_size, group_size, quick)
         self.quick = quick  # programs that go with this run can compile the same way
         self.max_iter = int(state.trace.shape[1] if max_iter is None else max_iter)
         n_restarts = int(state.status.shape[0])

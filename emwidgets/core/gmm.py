@@ -24,7 +24,7 @@ from . import kmeans as km
 from . import priors as pr
 from .covariance import COVARIANCE_TYPES, CovarianceType
 from .draws import InitDraws
-from .em import Data, EMModel, Health, block_sum, init_state, make_runner, sized_jit
+from .em import Data, Family, Health, block_sum, init_state, make_runner, sized_jit
 
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 
@@ -145,28 +145,57 @@ def objective_of(cov: CovarianceType, params: GMMParams, log_lik_sum, n, hyper: 
     return (log_lik_sum + pr.log_prior(cov, params, hyper.prior, hyper.active)) / n
 
 
-def gmm_step(cov_type: str):
+class MixtureStats(NamedTuple):
+    """Per-block sums of a mixture's E-step.
+
+    Attributes:
+        moments: (K, P) responsibility-weighted features phi(x) (quadratic
+            terms, x, 1: the last column is the expected counts).
+        log_lik: summed log-likelihood of the rows.
+        count: summed row weights.
+    """
+
+    moments: jax.Array
+    log_lik: jax.Array
+    count: jax.Array
+
+
+def responsibilities(logits, w):
+    """(B, K) log(w_k p_k(x)) -> (responsibilities times the row weights w, log p(x))."""
+    top = lax.stop_gradient(logits.max(axis=1, keepdims=True))
+    e = jnp.exp(logits - top)
+    total = e.sum(axis=1, keepdims=True)
+    return e * (w[:, None] / total), (top + jnp.log(total))[:, 0]
+
+
+class GaussianContext(NamedTuple):
+    params: GMMParams
+    natural: jax.Array  # (P, K), see natural_weights
+
+
+@functools.lru_cache(maxsize=None)
+def gmm_family(cov_type: str) -> Family:
+    """A Gaussian mixture with the given covariance type: the E-step is one
+    product phi(x) @ W per block (see the module's docstring)."""
     cov = COVARIANCE_TYPES[cov_type]
 
-    def step(params: GMMParams, data: Data, hyper: GMMHyper, block_size: int):
-        w_nat = natural_weights(cov, params)
+    def prepare(params: GMMParams, hyper: GMMHyper):
+        return GaussianContext(params, natural_weights(cov, params))
 
-        def per_block(x, w, b):
-            phi = features(cov, x)
-            logits = phi @ w_nat
-            top = lax.stop_gradient(logits.max(axis=1, keepdims=True))
-            e = jnp.exp(logits - top)
-            total = e.sum(axis=1, keepdims=True)
-            lse = (top + jnp.log(total))[:, 0]
-            resp = e * (w[:, None] / total)
-            return resp.T @ phi, (lse * w).sum()
+    def e_step(ctx: GaussianContext, x, w):
+        phi = features(cov, x)
+        resp, lse = responsibilities(phi @ ctx.natural, w)
+        return MixtureStats(resp.T @ phi, (lse * w).sum(), w.sum())
 
-        stats, total = block_sum(per_block, data, block_size)
-        new_params, health = m_step(cov, stats, hyper.reg_covar, params.means.shape[1],
-                                    hyper.active, hyper.prior)
-        return new_params, objective_of(cov, params, total, data.w.sum(), hyper), health
+    def m_step_(ctx: GaussianContext, stats: MixtureStats, hyper: GMMHyper):
+        return m_step(cov, stats.moments, hyper.reg_covar, ctx.params.means.shape[1],
+                      hyper.active, hyper.prior)
 
-    return step
+    def objective(ctx: GaussianContext, stats: MixtureStats, hyper: GMMHyper):
+        return objective_of(cov, ctx.params, stats.log_lik, stats.count, hyper)
+
+    return Family(prepare=prepare, e_step=e_step, m_step=m_step_, objective=objective,
+                  converged=loglik_converged, name=f"gmm/{cov_type}")
 
 
 def loglik_converged(prev_objective, objective, params, new_params, tol):
@@ -174,10 +203,6 @@ def loglik_converged(prev_objective, objective, params, new_params, tol):
     return jnp.abs(objective - prev_objective) < tol
 
 
-@functools.lru_cache(maxsize=None)
-def gmm_model(cov_type: str) -> EMModel:
-    """The EM model of a Gaussian mixture with the given covariance type."""
-    return EMModel(step=gmm_step(cov_type), converged=loglik_converged, name=f"gmm/{cov_type}")
 
 
 # ----------------------------------------------------------------------------
@@ -248,7 +273,7 @@ def run_kmeans(uniforms, data: Data, n_components: int, block_size: int, tol_sca
     seeds = jax.vmap(lambda u: km.kmeans_plusplus(u, data.x, data.w, n_components,
                                                   n_active)[0])(uniforms)
     state = init_state(km.KMeansParams(seeds), max_iter)
-    state = make_runner(km.kmeans_model(), block_size, group_size)(
+    state = make_runner(km.kmeans_family(), block_size, group_size)(
         state, data, active, tol_scaled, jnp.int32(max_iter)
     )
     return state.params.centers

@@ -26,7 +26,7 @@ from jax import lax
 
 from .covariance import COVARIANCE_TYPES
 from .draws import STREAM_DIRICHLET, generator
-from .em import EMModel, Health, sized_jit
+from .em import Data, Family, Health, sized_jit
 from .gmm import GMMParams, features, loglik_converged, m_step, natural_weights
 
 
@@ -127,37 +127,73 @@ def forward_backward(startprob, transmat, log_b, mask):
     return log_lik, gamma, xi_sum
 
 
-def hmm_step(cov_type: str):
+class HMMStats(NamedTuple):
+    """Per-block sums over sequences of the forward-backward E-step.
+
+    Attributes:
+        moments: (S, P) state-weighted features phi(x) of every step.
+        start: (S,) expected first states; trans: (S, S) expected transitions.
+        log_lik: summed log-likelihood; count: steps (the objective is per step).
+    """
+
+    moments: jax.Array
+    start: jax.Array
+    trans: jax.Array
+    log_lik: jax.Array
+    count: jax.Array
+
+
+class HMMContext(NamedTuple):
+    params: HMMParams
+    natural: jax.Array  # (P, S) emission log-densities are phi(x) @ natural
+    active: jax.Array | None
+
+
+@functools.lru_cache(maxsize=None)
+def hmm_family(cov_type: str) -> Family:
+    """Baum-Welch for a Gaussian HMM. Rows are whole sequences (``Data.x`` is
+    :class:`Sequences`, ``Data.w`` a weight per sequence)."""
     cov = COVARIANCE_TYPES[cov_type]
 
-    def step(params: HMMParams, data: Sequences, hyper: HMMHyper, block_size: int):
-        n_seq, t_max, d = data.x.shape
-        log_b = masked_log_prob(emission_log_prob(cov_type, params, data.x), hyper.active)
+    def prepare(params: HMMParams, hyper: HMMHyper):
+        s = params.means.shape[0]
+        g = GMMParams(jnp.ones((s,), params.means.dtype), params.means, params.covariances,
+                      params.precisions_cholesky)
+        return HMMContext(params, natural_weights(cov, g), hyper.active)
+
+    def e_step(ctx: HMMContext, seqs: Sequences, w):
+        n_seq, t_max, d = seqs.x.shape
+        phi = features(cov, seqs.x.reshape(n_seq * t_max, d))
+        log_b = masked_log_prob((phi @ ctx.natural).reshape(n_seq, t_max, -1), ctx.active)
+        p = ctx.params
         ll, gamma, xi = jax.vmap(forward_backward, in_axes=(None, None, 0, 0))(
-            params.startprob, params.transmat, log_b, data.mask)
-        flat_gamma = gamma.reshape(n_seq * t_max, -1)
-        phi = features(cov, data.x.reshape(n_seq * t_max, d))
-        stats = flat_gamma.T @ phi
-        emissions, health = m_step(cov, stats, hyper.reg_covar, d, hyper.active)
-        start = gamma[:, 0].sum(0)
-        trans = xi.sum(0)
+            p.startprob, p.transmat, log_b, seqs.mask)
+        gamma = gamma * w[:, None, None]
+        return HMMStats(gamma.reshape(n_seq * t_max, -1).T @ phi, gamma[:, 0].sum(0),
+                        (xi * w[:, None, None]).sum(0), (ll * w).sum(),
+                        (seqs.mask * w[:, None]).sum())
+
+    def m_step_(ctx: HMMContext, stats: HMMStats, hyper: HMMHyper):
+        d = ctx.params.means.shape[1]
+        emissions, health = m_step(cov, stats.moments, hyper.reg_covar, d, hyper.active)
+        trans = stats.trans
         new = HMMParams(
-            startprob=start / start.sum(),
+            startprob=stats.start / stats.start.sum(),
             transmat=trans / jnp.maximum(trans.sum(1, keepdims=True), jnp.finfo(trans.dtype).tiny),
             means=emissions.means, covariances=emissions.covariances,
             precisions_cholesky=emissions.precisions_cholesky,
         )
         ok = health.ok & jnp.isfinite(new.transmat).all() & jnp.isfinite(new.startprob).all()
-        return new, ll.sum() / data.mask.sum(), Health(ok, health.component)
+        return new, Health(ok, health.component)
 
-    return step
+    return Family(prepare=prepare, e_step=e_step, m_step=m_step_,
+                  objective=lambda ctx, stats, hyper: stats.log_lik / stats.count,
+                  converged=loglik_converged, name=f"hmm/{cov_type}")
 
 
-@functools.lru_cache(maxsize=None)
-def hmm_model(cov_type: str) -> EMModel:
-    """The EM model (Baum-Welch) of a Gaussian HMM with the given covariance type."""
-    return EMModel(step=hmm_step(cov_type), converged=loglik_converged,
-                   name=f"hmm/{cov_type}")
+def sequence_data(seqs: Sequences) -> Data:
+    """The driver's data for sequences: one row per sequence, weight 1, one block."""
+    return Data(seqs, jax.device_put(np.ones(seqs.x.shape[0], seqs.x.dtype)))
 
 
 def viterbi(startprob, transmat, log_b, mask):

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from .em import Data, EMModel, Health, block_sum
+from .em import Family, Health
 
 
 class KMeansParams(NamedTuple):
@@ -46,23 +46,29 @@ def assignment_stats(x, w, centers, active=None):
     return onehot.T @ xa, inertia
 
 
-def kmeans_step(params: KMeansParams, data: Data, hyper, block_size: int):
-    """One Lloyd iteration: returns (new params, -inertia/n of the input, Health).
+class KMeansStats(NamedTuple):
+    """Per-block sums: (K, D + 1) summed samples and counts per centre, the
+    inertia (summed squared distance to the nearest centre) and the weight."""
 
-    ``hyper`` is None or a (K,) mask of the centres in use (the others stay
-    put and own no sample). An empty cluster keeps its centre (scikit-learn
-    instead relocates it to a far point; the restarts are there to escape such
-    optima).
-    """
-    centers = params.centers
-    stats, inertia = block_sum(
-        lambda x, w, b: assignment_stats(x, w, centers, hyper), data, block_size
-    )
-    counts = stats[:, -1]
-    sums = stats[:, :-1]
+    sums: jax.Array
+    inertia: jax.Array
+    count: jax.Array
+
+
+def _e_step(ctx, x, w):
+    centers, active = ctx
+    stats, inertia = assignment_stats(x, w, centers.centers, active)
+    return KMeansStats(stats, inertia, w.sum())
+
+
+def _m_step(ctx, stats: KMeansStats, hyper):
+    """Centres at their samples' mean. An empty cluster keeps its centre
+    (scikit-learn instead relocates it to a far point; the restarts are there to
+    escape such optima)."""
+    centers = ctx[0].centers
+    counts, sums = stats.sums[:, -1], stats.sums[:, :-1]
     new = jnp.where(counts[:, None] > 0, sums / jnp.maximum(counts, 1)[:, None], centers)
-    objective = -inertia / data.w.sum()
-    return KMeansParams(new), objective, Health(jnp.bool_(True), jnp.int32(-1))
+    return KMeansParams(new), Health(jnp.bool_(True), jnp.int32(-1))
 
 
 def kmeans_converged(prev_objective, objective, params, new_params, tol):
@@ -71,8 +77,13 @@ def kmeans_converged(prev_objective, objective, params, new_params, tol):
 
 
 @functools.lru_cache(maxsize=None)
-def kmeans_model() -> EMModel:
-    return EMModel(step=kmeans_step, converged=kmeans_converged, name="kmeans")
+def kmeans_family() -> Family:
+    """Lloyd's iteration. ``hyper`` is None or a (K,) mask of the centres in use
+    (the others stay put and own no sample); the objective is minus the mean
+    squared distance to the nearest centre of the input centres."""
+    return Family(prepare=lambda params, hyper: (params, hyper), e_step=_e_step, m_step=_m_step,
+                  objective=lambda ctx, stats, hyper: -stats.inertia / stats.count,
+                  converged=kmeans_converged, name="kmeans")
 
 
 def _sample_proportional(u, weights):

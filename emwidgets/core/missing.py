@@ -33,12 +33,20 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 from jax.scipy.linalg import cho_solve
 
 from .covariance import COVARIANCE_TYPES, FULL, _pack_quad_coef, _unpack_sym
-from .em import Data, EMModel, block_sum
-from .gmm import GMMHyper, GMMParams, features, loglik_converged, m_step, objective_of
+from .em import Family
+from .gmm import (
+    GMMHyper,
+    GMMParams,
+    MixtureStats,
+    features,
+    loglik_converged,
+    m_step,
+    objective_of,
+    responsibilities,
+)
 
 
 class Rows(NamedTuple):
@@ -149,38 +157,41 @@ def expected_statistics(cov_type: str, cond: Conditionals, pattern_stats, d: int
     return jnp.concatenate([cov.pack_moment(s2), s1, nk[:, None]], axis=1)
 
 
-def missing_step(cov_type: str):
-    cov = COVARIANCE_TYPES[cov_type]
-
-    def step(params: GMMParams, data: Data, hyper: GMMHyper, block_size: int):
-        k, d = params.means.shape
-        cond = conditionals(cov_type, params, hyper.patterns)
-        n_patterns = cond.natural.shape[0]
-
-        def per_block(x: Rows, w, b):
-            logits, phi = _row_logits(cond, x.values, x.pattern)
-            top = lax.stop_gradient(logits.max(axis=1, keepdims=True))
-            e = jnp.exp(logits - top)
-            total = e.sum(axis=1, keepdims=True)
-            lse = (top + jnp.log(total))[:, 0]
-            resp = e * (w[:, None] / total)
-            onehot = (x.pattern[:, None] == jnp.arange(n_patterns)).astype(phi.dtype)
-            r_all = (onehot[:, :, None] * resp[:, None, :]).reshape(phi.shape[0], -1)
-            return r_all.T @ phi, (lse * w).sum()
-
-        pattern_stats, total = block_sum(per_block, data, block_size)
-        stats = expected_statistics(cov_type, cond, pattern_stats.reshape(n_patterns, k, -1), d)
-        new_params, health = m_step(cov, stats, hyper.reg_covar, d, hyper.active, hyper.prior)
-        return new_params, objective_of(cov, params, total, data.w.sum(), hyper), health
-
-    return step
+class MissingContext(NamedTuple):
+    params: GMMParams
+    cond: Conditionals
 
 
 @functools.lru_cache(maxsize=None)
-def missing_model(cov_type: str) -> EMModel:
-    """EM over the observed values of a Gaussian mixture (objective: observed-data log-lik)."""
-    return EMModel(step=missing_step(cov_type), converged=loglik_converged,
-                   name=f"missing/{cov_type}")
+def missing_family(cov_type: str) -> Family:
+    """EM over the observed values of a Gaussian mixture (objective: observed-data
+    log-likelihood). The E-step sums r phi(x) per pattern and component; the
+    M-step turns them into expected statistics (:func:`expected_statistics`)."""
+    cov = COVARIANCE_TYPES[cov_type]
+
+    def prepare(params: GMMParams, hyper: GMMHyper):
+        return MissingContext(params, conditionals(cov_type, params, hyper.patterns))
+
+    def e_step(ctx: MissingContext, x: Rows, w):
+        n_patterns = ctx.cond.natural.shape[0]
+        logits, phi = _row_logits(ctx.cond, x.values, x.pattern)
+        resp, lse = responsibilities(logits, w)
+        onehot = (x.pattern[:, None] == jnp.arange(n_patterns)).astype(phi.dtype)
+        r_all = (onehot[:, :, None] * resp[:, None, :]).reshape(phi.shape[0], -1)
+        return MixtureStats(r_all.T @ phi, (lse * w).sum(), w.sum())
+
+    def m_step_(ctx: MissingContext, stats: MixtureStats, hyper: GMMHyper):
+        k, d = ctx.params.means.shape
+        n_patterns = ctx.cond.natural.shape[0]
+        moments = expected_statistics(cov_type, ctx.cond,
+                                      stats.moments.reshape(n_patterns, k, -1), d)
+        return m_step(cov, moments, hyper.reg_covar, d, hyper.active, hyper.prior)
+
+    def objective(ctx: MissingContext, stats: MixtureStats, hyper: GMMHyper):
+        return objective_of(cov, ctx.params, stats.log_lik, stats.count, hyper)
+
+    return Family(prepare=prepare, e_step=e_step, m_step=m_step_, objective=objective,
+                  converged=loglik_converged, name=f"missing/{cov_type}")
 
 
 def observed_log_prob(cov_type: str, params: GMMParams, values, pattern, patterns):

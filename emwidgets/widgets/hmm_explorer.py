@@ -50,7 +50,7 @@ class HMMSession(FitSession):
 
     def _snapshot(self, live, est, elapsed, done) -> Snapshot:
         restarts = live.snapshot()
-        state, seqs, active = live.run.state, live.run.data, live.run.hyper.active
+        state, seqs, active = live.run.state, live.run.data.x, live.run.hyper.active
         ll, gamma = jax.vmap(lambda p: H.posteriors(p, seqs, active,
                                                     cov_type=est.covariance_type))(state.params)
         mask = np.asarray(seqs.mask) > 0

@@ -26,13 +26,14 @@ from typing import Optional
 import numpy as np
 import traitlets as T
 
+from .._base import Restarts
 from .._table import Table as _Table
 from .._validation import as_2d_float
 from ..compare import Solutions, solutions_of
 from ..core import em
 from ..core import gmm as G
 from ..core import missing as MS
-from ..estimators import GaussianMixture, Restarts
+from ..mixture import GaussianMixture
 from ..plotting import principal_axes
 
 MAX_DISPLAY_POINTS = 5000

@@ -1,22 +1,20 @@
-"""scikit-learn style estimators over the JAX EM engine.
+"""GaussianMixture: scikit-learn's estimator over the JAX EM engine.
 
-``GaussianMixture`` and ``KMeans`` take scikit-learn's parameter names, defaults
-and semantics and set the same fitted attributes, plus ``restarts_``: every
-restart's final objective, iteration count, convergence status, trace,
-parameters, random key and degeneracy report (:class:`Restarts`).
+It takes scikit-learn's parameter names, defaults and semantics and sets the
+same fitted attributes, plus ``restarts_``: every restart's final objective,
+iteration count, convergence status, trace, parameters, random key and
+degeneracy report (:class:`emwidgets.Restarts`).
 
 All ``n_init`` restarts run in one compiled program (``jax.vmap``); a fit can
 also be advanced a few iterations at a time for live views with
 :meth:`GaussianMixture.start` (``fit`` is ``start`` run to the end).
 """
-
 from __future__ import annotations
 
-import inspect
 import math
 import warnings
-from dataclasses import dataclass, field
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -25,217 +23,56 @@ import numpy as np
 from . import _validation as V
 from . import compare as C
 from . import priors as P
+from ._base import (
+    SPURIOUS_POLICIES,
+    ConvergenceWarning,
+    LiveFit,
+    Restarts,
+    _Estimator,
+    _implied_sd,
+    _keys,
+    _padded_key_data,
+    _restarts_from_state,
+    _warn_spurious,
+)
 from .core import data as dm
 from .core import draws as D
 from .core import em
 from .core import gmm as G
-from .core import kmeans as km
 from .core import missing as MS
 from .core.covariance import COVARIANCE_TYPES, covariance_shape
+from .kmeans import _kmeans_layout
 
-ConvergenceWarning = V.ConvergenceWarning
-#: Values of the ``spurious`` parameter: rank spurious maxima after regular ones, or
-#: by objective alone (flagged either way).
-SPURIOUS_POLICIES = ("rank_last", "allow")
-
-# Restart grouping (em.group_size_for), from measurements on a 2-core CPU:
-# a Lloyd iteration is light and memory-bound, so batching restarts gains little
-# once N x K reaches about 2**20 while waiting for the slowest restart costs 2-4x;
-# a mixture iteration is two wide matrix products that batching speeds up.
-KMEANS_GROUP_TARGET = 2.0**20
-
-
-def _kmeans_layout(n_restarts: int, n_padded: int, block_size: int, k: int, d: int):
-    """(group size, block size) for k-means restarts on data padded to n_padded rows."""
-    group = em.group_size_for(n_restarts, n_padded * k, KMEANS_GROUP_TARGET)
-    block = dm.coarser_block(n_padded, block_size, group * (2 * k) + d + 1)
-    return group, block
-NotFittedError = V.NotFittedError
-
-
-class _Estimator:
-    """Parameter handling compatible with scikit-learn (get/set_params, clone)."""
-
-    _estimator_type = None
-
-    @classmethod
-    def _param_names(cls):
-        sig = inspect.signature(cls.__init__)
-        return sorted(p for p in sig.parameters if p != "self")
-
-    def get_params(self, deep: bool = True) -> dict:
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params):
-        valid = self._param_names()
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(
-                    f"Invalid parameter {name!r} for {type(self).__name__}; valid parameters are "
-                    f"{', '.join(valid)}."
-                )
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self):
-        sig = inspect.signature(type(self).__init__)
-        changed = []
-        for name, p in sig.parameters.items():
-            if name == "self":
-                continue
-            value = getattr(self, name)
-            default = p.default
-            same = value is default or (
-                not isinstance(value, np.ndarray) and not isinstance(default, np.ndarray)
-                and type(value) is type(default) and value == default
-            )
-            if not same:
-                changed.append(f"{name}={value!r}")
-        return f"{type(self).__name__}({', '.join(changed)})"
-
-    def _check_fitted(self):
-        if not hasattr(self, "n_features_in_"):
-            raise NotFittedError(
-                f"This {type(self).__name__} instance is not fitted yet; call 'fit' with some "
-                "data first."
-            )
-
-    def _validate_X(self, X, reset: bool, allow_nan: bool = False, nan_hint: str = V.NAN_HINT):
-        arr, names = V.as_2d_float(X, allow_nan=allow_nan, nan_hint=nan_hint)
-        if reset:
-            # Set by _set_features once the fit succeeds: a failed refit keeps the old model.
-            self._features_seen = (arr.shape[1], names)
-        else:
-            self.__dict__.pop("_features_seen", None)
-            self._check_fitted()
-            V.check_n_features(self, arr.shape[1])
-            fitted_names = getattr(self, "feature_names_in_", None)
-            if fitted_names is not None and names is not None and list(names) != list(fitted_names):
-                raise ValueError(
-                    "The feature names of X differ from those seen in fit "
-                    f"({list(fitted_names)}); pass the same columns in the same order."
-                )
-        return arr
-
-    def _set_features(self, features):
-        """Record n_features_in_ (and feature_names_in_) of a fit that succeeded."""
-        if features is None:
-            return
-        self.n_features_in_, names = features
-        if names is not None:
-            self.feature_names_in_ = names
-        elif hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
-
-
-# ---------------------------------------------------------------------------
-# Every restart, kept
+# Gaussian mixture
 # ---------------------------------------------------------------------------
 
-_WHY = {
-    em.DEGENERATE: (
-        "its covariance stopped being positive definite (the component collapsed onto too few "
-        "distinct points)"
-    ),
-    em.NONFINITE: "its log-likelihood became non-finite",
-}
+# Scoring (predict, score, bic...) as one compiled program per shape, not op by op.
+_weighted_log_prob = jax.jit(G.weighted_log_prob, static_argnums=0)
+_observed_log_prob = jax.jit(MS.observed_log_prob, static_argnums=0)
+_impute = jax.jit(MS.impute, static_argnums=(0, 6))
 
 
-class SpuriousSolutionWarning(UserWarning):
-    """A restart reached a spurious maximum (a component at the covariance floor, or
-    on fewer points than its parameters): it is flagged, and ranked after the regular
-    solutions unless ``spurious='allow'``."""
+class _GMMScaling:
+    """Map mixture parameters between data units and standardised units."""
 
+    @staticmethod
+    def to_data(p: G.GMMParams, s: dm.Scaling) -> G.GMMParams:
+        return G.GMMParams(
+            weights=p.weights,
+            means=np.asarray(p.means, np.float64) * s.scale + s.shift,
+            covariances=np.asarray(p.covariances, np.float64) * s.scale**2,
+            precisions_cholesky=np.asarray(p.precisions_cholesky, np.float64) / s.scale,
+        )
 
-@dataclass
-class Restarts:
-    """Every restart of a fit, not only the best.
+    @staticmethod
+    def to_std(p: G.GMMParams, s: dm.Scaling) -> G.GMMParams:
+        return G.GMMParams(
+            weights=p.weights,
+            means=(p.means - s.shift) / s.scale,
+            covariances=p.covariances / s.scale**2,
+            precisions_cholesky=p.precisions_cholesky * s.scale,
+        )
 
-    Attributes (R = number of restarts):
-        objective: (R,) final lower bound (mean log-likelihood per sample for
-            mixtures, minus the mean squared distance for K-means).
-        n_iter: (R,) iterations run.
-        converged: (R,) bool.
-        status: list of R words: 'converged', 'max_iter reached', 'degenerate'
-            or 'non-finite objective'.
-        trace: (R, max_iter) objective at each iteration, NaN after a restart
-            stopped — what a convergence plot draws.
-        params: dict of arrays with a leading restart axis (e.g. ``weights``,
-            ``means``, ``covariances`` or ``cluster_centers``), in data units.
-        keys: (R, 2) uint32 raw JAX keys; ``jax.random.wrap_key_data(keys[r])``
-            replays restart r alone.
-        bad_component, bad_iteration: (R,) the component that made a restart
-            degenerate and when (-1 where none).
-        best: index of the restart the estimator kept: the first of
-            :meth:`ranking` (the best regular restart; the best spurious one
-            only when every restart is spurious, or with ``spurious='allow'``).
-        messages: R sentences ('' where there is nothing to say), spurious
-            maxima included.
-        spurious: (R,) bool, the restart ended on a spurious maximum (see
-            :mod:`emwidgets.compare`); ``spurious_component`` (R,) which
-            component (-1 where none) and ``spurious_reasons`` (R,) why.
-        spurious_last: spurious restarts rank after regular ones.
-        feature_scale: (D,) the data's standard deviation per feature, and
-            ``tol`` the fit's tolerance: what grouping restarts into solutions uses.
-    """
-
-    objective: np.ndarray
-    n_iter: np.ndarray
-    converged: np.ndarray
-    status: list
-    trace: np.ndarray
-    params: dict
-    keys: np.ndarray
-    bad_component: np.ndarray
-    bad_iteration: np.ndarray
-    best: int
-    messages: list = field(default_factory=list)
-    spurious: Optional[np.ndarray] = None
-    spurious_component: Optional[np.ndarray] = None
-    spurious_reasons: Optional[list] = None
-    spurious_last: bool = True
-    feature_scale: Optional[np.ndarray] = None
-    tol: float = 1e-3
-
-    def __post_init__(self):
-        r = len(self.objective)
-        if self.spurious is None:
-            self.spurious = np.zeros(r, bool)
-        if self.spurious_component is None:
-            self.spurious_component = np.full(r, -1)
-        if self.spurious_reasons is None:
-            self.spurious_reasons = [""] * r
-
-    @property
-    def n_restarts(self) -> int:
-        return len(self.objective)
-
-    def ranking(self) -> np.ndarray:
-        """Restart indices, best first: regular restarts by objective, then spurious
-        ones (unless ``spurious_last`` is off), then failed ones."""
-        return C.rank_restarts(self.objective, self.failed, self.spurious, self.spurious_last)
-
-    @property
-    def failed(self) -> np.ndarray:
-        return np.array([s in ("degenerate", "non-finite objective") for s in self.status])
-
-    def to_frame(self):
-        """One row per restart: objective, iterations, status, spurious, rank, message."""
-        import pandas as pd
-
-        order = self.ranking()
-        rank = np.empty_like(order)
-        rank[order] = np.arange(1, len(order) + 1)
-        return pd.DataFrame(
-            {
-                "objective": self.objective,
-                "n_iter": self.n_iter,
-                "status": self.status,
-                "spurious": np.asarray(self.spurious, bool),
-                "rank": rank,
-                "message": self.messages,
-            }
-        ).rename_axis("restart")
 
 
 @dataclass
@@ -279,192 +116,6 @@ class StandardErrors:
             out[name] = (est - z * se, est + z * se)
         return out
 
-
-def _restarts_from_state(state: em.EMState, params: dict, keys, offset: float,
-                         objective=None, report: Optional[C.SpuriousReport] = None,
-                         spurious_last: bool = True, feature_scale=None,
-                         tol: float = 1e-3) -> Restarts:
-    n_real = len(keys)  # the program may hold padding restarts after these (em.restart_bucket)
-    status_codes = np.asarray(state.status)[:n_real]
-    obj = np.asarray(state.objective if objective is None else objective,
-                     dtype=np.float64)[:n_real] + offset
-    trace = np.asarray(state.trace, dtype=np.float64)[:n_real] + offset
-    bad_c = np.asarray(state.bad_component)[:n_real]
-    bad_i = np.asarray(state.bad_iteration)[:n_real]
-    status = [em.STATUS_NAMES[int(c)] for c in status_codes]
-    messages = []
-    for r, code in enumerate(status_codes):
-        if code in _WHY:
-            messages.append(
-                f"restart {r}: component {bad_c[r]} was dropped at iteration {bad_i[r] + 1}: "
-                f"{_WHY[int(code)]}."
-            )
-        elif code == em.MAX_ITER:
-            messages.append(f"restart {r}: stopped at max_iter before the change fell below tol.")
-        else:
-            messages.append("")
-    usable = ~np.isin(status_codes, list(_WHY))
-    report = C.SpuriousReport.none(len(obj)) if report is None else report
-    spurious = report.spurious & usable
-    for r in np.flatnonzero(spurious):
-        text = f"restart {r}: spurious maximum: {report.reasons[r]}."
-        messages[r] = f"{messages[r]} {text}" if messages[r] else text
-    order = C.rank_restarts(obj, ~usable, spurious, spurious_last)
-    best = int(order[0]) if usable.any() else -1
-    return Restarts(
-        objective=obj,
-        n_iter=np.asarray(state.n_iter)[:n_real],
-        converged=status_codes == em.CONVERGED,
-        status=status,
-        trace=trace,
-        params=params,
-        keys=np.asarray(jax.random.key_data(keys)),
-        bad_component=bad_c,
-        bad_iteration=bad_i,
-        best=best,
-        messages=messages,
-        spurious=spurious,
-        spurious_component=np.where(spurious, report.component, -1),
-        spurious_reasons=[t if f else "" for t, f in zip(report.reasons, spurious)],
-        spurious_last=spurious_last,
-        feature_scale=feature_scale,
-        tol=float(tol),
-    )
-
-
-def _implied_sd(cov_type: str, weights, means, covariances) -> Optional[np.ndarray]:
-    """(D,) the data's standard deviation per feature implied by the fitted mixtures
-    (exactly the sample one at a maximum-likelihood fixed point for full, tied and
-    diag covariances): the median over restarts of sqrt(sum_k w_k (S_k,jj + mu_kj^2)
-    - mean_j^2)."""
-    w = np.asarray(weights, np.float64)
-    m = np.asarray(means, np.float64)
-    k, d = m.shape[-2:]
-    diag = np.diagonal(C.dense_covariances(cov_type, covariances, k, d), axis1=-2, axis2=-1)
-    mean = (w[..., None] * m).sum(-2)
-    var = (w[..., None] * (diag + m**2)).sum(-2) - mean**2
-    ok = np.isfinite(var).all(-1)
-    if not ok.any():
-        return None
-    sd = np.sqrt(np.maximum(np.median(var[ok], axis=0), 0.0))
-    return np.where(sd > 0, sd, 1.0)
-
-
-def _warn_spurious(restarts: Restarts, floor_hint: str, stacklevel: int = 5):
-    """Say when the kept restart is spurious, or when a spurious one ranked above it."""
-    r = restarts
-    b = r.best
-    if b < 0 or not r.spurious.any():
-        return
-    n_sp = int(r.spurious.sum())
-    if r.spurious[b]:
-        every = n_sp == int((~r.failed).sum())
-        head = ("Every restart ended on a spurious maximum" if every else
-                f"The kept restart ({b}) is a spurious maximum (spurious='allow')")
-        warnings.warn(
-            f"{head}: in restart {b} (kept) {r.spurious_reasons[b]}; its log-likelihood "
-            f"{r.objective[b]:.4g} measures the collapse, not the data. {floor_hint}",
-            SpuriousSolutionWarning, stacklevel=stacklevel)
-        return
-    above = np.flatnonzero(r.spurious & (r.objective > r.objective[b]))
-    if above.size:
-        top = int(above[np.argmax(r.objective[above])])
-        warnings.warn(
-            f"{above.size} of {r.n_restarts} restarts reached a higher log-likelihood than the "
-            f"kept restart {b} only by a spurious maximum (restart {top}: "
-            f"{r.spurious_reasons[top]}); they rank after the regular solutions "
-            "(spurious='allow' ranks by log-likelihood alone).",
-            SpuriousSolutionWarning, stacklevel=stacklevel)
-
-
-def _padded_key_data(keys, n_program: int) -> np.ndarray:
-    """The (n_program, 2) words of ``keys`` on the host, padded by copies of the last
-    (padding restarts draw like the last real one; they never run)."""
-    data = np.asarray(jax.random.key_data(keys))
-    return np.concatenate([data, np.repeat(data[-1:], n_program - len(data), axis=0)])
-
-
-def _keys(random_state, n: int):
-    """One threefry key per restart, drawn on the host (splitting on the device compiles)."""
-    seed = V.seed_from(random_state)
-    data = np.random.SeedSequence(seed).generate_state(2 * n, np.uint32).reshape(n, 2)
-    return jax.random.wrap_key_data(dm.to_device(data), impl="threefry2x32")
-
-
-# ---------------------------------------------------------------------------
-# Gaussian mixture
-# ---------------------------------------------------------------------------
-
-# Scoring (predict, score, bic...) as one compiled program per shape, not op by op.
-_weighted_log_prob = jax.jit(G.weighted_log_prob, static_argnums=0)
-_observed_log_prob = jax.jit(MS.observed_log_prob, static_argnums=0)
-_impute = jax.jit(MS.impute, static_argnums=(0, 6))
-
-
-class _GMMScaling:
-    """Map mixture parameters between data units and standardised units."""
-
-    @staticmethod
-    def to_data(p: G.GMMParams, s: dm.Scaling) -> G.GMMParams:
-        return G.GMMParams(
-            weights=p.weights,
-            means=np.asarray(p.means, np.float64) * s.scale + s.shift,
-            covariances=np.asarray(p.covariances, np.float64) * s.scale**2,
-            precisions_cholesky=np.asarray(p.precisions_cholesky, np.float64) / s.scale,
-        )
-
-    @staticmethod
-    def to_std(p: G.GMMParams, s: dm.Scaling) -> G.GMMParams:
-        return G.GMMParams(
-            weights=p.weights,
-            means=(p.means - s.shift) / s.scale,
-            covariances=p.covariances / s.scale**2,
-            precisions_cholesky=p.precisions_cholesky * s.scale,
-        )
-
-
-@dataclass
-class LiveFit:
-    """A fit in progress: call :meth:`advance` until ``done``, then :meth:`finish`.
-
-    Between calls, :meth:`snapshot` gives the traces and parameters of every
-    restart in data units, for drawing.
-    """
-
-    estimator: Any
-    run: em.EMRun
-    scaling: dm.Scaling
-    keys: Any
-    n_samples: int
-    features: Any = None  # (n_features, names) of the data, set on the estimator by finish
-
-    def __post_init__(self):
-        if self.features is None:
-            self.features = self.estimator.__dict__.pop("_features_seen", None)
-
-    @property
-    def done(self) -> bool:
-        return self.run.done
-
-    @property
-    def iteration(self) -> int:
-        return int(self.run.state.iteration)
-
-    def advance(self, n_iterations: Optional[int] = None):
-        self.run.advance(n_iterations)
-        return self
-
-    def snapshot(self) -> Restarts:
-        return self.estimator._restarts(self.run.state, self.scaling, self.keys,
-                                        n_samples=self.n_samples)
-
-    def finish(self):
-        """Set the estimator's fitted attributes from the best restart."""
-        if not self.done:
-            self.run.advance()
-        estimator = self.estimator._finish(self)
-        self.estimator._set_features(self.features)
-        return estimator
 
 
 class GaussianMixture(_Estimator):
@@ -694,12 +345,12 @@ class GaussianMixture(_Estimator):
             rows = np.zeros(data.x.shape[0], np.int32)
             rows[:n] = pattern
             data = em.Data(MS.Rows(data.x, dm.to_device(rows)), data.w)
-            model = MS.missing_model(self.covariance_type)
+            family = MS.missing_family(self.covariance_type)
             hyper = G.GMMHyper(reg, active, prior, dm.to_device(patterns))
         else:
-            model = G.gmm_model(self.covariance_type)
+            family = G.gmm_family(self.covariance_type)
             hyper = G.GMMHyper(reg, active, prior)
-        run = em.EMRun(model, block_size, state, data, hyper, dm.to_device(self.tol, dtype),
+        run = em.EMRun(family, block_size, state, data, hyper, dm.to_device(self.tol, dtype),
                        max_iter=self.max_iter, quick=quick)
         return LiveFit(self, run, scaling, keys, n)
 
@@ -947,160 +598,3 @@ class GaussianMixture(_Estimator):
         n = np.asarray(X).shape[0]
         return -2 * self.score(X) * n + 2 * self._n_parameters()
 
-
-# ---------------------------------------------------------------------------
-# K-means
-# ---------------------------------------------------------------------------
-
-@em.sized_jit()
-def _final_assignment(centers, data: em.Data):
-    """Inertia (sum of squared distances) and labels (R, N) of each restart's final centres."""
-    def one(c):
-        d2 = km.squared_distances(data.x, c)
-        return (d2.min(axis=1) * data.w).sum(), jnp.argmin(d2, axis=1)
-    return jax.vmap(one)(centers)
-
-
-@em.sized_jit(static_argnames=("n_clusters", "method"))
-def _kmeans_start(draws: D.InitDraws, data: em.Data, tol, given, n_real, *, n_clusters: int,
-                  method: str):
-    """The initial state of every restart and the scaled tolerance, in one program.
-
-    ``method`` is ``k-means++`` (from ``draws.uniforms``), ``random``
-    (the samples ``draws.indices``) or ``given`` (the (R, K, D) ``given`` centres).
-    """
-    if method == "given":
-        centers = given
-    elif method == "k-means++":
-        centers = jax.vmap(lambda u: km.kmeans_plusplus(u, data.x, data.w, n_clusters)[0])(
-            draws.uniforms)
-    else:
-        centers = data.x[draws.indices]
-    return (em.init_state(km.KMeansParams(centers), n_real=n_real),
-            G.kmeans_tol_scaled(data, tol))
-
-
-class KMeans(_Estimator):
-    """K-means (Lloyd) as hard EM, every restart at once.
-
-    Parameters follow :class:`sklearn.cluster.KMeans`: ``init`` is
-    ``'k-means++'``, ``'random'`` or an (n_clusters, n_features) array;
-    ``n_init='auto'`` means 1 restart for k-means++ and for an array, 10 for
-    random; ``tol`` is relative to the mean feature variance. An empty cluster
-    keeps its centre (scikit-learn moves it to a far point).
-
-    Fitted attributes: ``cluster_centers_``, ``labels_``, ``inertia_``,
-    ``n_iter_``, ``n_features_in_``, ``restarts_`` (objective = minus the
-    mean squared distance to the nearest centre).
-    """
-
-    _estimator_type = "clusterer"
-
-    def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300, tol=1e-4,
-                 random_state=None):
-        self.n_clusters = n_clusters
-        self.init = init
-        self.n_init = n_init
-        self.max_iter = max_iter
-        self.tol = tol
-        self.random_state = random_state
-
-    def __sklearn_tags__(self):
-        from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
-
-        return Tags(estimator_type="clusterer", target_tags=TargetTags(required=False),
-                    transformer_tags=TransformerTags(), input_tags=InputTags())
-
-    def _n_restarts(self) -> int:
-        if self.n_init == "auto":
-            return 10 if isinstance(self.init, str) and self.init == "random" else 1
-        V.check_int("n_init", self.n_init, 1)
-        return int(self.n_init)
-
-    def start(self, X, y=None) -> LiveFit:
-        Xa = self._validate_X(X, reset=True)
-        V.check_int("n_clusters", self.n_clusters, 1)
-        V.check_int("max_iter", self.max_iter, 1)
-        V.check_positive("tol", self.tol, allow_zero=True)
-        n, d = Xa.shape
-        k = self.n_clusters
-        if n < k:
-            raise ValueError(f"n_samples={n} should be >= n_clusters={k}; reduce n_clusters or "
-                             "pass more samples.")
-        r = self._n_restarts()
-        scaling = dm.fit_scaling(Xa)
-        V.check_scale(scaling.scale)
-        data, scaling, block_size = dm.prepare(Xa, 3 * k + d + 1, scaling)
-        dtype = data.x.dtype
-        keys = _keys(self.random_state, r)
-        r_program = em.restart_bucket(r, n * k * (d + 1))
-        given, method = None, self.init
-        if isinstance(self.init, str):
-            V.check_in("init", self.init, ("k-means++", "random"))
-        else:
-            c = np.asarray(self.init, dtype=np.float64)
-            if c.shape != (k, d) or not np.isfinite(c).all():
-                raise ValueError(f"'init' array has shape {c.shape}; ({k}, {d}) finite values "
-                                 "are expected.")
-            given = np.broadcast_to((c - scaling.shift) / scaling.scale, (r_program, k, d))
-            method = "given"
-            given = dm.to_device(given, dtype)
-        quick = em.quick_compile(n * k * (d + 1) * r_program)
-        draws = D.for_method({"random": "random_samples"}.get(method, method),
-                             _padded_key_data(keys, r_program), n, data.x.shape[0], k, dtype)
-        state, tol = _kmeans_start(draws, data, dm.to_device(self.tol, dtype), given,
-                                   np.int32(r), n_clusters=k, method=method, quick=quick)
-        group, block = _kmeans_layout(r_program, data.x.shape[0], block_size, k, d)
-        run = em.EMRun(km.kmeans_model(), block, state, data, None, tol, group_size=group,
-                       max_iter=self.max_iter, quick=quick)
-        return LiveFit(self, run, scaling, keys, n)
-
-    def fit(self, X, y=None):
-        self.start(X).finish()
-        return self
-
-    def _restarts(self, state, scaling, keys, objective=None, n_samples=None) -> Restarts:
-        s2 = scaling.scale**2
-        centers = (np.asarray(state.params.centers, np.float64)[:len(keys)] * scaling.scale
-                   + scaling.shift)
-        params = {"cluster_centers": centers}
-        res = _restarts_from_state(state, params, keys, 0.0, objective=objective)
-        res.objective = res.objective * s2
-        res.trace = res.trace * s2
-        return res
-
-    def _finish(self, live: LiveFit):
-        state = live.run.state
-        inertia_std, labels = _final_assignment(state.params.centers, live.run.data,
-                                                quick=live.run.quick)
-        inertia_std = np.asarray(inertia_std, np.float64)[:len(live.keys)]
-        restarts = self._restarts(state, live.scaling, live.keys,
-                                  objective=-inertia_std / live.n_samples)
-        b = restarts.best
-        self.cluster_centers_ = restarts.params["cluster_centers"][b]
-        self.inertia_ = float(-restarts.objective[b] * live.n_samples)
-        self.n_iter_ = int(restarts.n_iter[b])
-        self.restarts_ = restarts
-        self._scaling = live.scaling
-        self.labels_ = np.asarray(labels)[b, : live.n_samples]
-        return self
-
-    def transform(self, X):
-        """(N, K) distances to each centre."""
-        Xa = self._validate_X(X, reset=False)
-        c = self.cluster_centers_
-        d2 = (Xa * Xa).sum(1)[:, None] - 2 * Xa @ c.T + (c * c).sum(1)[None, :]
-        return np.sqrt(np.maximum(d2, 0.0))
-
-    def fit_transform(self, X, y=None):
-        return self.fit(X).transform(X)
-
-    def predict(self, X):
-        return self.transform(X).argmin(axis=1)
-
-    def fit_predict(self, X, y=None):
-        return self.fit(X).labels_
-
-    def score(self, X, y=None):
-        """Minus the inertia of X under the fitted centres (scikit-learn's sign)."""
-        return -float((self.transform(X).min(axis=1) ** 2).sum())

@@ -1,0 +1,410 @@
+"""What every estimator shares: parameters (get/set_params), validation, the
+record of every restart (:class:`Restarts`), the random keys, and a fit in
+progress (:class:`LiveFit`)."""
+from __future__ import annotations
+
+import inspect
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import jax
+import numpy as np
+
+from . import _validation as V
+from . import compare as C
+from .core import data as dm
+from .core import em
+
+ConvergenceWarning = V.ConvergenceWarning
+NotFittedError = V.NotFittedError
+#: Values of the ``spurious`` parameter: rank spurious maxima after regular ones, or
+#: by objective alone (flagged either way).
+SPURIOUS_POLICIES = ("rank_last", "allow")
+
+
+
+
+class _Estimator:
+    """Parameter handling compatible with scikit-learn (get/set_params, clone)."""
+
+    _estimator_type = None
+
+    @classmethod
+    def _param_names(cls):
+        sig = inspect.signature(cls.__init__)
+        return sorted(p for p in sig.parameters if p != "self")
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params):
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(
+                    f"Invalid parameter {name!r} for {type(self).__name__}; valid parameters are "
+                    f"{', '.join(valid)}."
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self):
+        sig = inspect.signature(type(self).__init__)
+        changed = []
+        for name, p in sig.parameters.items():
+            if name == "self":
+                continue
+            value = getattr(self, name)
+            default = p.default
+            same = value is default or (
+                not isinstance(value, np.ndarray) and not isinstance(default, np.ndarray)
+                and type(value) is type(default) and value == default
+            )
+            if not same:
+                changed.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def _check_fitted(self):
+        if not hasattr(self, "n_features_in_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet; call 'fit' with some "
+                "data first."
+            )
+
+    def _validate_X(self, X, reset: bool, allow_nan: bool = False, nan_hint: str = V.NAN_HINT):
+        arr, names = V.as_2d_float(X, allow_nan=allow_nan, nan_hint=nan_hint)
+        if reset:
+            # Set by _set_features once the fit succeeds: a failed refit keeps the old model.
+            self._features_seen = (arr.shape[1], names)
+        else:
+            self.__dict__.pop("_features_seen", None)
+            self._check_fitted()
+            V.check_n_features(self, arr.shape[1])
+            fitted_names = getattr(self, "feature_names_in_", None)
+            if fitted_names is not None and names is not None and list(names) != list(fitted_names):
+                raise ValueError(
+                    "The feature names of X differ from those seen in fit "
+                    f"({list(fitted_names)}); pass the same columns in the same order."
+                )
+        return arr
+
+    def _set_features(self, features):
+        """Record n_features_in_ (and feature_names_in_) of a fit that succeeded."""
+        if features is None:
+            return
+        self.n_features_in_, names = features
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+
+
+# ---------------------------------------------------------------------------
+# Every restart, kept
+# ---------------------------------------------------------------------------
+
+_WHY = {
+    em.DEGENERATE: (
+        "its covariance stopped being positive definite (the component collapsed onto too few "
+        "distinct points)"
+    ),
+    em.NONFINITE: "its log-likelihood became non-finite",
+}
+
+
+class SpuriousSolutionWarning(UserWarning):
+    """A restart reached a spurious maximum (a component at the covariance floor, or
+    on fewer points than its parameters): it is flagged, and ranked after the regular
+    solutions unless ``spurious='allow'``."""
+
+
+@dataclass
+class Restarts:
+    """Every restart of a fit, not only the best.
+
+    Attributes (R = number of restarts):
+        objective: (R,) final lower bound (mean log-likelihood per sample for
+            mixtures, minus the mean squared distance for K-means).
+        n_iter: (R,) iterations run.
+        converged: (R,) bool.
+        status: list of R words: 'converged', 'max_iter reached', 'degenerate'
+            or 'non-finite objective'.
+        trace: (R, max_iter) objective at each iteration, NaN after a restart
+            stopped — what a convergence plot draws.
+        params: dict of arrays with a leading restart axis (e.g. ``weights``,
+            ``means``, ``covariances`` or ``cluster_centers``), in data units.
+        keys: (R, 2) uint32 raw JAX keys; ``jax.random.wrap_key_data(keys[r])``
+            replays restart r alone.
+        bad_component, bad_iteration: (R,) the component that made a restart
+            degenerate and when (-1 where none).
+        best: index of the restart the estimator kept: the first of
+            :meth:`ranking` (the best regular restart; the best spurious one
+            only when every restart is spurious, or with ``spurious='allow'``).
+        messages: R sentences ('' where there is nothing to say), spurious
+            maxima included.
+        spurious: (R,) bool, the restart ended on a spurious maximum (see
+            :mod:`emwidgets.compare`); ``spurious_component`` (R,) which
+            component (-1 where none) and ``spurious_reasons`` (R,) why.
+        spurious_last: spurious restarts rank after regular ones.
+        feature_scale: (D,) the data's standard deviation per feature, and
+            ``tol`` the fit's tolerance: what grouping restarts into solutions uses.
+    """
+
+    objective: np.ndarray
+    n_iter: np.ndarray
+    converged: np.ndarray
+    status: list
+    trace: np.ndarray
+    params: dict
+    keys: np.ndarray
+    bad_component: np.ndarray
+    bad_iteration: np.ndarray
+    best: int
+    messages: list = field(default_factory=list)
+    spurious: Optional[np.ndarray] = None
+    spurious_component: Optional[np.ndarray] = None
+    spurious_reasons: Optional[list] = None
+    spurious_last: bool = True
+    feature_scale: Optional[np.ndarray] = None
+    tol: float = 1e-3
+
+    def __post_init__(self):
+        r = len(self.objective)
+        if self.spurious is None:
+            self.spurious = np.zeros(r, bool)
+        if self.spurious_component is None:
+            self.spurious_component = np.full(r, -1)
+        if self.spurious_reasons is None:
+            self.spurious_reasons = [""] * r
+
+    @property
+    def n_restarts(self) -> int:
+        return len(self.objective)
+
+    def ranking(self) -> np.ndarray:
+        """Restart indices, best first: regular restarts by objective, then spurious
+        ones (unless ``spurious_last`` is off), then failed ones."""
+        return C.rank_restarts(self.objective, self.failed, self.spurious, self.spurious_last)
+
+    @property
+    def failed(self) -> np.ndarray:
+        return np.array([s in ("degenerate", "non-finite objective") for s in self.status])
+
+    def to_frame(self):
+        """One row per restart: objective, iterations, status, spurious, rank, message."""
+        import pandas as pd
+
+        order = self.ranking()
+        rank = np.empty_like(order)
+        rank[order] = np.arange(1, len(order) + 1)
+        return pd.DataFrame(
+            {
+                "objective": self.objective,
+                "n_iter": self.n_iter,
+                "status": self.status,
+                "spurious": np.asarray(self.spurious, bool),
+                "rank": rank,
+                "message": self.messages,
+            }
+        ).rename_axis("restart")
+
+
+@dataclass
+class StandardErrors:
+    """Standard errors of a fitted mixture, shaped like its attributes.
+
+    Attributes:
+        weights, means, covariances: standard errors, shaped like ``weights_``,
+            ``means_`` and ``covariances_``.
+        estimates: the (weights, means, covariances) they belong to.
+        covariance: the full covariance matrix of all those parameters
+            (flattened in that order), from the delta method.
+    """
+
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    estimates: tuple
+    covariance: np.ndarray
+    n_samples: int
+
+    def mean_covariances(self) -> np.ndarray:
+        """(K, D, D) covariance matrix of each component's mean estimate."""
+        k, d = self.means.shape
+        start = k  # the weights come first, then the means row by row
+        return np.stack([self.covariance[start + j * d: start + (j + 1) * d,
+                                         start + j * d: start + (j + 1) * d] for j in range(k)])
+
+    def intervals(self, level: float = 0.95) -> dict:
+        """Wald intervals ``{name: (lower, upper)}`` at the given level.
+
+        Normal approximations: for weights near 0 or 1 or small samples they
+        can leave the parameter space; read them as rough.
+        """
+        from scipy.stats import norm
+
+        z = norm.ppf(0.5 + level / 2)
+        out = {}
+        for name, est, se in zip(("weights", "means", "covariances"), self.estimates,
+                                 (self.weights, self.means, self.covariances)):
+            out[name] = (est - z * se, est + z * se)
+        return out
+
+
+def _restarts_from_state(state: em.EMState, params: dict, keys, offset: float,
+                         objective=None, report: Optional[C.SpuriousReport] = None,
+                         spurious_last: bool = True, feature_scale=None,
+                         tol: float = 1e-3) -> Restarts:
+    n_real = len(keys)  # the program may hold padding restarts after these (em.restart_bucket)
+    status_codes = np.asarray(state.status)[:n_real]
+    obj = np.asarray(state.objective if objective is None else objective,
+                     dtype=np.float64)[:n_real] + offset
+    trace = np.asarray(state.trace, dtype=np.float64)[:n_real] + offset
+    bad_c = np.asarray(state.bad_component)[:n_real]
+    bad_i = np.asarray(state.bad_iteration)[:n_real]
+    status = [em.STATUS_NAMES[int(c)] for c in status_codes]
+    messages = []
+    for r, code in enumerate(status_codes):
+        if code in _WHY:
+            messages.append(
+                f"restart {r}: component {bad_c[r]} was dropped at iteration {bad_i[r] + 1}: "
+                f"{_WHY[int(code)]}."
+            )
+        elif code == em.MAX_ITER:
+            messages.append(f"restart {r}: stopped at max_iter before the change fell below tol.")
+        else:
+            messages.append("")
+    usable = ~np.isin(status_codes, list(_WHY))
+    report = C.SpuriousReport.none(len(obj)) if report is None else report
+    spurious = report.spurious & usable
+    for r in np.flatnonzero(spurious):
+        text = f"restart {r}: spurious maximum: {report.reasons[r]}."
+        messages[r] = f"{messages[r]} {text}" if messages[r] else text
+    order = C.rank_restarts(obj, ~usable, spurious, spurious_last)
+    best = int(order[0]) if usable.any() else -1
+    return Restarts(
+        objective=obj,
+        n_iter=np.asarray(state.n_iter)[:n_real],
+        converged=status_codes == em.CONVERGED,
+        status=status,
+        trace=trace,
+        params=params,
+        keys=np.asarray(jax.random.key_data(keys)),
+        bad_component=bad_c,
+        bad_iteration=bad_i,
+        best=best,
+        messages=messages,
+        spurious=spurious,
+        spurious_component=np.where(spurious, report.component, -1),
+        spurious_reasons=[t if f else "" for t, f in zip(report.reasons, spurious)],
+        spurious_last=spurious_last,
+        feature_scale=feature_scale,
+        tol=float(tol),
+    )
+
+
+def _implied_sd(cov_type: str, weights, means, covariances) -> Optional[np.ndarray]:
+    """(D,) the data's standard deviation per feature implied by the fitted mixtures
+    (exactly the sample one at a maximum-likelihood fixed point for full, tied and
+    diag covariances): the median over restarts of sqrt(sum_k w_k (S_k,jj + mu_kj^2)
+    - mean_j^2)."""
+    w = np.asarray(weights, np.float64)
+    m = np.asarray(means, np.float64)
+    k, d = m.shape[-2:]
+    diag = np.diagonal(C.dense_covariances(cov_type, covariances, k, d), axis1=-2, axis2=-1)
+    mean = (w[..., None] * m).sum(-2)
+    var = (w[..., None] * (diag + m**2)).sum(-2) - mean**2
+    ok = np.isfinite(var).all(-1)
+    if not ok.any():
+        return None
+    sd = np.sqrt(np.maximum(np.median(var[ok], axis=0), 0.0))
+    return np.where(sd > 0, sd, 1.0)
+
+
+def _warn_spurious(restarts: Restarts, floor_hint: str, stacklevel: int = 5):
+    """Say when the kept restart is spurious, or when a spurious one ranked above it."""
+    r = restarts
+    b = r.best
+    if b < 0 or not r.spurious.any():
+        return
+    n_sp = int(r.spurious.sum())
+    if r.spurious[b]:
+        every = n_sp == int((~r.failed).sum())
+        head = ("Every restart ended on a spurious maximum" if every else
+                f"The kept restart ({b}) is a spurious maximum (spurious='allow')")
+        warnings.warn(
+            f"{head}: in restart {b} (kept) {r.spurious_reasons[b]}; its log-likelihood "
+            f"{r.objective[b]:.4g} measures the collapse, not the data. {floor_hint}",
+            SpuriousSolutionWarning, stacklevel=stacklevel)
+        return
+    above = np.flatnonzero(r.spurious & (r.objective > r.objective[b]))
+    if above.size:
+        top = int(above[np.argmax(r.objective[above])])
+        warnings.warn(
+            f"{above.size} of {r.n_restarts} restarts reached a higher log-likelihood than the "
+            f"kept restart {b} only by a spurious maximum (restart {top}: "
+            f"{r.spurious_reasons[top]}); they rank after the regular solutions "
+            "(spurious='allow' ranks by log-likelihood alone).",
+            SpuriousSolutionWarning, stacklevel=stacklevel)
+
+
+def _padded_key_data(keys, n_program: int) -> np.ndarray:
+    """The (n_program, 2) words of ``keys`` on the host, padded by copies of the last
+    (padding restarts draw like the last real one; they never run)."""
+    data = np.asarray(jax.random.key_data(keys))
+    return np.concatenate([data, np.repeat(data[-1:], n_program - len(data), axis=0)])
+
+
+def _keys(random_state, n: int):
+    """One threefry key per restart, drawn on the host (splitting on the device compiles)."""
+    seed = V.seed_from(random_state)
+    data = np.random.SeedSequence(seed).generate_state(2 * n, np.uint32).reshape(n, 2)
+    return jax.random.wrap_key_data(dm.to_device(data), impl="threefry2x32")
+
+
+# ---------------------------------------------------------------------------
+
+@dataclass
+class LiveFit:
+    """A fit in progress: call :meth:`advance` until ``done``, then :meth:`finish`.
+
+    Between calls, :meth:`snapshot` gives the traces and parameters of every
+    restart in data units, for drawing.
+    """
+
+    estimator: Any
+    run: em.EMRun
+    scaling: dm.Scaling
+    keys: Any
+    n_samples: int
+    features: Any = None  # (n_features, names) of the data, set on the estimator by finish
+
+    def __post_init__(self):
+        if self.features is None:
+            self.features = self.estimator.__dict__.pop("_features_seen", None)
+
+    @property
+    def done(self) -> bool:
+        return self.run.done
+
+    @property
+    def iteration(self) -> int:
+        return int(self.run.state.iteration)
+
+    def advance(self, n_iterations: Optional[int] = None):
+        self.run.advance(n_iterations)
+        return self
+
+    def snapshot(self) -> Restarts:
+        return self.estimator._restarts(self.run.state, self.scaling, self.keys,
+                                        n_samples=self.n_samples)
+
+    def finish(self):
+        """Set the estimator's fitted attributes from the best restart."""
+        if not self.done:
+            self.run.advance()
+        estimator = self.estimator._finish(self)
+        self.estimator._set_features(self.features)
+        return estimator
+

@@ -1,0 +1,185 @@
+"""KMeans: Lloyd's algorithm as hard EM, every restart at once, with
+scikit-learn's parameter names, defaults and fitted attributes, plus ``restarts_``."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _validation as V
+from ._base import LiveFit, Restarts, _Estimator, _keys, _padded_key_data, _restarts_from_state
+from .core import data as dm
+from .core import draws as D
+from .core import em
+from .core import gmm as G
+from .core import kmeans as km
+
+# Restart grouping (em.group_size_for), from measurements on a 2-core CPU:
+# a Lloyd iteration is light and memory-bound, so batching restarts gains little
+# once N x K reaches about 2**20 while waiting for the slowest restart costs 2-4x;
+# a mixture iteration is two wide matrix products that batching speeds up.
+KMEANS_GROUP_TARGET = 2.0**20
+
+
+def _kmeans_layout(n_restarts: int, n_padded: int, block_size: int, k: int, d: int):
+    """(group size, block size) for k-means restarts on data padded to n_padded rows."""
+    group = em.group_size_for(n_restarts, n_padded * k, KMEANS_GROUP_TARGET)
+    block = dm.coarser_block(n_padded, block_size, group * (2 * k) + d + 1)
+    return group, block
+
+# ---------------------------------------------------------------------------
+# K-means
+# ---------------------------------------------------------------------------
+
+@em.sized_jit()
+def _final_assignment(centers, data: em.Data):
+    """Inertia (sum of squared distances) and labels (R, N) of each restart's final centres."""
+    def one(c):
+        d2 = km.squared_distances(data.x, c)
+        return (d2.min(axis=1) * data.w).sum(), jnp.argmin(d2, axis=1)
+    return jax.vmap(one)(centers)
+
+
+@em.sized_jit(static_argnames=("n_clusters", "method"))
+def _kmeans_start(draws: D.InitDraws, data: em.Data, tol, given, n_real, *, n_clusters: int,
+                  method: str):
+    """The initial state of every restart and the scaled tolerance, in one program.
+
+    ``method`` is ``k-means++`` (from ``draws.uniforms``), ``random``
+    (the samples ``draws.indices``) or ``given`` (the (R, K, D) ``given`` centres).
+    """
+    if method == "given":
+        centers = given
+    elif method == "k-means++":
+        centers = jax.vmap(lambda u: km.kmeans_plusplus(u, data.x, data.w, n_clusters)[0])(
+            draws.uniforms)
+    else:
+        centers = data.x[draws.indices]
+    return (em.init_state(km.KMeansParams(centers), n_real=n_real),
+            G.kmeans_tol_scaled(data, tol))
+
+
+class KMeans(_Estimator):
+    """K-means (Lloyd) as hard EM, every restart at once.
+
+    Parameters follow :class:`sklearn.cluster.KMeans`: ``init`` is
+    ``'k-means++'``, ``'random'`` or an (n_clusters, n_features) array;
+    ``n_init='auto'`` means 1 restart for k-means++ and for an array, 10 for
+    random; ``tol`` is relative to the mean feature variance. An empty cluster
+    keeps its centre (scikit-learn moves it to a far point).
+
+    Fitted attributes: ``cluster_centers_``, ``labels_``, ``inertia_``,
+    ``n_iter_``, ``n_features_in_``, ``restarts_`` (objective = minus the
+    mean squared distance to the nearest centre).
+    """
+
+    _estimator_type = "clusterer"
+
+    def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300, tol=1e-4,
+                 random_state=None):
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
+
+        return Tags(estimator_type="clusterer", target_tags=TargetTags(required=False),
+                    transformer_tags=TransformerTags(), input_tags=InputTags())
+
+    def _n_restarts(self) -> int:
+        if self.n_init == "auto":
+            return 10 if isinstance(self.init, str) and self.init == "random" else 1
+        V.check_int("n_init", self.n_init, 1)
+        return int(self.n_init)
+
+    def start(self, X, y=None) -> LiveFit:
+        Xa = self._validate_X(X, reset=True)
+        V.check_int("n_clusters", self.n_clusters, 1)
+        V.check_int("max_iter", self.max_iter, 1)
+        V.check_positive("tol", self.tol, allow_zero=True)
+        n, d = Xa.shape
+        k = self.n_clusters
+        if n < k:
+            raise ValueError(f"n_samples={n} should be >= n_clusters={k}; reduce n_clusters or "
+                             "pass more samples.")
+        r = self._n_restarts()
+        scaling = dm.fit_scaling(Xa)
+        V.check_scale(scaling.scale)
+        data, scaling, block_size = dm.prepare(Xa, 3 * k + d + 1, scaling)
+        dtype = data.x.dtype
+        keys = _keys(self.random_state, r)
+        r_program = em.restart_bucket(r, n * k * (d + 1))
+        given, method = None, self.init
+        if isinstance(self.init, str):
+            V.check_in("init", self.init, ("k-means++", "random"))
+        else:
+            c = np.asarray(self.init, dtype=np.float64)
+            if c.shape != (k, d) or not np.isfinite(c).all():
+                raise ValueError(f"'init' array has shape {c.shape}; ({k}, {d}) finite values "
+                                 "are expected.")
+            given = np.broadcast_to((c - scaling.shift) / scaling.scale, (r_program, k, d))
+            method = "given"
+            given = dm.to_device(given, dtype)
+        quick = em.quick_compile(n * k * (d + 1) * r_program)
+        draws = D.for_method({"random": "random_samples"}.get(method, method),
+                             _padded_key_data(keys, r_program), n, data.x.shape[0], k, dtype)
+        state, tol = _kmeans_start(draws, data, dm.to_device(self.tol, dtype), given,
+                                   np.int32(r), n_clusters=k, method=method, quick=quick)
+        group, block = _kmeans_layout(r_program, data.x.shape[0], block_size, k, d)
+        run = em.EMRun(km.kmeans_family(), block, state, data, None, tol, group_size=group,
+                       max_iter=self.max_iter, quick=quick)
+        return LiveFit(self, run, scaling, keys, n)
+
+    def fit(self, X, y=None):
+        self.start(X).finish()
+        return self
+
+    def _restarts(self, state, scaling, keys, objective=None, n_samples=None) -> Restarts:
+        s2 = scaling.scale**2
+        centers = (np.asarray(state.params.centers, np.float64)[:len(keys)] * scaling.scale
+                   + scaling.shift)
+        params = {"cluster_centers": centers}
+        res = _restarts_from_state(state, params, keys, 0.0, objective=objective)
+        res.objective = res.objective * s2
+        res.trace = res.trace * s2
+        return res
+
+    def _finish(self, live: LiveFit):
+        state = live.run.state
+        inertia_std, labels = _final_assignment(state.params.centers, live.run.data,
+                                                quick=live.run.quick)
+        inertia_std = np.asarray(inertia_std, np.float64)[:len(live.keys)]
+        restarts = self._restarts(state, live.scaling, live.keys,
+                                  objective=-inertia_std / live.n_samples)
+        b = restarts.best
+        self.cluster_centers_ = restarts.params["cluster_centers"][b]
+        self.inertia_ = float(-restarts.objective[b] * live.n_samples)
+        self.n_iter_ = int(restarts.n_iter[b])
+        self.restarts_ = restarts
+        self._scaling = live.scaling
+        self.labels_ = np.asarray(labels)[b, : live.n_samples]
+        return self
+
+    def transform(self, X):
+        """(N, K) distances to each centre."""
+        Xa = self._validate_X(X, reset=False)
+        c = self.cluster_centers_
+        d2 = (Xa * Xa).sum(1)[:, None] - 2 * Xa @ c.T + (c * c).sum(1)[None, :]
+        return np.sqrt(np.maximum(d2, 0.0))
+
+    def fit_transform(self, X, y=None):
+        return self.fit(X).transform(X)
+
+    def predict(self, X):
+        return self.transform(X).argmin(axis=1)
+
+    def fit_predict(self, X, y=None):
+        return self.fit(X).labels_
+
+    def score(self, X, y=None):
+        """Minus the inertia of X under the fitted centres (scikit-learn's sign)."""
+        return -float((self.transform(X).min(axis=1) ** 2).sum())
