@@ -15,8 +15,10 @@ _configure_cache()
 from . import datasets
 from ._base import LiveFit, Restarts, SpuriousSolutionWarning
 from ._validation import ConvergenceWarning, NotFittedError
+from .counts import PoissonMixture
 from .hmm import GaussianHMM
 from .kmeans import KMeans
+from .latent_class import LatentClassModel
 from .mixture import GaussianMixture, StandardErrors
 from .priors import MixturePrior
 from .selection import SelectionResult, select_model
@@ -31,11 +33,13 @@ __all__ = [
     "GaussianMixture",
     "HMMExplorer",
     "KMeans",
+    "LatentClassModel",
     "LiveFit",
     "MixturePrior",
     "ModelSelectionExplorer",
     "SelectionResult",
     "NotFittedError",
+    "PoissonMixture",
     "RestartGallery",
     "Restarts",
     "SpuriousSolutionWarning",

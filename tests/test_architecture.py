@@ -38,7 +38,8 @@ X = np.concatenate([rng.normal(0, 1, (30, 2)), rng.normal(4, 1, (30, 2))])
 X_nan = X.copy()
 X_nan[::7, 1] = np.nan
 ARGS = {"y": None, "lengths": None, "restart": 0, "n_samples": 3, "random_state": 0,
-        "n_imputations": 2, "deep": True, "level": 0.95, "n_iterations": 1}
+        "n_imputations": 2, "deep": True, "level": 0.95, "n_iterations": 1,
+        "sample_weight": None}
 SKIP = {"set_params"}  # called without arguments below
 called, seen = [], set()
 
@@ -87,6 +88,9 @@ with warnings.catch_warnings():
          .fit(X_nan), X_nan),
         (E.KMeans(2, n_init=2, random_state=0).fit(X), X),
         (E.GaussianHMM(2, n_init=2, random_state=0).fit(X), X),
+        (E.PoissonMixture(2, n_init=2, random_state=0).fit(np.round(np.abs(X))),
+         np.round(np.abs(X))),
+        (E.LatentClassModel(2, n_init=2, random_state=0).fit(X > 1), X > 1),
         # Its models are mixtures on complete data, walked through best and models.
         (E.select_model(X, n_components=[2], covariance_types=("full",), n_init=2), X),
     ]
@@ -113,8 +117,10 @@ def test_every_public_method_of_every_estimator_loads_no_ui():
                  "GaussianMixture.replay", "GaussianMixture.sample", "GaussianMixture.bic",
                  "GaussianMixture.aic", "GaussianMixture.score_samples", "GaussianHMM.covars_",
                  "GaussianHMM.sample", "GaussianHMM.decode", "GaussianHMM.predict_proba",
-                 "KMeans.transform", "Restarts.to_frame", "StandardErrors.intervals",
-                 "SelectionResult.best", "LiveFit.snapshot", "datasets.load_geyser"):
+                 "KMeans.transform", "PoissonMixture.sample", "LatentClassModel.profiles",
+                 "LatentClassModel.replay", "Restarts.to_frame", "StandardErrors.intervals",
+                 "SelectionResult.best", "LiveFit.snapshot", "datasets.load_geyser",
+                 "datasets.load_carcinoma"):
         assert name in called, name
     assert result["ui"] == [], f"the estimators loaded {result['ui']}"
 

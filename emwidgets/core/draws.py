@@ -21,7 +21,7 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 
 # One stream per purpose (hmm.dirichlet_draws uses 1).
-STREAM_DIRICHLET, STREAM_SEEDING, STREAM_INDICES, STREAM_RESP = 1, 2, 3, 4
+STREAM_DIRICHLET, STREAM_SEEDING, STREAM_INDICES, STREAM_RESP, STREAM_PARAMS = 1, 2, 3, 4, 5
 
 #: Candidates drawn per k-means++ centre, whatever the number of centres: the
 #: rows of the uniforms are this wide so that row c is the same for every K

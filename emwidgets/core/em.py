@@ -187,6 +187,26 @@ def init_state(params, trace_length: int = TRACE_CHUNK, n_real=None) -> EMState:
     )
 
 
+def host_init_state(params, n_real=None, trace_length: int = TRACE_CHUNK) -> EMState:
+    """:func:`init_state` built in NumPy from host parameters (R leading): a start
+    drawn on the host needs no compiled program."""
+    leaves = jax.tree.leaves(params)
+    n_restarts, dtype = leaves[0].shape[0], np.asarray(leaves[0]).dtype
+    n_real = n_restarts if n_real is None else int(n_real)
+    minus_one = np.full((n_restarts,), -1, np.int32)
+    state = EMState(
+        params=params,
+        objective=np.full((n_restarts,), -np.inf, dtype),
+        n_iter=np.zeros((n_restarts,), np.int32),
+        status=np.where(np.arange(n_restarts) < n_real, RUNNING, PADDING).astype(np.int32),
+        bad_component=minus_one,
+        bad_iteration=minus_one.copy(),
+        trace=np.full((n_restarts, trace_length), np.nan, dtype),
+        iteration=np.int32(0),
+    )
+    return jax.device_put(state)
+
+
 def _restart_update(family: Family, block_size: int, it, base, data, hyper, tol):
     """One iteration for one restart; frozen restarts keep their state."""
 

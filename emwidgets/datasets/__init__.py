@@ -9,7 +9,8 @@ from importlib import resources
 
 import pandas as pd
 
-__all__ = ["load_airquality", "load_faithful", "load_geyser", "load_iris", "load_penguins"]
+__all__ = ["load_airquality", "load_carcinoma", "load_deaths", "load_faithful", "load_geyser",
+           "load_iris", "load_penguins"]
 
 
 def _read(name: str, **kwargs) -> pd.DataFrame:
@@ -59,3 +60,22 @@ def load_airquality() -> pd.DataFrame:
     ``Month``, ``Day``. Source: R ``datasets::airquality``.
     """
     return _read("airquality.csv", index_col=0).reset_index(drop=True)
+
+
+def load_carcinoma() -> pd.DataFrame:
+    """118 slides of the uterine cervix, each rated by 7 pathologists (``A``-``G``)
+    on a 5-point scale (1 negative ... 5 invasive carcinoma): latent class analysis.
+
+    Source: Landis & Koch (1977), Biometrics 33:363-374, Table 1 (data of
+    Holmquist, McMahan & Williams 1967).
+    """
+    return _read("carcinoma.csv").drop(columns="slide")
+
+
+def load_deaths() -> pd.DataFrame:
+    """Deaths per day of London women aged 80 and over, 1910-1912: ``deaths_per_day``
+    (0-9) and ``n_days`` with that count (1,096 days): a two-component Poisson mixture.
+
+    Source: Hasselblad (1969), JASA 64:1459-1471, from The Times.
+    """
+    return _read("deaths.csv")

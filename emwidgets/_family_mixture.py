@@ -1,0 +1,191 @@
+"""The estimator of a mixture over any model family: one ``start`` / ``fit`` for all.
+
+A subclass says how rows are encoded (``_encode``), which family fits them
+(``_family``, ``_hyper``), how every restart starts (``_initial_params``, on the
+host in NumPy: nothing to compile) and which fitted attributes come from the
+best restart (``_set_params``). Everything else is shared: validation of the
+common parameters, sample weights, all restarts at once on the EM driver,
+``restarts_``, live fits for the explorers (:meth:`start`), scoring, BIC/AIC.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import jax
+import numpy as np
+from scipy.special import logsumexp
+
+from . import _validation as V
+from ._base import (
+    ConvergenceWarning,
+    LiveFit,
+    Restarts,
+    _Estimator,
+    _keys,
+    _padded_key_data,
+    _restarts_from_state,
+)
+from .core import data as dm
+from .core import em
+
+_log_joint_jit = jax.jit(lambda log_joint, params, hyper, x: log_joint(params, hyper, x),
+                         static_argnums=0)
+
+
+def check_sample_weight(sample_weight, n: int) -> np.ndarray:
+    """(n,) finite non-negative weights with a positive sum (None: all 1)."""
+    if sample_weight is None:
+        return np.ones(n)
+    w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight has {w.size} values for {n} samples; pass one per row.")
+    if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError("sample_weight must be finite and non-negative with a positive sum.")
+    return w
+
+
+class FamilyMixture(_Estimator):
+    """Shared machinery; see the module docstring. Subclasses set ``_init_methods``."""
+
+    _estimator_type = "density_estimator"
+    _init_methods: tuple = ("random",)
+
+    # -- hooks ------------------------------------------------------------------
+    def _encode(self, X, reset: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def _family(self) -> em.Family:
+        raise NotImplementedError
+
+    def _hyper(self, n_components: int):
+        raise NotImplementedError
+
+    def _initial_params(self, key_data, rows, weights, n_components: int):
+        raise NotImplementedError
+
+    def _param_dict(self, params) -> dict:
+        raise NotImplementedError
+
+    def _set_params(self, params: dict, best: int):
+        raise NotImplementedError
+
+    def _n_parameters(self) -> int:
+        raise NotImplementedError
+
+    # -- fitting ----------------------------------------------------------------
+    def _check_common(self):
+        V.check_int("n_components", self.n_components, 1)
+        V.check_int("n_init", self.n_init, 1)
+        V.check_int("max_iter", self.max_iter, 1)
+        V.check_positive("tol", self.tol, allow_zero=True)
+        V.check_in("init_params", self.init_params, self._init_methods)
+
+    def start(self, X, y=None, *, sample_weight=None, keys=None) -> LiveFit:
+        """Validate, start every restart and return a :class:`~emwidgets.LiveFit`.
+
+        ``keys`` (JAX keys, one per restart) replace the ones drawn from
+        ``random_state``; see :meth:`replay`.
+        """
+        self._check_common()
+        rows = self._encode(X, reset=True)
+        n, p = rows.shape
+        k = self.n_components
+        if n < k:
+            raise ValueError(f"n_samples={n} should be >= n_components={k}; reduce n_components "
+                             "or pass more samples.")
+        w = check_sample_weight(sample_weight, n)
+        keys = _keys(self.random_state, self.n_init) if keys is None else keys
+        n_restarts = len(keys)
+        r_program = em.restart_bucket(n_restarts, n * k * (p + 1))
+        n_padded, block = dm.padded_length(n, dm.choose_block_size(n, 2 * r_program * k + p + 1))
+        dtype = dm.float_dtype()
+        xp = np.zeros((n_padded, p), dtype)
+        xp[:n] = rows
+        wp = np.zeros(n_padded, dtype)
+        wp[:n] = w
+        data = em.Data(dm.to_device(xp), dm.to_device(wp))
+        params = self._initial_params(_padded_key_data(keys, r_program), rows, w, k)
+        state = em.host_init_state(jax.tree.map(lambda a: np.asarray(a, dtype), params),
+                                   n_real=n_restarts)
+        quick = em.quick_compile(n * k * (p + 1) * r_program)
+        run = em.EMRun(self._family(), block, state, data, self._hyper(k),
+                       dm.to_device(self.tol, dtype), max_iter=self.max_iter, quick=quick)
+        self._sample_weight_sum = float(w.sum())
+        return LiveFit(self, run, None, keys, n)
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit every restart and keep the best (highest final log-likelihood)."""
+        self.start(X, sample_weight=sample_weight).finish()
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        return self.fit(X, sample_weight=sample_weight).predict(X)
+
+    def replay(self, X, restart: int, sample_weight=None):
+        """Fit restart ``restart`` of the last fit alone, from its own key: a new
+        estimator (``n_init=1``) equal to that restart up to rounding."""
+        self._check_fitted()
+        key = jax.random.wrap_key_data(dm.to_device(self.restarts_.keys[restart]))
+        other = type(self)(**{**self.get_params(), "n_init": 1})
+        other.start(X, sample_weight=sample_weight, keys=key[None]).finish()
+        return other
+
+    def _restarts(self, state, scaling, keys, n_samples=None) -> Restarts:
+        r = len(keys)
+        params = self._param_dict(jax.tree.map(lambda a: np.asarray(a, np.float64)[:r],
+                                               state.params))
+        return _restarts_from_state(state, params, keys, 0.0, tol=self.tol)
+
+    def _finish(self, live: LiveFit):
+        restarts = self._restarts(live.run.state, None, live.keys)
+        b = restarts.best
+        if b < 0:
+            raise ValueError(f"Every restart failed ({restarts.messages[0]}); try more restarts "
+                             "or fewer components.")
+        self._set_params(restarts.params, b)
+        self.n_iter_ = int(restarts.n_iter[b])
+        self.converged_ = bool(restarts.converged[b])
+        self.lower_bound_ = float(restarts.objective[b])
+        self.restarts_ = restarts
+        if not self.converged_:
+            warnings.warn(
+                f"The best restart did not converge in max_iter={self.max_iter} iterations; "
+                "increase max_iter or tol.", ConvergenceWarning, stacklevel=4)
+        return self
+
+    # -- using a fitted model ---------------------------------------------------
+    def _log_joint(self, X) -> np.ndarray:
+        """(N, K) log w_k + log p(x | k), in float64 on the host."""
+        self._check_fitted()
+        rows = self._encode(X, reset=False)
+        family_log_joint, params, hyper = self._scoring()
+        out = _log_joint_jit(family_log_joint, params, hyper, dm.to_device(rows))
+        return np.asarray(out, np.float64)
+
+    def score_samples(self, X):
+        """(N,) log-likelihood of each row."""
+        return logsumexp(self._log_joint(X), axis=1)
+
+    def score(self, X, y=None):
+        """Mean log-likelihood per row."""
+        return float(self.score_samples(X).mean())
+
+    def predict_proba(self, X):
+        """(N, K) posterior probability of each component (class) for each row."""
+        lj = self._log_joint(X)
+        return np.exp(lj - logsumexp(lj, axis=1, keepdims=True))
+
+    def predict(self, X):
+        """(N,) the most probable component of each row."""
+        return self._log_joint(X).argmax(axis=1)
+
+    def bic(self, X):
+        """Bayesian information criterion (lower is better)."""
+        n = len(self._encode(X, reset=False))
+        return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
+
+    def aic(self, X):
+        """Akaike information criterion (lower is better)."""
+        n = len(self._encode(X, reset=False))
+        return -2 * self.score(X) * n + 2 * self._n_parameters()

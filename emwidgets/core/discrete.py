@@ -1,0 +1,152 @@
+"""Mixtures of counts and of categories: Poisson and latent class (categorical) families.
+
+Both are exponential families whose log-density is linear in a feature vector
+of the row, as for Gaussians (:mod:`gmm`)::
+
+    log w_k + log p(x | k) = t(x) @ W[:, k] + h(x)
+
+* Poisson, one rate per component and column: t(x) = [x, 1],
+  W = [log lambda_k ; log w_k - sum_d lambda_kd], h(x) = -sum_d log x_d!.
+* Categorical (latent class analysis), item j with L_j levels: t(x) is the
+  one-hot coding of the answers (all zeros for an item not answered), W the
+  log response probabilities, h = 0. A missing answer adds nothing to any
+  class's log-density, so EM runs over the observed answers exactly (the
+  answer's probabilities marginalise to 1), with no imputation.
+
+The E-step of all rows of a block is one product ``t(x) @ W``; its statistics
+are the responsibility-weighted features ``r.T @ [t(x), 1]``, summed by the
+driver. Probabilities and rates are floored at ``FLOOR`` before their log, so
+that a zero rate or a class that never gives an answer is a very negative
+number, not ``0 * -inf = NaN``; the floor (1e-19 in float32) changes no
+estimate visibly.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.special import gammaln
+
+from .em import Family, Health
+from .gmm import MixtureStats, loglik_converged, responsibilities
+
+
+def _floor(dtype):
+    return jnp.sqrt(jnp.finfo(dtype).tiny)
+
+
+class PoissonParams(NamedTuple):
+    """Attributes: weights (K,), rates (K, D)."""
+
+    weights: jax.Array
+    rates: jax.Array
+
+
+class CategoricalParams(NamedTuple):
+    """Attributes: weights (K,), probabilities (K, L): the response probabilities of
+    every level of every item, items one after the other (see ``DiscreteHyper.items``)."""
+
+    weights: jax.Array
+    probabilities: jax.Array
+
+
+class DiscreteHyper(NamedTuple):
+    """Traced constants.
+
+    Attributes:
+        active: (K,) bool, the components in use (a program compiled for K serves
+            fewer, as for Gaussians), or None for all.
+        items: (L, J) one-hot map of each level to its item (categorical only).
+    """
+
+    active: jax.Array | None = None
+    items: jax.Array | None = None
+
+
+def _log_weights(weights, active):
+    lw = jnp.log(jnp.maximum(weights, _floor(weights.dtype)))
+    return lw if active is None else jnp.where(active, lw, -jnp.inf)
+
+
+def _normalised_weights(nk, active):
+    w = nk if active is None else jnp.where(active, nk, 0.0)
+    return w / w.sum()
+
+
+# ----------------------------------------------------------------------------
+# Poisson
+# ----------------------------------------------------------------------------
+
+def poisson_log_joint(params: PoissonParams, hyper: DiscreteHyper, x):
+    """(B, D) counts -> (B, K) log w_k + log Poisson(x | lambda_k)."""
+    lam = jnp.maximum(params.rates, _floor(params.rates.dtype))
+    const = _log_weights(params.weights, hyper.active) - lam.sum(1)
+    return x @ jnp.log(lam).T + const[None, :] - gammaln(x + 1.0).sum(1, keepdims=True)
+
+
+def _linear_family(log_joint, m_step, name: str) -> Family:
+    """A family whose E-step is the responsibilities of ``log_joint`` and whose
+    statistics are their sums times [x, 1]."""
+
+    def e_step(ctx, x, w):
+        params, hyper = ctx
+        resp, lse = responsibilities(log_joint(params, hyper, x), w)
+        return MixtureStats(resp.T @ jnp.concatenate([x, jnp.ones_like(x[:, :1])], 1),
+                            (lse * w).sum(), w.sum())
+
+    return Family(prepare=lambda params, hyper: (params, hyper), e_step=e_step, m_step=m_step,
+                  objective=lambda ctx, stats, hyper: stats.log_lik / stats.count,
+                  converged=loglik_converged, name=name)
+
+
+def _poisson_m_step(ctx, stats: MixtureStats, hyper: DiscreteHyper):
+    params = ctx[0]
+    nk = stats.moments[:, -1]
+    rates = stats.moments[:, :-1] / jnp.maximum(nk, _floor(nk.dtype))[:, None]
+    rates = jnp.where(nk[:, None] > 0, rates, params.rates)  # an empty component stays put
+    new = PoissonParams(_normalised_weights(nk, hyper.active), rates)
+    ok = jnp.isfinite(rates).all() & jnp.isfinite(new.weights).all()
+    return new, Health(ok, jnp.int32(-1))
+
+
+@functools.lru_cache(maxsize=None)
+def poisson_family() -> Family:
+    """A mixture of independent Poisson counts, one rate per component and column."""
+    return _linear_family(poisson_log_joint, _poisson_m_step, "poisson")
+
+
+# ----------------------------------------------------------------------------
+# Categorical (latent class analysis)
+# ----------------------------------------------------------------------------
+
+def categorical_log_joint(params: CategoricalParams, hyper: DiscreteHyper, x):
+    """(B, L) one-hot answers -> (B, K) log w_k + sum of the answers' log probabilities."""
+    logp = jnp.log(jnp.maximum(params.probabilities, _floor(params.probabilities.dtype)))
+    return x @ logp.T + _log_weights(params.weights, hyper.active)[None, :]
+
+
+def normalise_per_item(counts, items):
+    """(K, L) non-negative counts -> probabilities summing to 1 within each item; an
+    item with no observed answer in a class gets uniform probabilities."""
+    per_item = counts @ items  # (K, J)
+    levels = items.sum(0)  # (J,)
+    denom = per_item @ items.T  # (K, L): the total of each level's item
+    uniform = (1.0 / levels) @ items.T
+    return jnp.where(denom > 0, counts / jnp.where(denom > 0, denom, 1.0), uniform[None, :])
+
+
+def _categorical_m_step(ctx, stats: MixtureStats, hyper: DiscreteHyper):
+    nk = stats.moments[:, -1]
+    probs = normalise_per_item(stats.moments[:, :-1], hyper.items)
+    new = CategoricalParams(_normalised_weights(nk, hyper.active), probs)
+    ok = jnp.isfinite(probs).all() & jnp.isfinite(new.weights).all()
+    return new, Health(ok, jnp.int32(-1))
+
+
+@functools.lru_cache(maxsize=None)
+def categorical_family() -> Family:
+    """Latent class analysis: each class a product of categorical distributions."""
+    return _linear_family(categorical_log_joint, _categorical_m_step, "categorical")

@@ -1,0 +1,122 @@
+"""PoissonMixture: a mixture of independent Poisson counts, every restart at once."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _validation as V
+from ._family_mixture import FamilyMixture
+from .core import data as dm
+from .core import discrete as DC
+from .core import draws as D
+
+
+class PoissonMixture(FamilyMixture):
+    """A mixture of Poisson distributions: one rate per component and column.
+
+    Each row is a vector of counts (non-negative integers), independent given
+    its component. Parameters follow :class:`GaussianMixture` where they apply;
+    ``fit`` takes ``sample_weight`` (a row of counts seen w times, e.g. the
+    frequency column of a table).
+
+    Parameters:
+        n_components: number of components.
+        tol: stop a restart when the mean log-likelihood per row changes by less.
+        max_iter: EM iterations at most.
+        n_init: restarts, all run at once.
+        init_params: ``'random_from_data'`` (each component's rates halfway between
+            a random row and the mean) or ``'random'`` (the mean times uniform
+            factors in [0.5, 1.5]).
+        weights_init, rates_init: a start of your own ((K,) and (K, D)); every
+            restart then starts there.
+        random_state: seed.
+
+    Fitted attributes: ``weights_`` (K,), ``rates_`` (K, D), ``n_iter_``,
+    ``converged_``, ``lower_bound_``, ``restarts_``, ``n_features_in_``.
+    """
+
+    _init_methods = ("random_from_data", "random")
+
+    def __init__(self, n_components=1, *, tol=1e-6, max_iter=1000, n_init=1,
+                 init_params="random_from_data", weights_init=None, rates_init=None,
+                 random_state=None):
+        self.n_components = n_components
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.rates_init = rates_init
+        self.random_state = random_state
+
+    def _encode(self, X, reset: bool) -> np.ndarray:
+        x = self._validate_X(X, reset=reset, nan_hint="drop or impute those rows.")
+        if (x < 0).any():
+            r, c = np.argwhere(x < 0)[0]
+            raise ValueError(f"X holds a negative count ({x[r, c]:g} in row {r}, column {c}); "
+                             "a Poisson mixture models counts 0, 1, 2, ...")
+        if (x != np.round(x)).any():
+            r, c = np.argwhere(x != np.round(x))[0]
+            raise ValueError(f"X holds a non-integer count ({x[r, c]:g} in row {r}, column {c}); "
+                             "a Poisson mixture models counts: round them, or use GaussianMixture "
+                             "for measurements.")
+        return x
+
+    def _family(self):
+        return DC.poisson_family()
+
+    def _hyper(self, n_components: int):
+        return DC.DiscreteHyper()
+
+    def _initial_params(self, key_data, rows, weights, k):
+        r = len(key_data)
+        mean = (weights[:, None] * rows).sum(0) / weights.sum()
+        if self.rates_init is not None:
+            rates = np.asarray(self.rates_init, np.float64)
+            if rates.shape != (k, rows.shape[1]) or not np.isfinite(rates).all() or (
+                    rates <= 0).any():
+                raise ValueError(f"rates_init has shape {rates.shape}; ({k}, {rows.shape[1]}) "
+                                 "positive rates are expected.")
+            rates = np.broadcast_to(rates, (r, k, rows.shape[1]))
+        elif self.init_params == "random_from_data":
+            idx = D.distinct_indices(key_data, len(rows), k)
+            rates = 0.5 * (rows[idx] + mean)
+        else:
+            u = np.stack([D.generator(w, D.STREAM_PARAMS).uniform(0.5, 1.5, (k, 1))
+                          for w in key_data])
+            rates = u * mean
+        w0 = np.full((r, k), 1.0 / k)
+        if self.weights_init is not None:
+            w0 = np.broadcast_to(_check_weights(self.weights_init, k), (r, k))
+        return DC.PoissonParams(w0, rates)
+
+    def _param_dict(self, params) -> dict:
+        return {"weights": params.weights, "rates": params.rates}
+
+    def _set_params(self, params: dict, best: int):
+        self.weights_ = params["weights"][best]
+        self.rates_ = params["rates"][best]
+
+    def _scoring(self):
+        dtype = dm.float_dtype()
+        return (DC.poisson_log_joint,
+                DC.PoissonParams(dm.to_device(self.weights_, dtype),
+                                 dm.to_device(self.rates_, dtype)), DC.DiscreteHyper())
+
+    def _n_parameters(self) -> int:
+        k, d = self.rates_.shape
+        return (k - 1) + k * d
+
+    def sample(self, n_samples=1, random_state=None):
+        """(counts (n_samples, D), component labels (n_samples,))."""
+        self._check_fitted()
+        rng = np.random.default_rng(V.seed_from(random_state))
+        labels = rng.choice(len(self.weights_), size=n_samples, p=self.weights_)
+        return rng.poisson(self.rates_[labels]), labels
+
+
+def _check_weights(weights, k: int) -> np.ndarray:
+    w = np.asarray(weights, np.float64)
+    if w.shape != (k,) or not np.isfinite(w).all() or (w < 0).any() or abs(w.sum() - 1) > 1e-6:
+        raise ValueError(f"weights_init must be {k} non-negative numbers summing to 1.")
+    return w

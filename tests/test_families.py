@@ -1,0 +1,291 @@
+"""The families beyond Gaussians (Poisson counts, latent classes), against plain NumPy
+EM written here and against StepMix, and EM's properties for each of them."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import logsumexp
+from scipy.stats import poisson
+
+from emwidgets import ConvergenceWarning, LatentClassModel, PoissonMixture, _compiles, datasets
+
+warnings.filterwarnings("ignore", category=ConvergenceWarning)
+
+
+@pytest.fixture(scope="module")
+def deaths():
+    d = datasets.load_deaths()
+    return d.deaths_per_day.to_numpy()[:, None].astype(float), d.n_days.to_numpy().astype(float)
+
+
+@pytest.fixture(scope="module")
+def carcinoma():
+    return datasets.load_carcinoma()
+
+
+@pytest.fixture(scope="module")
+def survey():
+    """600 respondents, 6 items with 2-4 levels, 3 classes, 5% of answers missing."""
+    rng = np.random.default_rng(7)
+    levels = [2, 3, 4, 2, 3, 2]
+    z = rng.choice(3, size=600, p=[0.5, 0.3, 0.2])
+    theta = [rng.dirichlet(np.ones(m) * 0.5, size=3) for m in levels]
+    cols = {}
+    for j, m in enumerate(levels):
+        answers = np.array([rng.choice(m, p=theta[j][c]) for c in z]).astype(object)
+        answers = np.array([f"level {a}" for a in answers], dtype=object)
+        answers[rng.random(600) < 0.05] = None
+        cols[f"q{j}"] = answers
+    return pd.DataFrame(cols)
+
+
+# ---------------------------------------------------------------------------
+# Plain NumPy references
+# ---------------------------------------------------------------------------
+
+def numpy_poisson_em(x, w, weights, rates, n_iter):
+    """EM for a Poisson mixture in float64; returns the mean log-likelihood per
+    iteration (of the parameters that iteration started from) and the last params."""
+    trace = []
+    for _ in range(n_iter):
+        lj = np.log(weights)[None] + poisson.logpmf(x[:, None, :], rates[None]).sum(-1)
+        ll = logsumexp(lj, axis=1)
+        trace.append((w * ll).sum() / w.sum())
+        r = np.exp(lj - ll[:, None]) * w[:, None]
+        nk = r.sum(0)
+        weights, rates = nk / nk.sum(), (r.T @ x) / nk[:, None]
+    return np.array(trace), weights, rates
+
+
+def numpy_lca_em(frame, weights, probs, n_iter):
+    """EM for latent classes over the observed answers, float64, written from the
+    textbook (Goodman 1974): probs[j] is (K, L_j), levels in sorted order."""
+    codes, levels = [], []
+    for c in frame.columns:
+        lv = sorted(frame[c].dropna().unique())
+        levels.append(lv)
+        codes.append(np.array([lv.index(v) if v is not None and v == v else -1
+                               for v in frame[c]]))
+    trace = []
+    for _ in range(n_iter):
+        lj = np.tile(np.log(weights), (len(frame), 1))
+        for j, cj in enumerate(codes):
+            seen = cj >= 0
+            lj[seen] += np.log(np.maximum(probs[j][:, cj[seen]].T, 1e-300))
+        ll = logsumexp(lj, axis=1)
+        trace.append(ll.mean())
+        r = np.exp(lj - ll[:, None])
+        weights = r.mean(0)
+        new = []
+        for j, cj in enumerate(codes):
+            seen = cj >= 0
+            counts = np.stack([r[seen & (cj == lv)].sum(0) for lv in range(len(levels[j]))], 1)
+            new.append(counts / counts.sum(1, keepdims=True))
+        probs = new
+    return np.array(trace), weights, probs
+
+
+# ---------------------------------------------------------------------------
+# Poisson
+# ---------------------------------------------------------------------------
+
+def test_poisson_mixture_follows_numpy_em_from_the_same_start(x64, deaths):
+    x, w = deaths
+    w0, r0 = np.array([0.3, 0.7]), np.array([[1.0], [2.5]])
+    pm = PoissonMixture(2, weights_init=w0, rates_init=r0, tol=0.0, max_iter=200).fit(
+        x, sample_weight=w)
+    trace, weights, rates = numpy_poisson_em(x, w, w0, r0, 200)
+    np.testing.assert_allclose(pm.restarts_.trace[0], trace, rtol=1e-10)
+    np.testing.assert_allclose(pm.weights_, weights, rtol=1e-8)
+    np.testing.assert_allclose(pm.rates_, rates, rtol=1e-8)
+
+
+def test_poisson_mixture_reaches_hasselblads_estimates(x64, deaths):
+    """Hasselblad (1969): pi = 0.3599, lambda = 1.256 and 2.663, log-likelihood -1989.946.
+    EM needs thousands of iterations here (the SQUAREM example)."""
+    x, w = deaths
+    pm = PoissonMixture(2, n_init=8, tol=1e-12, max_iter=20_000, random_state=0).fit(
+        x, sample_weight=w)
+    order = np.argsort(pm.rates_[:, 0])
+    np.testing.assert_allclose(pm.rates_[order, 0], [1.256, 2.663], atol=2e-3)
+    np.testing.assert_allclose(pm.weights_[order[0]], 0.3599, atol=2e-3)
+    assert pm.lower_bound_ * w.sum() == pytest.approx(-1989.946, abs=2e-3)
+    assert pm.n_iter_ > 1000
+
+
+def test_poisson_scores_are_scipys(deaths):
+    x, w = deaths
+    pm = PoissonMixture(2, n_init=4, random_state=0).fit(x, sample_weight=w)
+    lj = np.log(pm.weights_)[None] + poisson.logpmf(x[:, None, :], pm.rates_[None]).sum(-1)
+    np.testing.assert_allclose(pm.score_samples(x), logsumexp(lj, axis=1), rtol=1e-5)
+    np.testing.assert_allclose(pm.predict_proba(x).sum(1), 1.0, rtol=1e-9)
+    assert pm.bic(x) > pm.aic(x) > 0
+
+
+def test_sample_weight_equals_repeated_rows(x64, deaths):
+    x, w = deaths
+    repeated = np.repeat(x, w.astype(int), axis=0)
+    kw = dict(n_components=2, weights_init=[0.5, 0.5], rates_init=[[1.0], [3.0]], tol=0.0,
+              max_iter=50)
+    a = PoissonMixture(**kw).fit(x, sample_weight=w)
+    b = PoissonMixture(**kw).fit(repeated)
+    np.testing.assert_allclose(a.rates_, b.rates_, rtol=1e-10)
+    np.testing.assert_allclose(a.restarts_.trace, b.restarts_.trace, rtol=1e-10)
+
+
+@pytest.mark.parametrize("bad, words", [
+    ([[1.0], [-2.0], [3.0]], "negative count"),
+    ([[1.0], [2.5], [3.0]], "non-integer count"),
+    ([[1.0], [np.nan], [3.0]], "drop or impute"),
+])
+def test_poisson_refuses_what_is_not_a_count_and_keeps_its_fit(deaths, bad, words):
+    x, w = deaths
+    pm = PoissonMixture(2, random_state=0).fit(x, sample_weight=w)
+    rates = pm.rates_.copy()
+    with pytest.raises(ValueError, match=words):
+        pm.fit(bad)
+    np.testing.assert_array_equal(pm.rates_, rates)
+    assert pm.predict(x).shape == (len(x),)
+
+
+# ---------------------------------------------------------------------------
+# Latent classes
+# ---------------------------------------------------------------------------
+
+def _random_start(frame, k, seed):
+    rng = np.random.default_rng(seed)
+    probs = [rng.dirichlet(np.ones(frame[c].dropna().nunique()), size=k) for c in frame.columns]
+    return np.full(k, 1.0 / k), probs
+
+
+def test_latent_classes_follow_numpy_em_from_the_same_start(x64, survey):
+    w0, p0 = _random_start(survey, 3, 1)
+    lc = LatentClassModel(3, weights_init=w0, probabilities_init=p0, n_init=1, tol=0.0,
+                          max_iter=100).fit(survey)
+    trace, weights, probs = numpy_lca_em(survey, w0, p0, 100)
+    np.testing.assert_allclose(lc.restarts_.trace[0], trace, rtol=1e-10)
+    np.testing.assert_allclose(lc.weights_, weights, rtol=1e-8, atol=1e-12)
+    for ours, theirs in zip(lc.probabilities_, probs):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-7, atol=1e-12)
+
+
+def test_latent_classes_on_the_carcinoma_ratings_match_stepmix(carcinoma):
+    """StepMix (an independent implementation) with many starts: our best
+    log-likelihood is at least as high, and the class sizes agree."""
+    stepmix = pytest.importorskip("stepmix")
+    ours = LatentClassModel(3, n_init=32, tol=1e-8, max_iter=3000, random_state=0).fit(carcinoma)
+    codes = np.column_stack([pd.Index(lv).get_indexer(carcinoma[c])
+                             for c, lv in zip(carcinoma.columns, ours.categories_)])
+    sm = stepmix.StepMix(n_components=3, measurement="categorical", n_init=32, max_iter=3000,
+                         abs_tol=1e-10, rel_tol=0, random_state=0, verbose=0, progress_bar=0)
+    sm.fit(codes)
+    theirs = sm.score(codes)  # mean log-likelihood per row
+    assert ours.lower_bound_ >= theirs - 1e-4
+    assert ours.score(carcinoma) == pytest.approx(ours.lower_bound_, abs=1e-4)
+    sizes = np.sort(np.bincount(sm.predict(codes), minlength=3))
+    assert np.abs(np.sort(np.bincount(ours.predict(carcinoma), minlength=3)) - sizes).max() <= 3
+
+
+def test_latent_class_profiles_and_scores(carcinoma):
+    lc = LatentClassModel(2, n_init=8, random_state=0).fit(carcinoma)
+    prof = lc.profiles()
+    assert prof.shape == (sum(len(c) for c in lc.categories_), 2)
+    np.testing.assert_allclose(prof.groupby(level="item").sum().to_numpy(), 1.0, rtol=1e-5)
+    assert lc.predict_proba(carcinoma).shape == (len(carcinoma), 2)
+    assert lc._n_parameters() == 1 + 2 * sum(len(c) - 1 for c in lc.categories_)
+
+
+@pytest.mark.parametrize("bad, words", [
+    (pd.DataFrame({"a": ["x", "y", "x"], "b": ["u", "u", "u"]}), "single level"),
+    (pd.DataFrame({"a": ["x", "y", "x"], "b": [0.25, 1.5, 2.0]}), "not categories"),
+    (pd.DataFrame({"a": ["x", "y", "x"], "b": [None, None, None]}), "no answer"),
+    (pd.DataFrame({"a": ["x", "y"] * 40, "b": [f"id{i}" for i in range(80)]}), "max_levels"),
+])
+def test_latent_classes_refuse_bad_items_in_one_sentence(survey, bad, words):
+    lc = LatentClassModel(2, n_init=2, random_state=0).fit(survey)
+    before = lc.weights_.copy()
+    with pytest.raises(ValueError, match=words):
+        lc.fit(bad)
+    np.testing.assert_array_equal(lc.weights_, before)
+    with pytest.raises(ValueError, match="not seen in fit"):
+        lc.predict(survey.replace({"level 0": "level 9"}))
+
+
+# ---------------------------------------------------------------------------
+# EM's properties, for each new family
+# ---------------------------------------------------------------------------
+
+FAMILIES = {
+    "poisson": lambda d: (PoissonMixture(3, n_init=6, init_params="random", tol=1e-9,
+                                         max_iter=80, random_state=2), d["counts"]),
+    "latent class": lambda d: (LatentClassModel(3, n_init=6, tol=1e-9, max_iter=80,
+                                                random_state=2), d["survey"]),
+}
+
+
+@pytest.fixture(scope="module")
+def family_data(survey):
+    rng = np.random.default_rng(3)
+    z = rng.choice(3, 500)
+    counts = rng.poisson(np.array([[1.0, 4.0], [5.0, 1.0], [8.0, 8.0]])[z]).astype(float)
+    return {"counts": counts, "survey": survey}
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_log_likelihood_never_decreases(x64, family_data, name):
+    est, X = FAMILIES[name](family_data)
+    est.fit(X)
+    for trace in est.restarts_.trace:
+        trace = trace[~np.isnan(trace)]
+        assert len(trace) >= 2
+        assert np.all(np.diff(trace) >= -1e-10 * np.abs(trace[1:])), np.diff(trace).min()
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_vmapped_restarts_equal_each_restart_alone(x64, family_data, name):
+    est, X = FAMILIES[name](family_data)
+    est.fit(X)
+    key = "rates" if name == "poisson" else "probabilities"
+    for r in range(0, 6, 2):
+        alone = est.replay(X, r)
+        assert alone.n_iter_ == est.restarts_.n_iter[r]
+        np.testing.assert_allclose(alone.restarts_.params[key][0], est.restarts_.params[key][r],
+                                   rtol=1e-9, atol=1e-14)
+        np.testing.assert_allclose(alone.restarts_.trace[0], est.restarts_.trace[r], rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_live_chunks_equal_the_batch_fit_exactly(family_data, name):
+    est, X = FAMILIES[name](family_data)
+    batch = est.fit(X).restarts_
+    live_est, _ = FAMILIES[name](family_data)
+    live = live_est.start(X)
+    while not live.done:
+        live.advance(3)
+        assert live.snapshot().trace.shape == batch.trace.shape
+    live.finish()
+    np.testing.assert_array_equal(live_est.restarts_.trace, batch.trace)
+    np.testing.assert_array_equal(live_est.weights_, est.weights_)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_same_seed_same_fit_and_settings_compile_nothing_new(family_data, name):
+    est, X = FAMILIES[name](family_data)
+    est.fit(X)
+    with _compiles.count() as c:
+        again = FAMILIES[name](family_data)[0].set_params(tol=1e-4, max_iter=30, random_state=9)
+        again.fit(X)
+        same = FAMILIES[name](family_data)[0].fit(X)
+    assert c.compiled == 0, c
+    np.testing.assert_array_equal(same.restarts_.trace, est.restarts_.trace)
+    assert not np.array_equal(again.restarts_.objective, est.restarts_.objective)
+
+
+def test_a_fit_compiles_one_program(family_data):
+    """The start is drawn on the host: one fit is the EM program alone."""
+    X = family_data["counts"][:123]
+    with _compiles.count() as c:
+        PoissonMixture(2, n_init=5, random_state=0).fit(X)
+    assert c.compiled == 1, c
