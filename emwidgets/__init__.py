@@ -15,16 +15,17 @@ _configure_cache()
 from . import datasets
 from ._base import LiveFit, Restarts, SpuriousSolutionWarning
 from ._validation import ConvergenceWarning, NotFittedError
-from .counts import PoissonMixture
+from .counts import PoissonHMM, PoissonMixture
 from .hmm import GaussianHMM
 from .kmeans import KMeans
-from .latent_class import LatentClassModel
+from .latent_class import CategoricalHMM, LatentClassModel
 from .mixture import GaussianMixture, StandardErrors
 from .priors import MixturePrior
 from .selection import SelectionResult, select_model
 
 __all__ = [
     "AssignmentPlot",
+    "CategoricalHMM",
     "ConvergencePlot",
     "ConvergenceWarning",
     "EMExplorer",
@@ -39,6 +40,7 @@ __all__ = [
     "ModelSelectionExplorer",
     "SelectionResult",
     "NotFittedError",
+    "PoissonHMM",
     "PoissonMixture",
     "RestartGallery",
     "Restarts",

@@ -1,10 +1,10 @@
-"""PoissonMixture: a mixture of independent Poisson counts, every restart at once."""
+"""Counts: PoissonMixture (independent Poisson counts per component) and PoissonHMM."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import _validation as V
+from ._family_hmm import MarkovOver
 from ._family_mixture import FamilyMixture
 from .core import data as dm
 from .core import discrete as DC
@@ -97,22 +97,19 @@ class PoissonMixture(FamilyMixture):
         self.weights_ = params["weights"][best]
         self.rates_ = params["rates"][best]
 
-    def _scoring(self):
+    def _scoring(self, weights=None):
         dtype = dm.float_dtype()
+        weights = self.weights_ if weights is None else weights
         return (DC.poisson_log_joint,
-                DC.PoissonParams(dm.to_device(self.weights_, dtype),
+                DC.PoissonParams(dm.to_device(weights, dtype),
                                  dm.to_device(self.rates_, dtype)), DC.DiscreteHyper())
 
     def _n_parameters(self) -> int:
         k, d = self.rates_.shape
         return (k - 1) + k * d
 
-    def sample(self, n_samples=1, random_state=None):
-        """(counts (n_samples, D), component labels (n_samples,))."""
-        self._check_fitted()
-        rng = np.random.default_rng(V.seed_from(random_state))
-        labels = rng.choice(len(self.weights_), size=n_samples, p=self.weights_)
-        return rng.poisson(self.rates_[labels]), labels
+    def _sample_rows(self, labels, rng):
+        return rng.poisson(np.asarray(self.rates_, np.float64)[labels])
 
 
 def _check_weights(weights, k: int) -> np.ndarray:
@@ -120,3 +117,41 @@ def _check_weights(weights, k: int) -> np.ndarray:
     if w.shape != (k,) or not np.isfinite(w).all() or (w < 0).any() or abs(w.sum() - 1) > 1e-6:
         raise ValueError(f"weights_init must be {k} non-negative numbers summing to 1.")
     return w
+
+
+class PoissonHMM(MarkovOver, PoissonMixture):
+    """A hidden Markov model with Poisson emissions (hmmlearn's ``PoissonHMM``), every
+    restart at once.
+
+    Parameters as :class:`PoissonMixture` (the start of the emissions:
+    ``init_params``, ``rates_init``) plus hmmlearn's ``n_iter``; the start and
+    transition probabilities start from Dirichlet(1/S) draws, as hmmlearn's.
+    ``tol`` is on the log-likelihood per step (hmmlearn's, on the total, is
+    ``tol * n_samples``). ``fit(X, lengths)`` takes several sequences as
+    hmmlearn does.
+
+    Fitted attributes: ``startprob_``, ``transmat_``, ``rates_`` (S, D) and
+    ``lambdas_`` (the same, hmmlearn's name), ``n_iter_``, ``converged_``,
+    ``lower_bound_`` (per step), ``restarts_``.
+    """
+
+    _emissions = DC.POISSON
+
+    def __init__(self, n_components=1, *, n_iter=100, tol=1e-6, n_init=1,
+                 init_params="random_from_data", rates_init=None, startprob_init=None,
+                 transmat_init=None, random_state=None):
+        self.n_components = n_components
+        self.startprob_init = startprob_init
+        self.transmat_init = transmat_init
+        self.n_iter = n_iter
+        self.tol = tol
+        self.n_init = n_init
+        self.init_params = init_params
+        self.rates_init = rates_init
+        self.random_state = random_state
+
+    weights_init = None
+
+    @property
+    def lambdas_(self):
+        return self.rates_

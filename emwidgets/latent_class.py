@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ._family_hmm import MarkovOver
 from ._family_mixture import FamilyMixture
 from .core import data as dm
 from .core import discrete as DC
@@ -147,16 +148,29 @@ class LatentClassModel(FamilyMixture):
         edges = np.cumsum([0] + [len(c) for c in self.categories_])
         self.probabilities_ = [flat[:, a:b] for a, b in zip(edges[:-1], edges[1:])]
 
-    def _scoring(self):
+    def _scoring(self, weights=None):
         dtype = dm.float_dtype()
-        params = DC.CategoricalParams(dm.to_device(self.weights_, dtype),
+        weights = self.weights_ if weights is None else weights
+        params = DC.CategoricalParams(dm.to_device(weights, dtype),
                                       dm.to_device(np.concatenate(self.probabilities_, 1), dtype))
         hyper = DC.DiscreteHyper(items=dm.to_device(self._items(self.categories_), dtype))
         return DC.categorical_log_joint, params, hyper
 
     def _n_parameters(self) -> int:
-        k = len(self.weights_)
+        k = len(self.probabilities_[0])
         return (k - 1) + k * sum(len(c) - 1 for c in self.categories_)
+
+    def _sample_rows(self, labels, rng) -> pd.DataFrame:
+        names = (list(self.feature_names_in_) if hasattr(self, "feature_names_in_")
+                 else list(range(len(self.categories_))))
+        cols = {}
+        for name, levels, p in zip(names, self.categories_, self.probabilities_):
+            p = np.asarray(p, np.float64)[labels]
+            u = rng.random(len(labels))
+            idx = np.minimum((u[:, None] > np.cumsum(p / p.sum(1, keepdims=True), 1)).sum(1),
+                             len(levels) - 1)
+            cols[name] = np.asarray(levels, dtype=object)[idx]
+        return pd.DataFrame(cols)
 
     def profiles(self) -> pd.DataFrame:
         """The response probabilities as a table: one row per (item, level), one
@@ -168,7 +182,7 @@ class LatentClassModel(FamilyMixture):
             [(n, lv) for n, levels in zip(names, self.categories_) for lv in levels],
             names=["item", "level"])
         return pd.DataFrame(np.concatenate(self.probabilities_, axis=1).T, index=index,
-                            columns=[f"class {k}" for k in range(len(self.weights_))])
+                            columns=[f"class {k}" for k in range(len(self.probabilities_[0]))])
 
 
 def _per_item(counts, edges, fallback=None):
@@ -220,3 +234,44 @@ def _levels(col: pd.Series, name: str, max_levels: int) -> np.ndarray:
                          f"{max_levels}: it looks like a number or an identifier; bin it, drop "
                          "it or raise max_levels.")
     return levels
+
+
+class CategoricalHMM(MarkovOver, LatentClassModel):
+    """A hidden Markov model with categorical emissions (hmmlearn's ``CategoricalHMM``),
+    every restart at once.
+
+    Each step is one or more categorical answers (strings, categories or
+    integers; hmmlearn allows one integer column); a missing answer is left out
+    of that step's emission probability. Parameters as :class:`LatentClassModel`
+    plus hmmlearn's ``n_iter``; ``tol`` is on the log-likelihood per step.
+    ``fit(X, lengths)`` takes several sequences.
+
+    Fitted attributes: ``startprob_``, ``transmat_``, ``probabilities_`` (list
+    of (S, L_j) per column), ``emissionprob_`` (hmmlearn's, for one column),
+    ``categories_``, ``n_iter_``, ``converged_``, ``lower_bound_``, ``restarts_``.
+    """
+
+    _emissions = DC.CATEGORICAL
+
+    def __init__(self, n_components=2, *, n_iter=100, tol=1e-6, n_init=1, init_params="random",
+                 probabilities_init=None, startprob_init=None, transmat_init=None,
+                 max_levels=MAX_LEVELS, random_state=None):
+        self.n_components = n_components
+        self.startprob_init = startprob_init
+        self.transmat_init = transmat_init
+        self.n_iter = n_iter
+        self.tol = tol
+        self.n_init = n_init
+        self.init_params = init_params
+        self.probabilities_init = probabilities_init
+        self.max_levels = max_levels
+        self.random_state = random_state
+
+    weights_init = None
+
+    @property
+    def emissionprob_(self):
+        """(S, L) emission probabilities of the one column (hmmlearn's attribute)."""
+        if len(self.probabilities_) != 1:
+            raise AttributeError("emissionprob_ is for one column; see probabilities_")
+        return self.probabilities_[0]

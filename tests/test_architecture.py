@@ -91,6 +91,9 @@ with warnings.catch_warnings():
         (E.PoissonMixture(2, n_init=2, random_state=0).fit(np.round(np.abs(X))),
          np.round(np.abs(X))),
         (E.LatentClassModel(2, n_init=2, random_state=0).fit(X > 1), X > 1),
+        (E.PoissonHMM(2, n_init=2, random_state=0).fit(np.round(np.abs(X))),
+         np.round(np.abs(X))),
+        (E.CategoricalHMM(2, n_init=2, random_state=0).fit(X[:, :1] > 1), X[:, :1] > 1),
         # Its models are mixtures on complete data, walked through best and models.
         (E.select_model(X, n_components=[2], covariance_types=("full",), n_init=2), X),
     ]
@@ -118,7 +121,8 @@ def test_every_public_method_of_every_estimator_loads_no_ui():
                  "GaussianMixture.aic", "GaussianMixture.score_samples", "GaussianHMM.covars_",
                  "GaussianHMM.sample", "GaussianHMM.decode", "GaussianHMM.predict_proba",
                  "KMeans.transform", "PoissonMixture.sample", "LatentClassModel.profiles",
-                 "LatentClassModel.replay", "Restarts.to_frame", "StandardErrors.intervals",
+                 "LatentClassModel.replay", "PoissonHMM.decode",
+                 "CategoricalHMM.emissionprob_", "Restarts.to_frame", "StandardErrors.intervals",
                  "SelectionResult.best", "LiveFit.snapshot", "datasets.load_geyser",
                  "datasets.load_carcinoma"):
         assert name in called, name

@@ -9,7 +9,15 @@ import pytest
 from scipy.special import logsumexp
 from scipy.stats import poisson
 
-from emwidgets import ConvergenceWarning, LatentClassModel, PoissonMixture, _compiles, datasets
+from emwidgets import (
+    CategoricalHMM,
+    ConvergenceWarning,
+    LatentClassModel,
+    PoissonHMM,
+    PoissonMixture,
+    _compiles,
+    datasets,
+)
 
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
@@ -222,7 +230,13 @@ FAMILIES = {
                                          max_iter=80, random_state=2), d["counts"]),
     "latent class": lambda d: (LatentClassModel(3, n_init=6, tol=1e-9, max_iter=80,
                                                 random_state=2), d["survey"]),
+    "poisson hmm": lambda d: (PoissonHMM(3, n_init=6, tol=1e-9, n_iter=80, random_state=2),
+                              d["counts"]),
+    "categorical hmm": lambda d: (CategoricalHMM(3, n_init=6, tol=1e-9, n_iter=80,
+                                                 random_state=2), d["survey"]),
 }
+EMISSION = {"poisson": "rates", "latent class": "probabilities", "poisson hmm": "rates",
+            "categorical hmm": "probabilities"}
 
 
 @pytest.fixture(scope="module")
@@ -247,7 +261,7 @@ def test_log_likelihood_never_decreases(x64, family_data, name):
 def test_vmapped_restarts_equal_each_restart_alone(x64, family_data, name):
     est, X = FAMILIES[name](family_data)
     est.fit(X)
-    key = "rates" if name == "poisson" else "probabilities"
+    key = EMISSION[name]
     for r in range(0, 6, 2):
         alone = est.replay(X, r)
         assert alone.n_iter_ == est.restarts_.n_iter[r]
@@ -267,7 +281,8 @@ def test_live_chunks_equal_the_batch_fit_exactly(family_data, name):
         assert live.snapshot().trace.shape == batch.trace.shape
     live.finish()
     np.testing.assert_array_equal(live_est.restarts_.trace, batch.trace)
-    np.testing.assert_array_equal(live_est.weights_, est.weights_)
+    for key, value in batch.params.items():
+        np.testing.assert_array_equal(live_est.restarts_.params[key], value)
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -275,7 +290,9 @@ def test_same_seed_same_fit_and_settings_compile_nothing_new(family_data, name):
     est, X = FAMILIES[name](family_data)
     est.fit(X)
     with _compiles.count() as c:
-        again = FAMILIES[name](family_data)[0].set_params(tol=1e-4, max_iter=30, random_state=9)
+        again = FAMILIES[name](family_data)[0]
+        budget = "n_iter" if "n_iter" in again.get_params() else "max_iter"
+        again.set_params(tol=1e-4, random_state=9, **{budget: 30})
         again.fit(X)
         same = FAMILIES[name](family_data)[0].fit(X)
     assert c.compiled == 0, c
@@ -289,3 +306,94 @@ def test_a_fit_compiles_one_program(family_data):
     with _compiles.count() as c:
         PoissonMixture(2, n_init=5, random_state=0).fit(X)
     assert c.compiled == 1, c
+
+
+# ---------------------------------------------------------------------------
+# HMMs over the same emissions, against hmmlearn from the same start
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def chain():
+    """Two sequences (500 and 300 steps) of a sticky 2-state chain emitting 2 counts."""
+    rng = np.random.default_rng(0)
+    z = [0]
+    for _ in range(799):
+        z.append(z[-1] if rng.random() < 0.9 else 1 - z[-1])
+    z = np.array(z)
+    X = rng.poisson(np.array([[1.0, 5.0], [6.0, 2.0]])[z])
+    return X, [500, 300]
+
+
+START = dict(startprob_init=[0.6, 0.4], transmat_init=[[0.7, 0.3], [0.2, 0.8]])
+
+
+def test_poisson_hmm_follows_hmmlearn_from_the_same_start(x64, chain):
+    from hmmlearn import hmm
+
+    X, lengths = chain
+    rates = np.array([[2.0, 3.0], [4.0, 3.5]])
+    ref = hmm.PoissonHMM(2, n_iter=40, tol=-np.inf, init_params="", params="stl")
+    ref.startprob_, ref.transmat_ = np.array(START["startprob_init"]), np.array(
+        START["transmat_init"])
+    ref.lambdas_ = rates
+    ref.fit(X, lengths)
+    ours = PoissonHMM(2, n_iter=40, tol=0.0, rates_init=rates, **START).fit(X, lengths)
+    np.testing.assert_allclose(ours.lambdas_, ref.lambdas_, rtol=1e-9)
+    np.testing.assert_allclose(ours.transmat_, ref.transmat_, rtol=1e-9)
+    np.testing.assert_allclose(ours.startprob_, ref.startprob_, atol=1e-9)
+    assert ours.score(X, lengths) == pytest.approx(ref.score(X, lengths), rel=1e-10)
+    np.testing.assert_array_equal(ours.predict(X, lengths), ref.predict(X, lengths))
+    np.testing.assert_allclose(ours.predict_proba(X, lengths), ref.predict_proba(X, lengths),
+                               atol=1e-9)
+
+
+def test_categorical_hmm_follows_hmmlearn_from_the_same_start(x64, chain):
+    from hmmlearn import hmm
+
+    X, lengths = chain
+    symbols = (X[:, :1] > 2).astype(int) + (X[:, 1:] > 3)  # 0, 1, 2
+    e0 = np.array([[0.5, 0.3, 0.2], [0.2, 0.3, 0.5]])
+    ref = hmm.CategoricalHMM(2, n_iter=40, tol=-np.inf, init_params="", params="ste")
+    ref.startprob_, ref.transmat_ = np.array(START["startprob_init"]), np.array(
+        START["transmat_init"])
+    ref.emissionprob_ = e0
+    ref.fit(symbols, lengths)
+    ours = CategoricalHMM(2, n_iter=40, tol=0.0, probabilities_init=[e0], **START).fit(
+        symbols, lengths)
+    np.testing.assert_allclose(ours.emissionprob_, ref.emissionprob_, rtol=1e-9)
+    np.testing.assert_allclose(ours.transmat_, ref.transmat_, rtol=1e-9)
+    assert ours.score(symbols, lengths) == pytest.approx(ref.score(symbols, lengths), rel=1e-10)
+    np.testing.assert_array_equal(ours.predict(symbols, lengths), ref.predict(symbols, lengths))
+
+
+def test_hmms_refuse_bad_input_and_keep_their_fit(chain):
+    X, lengths = chain
+    ph = PoissonHMM(2, n_init=2, random_state=0).fit(X, lengths)
+    before = ph.lambdas_.copy()
+    with pytest.raises(ValueError, match="negative count"):
+        ph.fit(-X, lengths)
+    with pytest.raises(ValueError, match="lengths"):
+        ph.fit(X, [500, 301])
+    with pytest.raises(ValueError, match="transmat_init"):
+        PoissonHMM(2, transmat_init=[[0.5, 0.6], [0.5, 0.5]]).fit(X)
+    np.testing.assert_array_equal(ph.lambdas_, before)
+    assert ph.predict(X, lengths).shape == (len(X),)
+
+
+def test_samples_of_a_fitted_model_refit_to_it(chain, carcinoma):
+    """Sampling (float32 fits included) draws from the model: a large sample refits to it."""
+    X, lengths = chain
+    pm = PoissonMixture(2, n_init=4, random_state=0).fit(X)
+    big, labels = pm.sample(20_000, random_state=1)
+    refit = PoissonMixture(2, n_init=4, random_state=0).fit(big)
+    np.testing.assert_allclose(np.sort(refit.rates_, 0), np.sort(pm.rates_, 0), rtol=0.05)
+    lc = LatentClassModel(2, n_init=8, random_state=0).fit(carcinoma)
+    rows, _ = lc.sample(50, random_state=2)
+    assert list(rows.columns) == list(carcinoma.columns)
+    assert all(set(rows[c]) <= set(lc.categories_[j]) for j, c in enumerate(rows.columns))
+    ph = PoissonHMM(2, n_init=4, random_state=0).fit(X, lengths)
+    seq, states = ph.sample(20_000, random_state=3)
+    again = PoissonHMM(2, n_init=4, random_state=0).fit(seq)
+    np.testing.assert_allclose(np.sort(again.lambdas_, 0), np.sort(ph.lambdas_, 0), rtol=0.05)
+    np.testing.assert_allclose(np.sort(np.diag(again.transmat_)), np.sort(np.diag(ph.transmat_)),
+                               atol=0.03)

@@ -24,7 +24,7 @@ estimate visibly.
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -87,6 +87,22 @@ def poisson_log_joint(params: PoissonParams, hyper: DiscreteHyper, x):
     return x @ jnp.log(lam).T + const[None, :] - gammaln(x + 1.0).sum(1, keepdims=True)
 
 
+class Emissions(NamedTuple):
+    """What a mixture family and an HMM over the same components share.
+
+    Attributes:
+        log_joint: (params, hyper, x) -> (B, K) log w_k + log p(x | k); with
+            weights 1 it is the emission log-density of state k.
+        m_step: (ctx, MixtureStats, hyper) -> (params, Health) from the
+            responsibility-weighted sums of [x, 1] (ctx = (params, hyper)).
+        name: stable name of the component family.
+    """
+
+    log_joint: Callable
+    m_step: Callable
+    name: str
+
+
 def _linear_family(log_joint, m_step, name: str) -> Family:
     """A family whose E-step is the responsibilities of ``log_joint`` and whose
     statistics are their sums times [x, 1]."""
@@ -115,7 +131,7 @@ def _poisson_m_step(ctx, stats: MixtureStats, hyper: DiscreteHyper):
 @functools.lru_cache(maxsize=None)
 def poisson_family() -> Family:
     """A mixture of independent Poisson counts, one rate per component and column."""
-    return _linear_family(poisson_log_joint, _poisson_m_step, "poisson")
+    return _linear_family(*POISSON)
 
 
 # ----------------------------------------------------------------------------
@@ -149,4 +165,8 @@ def _categorical_m_step(ctx, stats: MixtureStats, hyper: DiscreteHyper):
 @functools.lru_cache(maxsize=None)
 def categorical_family() -> Family:
     """Latent class analysis: each class a product of categorical distributions."""
-    return _linear_family(categorical_log_joint, _categorical_m_step, "categorical")
+    return _linear_family(*CATEGORICAL)
+
+
+POISSON = Emissions(poisson_log_joint, _poisson_m_step, "poisson")
+CATEGORICAL = Emissions(categorical_log_joint, _categorical_m_step, "categorical")

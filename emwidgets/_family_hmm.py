@@ -1,0 +1,199 @@
+"""Hidden Markov models over a mixture family's components: PoissonHMM, CategoricalHMM.
+
+:class:`MarkovOver` turns a :class:`~emwidgets._family_mixture.FamilyMixture`
+subclass into its HMM: the rows are encoded, validated and started by the
+mixture's own hooks; the chain's start and transition probabilities are drawn
+as hmmlearn does (Dirichlet(1/S)), and the EM program is
+:func:`core.markov.markov_family` of the mixture's emissions. Parameter names
+follow hmmlearn (``n_iter``, ``startprob_``, ``transmat_``); ``tol`` is on the
+log-likelihood per step, as for :class:`~emwidgets.GaussianHMM`.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from . import _validation as V
+from ._base import LiveFit, Restarts, _keys, _padded_key_data, _restarts_from_state
+from .core import data as dm
+from .core import em
+from .core import hmm as H
+from .core import markov as MK
+from .hmm import _probabilities, _renormalised, _split_lengths
+
+
+class MarkovOver:
+    """Mixin: put first in the bases, before the mixture class it makes Markov."""
+
+    _emissions = None  # core.discrete.Emissions, set by the subclass
+
+    @property
+    def max_iter(self):
+        return self.n_iter
+
+    def _sequences(self, rows: np.ndarray, lengths):
+        lengths = _split_lengths(len(rows), lengths)
+        t_max = int(-(-lengths.max() // 16) * 16)
+        dtype = dm.float_dtype()
+        x = np.zeros((len(lengths), t_max, rows.shape[1]), dtype)
+        mask = np.zeros((len(lengths), t_max), dtype)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        for i, (s, n) in enumerate(zip(starts, lengths)):
+            x[i, :n] = rows[s: s + n]
+            mask[i, :n] = 1
+        return H.Sequences(dm.to_device(x), dm.to_device(mask)), lengths
+
+    def start(self, X, lengths=None, *, keys=None) -> LiveFit:
+        self._check_common()
+        rows = self._encode(X, reset=True)
+        s = self.n_components
+        if len(rows) < s:
+            raise ValueError(f"n_samples={len(rows)} should be >= n_components={s}.")
+        seqs, lengths = self._sequences(rows, lengths)
+        keys = _keys(self.random_state, self.n_init) if keys is None else keys
+        r = len(keys)
+        n_seq, t_max, p = seqs.x.shape
+        work = n_seq * t_max * s * (s + p + 1)
+        r_program = em.restart_bucket(r, work)
+        key_data = _padded_key_data(keys, r_program)
+        emission = self._initial_params(key_data, rows, np.ones(len(rows)), s)
+        emission = emission._replace(weights=np.ones_like(emission.weights))
+        startprob, transmat = H.dirichlet_draws(key_data, s)
+        if self.startprob_init is not None:
+            startprob = np.broadcast_to(_stochastic(self.startprob_init, (s,), "startprob_init"),
+                                        startprob.shape)
+        if self.transmat_init is not None:
+            transmat = np.broadcast_to(_stochastic(self.transmat_init, (s, s), "transmat_init"),
+                                       transmat.shape)
+        dtype = dm.float_dtype()
+        params = MK.MarkovParams(startprob, transmat, emission)
+        state = em.host_init_state(jax.tree.map(lambda a: np.asarray(a, dtype), params),
+                                   n_real=r)
+        run = em.EMRun(MK.markov_family(self._emissions), n_seq, state, H.sequence_data(seqs),
+                       self._hyper(s), dm.to_device(self.tol, dtype), max_iter=self.n_iter,
+                       quick=em.quick_compile(work * r_program))
+        return LiveFit(self, run, None, keys, len(rows))
+
+    def fit(self, X, lengths=None):
+        """Fit every restart; keep the one with the highest final log-likelihood."""
+        self.start(X, lengths).finish()
+        return self
+
+    def replay(self, X, restart: int, lengths=None):
+        self._check_fitted()
+        key = jax.random.wrap_key_data(dm.to_device(self.restarts_.keys[restart]))
+        other = type(self)(**{**self.get_params(), "n_init": 1})
+        other.start(X, lengths, keys=key[None]).finish()
+        return other
+
+    def _restarts(self, state, scaling, keys, n_samples=None) -> Restarts:
+        r = len(keys)
+        p = jax.tree.map(lambda a: np.asarray(a, np.float64)[:r], state.params)
+        params = {"startprob": p.startprob, "transmat": p.transmat,
+                  **{k: v for k, v in self._param_dict(p.emission).items() if k != "weights"}}
+        return _restarts_from_state(state, params, keys, 0.0, tol=self.tol)
+
+    def _finish(self, live: LiveFit):
+        r = self._restarts(live.run.state, None, live.keys)
+        if r.best < 0:
+            raise ValueError(f"Every one of the {r.n_restarts} restarts failed "
+                             f"({next(m for m in r.messages if m)}); reduce n_components.")
+        b = r.best
+        self.startprob_ = _renormalised(r.params["startprob"][b])
+        self.transmat_ = _renormalised(r.params["transmat"][b])
+        self._set_params({**r.params, "weights": np.ones((r.n_restarts, self.n_components))}, b)
+        del self.weights_
+        self.converged_ = bool(r.converged[b])
+        self.n_iter_ = int(r.n_iter[b])
+        self.lower_bound_ = float(r.objective[b])
+        self.restarts_ = r
+        return self
+
+    # -- using a fitted model ---------------------------------------------------
+    def _check_fitted(self):
+        super()._check_fitted()
+        if not hasattr(self, "transmat_"):
+            raise V.NotFittedError(f"This {type(self).__name__} instance is not fitted yet.")
+
+    def _model(self, X, lengths):
+        self._check_fitted()
+        rows = self._encode(X, reset=False)
+        seqs, lengths = self._sequences(rows, lengths)
+        _, emission, hyper = self._scoring(np.ones(self.n_components))
+        dtype = dm.float_dtype()
+        params = MK.MarkovParams(dm.to_device(self.startprob_, dtype),
+                                 dm.to_device(self.transmat_, dtype), emission)
+        return params, hyper, seqs, lengths
+
+    @staticmethod
+    def _unpad(per_step, lengths):
+        return np.concatenate([per_step[i, :n] for i, n in enumerate(lengths)])
+
+    def score(self, X, lengths=None) -> float:
+        """Total log-likelihood of X (hmmlearn's meaning), by the forward algorithm."""
+        params, hyper, seqs, _ = self._model(X, lengths)
+        ll, _ = MK.posteriors(self._emissions, params, hyper, seqs)
+        return float(np.sum(np.asarray(ll, np.float64)))
+
+    def predict_proba(self, X, lengths=None):
+        """(N, S) posterior state probabilities (forward-backward)."""
+        params, hyper, seqs, lengths = self._model(X, lengths)
+        _, gamma = MK.posteriors(self._emissions, params, hyper, seqs)
+        return self._unpad(np.asarray(gamma, np.float64), lengths)
+
+    def decode(self, X, lengths=None):
+        """Viterbi: (log-probability of the best path, states (N,))."""
+        params, hyper, seqs, lengths = self._model(X, lengths)
+        logp, paths = MK.decode(self._emissions, params, hyper, seqs)
+        return float(np.sum(np.asarray(logp, np.float64))), self._unpad(np.asarray(paths),
+                                                                         lengths)
+
+    def predict(self, X, lengths=None):
+        """(N,) most probable state sequence (Viterbi)."""
+        return self.decode(X, lengths)[1]
+
+    def score_samples(self, X, lengths=None):
+        """(total log-likelihood, (N, S) state posteriors), as hmmlearn."""
+        params, hyper, seqs, lengths = self._model(X, lengths)
+        ll, gamma = MK.posteriors(self._emissions, params, hyper, seqs)
+        return (float(np.sum(np.asarray(ll, np.float64))),
+                self._unpad(np.asarray(gamma, np.float64), lengths))
+
+    def fit_predict(self, X, lengths=None):
+        return self.fit(X, lengths).predict(X, lengths)
+
+    def sample(self, n_samples=1, random_state=None):
+        """Draw one sequence: (rows, states (n_samples,))."""
+        self._check_fitted()
+        V.check_int("n_samples", n_samples, 1)
+        rng = np.random.default_rng(V.seed_from(random_state))
+        start = _probabilities(self.startprob_, "startprob_")
+        trans = _probabilities(self.transmat_, "transmat_")
+        states = np.empty(n_samples, dtype=int)
+        states[0] = rng.choice(len(start), p=start / start.sum())
+        for t in range(1, n_samples):
+            row = trans[states[t - 1]]
+            states[t] = rng.choice(len(row), p=row / row.sum())
+        return self._sample_rows(states, rng), states
+
+    def _n_parameters(self) -> int:
+        s = len(self.startprob_)
+        # the mixture's count less its s - 1 free weights: the emissions alone
+        return (s - 1) + s * (s - 1) + super()._n_parameters() - (s - 1)
+
+    def bic(self, X, lengths=None):
+        n = len(self._encode(X, reset=False))
+        return -2 * self.score(X, lengths) + self._n_parameters() * np.log(n)
+
+    def aic(self, X, lengths=None):
+        return -2 * self.score(X, lengths) + 2 * self._n_parameters()
+
+
+def _stochastic(p, shape, name: str) -> np.ndarray:
+    p = np.asarray(p, np.float64)
+    if p.shape != shape or not np.isfinite(p).all() or (p < 0).any() or (
+            np.abs(p.sum(-1) - 1) > 1e-6).any():
+        raise ValueError(f"{name} must be an array of shape {shape} of probabilities, each row "
+                         "summing to 1.")
+    return p
