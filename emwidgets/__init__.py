@@ -22,6 +22,7 @@ from .latent_class import CategoricalHMM, LatentClassModel
 from .mixture import GaussianMixture, StandardErrors
 from .priors import MixturePrior
 from .selection import SelectionResult, select_model
+from .t_mixture import StudentMixture
 
 __all__ = [
     "AssignmentPlot",
@@ -46,6 +47,7 @@ __all__ = [
     "Restarts",
     "SpuriousSolutionWarning",
     "StandardErrors",
+    "StudentMixture",
     "datasets",
     "enable_compilation_cache",
     "select_model",

@@ -135,7 +135,11 @@ class FamilyMixture(_Estimator):
         r = len(keys)
         params = self._param_dict(jax.tree.map(lambda a: np.asarray(a, np.float64)[:r],
                                                state.params))
-        return _restarts_from_state(state, params, keys, 0.0, tol=self.tol)
+        return _restarts_from_state(state, params, keys, self._objective_offset(), tol=self.tol)
+
+    def _objective_offset(self, fitted: bool = False) -> float:
+        """Log-density units of the rows the program saw -> of the data (0: the same)."""
+        return 0.0
 
     def _finish(self, live: LiveFit):
         restarts = self._restarts(live.run.state, None, live.keys)
@@ -165,7 +169,7 @@ class FamilyMixture(_Estimator):
 
     def score_samples(self, X):
         """(N,) log-likelihood of each row."""
-        return logsumexp(self._log_joint(X), axis=1)
+        return logsumexp(self._log_joint(X), axis=1) + self._objective_offset(fitted=True)
 
     def score(self, X, y=None):
         """Mean log-likelihood per row."""

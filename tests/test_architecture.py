@@ -94,6 +94,7 @@ with warnings.catch_warnings():
         (E.PoissonHMM(2, n_init=2, random_state=0).fit(np.round(np.abs(X))),
          np.round(np.abs(X))),
         (E.CategoricalHMM(2, n_init=2, random_state=0).fit(X[:, :1] > 1), X[:, :1] > 1),
+        (E.StudentMixture(2, covariance_type="diag", n_init=2, random_state=0).fit(X), X),
         # Its models are mixtures on complete data, walked through best and models.
         (E.select_model(X, n_components=[2], covariance_types=("full",), n_init=2), X),
     ]
@@ -122,7 +123,8 @@ def test_every_public_method_of_every_estimator_loads_no_ui():
                  "GaussianHMM.sample", "GaussianHMM.decode", "GaussianHMM.predict_proba",
                  "KMeans.transform", "PoissonMixture.sample", "LatentClassModel.profiles",
                  "LatentClassModel.replay", "PoissonHMM.decode",
-                 "CategoricalHMM.emissionprob_", "Restarts.to_frame", "StandardErrors.intervals",
+                 "CategoricalHMM.emissionprob_", "StudentMixture.dof_",
+                 "Restarts.to_frame", "StandardErrors.intervals",
                  "SelectionResult.best", "LiveFit.snapshot", "datasets.load_geyser",
                  "datasets.load_carcinoma"):
         assert name in called, name

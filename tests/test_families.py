@@ -15,6 +15,7 @@ from emwidgets import (
     LatentClassModel,
     PoissonHMM,
     PoissonMixture,
+    StudentMixture,
     _compiles,
     datasets,
 )
@@ -234,9 +235,13 @@ FAMILIES = {
                               d["counts"]),
     "categorical hmm": lambda d: (CategoricalHMM(3, n_init=6, tol=1e-9, n_iter=80,
                                                  random_state=2), d["survey"]),
+    "student": lambda d: (StudentMixture(2, n_init=6, tol=1e-9, max_iter=60, random_state=2),
+                          d["outliers"]),
+    "student diag": lambda d: (StudentMixture(2, covariance_type="diag", n_init=6, tol=1e-9,
+                                              max_iter=60, random_state=2), d["outliers"]),
 }
 EMISSION = {"poisson": "rates", "latent class": "probabilities", "poisson hmm": "rates",
-            "categorical hmm": "probabilities"}
+            "categorical hmm": "probabilities", "student": "means", "student diag": "dof"}
 
 
 @pytest.fixture(scope="module")
@@ -244,7 +249,14 @@ def family_data(survey):
     rng = np.random.default_rng(3)
     z = rng.choice(3, 500)
     counts = rng.poisson(np.array([[1.0, 4.0], [5.0, 1.0], [8.0, 8.0]])[z]).astype(float)
-    return {"counts": counts, "survey": survey}
+    return {"counts": counts, "survey": survey, "outliers": _outliers()}
+
+
+def _outliers():
+    """Two clusters of 200 and 20 uniform outliers over a wide box."""
+    rng = np.random.default_rng(0)
+    return np.concatenate([rng.normal([0, 0], 1, (200, 2)), rng.normal([5, 5], 1, (200, 2)),
+                           rng.uniform(-20, 25, (20, 2))])
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -397,3 +409,83 @@ def test_samples_of_a_fitted_model_refit_to_it(chain, carcinoma):
     np.testing.assert_allclose(np.sort(again.lambdas_, 0), np.sort(ph.lambdas_, 0), rtol=0.05)
     np.testing.assert_allclose(np.sort(np.diag(again.transmat_)), np.sort(np.diag(ph.transmat_)),
                                atol=0.03)
+
+
+# ---------------------------------------------------------------------------
+# t mixtures, against an ECM written here (Peel & McLachlan 2000)
+# ---------------------------------------------------------------------------
+
+def numpy_t_ecm(X, weights, means, covs, dof, reg, n_iter):
+    """ECM for a full-covariance t mixture in float64; the nu-step solved by brentq."""
+    from scipy.optimize import brentq
+    from scipy.special import digamma
+    from scipy.stats import multivariate_t
+
+    n, d = X.shape
+    trace = []
+    for _ in range(n_iter):
+        lj = np.stack([np.log(w) + multivariate_t(m, c, df=v).logpdf(X)
+                       for w, m, c, v in zip(weights, means, covs, dof)], 1)
+        ll = logsumexp(lj, axis=1)
+        trace.append(ll.mean())
+        r = np.exp(lj - ll[:, None])
+        new_means, new_covs, new_dof = [], [], []
+        for k in range(len(weights)):
+            diff = X - means[k]
+            delta2 = np.einsum("ni,ij,nj->n", diff, np.linalg.inv(covs[k]), diff)
+            u = (dof[k] + d) / (dof[k] + delta2)
+            ru = r[:, k] * u
+            mu = ru @ X / ru.sum()
+            c = (ru[:, None] * (X - mu)).T @ (X - mu) / r[:, k].sum() + reg * np.eye(d)
+            c_term = (1 + (r[:, k] * (np.log(u) - u)).sum() / r[:, k].sum()
+                      + digamma((dof[k] + d) / 2) - np.log((dof[k] + d) / 2))
+            f = lambda v, c_term=c_term: -digamma(v / 2) + np.log(v / 2) + c_term  # noqa: E731
+            v = 200.0 if f(200.0) > 0 else (0.5 if f(0.5) < 0 else brentq(f, 0.5, 200.0,
+                                                                          xtol=1e-13))
+            new_means.append(mu), new_covs.append(c), new_dof.append(v)
+        weights = r.mean(0)
+        means, covs, dof = np.array(new_means), np.array(new_covs), np.array(new_dof)
+    return np.array(trace), weights, means, covs, dof
+
+
+def test_t_mixture_follows_an_independent_ecm_from_the_same_start(x64):
+    X = _outliers()
+    m0 = np.array([[1.0, 1.0], [4.0, 4.0]])
+    st = StudentMixture(2, means_init=m0, tol=0.0, max_iter=30, reg_covar=1e-6).fit(X)
+    c0 = np.cov(X.T, ddof=0) + 1e-6 * np.eye(2)
+    trace, w, m, c, v = numpy_t_ecm(X, np.array([0.5, 0.5]), m0, np.stack([c0, c0]),
+                                    np.array([10.0, 10.0]), 1e-6, 30)
+    np.testing.assert_allclose(st.restarts_.trace[0], trace, rtol=1e-9)
+    np.testing.assert_allclose(st.means_, m, rtol=1e-8)
+    np.testing.assert_allclose(st.covariances_, c, rtol=1e-8)
+    np.testing.assert_allclose(st.dof_, v, rtol=1e-7)
+    np.testing.assert_allclose(st.weights_, w, rtol=1e-8)
+
+
+def test_t_mixture_resists_outliers_that_pull_a_gaussian_mixture():
+    from scipy.stats import multivariate_t
+
+    from emwidgets import GaussianMixture
+
+    X = _outliers()
+    st = StudentMixture(2, n_init=8, random_state=0).fit(X)
+    gm = GaussianMixture(2, n_init=8, random_state=0).fit(X)
+    truth = np.array([[0.0, 0.0], [5.0, 5.0]])
+    err = lambda m: np.abs(np.sort(m, 0) - truth).max()  # noqa: E731
+    assert err(st.means_) < 0.25
+    assert err(gm.means_) > 1.0  # the outliers take a Gaussian component or drag one
+    ref = np.log(sum(w * multivariate_t(m, c, df=v).pdf(X) for w, m, c, v in
+                     zip(st.weights_, st.means_, st.covariances_, st.dof_)))
+    np.testing.assert_allclose(st.score_samples(X), ref, rtol=1e-5)
+    assert st.predict(X[:400]).tolist() == st.predict_proba(X[:400]).argmax(1).tolist()
+
+
+def test_t_mixture_refuses_bad_input_in_one_sentence():
+    X = _outliers()
+    st = StudentMixture(2, n_init=2, random_state=0).fit(X)
+    before = st.means_.copy()
+    with pytest.raises(ValueError, match="dof"):
+        StudentMixture(2, dof=0).fit(X)
+    with pytest.raises(ValueError, match="NaN|missing"):
+        st.fit(np.where(X > 20, np.nan, X))
+    np.testing.assert_array_equal(st.means_, before)

@@ -1,0 +1,143 @@
+"""StudentMixture: mixtures of multivariate t distributions, robust to outliers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.linalg import solve_triangular
+
+from . import _validation as V
+from ._family_mixture import FamilyMixture
+from .core import data as dm
+from .core import draws as D
+from .core import student as ST
+from .core.covariance import COVARIANCE_TYPES
+
+
+class StudentMixture(FamilyMixture):
+    """A mixture of multivariate t distributions, fitted by ECM, every restart at once.
+
+    Heavy tails make each component robust: an outlier gets a small weight
+    u in its component's mean and scale instead of pulling them (or taking a
+    component of its own, as it does in a Gaussian mixture).
+
+    Parameters:
+        n_components, covariance_type ('full', 'tied', 'diag', 'spherical'),
+        tol, reg_covar, max_iter, n_init, random_state: as
+            :class:`GaussianMixture`.
+        dof: starting degrees of freedom of every component (default 10).
+        fix_dof: keep ``dof`` fixed instead of estimating one per component.
+        init_params: ``'random_from_data'`` (means at distinct random rows, every
+            scale matrix the data's covariance).
+        means_init: (K, D) a start of your own for the means.
+
+    The data are standardised inside (EM is equivariant); attributes are in
+    data units. Fitted attributes: ``weights_``, ``means_``, ``covariances_``
+    (scale matrices; a t's covariance is ``dof / (dof - 2)`` times it),
+    ``dof_`` (K,), ``n_iter_``, ``converged_``, ``lower_bound_``, ``restarts_``.
+    """
+
+    _init_methods = ("random_from_data",)
+
+    def __init__(self, n_components=1, *, covariance_type="full", tol=1e-4, reg_covar=1e-6,
+                 max_iter=200, n_init=1, init_params="random_from_data", dof=10.0,
+                 fix_dof=False, means_init=None, random_state=None):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.dof = dof
+        self.fix_dof = fix_dof
+        self.means_init = means_init
+        self.random_state = random_state
+
+    def _encode(self, X, reset: bool) -> np.ndarray:
+        x = self._validate_X(X, reset=reset)
+        if reset:
+            V.check_in("covariance_type", self.covariance_type, tuple(COVARIANCE_TYPES))
+            V.check_positive("reg_covar", self.reg_covar, allow_zero=True)
+            V.check_positive("dof", self.dof)
+            scaling = dm.fit_scaling(x)
+            V.check_scale(scaling.scale)
+            self._scaling_seen = dm.floor_scale(scaling, self.reg_covar)
+            s = self._scaling_seen
+        else:
+            s = self._scaling
+        return (x - s.shift) / s.scale
+
+    def _family(self):
+        return ST.student_family(self.covariance_type, not self.fix_dof)
+
+    def _hyper(self, n_components: int):
+        s = self._scaling_seen
+        return ST.StudentHyper(dm.to_device(self.reg_covar / s.scale**2, dm.float_dtype()))
+
+    def _initial_params(self, key_data, rows, weights, k):
+        r, d = len(key_data), rows.shape[1]
+        if self.means_init is not None:
+            m = (np.asarray(self.means_init, np.float64) - self._scaling_seen.shift) / (
+                self._scaling_seen.scale)
+            if m.shape != (k, d) or not np.isfinite(m).all():
+                raise ValueError(f"means_init has shape {m.shape}; ({k}, {d}) finite values "
+                                 "are expected.")
+            means = np.broadcast_to(m, (r, k, d))
+        else:
+            means = rows[D.distinct_indices(key_data, len(rows), k)]
+        wn = weights / weights.sum()
+        centred = rows - wn @ rows
+        full = (wn[:, None] * centred).T @ centred + self.reg_covar / self._scaling_seen.scale**2 \
+            * np.eye(d)
+        one = {"full": np.broadcast_to(full, (k, d, d)), "tied": full,
+               "diag": np.broadcast_to(np.diag(full), (k, d)),
+               "spherical": np.full(k, np.trace(full) / d)}[self.covariance_type]
+        covariances = np.broadcast_to(one, (r,) + np.shape(one))
+        pc = _precision_cholesky(self.covariance_type, np.asarray(one))
+        return ST.StudentParams(np.full((r, k), 1.0 / k), np.asarray(means), covariances,
+                                np.broadcast_to(pc, (r,) + pc.shape),
+                                np.full((r, k), float(self.dof)))
+
+    def _param_dict(self, params) -> dict:
+        s = self._scaling_seen
+        return {"weights": params.weights, "means": params.means * s.scale + s.shift,
+                "covariances": params.covariances * s.scale**2, "dof": params.dof}
+
+    def _set_params(self, params: dict, best: int):
+        self._scaling = self._scaling_seen
+        self.weights_ = params["weights"][best]
+        self.means_ = params["means"][best]
+        self.covariances_ = params["covariances"][best]
+        self.dof_ = params["dof"][best]
+
+    def _objective_offset(self, fitted: bool = False) -> float:
+        s = self._scaling if fitted else self._scaling_seen
+        return -len(s.shift) * math.log(s.scale)
+
+    def _scoring(self, weights=None):
+        dtype = dm.float_dtype()
+        s = self._scaling
+        covs = np.asarray(self.covariances_) / s.scale**2
+        params = ST.StudentParams(
+            dm.to_device(self.weights_ if weights is None else weights, dtype),
+            dm.to_device((self.means_ - s.shift) / s.scale, dtype), dm.to_device(covs, dtype),
+            dm.to_device(_precision_cholesky(self.covariance_type, covs), dtype),
+            dm.to_device(self.dof_, dtype))
+        return ST.bound_log_joint(self.covariance_type), params, None
+
+    def _n_parameters(self) -> int:
+        k, d = self.means_.shape
+        cov = COVARIANCE_TYPES[self.covariance_type]
+        return (k - 1) + k * d + cov.n_parameters(k, d) + (0 if self.fix_dof else k)
+
+
+def _precision_cholesky(cov_type: str, covariances: np.ndarray) -> np.ndarray:
+    """scikit-learn's precisions_cholesky, on the host in float64."""
+    if cov_type in ("diag", "spherical"):
+        return 1.0 / np.sqrt(covariances)
+    mats = covariances if cov_type == "full" else covariances[None]
+    out = np.stack([solve_triangular(np.linalg.cholesky(c), np.eye(len(c)), lower=True).T
+                    for c in mats])
+    return out if cov_type == "full" else out[0]
