@@ -16,6 +16,7 @@ from . import datasets
 from ._base import LiveFit, Restarts, SpuriousSolutionWarning
 from ._validation import ConvergenceWarning, NotFittedError
 from .counts import PoissonHMM, PoissonMixture
+from .custom import MixtureModel
 from .hmm import GaussianHMM
 from .kmeans import KMeans
 from .latent_class import CategoricalHMM, LatentClassModel
@@ -37,6 +38,7 @@ __all__ = [
     "KMeans",
     "LatentClassModel",
     "LiveFit",
+    "MixtureModel",
     "MixturePrior",
     "ModelSelectionExplorer",
     "SelectionResult",

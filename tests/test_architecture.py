@@ -95,6 +95,9 @@ with warnings.catch_warnings():
          np.round(np.abs(X))),
         (E.CategoricalHMM(2, n_init=2, random_state=0).fit(X[:, :1] > 1), X[:, :1] > 1),
         (E.StudentMixture(2, covariance_type="diag", n_init=2, random_state=0).fit(X), X),
+        (E.MixtureModel(lambda t, x: -0.5 * ((x - t["m"]) ** 2).sum(),
+                        lambda rng, X: {"m": X[rng.integers(len(X))]}, n_components=2,
+                        n_init=2, random_state=0).fit(X), X),
         # Its models are mixtures on complete data, walked through best and models.
         (E.select_model(X, n_components=[2], covariance_types=("full",), n_init=2), X),
     ]
@@ -123,7 +126,7 @@ def test_every_public_method_of_every_estimator_loads_no_ui():
                  "GaussianHMM.sample", "GaussianHMM.decode", "GaussianHMM.predict_proba",
                  "KMeans.transform", "PoissonMixture.sample", "LatentClassModel.profiles",
                  "LatentClassModel.replay", "PoissonHMM.decode",
-                 "CategoricalHMM.emissionprob_", "StudentMixture.dof_",
+                 "CategoricalHMM.emissionprob_", "StudentMixture.dof_", "MixtureModel.params_",
                  "Restarts.to_frame", "StandardErrors.intervals",
                  "SelectionResult.best", "LiveFit.snapshot", "datasets.load_geyser",
                  "datasets.load_carcinoma"):

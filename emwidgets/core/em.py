@@ -95,6 +95,11 @@ class Family(NamedTuple):
         name: a stable name ("gmm/full"): the driver's traced program is kept on
             disk under it (:mod:`emwidgets._programs`). Unnamed families are
             traced per process.
+        m_step_reads_data: the M-step has no closed form in summed statistics
+            and needs more passes over the data (a user's family maximised by
+            autodiff): it is called as ``m_step(ctx, stats, hyper, reduce)``,
+            where ``reduce(fn)`` sums ``fn(x_block, w_block)`` over the blocks
+            (the driver's reduction, like the E-step's).
     """
 
     prepare: Callable
@@ -103,13 +108,20 @@ class Family(NamedTuple):
     objective: Callable
     converged: Callable
     name: str = ""
+    m_step_reads_data: bool = False
 
 
 def em_step(family: Family, params, data: "Data", hyper, block_size: int):
     """One EM iteration of one restart: (new_params, objective of ``params``, Health)."""
     ctx = family.prepare(params, hyper)
     stats = block_sum(lambda x, w, b: family.e_step(ctx, x, w), data, block_size)
-    new_params, health = family.m_step(ctx, stats, hyper)
+    if family.m_step_reads_data:
+        def reduce(fn):
+            return block_sum(lambda x, w, b: fn(x, w), data, block_size)
+
+        new_params, health = family.m_step(ctx, stats, hyper, reduce)
+    else:
+        new_params, health = family.m_step(ctx, stats, hyper)
     return new_params, family.objective(ctx, stats, hyper), health
 
 
