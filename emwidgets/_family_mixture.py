@@ -184,15 +184,6 @@ class FamilyMixture(_Estimator):
         """(N,) the most probable component of each row."""
         return self._log_joint(X).argmax(axis=1)
 
-    def sample(self, n_samples=1, random_state=None):
-        """Draw ``n_samples`` rows: (rows, component labels (n_samples,))."""
-        self._check_fitted()
-        V.check_int("n_samples", n_samples, 1)
-        rng = np.random.default_rng(V.seed_from(random_state))
-        w = np.asarray(self.weights_, np.float64)
-        labels = rng.choice(len(w), size=n_samples, p=w / w.sum())  # float32 sums to 1 +- eps
-        return self._sample_rows(labels, rng), labels
-
     def bic(self, X):
         """Bayesian information criterion (lower is better)."""
         n = len(self._encode(X, reset=False))
@@ -202,3 +193,16 @@ class FamilyMixture(_Estimator):
         """Akaike information criterion (lower is better)."""
         n = len(self._encode(X, reset=False))
         return -2 * self.score(X) * n + 2 * self._n_parameters()
+
+
+class SamplesRows:
+    """Mixin for the families that can draw rows (``_sample_rows(labels, rng)``)."""
+
+    def sample(self, n_samples=1, random_state=None):
+        """Draw ``n_samples`` rows: (rows, component labels (n_samples,))."""
+        self._check_fitted()
+        V.check_int("n_samples", n_samples, 1)
+        rng = np.random.default_rng(V.seed_from(random_state))
+        w = np.asarray(self.weights_, np.float64)
+        labels = rng.choice(len(w), size=n_samples, p=w / w.sum())  # float32 sums to 1 +- eps
+        return self._sample_rows(labels, rng), labels

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from ._family_hmm import MarkovOver
-from ._family_mixture import FamilyMixture
+from ._family_mixture import FamilyMixture, SamplesRows
 from .core import data as dm
 from .core import discrete as DC
 from .core import draws as D
 
 
-class PoissonMixture(FamilyMixture):
+class PoissonMixture(SamplesRows, FamilyMixture):
     """A mixture of Poisson distributions: one rate per component and column.
 
     Each row is a vector of counts (non-negative integers), independent given

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ._family_hmm import MarkovOver
-from ._family_mixture import FamilyMixture
+from ._family_mixture import FamilyMixture, SamplesRows
 from .core import data as dm
 from .core import discrete as DC
 from .core import draws as D
@@ -22,7 +22,7 @@ from .core import draws as D
 MAX_LEVELS = 50
 
 
-class LatentClassModel(FamilyMixture):
+class LatentClassModel(SamplesRows, FamilyMixture):
     """Latent class analysis by EM, every restart at once.
 
     Parameters:

@@ -97,8 +97,13 @@ def select_model(X, n_components: Iterable[int] = range(1, 10),
                  covariance_types: Iterable[str] = ("full", "tied", "diag", "spherical"),
                  n_init: int = 8, criterion: str = "bic", random_state=0,
                  callback: Optional[Callable[[SelectionResult], None]] = None,
-                 **mixture_params) -> SelectionResult:
+                 estimator=None, **mixture_params) -> SelectionResult:
     """Fit a Gaussian mixture for every pair of the grid and rank them.
+
+    With ``estimator`` (an unfitted LatentClassModel, PoissonMixture,
+    StudentMixture, MixtureModel, PoissonHMM or CategoricalHMM, with its own
+    settings), that family is fitted for every number of components instead
+    (``covariance_type`` in the table names the family).
 
     Args:
         X: (n_samples, n_features) data (array or DataFrame).
@@ -114,17 +119,15 @@ def select_model(X, n_components: Iterable[int] = range(1, 10),
     """
     if not isinstance(criterion, str) or criterion not in ("bic", "aic", "icl"):
         raise ValueError(f"Invalid criterion {criterion!r}; choose 'bic', 'aic' or 'icl'.")
+    if estimator is not None:
+        if mixture_params:
+            raise ValueError(f"With an estimator, set its own parameters (not "
+                             f"{sorted(mixture_params)[0]!r} here): e.g. "
+                             "select_model(X, estimator=LatentClassModel(n_init=16, tol=1e-8)).")
+        return _select_family(X, _components(n_components), estimator, criterion, callback)
     Xa, _ = as_2d_float(X, allow_nan=mixture_params.get("missing") == "em", nan_hint=(
         "pass missing='em' to fit every model by EM over the observed values, or drop those rows."))
-    try:
-        given = list(n_components)
-    except TypeError:
-        given = [n_components]
-    whole = [isinstance(k, numbers.Integral) and not isinstance(k, bool) for k in given]
-    if not given or not all(whole) or min(given) < 1:
-        raise ValueError(f"Invalid value for 'n_components': {n_components!r}; pass whole numbers "
-                         ">= 1 (e.g. range(1, 10)).")
-    ks = sorted({int(k) for k in given})
+    ks = _components(n_components)
     covariance_types = [covariance_types] if isinstance(covariance_types, str) else \
         list(covariance_types)
     if not covariance_types:
@@ -164,4 +167,59 @@ def select_model(X, n_components: Iterable[int] = range(1, 10),
             result.table = pd.DataFrame(rows, columns=COLUMNS)
             if callback is not None:
                 callback(result)
+    return result
+
+
+def _components(n_components) -> list:
+    try:
+        given = list(n_components)
+    except TypeError:
+        given = [n_components]
+    whole = [isinstance(k, numbers.Integral) and not isinstance(k, bool) for k in given]
+    if not given or not all(whole) or min(given) < 1:
+        raise ValueError(f"Invalid value for 'n_components': {n_components!r}; pass whole numbers "
+                         ">= 1 (e.g. range(1, 10)).")
+    return sorted({int(k) for k in given})
+
+
+def _family_label(estimator) -> str:
+    cov = getattr(estimator, "covariance_type", None)
+    name = type(estimator).__name__
+    return f"{name} ({cov})" if cov else name
+
+
+def _select_family(X, ks, estimator, criterion, callback) -> SelectionResult:
+    """select_model over one family's numbers of components."""
+    from ._family_mixture import FamilyMixture
+
+    if not isinstance(estimator, FamilyMixture):
+        raise ValueError(f"estimator must be an emwidgets family estimator (LatentClassModel, "
+                         f"PoissonMixture, ...), not {type(estimator).__name__}; for Gaussian "
+                         "mixtures pass covariance_types.")
+    label = _family_label(estimator)
+    result = SelectionResult(pd.DataFrame(columns=COLUMNS), {}, criterion)
+    rows = []
+    for k in ks:
+        est = type(estimator)(**{**estimator.get_params(), "n_components": k})
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                est.fit(X)
+        except ValueError as exc:
+            if k == ks[0]:
+                raise  # the data or the settings, not this K: one sentence, as for a fit
+            rows.append({"n_components": k, "covariance_type": label, "converged": False,
+                         "message": str(exc)})
+        else:
+            n = len(est.predict_proba(X))
+            loglik = est.score(X)
+            loglik = loglik if hasattr(est, "transmat_") else loglik * n  # HMM: total already
+            rows.append({"n_components": k, "covariance_type": label, "log_likelihood": loglik,
+                         "n_parameters": est._n_parameters(), "bic": est.bic(X),
+                         "aic": est.aic(X), "icl": icl(est, X), "converged": est.converged_,
+                         "spurious": False, "message": ""})
+            result.models[(k, label)] = est
+        result.table = pd.DataFrame(rows, columns=COLUMNS)
+        if callback is not None:
+            callback(result)
     return result

@@ -8,14 +8,14 @@ import numpy as np
 from scipy.linalg import solve_triangular
 
 from . import _validation as V
-from ._family_mixture import FamilyMixture
+from ._family_mixture import FamilyMixture, SamplesRows
 from .core import data as dm
 from .core import draws as D
 from .core import student as ST
 from .core.covariance import COVARIANCE_TYPES
 
 
-class StudentMixture(FamilyMixture):
+class StudentMixture(SamplesRows, FamilyMixture):
     """A mixture of multivariate t distributions, fitted by ECM, every restart at once.
 
     Heavy tails make each component robust: an outlier gets a small weight
@@ -126,6 +126,19 @@ class StudentMixture(FamilyMixture):
             dm.to_device(_precision_cholesky(self.covariance_type, covs), dtype),
             dm.to_device(self.dof_, dtype))
         return ST.bound_log_joint(self.covariance_type), params, None
+
+    def _sample_rows(self, labels, rng):
+        """t draws: mean + N(0, scale matrix) / sqrt(u), u ~ Gamma(nu/2, 2/nu)."""
+        k, d = self.means_.shape
+        c = np.asarray(self.covariances_, np.float64)
+        dense = {"full": lambda: c, "tied": lambda: np.broadcast_to(c, (k, d, d)),
+                 "diag": lambda: np.stack([np.diag(v) for v in c]),
+                 "spherical": lambda: c[:, None, None] * np.eye(d)}[self.covariance_type]()
+        z = np.einsum("nij,nj->ni", np.linalg.cholesky(dense)[labels],
+                      rng.standard_normal((len(labels), d)))
+        nu = np.asarray(self.dof_, np.float64)[labels]
+        u = rng.gamma(nu / 2, 2 / nu)
+        return np.asarray(self.means_, np.float64)[labels] + z / np.sqrt(u)[:, None]
 
     def _n_parameters(self) -> int:
         k, d = self.means_.shape

@@ -434,6 +434,13 @@ def test_samples_of_a_fitted_model_refit_to_it(chain, carcinoma):
     np.testing.assert_allclose(np.sort(again.lambdas_, 0), np.sort(ph.lambdas_, 0), rtol=0.05)
     np.testing.assert_allclose(np.sort(np.diag(again.transmat_)), np.sort(np.diag(ph.transmat_)),
                                atol=0.03)
+    st = StudentMixture(2, covariance_type="diag", dof=4.0, fix_dof=True).set_params(
+        means_init=[[0.0, 0.0], [5.0, 5.0]]).fit(_outliers()[:400])
+    rows, _ = st.sample(20_000, random_state=4)
+    refit = StudentMixture(2, covariance_type="diag", dof=4.0, fix_dof=True,
+                           means_init=[[0.0, 0.0], [5.0, 5.0]]).fit(rows)
+    np.testing.assert_allclose(refit.means_, st.means_, atol=0.05)
+    np.testing.assert_allclose(refit.covariances_, st.covariances_, rtol=0.06)
 
 
 # ---------------------------------------------------------------------------
@@ -574,3 +581,25 @@ def jnp_nan(x):
     import jax.numpy as jnp
 
     return jnp.float32(jnp.nan) + 0 * x[0]
+
+
+def test_select_model_ranks_a_familys_numbers_of_components(carcinoma, deaths):
+    from emwidgets import select_model
+
+    res = select_model(carcinoma, range(1, 5), estimator=LatentClassModel(
+        n_init=16, tol=1e-8, max_iter=2000, random_state=0))
+    assert res.best_key == (3, "LatentClassModel")  # as the notebook's table shows
+    best = res.best
+    row = res.table.set_index("n_components").loc[3]
+    assert row["bic"] == pytest.approx(best.bic(carcinoma))
+    assert row["log_likelihood"] == pytest.approx(best.score(carcinoma) * len(carcinoma))
+    assert (res.table["icl"] >= res.table["bic"] - 1e-9).all()  # ICL adds the entropy
+    x, w = deaths
+    counts = np.repeat(x, w.astype(int), axis=0)
+    pois = select_model(counts, [1, 2, 3], estimator=PoissonMixture(n_init=4, random_state=0))
+    assert pois.best_key[0] in (1, 2)
+    with pytest.raises(ValueError, match="set its own parameters"):
+        select_model(counts, [1, 2], estimator=PoissonMixture(), tol=1e-3)
+    with pytest.raises(ValueError, match="family estimator"):
+        from emwidgets import GaussianMixture
+        select_model(counts, [1, 2], estimator=GaussianMixture())
