@@ -148,6 +148,22 @@ print(s.snapshot.stopped, s.snapshot.iteration == int(s.estimator.restarts_.n_it
       len(hmm.restart_picker.options) - 1, s.estimator.covariance_type)
 """)
     assert out.split() == ["True", "True", "8", "diag"], out
+    # Every view's latest update has been rendered by the page (ipympl's page drops a draw
+    # request that comes while it waits for a frame; the views ask again): the screenshot
+    # once showed a convergence legend naming the restart of an older frame.
+    out = kernel(page, """
+import time
+views = [hmm.convergence, hmm.transitions, hmm.series, hmm.gallery]
+t0 = time.monotonic()
+while any(v._rendered < v._version for v in views) and time.monotonic() - t0 < 20:
+    time.sleep(0.1)
+print([v._rendered == v._version for v in views], hmm.convergence.artists.best_line.get_label(),
+      hmm.session.snapshot.best)
+""")
+    flags, label = out.split("]")[0], out.split("]")[1].strip()
+    assert "False" not in flags, out
+    best = label.split()[-1]
+    assert label.startswith("best restart (") and label.endswith(f"({best}) {best}"), out
     time.sleep(1.0)
     hmm.screenshot(path=str(ARTIFACTS / "session-hmm-stopped-running.png"))
 

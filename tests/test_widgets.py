@@ -214,3 +214,40 @@ def test_views_of_a_model_fitted_with_missing_values():
     assert view.snapshot.filled.shape == (3, 153, 4)
     assert (np.asarray(view.artists.points.get_linewidths()) > 1).sum() == 42
     RestartGallery.from_estimator(gm, air)
+
+
+def test_a_view_asks_again_until_the_browser_renders_its_latest_update(faithful, monkeypatch):
+    """ipympl's page drops a draw request that arrives while it waits for a frame: a view
+    whose latest update has not been rendered asks again (a few times), and stops once it
+    has been, or when no browser ever renders it."""
+    import threading
+
+    from emwidgets.widgets import views
+
+    monkeypatch.setattr(views, "RENDER_RETRY_SECONDS", 0.01)
+    gm = GaussianMixture(2, n_init=4, random_state=0).fit(faithful)
+    view = ConvergencePlot.from_estimator(gm, faithful)
+    asked, enough = [], threading.Event()
+
+    def draw_idle():
+        asked.append(view._version)
+        if len(asked) >= 3:
+            enough.set()
+
+    monkeypatch.setattr(view.canvas, "draw_idle", draw_idle)
+    view.update(view.snapshot)  # the page was busy: this request is lost
+    assert enough.wait(10), asked  # ... so the view asks again
+    view.canvas.draw()  # the browser renders the latest update
+    n = len(asked)
+    deadline = time.monotonic() + 10
+    while view._watching and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not view._watching
+    assert len(asked) <= n + 1  # at most the check already under way
+    # A canvas no browser shows stops asking after RENDER_RETRIES tries.
+    asked.clear()
+    view.update(view.snapshot)
+    deadline = time.monotonic() + 10
+    while view._watching and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not view._watching and len(asked) == 1 + views.RENDER_RETRIES

@@ -10,6 +10,7 @@ the pure functions of :mod:`emwidgets.plotting`. Usable alone::
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import numpy as np
@@ -19,6 +20,11 @@ from .. import plotting as P
 from .session import Snapshot, snapshot_from_estimator
 
 MAX_SOLUTIONS = 8  # thumbnails in the gallery; more are counted in a line
+#: A view whose latest update has not been rendered asks the browser again this often,
+#: at most RENDER_RETRIES times (a canvas no browser shows is never rendered: it stops).
+RENDER_RETRY_SECONDS = 0.5
+RENDER_RETRIES = 6
+_NO_LOCK = contextlib.nullcontext()
 
 
 def make_canvas(figsize):
@@ -62,14 +68,22 @@ class _View:
         # the kernel's thread when the browser asks: one lock for both, or the
         # browser can receive a half-rebuilt figure (seen: an empty gallery).
         self._lock = threading.RLock()
-        if self.locked_render:
-            render = self.canvas.draw
+        # ipympl's browser side drops a draw request that arrives while it waits for the
+        # previous frame (figure.send_draw_message: `if (!this.waiting)`), so the last update
+        # of a run could stay unrendered: a view showing an older frame than the status
+        # (seen: the convergence legend naming a restart the other views no longer showed).
+        # Updates are counted, renders record the count they drew, and a watcher asks again
+        # until the latest update has been rendered (RENDER_RETRY_SECONDS apart, a few times).
+        self._version = self._rendered = self._tries_left = 0
+        self._watching = False
+        render = self.canvas.draw
 
-            def locked_draw(*args, **kwargs):
-                with self._lock:
-                    return render(*args, **kwargs)
+        def tracked_draw(*args, **kwargs):
+            with self._lock if self.locked_render else _NO_LOCK:
+                self._rendered = self._version
+                return render(*args, **kwargs)
 
-            self.canvas.draw = locked_draw
+        self.canvas.draw = tracked_draw
         self.n_draws = 0
         self.snapshot = None
         if snapshot is not None:
@@ -92,9 +106,37 @@ class _View:
             self.snapshot = snapshot
             self._update(snapshot)
             self.n_draws += 1
+            self._version += 1
         # Not canvas.draw(): from the worker thread it hung a kernel whose main
         # thread was waiting in run(block=True). The browser asks for the frame.
         self.canvas.draw_idle()
+        self._watch_render()
+
+    def _watch_render(self):
+        """Ask the browser again for a frame until the latest update has been rendered
+        (each update grants RENDER_RETRIES more tries; one watcher per view)."""
+        with self._lock:
+            self._tries_left = RENDER_RETRIES
+            if self._watching:
+                return
+            self._watching = True
+        self._schedule_check()
+
+    def _schedule_check(self):
+        timer = threading.Timer(RENDER_RETRY_SECONDS, self._check_rendered)
+        timer.daemon = True
+        timer.start()
+
+    def _check_rendered(self):
+        with self._lock:
+            behind = self._rendered < self._version
+            self._tries_left -= 1
+            self._watching = behind and self._tries_left > 0
+            again = self._watching
+        if behind:
+            self.canvas.draw_idle()
+        if again:
+            self._schedule_check()
 
     def message(self, text: str):
         """Replace the figure by a short text (before there is anything to draw)."""
