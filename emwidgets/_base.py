@@ -210,48 +210,6 @@ class Restarts:
         ).rename_axis("restart")
 
 
-@dataclass
-class StandardErrors:
-    """Standard errors of a fitted mixture, shaped like its attributes.
-
-    Attributes:
-        weights, means, covariances: standard errors, shaped like ``weights_``,
-            ``means_`` and ``covariances_``.
-        estimates: the (weights, means, covariances) they belong to.
-        covariance: the full covariance matrix of all those parameters
-            (flattened in that order), from the delta method.
-    """
-
-    weights: np.ndarray
-    means: np.ndarray
-    covariances: np.ndarray
-    estimates: tuple
-    covariance: np.ndarray
-    n_samples: int
-
-    def mean_covariances(self) -> np.ndarray:
-        """(K, D, D) covariance matrix of each component's mean estimate."""
-        k, d = self.means.shape
-        start = k  # the weights come first, then the means row by row
-        return np.stack([self.covariance[start + j * d: start + (j + 1) * d,
-                                         start + j * d: start + (j + 1) * d] for j in range(k)])
-
-    def intervals(self, level: float = 0.95) -> dict:
-        """Wald intervals ``{name: (lower, upper)}`` at the given level.
-
-        Normal approximations: for weights near 0 or 1 or small samples they
-        can leave the parameter space; read them as rough.
-        """
-        from scipy.stats import norm
-
-        z = norm.ppf(0.5 + level / 2)
-        out = {}
-        for name, est, se in zip(("weights", "means", "covariances"), self.estimates,
-                                 (self.weights, self.means, self.covariances)):
-            out[name] = (est - z * se, est + z * se)
-        return out
-
-
 def _restarts_from_state(state: em.EMState, params: dict, keys, offset: float,
                          objective=None, report: Optional[C.SpuriousReport] = None,
                          spurious_last: bool = True, feature_scale=None,
