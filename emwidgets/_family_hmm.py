@@ -11,6 +11,8 @@ log-likelihood per step, as for :class:`~emwidgets.GaussianHMM`.
 
 from __future__ import annotations
 
+import copy
+
 import jax
 import numpy as np
 
@@ -109,6 +111,20 @@ class MarkovOver:
         self.lower_bound_ = float(r.objective[b])
         self.restarts_ = r
         return self
+
+    def restart(self, restart: int):
+        """The fitted model of restart ``restart`` of the last fit (a copy: the best one's
+        attributes are ``self``'s)."""
+        r = int(restart)
+        self._check_fitted()
+        other = copy.copy(self)
+        p = self.restarts_.params
+        other._set_params({**p, "weights": np.ones((len(p["startprob"]), self.n_components))},
+                          int(r))
+        other.startprob_ = _renormalised(p["startprob"][r])
+        other.transmat_ = _renormalised(p["transmat"][r])
+        other.__dict__.pop("weights_", None)
+        return other
 
     # -- using a fitted model ---------------------------------------------------
     def _check_fitted(self):

@@ -10,6 +10,7 @@ common parameters, sample weights, all restarts at once on the EM driver,
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import jax
@@ -129,6 +130,15 @@ class FamilyMixture(_Estimator):
         key = jax.random.wrap_key_data(dm.to_device(self.restarts_.keys[restart]))
         other = type(self)(**{**self.get_params(), "n_init": 1})
         other.start(X, sample_weight=sample_weight, keys=key[None]).finish()
+        return other
+
+    def restart(self, restart: int):
+        """The fitted model of restart ``restart`` of the last fit (a copy: the best one's
+        attributes are ``self``'s)."""
+        r = int(restart)
+        self._check_fitted()
+        other = copy.copy(self)
+        other._set_params(self.restarts_.params, int(r))
         return other
 
     def _restarts(self, state, scaling, keys, n_samples=None) -> Restarts:

@@ -603,3 +603,21 @@ def test_select_model_ranks_a_familys_numbers_of_components(carcinoma, deaths):
     with pytest.raises(ValueError, match="family estimator"):
         from emwidgets import GaussianMixture
         select_model(counts, [1, 2], estimator=GaussianMixture())
+
+
+@pytest.mark.parametrize("name", ["latent class", "poisson hmm", "student"])
+def test_the_convergence_view_and_any_restart_of_a_family(family_data, name):
+    from emwidgets.widgets import ConvergencePlot
+
+    est, X = FAMILIES[name](family_data)
+    est.fit(X)
+    view = ConvergencePlot.from_estimator(est, X)
+    assert view.snapshot.best == est.restarts_.best
+    assert view.artists.best_line.get_label() == f"best restart ({est.restarts_.best})"
+    np.testing.assert_array_equal(view.snapshot.restarts.trace, est.restarts_.trace)
+    for r in (0, est.restarts_.best):
+        one = est.restart(r)
+        total = hasattr(est, "transmat_")  # an HMM's score is the total, a mixture's the mean
+        expected = est.restarts_.objective[r] * (len(X) if total else 1)
+        assert one.score(X) == pytest.approx(expected, rel=1e-4)
+    assert view.snapshot.labels.shape == (est.restarts_.n_restarts, len(X))

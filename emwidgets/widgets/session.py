@@ -23,13 +23,14 @@ import weakref
 from dataclasses import dataclass
 from typing import Optional
 
+import jax
 import numpy as np
 import traitlets as T
 
 from .._base import Restarts
 from .._table import Table as _Table
 from .._validation import as_2d_float
-from ..compare import Solutions, solutions_of
+from ..compare import Solutions, group_restarts, solutions_of
 from ..core import em
 from ..core import gmm as G
 from ..core import missing as MS
@@ -117,8 +118,13 @@ def snapshot_from_estimator(gm: GaussianMixture, X, done: bool = True, iteration
     """A :class:`Snapshot` of a fitted :class:`GaussianMixture` on data ``X``.
 
     Rows with NaN (a model fitted with ``missing='em'``) are assigned from
-    their observed values and shown at their imputed positions.
+    their observed values and shown at their imputed positions. Any other
+    family's estimator (LatentClassModel, PoissonMixture, StudentMixture,
+    MixtureModel, the HMMs) gives the snapshot of its restarts and assignments:
+    what the convergence view draws.
     """
+    if not isinstance(gm, GaussianMixture):
+        return _family_snapshot(gm, X, done, iteration, elapsed)
     Xa, _ = as_2d_float(X, allow_nan=gm.missing == "em")
     missing = np.isnan(Xa)
     r = gm.restarts_
@@ -140,6 +146,27 @@ def snapshot_from_estimator(gm: GaussianMixture, X, done: bool = True, iteration
     it = int(np.nanmax(r.n_iter)) if iteration is None else iteration
     extra = dict(filled=np.array(filled), missing=missing) if missing.any() else {}
     return Snapshot(r, gm.covariance_type, Xa, labels, unc, sol, it, done, elapsed, **extra)
+
+
+def _family_snapshot(est, X, done, iteration, elapsed) -> Snapshot:
+    r = est.restarts_
+    probs = np.array([est.restart(i).predict_proba(X) for i in range(r.n_restarts)])
+    labels, unc = probs.argmax(-1), 1 - probs.max(-1)
+    rows = np.asarray(est._encode(X, reset=False), np.float64)
+    it = int(np.nanmax(r.n_iter)) if iteration is None else iteration
+    # Restarts are grouped by label-aligned component parameters (rates, response
+    # probabilities, locations...): every (R, K, ...) parameter, flattened per component.
+    k = len(np.asarray(r.params.get("startprob", r.params.get("weights")))[0])
+    per_component = [np.asarray(a, np.float64).reshape(r.n_restarts, k, -1)
+                     for name, value in r.params.items() if name not in _CHAIN
+                     for a in jax.tree.leaves(value)]
+    solutions = group_restarts(labels, r.objective, np.concatenate(per_component, -1),
+                               ~r.failed, order=r.ranking(), spurious=r.spurious, tol=r.tol)
+    return Snapshot(r, getattr(est, "covariance_type", ""), rows, labels, unc, solutions, it,
+                    done, elapsed)
+
+
+_CHAIN = ("weights", "startprob", "transmat")
 
 
 class FitSession(T.HasTraits):
