@@ -434,8 +434,10 @@ def update_selection(art: SelectionArtists, table, criterion: str = "bic"):
         art.ax.set_title(f"{name} of every model (lower is better)", fontsize="medium")
         return art
     art.best.set_offsets([[float(best["n_components"]), 0.0]])
-    art.ax.set_title(f"Lowest {name} {float(best[criterion]):.1f}: {int(best['n_components'])} "
-                     f"components, {best['covariance_type']}", fontsize="medium")
+    k = int(best["n_components"])
+    art.ax.set_title(f"Lowest {name} {float(best[criterion]):.1f}: {k} "
+                     f"component{'s' if k != 1 else ''}, {best['covariance_type']}",
+                     fontsize="medium")
     ks = table["n_components"].to_numpy(float)
     art.ax.set_xlim(np.nanmin(ks) - 0.5, np.nanmax(ks) + 0.5)
     top = max(np.nanmax(gaps), CLOSE_TO_BEST)

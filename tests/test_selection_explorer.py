@@ -88,7 +88,8 @@ def test_the_grid_fills_the_table_and_names_the_best(ran):
     assert ran.result.best_key == key
     status = text(ran.status)
     assert status.count("Done: 12 models.") == 1
-    assert f"{key[0]} components, {key[1]} covariance (BIC {best['bic']:.1f})" in status
+    plural = "s" if key[0] != 1 else ""
+    assert f"{key[0]} component{plural}, {key[1]} covariance (BIC {best['bic']:.1f})" in status
     # the picker offers every fitted model, lowest BIC first and chosen
     assert ran.model_picker.value == key and ran.model_picker.options[0][1] == key
     assert len(ran.model_picker.options) == 12 and not ran.open_button.disabled
@@ -146,7 +147,8 @@ def test_stop_keeps_the_models_fitted_so_far(faithful):
     assert "Stopped after 2 of 6 models." in status and "Done" not in status
     assert len(ex.result.table) == 2 and len(ex.result.models) == 2
     key = ex.result.best_key
-    assert f"The lowest BIC is {key[0]} components, {key[1]}" in status
+    plural = "s" if key[0] != 1 else ""
+    assert f"The lowest BIC is {key[0]} component{plural}, {key[1]}" in status
     assert len(ex.model_picker.options) == 2 and ex.model_picker.value == key
     x, _ = ex.plot.artists.lines["full"].get_data()
     np.testing.assert_array_equal(x, [1, 2])
@@ -188,3 +190,16 @@ def test_the_tree_walk_finds_a_shared_layout():
     box = W.VBox([W.Button(layout=shared), W.HBox([W.Checkbox(layout=shared)])])
     with pytest.raises(AssertionError, match="layout shared by Button, Checkbox|Checkbox, Button"):
         assert_nothing_shared(box)
+
+
+def test_one_component_is_singular_in_the_title(faithful):
+    """A grid stopped after its first model (1 component) says '1 component', not '1 components'."""
+    import pandas as pd
+
+    from emwidgets import plotting
+    from emwidgets.widgets.views import make_canvas
+
+    fig, _ = make_canvas((4, 3))
+    table = pd.DataFrame({"n_components": [1], "covariance_type": ["full"], "bic": [2607.6]})
+    art = plotting.draw_selection(fig.add_subplot(), table, "bic")
+    assert art.ax.get_title() == "Lowest BIC 2607.6: 1 component, full"

@@ -134,7 +134,7 @@ class ModelSelectionExplorer(W.VBox):
                                    covariance_type=cov, n_init=self.n_init.value,
                                    random_state=self.random_state, missing="drop")
         self.explorer_box.children = [
-            W.HTML(f"<b>{k} components, {html.escape(cov)} covariance</b>: press Run to fit "
+            W.HTML(f"<b>{_components(k)}, {html.escape(cov)} covariance</b>: press Run to fit "
                    "it here and watch every restart."), self.explorer]
         return self.explorer
 
@@ -161,7 +161,7 @@ class ModelSelectionExplorer(W.VBox):
             key = (int(row["n_components"]), str(row["covariance_type"]))
             if key in result.models:
                 mark = " (lowest)" if key == best else ""
-                options.append((f"{key[0]} components, {key[1]}: {crit.upper()} "
+                options.append((f"{_components(key[0])}, {key[1]}: {crit.upper()} "
                                 f"{float(row[crit]):.1f}{mark}", key))
         self.model_picker.options = options
         self.model_picker.value = best
@@ -196,7 +196,7 @@ class ModelSelectionExplorer(W.VBox):
             if key is None:
                 final = (done + "No model could be fitted; the table says why.", True)
             else:
-                final = (done + f"The lowest BIC is {key[0]} components, {key[1]} covariance "
+                final = (done + f"The lowest BIC is {_components(key[0])}, {key[1]} covariance "
                          f"(BIC {self.result.best.bic(self.X):.1f}).", False)
         except Exception as exc:  # shown, the kernel survives
             final = (f"Error: {exc}", True)
@@ -207,3 +207,7 @@ class ModelSelectionExplorer(W.VBox):
                 self.run_button.disabled = False
                 self.stop_button.disabled = True
                 self._set_status(*final)
+
+
+def _components(k: int) -> str:
+    return f"{k} component{'s' if k != 1 else ''}"
