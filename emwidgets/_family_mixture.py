@@ -74,6 +74,10 @@ class FamilyMixture(_Estimator):
     def _n_parameters(self) -> int:
         raise NotImplementedError
 
+    def _features_per_row(self, p: int) -> int:
+        """Numbers one row holds in the E-step's working set (sizes the blocks)."""
+        return p + 1
+
     # -- fitting ----------------------------------------------------------------
     def _check_common(self):
         V.check_int("n_components", self.n_components, 1)
@@ -99,7 +103,8 @@ class FamilyMixture(_Estimator):
         keys = _keys(self.random_state, self.n_init) if keys is None else keys
         n_restarts = len(keys)
         r_program = em.restart_bucket(n_restarts, n * k * (p + 1))
-        n_padded, block = dm.padded_length(n, dm.choose_block_size(n, 2 * r_program * k + p + 1))
+        width = 2 * r_program * k + self._features_per_row(p)
+        n_padded, block = dm.padded_length(n, dm.choose_block_size(n, width))
         dtype = dm.float_dtype()
         xp = np.zeros((n_padded, p), dtype)
         xp[:n] = rows
@@ -112,7 +117,6 @@ class FamilyMixture(_Estimator):
         quick = em.quick_compile(n * k * (p + 1) * r_program)
         run = em.EMRun(self._family(), block, state, data, self._hyper(k),
                        dm.to_device(self.tol, dtype), max_iter=self.max_iter, quick=quick)
-        self._sample_weight_sum = float(w.sum())
         return LiveFit(self, run, None, keys, n)
 
     def fit(self, X, y=None, sample_weight=None):

@@ -69,6 +69,9 @@ class StudentMixture(SamplesRows, FamilyMixture):
             s = self._scaling
         return (x - s.shift) / s.scale
 
+    def _features_per_row(self, p: int) -> int:
+        return COVARIANCE_TYPES[self.covariance_type].n_quad(p) + p + 1  # phi(x)
+
     def _family(self):
         return ST.student_family(self.covariance_type, not self.fix_dof)
 
