@@ -22,7 +22,7 @@ from .core import data as dm
 from .core import em
 from .core import hmm as H
 from .core import markov as MK
-from .hmm import _probabilities, _renormalised, _split_lengths
+from .hmm import _probabilities, _renormalised, pad_sequences, unpad
 
 
 class MarkovOver:
@@ -34,25 +34,13 @@ class MarkovOver:
     def max_iter(self):
         return self.n_iter
 
-    def _sequences(self, rows: np.ndarray, lengths):
-        lengths = _split_lengths(len(rows), lengths)
-        t_max = int(-(-lengths.max() // 16) * 16)
-        dtype = dm.float_dtype()
-        x = np.zeros((len(lengths), t_max, rows.shape[1]), dtype)
-        mask = np.zeros((len(lengths), t_max), dtype)
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        for i, (s, n) in enumerate(zip(starts, lengths)):
-            x[i, :n] = rows[s: s + n]
-            mask[i, :n] = 1
-        return H.Sequences(dm.to_device(x), dm.to_device(mask)), lengths
-
     def start(self, X, lengths=None, *, keys=None) -> LiveFit:
         self._check_common()
         rows = self._encode(X, reset=True)
         s = self.n_components
         if len(rows) < s:
             raise ValueError(f"n_samples={len(rows)} should be >= n_components={s}.")
-        seqs, lengths = self._sequences(rows, lengths)
+        seqs, lengths = pad_sequences(rows, lengths)
         keys = _keys(self.random_state, self.n_init) if keys is None else keys
         r = len(keys)
         n_seq, t_max, p = seqs.x.shape
@@ -83,11 +71,7 @@ class MarkovOver:
         return self
 
     def replay(self, X, restart: int, lengths=None):
-        self._check_fitted()
-        key = jax.random.wrap_key_data(dm.to_device(self.restarts_.keys[restart]))
-        other = type(self)(**{**self.get_params(), "n_init": 1})
-        other.start(X, lengths, keys=key[None]).finish()
-        return other
+        return super().replay(X, restart, lengths=lengths)
 
     def _restarts(self, state, scaling, keys, n_samples=None) -> Restarts:
         r = len(keys)
@@ -135,16 +119,12 @@ class MarkovOver:
     def _model(self, X, lengths):
         self._check_fitted()
         rows = self._encode(X, reset=False)
-        seqs, lengths = self._sequences(rows, lengths)
+        seqs, lengths = pad_sequences(rows, lengths)
         _, emission, hyper = self._scoring(np.ones(self.n_components))
         dtype = dm.float_dtype()
         params = MK.MarkovParams(dm.to_device(self.startprob_, dtype),
                                  dm.to_device(self.transmat_, dtype), emission)
         return params, hyper, seqs, lengths
-
-    @staticmethod
-    def _unpad(per_step, lengths):
-        return np.concatenate([per_step[i, :n] for i, n in enumerate(lengths)])
 
     def score(self, X, lengths=None) -> float:
         """Total log-likelihood of X (hmmlearn's meaning), by the forward algorithm."""
@@ -156,13 +136,13 @@ class MarkovOver:
         """(N, S) posterior state probabilities (forward-backward)."""
         params, hyper, seqs, lengths = self._model(X, lengths)
         _, gamma = MK.posteriors(self._emissions, params, hyper, seqs)
-        return self._unpad(np.asarray(gamma, np.float64), lengths)
+        return unpad(np.asarray(gamma, np.float64), lengths)
 
     def decode(self, X, lengths=None):
         """Viterbi: (log-probability of the best path, states (N,))."""
         params, hyper, seqs, lengths = self._model(X, lengths)
         logp, paths = MK.decode(self._emissions, params, hyper, seqs)
-        return float(np.sum(np.asarray(logp, np.float64))), self._unpad(np.asarray(paths),
+        return float(np.sum(np.asarray(logp, np.float64))), unpad(np.asarray(paths),
                                                                          lengths)
 
     def predict(self, X, lengths=None):
@@ -174,7 +154,7 @@ class MarkovOver:
         params, hyper, seqs, lengths = self._model(X, lengths)
         ll, gamma = MK.posteriors(self._emissions, params, hyper, seqs)
         return (float(np.sum(np.asarray(ll, np.float64))),
-                self._unpad(np.asarray(gamma, np.float64), lengths))
+                unpad(np.asarray(gamma, np.float64), lengths))
 
     def fit_predict(self, X, lengths=None):
         return self.fit(X, lengths).predict(X, lengths)

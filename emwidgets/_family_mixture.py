@@ -127,13 +127,14 @@ class FamilyMixture(_Estimator):
     def fit_predict(self, X, y=None, sample_weight=None):
         return self.fit(X, sample_weight=sample_weight).predict(X)
 
-    def replay(self, X, restart: int, sample_weight=None):
+    def replay(self, X, restart: int, **fit_args):
         """Fit restart ``restart`` of the last fit alone, from its own key: a new
-        estimator (``n_init=1``) equal to that restart up to rounding."""
+        estimator (``n_init=1``) equal to that restart up to rounding. ``fit_args``:
+        what ``fit`` took besides X (``sample_weight``; an HMM's ``lengths``)."""
         self._check_fitted()
         key = jax.random.wrap_key_data(dm.to_device(self.restarts_.keys[restart]))
         other = type(self)(**{**self.get_params(), "n_init": 1})
-        other.start(X, sample_weight=sample_weight, keys=key[None]).finish()
+        other.start(X, keys=key[None], **fit_args).finish()
         return other
 
     def restart(self, restart: int):

@@ -64,6 +64,26 @@ def _split_lengths(n_samples: int, lengths):
     return lengths
 
 
+def pad_sequences(rows: np.ndarray, lengths):
+    """(N, D) rows cut into sequences of ``lengths`` (checked), right-padded to a multiple
+    of 16 steps: (:class:`core.hmm.Sequences` on the device, lengths)."""
+    lengths = _split_lengths(len(rows), lengths)
+    t_max = int(-(-lengths.max() // 16) * 16)
+    dtype = dm.float_dtype()
+    x = np.zeros((len(lengths), t_max, rows.shape[1]), dtype)
+    mask = np.zeros((len(lengths), t_max), dtype)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    for i, (s, n) in enumerate(zip(starts, lengths)):
+        x[i, :n] = rows[s: s + n]
+        mask[i, :n] = 1
+    return H.Sequences(dm.to_device(x), dm.to_device(mask)), lengths
+
+
+def unpad(per_step, lengths) -> np.ndarray:
+    """(n_seq, T, ...) per-step values of padded sequences -> (N, ...) in row order."""
+    return np.concatenate([per_step[i, :n] for i, n in enumerate(lengths)])
+
+
 def _occupancy(startprob, transmat, n_steps: int, max_steps: int = 2000):
     """(R, S) expected fraction of the steps of an n-step chain spent in each state,
     mean_t startprob T^t (the chain's stationary distribution once it has mixed;
@@ -108,17 +128,7 @@ class GaussianHMM(_Estimator):
 
     # -- data -----------------------------------------------------------------
     def _sequences(self, Xa, lengths, scaling):
-        lengths = _split_lengths(len(Xa), lengths)
-        t_max = int(-(-lengths.max() // 16) * 16)
-        dtype = dm.float_dtype()
-        x = np.zeros((len(lengths), t_max, Xa.shape[1]), dtype)
-        mask = np.zeros((len(lengths), t_max), dtype)
-        z = (Xa - scaling.shift) / scaling.scale
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        for i, (s, n) in enumerate(zip(starts, lengths)):
-            x[i, :n] = z[s: s + n]
-            mask[i, :n] = 1
-        return H.Sequences(dm.to_device(x), dm.to_device(mask)), lengths
+        return pad_sequences((Xa - scaling.shift) / scaling.scale, lengths)
 
     def _check(self, Xa):
         V.check_int("n_components", self.n_components, 1)
@@ -272,8 +282,6 @@ class GaussianHMM(_Estimator):
                             cov.precision_cholesky(covs))
         return p, seqs, lengths, s
 
-    def _unpad(self, per_step, lengths):
-        return np.concatenate([per_step[i, :n] for i, n in enumerate(lengths)])
 
     def score(self, X, lengths=None) -> float:
         """Total log-likelihood of X (hmmlearn's meaning), by the forward algorithm."""
@@ -287,7 +295,7 @@ class GaussianHMM(_Estimator):
         p, seqs, lengths, _ = self._model_std(X, lengths)
         with jax.enable_x64(True):
             gamma = np.asarray(H.posteriors(p, seqs, cov_type=self.covariance_type)[1])
-        return self._unpad(gamma, lengths)
+        return unpad(gamma, lengths)
 
     def decode(self, X, lengths=None):
         """Viterbi: (log-probability of the best path, states (N,))."""
@@ -295,7 +303,7 @@ class GaussianHMM(_Estimator):
         with jax.enable_x64(True):
             logp, paths = (np.asarray(a) for a in H.decode(p, seqs, cov_type=self.covariance_type))
         logp = float(np.sum(logp)) - lengths.sum() * self.n_features_in_ * math.log(s.scale)
-        return logp, self._unpad(paths, lengths)
+        return logp, unpad(paths, lengths)
 
     def predict(self, X, lengths=None):
         """(N,) most probable state sequence (Viterbi)."""
