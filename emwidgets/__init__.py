@@ -31,6 +31,7 @@ __all__ = [
     "ConvergencePlot",
     "ConvergenceWarning",
     "EMExplorer",
+    "FamilyExplorer",
     "FitSession",
     "GaussianHMM",
     "GaussianMixture",
@@ -58,7 +59,7 @@ __version__ = "0.1.0"
 
 _WIDGETS = {"AssignmentPlot", "ConvergencePlot", "EMExplorer", "FitSession", "RestartGallery",
             "MixturePrior",
-    "ModelSelectionExplorer", "HMMExplorer"}
+    "ModelSelectionExplorer", "HMMExplorer", "FamilyExplorer", "ProfilePlot"}
 
 
 def __getattr__(name):

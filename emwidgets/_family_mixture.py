@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from typing import NamedTuple, Optional
 
 import jax
 import numpy as np
@@ -32,6 +33,38 @@ from .core import em
 
 _log_joint_jit = jax.jit(lambda log_joint, params, hyper, x: log_joint(params, hyper, x),
                          static_argnums=0)
+# Every restart's posteriors of some rows, from the state of a live fit: one program per
+# family and row count (the explorers' display rows), whatever the iteration.
+_live_proba_jit = jax.jit(
+    lambda log_joint, params, hyper, x: jax.nn.softmax(
+        jax.vmap(lambda p: log_joint(p, hyper, x))(params), axis=-1),
+    static_argnums=0)
+
+
+class Profile(NamedTuple):
+    """What a profile view draws of every restart: the components' parameters at named
+    positions (a latent class model's response probabilities per item and answer, a
+    Poisson mixture's rates per column), for families not drawn in the data's plane.
+
+    Attributes:
+        values: (R, K, M) per restart, component and position.
+        labels: (M,) the positions' names.
+        ylabel, title: axis label and title of the view.
+        ylim: a fixed y range (probabilities: (0, 1)), or None to follow the values.
+        log: a log y axis (rates spanning decades).
+        word: what a component is called ("class", "component").
+        groups: (name, positions) runs of consecutive positions that belong together
+            (an item's levels): drawn as separate line segments under one name.
+    """
+
+    values: np.ndarray
+    labels: list
+    ylabel: str
+    title: str
+    ylim: Optional[tuple] = None
+    log: bool = False
+    word: str = "component"
+    groups: Optional[list] = None
 
 
 def check_sample_weight(sample_weight, n: int) -> np.ndarray:
@@ -51,6 +84,11 @@ class FamilyMixture(_Estimator):
 
     _estimator_type = "density_estimator"
     _init_methods: tuple = ("random",)
+    #: What a row holds: "categories" (answers), "counts" or "measurements".
+    _data_kind = "measurements"
+    #: The explorer draws the components in the data's plane (means and scale
+    #: matrices as ellipses) instead of by their profile (:meth:`_profile`).
+    _plane_view = False
 
     # -- hooks ------------------------------------------------------------------
     def _encode(self, X, reset: bool) -> np.ndarray:
@@ -73,6 +111,17 @@ class FamilyMixture(_Estimator):
 
     def _n_parameters(self) -> int:
         raise NotImplementedError
+
+    def _program_log_joint(self):
+        """(log_joint, hyper): the family's ``(params, hyper, x) -> (B, K)`` log w_k +
+        log p(x | k) on the program's parameters and encoded rows (live views use it)."""
+        raise NotImplementedError
+
+    def _profile(self, params: dict, names) -> Optional[Profile]:
+        """The :class:`Profile` of restarts' parameters ``params`` (as in ``restarts_``;
+        ``names``: the data's columns), or None for a family drawn in the data's plane
+        (means and covariances)."""
+        return None
 
     def _features_per_row(self, p: int) -> int:
         """Numbers one row holds in the E-step's working set (sizes the blocks)."""
@@ -172,6 +221,17 @@ class FamilyMixture(_Estimator):
                 f"The best restart did not converge in max_iter={self.max_iter} iterations; "
                 "increase max_iter or tol.", ConvergenceWarning, stacklevel=4)
         return self
+
+    def _live_proba(self, live: LiveFit, rows) -> np.ndarray:
+        """(R, n, K) every restart's posterior probabilities of the data's rows ``rows``
+        (indices) at the live fit's current iteration."""
+        host = live.__dict__.get("_host_rows")
+        if host is None:  # one copy per fit; the display rows are gathered on the host
+            host = live.__dict__["_host_rows"] = np.asarray(live.run.data.x)
+        log_joint, hyper = self._program_log_joint()
+        proba = _live_proba_jit(log_joint, live.run.state.params, hyper,
+                                dm.to_device(host[np.asarray(rows)]))
+        return np.asarray(proba, np.float64)[:len(live.keys)]
 
     # -- using a fitted model ---------------------------------------------------
     def _log_joint(self, X) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._family_hmm import MarkovOver
-from ._family_mixture import FamilyMixture, SamplesRows
+from ._family_mixture import FamilyMixture, Profile, SamplesRows
 from .core import data as dm
 from .core import discrete as DC
 from .core import draws as D
@@ -36,6 +36,7 @@ class PoissonMixture(SamplesRows, FamilyMixture):
     """
 
     _init_methods = ("random_from_data", "random")
+    _data_kind = "counts"
 
     def __init__(self, n_components=1, *, tol=1e-6, max_iter=1000, n_init=1,
                  init_params="random_from_data", weights_init=None, rates_init=None,
@@ -96,6 +97,16 @@ class PoissonMixture(SamplesRows, FamilyMixture):
     def _set_params(self, params: dict, best: int):
         self.weights_ = params["weights"][best]
         self.rates_ = params["rates"][best]
+
+    def _program_log_joint(self):
+        return DC.poisson_log_joint, DC.DiscreteHyper()
+
+    def _profile(self, params, names):
+        rates = np.asarray(params["rates"], np.float64)
+        positive = rates[np.isfinite(rates) & (rates > 0)]
+        log = positive.size > 0 and positive.max() > 20 * positive.min()  # rates span decades
+        return Profile(rates, list(names), "rate (mean count)", "Rates per component",
+                       log=bool(log))
 
     def _scoring(self, weights=None):
         dtype = dm.float_dtype()

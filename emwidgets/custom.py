@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._family_mixture import FamilyMixture
+from ._family_mixture import FamilyMixture, Profile
 from .core import data as dm
 from .core import draws as D
 from .core import user as U
@@ -107,6 +107,23 @@ class MixtureModel(FamilyMixture):
     def _set_params(self, params: dict, best: int):
         self.weights_ = params["weights"][best]
         self.params_ = jax.tree.map(lambda a: a[best], params["theta"])
+
+    def _program_log_joint(self):
+        return _bound(self.log_prob), None
+
+    def _profile(self, params, names):
+        """Every component parameter (each entry of theta's arrays) side by side."""
+        leaves = jax.tree_util.tree_flatten_with_path(params["theta"])[0]
+        values, labels = [], []
+        for path, leaf in leaves:
+            leaf = np.asarray(leaf, np.float64)
+            flat = leaf.reshape(leaf.shape[0], leaf.shape[1], -1)
+            name = jax.tree_util.keystr(path).strip("[]'\"") or "theta"
+            labels += [name] if flat.shape[2] == 1 else [f"{name}[{i}]"
+                                                       for i in range(flat.shape[2])]
+            values.append(flat)
+        return Profile(np.concatenate(values, axis=-1), labels, "parameter (unconstrained)",
+                       "Component parameters")
 
     def _scoring(self, weights=None):
         dtype = dm.float_dtype()

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ._family_hmm import MarkovOver
-from ._family_mixture import FamilyMixture, SamplesRows
+from ._family_mixture import FamilyMixture, Profile, SamplesRows
 from .core import data as dm
 from .core import discrete as DC
 from .core import draws as D
@@ -49,6 +49,7 @@ class LatentClassModel(SamplesRows, FamilyMixture):
     """
 
     _init_methods = ("random", "random_from_data")
+    _data_kind = "categories"
 
     def __init__(self, n_components=2, *, tol=1e-6, max_iter=1000, n_init=10,
                  init_params="random", weights_init=None, probabilities_init=None,
@@ -106,6 +107,25 @@ class LatentClassModel(SamplesRows, FamilyMixture):
     def _hyper(self, n_components: int):
         return DC.DiscreteHyper(items=dm.to_device(self._items(self._categories_seen),
                                                    dm.float_dtype()))
+
+    def _program_log_joint(self):
+        return DC.categorical_log_joint, self._hyper(self.n_components)
+
+    def _profile(self, params, names):
+        """Response probabilities per class: P(last level) of a two-level item (the
+        other is its complement), every level of an item with more."""
+        categories = getattr(self, "_categories_seen", None) or self.categories_
+        binary = all(len(levels) == 2 for levels in categories)
+        positions, labels, groups, start = [], [], [], 0
+        for name, levels in zip(names, categories):
+            shown = range(1, 2) if len(levels) == 2 else range(len(levels))
+            positions += [start + i for i in shown]
+            labels += [f"{name}={levels[i]}" if binary else str(levels[i]) for i in shown]
+            groups.append((str(name), len(shown)))
+            start += len(levels)
+        values = np.asarray(params["probabilities"], np.float64)[..., positions]
+        return Profile(values, labels, "P(answer | class)", "Response probabilities per class",
+                       ylim=(-0.02, 1.02), word="class", groups=None if binary else groups)
 
     def _initial_params(self, key_data, rows, weights, k):
         r = len(key_data)

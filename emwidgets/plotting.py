@@ -363,6 +363,142 @@ def draw_solution(ax, xy, labels, means2, covs2, title="", imputed=None, spuriou
 
 
 # ---------------------------------------------------------------------------
+# Component profiles: families drawn by their parameters, not in the data's plane
+# (latent classes: response probabilities per item; counts: rates per column)
+# ---------------------------------------------------------------------------
+
+@dataclass
+class ProfileArtists:
+    lines: list
+    ax: object = None
+    n_labels: int = 0
+    index: object = None  # position drawn at each plotted x (-1: a break between groups)
+
+
+def _profile_legend(weights) -> list:
+    return [f"{i} ({100 * w:.0f}%)" for i, w in enumerate(weights)]
+
+
+def _profile_x(m: int, groups):
+    """x of each position, and the NaN breaks between groups: (x (M,), plotted x, index)."""
+    if not groups:
+        x = np.arange(m, dtype=float)
+        return x, x, np.arange(m)
+    x, plotted, index, at, i = [], [], [], 0.0, 0
+    for g, (_, count) in enumerate(groups):
+        if g:
+            plotted.append(at - 0.75)  # a gap between items: the line breaks there
+            index.append(-1)
+        for _ in range(count):
+            x.append(at)
+            plotted.append(at)
+            index.append(i)
+            at += 1.0
+            i += 1
+        at += 0.5
+    return np.array(x), np.array(plotted), np.array(index)
+
+
+def _profile_y(values, index):
+    """(K, plotted) values with NaN where the line breaks between groups."""
+    values = np.asarray(values, np.float64)
+    out = values[:, np.maximum(index, 0)]
+    out[:, index < 0] = np.nan
+    return out
+
+
+def draw_profile(ax, values, labels, weights, ylabel="", ylim=None, log=False, word="class",
+                 linewidth=1.8, legend=True, groups=None) -> ProfileArtists:
+    """One line per component over the profile's positions (items x levels, columns).
+
+    ``values`` (K, M); ``labels`` (M,) tick labels; ``weights`` (K,) the sizes,
+    named in the legend. ``ylim`` fixes the y range (probabilities: (0, 1)); ``log``
+    puts the y axis on a log scale (rates spanning decades). ``groups``: (name,
+    count) runs of positions drawn as separate segments, named under the axis.
+    """
+    values = np.asarray(values, np.float64)
+    k, m = values.shape
+    x, xp, index = _profile_x(m, groups)
+    y = _profile_y(values, index)
+    colours = component_colours(k)
+    lines = [ax.plot(xp, y[j], color=colours[j], lw=linewidth, marker="o", ms=4,
+                     label=name)[0]
+             for j, name in enumerate(_profile_legend(weights))]
+    if log:
+        ax.set_yscale("log")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    slanted = m > 6 and not groups
+    ax.set_xticks(x, labels, rotation=60 if slanted else 0, ha="right" if slanted else "center",
+                  fontsize="x-small" if groups else "small")
+    ax.set_xlim(x[0] - 0.5, x[-1] + 0.5)
+    if groups:
+        start = 0
+        for name, count in groups:
+            centre = x[start:start + count].mean()
+            if name:
+                ax.annotate(name, (centre, 0), xycoords=("data", "axes fraction"),
+                            xytext=(0, -14), textcoords="offset points", ha="center",
+                            va="top", fontsize="small", fontweight="bold")
+            start += count
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if legend:
+        ax.legend(title=f"{word} (size)", fontsize="x-small", title_fontsize="x-small",
+                  loc="best", ncol=2 if k > 5 else 1)
+    art = ProfileArtists(lines, ax, m, index)
+    if ylim is None:
+        _rescale_profile(art, values, log)
+    return art
+
+
+def _rescale_profile(art: ProfileArtists, values, log: bool):
+    finite = values[np.isfinite(values)]
+    if log:
+        finite = finite[finite > 0]
+    if finite.size == 0:
+        return
+    lo, hi = float(finite.min()), float(finite.max())
+    if log:
+        art.ax.set_ylim(lo / 1.5, hi * 1.5)
+    else:
+        pad = 0.08 * (hi - lo) if hi > lo else max(abs(hi), 1.0) * 0.1
+        art.ax.set_ylim(lo - pad, hi + pad)
+
+
+def update_profile(art: ProfileArtists, values, weights, ylim=None, log=False):
+    """New values and sizes for the same components and positions, in place."""
+    values = np.asarray(values, np.float64)
+    for line, v, name in zip(art.lines, _profile_y(values, art.index), _profile_legend(weights)):
+        line.set_ydata(v)
+        line.set_label(name)
+    legend = art.ax.get_legend()
+    if legend is not None:
+        for text, name in zip(legend.get_texts(), _profile_legend(weights)):
+            text.set_text(name)
+    if ylim is None:
+        _rescale_profile(art, values, log)
+
+
+def draw_profile_solution(ax, values, weights, title="", ylim=None, log=False, spurious=False,
+                          groups=None):
+    """A small multiple of one solution's profile (no tick labels, no legend)."""
+    art = draw_profile(ax, values, [""] * np.shape(values)[1], weights, ylim=ylim, log=log,
+                       linewidth=1.2, legend=False, groups=[("", c) for _, c in groups or []])
+    for line in art.lines:
+        line.set_markersize(2)
+    ax.set_title(title, fontsize="small")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.minorticks_off()
+    if spurious:
+        ax.set_facecolor((0.9, 0.9, 0.9, 1.0))
+        ax.patch.set_hatch(SPURIOUS_HATCH)
+        ax.patch.set_edgecolor((0.75, 0.75, 0.75, 1.0))
+    return art
+
+
+# ---------------------------------------------------------------------------
 # Model selection: BIC against the number of components (mclust style)
 # ---------------------------------------------------------------------------
 

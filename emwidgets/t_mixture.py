@@ -39,6 +39,7 @@ class StudentMixture(SamplesRows, FamilyMixture):
     """
 
     _init_methods = ("random_from_data",)
+    _plane_view = True
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-4, reg_covar=1e-6,
                  max_iter=200, n_init=1, init_params="random_from_data", dof=10.0,
@@ -114,6 +115,9 @@ class StudentMixture(SamplesRows, FamilyMixture):
         self.means_ = params["means"][best]
         self.covariances_ = params["covariances"][best]
         self.dof_ = params["dof"][best]
+
+    def _program_log_joint(self):
+        return ST.bound_log_joint(self.covariance_type), None
 
     def _objective_offset(self, fitted: bool = False) -> float:
         s = self._scaling if fitted else self._scaling_seen

@@ -1,12 +1,13 @@
 """ipywidgets front end: a session model, views, and the explorer that lays them out."""
 
 from .explorer import EMExplorer
+from .family_explorer import FamilyExplorer, FamilySession, ProfilePlot
 from .hmm_explorer import HMMExplorer, HMMSession
 from .selection import ModelSelectionExplorer
 from .session import FitSession, Snapshot, snapshot_from_estimator, snapshot_from_live
 from .views import AssignmentPlot, ConvergencePlot, RestartGallery, SelectionPlot
 
-__all__ = ["AssignmentPlot", "ConvergencePlot", "EMExplorer", "FitSession", "HMMExplorer",
-           "HMMSession",
+__all__ = ["AssignmentPlot", "ConvergencePlot", "EMExplorer", "FamilyExplorer", "FamilySession",
+           "FitSession", "HMMExplorer", "HMMSession", "ProfilePlot",
            "ModelSelectionExplorer", "RestartGallery", "SelectionPlot",
            "Snapshot", "snapshot_from_estimator", "snapshot_from_live"]

@@ -87,7 +87,7 @@ class EMExplorer(W.VBox):
     session_class = FitSession
 
     def __init__(self, data, columns=None, **settings):
-        self.session = session = self.session_class(data, columns=columns, **settings)
+        self.session = session = self._new_session(data, columns, settings)
         self.controls = _controls(session)
         self.column_picker = W.SelectMultiple(
             options=session.available_columns, value=tuple(session.columns),
@@ -140,6 +140,9 @@ class EMExplorer(W.VBox):
                       layout=W.Layout(width="300px", min_width="300px"))
         super().__init__([W.HBox([left, self._view_box()]), self.status, self.data_note])
         self.add_class("emwidgets-explorer")
+
+    def _new_session(self, data, columns, settings):
+        return self.session_class(data, columns=columns, **settings)
 
     # -- the views (a subclass may show others) ----------------------------------
     def _make_views(self, projection, labels) -> dict:

@@ -103,6 +103,9 @@ class Snapshot:
     missing: Optional[np.ndarray] = None  # (n, D) bool, the entries of X that are missing
     stopped: bool = False  # the run was stopped by the user before it converged
     run: int = -1  # which run of its session (a new number for every Run)
+    #: For families drawn by their parameters (latent classes, counts): every restart's
+    #: component profile (an emwidgets Profile); None for those drawn in the data's plane.
+    profile: Optional[object] = None
 
     @property
     def best(self) -> int:
@@ -154,16 +157,26 @@ def _family_snapshot(est, X, done, iteration, elapsed) -> Snapshot:
     labels, unc = probs.argmax(-1), 1 - probs.max(-1)
     rows = np.asarray(est._encode(X, reset=False), np.float64)
     it = int(np.nanmax(r.n_iter)) if iteration is None else iteration
-    # Restarts are grouped by label-aligned component parameters (rates, response
-    # probabilities, locations...): every (R, K, ...) parameter, flattened per component.
+    names = getattr(est, "feature_names_in_", None)
+    names = [f"x{i}" for i in range(est.n_features_in_)] if names is None else list(names)
+    profile = est._profile(r.params, names) if hasattr(est, "_profile") else None
+    return Snapshot(r, getattr(est, "covariance_type", ""), rows, labels, unc,
+                    family_solutions(r, labels), it, done, elapsed, profile=profile)
+
+
+def family_solutions(r: Restarts, labels) -> Solutions:
+    """Restarts of any family grouped into solutions by their label-aligned component
+    parameters (rates, response probabilities, locations...): every (R, K, ...)
+    parameter, flattened per component; by their means alone where they have means
+    (t mixtures, as Gaussians: a poorly identified degrees of freedom does not make
+    two restarts with the same clusters different solutions)."""
     k = len(np.asarray(r.params.get("startprob", r.params.get("weights")))[0])
+    grouped = {"means": r.params["means"]} if "means" in r.params else r.params
     per_component = [np.asarray(a, np.float64).reshape(r.n_restarts, k, -1)
-                     for name, value in r.params.items() if name not in _CHAIN
+                     for name, value in grouped.items() if name not in _CHAIN
                      for a in jax.tree.leaves(value)]
-    solutions = group_restarts(labels, r.objective, np.concatenate(per_component, -1),
-                               ~r.failed, order=r.ranking(), spurious=r.spurious, tol=r.tol)
-    return Snapshot(r, getattr(est, "covariance_type", ""), rows, labels, unc, solutions, it,
-                    done, elapsed)
+    return group_restarts(labels, r.objective, np.concatenate(per_component, -1),
+                          ~r.failed, order=r.ranking(), spurious=r.spurious, tol=r.tol)
 
 
 _CHAIN = ("weights", "startprob", "transmat")
@@ -497,7 +510,7 @@ class FitSession(T.HasTraits):
                                  "values" + (", or set missing to EM." if self.has_missing
                                              else "."))
             est = self._make_estimator()
-            live = est.start(self.X)
+            live = self._start_fit(est)
             chunk = 1
             first = True
             last_frame = -np.inf
@@ -589,7 +602,7 @@ class FitSession(T.HasTraits):
                     # (No warnings.catch_warnings here: it swaps the process-wide filters,
                     # and from this thread it silenced warnings of the user's own cells.)
                     try:
-                        live = est.start(self.X).advance(1)
+                        live = self._start_fit(est).advance(1)
                         self._snapshot(live, est, 0.0, done=False)  # the views' program
                     except Exception:  # noqa: BLE001 (a choice that cannot fit: no program)
                         pass
@@ -599,6 +612,10 @@ class FitSession(T.HasTraits):
         self.warming = "Compiling the other choices in the background…"  # before the thread
         _start_compiling_thread(threading.Thread(target=work, daemon=True,
                                                  name="emwidgets-warm-up"))
+
+    def _start_fit(self, est):
+        """The live fit of a Run (a family's session passes its sample weights)."""
+        return est.start(self.X)
 
     def _make_estimator(self):
         est = GaussianMixture(**self.settings())
@@ -625,8 +642,11 @@ class FitSession(T.HasTraits):
     def _snapshot(self, live, est, elapsed, done) -> Snapshot:
         return snapshot_from_live(live, est, self._display, elapsed, done)
 
-    @staticmethod
-    def _summary(snap: Optional[Snapshot]) -> str:
+    #: How the restart grouping's parameter tolerance reads in the status.
+    parameter_distance_words = "sd in the means"
+
+    @classmethod
+    def _summary(cls, snap: Optional[Snapshot]) -> str:
         if snap is None:
             return ""
         r = snap.restarts
@@ -652,7 +672,8 @@ class FitSession(T.HasTraits):
         n_sol = len(sol.groups)
         if n_sol == 1 and len(sol.groups[0]) == int((~r.failed).sum()) > 1:
             parts.append(f"every restart found the same solution (within {sol.tol_objective:.2g} "
-                         f"in log-likelihood and {sol.tol_means:.2g} sd in the means)")
+                         f"in log-likelihood and {sol.tol_means:.2g} "
+                         f"{cls.parameter_distance_words})")
         elif n_sol > 1:
             gap = getattr(sol, "gap", None)
             second = (f"; #2 is {-gap[1]:.3g} below the best" if gap is not None and len(gap) > 1

@@ -312,7 +312,8 @@ class RestartGallery(_View):
         side = "below" if gap <= 0 else "above"
         line = f"{abs(gap):.2g} {side} best"
         if sol.distance is not None:
-            line += f"\nmeans {sol.distance[g]:.2g} sd away"
+            line += (f"\nmeans {sol.distance[g]:.2g} sd away" if "means" in restarts.params
+                     else f"\nparameters {sol.distance[g]:.2g} apart")
         return f"{head}\n{line}"
 
     def _update(self, snap: Snapshot):
@@ -341,12 +342,18 @@ class RestartGallery(_View):
         for g in range(n_sol):
             lead = sol.groups[g][0]
             sub = self.figure.add_subplot(inner[g // cols, g % cols])
-            xy, m2, c2 = self._projected(snap, lead)
             perm = sol.permutations[lead]
-            labels = np.argsort(perm)[snap.labels[lead]]
             title = self.solution_title(g, sol, r)
             spurious = sol.spurious is not None and bool(sol.spurious[g])
-            P.draw_solution(sub, xy, labels, m2[perm], c2[perm], title, imputed, spurious)
+            if snap.profile is not None:  # a family drawn by its parameters
+                pr = snap.profile
+                P.draw_profile_solution(sub, pr.values[lead][perm],
+                                        r.params["weights"][lead][perm], title, pr.ylim, pr.log,
+                                        spurious, pr.groups)
+            else:
+                xy, m2, c2 = self._projected(snap, lead)
+                labels = np.argsort(perm)[snap.labels[lead]]
+                P.draw_solution(sub, xy, labels, m2[perm], c2[perm], title, imputed, spurious)
             sub.set_title(title, fontsize="x-small", linespacing=1.0)
             for spine in sub.spines.values():
                 spine.set_edgecolor(P.PALETTE[g % len(P.PALETTE)])
