@@ -445,7 +445,7 @@ def draw_profile(ax, values, labels, weights, ylabel="", ylim=None, log=False, w
     ax.grid(alpha=0.3)
     if legend:
         ax.legend(title=f"{word} (size)", fontsize="x-small", title_fontsize="x-small",
-                  loc="best", ncol=2 if k > 5 else 1)
+                  loc="best", ncol=2 if k > 5 else 1, framealpha=0.6)
     art = ProfileArtists(lines, ax, m, index)
     if ylim is None:
         _rescale_profile(art, values, log)

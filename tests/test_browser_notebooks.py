@@ -26,7 +26,13 @@ EXPECTED_STATUS = {
     "01_quickstart.ipynb": ["Done"],
     "05_hmm.ipynb": ["Done"],
     "06_missing_data.ipynb": ["Ready"],
+    # latent classes, counts and a t mixture in FamilyExplorer
+    "08_beyond_gaussians.ipynb": ["Done", "Done", "Done"],
 }
+
+#: Controls a family's explorer shows at least (no covariance, missing or axis
+#: controls for latent classes and counts: they are drawn by their profile).
+FAMILY_CONTROLS = 8
 
 
 #: Warnings a notebook may show on purpose (they are part of what it teaches).
@@ -44,6 +50,27 @@ def unexpected_outputs(page) -> list:
     return out
 
 
+def _check_profiles(page):
+    """The class-profile plots (latent classes, then counts) are drawn, not blank."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    profiles = page.locator(".emwidgets-profile")
+    assert profiles.count() == 2, profiles.count()
+    for i, what in enumerate(("latent-class", "poisson")):
+        png = profiles.nth(i).screenshot()
+        (ARTIFACTS / f"notebook-08-{what}-profile.png").write_bytes(png)
+        pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).reshape(-1, 3)
+        # lines in the palette's colours: blue (class 0) and orange (class 1) at least
+        blue = (np.abs(pixels.astype(int) - (31, 119, 180)).sum(1) < 60).sum()
+        orange = (np.abs(pixels.astype(int) - (255, 127, 14)).sum(1) < 60).sum()
+        assert blue > 30 and orange > 30, (what, blue, orange)
+    page.locator(".emwidgets-family-explorer").first.screenshot(
+        path=str(ARTIFACTS / "notebook-08-latent-class-explorer.png"))
+
+
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_as_a_user_runs_it(browser, lab, name):
     ARTIFACTS.mkdir(exist_ok=True)
@@ -58,10 +85,16 @@ def test_notebook_as_a_user_runs_it(browser, lab, name):
     expected = EXPECTED_STATUS.get(name, [])
     assert len(texts) == len(expected) and all(
         t.startswith(e) for t, e in zip(texts, expected)), texts
-    assert all(n >= 12 for n in visible_controls(page)), visible_controls(page)
+    family = page.eval_on_selector_all(
+        ".emwidgets-explorer",
+        "els => els.map(e => e.classList.contains('emwidgets-family-explorer'))")
+    assert all(n >= (FAMILY_CONTROLS if f else 12) for n, f in zip(visible_controls(page), family)
+               ), visible_controls(page)
     if name == "01_quickstart.ipynb":
         page.locator(".emwidgets-explorer").first.screenshot(
             path=str(ARTIFACTS / "quickstart-explorer.png"))
+    if name == "08_beyond_gaussians.ipynb":
+        _check_profiles(page)
     stale = page.locator(".emwidgets-stale")
     assert stale.count() == 0 or not stale.first.is_visible()
     page.close()

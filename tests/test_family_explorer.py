@@ -248,3 +248,17 @@ def test_a_session_of_three_explorers_with_a_stop(carcinoma, faithful):
         small.session.estimator.lower_bound_,
         LatentClassModel(2, n_init=8, random_state=2).fit(carcinoma).lower_bound_, rtol=1e-6)
     assert threading.active_count() < 50
+
+
+@pytest.mark.parametrize("make", [
+    lambda d, f: FamilyExplorer(d, PoissonMixture(2, tol=1e-10, max_iter=20_000, n_init=80),
+                                columns=["deaths_per_day"]),
+    lambda d, f: EMExplorer(f, tol=1e-10, max_iter=20_000, n_init=80),
+], ids=["family", "gaussian"])
+def test_settings_beyond_a_sliders_range_are_kept(deaths, faithful, make):
+    """A slider clips its value, and its link would change the setting given in code."""
+    ex = make(deaths, faithful)
+    s = ex.session
+    assert (s.tol, s.max_iter, s.n_init) == (1e-10, 20_000, 80)
+    assert ex.controls["max_iter"].value == 20_000 and ex.controls["n_init"].value == 80
+    np.testing.assert_allclose(ex.controls["tol"].value, 1e-10)

@@ -7,6 +7,7 @@ import threading
 import time
 
 import ipywidgets as W
+import numpy as np
 
 from ..core.gmm import INIT_METHODS
 from .session import FitSession
@@ -55,9 +56,25 @@ def _controls(session: FitSession) -> dict:
                              layout=_layout()),
     }
     for name, widget in c.items():
+        _widen(widget, getattr(session, name))
         widget.value = getattr(session, name)
         W.link((widget, "value"), (session, name))
     return c
+
+
+def _widen(widget, value):
+    """Stretch a slider's range to hold a setting given in code (max_iter=5000, tol=1e-10):
+    a slider clips its value, and the link would then change the user's setting."""
+    if isinstance(widget, W.FloatLogSlider):
+        if value > 0:
+            exponent = float(np.log10(value))
+            widget.min = min(widget.min, np.floor(exponent))
+            widget.max = max(widget.max, np.ceil(exponent))
+        else:  # tol=0 (run to max_iter): the slider's floor, 1e-12, is below float32's step
+            widget.min = min(widget.min, -12.0)
+    elif isinstance(widget, W.IntSlider):
+        widget.max = max(widget.max, int(value))
+        widget.min = min(widget.min, int(value))
 
 
 class EMExplorer(W.VBox):

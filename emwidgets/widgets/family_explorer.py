@@ -207,7 +207,7 @@ class ProfilePlot(_View):
     items' answers (or the columns' rates), colours aligned with the best restart,
     class sizes in the legend. Updated in place while a run is live."""
 
-    figsize = (5.8, 3.2)
+    figsize = (4.2, 3.0)  # beside the convergence plot: the two span the gallery's width
     locked_render = True
 
     def _update(self, snap: Snapshot):
