@@ -99,6 +99,13 @@ def _occupancy(startprob, transmat, n_steps: int, max_steps: int = 2000):
     return total / max(n_steps, 1)
 
 
+# The live views' posteriors of every restart: one program per data shape, traced once.
+_vmapped_posteriors = jax.jit(
+    lambda params, seqs, active, cov_type: jax.vmap(
+        lambda p: H.posteriors(p, seqs, active, cov_type=cov_type)[1])(params),
+    static_argnames="cov_type")
+
+
 class GaussianHMM(_Estimator):
     """Gaussian hidden Markov model, every restart at once (Baum-Welch, jitted, vmapped).
 
@@ -231,6 +238,20 @@ class GaussianHMM(_Estimator):
             feature_scale=None if occupancy is None else _implied_sd(
                 self.covariance_type, occupancy, params["means"], params["covariances"]),
             tol=self.tol)
+
+    def _live_posteriors(self, live: LiveFit):
+        """Every restart's state posteriors now, for the live views: (R, N, S) over the
+        real time steps of all sequences (in order), and those steps' rows (N, D) in data
+        units."""
+        seqs = live.run.data.x
+        gamma = _vmapped_posteriors(live.run.state.params, seqs, live.run.hyper.active,
+                                    cov_type=self.covariance_type)
+        mask = np.asarray(seqs.mask) > 0
+        # the real restarts (the program may hold padding after them), the real steps, and
+        # the states in use (a masked program holds more)
+        post = np.asarray(gamma, np.float64)[:len(live.keys)][:, mask][..., :self.n_components]
+        X = np.asarray(seqs.x, np.float64)[mask] * live.scaling.scale + live.scaling.shift
+        return post, X
 
     def _finish(self, live: LiveFit):
         r = self._restarts(live.run.state, live.scaling, live.keys, n_samples=live.n_samples)

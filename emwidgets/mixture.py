@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
 from typing import Optional
 
 import jax
@@ -35,6 +34,7 @@ from ._base import (
     _restarts_from_state,
     _warn_spurious,
 )
+from ._standard_errors import StandardErrors, standard_errors_of
 from .core import data as dm
 from .core import draws as D
 from .core import em
@@ -72,49 +72,6 @@ class _GMMScaling:
             covariances=p.covariances / s.scale**2,
             precisions_cholesky=p.precisions_cholesky * s.scale,
         )
-
-
-
-@dataclass
-class StandardErrors:
-    """Standard errors of a fitted mixture, shaped like its attributes.
-
-    Attributes:
-        weights, means, covariances: standard errors, shaped like ``weights_``,
-            ``means_`` and ``covariances_``.
-        estimates: the (weights, means, covariances) they belong to.
-        covariance: the full covariance matrix of all those parameters
-            (flattened in that order), from the delta method.
-    """
-
-    weights: np.ndarray
-    means: np.ndarray
-    covariances: np.ndarray
-    estimates: tuple
-    covariance: np.ndarray
-    n_samples: int
-
-    def mean_covariances(self) -> np.ndarray:
-        """(K, D, D) covariance matrix of each component's mean estimate."""
-        k, d = self.means.shape
-        start = k  # the weights come first, then the means row by row
-        return np.stack([self.covariance[start + j * d: start + (j + 1) * d,
-                                         start + j * d: start + (j + 1) * d] for j in range(k)])
-
-    def intervals(self, level: float = 0.95) -> dict:
-        """Wald intervals ``{name: (lower, upper)}`` at the given level.
-
-        Normal approximations: for weights near 0 or 1 or small samples they
-        can leave the parameter space; read them as rough.
-        """
-        from scipy.stats import norm
-
-        z = norm.ppf(0.5 + level / 2)
-        out = {}
-        for name, est, se in zip(("weights", "means", "covariances"), self.estimates,
-                                 (self.weights, self.means, self.covariances)):
-            out[name] = (est - z * se, est + z * se)
-        return out
 
 
 
@@ -163,6 +120,8 @@ class GaussianMixture(_Estimator):
     ``lower_bound_``, ``lower_bounds_``, ``n_features_in_``,
     ``feature_names_in_`` (from a DataFrame) and ``restarts_``.
     """
+
+    _init_methods = G.INIT_METHODS
 
     _estimator_type = "DensityEstimator"
 
@@ -547,6 +506,38 @@ class GaussianMixture(_Estimator):
     def _n_parameters(self) -> int:
         return G.n_parameters(self.covariance_type, self.n_components, self.n_features_in_)
 
+    def _live_assignments(self, live: LiveFit, rows) -> dict:
+        """Every restart's assignment of the data's rows ``rows`` (indices) now, for the
+        live views: ``labels``, ``uncertainty`` (R, n) and ``X`` (n, D) in data units;
+        with missing values ``X`` has NaN where a value is missing, ``filled`` (R, n, D)
+        each restart's imputation and ``missing`` (n, D) the mask."""
+        state, s = live.run.state, live.scaling
+        idx = np.asarray(rows)  # picked on the host (a device gather compiles per shape)
+        r = len(live.keys)  # the program may hold padding restarts after these
+        out = {}
+        if isinstance(live.run.data.x, MS.Rows):  # missing values: from the observed part
+            data, patterns = live.run.data.x, live.run.hyper.patterns
+            z, pattern = np.asarray(data.values)[idx], np.asarray(data.pattern)[idx]
+            labels, unc, filled = MS.assign_batch(state.params, z, pattern, patterns,
+                                                  cov_type=self.covariance_type)
+            observed = np.asarray(patterns)[np.asarray(pattern)]
+            X = np.where(observed, np.asarray(z, np.float64) * s.scale + s.shift, np.nan)
+            filled = np.asarray(filled, np.float64)[:r]
+            out = dict(filled=np.where(observed, X, filled * s.scale + s.shift),
+                       missing=~observed)
+        else:
+            z = np.asarray(live.run.data.x)[idx]
+            labels, unc = G.assign_batch(state.params, z, cov_type=self.covariance_type)
+            X = np.asarray(z, np.float64) * s.scale + s.shift
+        return dict(labels=np.asarray(labels)[:r], uncertainty=np.asarray(unc, np.float64)[:r],
+                    X=X, **out)
+
+    @staticmethod
+    def _masked_program_work(n: int, d: int, k_program: int, n_init: int) -> float:
+        """Numbers one EM iteration handles in a program of ``k_program`` components (the
+        explorer's choice between one masked program and exact-size ones)."""
+        return n * k_program * (d * d + d + 1) * em.restart_bucket(n_init, 1.0)
+
     def standard_errors(self, X) -> "StandardErrors":
         """Standard errors of ``weights_``, ``means_`` and ``covariances_`` on data X.
 
@@ -561,32 +552,9 @@ class GaussianMixture(_Estimator):
             ValueError: when the information matrix is singular (a collapsed
                 component, coinciding components): no standard errors exist.
         """
-        from .core import stderr as SE
-
         self._check_fitted()
-        Xa = self._check_X(X, reset=False)
-        k, d = self.means_.shape
-        theta, info = SE.observed_information(self.covariance_type, self.weights_, self.means_,
-                                              self.covariances_, Xa)
-        eig = np.linalg.eigvalsh(0.5 * (info + info.T))
-        if not np.isfinite(eig).all() or eig.min() <= 1e-10 * max(abs(eig).max(), 1e-300):
-            raise ValueError(
-                "The observed information matrix is singular (smallest eigenvalue "
-                f"{eig.min():.3g}): a component may have collapsed or two components coincide, so "
-                "standard errors do not exist here; reduce n_components or fit more data."
-            )
-        cov_theta = np.linalg.inv(info)
-        cov = SE.delta_covariance(self.covariance_type, theta, cov_theta, k, d)
-        se = np.sqrt(np.clip(np.diag(cov), 0, None))
-        shapes = [self.weights_.shape, self.means_.shape, self.covariances_.shape]
-        sizes = np.cumsum([int(np.prod(sh)) for sh in shapes])
-        parts = np.split(se, sizes[:-1])
-        return StandardErrors(
-            weights=parts[0].reshape(shapes[0]), means=parts[1].reshape(shapes[1]),
-            covariances=parts[2].reshape(shapes[2]),
-            estimates=(self.weights_, self.means_, self.covariances_), covariance=cov,
-            n_samples=len(Xa),
-        )
+        return standard_errors_of(self.covariance_type, self.weights_, self.means_,
+                                  self.covariances_, self._check_X(X, reset=False))
 
     def bic(self, X):
         """Bayesian information criterion (lower is better), as scikit-learn."""

@@ -143,3 +143,24 @@ def test_plotting_imports_no_jax():
         "assert 'jax' not in sys.modules, 'plotting must not need JAX'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_widgets_import_no_core_internals():
+    """The widgets reach the engine through the estimators only (``start``, ``LiveFit``, the
+    estimators' live-assignment hooks): a new family or a new driver changes no widget."""
+    import ast
+
+    offenders = []
+    for path in sorted((ROOT / "emwidgets" / "widgets").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                names = [a.name for a in node.names]
+                if (node.level == 2 and (module == "core" or module.startswith("core."))) or (
+                        node.level == 2 and not module and "core" in names) or (
+                        module.startswith("emwidgets.core")):
+                    offenders.append(f"{path.name}:{node.lineno}")
+            elif isinstance(node, ast.Import):
+                offenders += [f"{path.name}:{node.lineno}" for a in node.names
+                              if a.name.startswith("emwidgets.core")]
+    assert offenders == []

@@ -9,7 +9,7 @@ import time
 import ipywidgets as W
 import numpy as np
 
-from ..core.gmm import INIT_METHODS
+from ..mixture import GaussianMixture
 from .session import FitSession
 from .views import AssignmentPlot, ConvergencePlot, RestartGallery
 
@@ -36,7 +36,8 @@ def _controls(session: FitSession) -> dict:
                                     layout=_layout()),
         "covariance_type": W.Dropdown(options=["full", "tied", "diag", "spherical"],
                                       description="covariance", style=_style(), layout=_layout()),
-        "init_params": W.Dropdown(options=list(getattr(session, "init_options", INIT_METHODS)),
+        "init_params": W.Dropdown(options=list(getattr(session, "init_options",
+                                                   GaussianMixture._init_methods)),
                                   description="initialisation", style=_style(), layout=_layout()),
         "tol": W.FloatLogSlider(base=10, min=-8, max=-1, step=0.25, description="tolerance",
                                 readout_format=".0e", style=_style(), layout=_layout()),

@@ -4,13 +4,11 @@ transition matrix."""
 
 from __future__ import annotations
 
-import jax
 import numpy as np
 import traitlets as T
 
 from .. import plotting as P
 from ..compare import solutions_of
-from ..core import hmm as H
 from ..hmm import GaussianHMM
 from .explorer import EMExplorer
 from .session import FitSession, Snapshot
@@ -50,16 +48,9 @@ class HMMSession(FitSession):
 
     def _snapshot(self, live, est, elapsed, done) -> Snapshot:
         restarts = live.snapshot()
-        state, seqs, active = live.run.state, live.run.data.x, live.run.hyper.active
-        ll, gamma = jax.vmap(lambda p: H.posteriors(p, seqs, active,
-                                                    cov_type=est.covariance_type))(state.params)
-        mask = np.asarray(seqs.mask) > 0
-        # (R, N, S) for the real steps of the restarts (the program may hold padding after
-        # them) and the states in use (a masked program holds more)
-        post = np.asarray(gamma, np.float64)[:restarts.n_restarts][:, mask][..., :est.n_components]
+        post, X = est._live_posteriors(live)
         labels = post.argmax(-1)
         unc = 1.0 - post.max(-1)
-        X = np.asarray(seqs.x, np.float64)[mask] * live.scaling.scale + live.scaling.shift
         sol = solutions_of(restarts, labels)
         return Snapshot(restarts, est.covariance_type, X, labels, unc, sol, live.iteration, done,
                         elapsed, posteriors=post)

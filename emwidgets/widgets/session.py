@@ -31,9 +31,6 @@ from .._base import Restarts
 from .._table import Table as _Table
 from .._validation import as_2d_float
 from ..compare import Solutions, group_restarts, solutions_of
-from ..core import em
-from ..core import gmm as G
-from ..core import missing as MS
 from ..mixture import GaussianMixture
 from ..plotting import principal_axes
 
@@ -196,7 +193,7 @@ class FitSession(T.HasTraits):
 
     n_components = T.Int(2, min=1)
     covariance_type = T.Enum(["full", "tied", "diag", "spherical"], default_value="full")
-    init_params = T.Enum(list(G.INIT_METHODS), default_value="kmeans")
+    init_params = T.Enum(list(GaussianMixture._init_methods), default_value="kmeans")
     tol = T.Float(1e-3)
     max_iter = T.Int(100, min=1)
     n_init = T.Int(16, min=1)
@@ -575,7 +572,8 @@ class FitSession(T.HasTraits):
         out = [(f"{c} covariance", {"covariance_type": c})
                for c in ("full", "diag", "spherical", "tied") if c != self.covariance_type]
         out += [(f"{m} initialisation", {"init_params": m})
-                for m in getattr(self, "init_options", G.INIT_METHODS) if m != self.init_params]
+                for m in getattr(self, "init_options", GaussianMixture._init_methods)
+                if m != self.init_params]
         return out
 
     def _warm_up(self, generation: int):
@@ -636,7 +634,7 @@ class FitSession(T.HasTraits):
         """
         k_max = max(self.MAX_COMPONENTS, self.n_components)
         n, d = self.X.shape
-        work = n * k_max * (d * d + d + 1) * em.restart_bucket(self.n_init, 1.0)
+        work = GaussianMixture._masked_program_work(n, d, k_max, self.n_init)
         return k_max if work <= self.MASK_COMPONENTS_WORK else self.n_components
 
     def _snapshot(self, live, est, elapsed, done) -> Snapshot:
@@ -695,27 +693,7 @@ class FitSession(T.HasTraits):
 def snapshot_from_live(live, est: GaussianMixture, display_idx, elapsed, done) -> Snapshot:
     """Snapshot of a fit in progress: labels of every restart on the displayed rows."""
     restarts = live.snapshot()
-    state = live.run.state
-    idx = np.asarray(display_idx)  # rows picked on the host (a device gather compiles per shape)
-    s = live.scaling
-    extra = {}
-    if isinstance(live.run.data.x, MS.Rows):  # missing values: assign from the observed part
-        rows = live.run.data.x
-        patterns = live.run.hyper.patterns
-        z, pattern = np.asarray(rows.values)[idx], np.asarray(rows.pattern)[idx]
-        labels, unc, filled = MS.assign_batch(state.params, z, pattern, patterns,
-                                              cov_type=est.covariance_type)
-        observed = np.asarray(patterns)[np.asarray(pattern)]
-        X = np.where(observed, np.asarray(z, np.float64) * s.scale + s.shift, np.nan)
-        filled = np.asarray(filled, np.float64)[:restarts.n_restarts]  # (padding after them)
-        filled = np.where(observed, X, filled * s.scale + s.shift)
-        extra = dict(filled=filled, missing=~observed)
-    else:
-        z = np.asarray(live.run.data.x)[idx]
-        labels, unc = G.assign_batch(state.params, z, cov_type=est.covariance_type)
-        X = np.asarray(z, np.float64) * s.scale + s.shift
-    r = restarts.n_restarts  # the program may hold padding restarts after these
-    labels, unc = np.asarray(labels)[:r], np.asarray(unc, dtype=np.float64)[:r]
-    sol = solutions_of(restarts, labels)
-    return Snapshot(restarts, est.covariance_type, X, labels, unc, sol, live.iteration, done,
-                    elapsed, **extra)
+    a = est._live_assignments(live, display_idx)
+    extra = {name: a[name] for name in ("filled", "missing") if name in a}
+    return Snapshot(restarts, est.covariance_type, a["X"], a["labels"], a["uncertainty"],
+                    solutions_of(restarts, a["labels"]), live.iteration, done, elapsed, **extra)
