@@ -15,7 +15,7 @@ _configure_cache()
 from . import datasets
 from ._base import LiveFit, Restarts, SpuriousSolutionWarning
 from ._validation import ConvergenceWarning, NotFittedError
-from .counts import PoissonHMM, PoissonMixture
+from .counts import MultinomialMixture, PoissonHMM, PoissonMixture
 from .custom import MixtureModel
 from .hmm import GaussianHMM
 from .kmeans import KMeans
@@ -45,6 +45,7 @@ __all__ = [
     "SelectionResult",
     "NotFittedError",
     "PoissonHMM",
+    "MultinomialMixture",
     "PoissonMixture",
     "RestartGallery",
     "Restarts",

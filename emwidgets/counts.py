@@ -1,4 +1,5 @@
-"""Counts: PoissonMixture (independent Poisson counts per component) and PoissonHMM."""
+"""Counts: PoissonMixture (independent Poisson counts per component), PoissonHMM, and
+MultinomialMixture (count vectors such as documents' word counts)."""
 
 from __future__ import annotations
 
@@ -50,18 +51,12 @@ class PoissonMixture(SamplesRows, FamilyMixture):
         self.rates_init = rates_init
         self.random_state = random_state
 
+    _model_words = "a Poisson mixture"
+
     def _encode(self, X, reset: bool) -> np.ndarray:
-        x = self._validate_X(X, reset=reset, nan_hint="drop or impute those rows.")
-        if (x < 0).any():
-            r, c = np.argwhere(x < 0)[0]
-            raise ValueError(f"X holds a negative count ({x[r, c]:g} in row {r}, column {c}); "
-                             "a Poisson mixture models counts 0, 1, 2, ...")
-        if (x != np.round(x)).any():
-            r, c = np.argwhere(x != np.round(x))[0]
-            raise ValueError(f"X holds a non-integer count ({x[r, c]:g} in row {r}, column {c}); "
-                             "a Poisson mixture models counts: round them, or use GaussianMixture "
-                             "for measurements.")
-        return x
+        return _check_counts(self._validate_X(X, reset=reset,
+                                              nan_hint="drop or impute those rows."),
+                             self._model_words)
 
     def _family(self):
         return DC.poisson_family()
@@ -121,6 +116,133 @@ class PoissonMixture(SamplesRows, FamilyMixture):
 
     def _sample_rows(self, labels, rng):
         return rng.poisson(np.asarray(self.rates_, np.float64)[labels])
+
+
+def _check_counts(x: np.ndarray, model: str) -> np.ndarray:
+    if (x < 0).any():
+        r, c = np.argwhere(x < 0)[0]
+        raise ValueError(f"X holds a negative count ({x[r, c]:g} in row {r}, column {c}); "
+                         f"{model} models counts 0, 1, 2, ...")
+    if (x != np.round(x)).any():
+        r, c = np.argwhere(x != np.round(x))[0]
+        raise ValueError(f"X holds a non-integer count ({x[r, c]:g} in row {r}, column {c}); "
+                         f"{model} models counts: round them, or use GaussianMixture for "
+                         "measurements.")
+    return x
+
+
+class MultinomialMixture(SamplesRows, FamilyMixture):
+    """A mixture of multinomials: each row a vector of counts over D categories (a
+    document's word counts), drawn from its component's category probabilities.
+
+    The number of trials is each row's own total (not a parameter): a long and a
+    short document about the same topic belong to the same component. Rows of
+    zeros carry no information about their component.
+
+    Parameters:
+        n_components, tol, max_iter, n_init, random_state: as for
+            :class:`PoissonMixture`.
+        init_params: ``'random_from_data'`` (each component halfway between a random
+            row's proportions and the overall proportions) or ``'random'``
+            (Dirichlet(1) draws).
+        weights_init, probabilities_init: a start of your own ((K,) and (K, D) with
+            rows summing to 1); every restart then starts there.
+
+    Fitted attributes: ``weights_`` (K,), ``probabilities_`` (K, D), ``n_iter_``,
+    ``converged_``, ``lower_bound_``, ``restarts_``, ``n_features_in_``.
+    ``sample`` draws rows of the fitted data's mean total (rounded).
+    """
+
+    _init_methods = ("random_from_data", "random")
+    _data_kind = "counts"
+
+    def __init__(self, n_components=1, *, tol=1e-6, max_iter=1000, n_init=1,
+                 init_params="random_from_data", weights_init=None, probabilities_init=None,
+                 random_state=None):
+        self.n_components = n_components
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.probabilities_init = probabilities_init
+        self.random_state = random_state
+
+    def _encode(self, X, reset: bool) -> np.ndarray:
+        x = _check_counts(self._validate_X(X, reset=reset, nan_hint="drop or impute those rows."),
+                          "a multinomial mixture")
+        if reset:
+            if x.shape[1] < 2:
+                raise ValueError("A multinomial mixture needs at least 2 count columns (the "
+                                 "categories); for one count column use PoissonMixture.")
+            if x.sum() == 0:
+                raise ValueError("Every count is 0: there is nothing to fit.")
+            self._mean_total = float(x.sum(1).mean())
+        return x
+
+    def _family(self):
+        return DC.multinomial_family()
+
+    def _hyper(self, n_components: int):
+        return DC.DiscreteHyper()
+
+    def _initial_params(self, key_data, rows, weights, k):
+        r, d = len(key_data), rows.shape[1]
+        overall = (weights[:, None] * rows).sum(0)
+        overall = overall / overall.sum()
+        if self.probabilities_init is not None:
+            p = np.asarray(self.probabilities_init, np.float64)
+            if p.shape != (k, d) or not np.isfinite(p).all() or (p < 0).any() or np.abs(
+                    p.sum(1) - 1).max() > 1e-6:
+                raise ValueError(f"probabilities_init must be ({k}, {d}) non-negative numbers "
+                                 "with rows summing to 1.")
+            probs = np.broadcast_to(p, (r, k, d))
+        elif self.init_params == "random_from_data":
+            picked = rows[D.distinct_indices(key_data, len(rows), k)]  # (R, K, D)
+            totals = picked.sum(-1, keepdims=True)
+            share = np.where(totals > 0, picked / np.where(totals > 0, totals, 1), overall)
+            probs = 0.5 * share + 0.5 * overall
+        else:
+            probs = np.stack([D.generator(w, D.STREAM_PARAMS).dirichlet(np.ones(d), size=k)
+                              for w in key_data])
+        w0 = np.full((r, k), 1.0 / k)
+        if self.weights_init is not None:
+            w0 = np.broadcast_to(_check_weights(self.weights_init, k), (r, k))
+        return DC.MultinomialParams(w0, probs)
+
+    def _param_dict(self, params) -> dict:
+        return {"weights": params.weights, "probabilities": params.probabilities}
+
+    def _set_params(self, params: dict, best: int):
+        self.weights_ = params["weights"][best]
+        self.probabilities_ = params["probabilities"][best]
+        self.n_trials_ = max(1, int(round(self._mean_total)))
+
+    def _program_log_joint(self):
+        return DC.multinomial_log_joint, DC.DiscreteHyper()
+
+    def _profile(self, params, names):
+        probs = np.asarray(params["probabilities"], np.float64)
+        positive = probs[np.isfinite(probs) & (probs > 0)]
+        log = positive.size > 0 and positive.max() > 50 * positive.min()
+        return Profile(probs, list(names), "P(category | component)",
+                       "Category probabilities per component", log=bool(log))
+
+    def _scoring(self, weights=None):
+        dtype = dm.float_dtype()
+        weights = self.weights_ if weights is None else weights
+        return (DC.multinomial_log_joint,
+                DC.MultinomialParams(dm.to_device(weights, dtype),
+                                     dm.to_device(self.probabilities_, dtype)),
+                DC.DiscreteHyper())
+
+    def _n_parameters(self) -> int:
+        k, d = self.probabilities_.shape
+        return (k - 1) + k * (d - 1)
+
+    def _sample_rows(self, labels, rng):
+        p = np.asarray(self.probabilities_, np.float64)[labels]
+        return np.stack([rng.multinomial(self.n_trials_, q / q.sum()) for q in p])
 
 
 def _check_weights(weights, k: int) -> np.ndarray:

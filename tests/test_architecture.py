@@ -91,6 +91,8 @@ with warnings.catch_warnings():
         (E.PoissonMixture(2, n_init=2, random_state=0).fit(np.round(np.abs(X))),
          np.round(np.abs(X))),
         (E.LatentClassModel(2, n_init=2, random_state=0).fit(X > 1), X > 1),
+        (E.MultinomialMixture(2, n_init=2, random_state=0).fit(np.round(np.abs(X))),
+         np.round(np.abs(X))),
         (E.PoissonHMM(2, n_init=2, random_state=0).fit(np.round(np.abs(X))),
          np.round(np.abs(X))),
         (E.CategoricalHMM(2, n_init=2, random_state=0).fit(X[:, :1] > 1), X[:, :1] > 1),
@@ -127,6 +129,7 @@ def test_every_public_method_of_every_estimator_loads_no_ui():
                  "KMeans.transform", "PoissonMixture.sample", "LatentClassModel.profiles",
                  "LatentClassModel.replay", "PoissonHMM.decode",
                  "CategoricalHMM.emissionprob_", "StudentMixture.dof_", "MixtureModel.params_",
+                 "MultinomialMixture.sample", "MultinomialMixture.probabilities_",
                  "Restarts.to_frame", "StandardErrors.intervals",
                  "SelectionResult.best", "LiveFit.snapshot", "datasets.load_geyser",
                  "datasets.load_carcinoma"):

@@ -8,13 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.special import logsumexp
-from scipy.stats import poisson
+from scipy.stats import multinomial, poisson
 
 from emwidgets import (
     CategoricalHMM,
     ConvergenceWarning,
     LatentClassModel,
     MixtureModel,
+    MultinomialMixture,
     PoissonHMM,
     PoissonMixture,
     StudentMixture,
@@ -68,6 +69,21 @@ def numpy_poisson_em(x, w, weights, rates, n_iter):
         nk = r.sum(0)
         weights, rates = nk / nk.sum(), (r.T @ x) / nk[:, None]
     return np.array(trace), weights, rates
+
+
+def numpy_multinomial_em(x, weights, probs, n_iter):
+    """EM for a mixture of multinomials in float64 (scipy's log-pmf for the E-step)."""
+    trace, n = [], x.sum(1)
+    for _ in range(n_iter):
+        lj = np.log(weights)[None] + np.stack(
+            [multinomial.logpmf(x, n, p / p.sum()) for p in probs], axis=1)
+        ll = logsumexp(lj, axis=1)
+        trace.append(ll.mean())
+        r = np.exp(lj - ll[:, None])
+        weights = r.mean(0)
+        counts = r.T @ x
+        probs = counts / counts.sum(1, keepdims=True)
+    return np.array(trace), weights, probs
 
 
 def numpy_lca_em(frame, weights, probs, n_iter):
@@ -225,6 +241,55 @@ def test_latent_classes_refuse_bad_items_in_one_sentence(survey, bad, words):
 
 
 # ---------------------------------------------------------------------------
+# Multinomial (bag of words)
+# ---------------------------------------------------------------------------
+
+def _documents(n=300, seed=5):
+    """Documents of 20-120 words over a 15-word vocabulary from 3 topics."""
+    rng = np.random.default_rng(seed)
+    topics = rng.dirichlet(np.full(15, 0.3), size=3)
+    z = rng.choice(3, n, p=[0.5, 0.3, 0.2])
+    length = rng.integers(20, 120, n)
+    return np.stack([rng.multinomial(length[i], topics[z[i]]) for i in range(n)]).astype(float), z
+
+
+def test_multinomial_mixture_follows_numpy_em_from_the_same_start(x64):
+    x, _ = _documents()
+    rng = np.random.default_rng(0)
+    w0, p0 = np.array([0.2, 0.3, 0.5]), rng.dirichlet(np.ones(15), size=3)
+    mm = MultinomialMixture(3, weights_init=w0, probabilities_init=p0, tol=0.0,
+                            max_iter=60).fit(x)
+    trace, weights, probs = numpy_multinomial_em(x, w0, p0, 60)
+    np.testing.assert_allclose(mm.restarts_.trace[0], trace, rtol=1e-10)
+    np.testing.assert_allclose(mm.weights_, weights, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(mm.probabilities_, probs, rtol=1e-7, atol=1e-12)
+
+
+def test_multinomial_scores_are_scipys_and_topics_are_found(x64):
+    from sklearn.metrics import adjusted_rand_score
+
+    x, z = _documents()
+    mm = MultinomialMixture(3, n_init=8, random_state=0).fit(x)
+    p = mm.probabilities_ / mm.probabilities_.sum(1, keepdims=True)
+    expected = logsumexp(np.log(mm.weights_)[None] + np.stack(
+        [multinomial.logpmf(x, x.sum(1), q) for q in p], axis=1), axis=1)
+    np.testing.assert_allclose(mm.score_samples(x), expected, rtol=1e-10)
+    assert adjusted_rand_score(z, mm.predict(x)) > 0.95
+    assert mm._n_parameters() == 2 + 3 * 14
+
+
+@pytest.mark.parametrize("bad, words", [
+    (np.array([[1.0, 2.0], [0.5, 1.0], [3.0, 1.0]]), "non-integer count"),
+    (np.array([[1.0, 2.0], [-1.0, 1.0], [3.0, 1.0]]), "negative count"),
+    (np.array([[1.0], [2.0], [3.0]]), "use PoissonMixture"),
+    (np.zeros((4, 3)), "nothing to fit"),
+])
+def test_multinomial_refuses_what_is_not_count_vectors(bad, words):
+    with pytest.raises(ValueError, match=words):
+        MultinomialMixture(2).fit(bad)
+
+
+# ---------------------------------------------------------------------------
 # EM's properties, for each new family
 # ---------------------------------------------------------------------------
 
@@ -233,6 +298,8 @@ FAMILIES = {
                                          max_iter=80, random_state=2), d["counts"]),
     "latent class": lambda d: (LatentClassModel(3, n_init=6, tol=1e-9, max_iter=80,
                                                 random_state=2), d["survey"]),
+    "multinomial": lambda d: (MultinomialMixture(3, n_init=6, init_params="random", tol=1e-9,
+                                                 max_iter=80, random_state=2), d["words"]),
     "poisson hmm": lambda d: (PoissonHMM(3, n_init=6, tol=1e-9, n_iter=80, random_state=2),
                               d["counts"]),
     "categorical hmm": lambda d: (CategoricalHMM(3, n_init=6, tol=1e-9, n_iter=80,
@@ -246,6 +313,7 @@ FAMILIES = {
                                                 random_state=2), d["angles"]),
 }
 EMISSION = {"poisson": "rates", "latent class": "probabilities", "poisson hmm": "rates",
+            "multinomial": "probabilities",
             "categorical hmm": "probabilities", "student": "means", "student diag": "dof",
             "von Mises (user)": "theta"}
 #: Batched and alone agree to rounding; the user family's Newton solves (a 2 x 2 solve per
@@ -259,7 +327,8 @@ def family_data(survey):
     z = rng.choice(3, 500)
     counts = rng.poisson(np.array([[1.0, 4.0], [5.0, 1.0], [8.0, 8.0]])[z]).astype(float)
     angles = np.concatenate([rng.vonmises(0.5, 8.0, 300), rng.vonmises(2.5, 3.0, 200)])
-    return {"counts": counts, "survey": survey, "outliers": _outliers(), "angles": angles[:, None]}
+    return {"counts": counts, "survey": survey, "outliers": _outliers(), "angles": angles[:, None],
+            "words": _documents(200, seed=8)[0]}
 
 
 def von_mises(theta, x):

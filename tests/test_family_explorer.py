@@ -25,6 +25,7 @@ from emwidgets import (
     GaussianMixture,
     LatentClassModel,
     MixtureModel,
+    MultinomialMixture,
     PoissonHMM,
     PoissonMixture,
     StudentMixture,
@@ -262,3 +263,21 @@ def test_settings_beyond_a_sliders_range_are_kept(deaths, faithful, make):
     assert (s.tol, s.max_iter, s.n_init) == (1e-10, 20_000, 80)
     assert ex.controls["max_iter"].value == 20_000 and ex.controls["n_init"].value == 80
     np.testing.assert_allclose(ex.controls["tol"].value, 1e-10)
+
+
+def test_documents_word_counts_explored_as_a_multinomial_mixture():
+    rng = np.random.default_rng(4)
+    topics = rng.dirichlet(np.full(8, 0.3), size=2)
+    z = rng.choice(2, 150)
+    words = np.stack([rng.multinomial(rng.integers(30, 90), topics[c]) for c in z])
+    data = pd.DataFrame(words, columns=[f"w{j}" for j in range(8)])
+    ex = FamilyExplorer(data, MultinomialMixture(2, n_init=6, random_state=0))
+    assert ex.session.columns == list(data.columns)  # counts are no codes: every column
+    ex.run(block=True)
+    est = ex.session.estimator
+    batch = MultinomialMixture(2, n_init=6, random_state=0).fit(data)
+    np.testing.assert_allclose(est.lower_bound_, batch.lower_bound_, rtol=1e-6)
+    perm = ex.session.snapshot.solutions.permutations[ex.session.snapshot.best]
+    for colour, k in enumerate(perm):
+        np.testing.assert_allclose(_segments(ex.profile.artists.lines[colour]),
+                                   est.probabilities_[k], rtol=1e-5)

@@ -1,4 +1,4 @@
-"""Mixtures of counts and of categories: Poisson and latent class (categorical) families.
+"""Mixtures of counts and of categories: Poisson, multinomial and latent class families.
 
 Both are exponential families whose log-density is linear in a feature vector
 of the row, as for Gaussians (:mod:`gmm`)::
@@ -7,6 +7,9 @@ of the row, as for Gaussians (:mod:`gmm`)::
 
 * Poisson, one rate per component and column: t(x) = [x, 1],
   W = [log lambda_k ; log w_k - sum_d lambda_kd], h(x) = -sum_d log x_d!.
+* Multinomial (count vectors: bag-of-words documents), word probabilities p_k:
+  t(x) = x, W = log p_k, plus log w_k, h(x) = log n! - sum_d log x_d! with n the
+  row's total (the number of trials is the row's own, not a parameter).
 * Categorical (latent class analysis), item j with L_j levels: t(x) is the
   one-hot coding of the answers (all zeros for an item not answered), W the
   log response probabilities, h = 0. A missing answer adds nothing to any
@@ -43,6 +46,14 @@ class PoissonParams(NamedTuple):
 
     weights: jax.Array
     rates: jax.Array
+
+
+class MultinomialParams(NamedTuple):
+    """Attributes: weights (K,), probabilities (K, D): each component's probabilities of
+    the D categories (words), summing to 1."""
+
+    weights: jax.Array
+    probabilities: jax.Array
 
 
 class CategoricalParams(NamedTuple):
@@ -135,6 +146,35 @@ def poisson_family() -> Family:
 
 
 # ----------------------------------------------------------------------------
+# Multinomial (count vectors)
+# ----------------------------------------------------------------------------
+
+def multinomial_log_joint(params: MultinomialParams, hyper: DiscreteHyper, x):
+    """(B, D) count vectors -> (B, K) log w_k + log Multinomial(x | row total, p_k)."""
+    logp = jnp.log(jnp.maximum(params.probabilities, _floor(params.probabilities.dtype)))
+    coef = gammaln(x.sum(1, keepdims=True) + 1.0) - gammaln(x + 1.0).sum(1, keepdims=True)
+    return x @ logp.T + _log_weights(params.weights, hyper.active)[None, :] + coef
+
+
+def _multinomial_m_step(ctx, stats: MixtureStats, hyper: DiscreteHyper):
+    params = ctx[0]
+    nk = stats.moments[:, -1]
+    counts = stats.moments[:, :-1]
+    totals = counts.sum(1, keepdims=True)
+    probs = jnp.where(totals > 0, counts / jnp.where(totals > 0, totals, 1.0),
+                      params.probabilities)  # a component with no count stays put
+    new = MultinomialParams(_normalised_weights(nk, hyper.active), probs)
+    ok = jnp.isfinite(probs).all() & jnp.isfinite(new.weights).all()
+    return new, Health(ok, jnp.int32(-1))
+
+
+@functools.lru_cache(maxsize=None)
+def multinomial_family() -> Family:
+    """A mixture of multinomials: count vectors (documents' word counts) by component."""
+    return _linear_family(*MULTINOMIAL)
+
+
+# ----------------------------------------------------------------------------
 # Categorical (latent class analysis)
 # ----------------------------------------------------------------------------
 
@@ -170,3 +210,4 @@ def categorical_family() -> Family:
 
 POISSON = Emissions(poisson_log_joint, _poisson_m_step, "poisson")
 CATEGORICAL = Emissions(categorical_log_joint, _categorical_m_step, "categorical")
+MULTINOMIAL = Emissions(multinomial_log_joint, _multinomial_m_step, "multinomial")
