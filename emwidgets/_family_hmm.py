@@ -28,6 +28,8 @@ from .hmm import _probabilities, _renormalised, pad_sequences, unpad
 class MarkovOver:
     """Mixin: put first in the bases, before the mixture class it makes Markov."""
 
+    _maskable = False  # (an HMM's masked states: GaussianHMM only)
+
     _emissions = None  # core.discrete.Emissions, set by the subclass
 
     @property

@@ -89,6 +89,11 @@ class FamilyMixture(_Estimator):
     #: The explorer draws the components in the data's plane (means and scale
     #: matrices as ellipses) instead of by their profile (:meth:`_profile`).
     _plane_view = False
+    #: Every parameter has the components on axis 1, (R, K, ...), and the family's hyper
+    #: an ``active`` mask: a program compiled for more components then serves fewer (the
+    #: extra ones masked, never responsible for a row), so that select_model and the
+    #: explorer's components slider compile once (``_program_components``).
+    _maskable = False
 
     # -- hooks ------------------------------------------------------------------
     def _encode(self, X, reset: bool) -> np.ndarray:
@@ -151,8 +156,12 @@ class FamilyMixture(_Estimator):
         w = check_sample_weight(sample_weight, n)
         keys = _keys(self.random_state, self.n_init) if keys is None else keys
         n_restarts = len(keys)
-        r_program = em.restart_bucket(n_restarts, n * k * (p + 1))
-        width = 2 * r_program * k + self._features_per_row(p)
+        # (With _program_components set, a mask even when K is the program's size: one
+        # program for every K up to it.)
+        masked = self._maskable and hasattr(self, "_program_components")
+        self._k_program = k_program = max(k, self._program_components) if masked else k
+        r_program = em.restart_bucket(n_restarts, n * k_program * (p + 1))
+        width = 2 * r_program * k_program + self._features_per_row(p)
         n_padded, block = dm.padded_length(n, dm.choose_block_size(n, width))
         dtype = dm.float_dtype()
         xp = np.zeros((n_padded, p), dtype)
@@ -161,10 +170,14 @@ class FamilyMixture(_Estimator):
         wp[:n] = w
         data = em.Data(dm.to_device(xp), dm.to_device(wp))
         params = self._initial_params(_padded_key_data(keys, r_program), rows, w, k)
+        hyper = self._hyper(k)
+        if masked:  # the real components drawn as for K, then masked ones
+            params = _pad_components(params, k_program)
+            hyper = hyper._replace(active=dm.to_device(np.arange(k_program) < k))
         state = em.host_init_state(jax.tree.map(lambda a: np.asarray(a, dtype), params),
                                    n_real=n_restarts)
-        quick = em.quick_compile(n * k * (p + 1) * r_program)
-        run = em.EMRun(self._family(), block, state, data, self._hyper(k),
+        quick = em.quick_compile(n * k_program * (p + 1) * r_program)
+        run = em.EMRun(self._family(), block, state, data, hyper,
                        dm.to_device(self.tol, dtype), max_iter=self.max_iter, quick=quick)
         return LiveFit(self, run, None, keys, n)
 
@@ -196,9 +209,11 @@ class FamilyMixture(_Estimator):
         return other
 
     def _restarts(self, state, scaling, keys, n_samples=None) -> Restarts:
-        r = len(keys)
-        params = self._param_dict(jax.tree.map(lambda a: np.asarray(a, np.float64)[:r],
-                                               state.params))
+        r, k = len(keys), self.n_components
+        masked = getattr(self, "_k_program", k) > k
+        params = self._param_dict(jax.tree.map(
+            lambda a: np.asarray(a, np.float64)[:r, :k] if masked
+            else np.asarray(a, np.float64)[:r], state.params))
         return _restarts_from_state(state, params, keys, self._objective_offset(), tol=self.tol)
 
     def _objective_offset(self, fitted: bool = False) -> float:
@@ -222,16 +237,22 @@ class FamilyMixture(_Estimator):
                 "increase max_iter or tol.", ConvergenceWarning, stacklevel=4)
         return self
 
+    @staticmethod
+    def _masked_program_work(n: int, width: int, k_program: int, n_init: int) -> float:
+        """Numbers one EM iteration handles with ``k_program`` components over rows of
+        ``width`` encoded numbers (the explorer's choice of a masked program)."""
+        return n * k_program * (width + 1) * em.restart_bucket(n_init, 1.0)
+
     def _live_proba(self, live: LiveFit, rows) -> np.ndarray:
         """(R, n, K) every restart's posterior probabilities of the data's rows ``rows``
         (indices) at the live fit's current iteration."""
         host = live.__dict__.get("_host_rows")
         if host is None:  # one copy per fit; the display rows are gathered on the host
             host = live.__dict__["_host_rows"] = np.asarray(live.run.data.x)
-        log_joint, hyper = self._program_log_joint()
-        proba = _live_proba_jit(log_joint, live.run.state.params, hyper,
+        log_joint = self._program_log_joint()[0]
+        proba = _live_proba_jit(log_joint, live.run.state.params, live.run.hyper,
                                 dm.to_device(host[np.asarray(rows)]))
-        return np.asarray(proba, np.float64)[:len(live.keys)]
+        return np.asarray(proba, np.float64)[:len(live.keys), :, :self.n_components]
 
     # -- using a fitted model ---------------------------------------------------
     def _log_joint(self, X) -> np.ndarray:
@@ -239,8 +260,14 @@ class FamilyMixture(_Estimator):
         self._check_fitted()
         rows = self._encode(X, reset=False)
         family_log_joint, params, hyper = self._scoring()
+        k, k_program = self.n_components, getattr(self, "_k_program", self.n_components)
+        if self._maskable and hasattr(self, "_program_components"):
+            # scored by the fit's program size too: one scoring program for a whole grid
+            params = jax.tree.map(lambda a: np.asarray(a)[None], params)
+            params = jax.tree.map(lambda a: dm.to_device(a[0]), _pad_components(params, k_program))
+            hyper = hyper._replace(active=dm.to_device(np.arange(k_program) < k))
         out = _log_joint_jit(family_log_joint, params, hyper, dm.to_device(rows))
-        return np.asarray(out, np.float64)
+        return np.asarray(out, np.float64)[:, :k]
 
     def score_samples(self, X):
         """(N,) log-likelihood of each row."""
@@ -268,6 +295,17 @@ class FamilyMixture(_Estimator):
         """Akaike information criterion (lower is better)."""
         n = len(self._encode(X, reset=False))
         return -2 * self.score(X) * n + 2 * self._n_parameters()
+
+
+def _pad_components(params, k_program: int):
+    """(R, K, ...) parameters -> (R, k_program, ...): the extra components copy the
+    first one, with weight 0 (masked, they stay so)."""
+    def pad(name, a):
+        a = np.asarray(a)
+        extra = np.repeat(a[:, :1], k_program - a.shape[1], axis=1)
+        return np.concatenate([a, np.zeros_like(extra) if name == "weights" else extra], axis=1)
+
+    return type(params)(**{name: pad(name, a) for name, a in params._asdict().items()})
 
 
 class SamplesRows:

@@ -38,6 +38,7 @@ class PoissonMixture(SamplesRows, FamilyMixture):
 
     _init_methods = ("random_from_data", "random")
     _data_kind = "counts"
+    _maskable = True
 
     def __init__(self, n_components=1, *, tol=1e-6, max_iter=1000, n_init=1,
                  init_params="random_from_data", weights_init=None, rates_init=None,
@@ -155,6 +156,7 @@ class MultinomialMixture(SamplesRows, FamilyMixture):
 
     _init_methods = ("random_from_data", "random")
     _data_kind = "counts"
+    _maskable = True
 
     def __init__(self, n_components=1, *, tol=1e-6, max_iter=1000, n_init=1,
                  init_params="random_from_data", weights_init=None, probabilities_init=None,

@@ -50,6 +50,7 @@ class LatentClassModel(SamplesRows, FamilyMixture):
 
     _init_methods = ("random", "random_from_data")
     _data_kind = "categories"
+    _maskable = True
 
     def __init__(self, n_components=2, *, tol=1e-6, max_iter=1000, n_init=10,
                  init_params="random", weights_init=None, probabilities_init=None,

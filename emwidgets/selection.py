@@ -201,6 +201,8 @@ def _select_family(X, ks, estimator, criterion, callback) -> SelectionResult:
     rows = []
     for k in ks:
         est = type(estimator)(**{**estimator.get_params(), "n_components": k})
+        if est._maskable:
+            est._program_components = max(ks)  # one program for the grid (the rest masked)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)

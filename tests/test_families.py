@@ -21,6 +21,7 @@ from emwidgets import (
     StudentMixture,
     _compiles,
     datasets,
+    select_model,
 )
 
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
@@ -404,6 +405,36 @@ def test_same_seed_same_fit_and_settings_compile_nothing_new(family_data, name):
     assert c.compiled == 0, c
     np.testing.assert_array_equal(same.restarts_.trace, est.restarts_.trace)
     assert not np.array_equal(again.restarts_.objective, est.restarts_.objective)
+
+
+@pytest.mark.parametrize("name", ["poisson", "latent class", "multinomial"])
+def test_a_masked_program_equals_the_exact_size_one(x64, family_data, name):
+    """Components beyond K, masked, change nothing: what lets select_model and the
+    explorer's components slider run every K in one program."""
+    exact, X = FAMILIES[name](family_data)
+    exact.fit(X)
+    masked, _ = FAMILIES[name](family_data)
+    masked._program_components = 7
+    masked.fit(X)
+    assert masked._k_program == 7
+    np.testing.assert_array_equal(masked.restarts_.n_iter, exact.restarts_.n_iter)
+    np.testing.assert_allclose(masked.restarts_.trace, exact.restarts_.trace, rtol=1e-10)
+    for a, b in zip(jax.tree.leaves(masked.restarts_.params),
+                    jax.tree.leaves(exact.restarts_.params)):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-14)
+    np.testing.assert_allclose(masked.predict_proba(X), exact.predict_proba(X), rtol=1e-9,
+                               atol=1e-14)
+    np.testing.assert_allclose(masked.bic(X), exact.bic(X), rtol=1e-12)
+
+
+def test_select_model_runs_a_familys_grid_in_one_program(carcinoma):
+    with _compiles.count() as c:
+        select_model(carcinoma.iloc[:100], [1, 2, 3, 4],
+                     estimator=LatentClassModel(n_init=4, random_state=0))
+    programs = [p.name for p in c.programs]
+    assert programs.count("jit(advance)") == 1, programs  # the EM program (compiled or cached)
+    assert len(programs) <= 2, programs  # and one scoring program
 
 
 def test_a_fit_compiles_one_program(family_data):

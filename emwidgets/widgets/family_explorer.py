@@ -160,14 +160,33 @@ class FamilySession(FitSession):
         own = self.template.get_params()
         return {name: getattr(self, name) for name in _SETTINGS if name in own}
 
-    def _make_estimator(self):
-        return type(self.template)(**{**self.template.get_params(), **self.settings()})
-
     def _start_fit(self, est):
         return est.start(self.X, sample_weight=self._weights)
 
+    def _make_estimator(self):
+        est = type(self.template)(**{**self.template.get_params(), **self.settings()})
+        k_program = self.program_components()
+        if k_program > self.n_components:
+            est._program_components = k_program  # the extra components are masked
+        return est
+
     def program_components(self) -> int:
-        return self.n_components  # exact-size programs (no masked components for families)
+        """The slider's maximum on small data for the families whose components can be
+        masked (counts, count vectors, latent classes: the components slider then compiles
+        nothing), else exactly ``n_components`` (see :meth:`FitSession.program_components`)."""
+        if not self.template._maskable:
+            return self.n_components
+        k_max = max(self.MAX_COMPONENTS, self.n_components)
+        width = (sum(int(self.X[c].nunique()) for c in self.X.columns) if self.categorical
+                 else self.X.shape[1])
+        work = FamilyMixture._masked_program_work(len(self.X), width, k_max, self.n_init)
+        return k_max if work <= self.MASK_COMPONENTS_WORK else self.n_components
+
+    def _alternatives(self) -> list:
+        # Nothing else to compile: a family starts on the host (any initialisation, one
+        # program) and masks its components; a t mixture's covariance types are exact-size
+        # programs of real work, left to the user's choice.
+        return []
 
     def _describe_run(self) -> str:
         k = self.n_components
