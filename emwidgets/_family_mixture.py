@@ -128,6 +128,33 @@ class FamilyMixture(_Estimator):
         (means and covariances)."""
         return None
 
+    def _free_parts(self) -> dict:
+        """The fitted parameters in the program's units as ``{name: part}``
+        (:mod:`emwidgets._standard_errors`: Free, Simplex, ...), the coordinates the
+        standard errors' information is computed over; ``_params_from`` inverts it."""
+        raise NotImplementedError
+
+    def _params_from(self, arrays: dict):
+        """The family's parameters (program units) from ``{name: array}`` of the parts."""
+        raise NotImplementedError
+
+    def standard_errors(self, X, sample_weight=None):
+        """Standard errors of the fitted parameters on data X (the data it was fitted on),
+        from the observed information by autodiff in float64, mapped to the parameters of
+        ``restarts_.params`` (data units) by the delta method; a
+        :class:`~emwidgets._standard_errors.FamilyStandardErrors`. Probabilities at 0
+        (on the boundary) are held fixed, with error 0.
+
+        Raises:
+            ValueError: when the information matrix is singular (coinciding or empty
+                components): no standard errors exist.
+        """
+        from ._standard_errors import family_standard_errors
+
+        self._check_fitted()
+        rows = self._encode(X, reset=False)
+        return family_standard_errors(self, rows, check_sample_weight(sample_weight, len(rows)))
+
     def _features_per_row(self, p: int) -> int:
         """Numbers one row holds in the E-step's working set (sizes the blocks)."""
         return p + 1

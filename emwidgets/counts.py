@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _standard_errors as SE
 from ._family_hmm import MarkovOver
 from ._family_mixture import FamilyMixture, Profile, SamplesRows
 from .core import data as dm
@@ -96,6 +97,12 @@ class PoissonMixture(SamplesRows, FamilyMixture):
 
     def _program_log_joint(self):
         return DC.poisson_log_joint, DC.DiscreteHyper()
+
+    def _free_parts(self):
+        return {"weights": SE.Simplex(self.weights_), "rates": SE.Free(self.rates_)}
+
+    def _params_from(self, a):
+        return DC.PoissonParams(a["weights"], a["rates"])
 
     def _profile(self, params, names):
         rates = np.asarray(params["rates"], np.float64)
@@ -222,6 +229,13 @@ class MultinomialMixture(SamplesRows, FamilyMixture):
 
     def _program_log_joint(self):
         return DC.multinomial_log_joint, DC.DiscreteHyper()
+
+    def _free_parts(self):
+        return {"weights": SE.Simplex(self.weights_),
+                "probabilities": SE.Simplex(self.probabilities_)}
+
+    def _params_from(self, a):
+        return DC.MultinomialParams(a["weights"], a["probabilities"])
 
     def _profile(self, params, names):
         probs = np.asarray(params["probabilities"], np.float64)

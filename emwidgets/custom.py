@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _standard_errors as SE
 from ._family_mixture import FamilyMixture, Profile
 from .core import data as dm
 from .core import draws as D
@@ -110,6 +111,12 @@ class MixtureModel(FamilyMixture):
 
     def _program_log_joint(self):
         return _bound(self.log_prob), None
+
+    def _free_parts(self):
+        return {"weights": SE.Simplex(self.weights_), "theta": SE.FreeTree(self.params_)}
+
+    def _params_from(self, a):
+        return U.UserParams(a["weights"], a["theta"])
 
     def _profile(self, params, names):
         """Every component parameter (each entry of theta's arrays) side by side."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from . import _standard_errors as SE
 from ._family_hmm import MarkovOver
 from ._family_mixture import FamilyMixture, Profile, SamplesRows
 from .core import data as dm
@@ -111,6 +112,14 @@ class LatentClassModel(SamplesRows, FamilyMixture):
 
     def _program_log_joint(self):
         return DC.categorical_log_joint, self._hyper(self.n_components)
+
+    def _free_parts(self):
+        return {"weights": SE.Simplex(self.weights_),
+                "probabilities": SE.ItemSimplex(np.concatenate(self.probabilities_, axis=1),
+                                                [len(c) for c in self.categories_])}
+
+    def _params_from(self, a):
+        return DC.CategoricalParams(a["weights"], a["probabilities"])
 
     def _profile(self, params, names):
         """Response probabilities per class: P(last level) of a two-level item (the

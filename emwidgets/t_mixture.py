@@ -7,6 +7,7 @@ import math
 import numpy as np
 from scipy.linalg import solve_triangular
 
+from . import _standard_errors as SE
 from . import _validation as V
 from ._family_mixture import FamilyMixture, SamplesRows
 from .core import data as dm
@@ -118,6 +119,27 @@ class StudentMixture(SamplesRows, FamilyMixture):
 
     def _program_log_joint(self):
         return ST.bound_log_joint(self.covariance_type), None
+
+    def _free_parts(self):
+        s = self._scaling
+        covs = np.asarray(self.covariances_, np.float64) / s.scale**2
+        parts = {"weights": SE.Simplex(self.weights_),
+                 "means": SE.Free((np.asarray(self.means_, np.float64) - s.shift) / s.scale),
+                 "covariances": (SE.Symmetric(covs) if self.covariance_type in ("full", "tied")
+                                 else SE.Free(covs))}
+        if not self.fix_dof:  # (at a bound, a t is held there: near DOF_MAX it is Gaussian)
+            dof = np.asarray(self.dof_, np.float64)
+            parts["dof"] = SE.Free(dof, fixed=(dof <= 1.001 * ST.DOF_MIN) | (
+                dof >= 0.999 * ST.DOF_MAX))
+        return parts
+
+    def _params_from(self, a):
+        import jax.numpy as jnp
+
+        cov = COVARIANCE_TYPES[self.covariance_type]
+        dof = a["dof"] if "dof" in a else jnp.asarray(self.dof_, jnp.float64)
+        return ST.StudentParams(a["weights"], a["means"], a["covariances"],
+                                cov.precision_cholesky(a["covariances"]), dof)
 
     def _objective_offset(self, fitted: bool = False) -> float:
         s = self._scaling if fitted else self._scaling_seen

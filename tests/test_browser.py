@@ -208,23 +208,7 @@ def test_components_and_initialisation_after_a_first_run_compile_nothing(browser
     frames = [hashlib.sha1(canvas.screenshot()).hexdigest()]
 
     def run_and_watch():
-        ex.locator("button", has_text="Run").click()
-        seen, deadline = [], time.time() + 60
-        while time.time() < deadline:
-            seen.append(status_text(page))
-            if seen[-1].startswith(("Done", "Error", "Stopped")):
-                break
-            time.sleep(0.05)
-        assert seen[-1].startswith("Done"), seen[-1]
-        assert not [t for t in seen if "ompil" in t], seen
-        # The new plot reaches the canvas (later when the machine is busy: wait for it).
-        deadline = time.time() + 30
-        while True:
-            frame = hashlib.sha1(canvas.screenshot()).hexdigest()
-            if frame not in frames or time.time() > deadline:
-                break
-            time.sleep(0.25)
-        frames.append(frame)
+        _run_and_watch(page, ex, canvas, frames)
 
     # The components slider, moved with the keyboard as a user can (2 -> 3).
     ex.locator(".widget-slider", has_text="components").locator(".noUi-handle").focus()
@@ -251,5 +235,76 @@ def test_components_and_initialisation_after_a_first_run_compile_nothing(browser
                        "print(len(ran), est.n_components, est.init_params, ran)")
     assert out.split()[:3] == ["0", "3", "random"], out
     assert len(set(frames)) == 3, "the plot should change with each setting"
+    assert error_outputs(page) == []
+    page.close()
+
+
+def _run_and_watch(page, ex, canvas, frames):
+    """Click Run; the run ends Done without the status ever saying it compiles, and a new
+    frame reaches the canvas (appended to ``frames``)."""
+    ex.locator("button", has_text="Run").click()
+    seen, deadline = [], time.time() + 60
+    while time.time() < deadline:
+        seen.append(status_text(page))
+        if seen[-1].startswith(("Done", "Error", "Stopped")):
+            break
+        time.sleep(0.05)
+    assert seen[-1].startswith("Done"), seen[-1]
+    assert not [t for t in seen if "ompil" in t], seen
+    # The new plot reaches the canvas (later when the machine is busy: wait for it).
+    deadline = time.time() + 30
+    while True:
+        frame = hashlib.sha1(canvas.screenshot()).hexdigest()
+        if frame not in frames or time.time() > deadline:
+            break
+        time.sleep(0.25)
+    frames.append(frame)
+
+
+def test_latent_classes_in_the_family_explorer(browser, lab):
+    """The class-profile plot in JupyterLab: a first Run draws it, the classes slider
+    (2 -> 3) redraws it with no compilation (one masked program for every number of
+    classes), and picking another restart shows that restart's profile."""
+    page = open_notebook(browser, lab, "browser_family.ipynb")
+    run_all_and_wait(page)
+    ex = page.locator(".emwidgets-family-explorer").first
+    canvas = ex.locator(".emwidgets-profile canvas").first
+    canvas.wait_for(state="visible", timeout=60_000)
+    assert "Ready" in status_text(page)
+    assert ex.locator(".widget-dropdown", has_text="covariance").is_hidden()
+    frames = [hashlib.sha1(canvas.screenshot()).hexdigest()]
+    ex.locator("button", has_text="Run").click()
+    page.wait_for_function("() => document.querySelector('.emwidgets-status-text')"
+                           ".innerText.startsWith('Done')", timeout=120_000)
+    time.sleep(1.0)
+    frames.append(hashlib.sha1(canvas.screenshot()).hexdigest())
+    assert frames[-1] != frames[0], "the profile should replace the placeholder"
+    ex.screenshot(path=str(ARTIFACTS / "family-explorer-2-classes.png"))
+    kernel(page, "count = _compiles.Count()")
+    ex.locator(".widget-slider", has_text="classes").locator(".noUi-handle").focus()
+    page.keyboard.press("ArrowRight")
+    for _ in range(50):
+        if kernel(page, "print(explorer.controls['n_components'].value)").strip() == "3":
+            break
+        time.sleep(0.1)
+    _run_and_watch(page, ex, canvas, frames)
+    out = kernel(page, "count.stop(); print(count.compiled, len(explorer.profile.artists.lines),"
+                       " explorer.session.estimator.n_components)")
+    assert out.split() == ["0", "3", "3"], out
+    ex.screenshot(path=str(ARTIFACTS / "family-explorer-3-classes.png"))
+    # Another restart (the worst), from the picker: its profile, named in the title.
+    worst = kernel(page, "print(int(explorer.session.snapshot.restarts.ranking()[-1]))").strip()
+    ex.locator(".widget-dropdown", has_text="show restart").locator("select").select_option(
+        worst)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        title = kernel(page, "print(explorer.profile.artists.ax.get_title())").strip()
+        if title.endswith(f"restart {worst}"):
+            break
+        time.sleep(0.2)
+    assert title.endswith(f"restart {worst}"), title
+    time.sleep(1.0)
+    assert hashlib.sha1(canvas.screenshot()).hexdigest() not in frames
+    ex.screenshot(path=str(ARTIFACTS / "family-explorer-worst-restart.png"))
     assert error_outputs(page) == []
     page.close()

@@ -721,3 +721,110 @@ def test_the_convergence_view_and_any_restart_of_a_family(family_data, name):
         expected = est.restarts_.objective[r] * (len(X) if total else 1)
         assert one.score(X) == pytest.approx(expected, rel=1e-4)
     assert view.snapshot.labels.shape == (est.restarts_.n_restarts, len(X))
+
+
+# ---------------------------------------------------------------------------
+# Standard errors: the observed information by autodiff, against finite differences
+# of a log-likelihood written here
+# ---------------------------------------------------------------------------
+
+def _fd_hessian(f, v, h=1e-4):
+    """Central differences (h=1e-4: rounding and truncation errors both near 1e-6 here)."""
+    n = len(v)
+    out = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i, n):
+            e_i, e_j = np.eye(n)[i] * h, np.eye(n)[j] * h
+            out[i, j] = out[j, i] = (f(v + e_i + e_j) - f(v + e_i - e_j) - f(v - e_i + e_j)
+                                     + f(v - e_i - e_j)) / (4 * h * h)
+    return out
+
+
+def test_poisson_standard_errors_are_the_inverse_information_of_the_likelihood(x64, deaths):
+    x, w = deaths
+    pm = PoissonMixture(2, n_init=4, tol=1e-13, max_iter=30_000, random_state=0).fit(
+        x, sample_weight=w)
+    se = pm.standard_errors(x, sample_weight=w)
+
+    def loglik(v):  # (weight of component 0, rate 0, rate 1), written with scipy
+        p = np.array([v[0], 1 - v[0]])
+        return (w * logsumexp(np.log(p) + poisson.logpmf(x, v[1:]), axis=1)).sum()
+
+    v = np.array([pm.weights_[0], *pm.rates_[:, 0]])
+    cov = np.linalg.inv(-_fd_hessian(loglik, v))
+    np.testing.assert_allclose(se.errors["weights"], np.sqrt(cov[0, 0]), rtol=1e-4)
+    np.testing.assert_allclose(se.errors["rates"][:, 0], np.sqrt(np.diag(cov)[1:]), rtol=1e-4)
+    np.testing.assert_allclose(se.covariance[-2:, -2:], cov[:1, :1] * [[1, -1], [-1, 1]],
+                               rtol=1e-4)  # the weights: w1 = 1 - w0
+
+
+def test_latent_class_standard_errors_are_the_inverse_information(x64):
+    """Another free parametrisation (each item's last level dependent, not its largest):
+    the standard errors of the probabilities do not depend on it."""
+    rng = np.random.default_rng(11)
+    theta = [np.array([[0.8, 0.2], [0.25, 0.75]]),
+             np.array([[0.6, 0.3, 0.1], [0.15, 0.25, 0.6]]), np.array([[0.7, 0.3], [0.2, 0.8]])]
+    z = rng.choice(2, 1500, p=[0.6, 0.4])
+    frame = pd.DataFrame({f"q{j}": [rng.choice(len(t[0]), p=t[c]) for c in z]
+                          for j, t in enumerate(theta)})
+    lc = LatentClassModel(2, n_init=4, tol=1e-13, max_iter=20_000, random_state=0).fit(frame)
+    se = lc.standard_errors(frame)
+    assert not any(f.any() for f in se.fixed.values())  # an interior estimate
+    codes = frame.to_numpy()
+
+    def unpack(v):
+        w = np.array([v[0], 1 - v[0]])
+        probs, i = [], 1
+        for m in (2, 3, 2):
+            free = v[i:i + 2 * (m - 1)].reshape(2, m - 1)
+            probs.append(np.concatenate([free, 1 - free.sum(1, keepdims=True)], axis=1))
+            i += 2 * (m - 1)
+        return w, probs
+
+    def loglik(v):
+        w, probs = unpack(v)
+        lj = np.log(w)[None] + sum(np.log(p[:, codes[:, j]].T) for j, p in enumerate(probs))
+        return logsumexp(lj, axis=1).sum()
+
+    v = np.concatenate([[lc.weights_[0]], *[p[:, :-1].ravel() for p in lc.probabilities_]])
+    cov = np.linalg.inv(-_fd_hessian(loglik, v))
+    # the delta method to every level (the last = 1 - the others), in the model's layout
+    jac = np.zeros((sum(2 * m for m in (2, 3, 2)), len(v)))
+    row, col = 0, 1
+    for m in (2, 3, 2):
+        for k in range(2):
+            for lv in range(m):
+                if lv < m - 1:
+                    jac[row + k * m + lv, col + k * (m - 1) + lv] = 1.0
+                else:
+                    jac[row + k * m + lv, col + k * (m - 1): col + (k + 1) * (m - 1)] = -1.0
+        row, col = row + 2 * m, col + 2 * (m - 1)
+    # the model's flattened layout is (class, item levels): reorder the item-major rows
+    order = np.concatenate([np.arange(s, s + 2 * m).reshape(2, m)[k]
+                            for k in range(2) for s, m in zip((0, 4, 10), (2, 3, 2))])
+    expected = np.sqrt(np.diag(jac @ cov @ jac.T))[order].reshape(2, 7)
+    np.testing.assert_allclose(se.errors["probabilities"], expected, rtol=1e-4)
+    np.testing.assert_allclose(se.errors["weights"][0], np.sqrt(cov[0, 0]), rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["poisson", "multinomial", "student", "von Mises (user)"])
+def test_standard_errors_halve_with_four_times_the_data(x64, family_data, name):
+    """Every row weighted 4 (= repeated four times): the same estimate, the information
+    four times larger, each standard error half."""
+    est, X = FAMILIES[name](family_data)
+    est.set_params(tol=1e-12, **{"max_iter": 5000})
+    est.fit(X)
+    one = est.standard_errors(X)
+    four = est.standard_errors(X, sample_weight=np.full(len(X), 4.0))
+    for a, b in zip(jax.tree.leaves(one.errors), jax.tree.leaves(four.errors)):
+        assert np.isfinite(a).all() and (np.asarray(a) >= 0).all()
+        np.testing.assert_allclose(b, np.asarray(a) / 2, rtol=1e-6, atol=1e-12)
+    assert one.covariance.shape[0] == sum(np.size(a) for a in jax.tree.leaves(one.estimates))
+
+
+def test_coinciding_components_have_no_standard_errors_and_say_so(x64):
+    x = np.random.default_rng(0).poisson(3.0, (200, 1)).astype(float)
+    pm = PoissonMixture(2, weights_init=[0.5, 0.5], rates_init=[[2.0], [2.0]], tol=1e-12,
+                        max_iter=50).fit(x)
+    with pytest.raises(ValueError, match="singular"):
+        pm.standard_errors(x)
