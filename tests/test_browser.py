@@ -294,8 +294,10 @@ def test_latent_classes_in_the_family_explorer(browser, lab):
     ex.screenshot(path=str(ARTIFACTS / "family-explorer-3-classes.png"))
     # Another restart (the worst), from the picker: its profile, named in the title.
     worst = kernel(page, "print(int(explorer.session.snapshot.restarts.ranking()[-1]))").strip()
+    label = kernel(page, "print([l for l, v in explorer.restart_picker.options "
+                         f"if v == {worst}][0])").strip()
     ex.locator(".widget-dropdown", has_text="show restart").locator("select").select_option(
-        worst)
+        label=label)
     deadline = time.time() + 30
     while time.time() < deadline:
         title = kernel(page, "print(explorer.profile.artists.ax.get_title())").strip()
