@@ -30,6 +30,12 @@ class MarkovOver:
 
     _maskable = False  # (an HMM's masked states: GaussianHMM only)
 
+    def standard_errors(self, X, lengths=None):
+        """Not available for hidden Markov models (the mixtures' are)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no standard errors yet (the mixture families do: "
+            "the HMM's information needs the forward algorithm's Hessian).")
+
     _emissions = None  # core.discrete.Emissions, set by the subclass
 
     @property

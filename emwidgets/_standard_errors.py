@@ -228,8 +228,11 @@ class FamilyStandardErrors:
         a boundary or in small samples)."""
         from scipy.stats import norm
 
+        import jax
+
         z = norm.ppf(0.5 + level / 2)
-        return {name: (est - z * self.errors[name], est + z * self.errors[name])
+        return {name: (jax.tree.map(lambda e, s: e - z * s, est, self.errors[name]),
+                       jax.tree.map(lambda e, s: e + z * s, est, self.errors[name]))
                 for name, est in self.estimates.items()}
 
 

@@ -73,7 +73,11 @@ def walk(obj, data, depth=0):
     for name in sorted(n for n in dir(obj) if not n.startswith("_")):
         value = getattr(obj, name)  # properties run here
         if inspect.ismethod(value):
-            value = call(obj, name, value, data) if name not in SKIP else value()
+            try:
+                value = call(obj, name, value, data) if name not in SKIP else value()
+            except (ValueError, NotImplementedError):
+                if name != "standard_errors":  # (its one-sentence refusal on a rough fit)
+                    raise
         called.append(f"{cls.__name__}.{name}")
         for v in (value if isinstance(value, (tuple, list)) else
                   value.values() if isinstance(value, dict) else [value]):
@@ -130,6 +134,7 @@ def test_every_public_method_of_every_estimator_loads_no_ui():
                  "LatentClassModel.replay", "PoissonHMM.decode",
                  "CategoricalHMM.emissionprob_", "StudentMixture.dof_", "MixtureModel.params_",
                  "MultinomialMixture.sample", "MultinomialMixture.probabilities_",
+                 "MixtureModel.standard_errors", "FamilyStandardErrors.intervals",
                  "Restarts.to_frame", "StandardErrors.intervals",
                  "SelectionResult.best", "LiveFit.snapshot", "datasets.load_geyser",
                  "datasets.load_carcinoma"):

@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .. import plotting as P
-from .session import Snapshot, snapshot_from_estimator
+from .snapshot import Snapshot, snapshot_from_estimator
 
 MAX_SOLUTIONS = 8  # thumbnails in the gallery; more are counted in a line
 #: A view whose latest update has not been rendered asks the browser again this often,
@@ -81,13 +81,46 @@ class _View:
         def tracked_draw(*args, **kwargs):
             with self._lock if self.locked_render else _NO_LOCK:
                 self._rendered = self._version
-                return render(*args, **kwargs)
+                out = render(*args, **kwargs)
+                self._freeze_layout()
+                return out
 
         self.canvas.draw = tracked_draw
+        # Constrained layout costs more than the drawing (HMM views: 60-100 ms of a 110-230 ms
+        # render): it runs on the first render after a rebuild, then the layout is frozen;
+        # updates in place move artists only. A render whose tick labels changed length
+        # lays out once more (see _freeze_layout).
+        self._frozen_labels = None
+        clear = self.figure.clear
+
+        def clear_and_lay_out(*args, **kwargs):
+            clear(*args, **kwargs)
+            self.figure.set_layout_engine("constrained")
+            self._frozen_labels = None
+
+        self.figure.clear = clear_and_lay_out
         self.n_draws = 0
         self.snapshot = None
         if snapshot is not None:
             self.update(snapshot)
+
+    def _tick_labels(self) -> tuple:
+        return tuple((max((len(t.get_text()) for t in ax.get_xticklabels()), default=0),
+                      max((len(t.get_text()) for t in ax.get_yticklabels()), default=0))
+                     for ax in self.figure.axes)
+
+    def _freeze_layout(self):
+        """After a render: freeze a layout just computed; lay out again (one more render)
+        when the tick labels no longer fit the frozen one."""
+        fig = self.figure
+        labels = self._tick_labels()
+        if type(fig.get_layout_engine()).__name__ == "ConstrainedLayoutEngine":
+            fig.set_layout_engine("none")
+            self._frozen_labels = labels
+        elif self._frozen_labels is not None and labels != self._frozen_labels:
+            fig.set_layout_engine("constrained")
+            self._frozen_labels = None
+            self.canvas.draw_idle()
 
     @classmethod
     def from_estimator(cls, gm, X, **kwargs):
