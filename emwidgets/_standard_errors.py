@@ -226,9 +226,8 @@ class FamilyStandardErrors:
     def intervals(self, level: float = 0.95) -> dict:
         """Wald intervals ``{name: (lower, upper)}`` (normal approximations: rough near
         a boundary or in small samples)."""
-        from scipy.stats import norm
-
         import jax
+        from scipy.stats import norm
 
         z = norm.ppf(0.5 + level / 2)
         return {name: (jax.tree.map(lambda e, s: e - z * s, est, self.errors[name]),

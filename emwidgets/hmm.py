@@ -120,6 +120,8 @@ class GaussianHMM(_Estimator):
     after the regular ones (``'rank_last'``) or only flagged (``'allow'``).
     """
 
+    covariance_types = tuple(COVARIANCE_TYPES)  # from the one registry
+
     def __init__(self, n_components=1, *, covariance_type="diag", min_covar=1e-3, n_iter=100,
                  tol=1e-4, n_init=1, init_params="kmeans", random_state=None,
                  spurious="rank_last"):

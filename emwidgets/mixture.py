@@ -122,6 +122,8 @@ class GaussianMixture(_Estimator):
     """
 
     _init_methods = G.INIT_METHODS
+    #: The covariance types, from the one registry (emwidgets.core.covariance).
+    covariance_types = tuple(COVARIANCE_TYPES)
 
     _estimator_type = "DensityEstimator"
 

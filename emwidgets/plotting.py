@@ -535,7 +535,7 @@ def draw_selection(ax, table, criterion: str = "bic") -> SelectionArtists:
     worse (often spherical) no longer squashes the near-best models into a band.
     """
     lines = {}
-    for i, cov_type in enumerate(["full", "tied", "diag", "spherical"]):
+    for i, cov_type in enumerate(MARKERS):  # (one per covariance type)
         lines[cov_type] = ax.plot([], [], marker=MARKERS[cov_type], color=PALETTE[i],
                                   label=cov_type)[0]
     band = ax.axhspan(0, CLOSE_TO_BEST, color="0.5", alpha=0.18, lw=0,

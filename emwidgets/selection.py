@@ -94,7 +94,7 @@ def _check_mixture_params(Xa, k_max, covariance_types, n_init, random_state, mix
 
 
 def select_model(X, n_components: Iterable[int] = range(1, 10),
-                 covariance_types: Iterable[str] = ("full", "tied", "diag", "spherical"),
+                 covariance_types: Iterable[str] = GaussianMixture.covariance_types,
                  n_init: int = 8, criterion: str = "bic", random_state=0,
                  callback: Optional[Callable[[SelectionResult], None]] = None,
                  estimator=None, **mixture_params) -> SelectionResult:

@@ -34,7 +34,7 @@ def _controls(session: FitSession) -> dict:
         "n_components": W.IntSlider(min=1, max=session.MAX_COMPONENTS, description="components",
                                     style=_style(),
                                     layout=_layout()),
-        "covariance_type": W.Dropdown(options=["full", "tied", "diag", "spherical"],
+        "covariance_type": W.Dropdown(options=list(GaussianMixture.covariance_types),
                                       description="covariance", style=_style(), layout=_layout()),
         "init_params": W.Dropdown(options=list(getattr(session, "init_options",
                                                    GaussianMixture._init_methods)),

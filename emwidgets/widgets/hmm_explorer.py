@@ -28,7 +28,7 @@ class HMMSession(FitSession):
     hmmlearn's best).
     """
 
-    covariance_type = T.Enum(["full", "tied", "diag", "spherical"], default_value="full")
+    covariance_type = T.Enum(list(GaussianHMM.covariance_types), default_value="full")
     init_params = T.Enum(["kmeans", "random"], default_value="random")
     n_init = T.Int(32, min=1)
     tol = T.Float(1e-5)

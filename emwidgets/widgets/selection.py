@@ -7,11 +7,12 @@ import threading
 
 import ipywidgets as W
 
+from ..mixture import GaussianMixture
 from ..selection import SelectionResult, select_model
 from .session import FitSession
 from .views import SelectionPlot
 
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+COVARIANCE_TYPES = GaussianMixture.covariance_types
 
 
 class _Stopped(Exception):

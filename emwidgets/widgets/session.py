@@ -86,7 +86,7 @@ class FitSession(T.HasTraits):
     background_compile = os.environ.get("EMWIDGETS_BACKGROUND_COMPILE", "1") != "0"
 
     n_components = T.Int(2, min=1)
-    covariance_type = T.Enum(["full", "tied", "diag", "spherical"], default_value="full")
+    covariance_type = T.Enum(list(GaussianMixture.covariance_types), default_value="full")
     init_params = T.Enum(list(GaussianMixture._init_methods), default_value="kmeans")
     tol = T.Float(1e-3)
     max_iter = T.Int(100, min=1)
@@ -464,7 +464,7 @@ class FitSession(T.HasTraits):
     def _alternatives(self) -> list:
         """(label, settings) of the programs a user is likely to want next."""
         out = [(f"{c} covariance", {"covariance_type": c})
-               for c in ("full", "diag", "spherical", "tied") if c != self.covariance_type]
+               for c in GaussianMixture.covariance_types if c != self.covariance_type]
         out += [(f"{m} initialisation", {"init_params": m})
                 for m in getattr(self, "init_options", GaussianMixture._init_methods)
                 if m != self.init_params]
