@@ -33,6 +33,7 @@ not by the number of rows.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 from typing import Any, Callable, NamedTuple
 
@@ -273,6 +274,9 @@ def restart_bucket(n_restarts: int, work_per_restart: float) -> int:
 #: optimised program. GPUs always get the default.
 QUICK_COMPILE_WORK = 2.0**21
 QUICK_COMPILE_OPTIONS = {"xla_backend_optimization_level": 0}
+#: True while the driver of a quickly compiled program is being traced: a family may trace
+#: the form that runs faster unoptimised (forward-backward's matrix products, see hmm.py).
+TRACING_QUICK = contextvars.ContextVar("emwidgets_tracing_quick", default=False)
 
 
 def quick_compile(work: float) -> bool:
@@ -385,6 +389,16 @@ def make_runner(family: Family, block_size: int, group_size: int | None = None,
         return state._replace(status=jnp.where(hit_max, MAX_ITER, state.status))
 
     from .._programs import StoredJit
+
+    traced = advance
+
+    @functools.wraps(traced)
+    def advance(*args, **kwargs):  # (the body runs when traced: the flag holds for tracing)
+        token = TRACING_QUICK.set(quick)
+        try:
+            return traced(*args, **kwargs)
+        finally:
+            TRACING_QUICK.reset(token)
 
     return StoredJit(advance, compiler_options=QUICK_COMPILE_OPTIONS if quick else None,
                      key_extra=(family.name, block_size, group_size), persist=bool(family.name))
