@@ -210,13 +210,7 @@ def test_components_and_initialisation_after_a_first_run_compile_nothing(browser
     def run_and_watch():
         _run_and_watch(page, ex, canvas, frames)
 
-    # The components slider, moved with the keyboard as a user can (2 -> 3).
-    ex.locator(".widget-slider", has_text="components").locator(".noUi-handle").focus()
-    page.keyboard.press("ArrowRight")
-    for _ in range(50):
-        if kernel(page, "print(explorer.controls['n_components'].value)").strip() == "3":
-            break
-        time.sleep(0.1)
+    _step_slider(page, ex, "components", "3")  # with the keyboard, as a user can (2 -> 3)
     run_and_watch()
     ex.locator(".widget-dropdown", has_text="initialisation").locator("select").select_option(
         "random")
@@ -237,6 +231,17 @@ def test_components_and_initialisation_after_a_first_run_compile_nothing(browser
     assert len(set(frames)) == 3, "the plot should change with each setting"
     assert error_outputs(page) == []
     page.close()
+
+
+def _step_slider(page, ex, label, expected):
+    """One step right on the slider ``label`` with the keyboard, until the kernel's
+    ``explorer`` has the ``expected`` number of components."""
+    ex.locator(".widget-slider", has_text=label).locator(".noUi-handle").focus()
+    page.keyboard.press("ArrowRight")
+    for _ in range(50):
+        if kernel(page, "print(explorer.controls['n_components'].value)").strip() == expected:
+            break
+        time.sleep(0.1)
 
 
 def _run_and_watch(page, ex, canvas, frames):
@@ -281,12 +286,7 @@ def test_latent_classes_in_the_family_explorer(browser, lab):
     assert frames[-1] != frames[0], "the profile should replace the placeholder"
     ex.screenshot(path=str(ARTIFACTS / "family-explorer-2-classes.png"))
     kernel(page, "count = _compiles.Count()")
-    ex.locator(".widget-slider", has_text="classes").locator(".noUi-handle").focus()
-    page.keyboard.press("ArrowRight")
-    for _ in range(50):
-        if kernel(page, "print(explorer.controls['n_components'].value)").strip() == "3":
-            break
-        time.sleep(0.1)
+    _step_slider(page, ex, "classes", "3")
     _run_and_watch(page, ex, canvas, frames)
     out = kernel(page, "count.stop(); print(count.compiled, len(explorer.profile.artists.lines),"
                        " explorer.session.estimator.n_components)")

@@ -7,6 +7,7 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
+from _numerics import finite_difference_hessian
 from scipy.special import logsumexp
 from scipy.stats import multinomial, poisson
 
@@ -728,17 +729,6 @@ def test_the_convergence_view_and_any_restart_of_a_family(family_data, name):
 # of a log-likelihood written here
 # ---------------------------------------------------------------------------
 
-def _fd_hessian(f, v, h=1e-4):
-    """Central differences (h=1e-4: rounding and truncation errors both near 1e-6 here)."""
-    n = len(v)
-    out = np.zeros((n, n))
-    for i in range(n):
-        for j in range(i, n):
-            e_i, e_j = np.eye(n)[i] * h, np.eye(n)[j] * h
-            out[i, j] = out[j, i] = (f(v + e_i + e_j) - f(v + e_i - e_j) - f(v - e_i + e_j)
-                                     + f(v - e_i - e_j)) / (4 * h * h)
-    return out
-
 
 def test_poisson_standard_errors_are_the_inverse_information_of_the_likelihood(x64, deaths):
     x, w = deaths
@@ -751,7 +741,7 @@ def test_poisson_standard_errors_are_the_inverse_information_of_the_likelihood(x
         return (w * logsumexp(np.log(p) + poisson.logpmf(x, v[1:]), axis=1)).sum()
 
     v = np.array([pm.weights_[0], *pm.rates_[:, 0]])
-    cov = np.linalg.inv(-_fd_hessian(loglik, v))
+    cov = np.linalg.inv(-finite_difference_hessian(loglik, v))
     np.testing.assert_allclose(se.errors["weights"], np.sqrt(cov[0, 0]), rtol=1e-4)
     np.testing.assert_allclose(se.errors["rates"][:, 0], np.sqrt(np.diag(cov)[1:]), rtol=1e-4)
     np.testing.assert_allclose(se.covariance[-2:, -2:], cov[:1, :1] * [[1, -1], [-1, 1]],
@@ -787,7 +777,7 @@ def test_latent_class_standard_errors_are_the_inverse_information(x64):
         return logsumexp(lj, axis=1).sum()
 
     v = np.concatenate([[lc.weights_[0]], *[p[:, :-1].ravel() for p in lc.probabilities_]])
-    cov = np.linalg.inv(-_fd_hessian(loglik, v))
+    cov = np.linalg.inv(-finite_difference_hessian(loglik, v))
     # the delta method to every level (the last = 1 - the others), in the model's layout
     jac = np.zeros((sum(2 * m for m in (2, 3, 2)), len(v)))
     row, col = 0, 1
