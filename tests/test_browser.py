@@ -151,15 +151,17 @@ print(s.snapshot.stopped, s.snapshot.iteration == int(s.estimator.restarts_.n_it
     # Every view's latest update has been rendered by the page (ipympl's page drops a draw
     # request that comes while it waits for a frame; the views ask again): the screenshot
     # once showed a convergence legend naming the restart of an older frame.
-    out = kernel(page, """
-import time
-views = [hmm.convergence, hmm.transitions, hmm.series, hmm.gallery]
-t0 = time.monotonic()
-while any(v._rendered < v._version for v in views) and time.monotonic() - t0 < 20:
-    time.sleep(0.1)
-print([v._rendered == v._version for v in views], hmm.convergence.artists.best_line.get_label(),
-      hmm.session.snapshot.best)
-""")
+    # (Polled from here, a short cell at a time: the kernel renders a frame when the page asks,
+    # on the thread that runs cells, so a cell that waited in a loop would hold the renders off.)
+    deadline = time.time() + 30
+    while True:
+        out = kernel(page, "views = [hmm.convergence, hmm.transitions, hmm.series, hmm.gallery]; "
+                           "print([v._rendered == v._version for v in views], "
+                           "hmm.convergence.artists.best_line.get_label(), "
+                           "hmm.session.snapshot.best)")
+        if "False" not in out.split("]")[0] or time.time() > deadline:
+            break
+        time.sleep(0.3)
     flags, label = out.split("]")[0], out.split("]")[1].strip()
     assert "False" not in flags, out
     best = label.split()[-1]
