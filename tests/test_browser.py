@@ -222,6 +222,16 @@ def test_components_and_initialisation_after_a_first_run_compile_nothing(browser
             break
         time.sleep(0.1)
     run_and_watch()
+    # The page shows the last run in every view before the screenshot (the gallery, rebuilt at
+    # the end of a run, renders last: a screenshot once showed the previous run's gallery).
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        out = kernel(page, "print(all(v._rendered == v._version for v in explorer.views.values()))")
+        if out.strip() == "True":
+            break
+        time.sleep(0.3)
+    assert out.strip() == "True", "every view should render the last run"
+    time.sleep(1.0)  # (the rendered frame reaches the canvas)
     ex.screenshot(path=str(ARTIFACTS / "controls-after-first-run.png"))
     # The Runs compiled nothing (after each, the background compiles the next choices: the
     # other covariance types with the new initialisation; those are not the user's wait).
