@@ -41,6 +41,7 @@ from .core import draws as D
 from .core import em
 from .core import gmm as G
 from .core import hmm as H
+from .core import host_kmeans as HK
 from .core.covariance import COVARIANCE_TYPES
 
 
@@ -181,6 +182,11 @@ class GaussianHMM(_Estimator):
             startprob, transmat = H.dirichlet_draws(key_data, s, s_program)
             if self.init_params == "kmeans":
                 draws = D.InitDraws(uniforms=D.seeding_uniforms(key_data, s_program, dtype))
+                if quick:  # small data: k-means on the host
+                    draws = D.InitDraws(centers=HK.kmeans_centers(
+                        draws.uniforms, np.asarray(seqs.x).reshape(-1, d),
+                        np.asarray(seqs.mask).reshape(-1),
+                        s_program, s))
             else:  # distinct samples, as indices into the flattened (padded) sequences
                 valid = np.flatnonzero(np.asarray(seqs.mask).reshape(-1) > 0)
                 draws = D.InitDraws(

@@ -12,6 +12,7 @@ from .core import data as dm
 from .core import draws as D
 from .core import em
 from .core import gmm as G
+from .core import host_kmeans as HK
 from .core import kmeans as km
 
 # Restart grouping (em.group_size_for), from measurements on a 2-core CPU:
@@ -127,6 +128,9 @@ class KMeans(_Estimator):
         quick = em.quick_compile(n * k * (d + 1) * r_program)
         draws = D.for_method({"random": "random_samples"}.get(method, method),
                              _padded_key_data(keys, r_program), n, data.x.shape[0], k, dtype)
+        if method == "k-means++" and quick:  # small data: seeded on the host
+            given = dm.to_device(HK.kmeans_seeds(draws.uniforms, data.x, data.w, k), dtype)
+            draws, method = D.InitDraws(), "given"
         state, tol = _kmeans_start(draws, data, dm.to_device(self.tol, dtype), given,
                                    np.int32(r), n_clusters=k, method=method, quick=quick)
         group, block = _kmeans_layout(r_program, data.x.shape[0], block_size, k, d)

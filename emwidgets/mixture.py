@@ -39,6 +39,7 @@ from .core import data as dm
 from .core import draws as D
 from .core import em
 from .core import gmm as G
+from .core import host_kmeans as HK
 from .core import missing as MS
 from .core.covariance import COVARIANCE_TYPES, covariance_shape
 from .kmeans import _kmeans_layout
@@ -297,6 +298,9 @@ class GaussianMixture(_Estimator):
         quick = em.quick_compile(n * k_program * stats * r_program)
         draws = D.for_method(self.init_params, _padded_key_data(keys, r_program), n,
                              data.x.shape[0], k_program, dtype)
+        if self.init_params == "kmeans" and quick:  # small data: k-means on the host
+            draws = D.InitDraws(centers=HK.kmeans_centers(draws.uniforms, data.x, data.w,
+                                                          k_program, k))
         state = G.init_batch(draws, data, reg, user, active, prior, np.int32(n_restarts),
                              cov_type=self.covariance_type, method=self.init_params,
                              n_components=k_program, block_size=block_size, state=True,

@@ -46,3 +46,33 @@ def test_bad_input():
         KMeans(5).fit(np.zeros((3, 2)))
     with pytest.raises(ValueError, match="'init' array"):
         KMeans(2, init=np.zeros((3, 2))).fit(np.random.default_rng(0).normal(size=(10, 2)))
+
+
+@pytest.mark.parametrize("n, d, k, k_active", [(272, 2, 2, 2), (500, 3, 5, 5), (400, 2, 6, 3)])
+def test_the_host_kmeans_of_small_data_is_the_compiled_one(n, d, k, k_active):
+    """Small problems seed and run k-means in NumPy (core/host_kmeans.py) instead of
+    compiling it: the same centres as the compiled driver from the same uniforms,
+    with padding rows, sample weights and masked centres."""
+    import jax.numpy as jnp
+
+    from emwidgets.core import draws as D
+    from emwidgets.core import host_kmeans as HK
+    from emwidgets.core import kmeans as km
+    from emwidgets.core.em import Data
+    from emwidgets.core.gmm import kmeans_tol_scaled, run_kmeans
+
+    rng = np.random.default_rng(n + k)
+    x = np.concatenate([rng.normal(size=(n, d)) + 3 * rng.integers(0, 3, (n, 1)),
+                        np.zeros((12, d))]).astype(np.float32)
+    w = np.r_[rng.integers(1, 4, n), np.zeros(12)].astype(np.float32)  # weights, then padding
+    u = D.seeding_uniforms(rng.integers(0, 2**32, (8, 2), dtype=np.uint32), k, np.float32)
+    data = Data(jnp.asarray(x), jnp.asarray(w))
+    active = None if k_active == k else jnp.arange(k) < k_active
+    compiled = run_kmeans(jnp.asarray(u), data, k, len(x),
+                          kmeans_tol_scaled(data, jnp.float32(1e-4)), active=active)
+    host = HK.kmeans_centers(u, x, w, k, k_active)
+    np.testing.assert_allclose(host, np.asarray(compiled), atol=1e-5)
+    seeds = jnp.stack([km.kmeans_plusplus(jnp.asarray(r), data.x, data.w, k)[0] for r in u])
+    np.testing.assert_allclose(HK.kmeans_seeds(u, x, w, k), np.asarray(seeds), atol=1e-6)
+    # A real clustering, not a copy of the seeds: Lloyd moved the centres.
+    assert np.abs(host - HK.kmeans_seeds(u, x, w, k)).max() > 1e-3

@@ -36,11 +36,14 @@ class InitDraws(NamedTuple):
         uniforms: (R, K, L) uniforms for k-means++ (L = 2 + log K candidates).
         indices: (R, K) distinct sample indices (``random_from_data``, k-means ``random``).
         resp: (R, N, K) uniforms, random responsibilities (``random``); padding rows 0.
+        centers: (R, K, D) k-means centres already computed on the host
+            (``kmeans`` on small data, :mod:`host_kmeans`): the program skips k-means.
     """
 
     uniforms: Optional[Any] = None
     indices: Optional[Any] = None
     resp: Optional[Any] = None
+    centers: Optional[Any] = None
 
 
 def generator(words, stream: int) -> np.random.Generator:

@@ -351,8 +351,8 @@ def init_batch(draws: InitDraws, data: Data, reg_covar, user: UserInit, active=N
     compiled program for the whole initialisation, whatever ``max_iter``),
     whose restarts from ``n_real`` (traced) on are padding.
     """
-    centers = None
-    if method == "kmeans":
+    centers = draws.centers
+    if method == "kmeans" and centers is None:
         kmeans_tol = kmeans_tol_scaled(data, jnp.asarray(1e-4, data.x.dtype))
         centers = run_kmeans(draws.uniforms, data, n_components, kmeans_block_size or block_size,
                              kmeans_tol, group_size=kmeans_group_size, active=active)

@@ -304,8 +304,8 @@ def init_batch(draws, data: Sequences, reg_covar, startprob, transmat, n_real=No
 
     n_seq, t_max, d = data.x.shape
     flat = Data(data.x.reshape(-1, d), data.mask.reshape(-1))
-    centers = None
-    if method == "kmeans":
+    centers = draws.centers
+    if method == "kmeans" and centers is None:
         tol = kmeans_tol_scaled(flat, jnp.asarray(1e-4, flat.x.dtype))
         centers = run_kmeans(draws.uniforms, flat, n_states, flat.x.shape[0], tol, active=active)
     params = jax.vmap(lambda dr, c, s0, a: initial_params(
