@@ -159,6 +159,12 @@ class EMExplorer(W.VBox):
         super().__init__([W.HBox([left, self._view_box()]), self.status, self.data_note])
         self.add_class("emwidgets-explorer")
 
+    def _repr_mimebundle_(self, **kwargs):
+        """Displayed: the program of the current settings starts compiling in the
+        background (:meth:`FitSession.prepare`), so a first Run waits less or not at all."""
+        self.session.prepare()
+        return super()._repr_mimebundle_(**kwargs)
+
     def _new_session(self, data, columns, settings):
         return self.session_class(data, columns=columns, **settings)
 

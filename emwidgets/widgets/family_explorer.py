@@ -183,10 +183,10 @@ class FamilySession(FitSession):
         return k_max if work <= self.MASK_COMPONENTS_WORK else self.n_components
 
     def _alternatives(self) -> list:
-        # Nothing else to compile: a family starts on the host (any initialisation, one
-        # program) and masks its components; a t mixture's covariance types are exact-size
-        # programs of real work, left to the user's choice.
-        return []
+        # A family starts on the host (any initialisation, one program) and masks its
+        # components where it can; a t mixture's covariance types are exact-size programs
+        # of real work, left to the user's choice. Exact-size families: the neighbours.
+        return self._neighbouring_components()
 
     def _describe_run(self) -> str:
         k = self.n_components

@@ -46,6 +46,9 @@ class HMMSession(FitSession):
         # states for 2, 1-1.6 s with 3), more than the compilation the slider would save.
         return est
 
+    def program_components(self) -> int:
+        return self.n_components  # exact-size programs (_make_estimator)
+
     def _snapshot(self, live, est, elapsed, done) -> Snapshot:
         restarts = live.snapshot()
         post, X = est._live_posteriors(live)

@@ -462,32 +462,76 @@ class FitSession(T.HasTraits):
                     self._update_stale()
 
     def _alternatives(self) -> list:
-        """(label, settings) of the programs a user is likely to want next."""
-        out = [(f"{c} covariance", {"covariance_type": c})
-               for c in GaussianMixture.covariance_types if c != self.covariance_type]
+        """(label, settings) of the programs a user is likely to want next: the
+        neighbouring numbers of components where the program is exact-size, then the
+        other covariance types and initialisations."""
+        out = self._neighbouring_components()
+        out += [(f"{c} covariance", {"covariance_type": c})
+                for c in GaussianMixture.covariance_types if c != self.covariance_type]
         out += [(f"{m} initialisation", {"init_params": m})
                 for m in getattr(self, "init_options", GaussianMixture._init_methods)
                 if m != self.init_params]
         return out
 
-    def _warm_up(self, generation: int):
-        """Compile, on a background thread, what the other choices of the dropdowns need.
+    def _neighbouring_components(self) -> list:
+        """One more and one fewer component, where each number is its own program
+        (a masked program already serves every number up to the slider's maximum)."""
+        k = self.n_components
+        if self.program_components() != k:
+            return []
+        return [(f"{j} component{'s' if j != 1 else ''}", {"n_components": j})
+                for j in (k + 1, k - 1) if 1 <= j <= self.MAX_COMPONENTS]
 
-        Only where one masked program serves every number of components (small
-        data: see :meth:`program_components`), so the work is compilation, not
-        fitting. A Run started meanwhile takes precedence: the warm-up stops
-        before its next program.
+    def prepare(self):
+        """Compile the program of the current settings on a background thread, before
+        the user asks (an explorer calls it when it is displayed): the first Run then
+        finds it compiled, or waits only for what is left of it."""
+        if self.snapshot is None and not self.running and not self.warming:
+            self._warm_up(self._generation, [(self._describe_run(), {})])
+
+    def _small_data(self) -> bool:
+        """Whether a program of the slider's maximum costs little work per iteration
+        (``MASK_COMPONENTS_WORK``): then one iteration of it is cheap, and warming a
+        program up in the background costs compilation, not fitting."""
+        k_max = max(self.MAX_COMPONENTS, self.n_components)
+        n, d = self.X.shape
+        return (GaussianMixture._masked_program_work(n, d, k_max, self.n_init)
+                <= self.MASK_COMPONENTS_WORK)
+
+    def _warm_up(self, generation: int, choices: Optional[list] = None):
+        """Compile, on a background thread, what other choices of the controls need
+        (``choices``: (label, settings changes); by default :meth:`_alternatives`).
+
+        Only on small data (:meth:`_small_data`), where the work is compilation,
+        not fitting: each program is compiled by starting its fit and running one
+        iteration. ``warming`` says what compiles, with the seconds elapsed. A Run
+        started meanwhile takes precedence: the warm-up stops before its next
+        program (a Run that needs the program being compiled waits for it rather
+        than compiling it twice: emwidgets/_programs.py).
         """
-        if not self.background_compile:
+        if not self.background_compile or len(self.X) == 0 or not self._small_data():
             return
-        if self.program_components() != max(self.MAX_COMPONENTS, self.n_components):
-            return  # large data: a masked program would cost real work
+        choices = self._alternatives() if choices is None else choices
+        if not choices:
+            return
+        label_now = [choices[0][0], time.perf_counter()]
+        done = threading.Event()
+        said = threading.Lock()  # the clock never writes after the work's last word
+
+        def tick():
+            while not done.wait(0.5):
+                label, t0 = label_now
+                with said:
+                    if not done.is_set() and self._current(generation) and not self.running:
+                        self.warming = (f"Compiling for {label} in the background… "
+                                        f"{time.perf_counter() - t0:.1f} s")
 
         def work():
             try:
-                for label, change in self._alternatives():
+                for label, change in choices:
                     if not self._current(generation) or _exiting.is_set():  # a Run goes first
                         return
+                    label_now[:] = [label, time.perf_counter()]
                     self.warming = f"Compiling for {label} in the background…"
                     est = self._make_estimator()
                     est.set_params(**change)
@@ -499,9 +543,12 @@ class FitSession(T.HasTraits):
                     except Exception:  # noqa: BLE001 (a choice that cannot fit: no program)
                         pass
             finally:
-                self.warming = ""
+                with said:
+                    done.set()
+                    self.warming = ""
 
-        self.warming = "Compiling the other choices in the background…"  # before the thread
+        self.warming = f"Compiling for {choices[0][0]} in the background…"  # before the thread
+        threading.Thread(target=tick, daemon=True, name="emwidgets-warm-up-clock").start()
         _start_compiling_thread(threading.Thread(target=work, daemon=True,
                                                  name="emwidgets-warm-up"))
 
@@ -527,9 +574,7 @@ class FitSession(T.HasTraits):
         ``MAX_COMPONENTS / n_components`` times the work of every iteration.
         """
         k_max = max(self.MAX_COMPONENTS, self.n_components)
-        n, d = self.X.shape
-        work = GaussianMixture._masked_program_work(n, d, k_max, self.n_init)
-        return k_max if work <= self.MASK_COMPONENTS_WORK else self.n_components
+        return k_max if self._small_data() else self.n_components
 
     def _snapshot(self, live, est, elapsed, done) -> Snapshot:
         return snapshot_from_live(live, est, self._display, elapsed, done)
