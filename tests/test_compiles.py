@@ -152,7 +152,8 @@ def test_explorer_controls_after_a_first_run_compile_nothing(faithful):
         {"n_components": 3}, {"n_components": 7}, {"n_components": 1},
         {"init_params": "random"}, {"init_params": "k-means++"},
         {"covariance_type": "diag"}, {"covariance_type": "tied"},
-        {"max_iter": 300}, {"n_init": 12}, {"tol": 1e-5}, {"random_state": 4},
+        {"max_iter": 300}, {"n_init": 12}, {"n_init": 32}, {"n_init": 5}, {"tol": 1e-5},
+        {"random_state": 4},
         {"reg_covar": 1e-4}))
     assert ex.session.estimator.means_.shape[0] == ex.session.n_components
 
@@ -189,7 +190,8 @@ def test_hmm_explorer_controls_after_a_first_run_compile_nothing():
     _settle(ex.session)
     _explore_settings(ex, ({"n_components": 3}, {"n_components": 1},
                            {"covariance_type": "diag"}, {"init_params": "kmeans"},
-                           {"n_init": 6}, {"tol": 1e-3}, {"random_state": 2}))
+                           {"n_init": 6}, {"n_init": 16}, {"tol": 1e-3},
+                           {"random_state": 2}))
     assert ex.session.estimator.means_.shape[0] == ex.session.n_components
 
 

@@ -186,7 +186,8 @@ class FamilySession(FitSession):
         # A family starts on the host (any initialisation, one program) and masks its
         # components where it can; a t mixture's covariance types are exact-size programs
         # of real work, left to the user's choice. Exact-size families: the neighbours.
-        return self._neighbouring_components()
+        more, fewer = self._neighbouring_restarts()
+        return self._neighbouring_components() + more + fewer
 
     def _describe_run(self) -> str:
         k = self.n_components

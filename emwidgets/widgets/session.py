@@ -78,6 +78,8 @@ class FitSession(T.HasTraits):
 
     #: The components slider's maximum (the explorer's control uses it).
     MAX_COMPONENTS = 10
+    #: The restarts slider's maximum.
+    MAX_RESTARTS = 64
     #: Numbers per iteration below which one masked program serves every number of
     #: components (see :meth:`program_components`).
     MASK_COMPONENTS_WORK = 2**23
@@ -465,13 +467,23 @@ class FitSession(T.HasTraits):
         """(label, settings) of the programs a user is likely to want next: the
         neighbouring numbers of components where the program is exact-size, then the
         other covariance types and initialisations."""
-        out = self._neighbouring_components()
+        more, fewer = self._neighbouring_restarts()
+        out = self._neighbouring_components() + more
         out += [(f"{c} covariance", {"covariance_type": c})
                 for c in GaussianMixture.covariance_types if c != self.covariance_type]
         out += [(f"{m} initialisation", {"init_params": m})
                 for m in getattr(self, "init_options", GaussianMixture._init_methods)
                 if m != self.init_params]
-        return out
+        return out + fewer
+
+    def _neighbouring_restarts(self) -> tuple:
+        """([the next larger bucket of restarts], [the next smaller]): on small data the
+        restarts are padded to a power of two (``em.restart_bucket``), so these two
+        programs serve every value of the slider from half to four times the bucket."""
+        bucket = 1 << max(self.n_init - 1, 0).bit_length()
+        up, down = 2 * bucket, bucket // 2
+        return ([(f"{up} restarts", {"n_init": up})] if up <= self.MAX_RESTARTS else [],
+                [(f"{down} restarts", {"n_init": down})] if down >= 1 else [])
 
     def _neighbouring_components(self) -> list:
         """One more and one fewer component, where each number is its own program
