@@ -139,7 +139,9 @@ class EMExplorer(W.VBox):
         self.restart_picker.observe(lambda ch: self._select(ch["new"]), "value")
         self.intervals.observe(lambda ch: self._draw_intervals(), "value")
         self.column_picker.observe(self._on_columns, "value")
+        session.render_cost = lambda: sum(v.render_seconds for v in self.views.values())
         session.observe(self._on_snapshot, "snapshot")
+        session.observe(self._request_renders, "published")
         session.observe(self._on_status, ["status", "running", "error", "stale", "warming"])
         session.observe(self._on_axes, ["x_axis", "y_axis"])
         session.observe(self._on_data, ["data_note"])
@@ -278,7 +280,24 @@ class EMExplorer(W.VBox):
         if snap.done or run != self._picker_run:
             self._picker_run = run
             self._update_picker(snap)
-        self._draw(snap)
+        # A frame the session publishes: the views ask the browser for their renders once
+        # its status is out too (_request_renders), so the status is never queued behind
+        # the renders, which hold the kernel's thread.
+        defer = self.session._publishing
+        for view in self.views.values():
+            view.defer_render = defer
+        try:
+            self._draw(snap)
+        finally:
+            for view in self.views.values():
+                view.defer_render = False
+        if not defer:
+            self._request_renders()
+
+    def _request_renders(self, change=None):
+        for view in self.views.values():
+            if view._render_wanted:
+                view.request_render()
 
     def _update_picker(self, snap):
         """The picker lists the shown run's restarts (ranked once the run has ended)."""

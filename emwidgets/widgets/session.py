@@ -48,6 +48,19 @@ FRAME_SECONDS = 0.3
 #: frame renders every figure: 0.1-0.2 s), and a longer one shows its first frame
 #: within 0.3 s of the Run all the same.
 FIRST_FRAME_SECONDS = 0.15
+#: The frame budget, in the browser: rendering the live frames takes at most this share
+#: of a run's time. Renders run on the kernel's thread and hold the GIL that the run's
+#: worker needs, so a frame whose renders take c seconds is followed by at least
+#: c (1 - RENDER_SHARE) / RENDER_SHARE seconds of computing (2c), the first frame too.
+#: The final frame's renders are asked for once its status is out (the answer is read
+#: at once; the figures follow). Headless (no browser asks) the cost is 0: FRAME_SECONDS.
+RENDER_SHARE = 1 / 3
+
+
+def frame_interval(render_cost: float, first: bool = False) -> float:
+    """Seconds of computing before the next live frame (see :data:`RENDER_SHARE`)."""
+    paced = render_cost * (1.0 - RENDER_SHARE) / RENDER_SHARE
+    return max(FIRST_FRAME_SECONDS if first else FRAME_SECONDS, paced)
 
 # Threads that may be compiling when the interpreter exits (a script that ends while a
 # Run or the background warm-up compiles): XLA aborts the process ("FATAL: exception
@@ -117,6 +130,9 @@ class FitSession(T.HasTraits):
     #: What compiles in the background (after a Run, the programs of the other
     #: covariance types and initialisations), or "".
     warming = T.Unicode("")
+    #: Counts published frames: set after a frame's snapshot *and* its status (a view
+    #: observer may wait for it to ask the browser for the frame's renders).
+    published = T.Int(0)
     #: One line on the data: rows and columns fitted, what was left out or dropped and why.
     data_note = T.Unicode("")
     data_version = T.Int(0)
@@ -133,6 +149,10 @@ class FitSession(T.HasTraits):
         self._generation = 0
         self._shown_generation = -1
         self._shown_key = None
+        self._publishing = False
+        #: Seconds the browser takes to render a whole frame of the views (the explorer
+        #: sets it; 0 headless): live frames are paced by it (:data:`RENDER_SHARE`).
+        self.render_cost = lambda: 0.0
         self.set_data(data, columns)
         self.observe(self._update_stale, list(self.result_traits))
 
@@ -290,6 +310,7 @@ class FitSession(T.HasTraits):
         whatever it would still publish is dropped.
         """
         with self._lock:
+            self.run_started_at = time.perf_counter()
             self._stop.set()
             self._generation += 1
             generation = self._generation
@@ -378,9 +399,14 @@ class FitSession(T.HasTraits):
             self._shown_key = key
             self._shown_generation = generation
             snap.run = generation
-            self.estimator = estimator
-            self.snapshot = snap
-            self.status = status
+            self._publishing = True
+            try:
+                self.estimator = estimator
+                self.snapshot = snap
+                self.status = status
+            finally:
+                self._publishing = False
+            self.published += 1
             return True
 
     def _compile_ticker(self, generation: int, started: threading.Event, t0: float):
@@ -419,8 +445,9 @@ class FitSession(T.HasTraits):
                 if not self._current(generation):  # replaced by a new Run
                     return
                 now = time.perf_counter()
-                if (now - last_frame >= FRAME_SECONDS if last_frame > -np.inf
-                        else now - computing_since >= FIRST_FRAME_SECONDS):
+                cost = self.render_cost()
+                if (now - last_frame >= frame_interval(cost) if last_frame > -np.inf
+                        else now - computing_since >= frame_interval(cost, first=True)):
                     snap = self._snapshot(live, est, time.perf_counter() - t0, done=False)
                     status = (f"Running: iteration {snap.iteration}, {snap.elapsed:.1f} s. "
                               + self._summary(snap))

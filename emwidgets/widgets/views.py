@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -79,13 +80,24 @@ class _View:
         # until the latest update has been rendered (RENDER_RETRY_SECONDS apart, a few times).
         self._version = self._rendered = self._tries_left = 0
         self._watching = False
+        #: Seconds the last render took (0 until the browser asked for one: a view no
+        #: browser shows costs nothing to update). Live runs pace their frames by it.
+        self.render_seconds = 0.0
+        self.rendered_at = 0.0  # time.perf_counter() at the end of the last render
+        #: While set, an update does not ask the browser for a frame: the explorer asks
+        #: once the frame's status is out (:meth:`request_render`).
+        self.defer_render = False
+        self._render_wanted = False
         render = self.canvas.draw
 
         def tracked_draw(*args, **kwargs):
             with self._lock if self.locked_render else _NO_LOCK:
+                t = time.perf_counter()
                 self._rendered = self._version
                 out = render(*args, **kwargs)
                 self._freeze_layout()
+                self.rendered_at = time.perf_counter()
+                self.render_seconds = self.rendered_at - t
                 return out
 
         self.canvas.draw = tracked_draw
@@ -145,6 +157,14 @@ class _View:
             self._update(snapshot)
             self.n_draws += 1
             self._version += 1
+            if self.defer_render:
+                self._render_wanted = True
+                return
+        self.request_render()
+
+    def request_render(self):
+        """Ask the browser for a frame of the latest update (and again until it has one)."""
+        self._render_wanted = False
         # Not canvas.draw(): from the worker thread it hung a kernel whose main
         # thread was waiting in run(block=True). The browser asks for the frame.
         self.canvas.draw_idle()
