@@ -83,6 +83,11 @@ def test_explorer_with_missing_values_in_jupyterlab(browser, lab):
     explorer = page.locator(".emwidgets-explorer").first
     explorer.screenshot(path=str(ARTIFACTS / "explorer-missing.png"))
     missing.locator("select").select_option(label="drop incomplete rows")
+    # (The Run click must not overtake the dropdown's change on its way to the kernel.)
+    deadline = time.time() + 30
+    while (kernel(page, "print(explorer.session.missing)").strip() != "drop"
+           and time.time() < deadline):
+        time.sleep(0.1)
     text = run_until_done()
     assert text.startswith("Done") and "incomplete" not in text, text
     explorer.screenshot(path=str(ARTIFACTS / "explorer-dropped.png"))

@@ -377,3 +377,71 @@ def test_a_script_that_ends_while_explorers_compile_exits_cleanly(tmp_path):
         assert out.returncode == 0, out.stderr[-2000:]
         assert "ending True" in out.stdout  # it did end with work in flight
         assert "FATAL" not in out.stderr and "terminate called" not in out.stderr
+
+
+def test_a_data_change_during_a_run_abandons_it_and_keeps_the_previous_result():
+    """Changing the missing-value policy (or the columns, or the data) while a run goes
+    on: the run is abandoned, nothing of it is published afterwards (its rows are no
+    longer the data's: seen in the browser as a frame counting 39 of 42 incomplete rows),
+    and a Run then fits the data now chosen."""
+    air = datasets.load_airquality()[["Ozone", "Solar.R", "Wind", "Temp"]]
+    ex = EMExplorer(air, n_components=2, n_init=4, random_state=0)
+    ex.run(block=True)
+    previous = ex.session.snapshot
+    assert "42 incomplete rows" in ex.session.status
+    ex.session.tol, ex.session.max_iter, ex.session.n_init = 1e-12, 1000, 64
+    frames = []
+    ex.session.observe(lambda ch: frames.append(ch["new"]), "snapshot")
+    ex.run()
+    t = time.time()
+    while ex.session.phase != "running" and time.time() - t < 120:  # a first frame shown
+        time.sleep(0.01)
+    ex.controls["missing"].value = "drop"
+    s = ex.session
+    assert not s.running and s.status.startswith("The data changed while a run was going")
+    published = len(frames)
+    s._thread.join(120)
+    assert len(frames) == published  # the abandoned run published nothing more
+    assert s.snapshot is not previous and s.snapshot.restarts.n_restarts == 64  # its frame
+    assert s.stale and not s.shown_data_is_current
+    ex.session.n_init, ex.session.tol = 4, 1e-3
+    ex.run(block=True)
+    assert s.status.startswith("Done") and "incomplete" not in s.status, s.status
+    assert s.snapshot.missing is None and len(s.snapshot.X) == 111  # the complete rows
+
+
+def test_live_frames_are_paced_by_what_their_renders_cost(faithful):
+    """The frame budget (session.RENDER_SHARE): a frame whose renders take c seconds is
+    followed by at least 2c of computing; headless (nothing rendered) the pace is
+    FRAME_SECONDS. A frame asks the browser for its renders once its status is out."""
+    from emwidgets.widgets import session as S
+
+    assert S.frame_interval(0.0) == S.FRAME_SECONDS
+    assert S.frame_interval(0.0, first=True) == S.FIRST_FRAME_SECONDS
+    assert S.frame_interval(0.5) == pytest.approx(1.0)
+    assert S.frame_interval(0.5, first=True) == pytest.approx(1.0)
+
+    ex = EMExplorer(faithful, n_components=6, n_init=16, tol=0.0, max_iter=1000,
+                    init_params="random", random_state=0)  # 1000 iterations, whatever the seed
+    ex.run(block=True)  # compiled
+    asked = []
+    for name, view in ex.views.items():
+        ask = view.request_render
+        view.request_render = lambda ask=ask, name=name: (
+            asked.append((name, ex.session.status)), ask())
+    frames = []
+    ex.session.observe(lambda ch: frames.append(time.perf_counter()), "snapshot")
+
+    def run(render_cost):
+        frames.clear()
+        ex.session.render_cost = lambda: render_cost
+        ex.session.random_state += 1
+        t = time.perf_counter()
+        ex.run(block=True)
+        return [f - t for f in frames], time.perf_counter() - t
+
+    headless, took = run(0.0)
+    assert len(headless) >= 2, (headless, took)  # live frames, then the final one
+    paced, _ = run(took)  # renders as long as the whole run: no live frame at all
+    assert len(paced) == 1  # the final frame only
+    assert asked and all(status.startswith("Done") for _, status in asked[-len(ex.views):])

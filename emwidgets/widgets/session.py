@@ -206,6 +206,21 @@ class FitSession(T.HasTraits):
         self.x_axis = choices[0]
         self.y_axis = choices[1] if len(choices) > 1 else choices[0]
 
+    @T.observe("data_version")
+    def _data_changed(self, change):
+        """New data, columns or missing-value policy while a run goes on: the run is
+        abandoned (its rows are no longer the data's, and a frame of it would mix the
+        two), the previous result is kept, and the status says so."""
+        with self._lock:
+            if not self.running:
+                return
+            self._stop.set()
+            self._generation += 1  # whatever the abandoned worker would publish is dropped
+            self.phase = "idle"
+            self.running = False
+            self.status = ("The data changed while a run was going: the run was abandoned. "
+                           "Press Run to fit the data now chosen.")
+
     @T.observe("missing")
     def _missing_changed(self, change):
         if hasattr(self, "_all_rows"):
