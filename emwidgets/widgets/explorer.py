@@ -219,10 +219,13 @@ class EMExplorer(W.VBox):
             self._draw_intervals()
 
     def _gallery_due(self, snap) -> bool:
-        """The gallery rebuilds its figure: at the end, and at most once a second while running."""
+        """The gallery rebuilds its figure (about 0.1 s): at the end, and while running at most
+        once a second, not before the run's first second (the first live frame of a run stays
+        light: it is what a user waits for after moving a control)."""
         now = time.monotonic()
         last = getattr(self, "_gallery_at", 0)
-        if snap.done or self.gallery.snapshot is None or now - last > 1.0:
+        if (snap.done or self.gallery.snapshot is None
+                or (now - last > 1.0 and snap.elapsed > 1.0)):
             self._gallery_at = now
             return True
         return False
