@@ -35,6 +35,14 @@ class _Estimator:
         sig = inspect.signature(cls.__init__)
         return sorted(p for p in sig.parameters if p != "self")
 
+    def _accelerated(self) -> bool:
+        """Whether ``accelerate`` asks for SQUAREM (core/accel.py); one sentence if it is bad."""
+        value = getattr(self, "accelerate", None)
+        if value is not None and value not in ("squarem",):
+            raise ValueError(f"Invalid value for 'accelerate': {value!r}; choose None (plain EM) "
+                             "or 'squarem'.")
+        return value == "squarem"
+
     def get_params(self, deep: bool = True) -> dict:
         return {name: getattr(self, name) for name in self._param_names()}
 
@@ -149,6 +157,14 @@ class Restarts:
         spurious_last: spurious restarts rank after regular ones.
         feature_scale: (D,) the data's standard deviation per feature, and
             ``tol`` the fit's tolerance: what grouping restarts into solutions uses.
+        n_evals: (R,) EM maps evaluated: ``n_iter`` for plain EM; under
+            ``accelerate='squarem'`` an iteration is a cycle of three maps (plus
+            one to start), and ``accepted`` / ``rejected`` (R,) count its
+            extrapolations (None for plain EM).
+        gap: (R,) how far (in objective units, per sample) each restart stopped
+            short of its limit, estimated from its last three objectives (Aitken:
+            the remaining increments as a geometric series); NaN where the
+            increments do not shrink geometrically. :func:`remaining_gap`.
     """
 
     objective: np.ndarray
@@ -168,9 +184,17 @@ class Restarts:
     spurious_last: bool = True
     feature_scale: Optional[np.ndarray] = None
     tol: float = 1e-3
+    n_evals: Optional[np.ndarray] = None
+    accepted: Optional[np.ndarray] = None
+    rejected: Optional[np.ndarray] = None
+    gap: Optional[np.ndarray] = None
 
     def __post_init__(self):
         r = len(self.objective)
+        if self.n_evals is None:
+            self.n_evals = np.asarray(self.n_iter)
+        if self.gap is None:
+            self.gap = remaining_gap(self.trace)
         if self.spurious is None:
             self.spurious = np.zeros(r, bool)
         if self.spurious_component is None:
@@ -202,12 +226,38 @@ class Restarts:
             {
                 "objective": self.objective,
                 "n_iter": self.n_iter,
+                "n_evals": self.n_evals,
+                "gap": self.gap,
                 "status": self.status,
                 "spurious": np.asarray(self.spurious, bool),
                 "rank": rank,
                 "message": self.messages,
             }
         ).rename_axis("restart")
+
+
+def remaining_gap(trace) -> np.ndarray:
+    """(R,) Aitken's estimate of how far each restart's objective is from its limit.
+
+    From a restart's last three objectives L0, L1, L2 (increments d1 = L1 - L0,
+    d2 = L2 - L1): with the rate c = d2 / d1 in (0, 1), the increments to come
+    sum to d2 c / (1 - c) (linear convergence, EM's rate of missing
+    information). 0 where the objective stopped changing; NaN where the rate is
+    not in (0, 1) or fewer than three objectives were recorded.
+    """
+    trace = np.atleast_2d(np.asarray(trace, np.float64))
+    out = np.full(len(trace), np.nan)
+    for r, row in enumerate(trace):
+        row = row[np.isfinite(row)]
+        if len(row) < 3:
+            continue
+        d1, d2 = row[-2] - row[-3], row[-1] - row[-2]
+        if d2 == 0.0:
+            out[r] = 0.0
+        elif d1 > 0 and 0 < d2 / d1 < 1:
+            c = d2 / d1
+            out[r] = d2 * c / (1.0 - c)
+    return out
 
 
 def _restarts_from_state(state: em.EMState, params: dict, keys, offset: float,
@@ -259,7 +309,16 @@ def _restarts_from_state(state: em.EMState, params: dict, keys, offset: float,
         spurious_last=spurious_last,
         feature_scale=feature_scale,
         tol=float(tol),
+        **_accel_counts(state, n_real),
     )
+
+
+def _accel_counts(state: em.EMState, n_real: int) -> dict:
+    if state.accel is None:
+        return {}
+    a = state.accel
+    return {"n_evals": np.asarray(a.evals)[:n_real], "accepted": np.asarray(a.accepted)[:n_real],
+            "rejected": np.asarray(a.rejected)[:n_real]}
 
 
 def _implied_sd(cov_type: str, weights, means, covariances) -> Optional[np.ndarray]:

@@ -48,11 +48,13 @@ class MixtureModel(FamilyMixture):
     _init_methods = ("user",)
 
     def __init__(self, log_prob: Callable = None, init: Callable = None, *, n_components=1,
-                 tol=1e-6, max_iter=200, n_init=4, newton_steps=3, random_state=None):
+                 tol=1e-6, max_iter=200, n_init=4, newton_steps=3, random_state=None,
+    accelerate=None):
         self.log_prob = log_prob
         self.init = init
         self.n_components = n_components
         self.tol = tol
+        self.accelerate = accelerate
         self.max_iter = max_iter
         self.n_init = n_init
         self.newton_steps = newton_steps

@@ -150,6 +150,7 @@ class KMeans(_Estimator):
         res = _restarts_from_state(state, params, keys, 0.0, objective=objective)
         res.objective = res.objective * s2
         res.trace = res.trace * s2
+        res.gap = res.gap * s2
         return res
 
     def _finish(self, live: LiveFit):

@@ -27,12 +27,13 @@ estimate visibly.
 from __future__ import annotations
 
 import functools
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 from jax.scipy.special import gammaln
 
+from .accel import by_field
 from .em import Family, Health
 from .gmm import MixtureStats, loglik_converged, responsibilities
 
@@ -112,9 +113,14 @@ class Emissions(NamedTuple):
     log_joint: Callable
     m_step: Callable
     name: str
+    #: ((field, kind), ...) of the unconstrained form (core/accel.py); a tuple, not a
+    #: dict, so that Emissions stay hashable (markov_family is cached by them).
+    kinds: Optional[tuple] = None
+    #: ``(params, hyper) -> params`` after an extrapolation (core/accel.py), or None.
+    complete: Optional[Callable] = None
 
 
-def _linear_family(log_joint, m_step, name: str) -> Family:
+def _linear_family(log_joint, m_step, name: str, kinds=None, complete=None) -> Family:
     """A family whose E-step is the responsibilities of ``log_joint`` and whose
     statistics are their sums times [x, 1]."""
 
@@ -126,7 +132,8 @@ def _linear_family(log_joint, m_step, name: str) -> Family:
 
     return Family(prepare=lambda params, hyper: (params, hyper), e_step=e_step, m_step=m_step,
                   objective=lambda ctx, stats, hyper: stats.log_lik / stats.count,
-                  converged=loglik_converged, name=name)
+                  converged=loglik_converged, name=name,
+                  vector_form=None if kinds is None else by_field(dict(kinds), complete))
 
 
 def _poisson_m_step(ctx, stats: MixtureStats, hyper: DiscreteHyper):
@@ -208,6 +215,13 @@ def categorical_family() -> Family:
     return _linear_family(*CATEGORICAL)
 
 
-POISSON = Emissions(poisson_log_joint, _poisson_m_step, "poisson")
-CATEGORICAL = Emissions(categorical_log_joint, _categorical_m_step, "categorical")
-MULTINOMIAL = Emissions(multinomial_log_joint, _multinomial_m_step, "multinomial")
+POISSON = Emissions(poisson_log_joint, _poisson_m_step, "poisson",
+                    (("weights", "simplex"), ("rates", "log")))
+# Latent classes' probabilities are a simplex per item, not per row: extrapolated as
+# logs, then normalised within each item (the family's ``complete``, with the hyper's items).
+CATEGORICAL = Emissions(categorical_log_joint, _categorical_m_step, "categorical",
+                        (("weights", "simplex"), ("probabilities", "log")),
+                        lambda p, hyper: p._replace(
+                            probabilities=normalise_per_item(p.probabilities, hyper.items)))
+MULTINOMIAL = Emissions(multinomial_log_joint, _multinomial_m_step, "multinomial",
+                        (("weights", "simplex"), ("probabilities", "simplex")))

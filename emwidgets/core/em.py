@@ -101,6 +101,8 @@ class Family(NamedTuple):
             autodiff): it is called as ``m_step(ctx, stats, hyper, reduce)``,
             where ``reduce(fn)`` sums ``fn(x_block, w_block)`` over the blocks
             (the driver's reduction, like the E-step's).
+        vector_form: an :class:`accel.VectorForm`, the parameters' unconstrained
+            form, which accelerated EM extrapolates in (None: not accelerable).
     """
 
     prepare: Callable
@@ -110,6 +112,7 @@ class Family(NamedTuple):
     converged: Callable
     name: str = ""
     m_step_reads_data: bool = False
+    vector_form: Any = None
 
 
 def em_step(family: Family, params, data: "Data", hyper, block_size: int):
@@ -147,6 +150,7 @@ class EMState(NamedTuple):
     bad_iteration: Any  # (R,) iteration at which it happened, or -1
     trace: Any  # (R, L) objective per iteration from the call's first one, NaN where not run
     iteration: Any  # () iterations run so far (the same for all restarts)
+    accel: Any = None  # accelerated EM's per-restart counters (accel.Accel), else None
 
 
 def block_sum(fn: Callable, data: Data, block_size: int):
@@ -324,7 +328,7 @@ def group_size_for(n_restarts: int, work_per_restart: float, target: float = 2.0
 
 @functools.lru_cache(maxsize=None)
 def make_runner(family: Family, block_size: int, group_size: int | None = None,
-                quick: bool = False):
+                quick: bool = False, accelerate: bool = False):
     """The compiled driver for one family, block size and restart grouping.
 
     Returns ``advance(state, data, hyper, tol, stop_at, max_iter=None) ->
@@ -339,7 +343,12 @@ def make_runner(family: Family, block_size: int, group_size: int | None = None,
     after the other inside the same program (``lax.map``): each group stops
     when *its* slowest restart stops (see :func:`group_size_for`). With
     ``quick``, the program compiles for speed of compilation (:func:`quick_compile`).
+    With ``accelerate``, an iteration is a SQUAREM cycle (:mod:`accel`): the
+    state must carry an :class:`accel.Accel` (:class:`EMRun` adds it).
     """
+    if accelerate and family.vector_form is None:
+        raise ValueError(f"the {family.name or 'given'} family has no unconstrained vector form, "
+                         "so it cannot be accelerated; use accelerate=None")
 
     def run_group(state: EMState, data: Data, hyper, tol, stop_at, max_iter, base):
         end = jnp.minimum(jnp.minimum(stop_at, max_iter), base + state.trace.shape[1])
@@ -348,9 +357,17 @@ def make_runner(family: Family, block_size: int, group_size: int | None = None,
             return (s.iteration < end) & jnp.any(s.status == RUNNING)
 
         def body(s: EMState):
-            update = _restart_update(family, block_size, s.iteration, base, data, hyper, tol)
             args = (s.params, s.objective, s.n_iter, s.status, s.bad_component,
                     s.bad_iteration, s.trace)
+            if accelerate:
+                from .accel import squarem_update
+
+                update = squarem_update(
+                    lambda p: em_step(family, p, data, hyper, block_size), family.converged,
+                    family.vector_form, s.iteration, base, tol, hyper)
+                args = args + (s.accel,)
+            else:
+                update = _restart_update(family, block_size, s.iteration, base, data, hyper, tol)
             if s.status.shape[0] == 1:
                 # One restart per group: the step unbatched. Through a vmapped axis of
                 # size 1 the products became batched ones, and a Lloyd iteration on
@@ -359,6 +376,8 @@ def make_runner(family: Family, block_size: int, group_size: int | None = None,
                                    update(*jax.tree.map(lambda a: a[0], args)))
             else:
                 out = jax.vmap(update)(*args)
+            if accelerate:
+                return EMState(*out[:7], iteration=s.iteration + 1, accel=out[7])
             return EMState(*out, iteration=s.iteration + 1)
 
         return lax.while_loop(cond, body, state)
@@ -368,6 +387,10 @@ def make_runner(family: Family, block_size: int, group_size: int | None = None,
         if max_iter is None:
             max_iter = base + state.trace.shape[1]
         state = state._replace(trace=jnp.full_like(state.trace, jnp.nan))
+        if accelerate:
+            from .accel import prime
+
+            state = prime(lambda p: em_step(family, p, data, hyper, block_size), state)
         n_restarts = state.status.shape[0]
         g = n_restarts if group_size is None else group_size
         if g >= n_restarts:
@@ -401,7 +424,9 @@ def make_runner(family: Family, block_size: int, group_size: int | None = None,
             TRACING_QUICK.reset(token)
 
     return StoredJit(advance, compiler_options=QUICK_COMPILE_OPTIONS if quick else None,
-                     key_extra=(family.name, block_size, group_size), persist=bool(family.name))
+                     key_extra=(family.name, block_size, group_size) + (("squarem",) if accelerate
+                                                                         else ()),
+                     persist=bool(family.name))
 
 
 class EMRun:
@@ -421,8 +446,15 @@ class EMRun:
 
     def __init__(self, family: Family, block_size: int, state: EMState, data: Data, hyper, tol,
                  group_size: int | None = None, max_iter: int | None = None,
-                 quick: bool = False):
-        self._advance = make_runner(family, block_size, group_size, quick)
+                 quick: bool = False, accelerate: bool = False):
+        self._advance = make_runner(family, block_size, group_size, quick, bool(accelerate))
+        if accelerate and state.accel is None:
+            from .accel import host_accel
+
+            dtype = np.dtype(jax.tree.leaves(state.params)[0].dtype)
+            state = state._replace(accel=jax.device_put(
+                host_accel(state.params, int(state.status.shape[0]), dtype)))
+        self.accelerate = bool(accelerate)
         self.quick = quick  # programs that go with this run can compile the same way
         self.max_iter = int(state.trace.shape[1] if max_iter is None else max_iter)
         n_restarts = int(state.status.shape[0])

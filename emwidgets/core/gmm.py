@@ -173,6 +173,30 @@ class GaussianContext(NamedTuple):
     natural: jax.Array  # (P, K), see natural_weights
 
 
+COVARIANCE_KINDS = {"full": "cholesky", "tied": "cholesky", "diag": "log", "spherical": "log"}
+
+
+def gaussian_vector_form(cov_type: str, params_type=None):
+    """The unconstrained form of Gaussian components (:class:`accel.VectorForm`):
+    weights as logs, means free, covariances as log-Cholesky factors or log
+    variances, the precision factor recomputed. ``params_type``: GMMParams or
+    the HMM's (with ``startprob``/``transmat`` rows as simplices)."""
+    from .accel import VectorForm
+
+    cov = COVARIANCE_TYPES[cov_type]
+    kind = COVARIANCE_KINDS[cov_type]
+
+    def kinds(params):
+        fields = {"weights": "simplex", "startprob": "simplex", "transmat": "simplex",
+                  "means": "free", "covariances": kind, "precisions_cholesky": "derived"}
+        return type(params)(**{f: fields[f] for f in params._fields})
+
+    def complete(params, hyper=None):
+        return params._replace(precisions_cholesky=cov.precision_cholesky(params.covariances))
+
+    return VectorForm(kinds, complete)
+
+
 @functools.lru_cache(maxsize=None)
 def gmm_family(cov_type: str) -> Family:
     """A Gaussian mixture with the given covariance type: the E-step is one
@@ -195,7 +219,8 @@ def gmm_family(cov_type: str) -> Family:
         return objective_of(cov, ctx.params, stats.log_lik, stats.count, hyper)
 
     return Family(prepare=prepare, e_step=e_step, m_step=m_step_, objective=objective,
-                  converged=loglik_converged, name=f"gmm/{cov_type}")
+                  converged=loglik_converged, name=f"gmm/{cov_type}",
+                  vector_form=gaussian_vector_form(cov_type))
 
 
 def loglik_converged(prev_objective, objective, params, new_params, tol):

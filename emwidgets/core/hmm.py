@@ -27,7 +27,14 @@ from jax import lax
 from .covariance import COVARIANCE_TYPES
 from .draws import STREAM_DIRICHLET, generator
 from .em import TRACING_QUICK, Data, Family, Health, sized_jit
-from .gmm import GMMParams, features, loglik_converged, m_step, natural_weights
+from .gmm import (
+    GMMParams,
+    features,
+    gaussian_vector_form,
+    loglik_converged,
+    m_step,
+    natural_weights,
+)
 
 
 class HMMParams(NamedTuple):
@@ -205,7 +212,8 @@ def hmm_family(cov_type: str) -> Family:
 
     return Family(prepare=prepare, e_step=e_step, m_step=m_step_,
                   objective=lambda ctx, stats, hyper: stats.log_lik / stats.count,
-                  converged=loglik_converged, name=f"hmm/{cov_type}")
+                  converged=loglik_converged, name=f"hmm/{cov_type}",
+                  vector_form=gaussian_vector_form(cov_type))
 
 
 def sequence_data(seqs: Sequences) -> Data:

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from .accel import VectorForm, by_field
 from .discrete import Emissions
 from .em import Family, Health
 from .gmm import MixtureStats, loglik_converged
@@ -73,7 +74,25 @@ def markov_family(emissions: Emissions) -> Family:
 
     return Family(prepare=lambda params, hyper: (params, hyper), e_step=e_step, m_step=m_step,
                   objective=lambda ctx, stats, hyper: stats.log_lik / stats.count,
-                  converged=loglik_converged, name=f"markov/{emissions.name}")
+                  converged=loglik_converged, name=f"markov/{emissions.name}",
+                  vector_form=_vector_form(emissions))
+
+
+def _vector_form(emissions: Emissions):
+    """Start and transition rows as simplices, the emissions' own form (core/accel.py)."""
+    if emissions.kinds is None:
+        return None
+    # (The emission's weights are held at 1, unused: "free" keeps them there, where a
+    # simplex would make them 1/S and take log S off every step's log-likelihood.)
+    emission = by_field({**dict(emissions.kinds), "weights": "free"}, emissions.complete)
+
+    def complete(params, hyper):  # (the hyper of an HMM over a family is the family's)
+        if emission.complete is None:
+            return params
+        return params._replace(emission=emission.complete(params.emission, hyper))
+
+    return VectorForm(lambda p: MarkovParams("simplex", "simplex", emission.kinds(p.emission)),
+                      complete)
 
 
 @functools.partial(jax.jit, static_argnums=0)

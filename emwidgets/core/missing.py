@@ -42,6 +42,7 @@ from .gmm import (
     GMMParams,
     MixtureStats,
     features,
+    gaussian_vector_form,
     loglik_converged,
     m_step,
     objective_of,
@@ -191,7 +192,8 @@ def missing_family(cov_type: str) -> Family:
         return objective_of(cov, ctx.params, stats.log_lik, stats.count, hyper)
 
     return Family(prepare=prepare, e_step=e_step, m_step=m_step_, objective=objective,
-                  converged=loglik_converged, name=f"missing/{cov_type}")
+                  converged=loglik_converged, name=f"missing/{cov_type}",
+                  vector_form=gaussian_vector_form(cov_type))
 
 
 def observed_log_prob(cov_type: str, params: GMMParams, values, pattern, patterns):

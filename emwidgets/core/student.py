@@ -23,9 +23,17 @@ import jax.numpy as jnp
 from jax import lax
 from jax.scipy.special import digamma, gammaln
 
+from .accel import by_field
 from .covariance import COVARIANCE_TYPES
 from .em import Family, Health
-from .gmm import GMMParams, features, loglik_converged, natural_weights, responsibilities
+from .gmm import (
+    COVARIANCE_KINDS,
+    GMMParams,
+    features,
+    loglik_converged,
+    natural_weights,
+    responsibilities,
+)
 
 #: Degrees of freedom are kept in [DOF_MIN, DOF_MAX]; at DOF_MAX a t is a Gaussian
 #: to plotting accuracy.
@@ -152,7 +160,13 @@ def student_family(cov_type: str, estimate_dof: bool = True) -> Family:
     return Family(prepare=lambda params, hyper: (params, hyper), e_step=e_step, m_step=m_step,
                   objective=lambda ctx, stats, hyper: stats.log_lik / stats.count,
                   converged=loglik_converged,
-                  name=f"student/{cov_type}/{'dof' if estimate_dof else 'fixed'}")
+                  name=f"student/{cov_type}/{'dof' if estimate_dof else 'fixed'}",
+                  vector_form=by_field(
+                      {"weights": "simplex", "means": "free",
+                       "covariances": COVARIANCE_KINDS[cov_type],
+                       "precisions_cholesky": "derived", "dof": "log"},
+                      lambda p, hyper=None: p._replace(
+                          precisions_cholesky=cov.precision_cholesky(p.covariances))))
 
 
 @functools.lru_cache(maxsize=None)

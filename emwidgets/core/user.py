@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from .accel import by_field
 from .em import Family, Health
 from .gmm import loglik_converged, responsibilities
 
@@ -110,4 +111,5 @@ def user_family(log_prob: Callable, newton_steps: int = 3) -> Family:
 
     return Family(prepare=lambda params, hyper: (params, hyper), e_step=e_step, m_step=m_step,
                   objective=lambda ctx, stats, hyper: stats.log_lik / stats.count,
-                  converged=loglik_converged, m_step_reads_data=True)
+                  converged=loglik_converged, m_step_reads_data=True,
+                  vector_form=by_field({"weights": "simplex", "theta": "free"}))

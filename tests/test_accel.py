@@ -1,0 +1,177 @@
+"""Accelerated EM (accelerate='squarem', core/accel.py): the same optimum as plain EM,
+its properties (monotone, vmap = each restart alone, live = batch), no NaN, and the
+convergence-gap estimate against the true remaining gap."""
+# ruff: noqa: F811 (the fixtures imported from test_families are arguments here)
+
+import warnings
+
+import jax
+import numpy as np
+import pytest
+from test_families import FAMILIES, family_data, survey  # noqa: F401 (fixtures)
+
+from emwidgets import GaussianHMM, GaussianMixture, PoissonMixture, datasets
+from emwidgets._base import remaining_gap
+
+
+def _deaths():
+    d = datasets.load_deaths()
+    return d[["deaths_per_day"]].to_numpy(float), d["n_days"].to_numpy(float)
+
+
+def _gaussian_cases():
+    rng = np.random.default_rng(4)
+    X = np.concatenate([rng.normal([0, 0, 0], 1.0, (150, 3)),
+                        rng.normal([2.0, 1.5, 0.5], [1.0, 0.6, 1.2], (150, 3))])
+    Xm = X.copy()
+    Xm[rng.random(len(X)) < 0.25, 1] = np.nan
+    kw = dict(n_init=4, tol=1e-11, max_iter=20000, random_state=1)
+    cases = {f"gmm {c}": (GaussianMixture(2, covariance_type=c, **kw), X)
+             for c in ("full", "diag", "spherical", "tied")}
+    cases["gmm missing"] = (GaussianMixture(2, missing="em", **kw), Xm)
+    cases["gmm MAP"] = (GaussianMixture(2, prior="default", **kw), X)
+    cases["gaussian hmm"] = (GaussianHMM(2, covariance_type="full", n_init=4, tol=1e-11,
+                                         n_iter=20000, random_state=1), X)
+    return cases
+
+
+GAUSSIAN = _gaussian_cases()
+ALL = list(GAUSSIAN) + list(FAMILIES)
+
+
+def _case(name, data, accelerate):
+    if name in GAUSSIAN:
+        est, X = GAUSSIAN[name]
+        est = type(est)(**est.get_params())
+    else:
+        est, X = FAMILIES[name](data)
+        budget = "n_iter" if "n_iter" in est.get_params() else "max_iter"
+        est.set_params(tol=1e-11, **{budget: 20000})
+    return est.set_params(accelerate=accelerate), X
+
+
+def _fit(est, X):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return est.fit(X)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_squarem_reaches_plain_ems_optimum_from_the_same_starts(x64, family_data, name):
+    plain = _fit(*_case(name, family_data, None)).restarts_
+    fast = _fit(*_case(name, family_data, "squarem")).restarts_
+    assert abs(plain.objective.max() - fast.objective.max()) < 1e-8
+    # Restart by restart: those that end at the same optimum have the same parameters.
+    same = np.flatnonzero(np.abs(plain.objective - fast.objective) < 1e-9)
+    assert len(same) >= 2, (plain.objective, fast.objective)
+    for a, b in zip(jax.tree.leaves(plain.params), jax.tree.leaves(fast.params)):
+        np.testing.assert_allclose(np.asarray(a)[same], np.asarray(b)[same], atol=2e-5, rtol=1e-4)
+    # It counted its EM maps (three a cycle, one to start), accepted extrapolations, and
+    # cost at most a few maps more where plain EM converges fast (a cycle is three maps;
+    # the slow cases, where it gains tenfold, are tested below).
+    assert (fast.n_evals == 3 * fast.n_iter + 1).all()
+    assert fast.accepted.sum() > 0 and plain.accepted is None
+    slowest = np.median(plain.n_evals)
+    assert np.median(fast.n_evals) <= max(1.25 * slowest, slowest + 6), (fast.n_evals,
+                                                                          plain.n_evals)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_squarem_objective_never_decreases(x64, family_data, name):
+    fast = _fit(*_case(name, family_data, "squarem")).restarts_
+    for trace in fast.trace:
+        trace = trace[np.isfinite(trace)]
+        assert len(trace) >= 2
+        assert np.all(np.diff(trace) >= -1e-10 * np.abs(trace[1:])), np.diff(trace).min()
+
+
+@pytest.mark.parametrize("name", ["gmm full", "gmm missing", "latent class", "poisson hmm",
+                                  "student"])
+def test_squarem_restarts_batched_equal_each_alone(x64, family_data, name):
+    est, X = _case(name, family_data, "squarem")
+    est = _fit(est, X)
+    r = 1
+    alone = est.replay(X, r)
+    assert alone.n_iter_ == est.restarts_.n_iter[r]
+    np.testing.assert_allclose(alone.restarts_.trace[0], est.restarts_.trace[r], rtol=1e-9)
+    for a, b in zip(jax.tree.leaves(alone.restarts_.params), jax.tree.leaves(est.restarts_.params)):
+        np.testing.assert_allclose(np.asarray(a)[0], np.asarray(b)[r], rtol=1e-7, atol=1e-12)
+
+
+def test_squarem_live_chunks_equal_the_batch_fit_exactly(family_data):
+    est, X = _case("gmm full", family_data, "squarem")
+    batch = _fit(est, X).restarts_
+    live_est, _ = _case("gmm full", family_data, "squarem")
+    live = live_est.start(X)
+    while not live.done:
+        live.advance(2)
+    live.finish()
+    np.testing.assert_array_equal(live_est.restarts_.trace, batch.trace)
+    np.testing.assert_array_equal(live_est.restarts_.n_evals, batch.n_evals)
+    np.testing.assert_array_equal(live_est.means_, est.means_)
+
+
+def test_deaths_maximum_likelihood_and_no_nan_over_a_thousand_starts(x64):
+    """Hasselblad (1969): the published two-component Poisson mixture, p = 0.3599,
+    lambda = 1.256, 2.663 (the SQUAREM paper's example); R's SQUAREM crashed on a NaN
+    once in 50 starts."""
+    X, w = _deaths()
+    est = PoissonMixture(2, n_init=1000, tol=1e-12, max_iter=5000, accelerate="squarem",
+                         init_params="random", random_state=0).fit(X, sample_weight=w)
+    r = est.restarts_
+    assert np.isfinite(r.objective).all() and np.isfinite(r.trace[:, 0]).all()
+    for leaf in jax.tree.leaves(r.params):
+        assert np.isfinite(leaf).all()
+    assert not r.failed.any()
+    o = np.argsort(est.rates_[:, 0])
+    np.testing.assert_allclose(est.weights_[o][0], 0.3599, atol=5e-5)
+    np.testing.assert_allclose(est.rates_[o, 0], [1.256, 2.663], atol=5e-4)
+
+
+def test_squarem_on_degenerate_data_flags_and_never_returns_nan(x64):
+    rng = np.random.default_rng(0)
+    X = np.concatenate([np.repeat(rng.normal(size=(5, 2)), 20, axis=0),  # duplicated points
+                        np.column_stack([rng.normal(size=50), np.full(50, 3.0)])])  # constant
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = GaussianMixture(4, n_init=64, tol=1e-10, max_iter=2000, accelerate="squarem",
+                              random_state=0).fit(X)
+    r = est.restarts_
+    ok = ~r.failed
+    assert ok.any()
+    assert np.isfinite(r.objective[ok]).all()
+    for leaf in jax.tree.leaves(r.params):
+        assert np.isfinite(np.asarray(leaf)[ok]).all()
+    assert np.isfinite(est.means_).all() and np.isfinite(est.covariances_).all()
+
+
+def test_the_gap_estimate_tracks_the_true_remaining_gap(x64):
+    """Plain EM stopped by scikit-learn's rule on an overlapping mixture stops short; the
+    Aitken estimate from its last objectives is within a factor 2 of the true gap to the
+    limit it would reach (the same start run on to 1e-13)."""
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(0, 1, 1000), rng.normal(1.5, 1, 1000)][:, None]
+    kw = dict(n_components=2, n_init=4, max_iter=100000, random_state=0)
+    short = GaussianMixture(tol=1e-6, **kw).fit(X).restarts_
+    limit = GaussianMixture(tol=1e-13, **kw).fit(X).restarts_
+    true_gap = np.array([limit.trace[r][np.isfinite(limit.trace[r])][-1]
+                         - short.trace[r][np.isfinite(short.trace[r])][-1] for r in range(4)])
+    assert (true_gap > 1e-5).all()  # a real premature stop: 1e-6 per step, far more to go
+    ratio = short.gap / true_gap
+    assert ((ratio > 0.5) & (ratio < 2.0)).all(), (short.gap, true_gap)
+    assert "gap" in short.to_frame()
+
+
+def test_remaining_gap_of_a_geometric_series():
+    steps = 0.1 * 0.9 ** np.arange(40)
+    trace = np.r_[0.0, np.cumsum(steps)]
+    limit = 0.1 / (1 - 0.9)
+    np.testing.assert_allclose(remaining_gap(trace[None])[0], limit - trace[-1], rtol=1e-9)
+    assert np.isnan(remaining_gap(np.array([[0.0, 1.0]]))[0])  # too short to say
+    assert remaining_gap(np.array([[0.0, 1.0, 1.0]]))[0] == 0.0
+
+
+def test_a_bad_accelerate_value_is_one_sentence():
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    with pytest.raises(ValueError, match="accelerate.*None.*squarem"):
+        GaussianMixture(2, accelerate="fast").fit(X)
