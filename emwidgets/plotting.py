@@ -80,29 +80,37 @@ class ConvergenceArtists:
     ends: object  # scatter of the converged restarts' last points
     best_line: object
     ax: object = None
+    #: EM maps per trace entry: 1 for plain EM (the x axis counts iterations), 3 for
+    #: SQUAREM (a cycle is three maps: the x axis counts EM maps, so plain and
+    #: accelerated runs share one axis).
+    maps_per_step: int = 1
 
 
-def _finite_xy(trace):
+def _finite_xy(trace, maps_per_step: int = 1):
     y = np.asarray(trace, dtype=float)
-    x = np.arange(1, len(y) + 1)
+    x = 1 + maps_per_step * np.arange(len(y))
     keep = np.isfinite(y)
     return x[keep], y[keep]
 
 
 def draw_convergence(ax, traces: np.ndarray, converged: np.ndarray, best: int,
-                     ylabel: str = "mean log-likelihood") -> ConvergenceArtists:
-    """One line per restart (grey), converged restarts' end points marked, best in red."""
+                     ylabel: str = "mean log-likelihood",
+                     maps_per_step: int = 1) -> ConvergenceArtists:
+    """One line per restart (grey), converged restarts' end points marked, best in red.
+
+    ``maps_per_step``: EM maps per trace entry (3 under SQUAREM): the x axis then
+    counts EM maps instead of iterations."""
     lines = [ax.plot([], [], color=RESTART_GREY, lw=1.0)[0] for _ in range(len(traces))]
     best_line = ax.plot([], [], color=BEST_COLOUR, lw=2.2, label="best restart")[0]
     ends = ax.scatter([], [], s=18, facecolor="white", edgecolor="k", zorder=3,
                       label="converged")
-    ax.set_xlabel("iteration")
+    ax.set_xlabel("iteration" if maps_per_step == 1 else "EM maps (SQUAREM: 3 a cycle)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no iteration 2.5
     ax.set_ylabel(ylabel)
     ax.ticklabel_format(axis="y", useOffset=False)
     ax.set_title("Convergence of every restart", fontsize="medium")
     ax.grid(alpha=0.3)
-    artists = ConvergenceArtists(lines, ends, best_line, ax)
+    artists = ConvergenceArtists(lines, ends, best_line, ax, maps_per_step)
     update_convergence(artists, traces, converged, best)
     ax.legend(loc="lower right", fontsize="small")
     return artists
@@ -125,19 +133,20 @@ def update_convergence(artists: ConvergenceArtists, traces, converged, best):
     traces = np.asarray(traces, dtype=float)
     ends = []
     for r, (line, trace) in enumerate(zip(artists.lines, traces)):
-        x, y = _finite_xy(trace)
+        x, y = _finite_xy(trace, artists.maps_per_step)
         line.set_data(x, y)
         if converged[r] and len(x):
             ends.append((x[-1], y[-1]))
     if 0 <= best < len(traces):
-        artists.best_line.set_data(*_finite_xy(traces[best]))
+        artists.best_line.set_data(*_finite_xy(traces[best], artists.maps_per_step))
     else:
         artists.best_line.set_data([], [])
     artists.ends.set_offsets(np.array(ends).reshape(-1, 2))
     ax = artists.ax
     if ax is not None:
         n = max((np.isfinite(t).sum() for t in traces), default=1)
-        ax.set_xlim(0.5, max(n, 2) + 0.5)
+        last = 1 + artists.maps_per_step * (max(n, 2) - 1)
+        ax.set_xlim(0.5, last + 0.5)
         ylim = _robust_ylim(traces)
         if ylim is not None:
             ax.set_ylim(*ylim)

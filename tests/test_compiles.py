@@ -127,7 +127,8 @@ def _explore_settings(ex, changes):
     """Each change of the controls from the first settings, then a Run that compiles nothing."""
     s = ex.session
     base = {k: getattr(s, k) for k in ("n_components", "init_params", "covariance_type",
-                                       "max_iter", "n_init", "tol", "random_state", "reg_covar")}
+                                       "max_iter", "n_init", "tol", "random_state", "reg_covar",
+                                       "accelerate")}
     for change in changes:
         for k, v in {**base, **change}.items():
             setattr(s, k, v)
@@ -153,7 +154,7 @@ def test_explorer_controls_after_a_first_run_compile_nothing(faithful):
         {"init_params": "random"}, {"init_params": "k-means++"},
         {"covariance_type": "diag"}, {"covariance_type": "tied"},
         {"max_iter": 300}, {"n_init": 12}, {"n_init": 32}, {"n_init": 5}, {"tol": 1e-5},
-        {"random_state": 4},
+        {"random_state": 4}, {"accelerate": True},
         {"reg_covar": 1e-4}))
     assert ex.session.estimator.means_.shape[0] == ex.session.n_components
 
@@ -190,7 +191,7 @@ def test_hmm_explorer_controls_after_a_first_run_compile_nothing():
     _settle(ex.session)
     _explore_settings(ex, ({"n_components": 3}, {"n_components": 1},
                            {"covariance_type": "diag"}, {"init_params": "kmeans"},
-                           {"n_init": 6}, {"n_init": 16}, {"tol": 1e-3},
+                           {"n_init": 6}, {"n_init": 16}, {"tol": 1e-3}, {"accelerate": True},
                            {"random_state": 2}))
     assert ex.session.estimator.means_.shape[0] == ex.session.n_components
 

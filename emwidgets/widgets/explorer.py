@@ -48,6 +48,8 @@ def _controls(session: FitSession) -> dict:
         "random_state": W.IntText(description="seed", style=_style(), layout=_layout()),
         "reg_covar": W.FloatLogSlider(base=10, min=-10, max=0, step=0.5, description="reg_covar",
                                       readout_format=".0e", style=_style(), layout=_layout()),
+        "accelerate": W.Checkbox(description="accelerate (SQUAREM)", style=_style(),
+                                 layout=_layout()),
         "missing": W.Dropdown(options=[("EM (impute)", "em"), ("drop incomplete rows", "drop")],
                               description="missing", style=_style(),
                               layout=_layout(display=None if session.has_missing else "none")),
@@ -153,7 +155,8 @@ class EMExplorer(W.VBox):
         c = self.controls
         left = W.VBox([W.HTML("<b>EM settings</b>"), c["n_components"], c["covariance_type"],
                        c["init_params"], c["tol"], c["max_iter"], c["n_init"], c["random_state"],
-                       c["reg_covar"], c["missing"], W.HTML("<b>Data and plotted axes</b>"),
+                       c["reg_covar"], c["accelerate"], c["missing"],
+                       W.HTML("<b>Data and plotted axes</b>"),
                        self.column_picker, c["x_axis"], c["y_axis"],
                        W.HBox([self.run_button, self.stop_button]), self.restart_picker,
                        self.intervals],

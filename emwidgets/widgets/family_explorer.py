@@ -26,7 +26,7 @@ from .views import AssignmentPlot, ConvergencePlot, RestartGallery, _View
 
 #: The settings a family's estimator may take, each a control of the explorer.
 _SETTINGS = ("n_components", "covariance_type", "init_params", "tol", "max_iter", "n_init",
-             "random_state", "reg_covar")
+             "random_state", "reg_covar", "accelerate")
 
 
 def _template(estimator) -> FamilyMixture:
@@ -64,6 +64,8 @@ class FamilySession(FitSession):
         params = self.template.get_params()
         start = {name: params[name] for name in _SETTINGS
                  if params.get(name) is not None}
+        if "accelerate" in start:  # the estimator's "squarem": the session's checkbox
+            start["accelerate"] = start["accelerate"] == "squarem"
         start.setdefault("init_params", self.init_options[0])
         super().__init__(data, columns=columns, **{**start, **settings})
 
@@ -158,7 +160,10 @@ class FamilySession(FitSession):
     # -- running ----------------------------------------------------------------
     def settings(self) -> dict:
         own = self.template.get_params()
-        return {name: getattr(self, name) for name in _SETTINGS if name in own}
+        out = {name: getattr(self, name) for name in _SETTINGS if name in own}
+        if "accelerate" in out:
+            out["accelerate"] = "squarem" if out["accelerate"] else None
+        return out
 
     def _start_fit(self, est):
         return est.start(self.X, sample_weight=self._weights)
@@ -187,7 +192,10 @@ class FamilySession(FitSession):
         # components where it can; a t mixture's covariance types are exact-size programs
         # of real work, left to the user's choice. Exact-size families: the neighbours.
         more, fewer = self._neighbouring_restarts()
-        return self._neighbouring_components() + more + fewer
+        toggle = ([("plain EM" if self.accelerate else "SQUAREM",
+                    {"accelerate": None if self.accelerate else "squarem"})]
+                  if "accelerate" in self.template.get_params() else [])
+        return self._neighbouring_components() + more + toggle + fewer
 
     def _describe_run(self) -> str:
         k = self.n_components
@@ -280,7 +288,7 @@ class FamilyExplorer(EMExplorer):
         super().__init__(data, columns=columns, **settings)
         s = self.session
         own = s.settings()
-        for name in ("covariance_type", "reg_covar", "init_params"):
+        for name in ("covariance_type", "reg_covar", "init_params", "accelerate"):
             if name not in own:
                 self.controls[name].layout.display = "none"
         self.controls["missing"].layout.display = "none"

@@ -233,10 +233,13 @@ class ConvergencePlot(_View):
     def _update(self, snap: Snapshot):
         r = snap.restarts
         shown = self.shown_restart(snap)
-        if not hasattr(self, "artists") or len(self.artists.lines) != r.n_restarts:
+        maps = 1 if getattr(r, "accepted", None) is None else 3  # SQUAREM: 3 EM maps a cycle
+        if (not hasattr(self, "artists") or len(self.artists.lines) != r.n_restarts
+                or self.artists.maps_per_step != maps):
             self.figure.clear()
             ax = self.figure.add_subplot()
-            self.artists = P.draw_convergence(ax, r.trace, r.converged, shown)
+            self.artists = P.draw_convergence(ax, r.trace, r.converged, shown,
+                                              maps_per_step=maps)
         else:
             P.update_convergence(self.artists, r.trace, r.converged, shown)
         label = (f"best restart ({shown})" if shown == snap.best and shown >= 0
