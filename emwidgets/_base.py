@@ -43,6 +43,17 @@ class _Estimator:
                              "or 'squarem'.")
         return value == "squarem"
 
+    def _convergence_rule(self) -> str:
+        """``convergence``: "change" (scikit-learn's rule: the objective changed by less
+        than tol) or "gap" (Aitken's estimate of the distance to the limit is below tol
+        as well: :func:`em.gap_converged`); one sentence if it is neither."""
+        value = getattr(self, "convergence", "change")
+        if value not in ("change", "gap"):
+            raise ValueError(f"Invalid value for 'convergence': {value!r}; choose 'change' "
+                             "(stop when the objective changes by less than tol) or 'gap' "
+                             "(also when its estimated distance to the limit is below tol).")
+        return value
+
     def get_params(self, deep: bool = True) -> dict:
         return {name: getattr(self, name) for name in self._param_names()}
 

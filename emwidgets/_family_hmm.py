@@ -70,7 +70,8 @@ class MarkovOver:
                                    n_real=r)
         run = em.EMRun(MK.markov_family(self._emissions), n_seq, state, H.sequence_data(seqs),
                        self._hyper(s), dm.to_device(self.tol, dtype), max_iter=self.n_iter,
-                       quick=em.quick_compile(work * r_program), accelerate=self._accelerated())
+                       quick=em.quick_compile(work * r_program), accelerate=self._accelerated(),
+                       convergence=self._convergence_rule())
         return LiveFit(self, run, None, keys, len(rows))
 
     def fit(self, X, lengths=None):

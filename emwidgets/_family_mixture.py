@@ -206,7 +206,8 @@ class FamilyMixture(_Estimator):
         quick = em.quick_compile(n * k_program * (p + 1) * r_program)
         run = em.EMRun(self._family(), block, state, data, hyper,
                        dm.to_device(self.tol, dtype), max_iter=self.max_iter, quick=quick,
-                       accelerate=self._accelerated())
+                       accelerate=self._accelerated(),
+                       convergence=self._convergence_rule())
         return LiveFit(self, run, None, keys, n)
 
     def fit(self, X, y=None, sample_weight=None):

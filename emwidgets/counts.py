@@ -43,10 +43,11 @@ class PoissonMixture(SamplesRows, FamilyMixture):
 
     def __init__(self, n_components=1, *, tol=1e-6, max_iter=1000, n_init=1,
                  init_params="random_from_data", weights_init=None, rates_init=None,
-                 random_state=None, accelerate=None):
+                 random_state=None, accelerate=None, convergence="change"):
         self.n_components = n_components
         self.tol = tol
         self.accelerate = accelerate
+        self.convergence = convergence
         self.max_iter = max_iter
         self.n_init = n_init
         self.init_params = init_params
@@ -168,10 +169,11 @@ class MultinomialMixture(SamplesRows, FamilyMixture):
 
     def __init__(self, n_components=1, *, tol=1e-6, max_iter=1000, n_init=1,
                  init_params="random_from_data", weights_init=None, probabilities_init=None,
-                 random_state=None, accelerate=None):
+                 random_state=None, accelerate=None, convergence="change"):
         self.n_components = n_components
         self.tol = tol
         self.accelerate = accelerate
+        self.convergence = convergence
         self.max_iter = max_iter
         self.n_init = n_init
         self.init_params = init_params
@@ -290,13 +292,14 @@ class PoissonHMM(MarkovOver, PoissonMixture):
 
     def __init__(self, n_components=1, *, n_iter=100, tol=1e-6, n_init=1,
                  init_params="random_from_data", rates_init=None, startprob_init=None,
-                 transmat_init=None, random_state=None, accelerate=None):
+                 transmat_init=None, random_state=None, accelerate=None, convergence="change"):
         self.n_components = n_components
         self.startprob_init = startprob_init
         self.transmat_init = transmat_init
         self.n_iter = n_iter
         self.tol = tol
         self.accelerate = accelerate
+        self.convergence = convergence
         self.n_init = n_init
         self.init_params = init_params
         self.rates_init = rates_init

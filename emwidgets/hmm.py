@@ -125,13 +125,14 @@ class GaussianHMM(_Estimator):
 
     def __init__(self, n_components=1, *, covariance_type="diag", min_covar=1e-3, n_iter=100,
                  tol=1e-4, n_init=1, init_params="kmeans", random_state=None,
-                 spurious="rank_last", accelerate=None):
+                 spurious="rank_last", accelerate=None, convergence="change"):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.min_covar = min_covar
         self.n_iter = n_iter
         self.tol = tol
         self.accelerate = accelerate
+        self.convergence = convergence
         self.n_init = n_init
         self.init_params = init_params
         self.random_state = random_state
@@ -200,7 +201,8 @@ class GaussianHMM(_Estimator):
         run = em.EMRun(H.hmm_family(self.covariance_type), n_seq, state, H.sequence_data(seqs),
                        H.HMMHyper(reg, active),
                        dm.to_device(self.tol, dtype), max_iter=self.n_iter, quick=quick,
-                       accelerate=self._accelerated())
+                       accelerate=self._accelerated(),
+                       convergence=self._convergence_rule())
         return LiveFit(self, run, scaling, keys, len(Xa))
 
     def _given_params(self, s: dm.Scaling, dtype, n_restarts):

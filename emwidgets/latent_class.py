@@ -55,10 +55,11 @@ class LatentClassModel(SamplesRows, FamilyMixture):
 
     def __init__(self, n_components=2, *, tol=1e-6, max_iter=1000, n_init=10,
                  init_params="random", weights_init=None, probabilities_init=None,
-                 max_levels=MAX_LEVELS, random_state=None, accelerate=None):
+                 max_levels=MAX_LEVELS, random_state=None, accelerate=None, convergence="change"):
         self.n_components = n_components
         self.tol = tol
         self.accelerate = accelerate
+        self.convergence = convergence
         self.max_iter = max_iter
         self.n_init = n_init
         self.init_params = init_params
@@ -286,13 +287,14 @@ class CategoricalHMM(MarkovOver, LatentClassModel):
 
     def __init__(self, n_components=2, *, n_iter=100, tol=1e-6, n_init=1, init_params="random",
                  probabilities_init=None, startprob_init=None, transmat_init=None,
-                 max_levels=MAX_LEVELS, random_state=None, accelerate=None):
+                 max_levels=MAX_LEVELS, random_state=None, accelerate=None, convergence="change"):
         self.n_components = n_components
         self.startprob_init = startprob_init
         self.transmat_init = transmat_init
         self.n_iter = n_iter
         self.tol = tol
         self.accelerate = accelerate
+        self.convergence = convergence
         self.n_init = n_init
         self.init_params = init_params
         self.probabilities_init = probabilities_init

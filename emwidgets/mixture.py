@@ -131,11 +131,12 @@ class GaussianMixture(_Estimator):
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, random_state=None, missing="raise",
-                 prior=None, spurious="rank_last", accelerate=None):
+                 prior=None, spurious="rank_last", accelerate=None, convergence="change"):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
         self.accelerate = accelerate
+        self.convergence = convergence
         self.reg_covar = reg_covar
         self.max_iter = max_iter
         self.n_init = n_init
@@ -317,7 +318,8 @@ class GaussianMixture(_Estimator):
             family = G.gmm_family(self.covariance_type)
             hyper = G.GMMHyper(reg, active, prior)
         run = em.EMRun(family, block_size, state, data, hyper, dm.to_device(self.tol, dtype),
-                       max_iter=self.max_iter, quick=quick, accelerate=self._accelerated())
+                       max_iter=self.max_iter, quick=quick, accelerate=self._accelerated(),
+                       convergence=self._convergence_rule())
         return LiveFit(self, run, scaling, keys, n)
 
     def _user_init(self, s: dm.Scaling, dtype) -> G.UserInit:

@@ -64,8 +64,16 @@ def test_squarem_reaches_plain_ems_optimum_from_the_same_starts(x64, family_data
     # Restart by restart: those that end at the same optimum have the same parameters.
     same = np.flatnonzero(np.abs(plain.objective - fast.objective) < 1e-9)
     assert len(same) >= 2, (plain.objective, fast.objective)
-    for a, b in zip(jax.tree.leaves(plain.params), jax.tree.leaves(fast.params)):
-        np.testing.assert_allclose(np.asarray(a)[same], np.asarray(b)[same], atol=2e-5, rtol=1e-4)
+    flat_a = jax.tree_util.tree_flatten_with_path(plain.params)[0]
+    for (path, a), b in zip(flat_a, jax.tree.leaves(fast.params)):
+        a, b = np.asarray(a)[same], np.asarray(b)[same]
+        if "dof" in jax.tree_util.keystr(path):
+            # A t component's degrees of freedom near the cap (200: a Gaussian to plotting
+            # accuracy) move the log-likelihood by under 1e-9: not identified, compared
+            # where they are (below 50).
+            keep = (a < 50) & (b < 50)
+            a, b = a[keep], b[keep]
+        np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-4)
     # It counted its EM maps (three a cycle, one to start), accepted extrapolations, and
     # cost at most a few maps more where plain EM converges fast (a cycle is three maps;
     # the slow cases, where it gains tenfold, are tested below).
@@ -236,3 +244,37 @@ def test_the_explorer_accelerates_and_counts_em_maps_on_its_axis():
     plain_best = GaussianMixture(2, n_init=4, tol=1e-4, max_iter=5000,
                                  random_state=0).fit(X).restarts_.objective.max()
     assert est.restarts_.objective.max() > plain_best  # closer to the optimum
+
+
+def test_the_gap_rule_stops_near_the_limit_where_the_change_rule_stops_short(x64):
+    """convergence="gap" (Aitken's estimate of the distance still to go below tol as well):
+    on two Gaussians 1.5 sd apart, scikit-learn's rule at tol=1e-6 stops about 4e-4 below
+    the limit (an EM step there gains under 1e-6); the gap rule stops within a few tol."""
+    X = _overlapping()
+    kw = dict(n_components=2, n_init=4, max_iter=100000, random_state=0)
+    limit = GaussianMixture(tol=1e-13, **kw).fit(X).restarts_.objective
+    change = GaussianMixture(tol=1e-6, **kw).fit(X).restarts_
+    gap = GaussianMixture(tol=1e-6, convergence="gap", **kw).fit(X).restarts_
+    assert (limit - change.objective).min() > 1e-4
+    assert (limit - gap.objective).max() < 5e-6
+    assert (gap.n_iter > change.n_iter).all()
+    # Under SQUAREM the gap rule needs an accepted extrapolation that gains under tol too.
+    fast = GaussianMixture(tol=1e-6, convergence="gap", accelerate="squarem", **kw).fit(X)
+    assert (limit - fast.restarts_.objective).max() < (limit - change.objective).min() / 5
+    assert (fast.restarts_.n_evals < gap.n_evals / 10).all()
+
+
+def test_the_gap_rule_live_equals_batch_and_bad_values_are_one_sentence():
+    X = _overlapping()
+    kw = dict(n_components=2, n_init=4, tol=1e-5, max_iter=5000, random_state=0,
+              convergence="gap")
+    batch = GaussianMixture(**kw).fit(X)
+    live_est = GaussianMixture(**kw)
+    live = live_est.start(X)
+    while not live.done:
+        live.advance(3)  # chunks of three: the rule's memory crosses the seams
+    live.finish()
+    np.testing.assert_array_equal(live_est.restarts_.trace, batch.restarts_.trace)
+    np.testing.assert_array_equal(live_est.restarts_.n_iter, batch.restarts_.n_iter)
+    with pytest.raises(ValueError, match="convergence.*'change'.*'gap'"):
+        GaussianMixture(2, convergence="aitken").fit(X)
