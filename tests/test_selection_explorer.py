@@ -203,3 +203,23 @@ def test_one_component_is_singular_in_the_title(faithful):
     table = pd.DataFrame({"n_components": [1], "covariance_type": ["full"], "bic": [2607.6]})
     art = plotting.draw_selection(fig.add_subplot(), table, "bic")
     assert art.ax.get_title() == "Lowest BIC 2607.6: 1 component, full"
+
+
+def test_the_grid_runs_accelerated_and_the_explorer_it_opens_too(faithful):
+    """The accelerate checkbox: every model of the grid fitted by SQUAREM (the table equals
+    select_model's with accelerate='squarem'), and the explorer opened from it accelerated."""
+    from emwidgets import select_model
+
+    sel = ModelSelectionExplorer(faithful, n_components=(1, 3), n_init=4)
+    for name, box in sel.types.items():
+        box.value = name in ("full", "diag")
+    sel.accelerate.value = True
+    sel.run(block=True)
+    models = sel.result.models
+    assert all(m.accelerate == "squarem" and m.restarts_.accepted is not None
+               for m in models.values())
+    ref = select_model(sel.X, range(1, 4), ("full", "diag"), n_init=4, random_state=0,
+                       accelerate="squarem")
+    np.testing.assert_allclose(sel.result.table["bic"], ref.table["bic"], rtol=1e-6)
+    ex = sel.open_best()
+    assert ex.session.accelerate and ex.controls["accelerate"].value

@@ -58,6 +58,8 @@ class ModelSelectionExplorer(W.VBox):
         self.types = {t: W.Checkbox(value=True, description=t, indent=False,
                                     layout=W.Layout(width="90px"))
                       for t in COVARIANCE_TYPES}
+        self.accelerate = W.Checkbox(value=False, description="accelerate (SQUAREM)",
+                                     indent=False, layout=W.Layout(width="180px"))
         self.run_button = W.Button(description="Run grid", button_style="success", icon="play",
                                    layout=W.Layout(width="120px"))
         self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop",
@@ -87,7 +89,7 @@ class ModelSelectionExplorer(W.VBox):
         self.data_note.add_class("emwidgets-data-note")
         self._set_status("Ready: press Run grid.")
         super().__init__([
-            W.HBox([self.range, self.n_init]),
+            W.HBox([self.range, self.n_init, self.accelerate]),
             W.HBox(list(self.types.values()) + [self.run_button, self.stop_button]),
             self.plot.canvas, self.status, self.data_note,
             W.HBox([self.model_picker, self.open_button]),
@@ -133,7 +135,8 @@ class ModelSelectionExplorer(W.VBox):
         k, cov = key
         self.explorer = EMExplorer(self.data, columns=self._session.columns, n_components=k,
                                    covariance_type=cov, n_init=self.n_init.value,
-                                   random_state=self.random_state, missing="drop")
+                                   random_state=self.random_state, missing="drop",
+                                   accelerate=self.accelerate.value)
         self.explorer_box.children = [
             W.HTML(f"<b>{_components(k)}, {html.escape(cov)} covariance</b>: press Run to fit "
                    "it here and watch every restart."), self.explorer]
@@ -187,9 +190,10 @@ class ModelSelectionExplorer(W.VBox):
                     raise _Stopped
 
             try:
-                self.result = select_model(self.X, range(lo, hi + 1), types,
-                                           n_init=self.n_init.value,
-                                           random_state=self.random_state, callback=progress)
+                self.result = select_model(
+                    self.X, range(lo, hi + 1), types, n_init=self.n_init.value,
+                    random_state=self.random_state, callback=progress,
+                    accelerate="squarem" if self.accelerate.value else None)
                 done = f"Done: {len(self.result.table)} models. "
             except _Stopped:
                 done = f"Stopped after {len(self.result.table)} of {total} models. "
