@@ -34,6 +34,7 @@ from ._base import (
     _restarts_from_state,
     _warn_spurious,
 )
+from ._family_mixture import check_sample_weight
 from ._standard_errors import StandardErrors, standard_errors_of
 from .core import data as dm
 from .core import draws as D
@@ -249,10 +250,12 @@ class GaussianMixture(_Estimator):
             "pass missing='em' to fit by EM over the observed values, or drop or impute those "
             "rows."))
 
-    def start(self, X, y=None, *, keys=None) -> LiveFit:
+    def start(self, X, y=None, *, sample_weight=None, keys=None) -> LiveFit:
         """Validate, initialise every restart and return a :class:`LiveFit`.
 
-        ``keys`` (JAX keys, one per restart) replace the ones drawn from
+        ``sample_weight`` (one per row, non-negative): a row of weight w counts as
+        w copies of it (scikit-learn's long-standing request; the driver's row
+        weights). ``keys`` (JAX keys, one per restart) replace the ones drawn from
         ``random_state``; see :meth:`replay`.
         """
         V.check_in("missing", self.missing, ("raise", "em"))
@@ -260,6 +263,7 @@ class GaussianMixture(_Estimator):
         Xa = self._check_X(X, reset=True)
         self._check_parameters(Xa)
         k, (n, d) = self.n_components, Xa.shape
+        weights = None if sample_weight is None else check_sample_weight(sample_weight, n)
         # A program for more components than used serves every smaller K (the
         # extra ones are masked); select_model relies on it to compile once.
         k_program = max(k, getattr(self, "_program_components", k))
@@ -269,7 +273,7 @@ class GaussianMixture(_Estimator):
         stats = cov.n_quad(d) + d + 1
         # Small data: restarts padded to a power of two (em.restart_bucket).
         r_program = em.restart_bucket(n_restarts, n * k_program * stats)
-        scaling = dm.fit_scaling(Xa)
+        scaling = dm.fit_scaling(Xa, weights)
         V.check_scale(scaling.scale)
         # (A prior, not reg_covar, regularises MAP estimates, and it scales with the data.)
         scaling = dm.floor_scale(scaling, self.reg_covar if self.prior is None else 0.0)
@@ -282,12 +286,12 @@ class GaussianMixture(_Estimator):
             # Missing entries start at the column mean (0 once standardised):
             # the initialisation sees mean-imputed data, EM the observed values.
             data, scaling, block_size = dm.prepare(np.where(observed, Xa, scaling.shift), width,
-                                                   scaling)
+                                                   scaling, weights=weights)
         else:
             self._check_memory(n, d, r_program, k_program, None)
             width = 2 * r_program * k_program + stats
-            data, scaling, block_size = dm.prepare(Xa, width, scaling)
-        self._observed_per_row = float(observed.sum(axis=1).mean())
+            data, scaling, block_size = dm.prepare(Xa, width, scaling, weights=weights)
+        self._observed_per_row = float(np.average(observed.sum(axis=1), weights=weights))
         dtype = data.x.dtype
         reg = dm.to_device(self.reg_covar / scaling.scale**2, dtype)
         prior = None
@@ -320,7 +324,7 @@ class GaussianMixture(_Estimator):
         run = em.EMRun(family, block_size, state, data, hyper, dm.to_device(self.tol, dtype),
                        max_iter=self.max_iter, quick=quick, accelerate=self._accelerated(),
                        convergence=self._convergence_rule())
-        return LiveFit(self, run, scaling, keys, n)
+        return LiveFit(self, run, scaling, keys, n if weights is None else float(weights.sum()))
 
     def _user_init(self, s: dm.Scaling, dtype) -> G.UserInit:
         cov = COVARIANCE_TYPES[self.covariance_type]
@@ -332,15 +336,16 @@ class GaussianMixture(_Estimator):
             pc = cov.from_precisions(jnp.asarray(np.asarray(self.precisions_init), dtype)) * s.scale
         return G.UserInit(as_j(self.weights_init), as_j(means), pc)
 
-    def fit(self, X, y=None):
-        """Fit every restart and keep the best (highest final lower bound)."""
-        self.start(X).finish()
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit every restart and keep the best (highest final lower bound).
+        ``sample_weight``: see :meth:`start`."""
+        self.start(X, sample_weight=sample_weight).finish()
         return self
 
-    def fit_predict(self, X, y=None):
-        return self.fit(X).predict(X)
+    def fit_predict(self, X, y=None, sample_weight=None):
+        return self.fit(X, sample_weight=sample_weight).predict(X)
 
-    def replay(self, X, restart: int) -> "GaussianMixture":
+    def replay(self, X, restart: int, sample_weight=None) -> "GaussianMixture":
         """Fit restart ``restart`` of the last fit alone, from its own key.
 
         Returns a new estimator (``n_init=1``) whose parameters equal that
@@ -351,7 +356,7 @@ class GaussianMixture(_Estimator):
         other = type(self)(**{**self.get_params(), "n_init": 1})
         if hasattr(self, "_program_components"):
             other._program_components = self._program_components
-        other.start(X, keys=key[None]).finish()
+        other.start(X, keys=key[None], sample_weight=sample_weight).finish()
         return other
 
     def _restarts(self, state, scaling, keys, n_samples=None) -> Restarts:

@@ -42,9 +42,17 @@ def float_dtype():
     return jnp.result_type(float)
 
 
-def fit_scaling(x: np.ndarray) -> Scaling:
-    """Column means and the root mean column variance (ignoring NaN entries)."""
+def fit_scaling(x: np.ndarray, weights: np.ndarray | None = None) -> Scaling:
+    """Column means and the root mean column variance (ignoring NaN entries), weighted
+    by ``weights`` (a row of weight w counts as w copies of it)."""
     x = np.asarray(x, dtype=np.float64)
+    if weights is not None and not np.all(weights == 1):
+        w = np.asarray(weights, np.float64)[:, None] * ~np.isnan(x)
+        z = np.where(np.isnan(x), 0.0, x)
+        shift = (w * z).sum(0) / w.sum(0)
+        scale = float(np.sqrt(np.mean((w * (z - shift) ** 2).sum(0) / w.sum(0))))
+        if np.isfinite(scale) and scale > 0 and np.isfinite(shift).all():
+            return Scaling(shift, scale)
     mean, var = (np.nanmean, np.nanvar) if np.isnan(x).any() else (np.mean, np.var)
     with np.errstate(over="ignore", invalid="ignore"):
         shift = mean(x, axis=0)
@@ -116,7 +124,8 @@ def coarser_block(n_padded: int, block_size: int, width: int,
 
 
 def prepare(x: np.ndarray, width: int, scaling: Scaling | None = None,
-            budget: int = DEFAULT_BLOCK_BUDGET) -> tuple[Data, Scaling, int]:
+            budget: int = DEFAULT_BLOCK_BUDGET,
+            weights: np.ndarray | None = None) -> tuple[Data, Scaling, int]:
     """Standardise, pad and choose the block size.
 
     Args:
@@ -124,19 +133,21 @@ def prepare(x: np.ndarray, width: int, scaling: Scaling | None = None,
         width: numbers held per sample in one block's working set
             (about 2 R K + P for a mixture), to size the blocks.
         scaling: reuse a given standardisation (e.g. to score new data).
+        weights: (N,) row weights (``sample_weight``; None: 1 each). Padding rows
+            weigh 0.
     Returns:
         (Data, Scaling, block_size).
     """
     x = np.asarray(x, dtype=np.float64)
     n_samples, n_features = x.shape
-    scaling = fit_scaling(x) if scaling is None else scaling
+    scaling = fit_scaling(x, weights) if scaling is None else scaling
     z = (x - scaling.shift) / scaling.scale
     n_padded, block_size = padded_length(n_samples, choose_block_size(n_samples, width, budget))
     dtype = float_dtype()
     xp = np.zeros((n_padded, n_features), dtype=dtype)
     xp[:n_samples] = z
     w = np.zeros((n_padded,), dtype=dtype)
-    w[:n_samples] = 1.0
+    w[:n_samples] = 1.0 if weights is None else weights
     return Data(to_device(xp), to_device(w)), scaling, block_size
 
 
