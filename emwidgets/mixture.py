@@ -132,12 +132,14 @@ class GaussianMixture(_Estimator):
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, random_state=None, missing="raise",
-                 prior=None, spurious="rank_last", accelerate=None, convergence="change"):
+                 prior=None, spurious="rank_last", accelerate=None, convergence="change",
+                 devices=None):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
         self.accelerate = accelerate
         self.convergence = convergence
+        self.devices = devices
         self.reg_covar = reg_covar
         self.max_iter = max_iter
         self.n_init = n_init
@@ -264,6 +266,8 @@ class GaussianMixture(_Estimator):
         self._check_parameters(Xa)
         k, (n, d) = self.n_components, Xa.shape
         weights = None if sample_weight is None else check_sample_weight(sample_weight, n)
+        mesh = dm.row_mesh(self.devices)
+        shards = 1 if mesh is None else mesh.devices.size
         # A program for more components than used serves every smaller K (the
         # extra ones are masked); select_model relies on it to compile once.
         k_program = max(k, getattr(self, "_program_components", k))
@@ -286,11 +290,12 @@ class GaussianMixture(_Estimator):
             # Missing entries start at the column mean (0 once standardised):
             # the initialisation sees mean-imputed data, EM the observed values.
             data, scaling, block_size = dm.prepare(np.where(observed, Xa, scaling.shift), width,
-                                                   scaling, weights=weights)
+                                                   scaling, weights=weights, n_shards=shards)
         else:
             self._check_memory(n, d, r_program, k_program, None)
             width = 2 * r_program * k_program + stats
-            data, scaling, block_size = dm.prepare(Xa, width, scaling, weights=weights)
+            data, scaling, block_size = dm.prepare(Xa, width, scaling, weights=weights,
+                                                   n_shards=shards)
         self._observed_per_row = float(np.average(observed.sum(axis=1), weights=weights))
         dtype = data.x.dtype
         reg = dm.to_device(self.reg_covar / scaling.scale**2, dtype)
@@ -323,7 +328,7 @@ class GaussianMixture(_Estimator):
             hyper = G.GMMHyper(reg, active, prior)
         run = em.EMRun(family, block_size, state, data, hyper, dm.to_device(self.tol, dtype),
                        max_iter=self.max_iter, quick=quick, accelerate=self._accelerated(),
-                       convergence=self._convergence_rule())
+                       convergence=self._convergence_rule(), mesh=mesh)
         return LiveFit(self, run, scaling, keys, n if weights is None else float(weights.sum()))
 
     def _user_init(self, s: dm.Scaling, dtype) -> G.UserInit:

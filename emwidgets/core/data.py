@@ -94,18 +94,49 @@ def choose_block_size(n_samples: int, width: int, budget: int = DEFAULT_BLOCK_BU
     return 2 ** int(math.floor(math.log2(rows)))
 
 
-def padded_length(n_samples: int, block_size: int) -> tuple[int, int]:
+def padded_length(n_samples: int, block_size: int, n_shards: int = 1) -> tuple[int, int]:
     """(padded length, block size actually used).
 
     Small data (one block) is rounded up to one of eight sizes per octave, so
     the padding wastes at most 12.5%; larger data to a multiple of the block.
+    With ``n_shards`` devices sharing the rows, every device gets the same number
+    of whole blocks (zero-weight padding rows make up the difference).
     """
     if n_samples <= block_size:
         granule = max(64, 2 ** (int(math.floor(math.log2(max(n_samples, 1)))) - 3))
+        granule = granule * n_shards // math.gcd(granule, n_shards)
         n_padded = -(-n_samples // granule) * granule
         return n_padded, n_padded
     n_blocks = -(-n_samples // block_size)
+    n_blocks = -(-n_blocks // n_shards) * n_shards
     return n_blocks * block_size, block_size
+
+
+def row_mesh(devices):
+    """The mesh whose ``"rows"`` axis a fit shards its samples over (``devices`` of an
+    estimator: None, one device; ``"all"``, every device of the default backend; an
+    int n, the first n; or a list of devices), or None for one device."""
+    if devices is None:
+        return None
+    from jax.sharding import Mesh
+
+    if isinstance(devices, str):
+        if devices != "all":
+            raise ValueError(f"Invalid value for 'devices': {devices!r}; choose None (one "
+                             "device), 'all', a number of devices or a list of devices.")
+        chosen = jax.devices()
+    elif isinstance(devices, int) and not isinstance(devices, bool):
+        available = jax.devices()
+        if not 1 <= devices <= len(available):
+            raise ValueError(f"devices={devices}, but {len(available)} device"
+                             f"{'s are' if len(available) != 1 else ' is'} available; "
+                             "choose a number between 1 and that, or 'all'.")
+        chosen = available[:devices]
+    else:
+        chosen = list(devices)
+    if len(chosen) == 1:
+        return None
+    return Mesh(np.array(chosen), ("rows",))
 
 
 def coarser_block(n_padded: int, block_size: int, width: int,
@@ -125,7 +156,8 @@ def coarser_block(n_padded: int, block_size: int, width: int,
 
 def prepare(x: np.ndarray, width: int, scaling: Scaling | None = None,
             budget: int = DEFAULT_BLOCK_BUDGET,
-            weights: np.ndarray | None = None) -> tuple[Data, Scaling, int]:
+            weights: np.ndarray | None = None,
+            n_shards: int = 1) -> tuple[Data, Scaling, int]:
     """Standardise, pad and choose the block size.
 
     Args:
@@ -135,6 +167,7 @@ def prepare(x: np.ndarray, width: int, scaling: Scaling | None = None,
         scaling: reuse a given standardisation (e.g. to score new data).
         weights: (N,) row weights (``sample_weight``; None: 1 each). Padding rows
             weigh 0.
+        n_shards: devices the rows will be sharded over (:func:`padded_length`).
     Returns:
         (Data, Scaling, block_size).
     """
@@ -142,7 +175,8 @@ def prepare(x: np.ndarray, width: int, scaling: Scaling | None = None,
     n_samples, n_features = x.shape
     scaling = fit_scaling(x, weights) if scaling is None else scaling
     z = (x - scaling.shift) / scaling.scale
-    n_padded, block_size = padded_length(n_samples, choose_block_size(n_samples, width, budget))
+    n_padded, block_size = padded_length(n_samples, choose_block_size(n_samples, width, budget),
+                                         n_shards)
     dtype = float_dtype()
     xp = np.zeros((n_padded, n_features), dtype=dtype)
     xp[:n_samples] = z

@@ -156,6 +156,21 @@ class EMState(NamedTuple):
     before: Any = None
 
 
+#: The device mesh whose "rows" axis the samples are sharded over, while the driver of
+#: a sharded run is traced (:func:`make_runner`'s ``mesh``); None: one device.
+ROW_MESH = contextvars.ContextVar("emwidgets_row_mesh", default=None)
+ROWS = "rows"
+
+
+def shard_rows(data: Data, mesh) -> Data:
+    """``data`` with its rows split evenly over ``mesh``'s devices (the row count must
+    be a multiple of the device count times the block size: :func:`data.prepare`)."""
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    sharding = NamedSharding(mesh, PartitionSpec(ROWS))
+    return jax.device_put(data, jax.tree.map(lambda _: sharding, data))
+
+
 def block_sum(fn: Callable, data: Data, block_size: int):
     """Sum ``fn(x_block, w_block, block_index)`` over blocks of samples.
 
@@ -163,7 +178,27 @@ def block_sum(fn: Callable, data: Data, block_size: int):
     with leading axis n_padded; see :mod:`missing`). ``fn`` returns a pytree
     of per-block sums; the result has the same structure. Memory is that of
     one block, whatever the number of samples.
+
+    The reduction is the driver's: while a sharded run is traced (``ROW_MESH``),
+    every device sums the blocks of its own rows and the devices' sums are added
+    with one collective (``psum``), whatever the family.
     """
+    mesh = ROW_MESH.get()
+    if mesh is None:
+        return _local_block_sum(fn, data, block_size)
+    from jax.sharding import PartitionSpec
+
+    n_devices = mesh.devices.size
+    local_block = min(block_size, data.w.shape[0] // n_devices)
+
+    def local(d: Data):
+        return lax.psum(_local_block_sum(fn, d, local_block), ROWS)
+
+    spec = jax.tree.map(lambda _: PartitionSpec(ROWS), data)
+    return jax.shard_map(local, mesh=mesh, in_specs=(spec,), out_specs=PartitionSpec())(data)
+
+
+def _local_block_sum(fn: Callable, data: Data, block_size: int):
     n_padded = data.w.shape[0]
     n_blocks = n_padded // block_size
     if n_blocks == 1:
@@ -361,7 +396,8 @@ def group_size_for(n_restarts: int, work_per_restart: float, target: float = 2.0
 
 @functools.lru_cache(maxsize=None)
 def make_runner(family: Family, block_size: int, group_size: int | None = None,
-                quick: bool = False, accelerate: bool = False, rule: str = "change"):
+                quick: bool = False, accelerate: bool = False, rule: str = "change",
+                mesh=None):
     """The compiled driver for one family, block size and restart grouping.
 
     Returns ``advance(state, data, hyper, tol, stop_at, max_iter=None) ->
@@ -377,6 +413,9 @@ def make_runner(family: Family, block_size: int, group_size: int | None = None,
     when *its* slowest restart stops (see :func:`group_size_for`). With
     ``quick``, the program compiles for speed of compilation (:func:`quick_compile`).
     ``rule``: the convergence test, "change" (the family's) or "gap" (:func:`gap_converged`).
+    ``mesh``: a device mesh whose ``"rows"`` axis the data's rows are sharded over
+    (:func:`shard_rows`): every reduction over samples is a per-device sum and a
+    collective (:func:`block_sum`).
     With ``accelerate``, an iteration is a SQUAREM cycle (:mod:`accel`): the
     state must carry an :class:`accel.Accel` (:class:`EMRun` adds it).
     """
@@ -455,12 +494,15 @@ def make_runner(family: Family, block_size: int, group_size: int | None = None,
 
     @functools.wraps(traced)
     def advance(*args, **kwargs):  # (the body runs when traced: the flag holds for tracing)
-        token = TRACING_QUICK.set(quick)
+        token, rows = TRACING_QUICK.set(quick), ROW_MESH.set(mesh)
         try:
             return traced(*args, **kwargs)
         finally:
             TRACING_QUICK.reset(token)
+            ROW_MESH.reset(rows)
 
+    if mesh is not None:  # a sharded program: jit's own (it names its devices; not exported)
+        return jax.jit(advance, compiler_options=QUICK_COMPILE_OPTIONS if quick else None)
     return StoredJit(advance, compiler_options=QUICK_COMPILE_OPTIONS if quick else None,
                      key_extra=(family.name, block_size, group_size)
                      + (("gap",) if rule == "gap" else ()) + (("squarem",) if accelerate
@@ -485,9 +527,10 @@ class EMRun:
 
     def __init__(self, family: Family, block_size: int, state: EMState, data: Data, hyper, tol,
                  group_size: int | None = None, max_iter: int | None = None,
-                 quick: bool = False, accelerate: bool = False, convergence: str = "change"):
+                 quick: bool = False, accelerate: bool = False, convergence: str = "change",
+                 mesh=None):
         self._advance = make_runner(family, block_size, group_size, quick, bool(accelerate),
-                                    convergence)
+                                    convergence, mesh)
         if accelerate and state.accel is None:
             from .accel import host_accel
 
@@ -504,6 +547,12 @@ class EMRun:
         n_restarts = int(state.status.shape[0])
         self._trace = np.full((n_restarts, self.max_iter), np.nan,
                               np.dtype(jax.tree.leaves(state.params)[0].dtype))
+        if mesh is not None:  # rows split over the devices, everything else on each of them
+            from jax.sharding import NamedSharding, PartitionSpec
+
+            data = shard_rows(data, mesh)
+            everywhere = NamedSharding(mesh, PartitionSpec())
+            state, hyper, tol = jax.device_put((state, hyper, tol), everywhere)
         self._device = state
         self._iteration = int(state.iteration)
         self._status = np.asarray(state.status)
