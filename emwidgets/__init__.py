@@ -15,6 +15,7 @@ _configure_cache()
 from . import datasets
 from ._base import LiveFit, Restarts, SpuriousSolutionWarning
 from ._validation import ConvergenceWarning, NotFittedError
+from .core.stream import Chunks
 from .counts import MultinomialMixture, PoissonHMM, PoissonMixture
 from .custom import MixtureModel
 from .hmm import GaussianHMM
@@ -28,6 +29,7 @@ from .t_mixture import StudentMixture
 __all__ = [
     "AssignmentPlot",
     "CategoricalHMM",
+    "Chunks",
     "ConvergencePlot",
     "ConvergenceWarning",
     "EMExplorer",

@@ -42,6 +42,7 @@ from .core import em
 from .core import gmm as G
 from .core import host_kmeans as HK
 from .core import missing as MS
+from .core import stream as ST
 from .core.covariance import COVARIANCE_TYPES, covariance_shape
 from .kmeans import _kmeans_layout
 
@@ -262,6 +263,8 @@ class GaussianMixture(_Estimator):
         """
         V.check_in("missing", self.missing, ("raise", "em"))
         V.check_in("spurious", self.spurious, SPURIOUS_POLICIES)
+        if ST.is_source(X):
+            return self._start_stream(X, sample_weight, keys)
         Xa = self._check_X(X, reset=True)
         self._check_parameters(Xa)
         k, (n, d) = self.n_components, Xa.shape
@@ -277,7 +280,7 @@ class GaussianMixture(_Estimator):
         stats = cov.n_quad(d) + d + 1
         # Small data: restarts padded to a power of two (em.restart_bucket).
         r_program = em.restart_bucket(n_restarts, n * k_program * stats)
-        scaling = dm.fit_scaling(Xa, weights)
+        scaling = getattr(self, "_given_scaling", None) or dm.fit_scaling(Xa, weights)
         V.check_scale(scaling.scale)
         # (A prior, not reg_covar, regularises MAP estimates, and it scales with the data.)
         scaling = dm.floor_scale(scaling, self.reg_covar if self.prior is None else 0.0)
@@ -330,6 +333,58 @@ class GaussianMixture(_Estimator):
                        max_iter=self.max_iter, quick=quick, accelerate=self._accelerated(),
                        convergence=self._convergence_rule(), mesh=mesh)
         return LiveFit(self, run, scaling, keys, n if weights is None else float(weights.sum()))
+
+    #: Rows of the reservoir sample a streamed fit initialises from (and takes its
+    #: default prior from); all the rows when the source holds no more.
+    STREAM_SAMPLE = 20_000
+
+    def _start_stream(self, source, sample_weight=None, keys=None) -> LiveFit:
+        """A fit over rows read chunk by chunk (:class:`emwidgets.Chunks`; a path to
+        Parquet data): one pass for the scaling and a reservoir sample, the
+        initialisation on the sample (with the whole data's scaling), then every EM
+        iteration one pass of the source (:mod:`emwidgets.core.stream`)."""
+        chunks = source if isinstance(source, ST.Chunks) else ST.Chunks(source)
+        if sample_weight is not None:
+            raise ValueError("Streamed rows take their weights from the source: "
+                             "Chunks(source, sample_weight=...).")
+        if self.missing == "em":
+            raise ValueError("Streamed EM fits complete rows (missing='em' needs every row's "
+                             "pattern in memory); drop or fill the missing values first.")
+        seed = int(np.random.default_rng(self.random_state).integers(2**31))
+        n, total_w, mean, var, sample, sample_w = ST.first_pass(chunks, self.STREAM_SAMPLE,
+                                                                seed)
+        d = sample.shape[1]
+        scaling = dm.floor_scale(dm.Scaling(mean, float(np.sqrt(np.mean(var))) or 1.0),
+                                 self.reg_covar if self.prior is None else 0.0)
+        init = type(self)(**self.get_params())
+        init._given_scaling = scaling
+        if hasattr(self, "_program_components"):
+            init._program_components = self._program_components
+        weighted = not np.all(sample_w == 1.0)
+        live0 = init.start(sample, sample_weight=sample_w if weighted else None, keys=keys)
+        for name in ("_prior", "_observed_per_row"):
+            if hasattr(init, name):
+                setattr(self, name, getattr(init, name))
+        run0 = live0.run
+        k_program = run0.state.params.means.shape[1]
+        r_program = run0.state.status.shape[0]
+        stats = COVARIANCE_TYPES[self.covariance_type].n_quad(d) + d + 1
+        rows, block = dm.padded_length(chunks.chunk_rows, dm.choose_block_size(
+            chunks.chunk_rows, 2 * r_program * k_program + stats))
+        dtype = np.dtype(jax.tree.leaves(run0.state.params)[0].dtype)
+
+        def prepare_chunk(x, w):
+            xp = np.zeros((rows, d), dtype)
+            wp = np.zeros((rows,), dtype)
+            xp[:len(x)] = (x - scaling.shift) / scaling.scale
+            wp[:len(x)] = 1.0 if w is None else w
+            return em.Data(dm.to_device(xp), dm.to_device(wp))
+
+        run = ST.StreamRun(G.gmm_family(self.covariance_type), chunks, prepare_chunk, n,
+                           run0.state, run0.hyper, run0.tol, block, self.max_iter,
+                           rule=self._convergence_rule())
+        self._features_seen = (d, None)
+        return LiveFit(self, run, scaling, live0.keys, total_w)
 
     def _user_init(self, s: dm.Scaling, dtype) -> G.UserInit:
         cov = COVARIANCE_TYPES[self.covariance_type]

@@ -283,15 +283,18 @@ def gap_converged(change: Callable, before, prev_objective, objective, params, n
 
 
 def _restart_update(family: Family, block_size: int, it, base, data, hyper, tol,
-                    rule: str = "change"):
+                    rule: str = "change", step: Callable | None = None):
     """One iteration for one restart; frozen restarts keep their state. Under
     ``rule="gap"`` it takes and returns one more argument, the objective before
-    ``objective`` (:class:`EMState`'s ``before``)."""
+    ``objective`` (:class:`EMState`'s ``before``). ``step(params) -> (new_params,
+    objective, Health)`` replaces :func:`em_step` over ``data`` (a streamed pass
+    gives the statistics: :mod:`stream`)."""
 
     def update(params, objective, n_iter, status, bad_component, bad_iteration, trace,
                before=None):
         active = status == RUNNING
-        new_params, obj, health = em_step(family, params, data, hyper, block_size)
+        new_params, obj, health = (em_step(family, params, data, hyper, block_size)
+                                   if step is None else step(params))
         finite = jnp.isfinite(obj)
         ok = health.ok & finite
         if rule == "gap":

@@ -1,0 +1,279 @@
+"""Exact EM over data read chunk by chunk: every iteration is one pass over the source.
+
+Sufficient statistics are sums, so an E-step over data that do not fit in memory is
+the sum, chunk after chunk, of the same per-block statistics the in-memory driver
+computes (``em.block_sum`` of the family's ``e_step``, vmapped over restarts); the
+M-step, the objective, the convergence test and the restarts' bookkeeping are the
+driver's own (``em._restart_update`` with the statistics given). Peak memory is that
+of a few chunks, whatever the number of rows. While the device sums one chunk, the
+next is read and prepared on a thread.
+
+:class:`StreamRun` has :class:`em.EMRun`'s interface (``state``, ``done``,
+``advance``), so an estimator's :class:`~emwidgets._base.LiveFit` runs on it as on
+an in-memory fit; :class:`Chunks` says where the rows come from.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import em
+from .em import RUNNING, Data, EMState, Family
+
+#: Rows a chunk holds by default (about 2 MB of float32 at 8 features).
+CHUNK_ROWS = 65_536
+
+
+def is_source(X) -> bool:
+    """Whether ``X`` is read chunk by chunk (:class:`Chunks`, a path, a function), not
+    an array in memory."""
+    if isinstance(X, (str, os.PathLike)):  # a path to Parquet data (other text is not data)
+        return str(X).endswith(".parquet") or Path(X).is_dir() or (
+            Path(X).is_file() and Path(X).suffix == ".parquet")
+    return isinstance(X, Chunks) or (callable(X) and not hasattr(X, "shape"))
+
+
+class Chunks:
+    """A source of rows read a chunk at a time, re-read for every pass of EM.
+
+    ``source`` may be a Parquet file or a directory of them (read with pyarrow;
+    ``columns`` picks columns by name), any array with a shape and slicing (a
+    NumPy memmap, a Zarr or HDF5 array, a Dask array: each slice is made a NumPy
+    array), or a function returning a fresh iterator of (n_i, D) chunks (a
+    re-iterable of chunks, such as a list, works too). ``sample_weight``: a column
+    name (Parquet) or an array of one weight per row.
+    """
+
+    def __init__(self, source, columns=None, chunk_rows: int = CHUNK_ROWS,
+                 sample_weight=None):
+        self.source = source
+        self.columns = None if columns is None else list(columns)
+        self.chunk_rows = int(chunk_rows)
+        self.sample_weight = sample_weight
+        if self.chunk_rows < 1:
+            raise ValueError(f"chunk_rows={chunk_rows}: a chunk needs at least one row.")
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, Optional[np.ndarray]]]:
+        """(rows (n_i, D) float64, weights (n_i,) or None) chunk by chunk."""
+        src = self.source
+        if isinstance(src, (str, os.PathLike)):
+            yield from self._parquet(Path(src))
+        elif hasattr(src, "shape") and hasattr(src, "__getitem__"):
+            n = int(src.shape[0])
+            w = None if self.sample_weight is None else np.asarray(self.sample_weight)
+            for start in range(0, n, self.chunk_rows):
+                stop = min(n, start + self.chunk_rows)
+                yield (np.asarray(src[start:stop], np.float64),
+                       None if w is None else np.asarray(w[start:stop], np.float64))
+        else:
+            chunks = src() if callable(src) else iter(src)
+            for chunk in chunks:
+                x = np.asarray(chunk, np.float64)
+                yield (x[:, None] if x.ndim == 1 else x), None
+
+    def _parquet(self, path: Path):
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:  # an optional dependency
+            raise ImportError("Reading Parquet needs pyarrow: pip install pyarrow.") from None
+        if not path.exists():
+            raise ValueError(f"There is no file or directory {str(path)!r} to read.")
+        files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+        if not files:
+            raise ValueError(f"No Parquet file in {str(path)!r}.")
+        weight = self.sample_weight if isinstance(self.sample_weight, str) else None
+        for file in files:
+            reader = pq.ParquetFile(file)
+            names = self.columns or [n for n in reader.schema_arrow.names if n != weight]
+            wanted = names + ([weight] if weight else [])
+            for batch in reader.iter_batches(batch_size=self.chunk_rows, columns=wanted):
+                table = batch.to_pydict()
+                x = np.column_stack([np.asarray(table[c], np.float64) for c in names])
+                yield x, (np.asarray(table[weight], np.float64) if weight else None)
+
+
+def first_pass(chunks: Chunks, sample_size: int, seed: int):
+    """One pass: rows, weighted column means and variances (float64), and a uniform
+    reservoir sample of at most ``sample_size`` rows (Vitter's algorithm R), in their
+    order in the source when every row fits (then the sample is the data)."""
+    rng = np.random.default_rng(seed)
+    n = 0
+    total_w = 0.0
+    sums = sq = None
+    sample, sample_w = [], []
+    width = None
+    for i, (x, w) in enumerate(chunks):
+        if width is None:
+            width = x.shape[1]
+        elif x.shape[1] != width:
+            raise ValueError(f"Chunk {i} of the source has {x.shape[1]} columns, the first "
+                             f"had {width}: every chunk must have the same columns.")
+        if not np.isfinite(x).all():
+            raise ValueError(f"Chunk {i} of the source holds NaN or infinite values: streamed "
+                             "EM fits complete rows only; drop or fill them first.")
+        ww = np.ones(len(x)) if w is None else w
+        sums = (ww @ x) if sums is None else sums + ww @ x
+        sq = (ww @ (x * x)) if sq is None else sq + ww @ (x * x)
+        total_w += float(ww.sum())
+        take = min(len(x), max(sample_size - n, 0))
+        if take:  # (the reservoir is still filling: a list)
+            sample.extend(x[:take])
+            sample_w.extend(ww[:take])
+        if take < len(x):  # row t (0-based) replaces a uniform slot with probability S/(t+1)
+            if not isinstance(sample, np.ndarray):
+                sample, sample_w = np.asarray(sample), np.asarray(sample_w)
+            t = n + np.arange(take, len(x))
+            slot = rng.integers(0, t + 1)
+            keep = slot < sample_size
+            sample[slot[keep]] = x[take:][keep]  # (in order: a later row wins a slot)
+            sample_w[slot[keep]] = ww[take:][keep]
+        n += len(x)
+    if n == 0:
+        raise ValueError("The source holds no row.")
+    mean = sums / total_w
+    var = np.maximum(sq / total_w - mean**2, 0.0)
+    return n, total_w, mean, var, np.asarray(sample), np.asarray(sample_w)
+
+
+def _m_half(family: Family, params, stats, hyper):
+    """The M half of ``em.em_step`` with the E-step's statistics given."""
+    ctx = family.prepare(params, hyper)
+    new_params, health = family.m_step(ctx, stats, hyper)
+    return new_params, family.objective(ctx, stats, hyper), health
+
+
+class StreamRun:
+    """:class:`em.EMRun`'s interface (``state``, ``done``, ``iteration``, ``advance``)
+    for a family fitted by passes over :class:`Chunks` (see the module).
+
+    ``prepare_chunk(x, w) -> Data`` standardises and pads one chunk to
+    ``chunk_rows`` rows (zero-weight padding), on the host.
+    """
+
+    def __init__(self, family: Family, chunks: Chunks, prepare_chunk: Callable, n_rows: int,
+                 state: EMState, hyper, tol, block_size: int, max_iter: int,
+                 rule: str = "change", on_pass: Optional[Callable] = None):
+        if family.m_step_reads_data:
+            raise ValueError(f"The {family.name or 'given'} family's M-step reads the data "
+                             "again: it cannot be streamed.")
+        self.family, self.chunks, self.prepare_chunk = family, chunks, prepare_chunk
+        self.n_rows, self.hyper, self.tol, self.rule = n_rows, hyper, tol, rule
+        self.block_size = block_size
+        self.max_iter = int(max_iter)
+        self.quick = False
+        self.on_pass = on_pass
+        n_restarts = int(state.status.shape[0])
+        dtype = np.dtype(jax.tree.leaves(state.params)[0].dtype)
+        if rule == "gap" and state.before is None:
+            state = state._replace(before=np.full((n_restarts,), np.nan, dtype))
+        self._device = jax.device_put(state._replace(trace=np.full((n_restarts, 1), np.nan,
+                                                                    dtype)))
+        self._trace = np.full((n_restarts, self.max_iter), np.nan, dtype)
+        self._iteration = int(state.iteration)
+        self._status = np.asarray(state.status)
+        self._stats = _chunk_stats(family, block_size)
+        self._update = _stream_update(family, rule)
+
+    @property
+    def state(self) -> EMState:
+        return self._device._replace(trace=self._trace)
+
+    @property
+    def done(self) -> bool:
+        return bool((self._status != RUNNING).all()) or self._iteration >= self.max_iter
+
+    def _pass_stats(self, params):
+        """The E-step statistics of every restart, summed over one pass of the source."""
+        total, rows = None, 0
+        # (JAX's x64 mode is a per-thread setting: the reader thread gets the caller's, or
+        # a float64 fit would put float32 chunks on the device.)
+        x64 = bool(jax.config.jax_enable_x64)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as reader:
+            source = iter(self.chunks)
+
+            def read():
+                with jax.enable_x64(x64):
+                    try:
+                        x, w = next(source)
+                    except StopIteration:
+                        return None
+                    return len(x), self.prepare_chunk(x, w)
+
+            pending = reader.submit(read)
+            while True:
+                item = pending.result()
+                if item is None:
+                    break
+                pending = reader.submit(read)  # the next chunk is read while this one sums
+                n, data = item
+                rows += n
+                part = self._stats(params, data, self.hyper)
+                total = part if total is None else jax.tree.map(jnp.add, total, part)
+        if rows != self.n_rows:
+            raise ValueError(f"The source changed between passes: {rows} rows in this pass, "
+                             f"{self.n_rows} in the first.")
+        return total
+
+    def advance(self, n_iterations: int | None = None) -> EMState:
+        """Run up to ``n_iterations`` more passes (all remaining if None)."""
+        stop_at = self.max_iter if n_iterations is None else self._iteration + n_iterations
+        while self._iteration < min(stop_at, self.max_iter) and not self.done:
+            s = self._device
+            stats = self._pass_stats(s.params)
+            s = self._update(s, stats, self.hyper, self.tol, np.int32(self._iteration))
+            self._device = s
+            self._trace[:, self._iteration] = np.asarray(s.trace)[:, 0]
+            self._iteration += 1
+            self._status = np.asarray(s.status)
+            if self.on_pass is not None:
+                self.on_pass(self)
+        if self._iteration >= self.max_iter:
+            running = self._status == RUNNING
+            if running.any():
+                status = np.where(running, em.MAX_ITER, self._status).astype(np.int32)
+                self._device = self._device._replace(status=jax.device_put(status))
+                self._status = status
+        return self.state
+
+
+def _chunk_stats(family: Family, block_size: int):
+    def stats(params, data: Data, hyper):
+        def one(p):
+            ctx = family.prepare(p, hyper)
+            return em.block_sum(lambda x, w, b: family.e_step(ctx, x, w), data, block_size)
+
+        return jax.vmap(one)(params)
+
+    return jax.jit(stats)
+
+
+def _stream_update(family: Family, rule: str):
+    """The driver's per-restart update (``em._restart_update``) for one iteration whose
+    statistics were summed over the chunks."""
+
+    def update(state: EMState, stats, hyper, tol, it):
+        def one(params, stat, objective, n_iter, status, bad_c, bad_i, trace, *before):
+            step = _restart_step(family, stat, hyper)
+            inner = em._restart_update(family, 0, it, it, None, hyper, tol, rule, step=step)
+            return inner(params, objective, n_iter, status, bad_c, bad_i, trace, *before)
+
+        args = (state.params, stats, state.objective, state.n_iter, state.status,
+                state.bad_component, state.bad_iteration, state.trace)
+        if rule == "gap":
+            args = args + (state.before,)
+        out = jax.vmap(one)(*args)
+        return EMState(*out[:7], iteration=it + 1, accel=None,
+                       before=out[7] if rule == "gap" else None)
+
+    return jax.jit(update)
+
+
+def _restart_step(family: Family, stats, hyper):
+    return lambda params: _m_half(family, params, stats, hyper)

@@ -1,0 +1,161 @@
+"""Exact EM streamed from a source read chunk by chunk (emwidgets.Chunks): every iteration
+one pass, the same per-block statistics as in memory, bounded memory."""
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from emwidgets import Chunks, GaussianMixture
+
+
+def _data(n=5001, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.r_[rng.normal(0, 1, (n - n // 2, 3)), rng.normal([3, 2, 0], 1, (n // 2, 3))]
+
+
+def _fit(X, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return GaussianMixture(3, n_init=4, random_state=0, tol=1e-8, max_iter=60,
+                               **kw).fit(X)
+
+
+def _same(a, b):
+    finite = np.isfinite(a.restarts_.trace)
+    np.testing.assert_array_equal(finite, np.isfinite(b.restarts_.trace))
+    np.testing.assert_allclose(b.restarts_.trace[finite], a.restarts_.trace[finite],
+                               rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(a.restarts_.n_iter, b.restarts_.n_iter)
+    np.testing.assert_allclose(b.means_, a.means_, atol=1e-8)
+    np.testing.assert_allclose(b.covariances_, a.covariances_, atol=1e-8)
+
+
+def _write_parquet(path, X, w=None, parts=1):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for i, rows in enumerate(np.array_split(np.arange(len(X)), parts)):
+        cols = {f"x{j}": X[rows, j] for j in range(X.shape[1])}
+        if w is not None:
+            cols["weight"] = w[rows]
+        target = path if parts == 1 else path / f"part-{i:02d}.parquet"
+        pq.write_table(pa.table(cols), target)
+
+
+@pytest.mark.parametrize("cov_type", ["full", "diag", "tied", "spherical"])
+def test_streamed_from_an_array_equals_in_memory(x64, cov_type):
+    X = _data()
+    _same(_fit(X, covariance_type=cov_type),
+          _fit(Chunks(X, chunk_rows=700), covariance_type=cov_type))
+
+
+def test_streamed_from_parquet_memmap_and_an_iterator_equals_in_memory(x64, tmp_path):
+    X = _data()
+    reference = _fit(X)
+    _write_parquet(tmp_path / "one.parquet", X)
+    (tmp_path / "parts").mkdir()
+    _write_parquet(tmp_path / "parts", X, parts=3)
+    mm = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.float64,
+                                   shape=X.shape)
+    mm[:] = X
+    mm.flush()
+    sources = {
+        "parquet file (a path)": str(tmp_path / "one.parquet"),
+        "parquet directory": Chunks(tmp_path / "parts", chunk_rows=1000),
+        "columns by name": Chunks(tmp_path / "one.parquet", columns=["x0", "x1", "x2"]),
+        "memmap": Chunks(np.load(tmp_path / "x.npy", mmap_mode="r"), chunk_rows=999),
+        "iterator function": lambda: (X[i:i + 512] for i in range(0, len(X), 512)),
+    }
+    for name, source in sources.items():
+        try:
+            _same(reference, _fit(source))
+        except AssertionError as e:
+            raise AssertionError(name) from e
+
+
+def test_weights_stream_from_a_column(x64, tmp_path):
+    X = _data()
+    w = np.random.default_rng(1).integers(0, 3, len(X)).astype(float)
+    _write_parquet(tmp_path / "w.parquet", X, w)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        memory = GaussianMixture(3, n_init=4, random_state=0, tol=1e-8, max_iter=60).fit(
+            X, sample_weight=w)
+    _same(memory, _fit(Chunks(tmp_path / "w.parquet", sample_weight="weight")))
+
+
+def test_a_reservoir_sample_initialises_and_reaches_the_same_optimum(x64):
+    """More rows than the reservoir (400 of 5,001): the initialisation sees a uniform
+    sample, EM the whole data; the best optimum is the in-memory fit's."""
+    rng = np.random.default_rng(3)  # three clusters, three components: one optimum
+    X = np.concatenate([rng.normal(c, 1.0, (1667, 3)) for c in (0.0, 4.0, 8.0)])
+    kw = dict(n_init=4, random_state=0, tol=1e-10, max_iter=3000, covariance_type="diag",
+              accelerate="squarem")  # both run to their optimum
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        memory = GaussianMixture(3, **kw).fit(X)
+    streamed = GaussianMixture(3, **kw)
+    streamed.STREAM_SAMPLE = 400
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        streamed.fit(Chunks(X, chunk_rows=1000))
+    assert streamed.lower_bound_ == pytest.approx(memory.lower_bound_, abs=1e-6)
+    order = lambda m: m[np.argsort(m[:, 0])]  # noqa: E731
+    np.testing.assert_allclose(order(streamed.means_), order(memory.means_), atol=1e-3)
+
+
+def test_a_changing_or_ragged_source_is_one_sentence():
+    X = _data(2000)
+    passes = []
+
+    def shrinking():  # one row fewer at every pass
+        passes.append(1)
+        return iter([X[: len(X) - len(passes)]])
+
+    with pytest.raises(ValueError, match="source changed between passes"):
+        _fit(shrinking)
+    with pytest.raises(ValueError, match="Chunk 1 of the source has 2 columns"):
+        _fit(lambda: iter([X[:100], X[100:200, :2]]))
+    with pytest.raises(ValueError, match="complete rows"):
+        _fit(Chunks(np.where(np.arange(len(X))[:, None] == 3, np.nan, X)))
+    with pytest.raises(ValueError, match="missing='em'"):
+        GaussianMixture(2, missing="em").fit(Chunks(X))
+    with pytest.raises(ValueError, match="no file or directory 'nowhere.parquet'"):
+        GaussianMixture(2).fit("nowhere.parquet")
+
+
+MEMORY = r'''
+import json, resource, sys, warnings
+warnings.simplefilter("ignore")
+import numpy as np
+from emwidgets import Chunks, GaussianMixture
+n_chunks = int(sys.argv[1])
+centres = np.random.default_rng(0).normal(0, 3, (3, 8))
+
+def chunks():  # the same rows at every pass, made on the fly: nothing is held
+    for i in range(n_chunks):
+        rng = np.random.default_rng(i)
+        yield centres[rng.integers(0, 3, 65536)] + rng.normal(size=(65536, 8))
+
+GaussianMixture(3, n_init=2, max_iter=3, random_state=0).fit(Chunks(chunks))
+print(json.dumps({"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+'''
+
+
+def test_peak_memory_does_not_grow_with_the_rows():
+    """4M x 8 rows (256 MB in float64) streamed in 65,536-row chunks take no more memory
+    than 0.4M rows: peak RSS within 40 MiB of each other."""
+    env = {**os.environ, "EMWIDGETS_COMPILATION_CACHE": "0"}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    peak = {}
+    for n_chunks in (6, 60):
+        out = subprocess.run([sys.executable, "-c", MEMORY, str(n_chunks)], env=env,
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        peak[n_chunks] = json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
+    assert peak[60] - peak[6] < 40, peak
