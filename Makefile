@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 CONSTRAINTS := constraints.txt
 PYTEST := $(BIN)/python -m pytest -n 2 --dist loadfile -q --durations=25
 
-.PHONY: lab test test-fast test-latest lint bench install constraints clean
+.PHONY: lab test test-fast test-latest lint bench bench-large install constraints clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,8 +58,13 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_missing.py
 	$(BIN)/python benchmarks/bench_families.py
 	$(BIN)/python benchmarks/bench_accel.py
+	$(BIN)/python benchmarks/bench_stream.py
 	$(BIN)/python benchmarks/bench_latency.py
 	$(BIN)/python benchmarks/bench_browser.py
+
+## Benchmarks that take minutes: EM streamed from a Parquet file of 10^7 x 8 rows.
+bench-large: $(STAMP)
+	$(BIN)/python benchmarks/bench_stream.py --rows 10000000 --iterations 4
 
 clean:
 	rm -rf $(VENV) $(LATEST) .pytest_cache artifacts

@@ -94,9 +94,9 @@ class Chunks:
             names = self.columns or [n for n in reader.schema_arrow.names if n != weight]
             wanted = names + ([weight] if weight else [])
             for batch in reader.iter_batches(batch_size=self.chunk_rows, columns=wanted):
-                table = batch.to_pydict()
-                x = np.column_stack([np.asarray(table[c], np.float64) for c in names])
-                yield x, (np.asarray(table[weight], np.float64) if weight else None)
+                column = lambda c: batch.column(c).to_numpy(zero_copy_only=False)  # noqa: E731
+                x = np.column_stack([column(c) for c in names]).astype(np.float64, copy=False)
+                yield x, (column(weight).astype(np.float64) if weight else None)
 
 
 def first_pass(chunks: Chunks, sample_size: int, seed: int):
