@@ -94,7 +94,7 @@ class Chunks:
             names = self.columns or [n for n in reader.schema_arrow.names if n != weight]
             wanted = names + ([weight] if weight else [])
             for batch in reader.iter_batches(batch_size=self.chunk_rows, columns=wanted):
-                column = lambda c: batch.column(c).to_numpy(zero_copy_only=False)  # noqa: E731
+                column = lambda c, b=batch: b.column(c).to_numpy(zero_copy_only=False)  # noqa: E731
                 x = np.column_stack([column(c) for c in names]).astype(np.float64, copy=False)
                 yield x, (column(weight).astype(np.float64) if weight else None)
 
