@@ -72,3 +72,53 @@ def test_devices_is_checked_in_one_sentence():
         GaussianMixture(2, devices="gpu").fit(X)
     one = GaussianMixture(2, devices=1, random_state=0).fit(X)  # one device: as before
     np.testing.assert_array_equal(one.means_, GaussianMixture(2, random_state=0).fit(X).means_)
+
+
+DISTRIBUTED = r'''
+import json, sys, warnings
+warnings.simplefilter("ignore")
+process, port = int(sys.argv[1]), sys.argv[2]
+import jax
+jax.config.update("jax_cpu_collectives_implementation", "gloo")
+jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2,
+                           process_id=process)
+jax.config.update("jax_enable_x64", True)
+import numpy as np
+from emwidgets import GaussianMixture
+assert jax.device_count() == 2 and jax.local_device_count() == 1
+rng = np.random.default_rng(0)
+X = np.r_[rng.normal(0, 1, (3001, 3)), rng.normal(3, 1, (2000, 3))]
+g = GaussianMixture(3, n_init=4, random_state=0, tol=1e-8, devices="all").fit(X)
+print(json.dumps({"means": g.means_.tolist(), "trace": np.nan_to_num(g.restarts_.trace).tolist()}))
+'''
+
+
+def test_two_processes_under_jax_distributed_equal_one_process(x64):
+    """The launch the README gives for several hosts (one process per host,
+    jax.distributed.initialize, devices='all'), as two processes on 127.0.0.1 with one CPU
+    device each: both get the single-process fit."""
+    import socket
+
+    import numpy as np
+
+    from emwidgets import GaussianMixture
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "EMWIDGETS_COMPILATION_CACHE": "0"}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    env.pop("XLA_FLAGS", None)
+    procs = [subprocess.Popen([sys.executable, "-c", DISTRIBUTED, str(i), str(port)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(0, 1, (3001, 3)), rng.normal(3, 1, (2000, 3))]
+    one = GaussianMixture(3, n_init=4, random_state=0, tol=1e-8).fit(X)
+    for out, _ in outs:
+        got = json.loads(out.strip().splitlines()[-1])
+        np.testing.assert_allclose(got["means"], one.means_, atol=1e-8)
+        np.testing.assert_allclose(got["trace"], np.nan_to_num(one.restarts_.trace), atol=1e-10)

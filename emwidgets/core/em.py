@@ -167,8 +167,23 @@ def shard_rows(data: Data, mesh) -> Data:
     be a multiple of the device count times the block size: :func:`data.prepare`)."""
     from jax.sharding import NamedSharding, PartitionSpec
 
-    sharding = NamedSharding(mesh, PartitionSpec(ROWS))
-    return jax.device_put(data, jax.tree.map(lambda _: sharding, data))
+    return place(data, NamedSharding(mesh, PartitionSpec(ROWS)))
+
+
+def place(tree, sharding):
+    """``tree``'s arrays laid out as ``sharding`` says. Where several processes share
+    the mesh (under ``jax.distributed``, each with the same values), each process
+    places the parts its own devices hold, from a host copy: an array already on one
+    device would need a cross-host transfer, and device_put's check that the
+    processes agree fails on NaN (a trace)."""
+    if jax.process_count() == 1:
+        return jax.device_put(tree, jax.tree.map(lambda _: sharding, tree))
+
+    def one(a):
+        host = np.asarray(a)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree.map(one, tree)
 
 
 def block_sum(fn: Callable, data: Data, block_size: int):
@@ -555,7 +570,7 @@ class EMRun:
 
             data = shard_rows(data, mesh)
             everywhere = NamedSharding(mesh, PartitionSpec())
-            state, hyper, tol = jax.device_put((state, hyper, tol), everywhere)
+            state, hyper, tol = place((state, hyper, tol), everywhere)
         self._device = state
         self._iteration = int(state.iteration)
         self._status = np.asarray(state.status)
