@@ -66,7 +66,8 @@ class StudentMixture(SamplesRows, FamilyMixture):
             V.check_in("covariance_type", self.covariance_type, tuple(COVARIANCE_TYPES))
             V.check_positive("reg_covar", self.reg_covar, allow_zero=True)
             V.check_positive("dof", self.dof)
-            scaling = dm.fit_scaling(x)
+            # (A streamed fit gives the whole data's scaling: _start_stream.)
+            scaling = getattr(self, "_given_scaling", None) or dm.fit_scaling(x)
             V.check_scale(scaling.scale)
             self._scaling_seen = dm.floor_scale(scaling, self.reg_covar)
             s = self._scaling_seen

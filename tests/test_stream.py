@@ -159,3 +159,32 @@ def test_peak_memory_does_not_grow_with_the_rows():
         assert out.returncode == 0, out.stderr[-2000:]
         peak[n_chunks] = json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
     assert peak[60] - peak[6] < 40, peak
+
+
+@pytest.mark.parametrize("family", ["poisson", "student"])
+def test_a_new_family_streams_as_it_fits_in_memory(x64, family):
+    from emwidgets import PoissonMixture, StudentMixture
+
+    rng = np.random.default_rng(5)
+    if family == "poisson":
+        X = rng.poisson(np.array([[1.0, 4.0], [6.0, 1.0]])[rng.choice(2, 3001)]).astype(float)
+        make = lambda: PoissonMixture(2, n_init=4, tol=1e-9, max_iter=80,  # noqa: E731
+                                      random_state=0)
+    else:
+        X = _data(3001)
+        make = lambda: StudentMixture(2, n_init=4, tol=1e-9, max_iter=40,  # noqa: E731
+                                      random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        memory, streamed = make().fit(X), make().fit(Chunks(X, chunk_rows=600))
+    finite = np.isfinite(memory.restarts_.trace)
+    np.testing.assert_allclose(streamed.restarts_.trace[finite], memory.restarts_.trace[finite],
+                               rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(memory.restarts_.n_iter, streamed.restarts_.n_iter)
+
+
+def test_latent_classes_say_they_are_not_streamed():
+    from emwidgets import LatentClassModel
+
+    with pytest.raises(ValueError, match="not streamed yet"):
+        LatentClassModel(2).fit(Chunks(np.zeros((10, 3))))
