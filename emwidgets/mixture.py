@@ -606,6 +606,15 @@ class GaussianMixture(_Estimator):
         return dict(labels=np.asarray(labels)[:r], uncertainty=np.asarray(unc, np.float64)[:r],
                     X=X, **out)
 
+    def _live_density(self, live: LiveFit, restart: int, bins, n_bins: int) -> np.ndarray:
+        """(n_bins, n_components) restart ``restart``'s responsibilities summed per bin of
+        the plotted plane over every row (``bins``: one bin index per row of the padded
+        data), for the explorer's density image of large data."""
+        params = jax.tree.map(lambda a: a[restart], live.run.state.params)
+        counts = G.binned_responsibilities(params, live.run.data, bins,
+                                           cov_type=self.covariance_type, n_bins=n_bins)
+        return np.asarray(counts, np.float64)[:, :self.n_components]
+
     @staticmethod
     def _masked_program_work(n: int, d: int, k_program: int, n_init: int) -> float:
         """Numbers one EM iteration handles in a program of ``k_program`` components (the

@@ -204,6 +204,17 @@ def draw_assignments(ax, xy, labels, uncertainty, means2, covs2, xlabel="", ylab
     return artists
 
 
+def density_rgba(counts, colours) -> np.ndarray:
+    """(G, G, K) responsibilities summed per bin -> (G, G, 4) an image: each bin the
+    responsibility-weighted blend of the components' colours, its opacity the log of
+    how many rows it holds (0 where none)."""
+    counts = np.asarray(counts, np.float64)
+    total = counts.sum(-1)
+    rgb = counts @ np.asarray(colours, np.float64)[:, :3] / np.maximum(total, 1e-300)[..., None]
+    alpha = np.log1p(total) / max(np.log1p(total.max()), 1e-300)
+    return np.concatenate([rgb, (0.15 + 0.85 * alpha)[..., None] * (total > 0)[..., None]], -1)
+
+
 IMPUTED_FACE = (1.0, 1.0, 1.0, 0.9)
 
 

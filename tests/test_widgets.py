@@ -251,3 +251,39 @@ def test_a_view_asks_again_until_the_browser_renders_its_latest_update(faithful,
     while view._watching and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not view._watching and len(asked) == 1 + views.RENDER_RETRIES
+
+
+def test_large_data_are_drawn_as_a_density_of_every_row():
+    """Above DENSITY_ROWS rows the assignments view draws every row: responsibilities summed
+    per cell of the plotted plane (here checked against predict_proba binned in NumPy) and
+    blended by colour; points are hidden; the picker and the axes recompute it; small data
+    keep their markers."""
+    from emwidgets import EMExplorer, datasets
+
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(c, 1.0, (12_000, 3)) for c in (-3.0, 0.0, 3.0)])
+    ex = EMExplorer(X, n_components=3, n_init=4, max_iter=50, random_state=0)
+    ex.run(block=True)
+    s, view = ex.session, ex.assignments
+    assert s.density_mode and view.density_image is not None
+    assert not view.artists.points.get_visible()
+    snap, est = s.snapshot, s.estimator
+    g = s.DENSITY_BINS
+    x0, x1, y0, y1 = snap.density_extent
+    xy = X @ s.projection()
+    cx = np.clip(((xy[:, 0] - x0) / (x1 - x0) * g).astype(int), 0, g - 1)
+    cy = np.clip(((xy[:, 1] - y0) / (y1 - y0) * g).astype(int), 0, g - 1)
+    reference = np.zeros((g, g, 3))
+    np.add.at(reference, (cy, cx), est.predict_proba(X))
+    np.testing.assert_allclose(snap.density[snap.best], reference, atol=2e-3)
+    assert snap.density[snap.best].sum() == pytest.approx(len(X), rel=1e-5)
+    other = (snap.best + 1) % 4
+    ex.restart_picker.value = other
+    assert other in snap.density and f"Restart {other}" in view.artists.ax.get_title()
+    ex.controls["x_axis"].value = "x2"
+    assert snap.density_extent[:2] != (x0, x1) and view.density_image is not None
+
+    small = EMExplorer(datasets.load_faithful(), n_components=2, n_init=4)
+    small.run(block=True)
+    assert not small.session.density_mode and small.assignments.density_image is None
+    assert small.assignments.artists.points.get_visible()

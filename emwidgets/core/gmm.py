@@ -407,6 +407,16 @@ def n_parameters(cov_type: str, n_components: int, n_features: int) -> int:
     return int(cov_params + n_features * n_components + n_components - 1)
 
 
+@functools.partial(jax.jit, static_argnames=("cov_type", "n_bins"))
+def binned_responsibilities(params: GMMParams, data: Data, bins, *, cov_type: str, n_bins: int):
+    """(n_bins, K) one restart's responsibilities times the row weights, summed over the
+    rows of each bin (``bins`` (n_padded,) int32: a grid cell of the plotted plane): the
+    explorer's density image of large data, one matrix product and one segment sum."""
+    cov = COVARIANCE_TYPES[cov_type]
+    resp, _ = responsibilities(features(cov, data.x) @ natural_weights(cov, params), data.w)
+    return jax.ops.segment_sum(resp, bins, num_segments=n_bins)
+
+
 @functools.partial(jax.jit, static_argnames=("cov_type",))
 def assign_batch(params: GMMParams, z, *, cov_type: str):
     """Hard labels and uncertainty (1 - max responsibility) of every restart.

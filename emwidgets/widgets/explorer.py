@@ -142,6 +142,8 @@ class EMExplorer(W.VBox):
         self.intervals.observe(lambda ch: self._draw_intervals(), "value")
         self.column_picker.observe(self._on_columns, "value")
         session.render_cost = lambda: sum(v.render_seconds for v in self.views.values())
+        if "assignments" in self.views and hasattr(session, "density_for"):
+            self.views["assignments"].density_for = session.density_for
         session.observe(self._on_snapshot, "snapshot")
         session.observe(self._request_renders, "published")
         session.observe(self._on_status, ["status", "running", "error", "stale", "warming"])
@@ -387,6 +389,8 @@ class EMExplorer(W.VBox):
         self.gallery.projection = projection
         if hasattr(self.assignments, "artists"):
             del self.assignments.artists  # new axes labels and limits: redraw from scratch
+        if hasattr(s, "refresh_density"):
+            s.refresh_density(s.snapshot)
         if s.snapshot is not None and s.shown_data_is_current:
             self._draw(s.snapshot)
         else:  # no fit of these data yet: show the data

@@ -637,7 +637,74 @@ class FitSession(T.HasTraits):
         return k_max if self._small_data() else self.n_components
 
     def _snapshot(self, live, est, elapsed, done) -> Snapshot:
-        return snapshot_from_live(live, est, self._display, elapsed, done)
+        snap = snapshot_from_live(live, est, self._display, elapsed, done)
+        if self.density_mode:
+            bins, extent = self._density_bins(live)
+            self._density_source = (snap, live, est, bins)
+            snap.density_extent = extent
+            snap.density = {}
+            self.density_for(snap, max(snap.restarts.best, 0))
+        return snap
+
+    #: Above this many rows the assignments view draws every row as a density image
+    #: (responsibilities summed per cell of a DENSITY_BINS x DENSITY_BINS grid, blended by
+    #: component colour) instead of a marker per displayed point.
+    DENSITY_ROWS = 20_000
+    DENSITY_BINS = 160
+
+    @property
+    def density_mode(self) -> bool:
+        """Large complete data: the density image (incomplete rows keep markers)."""
+        return len(self.X) > self.DENSITY_ROWS and not self.fits_missing
+
+    def _density_bins(self, live):
+        """Every row's cell of the plotted plane's grid (on the device, padding rows in
+        cell 0 with weight 0), and the grid's extent; kept while data, axes and padding
+        stay the same."""
+        w = self.projection()
+        n_padded = int(live.run.data.w.shape[0])
+        key = (self.data_version, w.tobytes(), n_padded)
+        cached = getattr(self, "_bins_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1], cached[2]
+        g = self.DENSITY_BINS
+        xy = np.asarray(self.X, np.float64) @ w
+        lo, hi = np.percentile(xy, 0.2, axis=0), np.percentile(xy, 99.8, axis=0)
+        pad = 0.05 * (hi - lo + 1e-12)
+        lo, hi = lo - pad, hi + pad
+        cell = np.clip(((xy - lo) / (hi - lo) * g).astype(np.int64), 0, g - 1)
+        bins = np.zeros(n_padded, np.int32)
+        bins[:len(xy)] = cell[:, 1] * g + cell[:, 0]
+        extent = (lo[0], hi[0], lo[1], hi[1])
+        import jax
+
+        device_bins = jax.device_put(bins)
+        self._bins_cache = (key, device_bins, extent)
+        return device_bins, extent
+
+    def refresh_density(self, snap: Snapshot):
+        """The plotted axes changed: the density image's grid follows them."""
+        source = getattr(self, "_density_source", None)
+        if snap is None or snap.density is None or source is None or source[0] is not snap:
+            return
+        bins, extent = self._density_bins(source[1])
+        self._density_source = (snap, source[1], source[2], bins)
+        snap.density, snap.density_extent = {}, extent
+
+    def density_for(self, snap: Snapshot, restart: int):
+        """The density image's counts of ``restart`` in ``snap`` (G, G, K), computed once
+        per restart and snapshot (None when ``snap`` has no density)."""
+        if snap is None or snap.density is None:
+            return None
+        if restart not in snap.density:
+            source = getattr(self, "_density_source", None)
+            if source is None or source[0] is not snap:
+                return None
+            _, live, est, bins = source
+            g = self.DENSITY_BINS
+            snap.density[restart] = est._live_density(live, restart, bins, g * g).reshape(
+                g, g, -1)
+        return snap.density[restart]
 
     #: How the restart grouping's parameter tolerance reads in the status.
     parameter_distance_words = "sd in the means"

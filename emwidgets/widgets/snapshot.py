@@ -50,6 +50,10 @@ class Snapshot:
     #: For families drawn by their parameters (latent classes, counts): every restart's
     #: component profile (an emwidgets Profile); None for those drawn in the data's plane.
     profile: Optional[object] = None
+    #: Large data: the density image's counts, {restart: (G, G, K)} responsibilities summed
+    #: per bin of the plotted plane over every row, and its extent (x0, x1, y0, y1).
+    density: Optional[dict] = None
+    density_extent: Optional[tuple] = None
 
     @property
     def best(self) -> int:

@@ -252,11 +252,17 @@ class ConvergencePlot(_View):
 class AssignmentPlot(_View):
     """The data coloured by component for one restart, 2-sigma ellipses, uncertainty.
 
+    Large data (``density_for`` set, by an explorer whose session is in density mode):
+    every row drawn as a density image, responsibilities blended by colour.
+
     ``show_intervals(standard_errors)`` adds 95% confidence ellipses of the
     means of the fitted (best) model.
     """
 
     interval_patches: list = []
+    #: ``density_for(snapshot, restart) -> (G, G, K) or None``: the explorer's session.
+    density_for = None
+    density_image = None
 
     def preview(self, xy, title: str = ""):
         """The data before any fit: grey points on the plotted axes."""
@@ -306,10 +312,30 @@ class AssignmentPlot(_View):
             ax = self.figure.add_subplot()
             self.artists = P.draw_assignments(ax, xy, labels, snap.uncertainty[r], m2, c2,
                                               *self.axis_labels, imputed=imputed)
+            self.density_image = None
         else:
             P.update_assignments(self.artists, xy, labels, snap.uncertainty[r], m2, c2,
                                  imputed=imputed)
-        self.artists.ax.set_title(f"Restart {r} (size = uncertainty)", fontsize="medium")
+        counts = None if self.density_for is None else self.density_for(snap, r)
+        if counts is not None:  # large data: every row, as a density image
+            rgba = P.density_rgba(counts, P.component_colours(k)[inverse])
+            if self.density_image is None:
+                self.density_image = self.artists.ax.imshow(
+                    rgba, extent=snap.density_extent, origin="lower", aspect="auto",
+                    interpolation="nearest", zorder=0)
+            else:
+                self.density_image.set_data(rgba)
+                self.density_image.set_extent(snap.density_extent)
+            x0, x1, y0, y1 = snap.density_extent
+            self.artists.ax.set_xlim(x0, x1)
+            self.artists.ax.set_ylim(y0, y1)
+        elif self.density_image is not None:
+            self.density_image.remove()
+            self.density_image = None
+        self.artists.points.set_visible(counts is None)
+        self.artists.ax.set_title(
+            f"Restart {r} (size = uncertainty)" if counts is None else
+            f"Restart {r}: all rows, by responsibility", fontsize="medium")
 
 
 class SelectionPlot(_View):
