@@ -328,3 +328,43 @@ def test_latent_classes_in_the_family_explorer(browser, lab):
     ex.screenshot(path=str(ARTIFACTS / "family-explorer-worst-restart.png"))
     assert error_outputs(page) == []
     page.close()
+
+
+def test_large_data_are_a_density_image_in_jupyterlab(browser, lab):
+    """60,000 rows: after a Run the assignments canvas shows every row as an image blended
+    from the components' colours (the palette's blue, orange and green all present), not
+    markers; the status says Done."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    page = open_notebook(browser, lab, "browser_density.ipynb")
+    run_all_and_wait(page)
+    canvas = page.locator(".emwidgets-assignments canvas").first
+    canvas.wait_for(state="visible", timeout=90_000)
+    before = hashlib.sha1(canvas.screenshot()).hexdigest()
+    page.locator(".emwidgets-explorer button", has_text="Run").click()
+    page.wait_for_function("() => /^(Done|Error)/.test("
+                           "document.querySelector('.emwidgets-status-text').innerText)",
+                           timeout=120_000)
+    assert status_text(page).startswith("Done"), status_text(page)
+    deadline = time.time() + 30
+    while time.time() < deadline:  # the final frame reaches the canvas
+        out = kernel(page, "print(explorer.assignments._rendered == explorer.assignments._version,"
+                           " explorer.assignments.density_image is not None)")
+        if out.split() == ["True", "True"]:
+            break
+        time.sleep(0.3)
+    assert out.split() == ["True", "True"], out
+    time.sleep(0.5)
+    png = canvas.screenshot()
+    assert hashlib.sha1(png).hexdigest() != before
+    (ARTIFACTS / "explorer-density.png").write_bytes(png)
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).reshape(-1, 3).astype(int)
+    for rgb in ((31, 119, 180), (255, 127, 14), (44, 160, 44)):  # a blob of each colour
+        assert (np.abs(pixels - rgb).sum(1) < 60).sum() > 200, rgb
+    page.locator(".emwidgets-explorer").first.screenshot(
+        path=str(ARTIFACTS / "explorer-density-page.png"))
+    assert error_outputs(page) == []
+    page.close()

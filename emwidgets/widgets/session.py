@@ -259,7 +259,10 @@ class FitSession(T.HasTraits):
                          "dropped")
         if self._n_incomplete_dropped:
             parts.append(f"{self._n_incomplete_dropped} incomplete rows dropped (missing: drop)")
-        if len(self._display) < n:
+        if len(self._display) < n and self.density_mode:
+            parts.append("the assignments show every row as a density, the gallery a random "
+                         f"{len(self._display):,}")
+        elif len(self._display) < n:
             parts.append(f"the plots show a random {len(self._display):,} of the {n:,} points "
                          "(the fit uses all)")
         if d == 1:
