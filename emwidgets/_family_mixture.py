@@ -75,8 +75,11 @@ def check_sample_weight(sample_weight, n: int) -> np.ndarray:
     w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
     if w.shape != (n,):
         raise ValueError(f"sample_weight has {w.size} values for {n} samples; pass one per row.")
-    if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+    if not np.isfinite(w).all() or (w < 0).any():
         raise ValueError("sample_weight must be finite and non-negative with a positive sum.")
+    if w.sum() <= 0:
+        raise ValueError("sample_weight is zero for every row: there is nothing to fit; give "
+                         "some rows a positive weight.")
     return w
 
 
