@@ -61,12 +61,19 @@ def _check_profiles(page):
     profiles = page.locator(".emwidgets-profile")
     assert profiles.count() == 2, profiles.count()
     for i, what in enumerate(("latent-class", "poisson")):
-        png = profiles.nth(i).screenshot()
+        # An explorer a cell ran before displaying it (the counts) gets its first frame
+        # when the page's canvas asks the kernel for it, which under Run All waits for
+        # the later cells: poll for the frame (20 s at most) rather than one screenshot.
+        for _ in range(40):
+            png = profiles.nth(i).screenshot()
+            pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).reshape(-1, 3)
+            # lines in the palette's colours: blue (class 0) and orange (class 1) at least
+            blue = (np.abs(pixels.astype(int) - (31, 119, 180)).sum(1) < 60).sum()
+            orange = (np.abs(pixels.astype(int) - (255, 127, 14)).sum(1) < 60).sum()
+            if blue > 30 and orange > 30:
+                break
+            page.wait_for_timeout(500)
         (ARTIFACTS / f"notebook-08-{what}-profile.png").write_bytes(png)
-        pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).reshape(-1, 3)
-        # lines in the palette's colours: blue (class 0) and orange (class 1) at least
-        blue = (np.abs(pixels.astype(int) - (31, 119, 180)).sum(1) < 60).sum()
-        orange = (np.abs(pixels.astype(int) - (255, 127, 14)).sum(1) < 60).sum()
         assert blue > 30 and orange > 30, (what, blue, orange)
     page.locator(".emwidgets-family-explorer").first.screenshot(
         path=str(ARTIFACTS / "notebook-08-latent-class-explorer.png"))

@@ -60,6 +60,39 @@ def test_sharded_over_devices_equals_one_device(n_devices):
         assert case["trace"] < 1e-10 and case["means"] < 1e-8, case
 
 
+FLOAT32_BLOCKS = r'''
+import json, warnings
+warnings.simplefilter("ignore")
+import numpy as np
+from emwidgets import GaussianMixture
+rng = np.random.default_rng(0)
+centres = rng.normal(0, 3, (5, 8))
+X = centres[rng.integers(0, 5, 300_000)] + rng.normal(size=(300_000, 8))
+kw = dict(n_init=2, tol=1e-300, max_iter=4, random_state=0)
+one, many = GaussianMixture(5, **kw), GaussianMixture(5, devices="all", **kw)
+live = many.start(X)
+per_device = live.run.data.w.shape[0] // N_DEVICES
+one.fit(X), live.finish()
+print(json.dumps({"blocks_per_device": per_device,
+                  "trace": np.abs(one.restarts_.trace - many.restarts_.trace).max()}))
+'''
+
+
+@pytest.mark.parametrize("n_devices", [2])
+def test_float32_with_several_blocks_a_device(n_devices):
+    """300,000 x 8 rows in float32: every device scans several blocks of its rows (the
+    carry of the block sum must vary over the devices, as the sums do)."""
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n_devices}",
+           "EMWIDGETS_COMPILATION_CACHE": "0"}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    out = subprocess.run([sys.executable, "-c",
+                          FLOAT32_BLOCKS.replace("N_DEVICES", str(n_devices))],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["trace"] < 1e-5, got  # float32 sums in another order
+
+
 def test_devices_is_checked_in_one_sentence():
     import numpy as np
 

@@ -221,15 +221,18 @@ def _local_block_sum(fn: Callable, data: Data, block_size: int):
     xb = jax.tree.map(lambda a: a.reshape((n_blocks, block_size) + a.shape[1:]), data.x)
     wb = data.w.reshape(n_blocks, block_size)
     idx = jnp.arange(n_blocks, dtype=jnp.int32)
-    first = jax.tree.map(lambda a: a[0], xb)
-    init = jax.tree.map(
-        lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(fn, first, wb[0], idx[0])
-    )
+    # The sum starts from the first block's (0 + s0 is s0 to the bit), not from zeros: under
+    # shard_map the zeros would not vary over the devices while the blocks' sums do, and
+    # scan needs its carry's type to stay the same.
+    init = fn(jax.tree.map(lambda a: a[0], xb), wb[0], idx[0])
 
-    def body(carry, xs):
-        return jax.tree.map(jnp.add, carry, fn(*xs)), None
+    # (The later blocks are read by index: slicing xb[1:] would copy the data.)
+    def body(carry, i):
+        block = jax.tree.map(lambda a: lax.dynamic_index_in_dim(a, i, 0, keepdims=False),
+                             (xb, wb))
+        return jax.tree.map(jnp.add, carry, fn(*block, i)), None
 
-    out, _ = lax.scan(body, init, (xb, wb, idx))
+    out, _ = lax.scan(body, init, idx[1:])
     return out
 
 
