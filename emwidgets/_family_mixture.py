@@ -232,7 +232,7 @@ class FamilyMixture(_Estimator):
                              "must be known before the first chunk; fit it in memory.")
         seed = int(np.random.default_rng(self.random_state).integers(2**31))
         n, total_w, mean, var, sample, sample_w = ST.first_pass(chunks, self.STREAM_SAMPLE,
-                                                                seed)
+                                                                seed)[:6]
         init = type(self)(**self.get_params())
         init._given_scaling = dm.Scaling(mean, float(np.sqrt(np.mean(var))) or 1.0)
         if hasattr(self, "_program_components"):

@@ -347,12 +347,10 @@ class GaussianMixture(_Estimator):
         if sample_weight is not None:
             raise ValueError("Streamed rows take their weights from the source: "
                              "Chunks(source, sample_weight=...).")
-        if self.missing == "em":
-            raise ValueError("Streamed EM fits complete rows (missing='em' needs every row's "
-                             "pattern in memory); drop or fill the missing values first.")
         seed = int(np.random.default_rng(self.random_state).integers(2**31))
-        n, total_w, mean, var, sample, sample_w = ST.first_pass(chunks, self.STREAM_SAMPLE,
-                                                                seed)
+        missing = self.missing == "em"
+        first = ST.first_pass(chunks, self.STREAM_SAMPLE, seed, missing=missing)
+        n, total_w, mean, var, sample, sample_w = first[:6]
         d = sample.shape[1]
         scaling = dm.floor_scale(dm.Scaling(mean, float(np.sqrt(np.mean(var))) or 1.0),
                                  self.reg_covar if self.prior is None else 0.0)
@@ -369,20 +367,44 @@ class GaussianMixture(_Estimator):
         k_program = run0.state.params.means.shape[1]
         r_program = run0.state.status.shape[0]
         stats = COVARIANCE_TYPES[self.covariance_type].n_quad(d) + d + 1
+        width = 2 * r_program * k_program + stats
+        hyper = run0.hyper
+        if missing:
+            # Every pattern of the source (the sample's may be fewer), in the order and
+            # padding of the in-memory fit; a chunk's rows are looked up by their keys.
+            self._observed_per_row = first.observed_per_row
+            patterns = MS.pad_patterns(MS.encode_patterns(first.patterns)[1])
+            known = ST.pattern_keys(first.patterns)
+            hyper = hyper._replace(patterns=dm.to_device(patterns))
+            width = 2 * r_program * k_program * len(patterns) + stats
+            family = MS.missing_family(self.covariance_type)
+        else:
+            family = G.gmm_family(self.covariance_type)
         rows, block = dm.padded_length(chunks.chunk_rows, dm.choose_block_size(
-            chunks.chunk_rows, 2 * r_program * k_program + stats))
+            chunks.chunk_rows, width))
         dtype = np.dtype(jax.tree.leaves(run0.state.params)[0].dtype)
 
         def prepare_chunk(x, w):
             xp = np.zeros((rows, d), dtype)
             wp = np.zeros((rows,), dtype)
-            xp[:len(x)] = (x - scaling.shift) / scaling.scale
+            z = (x - scaling.shift) / scaling.scale
             wp[:len(x)] = 1.0 if w is None else w
-            return em.Data(dm.to_device(xp), dm.to_device(wp))
+            if not missing:
+                xp[:len(x)] = z
+                return em.Data(dm.to_device(xp), dm.to_device(wp))
+            observed = ~np.isnan(x)
+            xp[:len(x)] = np.where(observed, z, 0.0)
+            keys = ST.pattern_keys(observed)
+            index = np.minimum(np.searchsorted(known, keys), len(known) - 1)
+            if (known[index] != keys).any():
+                raise ValueError("The source changed between passes: a row's missing values "
+                                 "form a pattern the first pass did not see.")
+            pattern = np.zeros((rows,), np.int32)
+            pattern[:len(x)] = index
+            return em.Data(MS.Rows(dm.to_device(xp), dm.to_device(pattern)), dm.to_device(wp))
 
-        run = ST.StreamRun(G.gmm_family(self.covariance_type), chunks, prepare_chunk, n,
-                           run0.state, run0.hyper, run0.tol, block, self.max_iter,
-                           rule=self._convergence_rule())
+        run = ST.StreamRun(family, chunks, prepare_chunk, n, run0.state, hyper, run0.tol,
+                           block, self.max_iter, rule=self._convergence_rule())
         self._features_seen = (d, None)
         return LiveFit(self, run, scaling, live0.keys, total_w)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -99,29 +99,72 @@ class Chunks:
                 yield x, (column(weight).astype(np.float64) if weight else None)
 
 
-def first_pass(chunks: Chunks, sample_size: int, seed: int):
+class FirstPass(NamedTuple):
+    """What one pass over the source tells before EM starts (:func:`first_pass`)."""
+
+    n: int  # rows
+    total_w: float  # their summed weight
+    mean: np.ndarray  # (D,) weighted column means (of the observed values)
+    var: np.ndarray  # (D,) weighted column variances (of the observed values)
+    sample: np.ndarray  # (S, D) a uniform reservoir sample of rows (NaN where missing)
+    sample_w: np.ndarray  # (S,) their weights
+    patterns: Optional[np.ndarray] = None  # (M, D) bool, the distinct observed-value masks
+    observed_per_row: Optional[float] = None  # weighted mean count of observed values
+
+
+#: Streamed missing values key a row's observed-value pattern by an int64 of its bits.
+MAX_MISSING_COLUMNS = 62
+
+
+def pattern_keys(observed: np.ndarray) -> np.ndarray:
+    """(N, D) bool -> (N,) int64 whose order is the rows' lexicographic order (the
+    order of ``np.unique(observed, axis=0)``, which :func:`missing.encode_patterns`
+    uses in memory)."""
+    d = observed.shape[1]
+    return observed.astype(np.int64) @ (np.int64(1) << np.arange(d - 1, -1, -1, dtype=np.int64))
+
+
+def first_pass(chunks: Chunks, sample_size: int, seed: int, missing: bool = False) -> FirstPass:
     """One pass: rows, weighted column means and variances (float64), and a uniform
     reservoir sample of at most ``sample_size`` rows (Vitter's algorithm R), in their
-    order in the source when every row fits (then the sample is the data)."""
+    order in the source when every row fits (then the sample is the data).
+
+    ``missing``: NaN entries are missing values (moments over the observed ones, and
+    the distinct observed-value patterns are collected); otherwise a NaN is an error.
+    """
     rng = np.random.default_rng(seed)
     n = 0
     total_w = 0.0
-    sums = sq = None
+    sums = sq = counts = None
+    keys = set()
+    observed_count = 0.0
     sample, sample_w = [], []
     width = None
     for i, (x, w) in enumerate(chunks):
         if width is None:
             width = x.shape[1]
+            if missing and width > MAX_MISSING_COLUMNS:
+                raise ValueError(f"Streamed missing values take at most {MAX_MISSING_COLUMNS} "
+                                 f"columns; the source has {width}.")
         elif x.shape[1] != width:
             raise ValueError(f"Chunk {i} of the source has {x.shape[1]} columns, the first "
                              f"had {width}: every chunk must have the same columns.")
-        if not np.isfinite(x).all():
+        observed = ~np.isnan(x)
+        if np.isinf(x).any() or not (missing or observed.all()):
             raise ValueError(f"Chunk {i} of the source holds NaN or infinite values: streamed "
-                             "EM fits complete rows only; drop or fill them first.")
+                             "EM fits complete rows only" + (
+                                 " (infinite values never)" if missing else
+                                 "; pass missing='em', or drop or fill them first") + ".")
         ww = np.ones(len(x)) if w is None else w
-        sums = (ww @ x) if sums is None else sums + ww @ x
-        sq = (ww @ (x * x)) if sq is None else sq + ww @ (x * x)
+        z = np.where(observed, x, 0.0)
+        wo = ww[:, None] * observed
+        part = ((wo * z).sum(0), (wo * z * z).sum(0), wo.sum(0))
+        sums, sq, counts = part if sums is None else (sums + part[0], sq + part[1],
+                                                      counts + part[2])
         total_w += float(ww.sum())
+        if missing:
+            keys.update(np.unique(pattern_keys(observed)).tolist())
+            observed_count += float(ww @ observed.sum(1))
         take = min(len(x), max(sample_size - n, 0))
         if take:  # (the reservoir is still filling: a list)
             sample.extend(x[:take])
@@ -137,9 +180,17 @@ def first_pass(chunks: Chunks, sample_size: int, seed: int):
         n += len(x)
     if n == 0:
         raise ValueError("The source holds no row.")
-    mean = sums / total_w
-    var = np.maximum(sq / total_w - mean**2, 0.0)
-    return n, total_w, mean, var, np.asarray(sample), np.asarray(sample_w)
+    if (counts <= 0).any():
+        raise ValueError(f"Column {int(np.argmax(counts <= 0))} of the source has no observed "
+                         "value.")
+    mean = sums / counts
+    var = np.maximum(sq / counts - mean**2, 0.0)
+    patterns = None
+    if missing:
+        bits = np.array(sorted(keys), np.int64)[:, None] >> np.arange(width - 1, -1, -1)
+        patterns = (bits & 1).astype(bool)
+    return FirstPass(n, total_w, mean, var, np.asarray(sample), np.asarray(sample_w),
+                     patterns, observed_count / total_w if missing else None)
 
 
 def _m_half(family: Family, params, stats, hyper):
