@@ -18,6 +18,7 @@ import pandas as pd
 
 from ._base import SpuriousSolutionWarning
 from ._validation import ConvergenceWarning, as_2d_float, check_in, seed_from
+from .core.stream import Chunks, is_source
 from .mixture import GaussianMixture
 from .priors import resolve as resolve_prior
 
@@ -106,7 +107,9 @@ def select_model(X, n_components: Iterable[int] = range(1, 10),
     (``covariance_type`` in the table names the family).
 
     Args:
-        X: (n_samples, n_features) data (array or DataFrame).
+        X: (n_samples, n_features) data (array or DataFrame), or a source read chunk
+            by chunk (:class:`emwidgets.Chunks`, a path to Parquet data): every model
+            is fitted by streamed EM and scored in one more pass.
         n_components: the numbers of components to try.
         covariance_types: the covariance types to try.
         n_init: restarts per fit (batched).
@@ -125,15 +128,20 @@ def select_model(X, n_components: Iterable[int] = range(1, 10),
                              f"{sorted(mixture_params)[0]!r} here): e.g. "
                              "select_model(X, estimator=LatentClassModel(n_init=16, tol=1e-8)).")
         return _select_family(X, _components(n_components), estimator, criterion, callback)
-    Xa, _ = as_2d_float(X, allow_nan=mixture_params.get("missing") == "em", nan_hint=(
-        "pass missing='em' to fit every model by EM over the observed values, or drop those rows."))
+    chunks = _as_chunks(X)
+    if chunks is not None:  # streamed: the first chunk checks the settings, passes fit
+        Xa = next(iter(chunks))[0]
+    else:
+        Xa, _ = as_2d_float(X, allow_nan=mixture_params.get("missing") == "em", nan_hint=(
+            "pass missing='em' to fit every model by EM over the observed values, or drop "
+            "those rows."))
     ks = _components(n_components)
     covariance_types = [covariance_types] if isinstance(covariance_types, str) else \
         list(covariance_types)
     if not covariance_types:
         raise ValueError("covariance_types is empty; pass some of 'full', 'tied', 'diag', "
                          "'spherical'.")
-    if ks[-1] > len(Xa):
+    if chunks is None and ks[-1] > len(Xa):
         raise ValueError(f"The grid goes up to {ks[-1]} components but X has only {len(Xa)} "
                          "samples; lower the largest n_components.")
     _check_mixture_params(Xa, ks[-1], covariance_types, n_init, random_state, mixture_params)
@@ -148,16 +156,13 @@ def select_model(X, n_components: Iterable[int] = range(1, 10),
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", ConvergenceWarning)
                     warnings.simplefilter("ignore", SpuriousSolutionWarning)  # in the table
-                    gm.fit(Xa)
+                    gm.fit(Xa if chunks is None else chunks)
             except ValueError as exc:
                 rows.append({"n_components": k, "covariance_type": cov_type, "converged": False,
                              "message": str(exc)})
             else:
-                n = len(Xa)
                 rows.append({
-                    "n_components": k, "covariance_type": cov_type,
-                    "log_likelihood": gm.score(Xa) * n, "n_parameters": gm._n_parameters(),
-                    "bic": gm.bic(Xa), "aic": gm.aic(Xa), "icl": icl(gm, Xa),
+                    "n_components": k, "covariance_type": cov_type, **_criteria(gm, Xa, chunks),
                     "converged": gm.converged_, "spurious": bool(gm.restarts_.spurious[
                         gm.restarts_.best]),
                     "message": (gm.restarts_.messages[gm.restarts_.best]
@@ -188,9 +193,38 @@ def _family_label(estimator) -> str:
     return f"{name} ({cov})" if cov else name
 
 
+def _as_chunks(X) -> Optional[Chunks]:
+    """X as :class:`Chunks` when it is read chunk by chunk (a path, Chunks, a function),
+    else None."""
+    if not is_source(X):
+        return None
+    return X if isinstance(X, Chunks) else Chunks(X)
+
+
+def _criteria(model, Xa, chunks: Optional[Chunks]) -> dict:
+    """A fitted mixture's log-likelihood, parameters, BIC, AIC and ICL on the data: in
+    memory, or summed over one more pass of a streamed source (weighted rows count as
+    their weights; n is the summed weight)."""
+    p = model._n_parameters()
+    if chunks is None:
+        return {"log_likelihood": model.score(Xa) * len(Xa), "n_parameters": p,
+                "bic": model.bic(Xa), "aic": model.aic(Xa), "icl": icl(model, Xa)}
+    loglik = hard = total = 0.0
+    for x, w in chunks:
+        w = np.ones(len(x)) if w is None else w
+        loglik += float(w @ model.score_samples(x))
+        hard += float(w @ np.log(np.clip(model.predict_proba(x).max(axis=1), 1e-300, None)))
+        total += float(w.sum())
+    bic = -2 * loglik + p * np.log(total)
+    return {"log_likelihood": loglik, "n_parameters": p, "bic": bic,
+            "aic": -2 * loglik + 2 * p, "icl": bic - 2 * hard}
+
+
 def _select_family(X, ks, estimator, criterion, callback) -> SelectionResult:
     """select_model over one family's numbers of components."""
     from ._family_mixture import FamilyMixture
+
+    chunks = _as_chunks(X)
 
     if not isinstance(estimator, FamilyMixture):
         raise ValueError(f"estimator must be an emwidgets family estimator (LatentClassModel, "
@@ -206,20 +240,23 @@ def _select_family(X, ks, estimator, criterion, callback) -> SelectionResult:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                est.fit(X)
+                est.fit(X if chunks is None else chunks)
         except ValueError as exc:
             if k == ks[0]:
                 raise  # the data or the settings, not this K: one sentence, as for a fit
             rows.append({"n_components": k, "covariance_type": label, "converged": False,
                          "message": str(exc)})
         else:
-            n = len(est.predict_proba(X))
-            loglik = est.score(X)
-            loglik = loglik if hasattr(est, "transmat_") else loglik * n  # HMM: total already
-            rows.append({"n_components": k, "covariance_type": label, "log_likelihood": loglik,
-                         "n_parameters": est._n_parameters(), "bic": est.bic(X),
-                         "aic": est.aic(X), "icl": icl(est, X), "converged": est.converged_,
-                         "spurious": False, "message": ""})
+            if chunks is not None:
+                scores = _criteria(est, None, chunks)
+            else:
+                n = len(est.predict_proba(X))
+                loglik = est.score(X)
+                loglik = loglik if hasattr(est, "transmat_") else loglik * n  # HMM: a total
+                scores = {"log_likelihood": loglik, "n_parameters": est._n_parameters(),
+                          "bic": est.bic(X), "aic": est.aic(X), "icl": icl(est, X)}
+            rows.append({"n_components": k, "covariance_type": label, **scores,
+                         "converged": est.converged_, "spurious": False, "message": ""})
             result.models[(k, label)] = est
         result.table = pd.DataFrame(rows, columns=COLUMNS)
         if callback is not None:

@@ -225,3 +225,31 @@ def test_latent_classes_say_they_are_not_streamed():
 
     with pytest.raises(ValueError, match="not streamed yet"):
         LatentClassModel(2).fit(Chunks(np.zeros((10, 3))))
+
+
+def test_select_model_streams_and_scores_in_a_pass(x64, tmp_path):
+    """select_model on a source: every model fitted by streamed EM and scored in one
+    more pass; the table (log-likelihood, BIC, AIC, ICL) is the in-memory one."""
+    from emwidgets import PoissonMixture, select_model
+
+    X = _data(3001)[:, :2]
+    X[np.random.default_rng(2).random(X.shape) < 0.05] = np.nan
+    X[np.isnan(X).all(1), 0] = 0.0
+    _write_parquet(tmp_path / "x.parquet", X)
+    grid = dict(n_components=range(1, 4), covariance_types=["full", "diag"], n_init=4,
+                tol=1e-8, max_iter=200, missing="em")
+    cols = ["log_likelihood", "n_parameters", "bic", "aic", "icl"]
+    memory = select_model(X, **grid)
+    streamed = select_model(Chunks(tmp_path / "x.parquet", chunk_rows=500), **grid)
+    np.testing.assert_allclose(streamed.table[cols].to_numpy(float),
+                               memory.table[cols].to_numpy(float), rtol=1e-10)
+    assert streamed.best_key == memory.best_key == (2, "diag")
+    rng = np.random.default_rng(5)
+    C = rng.poisson(np.array([[1.0, 4.0], [6.0, 1.0]])[rng.choice(2, 2001)]).astype(float)
+    family = dict(n_components=range(1, 4), estimator=PoissonMixture(n_init=4, tol=1e-9,
+                                                                      random_state=0))
+    memory, streamed = select_model(C, **family), select_model(Chunks(C, chunk_rows=300),
+                                                                **family)
+    np.testing.assert_allclose(streamed.table[cols].to_numpy(float),
+                               memory.table[cols].to_numpy(float), rtol=1e-10)
+    assert streamed.best_key == memory.best_key
