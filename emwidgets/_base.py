@@ -411,6 +411,15 @@ class LiveFit:
     def __post_init__(self):
         if self.features is None:
             self.features = self.estimator.__dict__.pop("_features_seen", None)
+        progress = getattr(self.run, "progress", None)
+        if progress is not None:  # a streamed fit's line: the best restart so far
+            progress.best = self._best_so_far
+
+    def _best_so_far(self) -> tuple:
+        r = self.snapshot()
+        running = int(sum(s == "running" for s in r.status))
+        return (float(r.objective[r.best]) if r.best >= 0 else float("nan"), running,
+                len(r.status))
 
     @property
     def done(self) -> bool:
@@ -429,9 +438,36 @@ class LiveFit:
                                         n_samples=self.n_samples)
 
     def finish(self):
-        """Set the estimator's fitted attributes from the best restart."""
+        """Set the estimator's fitted attributes from the best restart.
+
+        A streamed fit (every iteration a pass over the source) interrupted by a
+        KeyboardInterrupt (the notebook's Stop, Ctrl-C) after at least one complete
+        iteration keeps the model of its last complete pass, with a
+        ConvergenceWarning that says so, and returns; before that, the interrupt
+        propagates.
+        """
+        progress = getattr(self.run, "progress", None)
+        interrupted = False
         if not self.done:
-            self.run.advance()
+            try:
+                self.run.advance()
+            except KeyboardInterrupt:
+                if progress is None or self.iteration == 0:
+                    raise
+                self.run.interrupted()
+                interrupted = True
+            except BaseException:
+                if progress is not None:
+                    progress.close(failed=True)
+                raise
+        if progress is not None:
+            progress.close(interrupted=interrupted)
+        if interrupted:
+            warnings.warn(
+                f"Interrupted during EM iteration {self.iteration + 1} (a pass over the "
+                f"source): the model is the one after {self.iteration} iterations, not "
+                "converged.",
+                V.ConvergenceWarning, stacklevel=3)
         estimator = self.estimator._finish(self)
         self.estimator._set_features(self.features)
         return estimator

@@ -28,6 +28,7 @@ from ._base import (
     _padded_key_data,
     _restarts_from_state,
 )
+from ._progress import StreamProgress
 from .core import data as dm
 from .core import em
 from .core import stream as ST
@@ -231,8 +232,9 @@ class FamilyMixture(_Estimator):
             raise ValueError(f"{type(self).__name__} is not streamed yet: its answers' levels "
                              "must be known before the first chunk; fit it in memory.")
         seed = int(np.random.default_rng(self.random_state).integers(2**31))
-        n, total_w, mean, var, sample, sample_w = ST.first_pass(chunks, self.STREAM_SAMPLE,
-                                                                seed)[:6]
+        progress = StreamProgress(chunks.progress, self.max_iter)
+        n, total_w, mean, var, sample, sample_w = ST.first_pass(
+            chunks, self.STREAM_SAMPLE, seed, progress=progress)[:6]
         init = type(self)(**self.get_params())
         init._given_scaling = dm.Scaling(mean, float(np.sqrt(np.mean(var))) or 1.0)
         if hasattr(self, "_program_components"):
@@ -259,7 +261,8 @@ class FamilyMixture(_Estimator):
             return em.Data(dm.to_device(xp), dm.to_device(wp))
 
         run = ST.StreamRun(self._family(), chunks, prepare_chunk, n, run0.state, run0.hyper,
-                           run0.tol, block, self.max_iter, rule=self._convergence_rule())
+                           run0.tol, block, self.max_iter, rule=self._convergence_rule(),
+                           progress=progress)
         self._features_seen = (p, None)
         return LiveFit(self, run, None, live0.keys, total_w)
 

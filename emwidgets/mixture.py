@@ -35,6 +35,7 @@ from ._base import (
     _warn_spurious,
 )
 from ._family_mixture import check_sample_weight
+from ._progress import StreamProgress
 from ._standard_errors import StandardErrors, standard_errors_of
 from .core import data as dm
 from .core import draws as D
@@ -349,7 +350,9 @@ class GaussianMixture(_Estimator):
                              "Chunks(source, sample_weight=...).")
         seed = int(np.random.default_rng(self.random_state).integers(2**31))
         missing = self.missing == "em"
-        first = ST.first_pass(chunks, self.STREAM_SAMPLE, seed, missing=missing)
+        progress = StreamProgress(chunks.progress, self.max_iter)
+        first = ST.first_pass(chunks, self.STREAM_SAMPLE, seed, missing=missing,
+                              progress=progress)
         n, total_w, mean, var, sample, sample_w = first[:6]
         d = sample.shape[1]
         scaling = dm.floor_scale(dm.Scaling(mean, float(np.sqrt(np.mean(var))) or 1.0),
@@ -404,7 +407,8 @@ class GaussianMixture(_Estimator):
             return em.Data(MS.Rows(dm.to_device(xp), dm.to_device(pattern)), dm.to_device(wp))
 
         run = ST.StreamRun(family, chunks, prepare_chunk, n, run0.state, hyper, run0.tol,
-                           block, self.max_iter, rule=self._convergence_rule())
+                           block, self.max_iter, rule=self._convergence_rule(),
+                           progress=progress)
         self._features_seen = (d, None)
         return LiveFit(self, run, scaling, live0.keys, total_w)
 

@@ -253,3 +253,85 @@ def test_select_model_streams_and_scores_in_a_pass(x64, tmp_path):
     np.testing.assert_allclose(streamed.table[cols].to_numpy(float),
                                memory.table[cols].to_numpy(float), rtol=1e-10)
     assert streamed.best_key == memory.best_key
+
+
+def test_an_interrupt_keeps_the_last_complete_pass(x64):
+    """A KeyboardInterrupt (the notebook's Stop) in the middle of a pass: the fit keeps
+    the model of the last complete pass (equal to an in-memory fit of that many
+    iterations), says so in a ConvergenceWarning and returns; during the first pass
+    (nothing fitted yet) the interrupt propagates."""
+    from emwidgets import ConvergenceWarning
+
+    X = _data()
+    calls = []
+
+    def stopped_in(call):
+        def chunks():  # call 1 is the first pass, call i + 1 EM iteration i
+            calls.append(1)
+            for i in range(0, len(X), 1000):
+                if len(calls) == call and i == 2000:
+                    raise KeyboardInterrupt
+                yield X[i:i + 1000]
+        return chunks
+
+    with pytest.warns(ConvergenceWarning, match="Interrupted during EM iteration 4 .* the "
+                      "model is the one after 3 iterations"):
+        streamed = GaussianMixture(3, n_init=4, random_state=0, tol=1e-8,
+                                   max_iter=60).fit(Chunks(stopped_in(5)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        memory = GaussianMixture(3, n_init=4, random_state=0, tol=1e-8, max_iter=3).fit(X)
+    np.testing.assert_allclose(streamed.restarts_.trace[:, :3], memory.restarts_.trace,
+                               rtol=0, atol=1e-10)
+    assert np.isnan(streamed.restarts_.trace[:, 3:]).all()
+    assert streamed.n_iter_ == 3 and not streamed.converged_
+    np.testing.assert_allclose(streamed.means_, memory.means_, atol=1e-8)
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        GaussianMixture(3, n_init=2, random_state=0).fit(Chunks(stopped_in(1)))
+
+
+PROGRESS = r'''
+import signal, sys, time, threading, warnings
+import numpy as np
+from emwidgets import Chunks, GaussianMixture
+X = np.random.default_rng(0).normal(size=(20_000, 3))
+
+def slow():  # 0.1 s a chunk, 0.4 s a pass
+    for i in range(0, len(X), 5000):
+        time.sleep(0.1)
+        yield X[i:i + 5000]
+
+print("started", flush=True)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    gm = GaussianMixture(2, n_init=2, tol=1e-15, max_iter=10_000, random_state=0).fit(
+        Chunks(slow, progress=True))
+print("iterations", gm.n_iter_, "converged", gm.converged_)
+print("warnings", [str(w.message)[:40] for w in caught])
+'''
+
+
+def test_a_streamed_fit_shows_progress_and_stops_on_sigint():
+    """A real SIGINT (what Jupyter's Stop sends) to a streamed fit in a fresh process:
+    the progress line on stderr gives passes, rows per second and the best
+    log-likelihood; the fit ends at its last complete pass and the script goes on."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", PROGRESS], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "started"
+    time.sleep(12)  # imports, compilation, then a few passes of 0.4 s
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    lines = err.replace("\r", "\n").splitlines()
+    passes = [line for line in lines if line.startswith("Streamed EM: iteration")]
+    assert passes and "done, 20,000 rows in" in passes[-1] and "rows/s" in passes[-1], passes
+    assert "best mean log-likelihood -" in passes[-1] and "2 of 2 restarts running" in passes[-1]
+    final = [line for line in lines if line.startswith("Streamed EM interrupted after")]
+    assert final and "passes of 20,000 rows" in final[-1], lines[-3:]
+    iterations = int(out.split("iterations ")[1].split()[0])
+    assert iterations >= 1 and "converged False" in out
+    assert f"Interrupted during EM iteration {iterations + 1}" in out

@@ -48,12 +48,16 @@ class Chunks:
     NumPy memmap, a Zarr or HDF5 array, a Dask array: each slice is made a NumPy
     array), or a function returning a fresh iterator of (n_i, D) chunks (a
     re-iterable of chunks, such as a list, works too). ``sample_weight``: a column
-    name (Parquet) or an array of one weight per row.
+    name (Parquet) or an array of one weight per row. ``progress``: a fit over the
+    source shows one line of progress (passes, rows per second, the best
+    log-likelihood, the restarts running) from the start (True), never (False), or
+    once it has run two seconds (None).
     """
 
     def __init__(self, source, columns=None, chunk_rows: int = CHUNK_ROWS,
-                 sample_weight=None):
+                 sample_weight=None, progress: Optional[bool] = None):
         self.source = source
+        self.progress = progress
         self.columns = None if columns is None else list(columns)
         self.chunk_rows = int(chunk_rows)
         self.sample_weight = sample_weight
@@ -124,7 +128,8 @@ def pattern_keys(observed: np.ndarray) -> np.ndarray:
     return observed.astype(np.int64) @ (np.int64(1) << np.arange(d - 1, -1, -1, dtype=np.int64))
 
 
-def first_pass(chunks: Chunks, sample_size: int, seed: int, missing: bool = False) -> FirstPass:
+def first_pass(chunks: Chunks, sample_size: int, seed: int, missing: bool = False,
+               progress=None) -> FirstPass:
     """One pass: rows, weighted column means and variances (float64), and a uniform
     reservoir sample of at most ``sample_size`` rows (Vitter's algorithm R), in their
     order in the source when every row fits (then the sample is the data).
@@ -178,6 +183,10 @@ def first_pass(chunks: Chunks, sample_size: int, seed: int, missing: bool = Fals
             sample[slot[keep]] = x[take:][keep]  # (in order: a later row wins a slot)
             sample_w[slot[keep]] = ww[take:][keep]
         n += len(x)
+        if progress is not None:
+            progress.chunk(n)
+    if progress is not None:
+        progress.first_pass_done(n)
     if n == 0:
         raise ValueError("The source holds no row.")
     if (counts <= 0).any():
@@ -205,12 +214,17 @@ class StreamRun:
     for a family fitted by passes over :class:`Chunks` (see the module).
 
     ``prepare_chunk(x, w) -> Data`` standardises and pads one chunk to
-    ``chunk_rows`` rows (zero-weight padding), on the host.
+    ``chunk_rows`` rows (zero-weight padding), on the host. ``progress`` (an
+    :class:`emwidgets._progress.StreamProgress`) hears of every chunk and pass.
+
+    A pass is all or nothing: a KeyboardInterrupt (the notebook's Stop) during a
+    pass leaves the state of the last complete one, and :meth:`interrupted` tidies
+    the trace; the estimator's :class:`~emwidgets._base.LiveFit` keeps that model.
     """
 
     def __init__(self, family: Family, chunks: Chunks, prepare_chunk: Callable, n_rows: int,
                  state: EMState, hyper, tol, block_size: int, max_iter: int,
-                 rule: str = "change", on_pass: Optional[Callable] = None):
+                 rule: str = "change", progress=None):
         if family.m_step_reads_data:
             raise ValueError(f"The {family.name or 'given'} family's M-step reads the data "
                              "again: it cannot be streamed.")
@@ -219,7 +233,7 @@ class StreamRun:
         self.block_size = block_size
         self.max_iter = int(max_iter)
         self.quick = False
-        self.on_pass = on_pass
+        self.progress = progress
         n_restarts = int(state.status.shape[0])
         dtype = np.dtype(jax.tree.leaves(state.params)[0].dtype)
         if rule == "gap" and state.before is None:
@@ -267,6 +281,8 @@ class StreamRun:
                 rows += n
                 part = self._stats(params, data, self.hyper)
                 total = part if total is None else jax.tree.map(jnp.add, total, part)
+                if self.progress is not None:
+                    self.progress.chunk(rows)
         if rows != self.n_rows:
             raise ValueError(f"The source changed between passes: {rows} rows in this pass, "
                              f"{self.n_rows} in the first.")
@@ -276,15 +292,17 @@ class StreamRun:
         """Run up to ``n_iterations`` more passes (all remaining if None)."""
         stop_at = self.max_iter if n_iterations is None else self._iteration + n_iterations
         while self._iteration < min(stop_at, self.max_iter) and not self.done:
+            if self.progress is not None:
+                self.progress.start_pass()
             s = self._device
             stats = self._pass_stats(s.params)
             s = self._update(s, stats, self.hyper, self.tol, np.int32(self._iteration))
-            self._device = s
-            self._trace[:, self._iteration] = np.asarray(s.trace)[:, 0]
-            self._iteration += 1
-            self._status = np.asarray(s.status)
-            if self.on_pass is not None:
-                self.on_pass(self)
+            row, status = np.asarray(s.trace)[:, 0], np.asarray(s.status)
+            self._trace[:, self._iteration] = row
+            # (one statement: an interrupt between its stores is not checked for)
+            self._device, self._status, self._iteration = s, status, self._iteration + 1
+            if self.progress is not None:
+                self.progress.pass_done(self._iteration)
         if self._iteration >= self.max_iter:
             running = self._status == RUNNING
             if running.any():
@@ -292,6 +310,11 @@ class StreamRun:
                 self._device = self._device._replace(status=jax.device_put(status))
                 self._status = status
         return self.state
+
+    def interrupted(self):
+        """After a KeyboardInterrupt in :meth:`advance`: the trace of the last complete
+        pass (an interrupted one may have written its column)."""
+        self._trace[:, self._iteration:] = np.nan
 
 
 def _chunk_stats(family: Family, block_size: int):
