@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 CONSTRAINTS := constraints.txt
 PYTEST := $(BIN)/python -m pytest -n 2 --dist loadfile -q --durations=25
 
-.PHONY: lab test test-fast test-latest lint bench bench-large install constraints clean
+.PHONY: lab test test-fast test-latest lint bench bench-large bench-spark install constraints clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,12 @@ bench: $(STAMP)
 ## Benchmarks that take minutes: EM streamed from a Parquet file of 10^7 x 8 rows.
 bench-large: $(STAMP)
 	$(BIN)/python benchmarks/bench_stream.py --rows 10000000 --iterations 4
+
+## Against Spark MLlib (pyspark in its own environment, a benchmark dependency only; needs Java).
+bench-spark: $(STAMP)
+	test -x .venv-spark/bin/python || (python3 -m venv .venv-spark && \
+		.venv-spark/bin/pip install -q pyspark numpy)
+	$(BIN)/python benchmarks/bench_spark.py --spark-python .venv-spark/bin/python --spark-fits 2
 
 clean:
 	rm -rf $(VENV) $(LATEST) .pytest_cache artifacts

@@ -323,9 +323,14 @@ def test_a_streamed_fit_shows_progress_and_stops_on_sigint():
     proc = subprocess.Popen([sys.executable, "-c", PROGRESS], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "started"
-    time.sleep(12)  # imports, compilation, then a few passes of 0.4 s
+    seen, deadline = b"", time.monotonic() + 300
+    while seen.count(b" done, ") < 2 and time.monotonic() < deadline:  # two passes ended
+        more = os.read(proc.stderr.fileno(), 4096)
+        assert more, "the process ended before two iterations"
+        seen += more
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
+    err = seen.decode() + err
     assert proc.returncode == 0, err[-2000:]
     lines = err.replace("\r", "\n").splitlines()
     passes = [line for line in lines if line.startswith("Streamed EM: iteration")]
