@@ -6,15 +6,17 @@ from __future__ import annotations
 import inspect
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 import numpy as np
 
 from . import _validation as V
 from . import compare as C
+from ._progress import StreamProgress
 from .core import data as dm
 from .core import em
+from .core import stream as ST
 
 ConvergenceWarning = V.ConvergenceWarning
 NotFittedError = V.NotFittedError
@@ -392,6 +394,42 @@ def _keys(random_state, n: int):
 
 
 # ---------------------------------------------------------------------------
+
+class StreamStart(NamedTuple):
+    """What every streamed fit does before its first EM pass (:func:`start_streamed`)."""
+
+    chunks: ST.Chunks
+    progress: StreamProgress
+    first: ST.FirstPass  # the first pass: rows, moments, the reservoir sample
+    init: Any  # the estimator copy that initialised on the sample
+    live: "LiveFit"  # its fit, not run: the initial state, hyperparameters and tol
+
+
+def start_streamed(estimator, source, sample_weight, keys, missing: bool = False,
+                   reg_floor: float = 0.0) -> StreamStart:
+    """The common start of a streamed fit: the source as :class:`~emwidgets.Chunks`,
+    one pass for the moments and a reservoir sample of ``estimator.STREAM_SAMPLE``
+    rows, and every restart initialised on that sample by a copy of the estimator
+    given the whole data's scaling (its scale floored for ``reg_floor``:
+    :func:`data.floor_scale`)."""
+    chunks = source if isinstance(source, ST.Chunks) else ST.Chunks(source)
+    if sample_weight is not None:
+        raise ValueError("Streamed rows take their weights from the source: "
+                         "Chunks(source, sample_weight=...).")
+    seed = int(np.random.default_rng(estimator.random_state).integers(2**31))
+    progress = StreamProgress(chunks.progress, estimator.max_iter)
+    first = ST.first_pass(chunks, estimator.STREAM_SAMPLE, seed, missing=missing,
+                          progress=progress)
+    init = type(estimator)(**estimator.get_params())
+    init._given_scaling = dm.floor_scale(
+        dm.Scaling(first.mean, float(np.sqrt(np.mean(first.var))) or 1.0), reg_floor)
+    if hasattr(estimator, "_program_components"):
+        init._program_components = estimator._program_components
+    weighted = not np.all(first.sample_w == 1.0)
+    live = init.start(first.sample, sample_weight=first.sample_w if weighted else None,
+                      keys=keys)
+    return StreamStart(chunks, progress, first, init, live)
+
 
 @dataclass
 class LiveFit:

@@ -27,8 +27,8 @@ from ._base import (
     _keys,
     _padded_key_data,
     _restarts_from_state,
+    start_streamed,
 )
-from ._progress import StreamProgress
 from .core import data as dm
 from .core import em
 from .core import stream as ST
@@ -224,28 +224,15 @@ class FamilyMixture(_Estimator):
         """A fit over rows read chunk by chunk (:class:`emwidgets.Chunks`, a path to
         Parquet data): one pass for a reservoir sample the restarts start from, then
         every EM iteration one pass (:mod:`emwidgets.core.stream`)."""
-        chunks = source if isinstance(source, ST.Chunks) else ST.Chunks(source)
-        if sample_weight is not None:
-            raise ValueError("Streamed rows take their weights from the source: "
-                             "Chunks(source, sample_weight=...).")
         if self._data_kind == "categories":
             raise ValueError(f"{type(self).__name__} is not streamed yet: its answers' levels "
                              "must be known before the first chunk; fit it in memory.")
-        seed = int(np.random.default_rng(self.random_state).integers(2**31))
-        progress = StreamProgress(chunks.progress, self.max_iter)
-        n, total_w, mean, var, sample, sample_w = ST.first_pass(
-            chunks, self.STREAM_SAMPLE, seed, progress=progress)[:6]
-        init = type(self)(**self.get_params())
-        init._given_scaling = dm.Scaling(mean, float(np.sqrt(np.mean(var))) or 1.0)
-        if hasattr(self, "_program_components"):
-            init._program_components = self._program_components
-        weighted = not np.all(sample_w == 1.0)
-        live0 = init.start(sample, sample_weight=sample_w if weighted else None, keys=keys)
+        chunks, progress, first, init, live0 = start_streamed(self, source, sample_weight, keys)
         for name, value in vars(init).items():  # what the start learnt (masking, totals)
             if name.startswith("_") and name not in ("_features_seen", "_given_scaling"):
                 setattr(self, name, value)
         run0 = live0.run
-        p = sample.shape[1]
+        p = first.sample.shape[1]
         k_program = getattr(init, "_k_program", self.n_components)
         r_program = run0.state.status.shape[0]
         rows, block = dm.padded_length(chunks.chunk_rows, dm.choose_block_size(
@@ -253,18 +240,15 @@ class FamilyMixture(_Estimator):
         dtype = np.dtype(jax.tree.leaves(run0.state.params)[0].dtype)
 
         def prepare_chunk(x, w):
-            encoded = init._encode(x, reset=True)  # (validated chunk by chunk)
-            xp = np.zeros((rows, p), dtype)
-            wp = np.zeros((rows,), dtype)
-            xp[:len(x)] = encoded
-            wp[:len(x)] = 1.0 if w is None else w
+            # (validated chunk by chunk)
+            xp, wp = ST.pad_chunk(init._encode(x, reset=True), w, rows, dtype)
             return em.Data(dm.to_device(xp), dm.to_device(wp))
 
-        run = ST.StreamRun(self._family(), chunks, prepare_chunk, n, run0.state, run0.hyper,
+        run = ST.StreamRun(self._family(), chunks, prepare_chunk, first.n, run0.state, run0.hyper,
                            run0.tol, block, self.max_iter, rule=self._convergence_rule(),
                            progress=progress)
         self._features_seen = (p, None)
-        return LiveFit(self, run, None, live0.keys, total_w)
+        return LiveFit(self, run, None, live0.keys, first.total_w)
 
     def fit(self, X, y=None, sample_weight=None):
         """Fit every restart and keep the best (highest final log-likelihood)."""

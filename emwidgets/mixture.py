@@ -33,9 +33,9 @@ from ._base import (
     _padded_key_data,
     _restarts_from_state,
     _warn_spurious,
+    start_streamed,
 )
 from ._family_mixture import check_sample_weight
-from ._progress import StreamProgress
 from ._standard_errors import StandardErrors, standard_errors_of
 from .core import data as dm
 from .core import draws as D
@@ -344,25 +344,12 @@ class GaussianMixture(_Estimator):
         Parquet data): one pass for the scaling and a reservoir sample, the
         initialisation on the sample (with the whole data's scaling), then every EM
         iteration one pass of the source (:mod:`emwidgets.core.stream`)."""
-        chunks = source if isinstance(source, ST.Chunks) else ST.Chunks(source)
-        if sample_weight is not None:
-            raise ValueError("Streamed rows take their weights from the source: "
-                             "Chunks(source, sample_weight=...).")
-        seed = int(np.random.default_rng(self.random_state).integers(2**31))
         missing = self.missing == "em"
-        progress = StreamProgress(chunks.progress, self.max_iter)
-        first = ST.first_pass(chunks, self.STREAM_SAMPLE, seed, missing=missing,
-                              progress=progress)
-        n, total_w, mean, var, sample, sample_w = first[:6]
-        d = sample.shape[1]
-        scaling = dm.floor_scale(dm.Scaling(mean, float(np.sqrt(np.mean(var))) or 1.0),
-                                 self.reg_covar if self.prior is None else 0.0)
-        init = type(self)(**self.get_params())
-        init._given_scaling = scaling
-        if hasattr(self, "_program_components"):
-            init._program_components = self._program_components
-        weighted = not np.all(sample_w == 1.0)
-        live0 = init.start(sample, sample_weight=sample_w if weighted else None, keys=keys)
+        chunks, progress, first, init, live0 = start_streamed(
+            self, source, sample_weight, keys, missing=missing,
+            reg_floor=self.reg_covar if self.prior is None else 0.0)
+        n, total_w, d = first.n, first.total_w, first.sample.shape[1]
+        scaling = init._given_scaling
         for name in ("_prior", "_observed_per_row"):
             if hasattr(init, name):
                 setattr(self, name, getattr(init, name))
@@ -388,15 +375,12 @@ class GaussianMixture(_Estimator):
         dtype = np.dtype(jax.tree.leaves(run0.state.params)[0].dtype)
 
         def prepare_chunk(x, w):
-            xp = np.zeros((rows, d), dtype)
-            wp = np.zeros((rows,), dtype)
             z = (x - scaling.shift) / scaling.scale
-            wp[:len(x)] = 1.0 if w is None else w
             if not missing:
-                xp[:len(x)] = z
+                xp, wp = ST.pad_chunk(z, w, rows, dtype)
                 return em.Data(dm.to_device(xp), dm.to_device(wp))
             observed = ~np.isnan(x)
-            xp[:len(x)] = np.where(observed, z, 0.0)
+            xp, wp = ST.pad_chunk(np.where(observed, z, 0.0), w, rows, dtype)
             keys = ST.pattern_keys(observed)
             index = np.minimum(np.searchsorted(known, keys), len(known) - 1)
             if (known[index] != keys).any():

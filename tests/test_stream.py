@@ -341,3 +341,22 @@ def test_a_streamed_fit_shows_progress_and_stops_on_sigint():
     iterations = int(out.split("iterations ")[1].split()[0])
     assert iterations >= 1 and "converged False" in out
     assert f"Interrupted during EM iteration {iterations + 1}" in out
+
+
+def test_the_first_pass_moments_equal_numpys_far_from_zero():
+    """Chunk by chunk, the weighted column means and variances of the observed values
+    equal NumPy's on the whole data, also 1e8 away from zero (a running sum of squares
+    lost the variance there entirely)."""
+    from emwidgets.core import stream as ST
+
+    rng = np.random.default_rng(6)
+    X = rng.normal([1e8, -3.0, 0.0], [1.0, 2.0, 1e-3], (5000, 3))
+    X[rng.random(X.shape) < 0.1] = np.nan
+    w = rng.integers(0, 4, len(X)).astype(float)
+    first = ST.first_pass(Chunks(X, chunk_rows=700, sample_weight=w), 100, 0, missing=True)
+    m = np.ma.masked_invalid(X)
+    mean = np.ma.average(m, axis=0, weights=np.broadcast_to(w[:, None], X.shape))
+    var = np.ma.average((m - mean) ** 2, axis=0, weights=np.broadcast_to(w[:, None], X.shape))
+    np.testing.assert_allclose(first.mean, mean.data, rtol=1e-12)
+    np.testing.assert_allclose(first.var, var.data, rtol=1e-6)
+    assert first.total_w == w.sum() and first.n == len(X)

@@ -129,6 +129,29 @@ def pattern_keys(observed: np.ndarray) -> np.ndarray:
     return observed.astype(np.int64) @ (np.int64(1) << np.arange(d - 1, -1, -1, dtype=np.int64))
 
 
+def _chunk_moments(x, w, observed):
+    """Per column: summed weight of the observed values, their weighted mean and sum of
+    squared deviations (centred in the chunk: no cancellation on large offsets)."""
+    wo = w[:, None] * observed
+    counts = wo.sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(counts > 0, (wo * np.where(observed, x, 0.0)).sum(0) / counts, 0.0)
+    dev = np.where(observed, x - mean, 0.0)
+    return counts, mean, (wo * dev * dev).sum(0)
+
+
+def _merge_moments(a, b):
+    """Two chunks' (counts, mean, m2) combined (Chan, Golub & LeVeque's update)."""
+    if a[0] is None:
+        return b
+    (na, ma, sa), (nb, mb, sb) = a, b
+    n = na + nb
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(n > 0, nb / n, 0.0)
+    delta = mb - ma
+    return n, ma + delta * share, sa + sb + delta**2 * na * share
+
+
 def first_pass(chunks: Chunks, sample_size: int, seed: int, missing: bool = False,
                progress=None) -> FirstPass:
     """One pass: rows, weighted column means and variances (float64), and a uniform
@@ -141,7 +164,7 @@ def first_pass(chunks: Chunks, sample_size: int, seed: int, missing: bool = Fals
     rng = np.random.default_rng(seed)
     n = 0
     total_w = 0.0
-    sums = sq = counts = None
+    counts = mean = m2 = None
     keys = set()
     observed_count = 0.0
     sample, sample_w = [], []
@@ -162,11 +185,7 @@ def first_pass(chunks: Chunks, sample_size: int, seed: int, missing: bool = Fals
                                  " (infinite values never)" if missing else
                                  "; pass missing='em', or drop or fill them first") + ".")
         ww = np.ones(len(x)) if w is None else w
-        z = np.where(observed, x, 0.0)
-        wo = ww[:, None] * observed
-        part = ((wo * z).sum(0), (wo * z * z).sum(0), wo.sum(0))
-        sums, sq, counts = part if sums is None else (sums + part[0], sq + part[1],
-                                                      counts + part[2])
+        counts, mean, m2 = _merge_moments((counts, mean, m2), _chunk_moments(x, ww, observed))
         total_w += float(ww.sum())
         if missing:
             keys.update(np.unique(pattern_keys(observed)).tolist())
@@ -193,14 +212,23 @@ def first_pass(chunks: Chunks, sample_size: int, seed: int, missing: bool = Fals
     if (counts <= 0).any():
         raise ValueError(f"Column {int(np.argmax(counts <= 0))} of the source has no observed "
                          "value.")
-    mean = sums / counts
-    var = np.maximum(sq / counts - mean**2, 0.0)
+    var = m2 / counts
     patterns = None
     if missing:
         bits = np.array(sorted(keys), np.int64)[:, None] >> np.arange(width - 1, -1, -1)
         patterns = (bits & 1).astype(bool)
     return FirstPass(n, total_w, mean, var, np.asarray(sample), np.asarray(sample_w),
                      patterns, observed_count / total_w if missing else None)
+
+
+def pad_chunk(values: np.ndarray, w: Optional[np.ndarray], rows: int, dtype):
+    """A chunk's (n, D) values and weights (None: 1 each) in ``rows`` rows of ``dtype``,
+    the padding rows weighing 0 (every chunk then runs one program)."""
+    xp = np.zeros((rows, values.shape[1]), dtype)
+    wp = np.zeros((rows,), dtype)
+    xp[:len(values)] = values
+    wp[:len(values)] = 1.0 if w is None else w
+    return xp, wp
 
 
 def _m_half(family: Family, params, stats, hyper):
