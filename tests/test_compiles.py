@@ -267,3 +267,27 @@ def test_a_masked_hmm_program_gives_the_exact_size_result(x64, cov_type, init):
                                    err_msg=name)
     assert masked.transmat_.shape == (2, 2) and masked.means_.shape[0] == 2
     np.testing.assert_allclose(masked.score(X), exact.score(X), rtol=1e-9)
+
+
+def test_a_streamed_fit_compiles_three_programs_and_a_second_source_none():
+    """A streamed fit: the initialisation (on the reservoir sample), a chunk's statistics added
+    and the update of every restart from a pass's sums; another source of the same
+    width, more rows, another tolerance, budget and seed compiles nothing (every chunk
+    is padded to the chunk size; the initialisation sees a reservoir of the same size
+    once both sources hold more rows than it: 1,000 here, 20,000 by default)."""
+    from emwidgets import Chunks
+
+    def make(**kw):
+        est = GaussianMixture(2, n_init=4, covariance_type="tied", **kw)
+        est.STREAM_SAMPLE = 1000
+        return est
+
+    rng = np.random.default_rng(12)
+    X = np.concatenate([rng.normal(0, 1, (1301, 3)), rng.normal(4, 1, (1200, 3))])
+    first = fit(make(random_state=0), Chunks(X, chunk_rows=513))
+    names = sorted(p.name.split("(")[1].rstrip(")") for p in first.programs)
+    assert first.compiled + first.loaded == 3, (first, names)
+    assert names == ["accumulate", "init_batch", "update"], names
+    again = fit(make(random_state=5, tol=1e-5, max_iter=40),
+                Chunks(np.r_[X, X[:700]] + 1.0, chunk_rows=513))
+    assert again.compiled == 0 and again.loaded == 0, again

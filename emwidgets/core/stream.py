@@ -16,6 +16,7 @@ an in-memory fit; :class:`Chunks` says where the rows come from.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import os
 import weakref
 from pathlib import Path
@@ -268,12 +269,17 @@ class StreamRun:
         dtype = np.dtype(jax.tree.leaves(state.params)[0].dtype)
         if rule == "gap" and state.before is None:
             state = state._replace(before=np.full((n_restarts,), np.nan, dtype))
-        self._device = jax.device_put(state._replace(trace=np.full((n_restarts, 1), np.nan,
-                                                                    dtype)))
+        # Every leaf committed to the parameters' device(s): the host-made trace put
+        # uncommitted made the update's second call compile it again.
+        self._device = jax.device_put(
+            state._replace(trace=np.full((n_restarts, 1), np.nan, dtype)),
+            jax.tree.leaves(state.params)[0].sharding)
         self._trace = np.full((n_restarts, self.max_iter), np.nan, dtype)
         self._iteration = int(state.iteration)
         self._status = np.asarray(state.status)
         self._stats = _chunk_stats(family, block_size)
+        self._stats_shapes = self._stats.__wrapped__.shapes
+        self._sum_shapes = None
         self._update = _stream_update(family, rule)
 
     @property
@@ -315,8 +321,14 @@ class StreamRun:
             pending = reader.submit(read)  # the next chunk is read while this one sums
             n, data = item
             rows += n
-            part = self._stats(params, data, self.hyper)
-            total = part if total is None else jax.tree.map(jnp.add, total, part)
+            if total is None:  # zeros made on the host (0 + s is s to the bit)
+                if self._sum_shapes is None:  # (traced once a fit, not once a pass)
+                    self._sum_shapes = jax.eval_shape(self._stats_shapes, params, data,
+                                                      self.hyper)
+                total = jax.device_put(  # (committed where the sums will be)
+                    jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), self._sum_shapes),
+                    jax.tree.leaves(params)[0].sharding)
+            total = self._stats(total, params, data, self.hyper)
             if self.progress is not None:
                 self.progress.chunk(rows)
         if rows != self.n_rows:
@@ -353,7 +365,13 @@ class StreamRun:
         self._trace[:, self._iteration:] = np.nan
 
 
+@functools.lru_cache(maxsize=None)
 def _chunk_stats(family: Family, block_size: int):
+    """``(total, params, data, hyper) -> total + the chunk's statistics`` of every
+    restart: one program, the pass's running sum included (a sum op by op compiled one
+    small program per leaf's shape). One per family and block size, as the in-memory
+    driver (:func:`em.make_runner`): a later fit traces nothing."""
+
     def stats(params, data: Data, hyper):
         def one(p):
             ctx = family.prepare(p, hyper)
@@ -361,9 +379,14 @@ def _chunk_stats(family: Family, block_size: int):
 
         return jax.vmap(one)(params)
 
-    return jax.jit(stats)
+    def accumulate(total, params, data: Data, hyper):
+        return jax.tree.map(jnp.add, total, stats(params, data, hyper))
+
+    accumulate.shapes = stats  # (for jax.eval_shape: the zeros a pass starts from)
+    return jax.jit(accumulate)
 
 
+@functools.lru_cache(maxsize=None)
 def _stream_update(family: Family, rule: str):
     """The driver's per-restart update (``em._restart_update``) for one iteration whose
     statistics were summed over the chunks."""
