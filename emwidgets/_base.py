@@ -406,12 +406,13 @@ class StreamStart(NamedTuple):
 
 
 def start_streamed(estimator, source, sample_weight, keys, missing: bool = False,
-                   reg_floor: float = 0.0) -> StreamStart:
+                   reg_floor: float = 0.0, levels: bool = False) -> StreamStart:
     """The common start of a streamed fit: the source as :class:`~emwidgets.Chunks`,
     one pass for the moments and a reservoir sample of ``estimator.STREAM_SAMPLE``
     rows, and every restart initialised on that sample by a copy of the estimator
     given the whole data's scaling (its scale floored for ``reg_floor``:
-    :func:`data.floor_scale`)."""
+    :func:`data.floor_scale`); ``levels``: the columns are coded answers, and the
+    copy is given every column's levels in the whole source (the sample may lack some)."""
     chunks = source if isinstance(source, ST.Chunks) else ST.Chunks(source)
     if sample_weight is not None:
         raise ValueError("Streamed rows take their weights from the source: "
@@ -419,10 +420,12 @@ def start_streamed(estimator, source, sample_weight, keys, missing: bool = False
     seed = int(np.random.default_rng(estimator.random_state).integers(2**31))
     progress = StreamProgress(chunks.progress, estimator.max_iter)
     first = ST.first_pass(chunks, estimator.STREAM_SAMPLE, seed, missing=missing,
-                          progress=progress)
+                          progress=progress, levels=levels)
     init = type(estimator)(**estimator.get_params())
     init._given_scaling = dm.floor_scale(
         dm.Scaling(first.mean, float(np.sqrt(np.mean(first.var))) or 1.0), reg_floor)
+    if levels:
+        init._given_levels = first.levels
     if hasattr(estimator, "_program_components"):
         init._program_components = estimator._program_components
     weighted = not np.all(first.sample_w == 1.0)

@@ -224,12 +224,12 @@ class FamilyMixture(_Estimator):
         """A fit over rows read chunk by chunk (:class:`emwidgets.Chunks`, a path to
         Parquet data): one pass for a reservoir sample the restarts start from, then
         every EM iteration one pass (:mod:`emwidgets.core.stream`)."""
-        if self._data_kind == "categories":
-            raise ValueError(f"{type(self).__name__} is not streamed yet: its answers' levels "
-                             "must be known before the first chunk; fit it in memory.")
-        chunks, progress, first, init, live0 = start_streamed(self, source, sample_weight, keys)
+        categories = self._data_kind == "categories"  # levels from the first pass
+        chunks, progress, first, init, live0 = start_streamed(self, source, sample_weight, keys,
+                                                              levels=categories)
         for name, value in vars(init).items():  # what the start learnt (masking, totals)
-            if name.startswith("_") and name not in ("_features_seen", "_given_scaling"):
+            if name.startswith("_") and name not in ("_features_seen", "_given_scaling",
+                                                     "_given_levels"):
                 setattr(self, name, value)
         run0 = live0.run
         p = first.sample.shape[1]

@@ -73,8 +73,16 @@ class LatentClassModel(SamplesRows, FamilyMixture):
         frame = _as_frame(X)
         names = [str(c) for c in frame.columns]
         if reset:
-            categories = [_levels(frame[c], name, self.max_levels)
-                          for c, name in zip(frame.columns, names)]
+            given = getattr(self, "_given_levels", None)  # a streamed fit's, every chunk's
+            if given is not None and len(given) != frame.shape[1]:
+                raise ValueError(f"A chunk has {frame.shape[1]} items, the source's first pass "
+                                 f"saw {len(given)}: every chunk must have the same columns.")
+            categories = [_levels(frame[c] if given is None else pd.Series(given[j]), name,
+                                  self.max_levels)
+                          for j, (c, name) in enumerate(zip(frame.columns, names))]
+            if given is not None:  # numbers read as floats: whole ones shown as codes 1, 2, ...
+                categories = [np.asarray([int(v) for v in levels], object)
+                              for levels in categories]
             self._features_seen = (frame.shape[1], np.asarray(names, dtype=object)
                                    if isinstance(X, pd.DataFrame) else None)
             self._categories_seen = categories

@@ -82,6 +82,34 @@ def test_streamed_from_parquet_memmap_and_an_iterator_equals_in_memory(x64, tmp_
             raise AssertionError(name) from e
 
 
+def test_streamed_from_hdf5_and_dask_equals_in_memory(x64, tmp_path):
+    """An HDF5 dataset (h5py) and a Dask array are read by slicing, chunk by chunk; a
+    Dask array's slices are computed one at a time (the whole array never is)."""
+    h5py = pytest.importorskip("h5py")
+    da = pytest.importorskip("dask.array")
+
+    X = _data()
+    reference = _fit(X)
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f.create_dataset("x", data=X, chunks=(500, 3))
+    computed = []
+
+    def counted(block):
+        computed.append(len(block))
+        return block
+
+    lazy = da.from_array(X, chunks=(1000, 3)).map_blocks(counted, dtype=X.dtype)
+    with h5py.File(tmp_path / "x.h5", "r") as f:
+        for name, source in {"hdf5": Chunks(f["x"], chunk_rows=800),
+                             "dask": Chunks(lazy, chunk_rows=1000)}.items():
+            computed.clear()
+            try:
+                _same(reference, _fit(source))
+            except AssertionError as e:
+                raise AssertionError(name) from e
+    assert computed and max(computed) <= 1000  # block by block, never all 5,001 rows
+
+
 def test_weights_stream_from_a_column(x64, tmp_path):
     X = _data()
     w = np.random.default_rng(1).integers(0, 3, len(X)).astype(float)
@@ -221,11 +249,37 @@ def test_a_new_family_streams_as_it_fits_in_memory(x64, family):
     np.testing.assert_array_equal(memory.restarts_.n_iter, streamed.restarts_.n_iter)
 
 
-def test_latent_classes_say_they_are_not_streamed():
+def test_latent_classes_stream_with_levels_from_the_first_pass(x64, tmp_path):
+    """Answers coded as numbers (NaN unanswered) stream: the first pass collects every
+    item's levels, including one only in the last chunk (the reservoir would lack it
+    were it smaller), and the fit equals the in-memory one on the same answers."""
+    import pandas as pd
+
     from emwidgets import LatentClassModel
 
-    with pytest.raises(ValueError, match="not streamed yet"):
-        LatentClassModel(2).fit(Chunks(np.zeros((10, 3))))
+    rng = np.random.default_rng(6)
+    cls = rng.choice(2, 3000)
+    X = (rng.random((3000, 4)) < np.where(cls[:, None] == 1, 0.8, 0.2)).astype(float) + 1
+    X[rng.random(X.shape) < 0.05] = np.nan
+    X[-1, 0] = 3.0  # a third level seen in the last row only
+    frame = pd.DataFrame(X).astype("Int64")
+    make = lambda: LatentClassModel(2, n_init=4, tol=1e-9, max_iter=200,  # noqa: E731
+                                    random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        memory = make().fit(frame)
+        _write_parquet(tmp_path / "answers.parquet", X)
+        streamed = make().fit(Chunks(tmp_path / "answers.parquet", chunk_rows=700))
+    assert [list(c) for c in streamed.categories_] == [list(c) for c in memory.categories_]
+    assert list(streamed.categories_[0]) == [1, 2, 3]
+    finite = np.isfinite(memory.restarts_.trace)
+    np.testing.assert_allclose(streamed.restarts_.trace[finite], memory.restarts_.trace[finite],
+                               rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(memory.restarts_.n_iter, streamed.restarts_.n_iter)
+    for a, b in zip(streamed.probabilities_, memory.probabilities_):
+        np.testing.assert_allclose(a, b, atol=1e-8)
+    with pytest.raises(ValueError, match="not categories"):
+        make().fit(Chunks(X + 0.5))
 
 
 def test_select_model_streams_and_scores_in_a_pass(x64, tmp_path):

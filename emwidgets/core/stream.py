@@ -116,6 +116,7 @@ class FirstPass(NamedTuple):
     sample_w: np.ndarray  # (S,) their weights
     patterns: Optional[np.ndarray] = None  # (M, D) bool, the distinct observed-value masks
     observed_per_row: Optional[float] = None  # weighted mean count of observed values
+    levels: Optional[list] = None  # per column, its sorted distinct observed values
 
 
 #: Streamed missing values key a row's observed-value pattern by an int64 of its bits.
@@ -154,13 +155,15 @@ def _merge_moments(a, b):
 
 
 def first_pass(chunks: Chunks, sample_size: int, seed: int, missing: bool = False,
-               progress=None) -> FirstPass:
+               progress=None, levels: bool = False) -> FirstPass:
     """One pass: rows, weighted column means and variances (float64), and a uniform
     reservoir sample of at most ``sample_size`` rows (Vitter's algorithm R), in their
     order in the source when every row fits (then the sample is the data).
 
     ``missing``: NaN entries are missing values (moments over the observed ones, and
     the distinct observed-value patterns are collected); otherwise a NaN is an error.
+    ``levels``: the columns are answers coded as numbers, NaN where unanswered; each
+    column's distinct values are collected (a latent class model's levels).
     """
     rng = np.random.default_rng(seed)
     n = 0
@@ -170,6 +173,7 @@ def first_pass(chunks: Chunks, sample_size: int, seed: int, missing: bool = Fals
     observed_count = 0.0
     sample, sample_w = [], []
     width = None
+    seen = None
     for i, (x, w) in enumerate(chunks):
         if width is None:
             width = x.shape[1]
@@ -180,7 +184,12 @@ def first_pass(chunks: Chunks, sample_size: int, seed: int, missing: bool = Fals
             raise ValueError(f"Chunk {i} of the source has {x.shape[1]} columns, the first "
                              f"had {width}: every chunk must have the same columns.")
         observed = ~np.isnan(x)
-        if np.isinf(x).any() or not (missing or observed.all()):
+        if levels:
+            if seen is None:
+                seen = [set() for _ in range(width)]
+            for j in range(width):
+                seen[j].update(np.unique(x[observed[:, j], j]).tolist())
+        if np.isinf(x).any() or not (missing or levels or observed.all()):
             raise ValueError(f"Chunk {i} of the source holds NaN or infinite values: streamed "
                              "EM fits complete rows only" + (
                                  " (infinite values never)" if missing else
@@ -219,7 +228,8 @@ def first_pass(chunks: Chunks, sample_size: int, seed: int, missing: bool = Fals
         bits = np.array(sorted(keys), np.int64)[:, None] >> np.arange(width - 1, -1, -1)
         patterns = (bits & 1).astype(bool)
     return FirstPass(n, total_w, mean, var, np.asarray(sample), np.asarray(sample_w),
-                     patterns, observed_count / total_w if missing else None)
+                     patterns, observed_count / total_w if missing else None,
+                     [np.array(sorted(v)) for v in seen] if levels else None)
 
 
 def pad_chunk(values: np.ndarray, w: Optional[np.ndarray], rows: int, dtype):
