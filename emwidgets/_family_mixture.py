@@ -196,7 +196,9 @@ class FamilyMixture(_Estimator):
         self._k_program = k_program = max(k, self._program_components) if masked else k
         r_program = em.restart_bucket(n_restarts, n * k_program * (p + 1))
         width = 2 * r_program * k_program + self._features_per_row(p)
-        n_padded, block = dm.padded_length(n, dm.choose_block_size(n, width))
+        mesh = dm.row_mesh(getattr(self, "devices", None))  # (a family's HMM: one device)
+        n_padded, block = dm.padded_length(n, dm.choose_block_size(n, width),
+                                           1 if mesh is None else mesh.devices.size)
         dtype = dm.float_dtype()
         xp = np.zeros((n_padded, p), dtype)
         xp[:n] = rows
@@ -214,7 +216,7 @@ class FamilyMixture(_Estimator):
         run = em.EMRun(self._family(), block, state, data, hyper,
                        dm.to_device(self.tol, dtype), max_iter=self.max_iter, quick=quick,
                        accelerate=self._accelerated(),
-                       convergence=self._convergence_rule())
+                       convergence=self._convergence_rule(), mesh=mesh)
         return LiveFit(self, run, None, keys, n)
 
     #: Rows of the reservoir sample a streamed fit starts from (GaussianMixture's).

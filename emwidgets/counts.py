@@ -43,11 +43,13 @@ class PoissonMixture(SamplesRows, FamilyMixture):
 
     def __init__(self, n_components=1, *, tol=1e-6, max_iter=1000, n_init=1,
                  init_params="random_from_data", weights_init=None, rates_init=None,
-                 random_state=None, accelerate=None, convergence="change"):
+                 random_state=None, accelerate=None, convergence="change",
+                 devices=None):
         self.n_components = n_components
         self.tol = tol
         self.accelerate = accelerate
         self.convergence = convergence
+        self.devices = devices
         self.max_iter = max_iter
         self.n_init = n_init
         self.init_params = init_params
@@ -169,11 +171,13 @@ class MultinomialMixture(SamplesRows, FamilyMixture):
 
     def __init__(self, n_components=1, *, tol=1e-6, max_iter=1000, n_init=1,
                  init_params="random_from_data", weights_init=None, probabilities_init=None,
-                 random_state=None, accelerate=None, convergence="change"):
+                 random_state=None, accelerate=None, convergence="change",
+                 devices=None):
         self.n_components = n_components
         self.tol = tol
         self.accelerate = accelerate
         self.convergence = convergence
+        self.devices = devices
         self.max_iter = max_iter
         self.n_init = n_init
         self.init_params = init_params

@@ -49,13 +49,15 @@ class MixtureModel(FamilyMixture):
 
     def __init__(self, log_prob: Callable = None, init: Callable = None, *, n_components=1,
                  tol=1e-6, max_iter=200, n_init=4, newton_steps=3, random_state=None,
-                 accelerate=None, convergence="change"):
+                 accelerate=None, convergence="change",
+                 devices=None):
         self.log_prob = log_prob
         self.init = init
         self.n_components = n_components
         self.tol = tol
         self.accelerate = accelerate
         self.convergence = convergence
+        self.devices = devices
         self.max_iter = max_iter
         self.n_init = n_init
         self.newton_steps = newton_steps

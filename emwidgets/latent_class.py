@@ -55,11 +55,13 @@ class LatentClassModel(SamplesRows, FamilyMixture):
 
     def __init__(self, n_components=2, *, tol=1e-6, max_iter=1000, n_init=10,
                  init_params="random", weights_init=None, probabilities_init=None,
-                 max_levels=MAX_LEVELS, random_state=None, accelerate=None, convergence="change"):
+                 max_levels=MAX_LEVELS, random_state=None, accelerate=None, convergence="change",
+                 devices=None):
         self.n_components = n_components
         self.tol = tol
         self.accelerate = accelerate
         self.convergence = convergence
+        self.devices = devices
         self.max_iter = max_iter
         self.n_init = n_init
         self.init_params = init_params

@@ -45,12 +45,14 @@ class StudentMixture(SamplesRows, FamilyMixture):
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-4, reg_covar=1e-6,
                  max_iter=200, n_init=1, init_params="random_from_data", dof=10.0,
                  fix_dof=False, means_init=None, random_state=None, accelerate=None,
-                 convergence="change"):
+                 convergence="change",
+                 devices=None):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
         self.accelerate = accelerate
         self.convergence = convergence
+        self.devices = devices
         self.reg_covar = reg_covar
         self.max_iter = max_iter
         self.n_init = n_init

@@ -42,6 +42,31 @@ for name, X, kw, fit_kw in [
                 "trace": float(np.abs(a.trace - b.trace)[finite].max()),
                 "means": float(np.abs(one.means_ - many.means_).max()),
                 "sharded": many.start(X, **fit_kw).run.data.w.sharding.num_devices})
+# Every family's estimator takes devices= too (the driver owns the reduction).
+import jax.numpy as jnp
+from emwidgets import LatentClassModel, MixtureModel, PoissonMixture, StudentMixture
+counts = rng.poisson(np.array([[1.0, 4.0], [6.0, 1.0]])[rng.choice(2, 3001)]).astype(float)
+answers = (rng.random((2001, 4)) < 0.3 + 0.4 * rng.choice(2, (2001, 1))).astype(float)
+answers[rng.random(answers.shape) < 0.05] = np.nan
+for name, make, X in [("poisson", PoissonMixture, counts),
+                      ("latent classes, missing answers", LatentClassModel, answers),
+                      ("student t", StudentMixture, small),
+                      ("a user's family (autodiff M-step)", lambda *a, **k: MixtureModel(
+                          lambda t, x: -0.5 * ((x - t["m"]) ** 2).sum(),
+                          lambda g, X: {"m": X[g.integers(len(X))]}, n_components=a[0], **k),
+                       small[:1500])]:
+    one = make(2, n_init=4, random_state=0, tol=1e-8, max_iter=60).fit(X)
+    many = make(2, n_init=4, random_state=0, tol=1e-8, max_iter=60, devices="all").fit(X)
+    a, b = one.restarts_, many.restarts_
+    finite = np.isfinite(a.trace)
+    out.append({"case": name, "same_iterations": bool((a.n_iter == b.n_iter).all()),
+                "trace": float(np.abs(a.trace - b.trace)[finite].max()),
+                "means": float(max(np.nanmax(np.abs(np.asarray(u, float) - np.asarray(v, float)))
+                                   for u, v in zip(jax.tree.leaves(a.params),
+                                                   jax.tree.leaves(b.params)))),
+                "sharded": many.start(X).run.data.w.sharding.num_devices,
+                # (Newton steps on autodiff derivatives amplify the sums' rounding)
+                "loose": name.startswith("a user's")})
 print(json.dumps(out))
 '''
 
@@ -57,7 +82,8 @@ def test_sharded_over_devices_equals_one_device(n_devices):
     for case in json.loads(out.stdout.strip().splitlines()[-1]):
         assert case["sharded"] == n_devices, case
         assert case["same_iterations"], case
-        assert case["trace"] < 1e-10 and case["means"] < 1e-8, case
+        scale = 100 if case.get("loose") else 1
+        assert case["trace"] < 1e-10 * scale and case["means"] < 1e-8 * scale, case
 
 
 FLOAT32_BLOCKS = r'''

@@ -99,8 +99,9 @@ class Family(NamedTuple):
         m_step_reads_data: the M-step has no closed form in summed statistics
             and needs more passes over the data (a user's family maximised by
             autodiff): it is called as ``m_step(ctx, stats, hyper, reduce)``,
-            where ``reduce(fn)`` sums ``fn(x_block, w_block)`` over the blocks
-            (the driver's reduction, like the E-step's).
+            where ``reduce(fn, *operands)`` sums ``fn(x_block, w_block, *operands)``
+            over the blocks (the driver's reduction, like the E-step's; arrays
+            ``fn`` needs come as operands, see :func:`block_sum`).
         vector_form: an :class:`accel.VectorForm`, the parameters' unconstrained
             form, which accelerated EM extrapolates in (None: not accelerable).
     """
@@ -118,10 +119,10 @@ class Family(NamedTuple):
 def em_step(family: Family, params, data: "Data", hyper, block_size: int):
     """One EM iteration of one restart: (new_params, objective of ``params``, Health)."""
     ctx = family.prepare(params, hyper)
-    stats = block_sum(lambda x, w, b: family.e_step(ctx, x, w), data, block_size)
+    stats = block_sum(lambda x, w, b, c: family.e_step(c, x, w), data, block_size, (ctx,))
     if family.m_step_reads_data:
-        def reduce(fn):
-            return block_sum(lambda x, w, b: fn(x, w), data, block_size)
+        def reduce(fn, *operands):
+            return block_sum(lambda x, w, b, *o: fn(x, w, *o), data, block_size, operands)
 
         new_params, health = family.m_step(ctx, stats, hyper, reduce)
     else:
@@ -186,8 +187,8 @@ def place(tree, sharding):
     return jax.tree.map(one, tree)
 
 
-def block_sum(fn: Callable, data: Data, block_size: int):
-    """Sum ``fn(x_block, w_block, block_index)`` over blocks of samples.
+def block_sum(fn: Callable, data: Data, block_size: int, operands: tuple = ()):
+    """Sum ``fn(x_block, w_block, block_index, *operands)`` over blocks of samples.
 
     ``data.x`` is an (n_padded, D) array or a pytree of per-row arrays (each
     with leading axis n_padded; see :mod:`missing`). ``fn`` returns a pytree
@@ -196,21 +197,28 @@ def block_sum(fn: Callable, data: Data, block_size: int):
 
     The reduction is the driver's: while a sharded run is traced (``ROW_MESH``),
     every device sums the blocks of its own rows and the devices' sums are added
-    with one collective (``psum``), whatever the family.
+    with one collective (``psum``), whatever the family. Arrays ``fn`` needs besides the
+    rows (the parameters, a family's prepared context) come as ``operands``, not closed
+    over: each device then sees them as its own replicated copy (closed over, a value
+    laid out for the whole mesh meets the devices' manual view, and some operations
+    refuse it: "Context mesh ... should match the mesh of sharding").
     """
     mesh = ROW_MESH.get()
     if mesh is None:
-        return _local_block_sum(fn, data, block_size)
+        return _local_block_sum(lambda x, w, b: fn(x, w, b, *operands), data, block_size)
     from jax.sharding import PartitionSpec
 
     n_devices = mesh.devices.size
     local_block = min(block_size, data.w.shape[0] // n_devices)
 
-    def local(d: Data):
-        return lax.psum(_local_block_sum(fn, d, local_block), ROWS)
+    def local(d: Data, ops):
+        return lax.psum(_local_block_sum(lambda x, w, b: fn(x, w, b, *ops), d, local_block),
+                        ROWS)
 
     spec = jax.tree.map(lambda _: PartitionSpec(ROWS), data)
-    return jax.shard_map(local, mesh=mesh, in_specs=(spec,), out_specs=PartitionSpec())(data)
+    everywhere = jax.tree.map(lambda _: PartitionSpec(), tuple(operands))
+    return jax.shard_map(local, mesh=mesh, in_specs=(spec, everywhere),
+                         out_specs=PartitionSpec())(data, tuple(operands))
 
 
 def _local_block_sum(fn: Callable, data: Data, block_size: int):

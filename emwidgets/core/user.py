@@ -67,7 +67,8 @@ def user_family(log_prob: Callable, newton_steps: int = 3) -> Family:
         _, unravel = ravel_pytree(one)
         vec = jax.vmap(lambda t: ravel_pytree(t)[0])(old.theta)  # (K, P)
 
-        def q_block(v, x, w, c):
+        # (Arrays a block reads come to reduce as operands: see em.block_sum.)
+        def q_block(v, x, w, c, old):
             """sum over the block of r_ic log p(x_i | v) for component c, r under ``old``."""
             r = responsibilities(log_joint(log_prob, old, x), w)[0][:, c]
             lp = jax.vmap(lambda row: log_prob(unravel(v), row))(x)
@@ -76,12 +77,12 @@ def user_family(log_prob: Callable, newton_steps: int = 3) -> Family:
         comps = jnp.arange(k)
 
         def derivatives(v):
-            def block(x, w):
-                val = jax.vmap(lambda vc, c: q_block(vc, x, w, c))(v, comps)
-                g = jax.vmap(jax.grad(lambda vc, c: q_block(vc, x, w, c)))(v, comps)
-                h = jax.vmap(jax.hessian(lambda vc, c: q_block(vc, x, w, c)))(v, comps)
-                return val, g, h
-            return reduce(block)
+            def block(x, w, v, old):
+                q = lambda vc, c: q_block(vc, x, w, c, old)  # noqa: E731
+                comps = jnp.arange(k)
+                return (jax.vmap(q)(v, comps), jax.vmap(jax.grad(q))(v, comps),
+                        jax.vmap(jax.hessian(q))(v, comps))
+            return reduce(block, v, old)
 
         steps = jnp.asarray(STEP_LENGTHS, vec.dtype)
         for _ in range(newton_steps):
@@ -95,11 +96,11 @@ def user_family(log_prob: Callable, newton_steps: int = 3) -> Family:
             direction = jnp.where(ascent[:, None] & jnp.isfinite(newton), newton, g / scale)
             cand = vec[None] + steps[:, None, None] * direction[None]  # (S, K, P)
 
-            def values(x, w, cand=cand):
-                return jax.vmap(lambda vs: jax.vmap(lambda vc, c: q_block(vc, x, w, c))(
-                    vs, comps))(cand)
+            def values(x, w, cand, old):
+                return jax.vmap(lambda vs: jax.vmap(lambda vc, c: q_block(vc, x, w, c, old))(
+                    vs, jnp.arange(k)))(cand)
 
-            qs = reduce(values)  # (S, K)
+            qs = reduce(values, cand, old)  # (S, K)
             qs = jnp.where(jnp.isfinite(qs) & (qs >= q0[None]), qs, -jnp.inf)
             qs = qs.at[-1].set(q0)  # the zero step is always allowed
             best = jnp.argmax(qs, axis=0)
