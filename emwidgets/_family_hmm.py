@@ -53,7 +53,8 @@ class MarkovOver:
         r = len(keys)
         n_seq, t_max, p = seqs.x.shape
         work = n_seq * t_max * s * (s + p + 1)
-        r_program = em.restart_bucket(r, work)
+        mesh = dm.restart_mesh(getattr(self, "devices", None))  # restarts over the devices
+        r_program = dm.round_up(em.restart_bucket(r, work), mesh)
         key_data = _padded_key_data(keys, r_program)
         emission = self._initial_params(key_data, rows, np.ones(len(rows)), s)
         emission = emission._replace(weights=np.ones_like(emission.weights))
@@ -71,7 +72,7 @@ class MarkovOver:
         run = em.EMRun(MK.markov_family(self._emissions), n_seq, state, H.sequence_data(seqs),
                        self._hyper(s), dm.to_device(self.tol, dtype), max_iter=self.n_iter,
                        quick=em.quick_compile(work * r_program), accelerate=self._accelerated(),
-                       convergence=self._convergence_rule())
+                       convergence=self._convergence_rule(), mesh=mesh)
         return LiveFit(self, run, None, keys, len(rows))
 
     def fit(self, X, lengths=None):

@@ -196,9 +196,9 @@ class FamilyMixture(_Estimator):
         self._k_program = k_program = max(k, self._program_components) if masked else k
         r_program = em.restart_bucket(n_restarts, n * k_program * (p + 1))
         width = 2 * r_program * k_program + self._features_per_row(p)
-        mesh = dm.row_mesh(getattr(self, "devices", None))  # (a family's HMM: one device)
+        mesh = dm.device_mesh(getattr(self, "devices", None), n, r_program)  # (HMMs: None)
         n_padded, block = dm.padded_length(n, dm.choose_block_size(n, width),
-                                           1 if mesh is None else mesh.devices.size)
+                                           dm.rows_shards(mesh))
         dtype = dm.float_dtype()
         xp = np.zeros((n_padded, p), dtype)
         xp[:n] = rows

@@ -296,7 +296,8 @@ class PoissonHMM(MarkovOver, PoissonMixture):
 
     def __init__(self, n_components=1, *, n_iter=100, tol=1e-6, n_init=1,
                  init_params="random_from_data", rates_init=None, startprob_init=None,
-                 transmat_init=None, random_state=None, accelerate=None, convergence="change"):
+                 transmat_init=None, random_state=None, accelerate=None, convergence="change",
+                 devices=None):
         self.n_components = n_components
         self.startprob_init = startprob_init
         self.transmat_init = transmat_init
@@ -304,6 +305,7 @@ class PoissonHMM(MarkovOver, PoissonMixture):
         self.tol = tol
         self.accelerate = accelerate
         self.convergence = convergence
+        self.devices = devices
         self.n_init = n_init
         self.init_params = init_params
         self.rates_init = rates_init

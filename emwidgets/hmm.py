@@ -125,7 +125,8 @@ class GaussianHMM(_Estimator):
 
     def __init__(self, n_components=1, *, covariance_type="diag", min_covar=1e-3, n_iter=100,
                  tol=1e-4, n_init=1, init_params="kmeans", random_state=None,
-                 spurious="rank_last", accelerate=None, convergence="change"):
+                 spurious="rank_last", accelerate=None, convergence="change",
+                 devices=None):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.min_covar = min_covar
@@ -133,6 +134,7 @@ class GaussianHMM(_Estimator):
         self.tol = tol
         self.accelerate = accelerate
         self.convergence = convergence
+        self.devices = devices
         self.n_init = n_init
         self.init_params = init_params
         self.random_state = random_state
@@ -176,6 +178,11 @@ class GaussianHMM(_Estimator):
         # Small data: restarts padded to a power of two (em.restart_bucket), quick compilation.
         work = n_seq * t_max * s_program * (s_program + d * d + d + 1)
         r_program = r if self.init_params == "" else em.restart_bucket(r, work)
+        mesh = dm.restart_mesh(self.devices)  # (restarts over the devices, every sequence on each)
+        if self.init_params != "":
+            r_program = dm.round_up(r_program, mesh)
+        elif r_program != dm.round_up(r_program, mesh):
+            mesh = None  # (a given model: its restarts cannot be padded; one device)
         quick = em.quick_compile(work * r_program)
         if self.init_params == "":
             state = em.init_state(self._given_params(scaling, dtype, r))
@@ -202,7 +209,7 @@ class GaussianHMM(_Estimator):
                        H.HMMHyper(reg, active),
                        dm.to_device(self.tol, dtype), max_iter=self.n_iter, quick=quick,
                        accelerate=self._accelerated(),
-                       convergence=self._convergence_rule())
+                       convergence=self._convergence_rule(), mesh=mesh)
         return LiveFit(self, run, scaling, keys, len(Xa))
 
     def _given_params(self, s: dm.Scaling, dtype, n_restarts):

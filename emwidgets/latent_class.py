@@ -297,7 +297,8 @@ class CategoricalHMM(MarkovOver, LatentClassModel):
 
     def __init__(self, n_components=2, *, n_iter=100, tol=1e-6, n_init=1, init_params="random",
                  probabilities_init=None, startprob_init=None, transmat_init=None,
-                 max_levels=MAX_LEVELS, random_state=None, accelerate=None, convergence="change"):
+                 max_levels=MAX_LEVELS, random_state=None, accelerate=None, convergence="change",
+                 devices=None):
         self.n_components = n_components
         self.startprob_init = startprob_init
         self.transmat_init = transmat_init
@@ -305,6 +306,7 @@ class CategoricalHMM(MarkovOver, LatentClassModel):
         self.tol = tol
         self.accelerate = accelerate
         self.convergence = convergence
+        self.devices = devices
         self.n_init = n_init
         self.init_params = init_params
         self.probabilities_init = probabilities_init

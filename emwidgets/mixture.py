@@ -270,8 +270,6 @@ class GaussianMixture(_Estimator):
         self._check_parameters(Xa)
         k, (n, d) = self.n_components, Xa.shape
         weights = None if sample_weight is None else check_sample_weight(sample_weight, n)
-        mesh = dm.row_mesh(self.devices)
-        shards = 1 if mesh is None else mesh.devices.size
         # A program for more components than used serves every smaller K (the
         # extra ones are masked); select_model relies on it to compile once.
         k_program = max(k, getattr(self, "_program_components", k))
@@ -281,6 +279,8 @@ class GaussianMixture(_Estimator):
         stats = cov.n_quad(d) + d + 1
         # Small data: restarts padded to a power of two (em.restart_bucket).
         r_program = em.restart_bucket(n_restarts, n * k_program * stats)
+        mesh = dm.device_mesh(self.devices, n, r_program)
+        shards = dm.rows_shards(mesh)
         scaling = getattr(self, "_given_scaling", None) or dm.fit_scaling(Xa, weights)
         V.check_scale(scaling.scale)
         # (A prior, not reg_covar, regularises MAP estimates, and it scales with the data.)

@@ -16,8 +16,21 @@ warnings.simplefilter("ignore")
 import jax, numpy as np
 jax.config.update("jax_enable_x64", True)
 from emwidgets import GaussianMixture
+import emwidgets.core.data as dm
 assert jax.device_count() == N_DEVICES, jax.devices()
+# MODE "rows": the rows sharded whatever their count; "restarts": the restarts spread
+# over the devices (each holds every row), as fits of fewer than 100,000 rows are.
+dm.SPREAD_RESTARTS_BELOW = 0 if "MODE" == "rows" else 10**9
 rng = np.random.default_rng(0)
+
+def layout(live):
+    """How a started fit is laid out: (axis the restarts' objectives are split over,
+    devices the data's weights are on, whether those are split)."""
+    spec = live.run._device.objective.sharding.spec
+    w = live.run.data.w.sharding
+    return {"restart_axis": spec[0] if len(spec) else None, "devices": w.num_devices,
+            "rows_split": not w.is_fully_replicated}
+
 # 5,001 rows (not a multiple of any device count: zero-weight padding), and 40,003 rows,
 # several blocks a device.
 small = np.r_[rng.normal(0, 1, (3001, 3)), rng.normal(3, 1, (2000, 3))]
@@ -41,7 +54,7 @@ for name, X, kw, fit_kw in [
     out.append({"case": name, "same_iterations": bool((a.n_iter == b.n_iter).all()),
                 "trace": float(np.abs(a.trace - b.trace)[finite].max()),
                 "means": float(np.abs(one.means_ - many.means_).max()),
-                "sharded": many.start(X, **fit_kw).run.data.w.sharding.num_devices})
+                "layout": layout(many.start(X, **fit_kw))})
 # Every family's estimator takes devices= too (the driver owns the reduction).
 import jax.numpy as jnp
 from emwidgets import LatentClassModel, MixtureModel, PoissonMixture, StudentMixture
@@ -64,23 +77,46 @@ for name, make, X in [("poisson", PoissonMixture, counts),
                 "means": float(max(np.nanmax(np.abs(np.asarray(u, float) - np.asarray(v, float)))
                                    for u, v in zip(jax.tree.leaves(a.params),
                                                    jax.tree.leaves(b.params)))),
-                "sharded": many.start(X).run.data.w.sharding.num_devices,
+                "layout": layout(many.start(X)),
                 # (Newton steps on autodiff derivatives amplify the sums' rounding)
                 "loose": name.startswith("a user's")})
+if "MODE" == "restarts":  # HMMs spread their restarts (their rows are sequences)
+    from emwidgets import GaussianHMM, PoissonHMM
+    states = np.repeat(rng.choice(2, 60), 25)  # two sequences, long runs of each state
+    obs = rng.normal(np.array([[0.0, 0.0], [3.0, 1.0]])[states], 1.0)
+    lengths = [900, 600]
+    for name, make, X in [("gaussian hmm", lambda **k: GaussianHMM(2, **k), obs),
+                          ("poisson hmm", lambda **k: PoissonHMM(2, **k),
+                           rng.poisson(np.array([[1.0], [5.0]])[states]).astype(float))]:
+        kw = dict(n_init=3, random_state=0, tol=1e-8, n_iter=60)
+        one, many = make(**kw).fit(X, lengths), make(devices="all", **kw).fit(X, lengths)
+        a, b = one.restarts_, many.restarts_
+        finite = np.isfinite(a.trace)
+        out.append({"case": name, "same_iterations": bool((a.n_iter == b.n_iter).all()),
+                    "trace": float(np.abs(a.trace - b.trace)[finite].max()),
+                    "means": float(max(np.nanmax(np.abs(np.asarray(u, float)
+                                                        - np.asarray(v, float)))
+                                       for u, v in zip(jax.tree.leaves(a.params),
+                                                       jax.tree.leaves(b.params)))),
+                    "layout": layout(many.start(X, lengths))})
 print(json.dumps(out))
 '''
 
 
-@pytest.mark.parametrize("n_devices", [2, 4])
-def test_sharded_over_devices_equals_one_device(n_devices):
+@pytest.mark.parametrize("n_devices, mode", [(2, "rows"), (4, "rows"), (2, "restarts")])
+def test_sharded_over_devices_equals_one_device(n_devices, mode):
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n_devices}",
            "EMWIDGETS_COMPILATION_CACHE": "0"}
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
-    out = subprocess.run([sys.executable, "-c", CHILD.replace("N_DEVICES", str(n_devices))],
+    child = CHILD.replace("N_DEVICES", str(n_devices)).replace("MODE", mode)
+    out = subprocess.run([sys.executable, "-c", child],
                          env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     for case in json.loads(out.stdout.strip().splitlines()[-1]):
-        assert case["sharded"] == n_devices, case
+        assert case["layout"] == ({"restart_axis": None, "devices": n_devices,
+                                   "rows_split": True} if mode == "rows" else
+                                  {"restart_axis": "restarts", "devices": n_devices,
+                                   "rows_split": False}), case
         assert case["same_iterations"], case
         scale = 100 if case.get("loose") else 1
         assert case["trace"] < 1e-10 * scale and case["means"] < 1e-8 * scale, case

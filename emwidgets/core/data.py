@@ -112,6 +112,51 @@ def padded_length(n_samples: int, block_size: int, n_shards: int = 1) -> tuple[i
     return n_blocks * block_size, block_size
 
 
+#: Below this many rows a fit on several devices spreads its restarts over them (every
+#: device holds all the rows) rather than sharding the rows, when the restarts (padded)
+#: divide evenly; at and above it, or otherwise, the rows are sharded.
+SPREAD_RESTARTS_BELOW = 100_000
+
+
+def device_mesh(devices, n_rows: int, n_restarts: int):
+    """The mesh a fit of ``n_rows`` rows and ``n_restarts`` (padded) restarts runs on:
+    None (one device), a ``"restarts"`` mesh for small data whose restarts divide
+    evenly over the devices (in one process: see :func:`restart_mesh`), else a
+    ``"rows"`` mesh (:func:`row_mesh`)."""
+    mesh = row_mesh(devices)
+    if (mesh is not None and n_rows < SPREAD_RESTARTS_BELOW
+            and n_restarts % mesh.devices.size == 0 and jax.process_count() == 1):
+        from jax.sharding import Mesh
+
+        return Mesh(mesh.devices, ("restarts",))
+    return mesh
+
+
+def restart_mesh(devices):
+    """A ``"restarts"`` mesh over ``devices`` (:func:`row_mesh`'s values), or None for
+    one device: an HMM spreads its restarts (its rows are sequences, not split). Only in
+    one process: the host reads every restart's status and trace after each call, which
+    across processes (``jax.distributed``) would need a gather; there it runs on one."""
+    mesh = row_mesh(devices)
+    if mesh is None or jax.process_count() > 1:
+        return None
+    from jax.sharding import Mesh
+
+    return Mesh(mesh.devices, ("restarts",))
+
+
+def round_up(n: int, mesh) -> int:
+    """``n`` restarts padded to a multiple of ``mesh``'s devices (padded restarts start
+    stopped, as :func:`em.restart_bucket`'s)."""
+    size = 1 if mesh is None else mesh.devices.size
+    return -(-n // size) * size
+
+
+def rows_shards(mesh) -> int:
+    """How many devices a fit's rows are split over (1 unless a ``"rows"`` mesh)."""
+    return mesh.devices.size if mesh is not None and mesh.axis_names == ("rows",) else 1
+
+
 def row_mesh(devices):
     """The mesh whose ``"rows"`` axis a fit shards its samples over (``devices`` of an
     estimator: None, one device; ``"all"``, every device of the default backend; an

@@ -161,6 +161,14 @@ class EMState(NamedTuple):
 #: a sharded run is traced (:func:`make_runner`'s ``mesh``); None: one device.
 ROW_MESH = contextvars.ContextVar("emwidgets_row_mesh", default=None)
 ROWS = "rows"
+#: A mesh with this axis spreads the restarts over its devices instead (small data:
+#: every device holds all the rows and runs its share of the restarts; no collective
+#: but the loop's "any restart still running").
+RESTARTS = "restarts"
+
+
+def spreads_restarts(mesh) -> bool:
+    return mesh is not None and mesh.axis_names == (RESTARTS,)
 
 
 def shard_rows(data: Data, mesh) -> Data:
@@ -444,7 +452,9 @@ def make_runner(family: Family, block_size: int, group_size: int | None = None,
     ``rule``: the convergence test, "change" (the family's) or "gap" (:func:`gap_converged`).
     ``mesh``: a device mesh whose ``"rows"`` axis the data's rows are sharded over
     (:func:`shard_rows`): every reduction over samples is a per-device sum and a
-    collective (:func:`block_sum`).
+    collective (:func:`block_sum`); or whose ``"restarts"`` axis the restarts are
+    spread over (the state's restart axis split, the data on every device; the
+    compiler partitions the vmapped restarts, :class:`EMRun` places the arrays).
     With ``accelerate``, an iteration is a SQUAREM cycle (:mod:`accel`): the
     state must carry an :class:`accel.Accel` (:class:`EMRun` adds it).
     """
@@ -523,7 +533,8 @@ def make_runner(family: Family, block_size: int, group_size: int | None = None,
 
     @functools.wraps(traced)
     def advance(*args, **kwargs):  # (the body runs when traced: the flag holds for tracing)
-        token, rows = TRACING_QUICK.set(quick), ROW_MESH.set(mesh)
+        token = TRACING_QUICK.set(quick)
+        rows = ROW_MESH.set(None if spreads_restarts(mesh) else mesh)
         try:
             return traced(*args, **kwargs)
         finally:
@@ -576,7 +587,16 @@ class EMRun:
         n_restarts = int(state.status.shape[0])
         self._trace = np.full((n_restarts, self.max_iter), np.nan,
                               np.dtype(jax.tree.leaves(state.params)[0].dtype))
-        if mesh is not None:  # rows split over the devices, everything else on each of them
+        if spreads_restarts(mesh):  # each device its share of the restarts, and every row
+            from jax.sharding import NamedSharding, PartitionSpec
+
+            everywhere = NamedSharding(mesh, PartitionSpec())
+            split = NamedSharding(mesh, PartitionSpec(RESTARTS))
+            state = jax.tree.map(
+                lambda a: place(a, split if np.ndim(a) and np.shape(a)[0] == n_restarts
+                                else everywhere), state)
+            data, hyper, tol = place((data, hyper, tol), everywhere)
+        elif mesh is not None:  # rows split over the devices, everything else on each of them
             from jax.sharding import NamedSharding, PartitionSpec
 
             data = shard_rows(data, mesh)
