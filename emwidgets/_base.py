@@ -478,6 +478,17 @@ class LiveFit:
         return self.estimator._restarts(self.run.state, self.scaling, self.keys,
                                         n_samples=self.n_samples)
 
+    def at(self, iteration: int) -> "LiveFit":
+        """This fit as it was after ``iteration`` iterations, exactly (an iteration
+        scrubber's frame): every restart's parameters equal a fresh fit stopped there
+        (``max_iter=iteration``); replayed from a stored checkpoint by the same compiled
+        program, so nothing compiles (:meth:`em.EMRun.at`). Not for a streamed fit."""
+        if not hasattr(self.run, "at"):
+            raise ValueError("A streamed fit cannot be rewound: each iteration was a pass "
+                             "over the source. Fit the data in memory to scrub it.")
+        return LiveFit(self.estimator, self.run.at(iteration), self.scaling, self.keys,
+                       self.n_samples, self.features)
+
     def finish(self):
         """Set the estimator's fitted attributes from the best restart.
 

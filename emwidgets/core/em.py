@@ -608,6 +608,9 @@ class EMRun:
         self.data = data
         self.hyper = hyper
         self.tol = tol
+        # The device state after each call (iteration -> state): :meth:`at` replays from
+        # the nearest one. At most MAX_CHECKPOINTS, thinned by halves (the first kept).
+        self._checkpoints = {self._iteration: state}
 
     @property
     def state(self) -> EMState:
@@ -638,6 +641,40 @@ class EMRun:
             ran = self._iteration - base
             if ran > 0:
                 self._trace[:, base:self._iteration] = np.asarray(s.trace)[:, :ran]
+                self._checkpoint(s)
             if ran <= 0 or self._iteration >= stop_at or self.done:
                 break
         return self.state
+
+    #: Device states kept for :meth:`at`: memory is this many times the state's (every
+    #: restart's parameters and a (R, TRACE_CHUNK) trace buffer), whatever the run's length.
+    MAX_CHECKPOINTS = 32
+
+    def _checkpoint(self, s: EMState):
+        if self._checkpoints is None:
+            return
+        self._checkpoints[self._iteration] = s
+        if len(self._checkpoints) > self.MAX_CHECKPOINTS:
+            kept = sorted(self._checkpoints)
+            self._checkpoints = {t: self._checkpoints[t] for t in kept[::2]}
+
+    def at(self, iteration: int) -> "EMRun":
+        """This run as it was after ``iteration`` iterations (clipped to those run),
+        exactly: a copy replayed by the same compiled program from the nearest earlier
+        checkpoint (a call's ``stop_at`` is traced, so nothing compiles). Every restart
+        that had stopped by then is as it stopped; the copy keeps no checkpoints."""
+        if self._checkpoints is None:
+            raise ValueError("This run is itself a replay; call at() on the original run.")
+        t = int(np.clip(iteration, 0, self._iteration))
+        start = max(c for c in self._checkpoints if c <= t)
+        copy = object.__new__(EMRun)
+        copy.__dict__.update(self.__dict__)
+        copy._checkpoints = None
+        state = self._checkpoints[start]
+        copy._device, copy._iteration = state, start
+        copy._status = np.asarray(state.status)
+        copy._trace = self._trace.copy()
+        copy._trace[:, start:] = np.nan
+        if t > start:
+            copy.advance(t - start)
+        return copy
