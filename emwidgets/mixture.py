@@ -11,6 +11,7 @@ also be advanced a few iterations at a time for live views with
 """
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from typing import Optional
@@ -415,6 +416,30 @@ class GaussianMixture(_Estimator):
     def fit_predict(self, X, y=None, sample_weight=None):
         return self.fit(X, sample_weight=sample_weight).predict(X)
 
+    def _set_restart(self, restarts, b: int):
+        """The fitted attributes of restart ``b``."""
+        p = restarts.params
+        self.weights_ = p["weights"][b]
+        self.means_ = p["means"][b]
+        self.covariances_ = p["covariances"][b]
+        self.precisions_cholesky_ = p["precisions_cholesky"][b]
+        # In float64 on the host: precisions of wide-ranged data stay finite.
+        pc = np.asarray(self.precisions_cholesky_, np.float64)
+        self.precisions_ = (pc @ np.swapaxes(pc, -1, -2)
+                            if self.covariance_type in ("full", "tied") else pc**2)
+        self.converged_ = bool(restarts.converged[b])
+        self.n_iter_ = int(restarts.n_iter[b])
+        self.lower_bound_ = float(restarts.objective[b]) if self.max_iter > 0 else -np.inf
+        self.lower_bounds_ = list(restarts.trace[b, : self.n_iter_])
+
+    def restart(self, restart: int) -> "GaussianMixture":
+        """The fitted model of restart ``restart`` of the last fit (a copy: the best one's
+        attributes are ``self``'s); ``restarts_`` is shared."""
+        self._check_fitted()
+        other = copy.copy(self)
+        other._set_restart(self.restarts_, int(restart))
+        return other
+
     def replay(self, X, restart: int, sample_weight=None) -> "GaussianMixture":
         """Fit restart ``restart`` of the last fit alone, from its own key.
 
@@ -469,19 +494,7 @@ class GaussianMixture(_Estimator):
             )
         b = restarts.best
         self._scaling = live.scaling
-        p = restarts.params
-        self.weights_ = p["weights"][b]
-        self.means_ = p["means"][b]
-        self.covariances_ = p["covariances"][b]
-        self.precisions_cholesky_ = p["precisions_cholesky"][b]
-        # In float64 on the host: precisions of wide-ranged data stay finite.
-        pc = np.asarray(self.precisions_cholesky_, np.float64)
-        self.precisions_ = (pc @ np.swapaxes(pc, -1, -2)
-                            if self.covariance_type in ("full", "tied") else pc**2)
-        self.converged_ = bool(restarts.converged[b])
-        self.n_iter_ = int(restarts.n_iter[b])
-        self.lower_bound_ = float(restarts.objective[b]) if self.max_iter > 0 else -np.inf
-        self.lower_bounds_ = list(restarts.trace[b, : self.n_iter_])
+        self._set_restart(restarts, b)
         self.restarts_ = restarts
         if not self.converged_ and self.max_iter > 0:
             warnings.warn(

@@ -66,3 +66,74 @@ def test_scrubbing_to_iteration_t_equals_a_fit_stopped_at_t(family):
                 np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, err_msg=f"{family} {t}")
     # the original run is untouched by the replays
     np.testing.assert_array_equal(live.snapshot().n_iter, live.at(40).snapshot().n_iter)
+
+
+def _explorer(**settings):
+    from emwidgets.widgets import EMExplorer
+
+    ex = EMExplorer(_blobs(), n_components=3, n_init=4, max_iter=30, tol=1e-300, **settings)
+    ex.run(block=True)
+    return ex
+
+
+def test_the_explorer_scrubs_and_steps_exactly_without_compiling():
+    ex = _explorer()
+    s = ex.session
+    last = s.iterations_run
+    assert last == 30 and ex.scrubber.max == 30 and not ex.scrubber.disabled
+    assert ex.e_step_button.disabled and ex.m_step_button.disabled  # at the run's end
+    best = s.snapshot.best
+    final_xy = ex.assignments.artists.ellipses[0].get_center()
+    with _compiles.count(this_thread=True) as c:
+        ex.scrubber.value = 3
+        p3 = s.frame_at(3)
+        ex.m_step()  # (p, q) = (4, 3): ellipses of iteration 4, colours of iteration 3
+        moved = ex._frame
+        ex.e_step()
+        stepped = ex._frame
+        ex.step_back()
+        back = ex._frame
+        ex.step_back()
+        back2 = ex._frame
+    assert c.compiled == 0 and c.loaded == 0, c
+    assert (moved, stepped, back, back2) == ((4, 3), (4, 4), (4, 3), (3, 3))
+    assert ex.scrubber.value == 3 and "iteration 3" in ex.step_note.value
+    # the frame's parameters are a fresh fit's after 3 iterations, for every restart
+    fresh = GaussianMixture(3, n_init=4, max_iter=3, tol=1e-300, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fresh.fit(ex.session.X)
+    # (float32, and the explorer's program serves up to 10 components, masked: the same
+    # iterations by other arithmetic, so to float32's precision; the engine's exactness is
+    # test_scrubbing_to_iteration_t_equals_a_fit_stopped_at_t's)
+    np.testing.assert_allclose(p3.restarts.params["means"], fresh.restarts_.params["means"],
+                               rtol=0, atol=1e-5)
+    # the drawn ellipses are the frame's (aligned to the final best's colours), not the end's
+    perm = s.snapshot.solutions.permutations[best]
+    centre = ex.assignments.artists.ellipses[0].get_center()
+    w = ex.assignments._projection(p3)
+    np.testing.assert_allclose(centre, (p3.restarts.params["means"][best] @ w)[perm][0])
+    assert not np.allclose(centre, final_xy)
+    assert ex.convergence.cursor.get_visible()
+    ex.to_convergence()
+    assert ex._frame is None and not ex.convergence.cursor.get_visible()
+    np.testing.assert_allclose(ex.assignments.artists.ellipses[0].get_center(), final_xy)
+    # the fitted models are one call away
+    assert ex.estimator_ is s.estimator
+    np.testing.assert_allclose(ex.restart(2).means_, s.estimator.restarts_.params["means"][2])
+
+
+def test_a_new_run_resets_the_scrubber_and_a_scrub_before_any_run_is_one_sentence():
+    from emwidgets.widgets import EMExplorer
+
+    ex = EMExplorer(_blobs(), n_components=3, n_init=4)
+    assert ex.scrubber.disabled
+    ex.show_iteration(3)
+    assert "press Run first" in ex.step_note.value
+    ex.run(block=True)
+    assert ex.session.iterations_run > 1
+    ex.scrubber.value = 1
+    assert ex._frame == (1, 1)
+    ex.session.n_components = 2
+    ex.run(block=True)
+    assert ex._frame is None and ex.scrubber.value == ex.session.iterations_run

@@ -123,6 +123,26 @@ class EMExplorer(W.VBox):
                                          layout=_layout())
         self.intervals = W.Checkbox(value=False, description="95% intervals of the means",
                                     indent=False, layout=_layout())
+        # Taking a finished run apart: any iteration, and E-step / M-step half steps.
+        self.scrubber = W.IntSlider(value=0, min=0, max=0, description="iteration",
+                                    disabled=True, continuous_update=True, style=_style(),
+                                    layout=_layout())
+        self.scrubber.add_class("emwidgets-scrubber")
+        small = lambda: W.Layout(width="140px")  # noqa: E731  (one Layout a widget)
+        self.e_step_button = W.Button(description="E-step", disabled=True, layout=small(),
+                                      tooltip="Recolour the points by the responsibilities "
+                                              "of the ellipses shown")
+        self.m_step_button = W.Button(description="M-step", disabled=True, layout=small(),
+                                      tooltip="Move the ellipses to the parameters those "
+                                              "responsibilities give")
+        self.back_button = W.Button(description="Step back", icon="step-backward",
+                                    disabled=True, layout=small())
+        self.end_button = W.Button(description="To convergence", icon="fast-forward",
+                                   disabled=True, layout=small())
+        self.step_note = W.HTML(layout=W.Layout(width="100%"))
+        self.step_note.add_class("emwidgets-step-note")
+        self._frame = None  # (p, q) shown: parameters after p iterations, labels after q
+        self._scrub_syncing = False
         self.status = W.HTML(layout=W.Layout(width="100%"))
         self.status.add_class("emwidgets-status")
         self.data_note = W.HTML(layout=W.Layout(width="100%"))
@@ -140,6 +160,11 @@ class EMExplorer(W.VBox):
         self.stop_button.on_click(lambda _: session.stop_async())
         self.restart_picker.observe(lambda ch: self._select(ch["new"]), "value")
         self.intervals.observe(lambda ch: self._draw_intervals(), "value")
+        self.scrubber.observe(self._on_scrub, "value")
+        self.e_step_button.on_click(lambda _: self.e_step())
+        self.m_step_button.on_click(lambda _: self.m_step())
+        self.back_button.on_click(lambda _: self.step_back())
+        self.end_button.on_click(lambda _: self.to_convergence())
         self.column_picker.observe(self._on_columns, "value")
         session.render_cost = lambda: sum(v.render_seconds for v in self.views.values())
         if "assignments" in self.views and hasattr(session, "density_for"):
@@ -161,9 +186,12 @@ class EMExplorer(W.VBox):
                        W.HTML("<b>Data and plotted axes</b>"),
                        self.column_picker, c["x_axis"], c["y_axis"],
                        W.HBox([self.run_button, self.stop_button]), self.restart_picker,
-                       self.intervals],
+                       self.intervals, W.HTML("<b>Take the run apart</b>"), self.scrubber,
+                       W.HBox([self.e_step_button, self.m_step_button]),
+                       W.HBox([self.back_button, self.end_button])],
                       layout=W.Layout(width="300px", min_width="300px"))
-        super().__init__([W.HBox([left, self._view_box()]), self.status, self.data_note])
+        super().__init__([W.HBox([left, self._view_box()]), self.status, self.step_note,
+                          self.data_note])
         self.add_class("emwidgets-explorer")
 
     def _repr_mimebundle_(self, **kwargs):
@@ -210,8 +238,113 @@ class EMExplorer(W.VBox):
         if self.restart_picker.value != restart and restart in [
                 v for _, v in self.restart_picker.options]:
             self.restart_picker.value = restart
-        if self.session.snapshot is not None:
+        if self._frame is not None:
+            self.show_iteration(*self._frame)
+        elif self.session.snapshot is not None:
             self._draw(self.session.snapshot)
+
+    # -- taking a finished run apart ----------------------------------------------
+    @property
+    def estimator_(self):
+        """The fitted model of the shown run (its best restart), or None."""
+        return self.session.estimator
+
+    def restart(self, restart: int):
+        """The fitted model of restart ``restart`` of the shown run."""
+        if self.session.estimator is None:
+            raise ValueError("There is no fitted model yet: press Run first.")
+        return self.session.estimator.restart(restart)
+
+    def show_iteration(self, iteration: int, labels_at=None):
+        """Draw every restart after ``iteration`` iterations (the scrubber), the points
+        coloured by the responsibilities after ``labels_at`` (default the same). Exact,
+        replayed without compiling (:meth:`FitSession.frame_at`)."""
+        last = self.session.iterations_run
+        p = int(np.clip(iteration, 0, last))
+        q = p if labels_at is None else int(np.clip(labels_at, max(p - 1, 0), p))
+        try:
+            snap = self.session.frame_at(p, q)
+        except ValueError as exc:
+            self.step_note.value = html.escape(str(exc))
+            return
+        self._frame = (p, q)
+        self.convergence.update(snap)
+        self.assignments.interval_patches = []
+        self.assignments.update(snap)
+        for name in ("convergence", "assignments"):
+            view = self.views.get(name)
+            if view is not None and view._render_wanted:
+                view.request_render()
+        self._scrub_syncing = True
+        try:
+            self.scrubber.value = p
+        finally:
+            self._scrub_syncing = False
+        self._sync_steps()
+
+    def e_step(self):
+        """Recolour the points by the responsibilities of the ellipses shown."""
+        p, q = self._frame or (self.session.iterations_run,) * 2
+        self.show_iteration(p, p)
+
+    def m_step(self):
+        """Move the ellipses to the parameters the shown responsibilities give (the
+        next iteration's), the points keeping their colours until the next E-step."""
+        p, q = self._frame or (self.session.iterations_run,) * 2
+        if q == p and p < self.session.iterations_run:
+            self.show_iteration(p + 1, p)
+
+    def step_back(self):
+        """Undo the last half step."""
+        p, q = self._frame or (self.session.iterations_run,) * 2
+        if q == p and p > 0:
+            self.show_iteration(p, p - 1)
+        elif q < p:
+            self.show_iteration(p - 1, p - 1)
+
+    def to_convergence(self):
+        """Back to the run's end: its own frame."""
+        self._frame = None
+        snap = self.session.snapshot
+        if snap is not None:
+            self._draw(snap)
+            self._request_renders()
+        self._sync_scrubber()
+
+    def _on_scrub(self, change):
+        if not self._scrub_syncing:
+            self.show_iteration(change["new"])
+
+    def _sync_scrubber(self):
+        """After a run: the scrubber spans its iterations, at the end."""
+        last = self.session.iterations_run
+        self._scrub_syncing = True
+        try:
+            self.scrubber.max = max(last, 1)
+            self.scrubber.value = last if self._frame is None else self._frame[0]
+            self.scrubber.disabled = last == 0
+        finally:
+            self._scrub_syncing = False
+        self._sync_steps()
+
+    def _sync_steps(self):
+        last = self.session.iterations_run
+        p, q = self._frame or (last, last)
+        self.e_step_button.disabled = last == 0 or q == p
+        self.m_step_button.disabled = last == 0 or q != p or p >= last
+        self.back_button.disabled = last == 0 or (p == 0 and q == p)
+        self.end_button.disabled = last == 0 or self._frame is None
+        if self._frame is None or last == 0:
+            self.step_note.value = ""
+            return
+        if q == p:
+            what = (f"iteration {p}: the ellipses after {p} EM iteration{'s' if p != 1 else ''},"
+                    " the points coloured by their responsibilities (E-step done; M-step next)")
+        else:
+            what = (f"iteration {p}: the M-step moved the ellipses; the points keep the "
+                    f"responsibilities of iteration {q} (E-step next)")
+        self.step_note.value = ('<span class="emwidgets-step-note-text" style="color:#1f4e79">'
+                                f"Scrubbing {html.escape(what)}.</span>")
 
     # -- observers --------------------------------------------------------------
     def _draw(self, snap):
@@ -284,6 +417,8 @@ class EMExplorer(W.VBox):
         snap = change["new"]
         if snap is None:
             return
+        self._frame = None  # a new frame of a run: the run's own
+        self._sync_scrubber()
         run = getattr(snap, "run", None)
         if snap.done or run != self._picker_run:
             self._picker_run = run

@@ -14,6 +14,7 @@ become a sentence in ``status``; the previous result stays.
 from __future__ import annotations
 
 import atexit
+import copy
 import os
 import threading
 import time
@@ -494,6 +495,7 @@ class FitSession(T.HasTraits):
                         fitted = None
             snap = self._snapshot(live, est, time.perf_counter() - t0, done=True)
             snap.stopped = stopped
+            self._replay = (generation, live, est, snap)  # what frame_at rewinds
             if stopped:
                 status = (f"Stopped at iteration {live.iteration} (not converged). "
                           + self._summary(snap))
@@ -511,6 +513,40 @@ class FitSession(T.HasTraits):
                     self.phase = "idle"
                     self.running = False
                     self._update_stale()
+
+    @property
+    def iterations_run(self) -> int:
+        """Iterations of the shown run that :meth:`frame_at` can show (0: none yet)."""
+        replay = getattr(self, "_replay", None)
+        if replay is None or replay[0] != self._shown_generation:
+            return 0
+        return replay[1].iteration
+
+    def frame_at(self, iteration: int, labels_at: Optional[int] = None) -> Snapshot:
+        """The shown run's frame after ``iteration`` iterations, exactly (the iteration
+        scrubber and the step buttons): every restart's parameters then, and its points
+        coloured by the responsibilities of the parameters after ``labels_at`` iterations
+        (default the same: after an M-step, one less). Replayed from a stored checkpoint
+        by the run's own compiled programs (:meth:`LiveFit.at`); nothing compiles. The
+        traces, ranking, solutions and colour alignment stay the finished run's, so a
+        component keeps its colour while scrubbing."""
+        if not self.iterations_run:
+            raise ValueError("There is no finished run to scrub: press Run first.")
+        _, live, est, final = self._replay
+        labels_at = iteration if labels_at is None else labels_at
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            snap = self._snapshot(live.at(iteration), est, final.elapsed, done=True)
+            if labels_at != iteration:
+                other = self._snapshot(live.at(labels_at), est, final.elapsed, done=True)
+                for name in ("labels", "uncertainty", "filled", "posteriors"):
+                    setattr(snap, name, getattr(other, name))
+        restarts = copy.copy(final.restarts)
+        restarts.params = snap.restarts.params
+        snap.restarts, snap.solutions = restarts, final.solutions
+        snap.iteration, snap.stopped, snap.run = final.iteration, final.stopped, final.run
+        snap.scrub, snap.labels_at = int(iteration), int(labels_at)
+        return snap
 
     def _alternatives(self) -> list:
         """(label, settings) of the programs a user is likely to want next: the

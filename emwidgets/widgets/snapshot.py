@@ -54,6 +54,11 @@ class Snapshot:
     #: per bin of the plotted plane over every row, and its extent (x0, x1, y0, y1).
     density: Optional[dict] = None
     density_extent: Optional[tuple] = None
+    #: A scrubbed frame (:meth:`FitSession.frame_at`): the iteration whose parameters are
+    #: drawn, and the one whose responsibilities colour the points (the same, or one less
+    #: after an M-step); None for a run's own frames.
+    scrub: Optional[int] = None
+    labels_at: Optional[int] = None
 
     @property
     def best(self) -> int:

@@ -247,6 +247,14 @@ class ConvergencePlot(_View):
         if self.artists.best_line.get_label() != label:
             self.artists.best_line.set_label(label)
             self.artists.ax.legend(loc="lower right", fontsize="small")
+        # A scrubbed frame: a cursor at its iteration (the run's traces stay whole).
+        cursor = getattr(self, "cursor", None)
+        if cursor is None or cursor.axes is not self.artists.ax:
+            self.cursor = cursor = self.artists.ax.axvline(
+                1, color="#1f4e79", lw=1.2, ls="--", zorder=4, visible=False)
+        if snap.scrub is not None:
+            cursor.set_xdata([max(snap.scrub, 1) * maps] * 2)
+        cursor.set_visible(snap.scrub is not None)
 
 
 class AssignmentPlot(_View):
@@ -333,9 +341,13 @@ class AssignmentPlot(_View):
             self.density_image.remove()
             self.density_image = None
         self.artists.points.set_visible(counts is None)
-        self.artists.ax.set_title(
-            f"Restart {r} (size = uncertainty)" if counts is None else
-            f"Restart {r}: all rows, by responsibility", fontsize="medium")
+        if snap.scrub is not None:
+            title = (f"Restart {r}, iteration {snap.scrub}" if snap.labels_at == snap.scrub
+                     else f"Restart {r}, iteration {snap.scrub} (M-step)")
+        else:
+            title = (f"Restart {r} (size = uncertainty)" if counts is None else
+                     f"Restart {r}: all rows, by responsibility")
+        self.artists.ax.set_title(title, fontsize="medium")
 
 
 class SelectionPlot(_View):
