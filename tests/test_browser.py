@@ -105,9 +105,9 @@ def test_a_session_across_three_explorers_in_one_kernel(browser, lab):
                                                                  timeout=60_000)
     counts = visible_controls(page)
     # 11 settings (accelerate included; no gaps: no missing control), columns, restart picker,
-    # intervals; the HMM explorer hides only its intervals box, and nothing of the mixture
-    # explorer's.
-    assert counts == [14, 13], counts
+    # intervals, the iteration scrubber; the HMM explorer hides only its intervals box, and
+    # nothing of the mixture explorer's.
+    assert counts == [15, 14], counts
     em = page.locator(".emwidgets-explorer").nth(0)
     hmm = page.locator(".emwidgets-explorer").nth(1)
 
@@ -247,6 +247,40 @@ def test_components_and_initialisation_after_a_first_run_compile_nothing(browser
                        "print(len(ran), est.n_components, est.init_params, ran)")
     assert out.split()[:3] == ["0", "3", "random"], out
     assert len(set(frames)) == 3, "the plot should change with each setting"
+
+    # Taking the run apart (issue 16): the iteration scrubber, with the keyboard, goes back
+    # to the start; M-step then E-step move the ellipses, then recolour the points. Each
+    # redraws the canvas, and nothing compiles.
+    kernel(page, "count = _compiles.Count()")
+
+    def wait_frame(expected: str):
+        for _ in range(100):
+            if kernel(page, "print(explorer._frame)").strip() == expected:
+                break
+            time.sleep(0.1)
+        assert kernel(page, "print(explorer._frame)").strip() == expected
+        deadline = time.time() + 30
+        while True:
+            frame = hashlib.sha1(canvas.screenshot()).hexdigest()
+            if frame not in frames or time.time() > deadline:
+                break
+            time.sleep(0.25)
+        assert frame not in frames, f"the canvas should change at {expected}"
+        frames.append(frame)
+
+    ex.locator(".widget-slider", has_text="iteration").locator(".noUi-handle").focus()
+    page.keyboard.press("Home")
+    wait_frame("(0, 0)")
+    ex.locator("button", has_text="M-step").click()
+    wait_frame("(1, 0)")
+    assert "M-step moved the ellipses" in page.locator(".emwidgets-step-note-text").inner_text()
+    ex.locator("button", has_text="E-step").click()
+    wait_frame("(1, 1)")
+    time.sleep(1.0)  # (the rendered frame reaches the canvas)
+    ex.screenshot(path=str(ARTIFACTS / "explorer-stepped.png"))
+    out = kernel(page, "count.stop(); print(len([p for p in count.programs if not p.loaded "
+                       "and p.thread != 'emwidgets-warm-up']))")
+    assert out.strip() == "0", out
     assert error_outputs(page) == []
     page.close()
 

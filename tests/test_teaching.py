@@ -137,3 +137,25 @@ def test_a_new_run_resets_the_scrubber_and_a_scrub_before_any_run_is_one_sentenc
     ex.session.n_components = 2
     ex.run(block=True)
     assert ex._frame is None and ex.scrubber.value == ex.session.iterations_run
+
+
+def test_the_hmm_and_family_explorers_scrub_too():
+    from emwidgets import datasets
+    from emwidgets.widgets import FamilyExplorer, HMMExplorer
+
+    hx = HMMExplorer(datasets.load_geyser(), n_init=4, n_iter=20)
+    fx = FamilyExplorer(datasets.load_carcinoma(), LatentClassModel(3, n_init=4, random_state=0))
+    for ex in (hx, fx):
+        ex.run(block=True)
+        before = {n: v._version for n, v in ex.views.items()}
+        with _compiles.count(this_thread=True) as c:
+            ex.scrubber.value = 1
+            ex.m_step()
+        assert c.compiled == 0 and c.loaded == 0, c
+        assert ex._frame == (2, 1) and "M-step moved the parameters" in ex.step_note.value
+        changed = {n for n, v in ex.views.items() if v._version != before[n]}
+        assert changed == set(ex.views) - {"gallery"}, changed
+        frame = ex.session.frame_at(2)
+        np.testing.assert_array_equal(
+            np.asarray(jax.tree.leaves(frame.restarts.params)[0]),
+            np.asarray(jax.tree.leaves(ex.session._replay[1].at(2).snapshot().params)[0]))

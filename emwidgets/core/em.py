@@ -662,14 +662,15 @@ class EMRun:
         """This run as it was after ``iteration`` iterations (clipped to those run),
         exactly: a copy replayed by the same compiled program from the nearest earlier
         checkpoint (a call's ``stop_at`` is traced, so nothing compiles). Every restart
-        that had stopped by then is as it stopped; the copy keeps no checkpoints."""
+        that had stopped by then is as it stopped; the copy keeps no checkpoints (its own
+        ``at`` asks the original run)."""
         if self._checkpoints is None:
-            raise ValueError("This run is itself a replay; call at() on the original run.")
+            return self._origin.at(iteration)
         t = int(np.clip(iteration, 0, self._iteration))
         start = max(c for c in self._checkpoints if c <= t)
         copy = object.__new__(EMRun)
         copy.__dict__.update(self.__dict__)
-        copy._checkpoints = None
+        copy._checkpoints, copy._origin = None, self
         state = self._checkpoints[start]
         copy._device, copy._iteration = state, start
         copy._status = np.asarray(state.status)

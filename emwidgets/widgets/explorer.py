@@ -105,6 +105,8 @@ class EMExplorer(W.VBox):
     """
 
     session_class = FitSession
+    #: What the step note calls the drawn parameters and the coloured data.
+    step_words = ("ellipses", "points")
 
     def __init__(self, data, columns=None, **settings):
         self.session = session = self._new_session(data, columns, settings)
@@ -268,13 +270,12 @@ class EMExplorer(W.VBox):
             self.step_note.value = html.escape(str(exc))
             return
         self._frame = (p, q)
-        self.convergence.update(snap)
         self.assignments.interval_patches = []
-        self.assignments.update(snap)
-        for name in ("convergence", "assignments"):
-            view = self.views.get(name)
-            if view is not None and view._render_wanted:
-                view.request_render()
+        for name, view in self.views.items():  # (the gallery keeps the run's solutions)
+            if name != "gallery":
+                view.update(snap)
+                if view._render_wanted:
+                    view.request_render()
         self._scrub_syncing = True
         try:
             self.scrubber.value = p
@@ -337,11 +338,12 @@ class EMExplorer(W.VBox):
         if self._frame is None or last == 0:
             self.step_note.value = ""
             return
+        params, data = self.step_words
         if q == p:
-            what = (f"iteration {p}: the ellipses after {p} EM iteration{'s' if p != 1 else ''},"
-                    " the points coloured by their responsibilities (E-step done; M-step next)")
+            what = (f"iteration {p}: the {params} after {p} EM iteration{'s' if p != 1 else ''},"
+                    f" the {data} coloured by their responsibilities (E-step done; M-step next)")
         else:
-            what = (f"iteration {p}: the M-step moved the ellipses; the points keep the "
+            what = (f"iteration {p}: the M-step moved the {params}; the {data} keep the "
                     f"responsibilities of iteration {q} (E-step next)")
         self.step_note.value = ('<span class="emwidgets-step-note-text" style="color:#1f4e79">'
                                 f"Scrubbing {html.escape(what)}.</span>")

@@ -281,6 +281,8 @@ class FamilyExplorer(EMExplorer):
     ``explorer.session.estimator`` is the fitted model of the shown run.
     """
 
+    step_words = ("parameters", "rows")
+
     session_class = FamilySession
 
     def __init__(self, data, estimator, columns=None, sample_weight=None, **settings):

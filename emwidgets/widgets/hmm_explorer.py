@@ -173,6 +173,8 @@ class HMMExplorer(EMExplorer):
             (hmmlearn's min_covar)).
     """
 
+    step_words = ("parameters", "observations")
+
     session_class = HMMSession
 
     def _make_views(self, projection, labels):
