@@ -159,3 +159,51 @@ def test_the_hmm_and_family_explorers_scrub_too():
         np.testing.assert_array_equal(
             np.asarray(jax.tree.leaves(frame.restarts.params)[0]),
             np.asarray(jax.tree.leaves(ex.session._replay[1].at(2).snapshot().params)[0]))
+
+
+def test_the_atlas_distances_map_and_words():
+    from emwidgets import atlas as A
+
+    rng = np.random.default_rng(0)
+    truth = np.repeat([0, 1, 2, 3], 50)
+    relabelled = np.array([2, 0, 3, 1])[truth]  # the same partition, other names
+    merged = np.where(truth == 3, 2, truth)  # 3 and 4 (1-based) merged ...
+    merged_split = merged.copy()
+    merged_split[truth == 0] = np.where(rng.random(50) < 0.5, 0, 3)  # ... and 1 split in two
+    labels = np.array([truth, relabelled, merged_split, merged])
+    d = A.partition_distances(labels)
+    np.testing.assert_array_equal(d, d.T)
+    np.testing.assert_array_equal(np.diag(d), 0.0)
+    assert d[0, 1] == 0.0 and d[0, 2] > 0.2 and d[0, 3] > 0.1
+    xy = A.classical_mds(d)
+    assert np.allclose(xy[0], xy[1])  # the same optimum: one point
+    # MDS keeps the distances where they are Euclidean (checked against brute force)
+    brute = np.sqrt(((xy[:, None] - xy[None]) ** 2).sum(-1))
+    assert np.abs(brute - d).max() < 0.35 * d.max()
+    assert A.describe(truth, relabelled).startswith("The same partition")
+    assert A.describe(truth, merged) == "Merges the best's components 3 and 4 into one"
+    assert A.describe(truth, merged_split) == (
+        "Merges the best's components 3 and 4 into one; splits component 1 in two")
+    c = A.consensus(labels)
+    assert c.shape == (200, 200) and np.allclose(c, c.T) and np.allclose(np.diag(c), 1.0)
+    assert c[50, 99] == 1.0 and c[150, 100] == 0.5  # 3 and 4 together in two restarts of four
+
+
+def test_the_explorers_atlas_shows_every_restart_and_a_click_selects_one():
+    from types import SimpleNamespace
+
+    ex = _explorer()
+    ex.atlas_toggle.value = True
+    atlas = ex.atlas.atlas
+    r = ex.session.snapshot.restarts
+    assert atlas is not None and atlas.coords.shape == (r.n_restarts, 2)
+    assert ex.atlas.canvas in ex.view_box.children
+    # restarts that reached the same solution coincide on the map
+    for group in ex.session.snapshot.solutions.groups:
+        assert np.abs(atlas.coords[group] - atlas.coords[group[0]]).max() < 1e-6
+    other = next(i for i in range(r.n_restarts) if i != r.best)
+    ex.atlas._on_pick(SimpleNamespace(artist=ex.atlas.points, ind=np.array([other])))
+    assert ex.assignments.selected == other and ex.restart_picker.value == other
+    assert ex.atlas.description.startswith(f"Restart {other}: ")
+    ex.atlas_toggle.value = False
+    assert ex.atlas.canvas not in ex.view_box.children and "atlas" not in ex.views

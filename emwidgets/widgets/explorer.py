@@ -11,7 +11,7 @@ import numpy as np
 
 from ..mixture import GaussianMixture
 from .session import FitSession
-from .views import AssignmentPlot, ConvergencePlot, RestartGallery
+from .views import AssignmentPlot, AtlasPlot, ConvergencePlot, RestartGallery
 
 LABEL_WIDTH = "88px"
 CONTROL_WIDTH = "292px"
@@ -141,6 +141,10 @@ class EMExplorer(W.VBox):
                                     disabled=True, layout=small())
         self.end_button = W.Button(description="To convergence", icon="fast-forward",
                                    disabled=True, layout=small())
+        self.atlas_toggle = W.ToggleButton(
+            value=False, description="Atlas of restarts", icon="map", layout=_layout(),
+            tooltip="Every restart placed by how its partition differs from the others'")
+        self.atlas = None  # the AtlasPlot, made when first shown
         self.step_note = W.HTML(layout=W.Layout(width="100%"))
         self.step_note.add_class("emwidgets-step-note")
         self._frame = None  # (p, q) shown: parameters after p iterations, labels after q
@@ -167,6 +171,7 @@ class EMExplorer(W.VBox):
         self.m_step_button.on_click(lambda _: self.m_step())
         self.back_button.on_click(lambda _: self.step_back())
         self.end_button.on_click(lambda _: self.to_convergence())
+        self.atlas_toggle.observe(lambda ch: self.show_atlas(ch["new"]), "value")
         self.column_picker.observe(self._on_columns, "value")
         session.render_cost = lambda: sum(v.render_seconds for v in self.views.values())
         if "assignments" in self.views and hasattr(session, "density_for"):
@@ -190,9 +195,10 @@ class EMExplorer(W.VBox):
                        W.HBox([self.run_button, self.stop_button]), self.restart_picker,
                        self.intervals, W.HTML("<b>Take the run apart</b>"), self.scrubber,
                        W.HBox([self.e_step_button, self.m_step_button]),
-                       W.HBox([self.back_button, self.end_button])],
+                       W.HBox([self.back_button, self.end_button]), self.atlas_toggle],
                       layout=W.Layout(width="300px", min_width="300px"))
-        super().__init__([W.HBox([left, self._view_box()]), self.status, self.step_note,
+        self.view_box = self._view_box()
+        super().__init__([W.HBox([left, self.view_box]), self.status, self.step_note,
                           self.data_note])
         self.add_class("emwidgets-explorer")
 
@@ -272,7 +278,7 @@ class EMExplorer(W.VBox):
         self._frame = (p, q)
         self.assignments.interval_patches = []
         for name, view in self.views.items():  # (the gallery keeps the run's solutions)
-            if name != "gallery":
+            if name not in ("gallery", "atlas"):
                 view.update(snap)
                 if view._render_wanted:
                     view.request_render()
@@ -355,8 +361,32 @@ class EMExplorer(W.VBox):
         self.assignments.update(snap)
         if self._gallery_due(snap):
             self.gallery.update(snap)
+        if "atlas" in self.views and snap.done:
+            self.atlas.update(snap)
         if snap.done:
             self._draw_intervals()
+
+    def show_atlas(self, show: bool = True):
+        """Show (or hide) the atlas of restarts below the views: drawn for every finished
+        run; clicking a restart's point shows that restart."""
+        if show and self.atlas is None:
+            self.atlas = AtlasPlot(on_select=self._select)
+            self.atlas.canvas.add_class("emwidgets-atlas")
+            self.atlas.selected = self.assignments.selected
+        if self.atlas_toggle.value != show:
+            self.atlas_toggle.value = show
+            return
+        children = [c for c in self.view_box.children
+                    if self.atlas is None or c is not self.atlas.canvas]
+        if show:
+            children.append(self.atlas.canvas)
+            self.views["atlas"] = self.atlas
+            snap = self.session.snapshot
+            if snap is not None and snap.done:
+                self.atlas.update(snap)
+        else:
+            self.views.pop("atlas", None)
+        self.view_box.children = tuple(children)
 
     def _gallery_due(self, snap) -> bool:
         """The gallery rebuilds its figure (about 0.1 s): at the end, and while running at most

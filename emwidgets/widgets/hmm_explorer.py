@@ -205,6 +205,8 @@ class HMMExplorer(EMExplorer):
         self.series.update(snap)
         if self._gallery_due(snap):
             self.gallery.update(snap)
+        if "atlas" in self.views and snap.done:
+            self.atlas.update(snap)
 
     def _preview(self, force: bool = False):
         s = self.session

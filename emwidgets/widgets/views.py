@@ -480,3 +480,79 @@ class RestartGallery(_View):
         restart = int(self.ranking.order[position])
         if self.on_select is not None:
             self.on_select(restart)
+
+
+class AtlasPlot(_View):
+    """The atlas of restarts (:mod:`emwidgets.atlas`): every restart a point placed by
+    classical MDS of 1 - ARI between partitions, sized by how many restarts reached its
+    solution, coloured by its objective, the shown one ringed; beside it the co-assignment
+    (consensus) matrix of the displayed rows, ordered by the best restart's components.
+    Clicking a point shows that restart (``on_select``); the line below describes the
+    shown restart's solution against the best (merged and split components)."""
+
+    figsize = (7.6, 3.2)
+    locked_render = True
+    #: Rows of the consensus matrix at most (an even subsample of the displayed rows).
+    CONSENSUS_ROWS = 300
+
+    def __init__(self, *args, on_select=None, **kwargs):
+        self.on_select = on_select
+        self.atlas = None
+        super().__init__(*args, **kwargs)
+        self.canvas.mpl_connect("pick_event", self._on_pick)
+
+    def _update(self, snap: Snapshot):
+        from matplotlib import colormaps
+
+        from ..atlas import consensus, restart_atlas
+
+        r = snap.restarts
+        # labels aligned to the best's components (colours and the consensus order agree)
+        aligned = np.array([np.argsort(snap.solutions.permutations[i])[snap.labels[i]]
+                            for i in range(r.n_restarts)])
+        self.atlas = atlas = restart_atlas(aligned, r, snap.solutions)
+        shown = self.shown_restart(snap)
+        self.figure.clear()
+        ax, hx = self.figure.subplots(1, 2, width_ratios=[1.4, 1])
+        ok = atlas.group_of >= 0
+        obj = np.where(np.isfinite(atlas.objective), atlas.objective, np.nan)
+        finite = obj[np.isfinite(obj)]
+        lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+        colours = colormaps["viridis"]((obj - lo) / max(hi - lo, 1e-12))
+        colours[~np.isfinite(obj)] = (0.6, 0.6, 0.6, 1.0)
+        # nearby points jittered a little so that restarts at one optimum stay countable
+        xy = atlas.coords + 0.004 * np.random.default_rng(0).normal(size=atlas.coords.shape)
+        self.points = ax.scatter(xy[:, 0], xy[:, 1], s=30 + 25 * atlas.counts, c=colours,
+                                 edgecolors=np.where(ok, "k", "#b00020"), linewidths=0.6,
+                                 picker=True, zorder=3)
+        if 0 <= shown < len(xy):
+            ax.scatter(*xy[shown], s=90 + 25 * atlas.counts[shown], facecolors="none",
+                       edgecolors="#d62728", linewidths=2.0, zorder=4)
+        ax.set_title("Restarts by partition (MDS of 1 - ARI)\nsize: restarts at that "
+                     "solution; colour: log-likelihood", fontsize="small")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        span = max(np.ptp(xy[:, 0]), np.ptp(xy[:, 1]), 0.05)
+        cx, cy = xy.mean(0)
+        ax.set_xlim(cx - 0.7 * span, cx + 0.7 * span)
+        ax.set_ylim(cy - 0.7 * span, cy + 0.7 * span)
+        best = max(atlas.best, 0)
+        n = aligned.shape[1]
+        rows = np.linspace(0, n - 1, min(n, self.CONSENSUS_ROWS)).astype(int)
+        order = rows[np.argsort(aligned[best][rows], kind="stable")]
+        hx.imshow(consensus(aligned[ok] if ok.any() else aligned, order), cmap="Greys",
+                  vmin=0, vmax=1, interpolation="nearest")
+        hx.set_title("Share of restarts putting two rows\ntogether (by the best's components)",
+                     fontsize="small")
+        hx.set_xticks([])
+        hx.set_yticks([])
+        g = atlas.group_of[shown] if 0 <= shown < len(atlas.group_of) else -1
+        words = (atlas.descriptions[g] if g >= 0 else "A failed restart")
+        self.description = f"Restart {shown}: {words[0].lower() + words[1:]}."
+        self.figure.supxlabel(self.description, fontsize="small")
+
+    def _on_pick(self, event):
+        if event.artist is not getattr(self, "points", None) or not len(event.ind):
+            return
+        if self.on_select is not None:
+            self.on_select(int(event.ind[0]))
