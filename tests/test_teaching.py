@@ -207,3 +207,52 @@ def test_the_explorers_atlas_shows_every_restart_and_a_click_selects_one():
     assert ex.atlas.description.startswith(f"Restart {other}: ")
     ex.atlas_toggle.value = False
     assert ex.atlas.canvas not in ex.view_box.children and "atlas" not in ex.views
+
+
+def _mouse(canvas, name, ax, xy, button=1):
+    from matplotlib.backend_bases import MouseEvent
+
+    x, y = ax.transData.transform(xy)
+    event = MouseEvent(name, canvas, x, y, button=button)
+    canvas.callbacks.process(name, event)
+
+
+def test_a_dragged_start_is_the_means_init_of_a_batch_fit():
+    ex = _explorer()
+    canvas, ax = ex.assignments.canvas, ex._axes()
+    ex.start_toggle.value = True  # the shown restart's own start appears, to drag
+    assert len(ex._start_xy) == 3
+    grabbed = np.array(ex._start_xy[1])
+    _mouse(canvas, "button_press_event", ax, grabbed)
+    _mouse(canvas, "motion_notify_event", ax, grabbed + [0.5, 0.5])
+    _mouse(canvas, "button_release_event", ax, [3.2, 1.1])
+    np.testing.assert_allclose(ex._start_xy[1], [3.2, 1.1], atol=1e-6)
+    start = ex.start_means
+    np.testing.assert_allclose(start[1], [3.2, 1.1], atol=1e-6)  # 2-D data: the plane
+    assert "Your start" in ex.status.value
+    ex.run(block=True)
+    est = ex.estimator_
+    np.testing.assert_allclose(est.means_init, start)
+    assert est.n_init == 1 and ex.session.snapshot.restarts.n_restarts == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        batch = GaussianMixture(3, means_init=start, n_init=1, max_iter=30, tol=1e-300,
+                                random_state=0).fit(ex.session.X)
+    np.testing.assert_allclose(est.means_, batch.means_, rtol=0, atol=1e-5)
+    # the run started from it: iteration 0 is the dragged start, exactly
+    np.testing.assert_allclose(ex.session.frame_at(0).restarts.params["means"][0], start,
+                               atol=1e-5)
+
+
+def test_a_bad_start_puts_every_mean_in_a_corner_and_runs():
+    ex = _explorer()
+    ex.bad_start(run=False)
+    start = ex.start_means
+    lo = ex.session.X.min(0)
+    span = np.ptp(ex.session.X, 0)
+    assert (start - lo < 0.06 * span).all() and len(np.unique(start, axis=0)) == 3
+    ex.run(block=True)
+    np.testing.assert_allclose(ex.session.frame_at(0).restarts.params["means"][0], start,
+                               atol=1e-5)
+    ex.forget_start()
+    assert ex.session.settings()["n_init"] == 4 and "means_init" not in ex.session.settings()

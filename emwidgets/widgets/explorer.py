@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import threading
 import time
+from typing import Optional
 
 import ipywidgets as W
 import numpy as np
@@ -145,6 +146,19 @@ class EMExplorer(W.VBox):
             value=False, description="Atlas of restarts", icon="map", layout=_layout(),
             tooltip="Every restart placed by how its partition differs from the others'")
         self.atlas = None  # the AtlasPlot, made when first shown
+        # Choosing the start: click to place means, drag them; a deliberately bad start.
+        self.start_toggle = W.ToggleButton(
+            value=False, description="Choose the start", icon="hand-pointer-o",
+            layout=_layout(), tooltip="Click the data to place a mean, drag one to move it; "
+                                      "Run then fits one restart from them")
+        self.bad_start_button = W.Button(description="Bad start", icon="bomb",
+                                         layout=W.Layout(width="140px"),
+                                         tooltip="Every mean in one corner of the data, then Run")
+        self.forget_start_button = W.Button(description="Forget start", icon="undo",
+                                            layout=W.Layout(width="140px"), disabled=True)
+        self._start_xy: list = []  # the chosen means in the plotted plane
+        self._dragging = None
+        self._start_artist = None
         self.step_note = W.HTML(layout=W.Layout(width="100%"))
         self.step_note.add_class("emwidgets-step-note")
         self._frame = None  # (p, q) shown: parameters after p iterations, labels after q
@@ -172,6 +186,13 @@ class EMExplorer(W.VBox):
         self.back_button.on_click(lambda _: self.step_back())
         self.end_button.on_click(lambda _: self.to_convergence())
         self.atlas_toggle.observe(lambda ch: self.show_atlas(ch["new"]), "value")
+        self.start_toggle.observe(lambda ch: self._on_start_toggle(ch["new"]), "value")
+        self.bad_start_button.on_click(lambda _: self.bad_start())
+        self.forget_start_button.on_click(lambda _: self.forget_start())
+        canvas = self.assignments.canvas
+        canvas.mpl_connect("button_press_event", self._on_press)
+        canvas.mpl_connect("motion_notify_event", self._on_motion)
+        canvas.mpl_connect("button_release_event", self._on_release)
         self.column_picker.observe(self._on_columns, "value")
         session.render_cost = lambda: sum(v.render_seconds for v in self.views.values())
         if "assignments" in self.views and hasattr(session, "density_for"):
@@ -195,7 +216,8 @@ class EMExplorer(W.VBox):
                        W.HBox([self.run_button, self.stop_button]), self.restart_picker,
                        self.intervals, W.HTML("<b>Take the run apart</b>"), self.scrubber,
                        W.HBox([self.e_step_button, self.m_step_button]),
-                       W.HBox([self.back_button, self.end_button]), self.atlas_toggle],
+                       W.HBox([self.back_button, self.end_button]), self.atlas_toggle,
+                       *self._start_controls()],
                       layout=W.Layout(width="300px", min_width="300px"))
         self.view_box = self._view_box()
         super().__init__([W.HBox([left, self.view_box]), self.status, self.step_note,
@@ -282,6 +304,8 @@ class EMExplorer(W.VBox):
                 view.update(snap)
                 if view._render_wanted:
                     view.request_render()
+        if self.start_toggle.value:
+            self._draw_start()
         self._scrub_syncing = True
         try:
             self.scrubber.value = p
@@ -363,8 +387,159 @@ class EMExplorer(W.VBox):
             self.gallery.update(snap)
         if "atlas" in self.views and snap.done:
             self.atlas.update(snap)
+        if self.start_toggle.value:
+            self._draw_start()
         if snap.done:
             self._draw_intervals()
+
+    # -- choosing the start ----------------------------------------------------------
+    def _start_controls(self) -> list:
+        if not getattr(self.session, "supports_start", False):
+            return []
+        return [W.HTML("<b>Choose the start</b>"), self.start_toggle,
+                W.HBox([self.bad_start_button, self.forget_start_button])]
+
+    @property
+    def start_means(self):
+        """The chosen start, (K, D) in data units, or None."""
+        m = self.session.start_means
+        return None if m is None else np.asarray(m, np.float64)
+
+    def set_start(self, means):
+        """Start the next Run from these means ((K, D) in data units; as many as
+        components): one restart, ``means_init`` of the estimator it gives back."""
+        means = np.atleast_2d(np.asarray(means, np.float64))
+        if means.shape != (self.session.n_components, len(self.session.columns)):
+            raise ValueError(f"A start needs {self.session.n_components} means of "
+                             f"{len(self.session.columns)} values; got shape {means.shape}.")
+        self.session.start_means = tuple(map(tuple, means.tolist()))
+        self._start_xy = list(means @ self.session.projection())
+        self.forget_start_button.disabled = False
+        self._draw_start()
+        self._say_start()
+
+    def forget_start(self):
+        """Back to the random restarts of the settings."""
+        self.session.start_means = None
+        self._start_xy = []
+        self.forget_start_button.disabled = True
+        self.start_toggle.value = False
+        self._draw_start()
+        self._say_start()
+
+    def bad_start(self, run: bool = True):
+        """Every mean in one corner of the plotted data (a deliberately bad start, as a
+        teacher shows one), then Run."""
+        xy = self.session.display_points() @ self.session.projection()
+        lo, hi = np.nanmin(xy, 0), np.nanmax(xy, 0)
+        k = self.session.n_components
+        corner = lo + (hi - lo) * (0.02 + 0.03 * np.arange(k)[:, None] / max(k - 1, 1))
+        self.set_start(self.session.plane_to_data(corner))
+        self.start_toggle.value = True
+        if run:
+            self.run()
+
+    def _on_start_toggle(self, on: bool):
+        if on and not self._start_xy:
+            if self.session.start_means is not None:
+                self._start_xy = list(self.start_means @ self.session.projection())
+            elif self.session.iterations_run:  # the shown restart's own start, to drag
+                snap = self.session.frame_at(0)
+                r = self.assignments.shown_restart(snap)
+                w = self.session.projection()
+                self._start_xy = list(np.asarray(snap.restarts.params["means"][r]) @ w)
+        self._draw_start()
+        self._say_start()
+
+    def _axes(self):
+        artists = getattr(self.assignments, "artists", None)
+        return getattr(artists, "ax", None) or (self.assignments.figure.axes or [None])[0]
+
+    def _near(self, event) -> Optional[int]:
+        """The placed mean under the pointer (within 4% of the axes' span), or None."""
+        ax = self._axes()
+        if not self._start_xy or ax is None:
+            return None
+        pts = ax.transData.transform(np.asarray(self._start_xy))
+        d = np.hypot(pts[:, 0] - event.x, pts[:, 1] - event.y)
+        bbox = ax.get_window_extent()
+        i = int(np.argmin(d))
+        return i if d[i] <= 0.04 * max(bbox.width, bbox.height) else None
+
+    def _on_press(self, event):
+        if not self.start_toggle.value or event.inaxes is None or event.xdata is None:
+            return
+        i = self._near(event)
+        if i is None:
+            point = np.array([event.xdata, event.ydata])
+            if len(self._start_xy) >= self.session.n_components:  # replace the nearest
+                d = [np.hypot(*(p - point)) for p in self._start_xy]
+                self._start_xy[int(np.argmin(d))] = point
+            else:
+                self._start_xy.append(point)
+            i = None
+        self._dragging = i
+        self._draw_start()
+        self._commit_start()
+
+    def _on_motion(self, event):
+        if self._dragging is None or event.xdata is None:
+            return
+        self._start_xy[self._dragging] = np.array([event.xdata, event.ydata])
+        self._draw_start()
+
+    def _on_release(self, event):
+        if self._dragging is None:
+            return
+        if event.xdata is not None:
+            self._start_xy[self._dragging] = np.array([event.xdata, event.ydata])
+        self._dragging = None
+        self._draw_start()
+        self._commit_start()
+
+    def _commit_start(self):
+        """A complete start (one mean a component) becomes the session's."""
+        if len(self._start_xy) == self.session.n_components:
+            means = self.session.plane_to_data(np.asarray(self._start_xy))
+            self.session.start_means = tuple(map(tuple, means.tolist()))
+            self.forget_start_button.disabled = False
+        self._say_start()
+
+    def _draw_start(self):
+        """The chosen means as big black crosses on the main view (while choosing)."""
+        ax = self._axes()
+        if self._start_artist is not None and (self._start_artist.axes is not ax
+                                               or not self.start_toggle.value):
+            try:
+                self._start_artist.remove()
+            except (ValueError, NotImplementedError):
+                pass
+            self._start_artist = None
+        if ax is None or not self.start_toggle.value:
+            self.assignments.canvas.draw_idle()
+            return
+        xy = np.asarray(self._start_xy).reshape(-1, 2)
+        if self._start_artist is None:
+            (self._start_artist,) = ax.plot(xy[:, 0], xy[:, 1], "P", ms=13, color="black",
+                                            markeredgecolor="white", mew=1.5, zorder=6,
+                                            label="your start")
+        else:
+            self._start_artist.set_data(xy[:, 0], xy[:, 1])
+        self.assignments.canvas.draw_idle()
+
+    def _say_start(self):
+        k = self.session.n_components
+        placed = len(self._start_xy)
+        if not self.start_toggle.value and self.session.start_means is None:
+            text = ""
+        elif placed < k:
+            text = (f"Choosing the start: {placed} of {k} means placed. Click the data to "
+                    "place one, drag one to move it.")
+        else:
+            text = ("Your start: Run fits one restart from these means (drag them to "
+                    "change it; Forget start returns to random restarts).")
+        self.start_note = text
+        self._on_status()
 
     def show_atlas(self, show: bool = True):
         """Show (or hide) the atlas of restarts below the views: drawn for every finished
@@ -503,6 +678,9 @@ class EMExplorer(W.VBox):
         if s.warming and not s.running:
             text += ('<br><span class="emwidgets-warming" style="color:#555">'
                      f"{html.escape(s.warming)}</span>")
+        if getattr(self, "start_note", ""):
+            text += ('<br><span class="emwidgets-start-note" style="color:#1f4e79">'
+                     f"{html.escape(self.start_note)}</span>")
         if self._intervals_note:
             text += ('<br><span class="emwidgets-intervals-note" style="color:#555">'
                      f"{html.escape(self._intervals_note)}</span>")

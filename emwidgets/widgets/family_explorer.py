@@ -52,6 +52,8 @@ class FamilySession(FitSession):
     follows the rows kept.
     """
 
+    supports_start = False  # (a chosen start: Gaussian mixtures' means only)
+
     init_params = T.Unicode("random")
     supports_missing = False
     parameter_distance_words = "of the spread of the components' parameters"

@@ -28,6 +28,8 @@ class HMMSession(FitSession):
     hmmlearn's best).
     """
 
+    supports_start = False  # (a chosen start: Gaussian mixtures' means only)
+
     covariance_type = T.Enum(list(GaussianHMM.covariance_types), default_value="full")
     init_params = T.Enum(["kmeans", "random"], default_value="random")
     n_init = T.Int(32, min=1)

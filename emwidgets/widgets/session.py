@@ -117,6 +117,10 @@ class FitSession(T.HasTraits):
     #: or use complete rows only ("drop").
     missing = T.Enum(["em", "drop"], default_value="em")
     supports_missing = True
+    #: A start chosen by the user (the explorer's *Choose the start*): K means in data
+    #: units, as a tuple of tuples; a Run then fits one restart from them (``means_init``).
+    start_means = T.Any(None, allow_none=True)
+    supports_start = True
 
     snapshot = T.Instance(Snapshot, allow_none=True)
     #: The fitted model of the shown snapshot (at its last iteration if the run
@@ -143,7 +147,7 @@ class FitSession(T.HasTraits):
     #: The settings a result depends on (a change makes the shown result stale).
     result_traits = ("n_components", "covariance_type", "init_params", "tol", "max_iter",
                      "n_init", "random_state", "reg_covar", "missing", "accelerate",
-                     "data_version")
+                     "data_version", "start_means")
 
     def __init__(self, data, columns=None, **settings):
         super().__init__(**settings)
@@ -308,11 +312,19 @@ class FitSession(T.HasTraits):
 
     # -- running ---------------------------------------------------------------
     def settings(self) -> dict:
-        return dict(n_components=self.n_components, covariance_type=self.covariance_type,
-                    init_params=self.init_params, tol=self.tol, max_iter=self.max_iter,
-                    n_init=self.n_init, random_state=self.random_state, reg_covar=self.reg_covar,
-                    missing="em" if self.fits_missing else "raise",
-                    accelerate="squarem" if self.accelerate else None)
+        return {**dict(n_components=self.n_components, covariance_type=self.covariance_type,
+                       init_params=self.init_params, tol=self.tol, max_iter=self.max_iter,
+                       n_init=self.n_init, random_state=self.random_state,
+                       reg_covar=self.reg_covar, missing="em" if self.fits_missing else "raise",
+                       accelerate="squarem" if self.accelerate else None),
+                **self._start_settings()}
+
+    def _start_settings(self) -> dict:
+        """A chosen start (as many means as components): one restart from it."""
+        m = self.start_means
+        if m is None or len(m) != self.n_components or len(m[0]) != len(self.columns):
+            return {}
+        return dict(means_init=m, n_init=1)
 
     def _result_key(self):
         """What a result depends on: the settings and the data (not the plotted axes)."""
@@ -323,8 +335,10 @@ class FitSession(T.HasTraits):
                       and self._shown_key is not None and self._shown_key != self._result_key())
 
     def _describe_run(self) -> str:
+        restarts = ("1 restart from your start" if self._start_settings()
+                    else f"{self.n_init} restarts")
         return (f"{self.n_components} component{'s' if self.n_components != 1 else ''}, "
-                f"{self.covariance_type} covariance, {self.n_init} restarts")
+                f"{self.covariance_type} covariance, {restarts}")
 
     def run(self, block: bool = False):
         """Start a fit with the current settings, replacing a running one.
@@ -522,6 +536,14 @@ class FitSession(T.HasTraits):
             return 0
         return replay[1].iteration
 
+    def plane_to_data(self, xy) -> np.ndarray:
+        """Points ``xy`` (m, 2) of the plotted plane as data rows (m, D): the data's mean
+        moved within the plane (exact on the plotted columns)."""
+        w = self.projection()  # (D, 2)
+        m = np.nanmean(self.X, axis=0)
+        xy = np.atleast_2d(np.asarray(xy, np.float64))
+        return m + (xy - m @ w) @ np.linalg.pinv(w)
+
     def frame_at(self, iteration: int, labels_at: Optional[int] = None) -> Snapshot:
         """The shown run's frame after ``iteration`` iterations, exactly (the iteration
         scrubber and the step buttons): every restart's parameters then, and its points
@@ -658,7 +680,7 @@ class FitSession(T.HasTraits):
     def _make_estimator(self):
         est = GaussianMixture(**self.settings())
         k_program = self.program_components()
-        if k_program > self.n_components:
+        if k_program > self.n_components and est.means_init is None:
             est._program_components = k_program  # the extra components are masked
         return est
 
