@@ -281,7 +281,75 @@ def test_components_and_initialisation_after_a_first_run_compile_nothing(browser
     out = kernel(page, "count.stop(); print(len([p for p in count.programs if not p.loaded "
                        "and p.thread != 'emwidgets-warm-up']))")
     assert out.strip() == "0", out
+
+    # The atlas: a click on another solution's point shows that restart in the main view.
+    ex.locator("button", has_text="To convergence").click()
+    ex.locator("button", has_text="Atlas of restarts").click()
+    atlas = ex.locator(".emwidgets-atlas canvas").first
+    atlas.wait_for(state="visible", timeout=30_000)
+    target = kernel(page, "a = explorer.atlas; s = explorer.session.snapshot; "
+                          "other = [i for i in range(len(a.atlas.group_of)) "
+                          "if a.atlas.group_of[i] != a.atlas.group_of[s.best]]; "
+                          "print(other[0] if other else -1)").strip()
+    assert target != "-1", "this run should reach more than one solution"
+    frames.append(hashlib.sha1(canvas.screenshot()).hexdigest())
+    x, y = _pixel(page, "explorer.atlas", f"explorer.atlas.points.get_offsets()[{target}]")
+    box = atlas.bounding_box()
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    for _ in range(100):
+        if kernel(page, "print(explorer.assignments.selected)").strip() == target:
+            break
+        time.sleep(0.1)
+    assert kernel(page, "print(explorer.assignments.selected)").strip() == target
+    wait_frame("None")  # the run's own frame, another restart: the canvas changes
+    time.sleep(1.0)
+    ex.screenshot(path=str(ARTIFACTS / "explorer-atlas.png"))
+
+    # Choose the start: drag a mean with the mouse; the next Run starts from it.
+    ex.locator("button", has_text="Choose the start").click()
+    for _ in range(100):
+        if kernel(page, "print(len(explorer._start_xy))").strip() == "2":
+            break
+        time.sleep(0.1)
+    x, y = _pixel(page, "explorer.assignments", "explorer._start_xy[0]")
+    before = kernel(page, "print(*explorer._start_xy[0])").split()
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + x + 30, box["y"] + y - 25, steps=6)
+    page.mouse.up()
+    for _ in range(100):
+        after = kernel(page, "print(*explorer._start_xy[0])").split()
+        if after != before:
+            break
+        time.sleep(0.1)
+    assert after != before, "the drag should move the mean"
+    ex.locator("button", has_text="Run").click()
+    for _ in range(600):  # (the page still says Done: the kernel says when this run is shown)
+        if kernel(page, "print(explorer.session.iterations_run > 0 and "
+                        "explorer.session.snapshot.restarts.n_restarts)").strip() == "1":
+            break
+        time.sleep(0.1)
+    out = kernel(page, "import numpy as np; f = explorer.session.frame_at(0); "
+                       "print(f.restarts.n_restarts, np.allclose(f.restarts.params['means'][0], "
+                       "explorer.start_means, atol=1e-4), "
+                       "np.allclose(explorer.estimator_.means_init, explorer.start_means))")
+    assert out.split() == ["1", "True", "True"], out
+    time.sleep(1.0)
+    ex.screenshot(path=str(ARTIFACTS / "explorer-own-start.png"))
     assert error_outputs(page) == []
+
+
+def _pixel(page, view: str, point: str) -> tuple:
+    """Where ``point`` (data coordinates of ``view``'s first axes) is on its canvas, in CSS
+    pixels from the canvas's top left (matplotlib counts from the bottom, in the figure's
+    pixels: the device pixel ratio divides them)."""
+    out = kernel(page, f"v = {view}; ax = v.figure.axes[0]; "
+                       f"x, y = ax.transData.transform({point}); "
+                       "r = v.figure.dpi / 100; "
+                       "print(x / r, (v.figure.bbox.height - y) / r)")
+    x, y = map(float, out.split())
+    return x, y
     page.close()
 
 

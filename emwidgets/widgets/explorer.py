@@ -448,6 +448,7 @@ class EMExplorer(W.VBox):
                 r = self.assignments.shown_restart(snap)
                 w = self.session.projection()
                 self._start_xy = list(np.asarray(snap.restarts.params["means"][r]) @ w)
+            self._commit_start()  # (that restart's start, to run alone or to drag)
         self._draw_start()
         self._say_start()
 
