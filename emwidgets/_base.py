@@ -478,6 +478,18 @@ class LiveFit:
         return self.estimator._restarts(self.run.state, self.scaling, self.keys,
                                         n_samples=self.n_samples)
 
+    def e_step(self):
+        """Every restart's expected sufficient statistics under its current parameters
+        (EM's first half; :func:`em.half_steps`), on the device."""
+        e, _ = em.half_steps(self.run.family, self.run.block_size)
+        return e(self.run.state.params, self.run.data, self.run.hyper)
+
+    def m_step(self, stats):
+        """The parameters ``stats`` (from :meth:`e_step`) give every restart (EM's second
+        half): with this fit's statistics, its next iteration's parameters."""
+        _, m = em.half_steps(self.run.family, self.run.block_size)
+        return m(self.run.state.params, stats, self.run.hyper)
+
     def at(self, iteration: int) -> "LiveFit":
         """This fit as it was after ``iteration`` iterations, exactly (an iteration
         scrubber's frame): every restart's parameters equal a fresh fit stopped there

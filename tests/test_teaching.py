@@ -256,3 +256,32 @@ def test_a_bad_start_puts_every_mean_in_a_corner_and_runs():
                                atol=1e-5)
     ex.forget_start()
     assert ex.session.settings()["n_init"] == 4 and "means_init" not in ex.session.settings()
+
+
+@pytest.mark.parametrize("family", ["gaussian full", "gaussian diag, missing", "poisson",
+                                    "latent classes", "gaussian hmm"])
+def test_an_e_step_then_an_m_step_is_one_em_iteration(x64, family):
+    make, X = _families()[family]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        live = make(max_iter=12).start(X)
+        live.advance()
+    for t in (0, 4, 9):
+        before, after = live.at(t), live.at(t + 1)
+        stats = before.e_step()
+        new = before.m_step(stats)
+        running = np.asarray(after.run.state.n_iter) > t  # (restarts still iterating at t)
+        assert running.any()
+        for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(after.run.state.params)):
+            np.testing.assert_allclose(np.asarray(a)[running], np.asarray(b)[running],
+                                       rtol=1e-10, atol=1e-12, err_msg=f"{family} {t}")
+
+
+def test_the_user_family_has_no_separate_half_steps():
+    from emwidgets import MixtureModel
+
+    X = _blobs()
+    mm = MixtureModel(lambda t, x: -0.5 * ((x - t["m"]) ** 2).sum(),
+                      lambda g, X: {"m": X[g.integers(len(X))]}, n_components=2, n_init=2)
+    with pytest.raises(ValueError, match="M-step reads the data"):
+        mm.start(X).e_step()

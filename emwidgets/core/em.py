@@ -130,6 +130,37 @@ def em_step(family: Family, params, data: "Data", hyper, block_size: int):
     return new_params, family.objective(ctx, stats, hyper), health
 
 
+@functools.lru_cache(maxsize=None)
+def half_steps(family: Family, block_size: int):
+    """EM's two halves as programs over every restart, for teaching (the explorer's step
+    buttons replay whole iterations instead: :meth:`EMRun.at`):
+
+    - ``e_step(params, data, hyper) -> stats``: every restart's expected sufficient
+      statistics under its parameters (the responsibilities, summed);
+    - ``m_step(params, stats, hyper) -> new params``: the parameters those statistics give.
+
+    ``m_step(params, e_step(params, ...), ...)`` is one EM iteration (:func:`em_step`'s new
+    parameters). Not for a family whose M-step reads the data (a user's family)."""
+    if family.m_step_reads_data:
+        raise ValueError("This family's M-step reads the data (no closed form in summed "
+                         "statistics): it has no separate E-step and M-step to show.")
+
+    @jax.jit
+    def e_step(params, data: Data, hyper):
+        def one(p):
+            ctx = family.prepare(p, hyper)
+            return block_sum(lambda x, w, b, c: family.e_step(c, x, w), data, block_size,
+                             (ctx,))
+        return jax.vmap(one)(params)
+
+    @jax.jit
+    def m_step(params, stats, hyper):
+        return jax.vmap(lambda p, st: family.m_step(family.prepare(p, hyper), st, hyper)[0])(
+            params, stats)
+
+    return e_step, m_step
+
+
 #: Iterations one call of the compiled driver records (and runs at most): the
 #: trace buffer's length. A batch fit of ``max_iter`` iterations makes about
 #: ``max_iter / TRACE_CHUNK`` calls; each costs one host round trip.
@@ -571,6 +602,7 @@ class EMRun:
                  mesh=None):
         self._advance = make_runner(family, block_size, group_size, quick, bool(accelerate),
                                     convergence, mesh)
+        self.family, self.block_size = family, block_size
         if accelerate and state.accel is None:
             from .accel import host_accel
 
