@@ -29,6 +29,7 @@ EXPECTED_STATUS = {
     # latent classes, counts and a t mixture in FamilyExplorer
     "08_beyond_gaussians.ipynb": ["Done", "Done", "Done"],
     "09_slow_convergence.ipynb": ["Done"],
+    "10_teaching_em.ipynb": ["Done", "Done", "Done"],
 }
 
 #: Controls a family's explorer shows at least (no covariance, missing or axis
@@ -103,6 +104,11 @@ def test_notebook_as_a_user_runs_it(browser, lab, name):
             path=str(ARTIFACTS / "quickstart-explorer.png"))
     if name == "08_beyond_gaussians.ipynb":
         _check_profiles(page)
+    if name == "10_teaching_em.ipynb":  # the atlas of the last explorer is drawn
+        atlas = page.locator(".emwidgets-atlas")
+        assert atlas.count() == 1 and atlas.first.is_visible()
+        page.locator(".emwidgets-explorer").nth(2).screenshot(
+            path=str(ARTIFACTS / "notebook-10-atlas.png"))
     stale = page.locator(".emwidgets-stale")
     assert stale.count() == 0 or not stale.first.is_visible()
     page.close()
