@@ -141,3 +141,83 @@ def restart_atlas(labels: np.ndarray, restarts, solutions) -> Atlas:
                             describe(labels[best], labels[lead]))
     return Atlas(distances, classical_mds(distances), group_of, counts,
                  np.asarray(restarts.objective, np.float64), best, descriptions)
+
+
+@dataclass
+class BasinMap:
+    """Which optimum EM reaches from every start of one mean on a grid (2-D data).
+
+    Attributes (G x G grid, S distinct optima):
+        xs, ys: (G,) the grid's coordinates (data units).
+        solution: (G, G) the optimum reached from the start at (ys[i], xs[j]), 0 the best,
+            -1 where the restart failed (degenerate or not finite).
+        means: (S, K, 2) each optimum's means (its best restart's, components sorted).
+        objective: (S,) each optimum's mean log-likelihood.
+        counts: (S,) starts that reached it.
+        component: the mean moved over the grid; fixed: (K, 2) the start's other means.
+    """
+
+    xs: np.ndarray
+    ys: np.ndarray
+    solution: np.ndarray
+    means: np.ndarray
+    objective: np.ndarray
+    counts: np.ndarray
+    component: int
+    fixed: np.ndarray
+
+
+def basin_map(X, means, component: int = 0, grid: int = 30, extent=None, tol_means=0.1,
+              **settings) -> BasinMap:
+    """Start mean ``component`` at every point of a ``grid`` x ``grid`` lattice over the
+    data (or ``extent`` = (x0, x1, y0, y1)), the other means where ``means`` (K, 2) puts
+    them, and colour each start by the optimum EM reaches from it: one vmapped batch
+    of G² restarts (``GaussianMixture(means_init=...)`` with one start a restart).
+    ``settings``: the estimator's (covariance_type, tol, max_iter...). Two restarts reach
+    the same optimum when their means, sorted, agree within ``tol_means`` of the data's
+    standard deviation."""
+    from .mixture import GaussianMixture
+
+    X = np.asarray(X, np.float64)
+    means = np.asarray(means, np.float64)
+    if X.ndim != 2 or X.shape[1] != 2 or means.shape[1:] != (2,):
+        raise ValueError("A basin map is for 2-D data: pass two columns and means of shape "
+                         f"(n_components, 2); got X {X.shape} and means {means.shape}.")
+    k = len(means)
+    if extent is None:
+        lo, hi = X.min(0), X.max(0)
+        pad = 0.05 * (hi - lo)
+        extent = (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1])
+    xs = np.linspace(extent[0], extent[1], grid)
+    ys = np.linspace(extent[2], extent[3], grid)
+    gx, gy = np.meshgrid(xs, ys)
+    starts = np.repeat(means[None], grid * grid, axis=0)
+    starts[:, component] = np.c_[gx.ravel(), gy.ravel()]
+    kw = dict(tol=1e-6, max_iter=500, random_state=0, **settings)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm = GaussianMixture(k, n_init=len(starts), means_init=starts, **kw).fit(X)
+    r = gm.restarts_
+    final = np.asarray(r.params["means"], np.float64)  # (R, K, 2)
+    order = np.lexsort((final[..., 1], final[..., 0]), axis=-1)
+    key = np.take_along_axis(final, order[..., None], axis=1).reshape(len(final), -1)
+    scale = float(X.std(0).max()) or 1.0
+    ok = ~np.asarray(r.failed) & np.isfinite(r.objective)
+    solution = np.full(len(final), -1)
+    leads = []
+    for i in np.argsort(-np.where(ok, r.objective, -np.inf)):
+        if not ok[i]:
+            break
+        for g, lead in enumerate(leads):
+            if np.abs(key[i] - key[lead]).max() <= tol_means * scale:
+                solution[i] = g
+                break
+        else:
+            solution[i] = len(leads)
+            leads.append(i)
+    counts = np.bincount(solution[solution >= 0], minlength=len(leads))
+    return BasinMap(xs, ys, solution.reshape(grid, grid),
+                    key[leads].reshape(len(leads), k, 2), np.asarray(r.objective)[leads],
+                    counts, component, np.delete(means, component, axis=0))

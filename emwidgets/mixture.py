@@ -86,6 +86,7 @@ class GaussianMixture(_Estimator):
     Parameters follow :class:`sklearn.mixture.GaussianMixture`: ``tol`` is the
     absolute change of the mean per-sample log-likelihood; ``init_params`` is
     one of ``kmeans``, ``k-means++``, ``random``, ``random_from_data``;
+    ``means_init`` may also be (n_init, n_components, n_features): one start per restart.
     ``weights_init``, ``means_init``, ``precisions_init`` override the
     initialisation. Computation is float32 unless JAX's x64 mode is on.
 
@@ -188,7 +189,9 @@ class GaussianMixture(_Estimator):
             if value is None:
                 continue
             arr = np.asarray(value, dtype=np.float64)
-            if arr.shape != shape:
+            if name == "means_init" and arr.shape == (self.n_init, k, d):
+                pass  # one start per restart (a basin map's grid of starts)
+            elif arr.shape != shape:
                 raise ValueError(f"'{name}' has shape {arr.shape}, but {shape} is expected "
                                  f"for n_components={k}, n_features={d}, "
                                  f"covariance_type={self.covariance_type!r}.")
@@ -309,6 +312,10 @@ class GaussianMixture(_Estimator):
             self._prior = P.resolve(self.prior, Xa, self.covariance_type, k)
             prior = P.to_standardised(self._prior, scaling, dtype)
         user = self._user_init(scaling, dtype)
+        if user.means is not None and user.means.ndim == 3:  # one start a restart: padded too
+            pad = r_program - user.means.shape[0]
+            user = user._replace(means=jnp.concatenate([user.means] + [user.means[-1:]] * pad)
+                                 if pad > 0 else user.means)
         keys = _keys(self.random_state, self.n_init) if keys is None else keys
         km_group, km_block = _kmeans_layout(r_program, data.x.shape[0], block_size, k_program, d)
         quick = em.quick_compile(n * k_program * stats * r_program)

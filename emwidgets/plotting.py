@@ -615,3 +615,35 @@ def draw_mean_intervals(ax, means2, mean_covs2, level: float = 0.95, colours=Non
         ax.add_patch(e)
         patches.append(e)
     return patches
+
+
+def draw_basin_map(ax, bm, X=None, xlabel: str = "", ylabel: str = ""):
+    """A basin map (:func:`emwidgets.atlas.basin_map`): every start of the moved mean
+    coloured by the optimum it reaches (the best first in the palette, grey where a
+    restart failed), the data as small dots, the fixed means as black crosses."""
+    from matplotlib.colors import to_rgba
+    from matplotlib.patches import Patch
+
+    rgba = np.zeros(bm.solution.shape + (4,))
+    rgba[:] = to_rgba("0.8")
+    for g in range(len(bm.objective)):
+        rgba[bm.solution == g] = to_rgba(PALETTE[g % len(PALETTE)], 0.55)
+    dx, dy = bm.xs[1] - bm.xs[0], bm.ys[1] - bm.ys[0]
+    ax.imshow(rgba, origin="lower", aspect="auto", interpolation="nearest",
+              extent=(bm.xs[0] - dx / 2, bm.xs[-1] + dx / 2, bm.ys[0] - dy / 2,
+                      bm.ys[-1] + dy / 2))
+    if X is not None:
+        ax.scatter(X[:, 0], X[:, 1], s=4, color="0.25", alpha=0.6, linewidths=0)
+    ax.scatter(bm.fixed[:, 0], bm.fixed[:, 1], marker="P", s=140, color="black",
+               edgecolors="white", zorder=4)
+    handles = [Patch(color=PALETTE[g % len(PALETTE)], alpha=0.55,
+                     label=f"#{g + 1}: ll {bm.objective[g]:.4f} ({bm.counts[g]} starts)")
+               for g in range(len(bm.objective))]
+    if (bm.solution < 0).any():
+        handles.append(Patch(color="0.8", label="failed"))
+    ax.legend(handles=handles, loc="upper left", fontsize="x-small", framealpha=0.85)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"Where EM goes from each start of mean {bm.component + 1}",
+                 fontsize="medium")
+    return ax

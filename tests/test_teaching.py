@@ -285,3 +285,29 @@ def test_the_user_family_has_no_separate_half_steps():
                       lambda g, X: {"m": X[g.integers(len(X))]}, n_components=2, n_init=2)
     with pytest.raises(ValueError, match="M-step reads the data"):
         mm.start(X).e_step()
+
+
+def test_the_basin_map_splits_where_symmetry_says(x64):
+    """Three equal clusters on a line, two components, the second mean fixed at the middle
+    cluster: a start of the first mean left of the middle takes the left cluster alone
+    (the other mean the middle and right ones), a start right of it the right cluster alone.
+    The two optima are mirror images (equal likelihood), the map mirror-symmetric; a start
+    on the mirror line itself stays symmetric and ends at a lower stationary point."""
+    from emwidgets.atlas import basin_map
+
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal([c, 0.0], 0.7, (150, 2)) for c in (-4.0, 0.0, 4.0)])
+    X = np.r_[X, X * [-1, 1]]  # exactly mirror-symmetric data
+    bm = basin_map(X, [[0.0, 0.0], [0.0, 0.0]], component=0, grid=9,
+                   extent=(-6, 6, -2, 2), covariance_type="spherical")
+    assert len(bm.objective) == 3 and abs(bm.objective[0] - bm.objective[1]) < 1e-9
+    assert bm.objective[2] < bm.objective[0] - 0.1
+    assert (bm.solution[:, bm.xs == 0] == 2).all()  # on the mirror line
+    left, right = bm.xs < -1, bm.xs > 1
+    first_mean_x = bm.means[:2, 0, 0]  # the leftmost mean of each optimum
+    take_left = int(np.argmin(first_mean_x))  # the optimum with a mean alone on the left
+    assert (bm.solution[:, left] == take_left).all()
+    assert (bm.solution[:, right] == 1 - take_left).all()
+    assert bm.counts.sum() == 81
+    with pytest.raises(ValueError, match="2-D data"):
+        basin_map(np.c_[X, X[:, :1]], [[0.0, 0.0, 0.0]] * 2)

@@ -382,12 +382,15 @@ def init_batch(draws: InitDraws, data: Data, reg_covar, user: UserInit, active=N
         centers = run_kmeans(draws.uniforms, data, n_components, kmeans_block_size or block_size,
                              kmeans_tol, group_size=kmeans_group_size, active=active)
 
-    def one(draw, c):
+    def one(draw, c, means):
         p = init_params(cov_type, method, n_components, block_size, draw, data, reg_covar, c,
                         active, prior)
-        return apply_user_init(cov_type, p, user)
+        return apply_user_init(cov_type, p, user._replace(means=means))
 
-    params = jax.vmap(one)(draws, centers)
+    # user means (K, D) for every restart, or (R, K, D): one start per restart
+    per_restart = user.means is not None and user.means.ndim == 3
+    params = jax.vmap(one, in_axes=(0, 0, 0 if per_restart else None))(draws, centers,
+                                                                        user.means)
     return init_state(params, n_real=n_real) if state else params
 
 
