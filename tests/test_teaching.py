@@ -311,3 +311,29 @@ def test_the_basin_map_splits_where_symmetry_says(x64):
     assert bm.counts.sum() == 81
     with pytest.raises(ValueError, match="2-D data"):
         basin_map(np.c_[X, X[:, :1]], [[0.0, 0.0, 0.0]] * 2)
+
+
+def test_the_hmm_explorer_fits_several_sequences_and_shows_one_at_a_time():
+    from emwidgets import datasets
+    from emwidgets.widgets import HMMExplorer
+
+    geyser = datasets.load_geyser()
+    lengths = [120, len(geyser) - 120]
+    ex = HMMExplorer(geyser, lengths=lengths, n_init=4, n_iter=30, random_state=0)
+    assert ex.sequence_picker.layout.display is None and len(ex.sequence_picker.options) == 2
+    ex.run(block=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = GaussianHMM(2, covariance_type="full", init_params="random", n_init=4, n_iter=30,
+                          tol=ex.session.tol, min_covar=ex.session.reg_covar,
+                          random_state=0).fit(ex.session.X, lengths)
+    np.testing.assert_allclose(ex.estimator_.score(ex.session.X, lengths),
+                               ref.score(ex.session.X, lengths), rtol=1e-5)
+    first = len(ex.series.points.get_offsets())
+    ex.sequence_picker.value = 1
+    second = len(ex.series.points.get_offsets())
+    assert (first, second) == tuple(lengths)
+    ex.scrubber.value = 2  # the scrubber shows the chosen sequence too
+    assert len(ex.series.points.get_offsets()) == lengths[1]
+    with pytest.raises(ValueError, match="sum to the data's"):
+        HMMExplorer(geyser, lengths=[10, 20])

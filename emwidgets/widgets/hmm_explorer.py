@@ -38,6 +38,32 @@ class HMMSession(FitSession):
     init_options = ("kmeans", "random")
     supports_missing = False  # incomplete rows are dropped
 
+    #: The sequences' lengths in the table's rows (None: one sequence), as GaussianHMM's
+    #: ``lengths``; rows left out (incomplete, infinite) shorten their sequence.
+    lengths = None
+
+    def __init__(self, data, columns=None, lengths=None, **settings):
+        if lengths is not None:
+            lengths = [int(n) for n in np.atleast_1d(lengths)]
+            n = len(data)
+            if min(lengths) < 1 or sum(lengths) != n:
+                raise ValueError(f"lengths must be positive and sum to the data's {n:,} rows; "
+                                 f"they sum to {sum(lengths):,}.")
+        self.lengths = lengths
+        super().__init__(data, columns=columns, **settings)
+
+    def fit_lengths(self):
+        """The lengths of the sequences fitted (of the rows in use), or None for one."""
+        if self.lengths is None:
+            return None
+        ids = np.repeat(np.arange(len(self.lengths)), self.lengths)
+        ids = ids[self._usable_rows][self._kept_rows]
+        counts = np.bincount(ids, minlength=len(self.lengths))
+        return [int(c) for c in counts if c > 0]
+
+    def _start_fit(self, est):
+        return est.start(self.X, self.fit_lengths())
+
     def _make_estimator(self):
         est = GaussianHMM(n_components=self.n_components, covariance_type=self.covariance_type,
                           init_params=self.init_params, tol=self.tol, n_iter=self.max_iter,
@@ -81,6 +107,8 @@ class SeriesPlot(_View):
 
     figsize = (6.8, 3.2)
     feature = 0
+    #: The time steps shown (start, stop): one sequence of several; None: all.
+    window = None
     locked_render = True  # a rebuild (new series) must not be rendered half-way
 
     def preview(self, series, title: str = ""):
@@ -101,9 +129,12 @@ class SeriesPlot(_View):
         if r < 0:
             return
         labels, post, _ = _aligned(snap, r)
-        t = np.arange(len(snap.X))
-        colours = P.component_colours(post.shape[1])
         y = snap.X[:, self.feature]
+        if self.window is not None:
+            shown = slice(*self.window)
+            labels, post, y = labels[shown], post[shown], y[shown]
+        t = np.arange(len(y))
+        colours = P.component_colours(post.shape[1])
         a = getattr(self, "artists", None)
         if (a is None or a["states"] != post.shape[1] or a["feature"] != self.feature
                 or not np.array_equal(a["y"], y)):
@@ -194,9 +225,47 @@ class HMMExplorer(EMExplorer):
         return W.VBox([W.HBox([self.convergence.canvas, self.transitions.canvas]),
                        self.series.canvas, self.gallery.canvas])
 
-    def __init__(self, data, **settings):
+    def __init__(self, data, lengths=None, **settings):
+        """``lengths``: the rows are several sequences of these lengths (GaussianHMM's
+        ``lengths``); a *sequence* menu chooses the one the series view shows."""
+        import ipywidgets as W
+
+        self._lengths_given = lengths
         super().__init__(data, **settings)
         self.intervals.layout.display = "none"  # standard errors are for mixtures
+        self.sequence_picker = W.Dropdown(description="sequence", style={"description_width":
+                                                                          "88px"},
+                                          layout=W.Layout(width="292px"))
+        self.sequence_picker.add_class("emwidgets-sequence")
+        self.sequence_picker.observe(lambda ch: self._show_sequence(ch["new"]), "value")
+        self._sync_sequences()
+        left = self.children[0].children[0]
+        left.children = left.children + (self.sequence_picker,)
+
+    def _new_session(self, data, columns, settings):
+        return self.session_class(data, columns=columns, lengths=self._lengths_given,
+                                  **settings)
+
+    def _sync_sequences(self):
+        lengths = self.session.fit_lengths() or [len(self.session.X)]
+        starts = np.r_[0, np.cumsum(lengths)[:-1]]
+        self._windows = [(int(a), int(a + n)) for a, n in zip(starts, lengths)]
+        self.sequence_picker.options = [(f"{i + 1} of {len(lengths)} ({n:,} steps)", i)
+                                        for i, n in enumerate(lengths)]
+        self.sequence_picker.layout.display = None if len(lengths) > 1 else "none"
+        self._show_sequence(self.sequence_picker.value or 0)
+
+    def _show_sequence(self, i):
+        i = 0 if i is None or i >= len(self._windows) else int(i)
+        self.series.window = None if len(self._windows) == 1 else self._windows[i]
+        snap = self.session.snapshot
+        if snap is not None and self.session.shown_data_is_current:
+            self.series.update(snap)
+
+    def _on_data_version(self, change):
+        super()._on_data_version(change)
+        if hasattr(self, "sequence_picker"):
+            self._sync_sequences()
 
     def _draw_intervals(self):
         pass

@@ -205,6 +205,7 @@ class FitSession(T.HasTraits):
         X = table.values(chosen)
         usable = ~np.isinf(X).any(axis=1) & ~np.isnan(X).all(axis=1)
         self._all_rows = X[usable]
+        self._usable_rows = usable  # (which rows of the table: an HMM's sequences follow them)
         self._n_infinite = int(np.isinf(X).any(axis=1).sum())
         self._n_unusable = int((~usable).sum())
         self.has_missing = bool(self.supports_missing and np.isnan(self._all_rows).any())
@@ -237,8 +238,10 @@ class FitSession(T.HasTraits):
 
     def _choose_rows(self):
         X = self._all_rows
+        self._kept_rows = np.ones(len(X), bool)
         if not (self.has_missing and self.missing == "em"):
-            X = X[~np.isnan(X).any(axis=1)]
+            self._kept_rows = ~np.isnan(X).any(axis=1)
+            X = X[self._kept_rows]
         self.n_dropped = self._n_unusable + len(self._all_rows) - len(X)
         self._n_incomplete_dropped = len(self._all_rows) - len(X)
         self.X = X
