@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 CONSTRAINTS := constraints.txt
 PYTEST := $(BIN)/python -m pytest -n 2 --dist loadfile -q --durations=25
 
-.PHONY: lab test test-fast test-latest lint bench bench-large bench-spark install constraints clean
+.PHONY: lab dashboard test test-fast test-latest lint bench bench-large bench-spark install constraints clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ LAB_FLAGS := --ServerApp.ip=127.0.0.1 $(ROOT_FLAG) --ServerApp.root_dir=notebook
 	--LabApp.default_url=/lab/tree/01_quickstart.ipynb
 lab: $(STAMP)
 	$(BIN)/jupyter lab $(LAB_FLAGS)
+
+## The quickstart as a Voila dashboard (code hidden, widgets live; 127.0.0.1).
+dashboard: $(STAMP)
+	$(BIN)/voila notebooks/01_quickstart.ipynb --Voila.ip=127.0.0.1
 
 ## Run every test (unit, notebooks, Binder env, and the browser test when Chromium is present).
 test: $(STAMP) lint

@@ -470,3 +470,37 @@ def test_large_data_are_a_density_image_in_jupyterlab(browser, lab):
         path=str(ARTIFACTS / "explorer-density-page.png"))
     assert error_outputs(page) == []
     page.close()
+
+
+def test_the_quickstart_as_a_voila_dashboard_updates_live(browser, lab):
+    """`voila notebooks/01_quickstart.ipynb` (here Voila's server extension in the same
+    Jupyter server): the explorer renders with its first fit done, and a control changed
+    then Run redraws the views with the new fit, as in JupyterLab."""
+    base, token, _ = lab
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(f"{base}/voila/render/01_quickstart.ipynb?token={token}", timeout=120_000)
+    status = page.locator(".emwidgets-status-text").first
+    status.wait_for(state="visible", timeout=120_000)
+    page.wait_for_function("() => document.querySelector('.emwidgets-status-text')"
+                           ".innerText.startsWith('Done')", timeout=60_000)
+    assert "16 of 16 restarts" in status.inner_text()
+    ex = page.locator(".emwidgets-explorer").first
+    canvas = ex.locator(".emwidgets-assignments canvas").first
+    time.sleep(1.0)
+    before = hashlib.sha1(canvas.screenshot()).hexdigest()
+    ex.locator(".widget-slider", has_text="components").locator(".noUi-handle").focus()
+    page.keyboard.press("ArrowRight")  # 2 -> 3 components
+    time.sleep(0.5)
+    ex.locator("button", has_text="Run").click()
+    # (Done, and not the old result marked stale: the new fit's)
+    page.wait_for_function("() => document.querySelector('.emwidgets-status-text').innerText"
+                           ".startsWith('Done') && !document.querySelector('.emwidgets-stale')",
+                           timeout=120_000)
+    deadline, after = time.time() + 30, before
+    while after == before and time.time() < deadline:
+        time.sleep(0.3)
+        after = hashlib.sha1(canvas.screenshot()).hexdigest()
+    assert after != before, "the dashboard's assignments view should show the new fit"
+    assert ex.locator(".widget-slider", has_text="components").inner_text().strip().endswith("3")
+    page.screenshot(path=str(ARTIFACTS / "voila-quickstart.png"), full_page=True)
+    page.close()
