@@ -24,7 +24,7 @@ NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
 #: What the status line of each explorer a notebook shows should start with.
 EXPECTED_STATUS = {
     "01_quickstart.ipynb": ["Done"],
-    "05_hmm.ipynb": ["Done"],
+    "05_hmm.ipynb": ["Done", "Done"],  # one sequence, then two
     "06_missing_data.ipynb": ["Ready"],
     # latent classes, counts and a t mixture in FamilyExplorer
     "08_beyond_gaussians.ipynb": ["Done", "Done", "Done"],
@@ -104,6 +104,19 @@ def test_notebook_as_a_user_runs_it(browser, lab, name):
             path=str(ARTIFACTS / "quickstart-explorer.png"))
     if name == "08_beyond_gaussians.ipynb":
         _check_profiles(page)
+    if name == "05_hmm.ipynb":  # two sequences: the menu shows the second one's series
+        two = page.locator(".emwidgets-explorer").nth(1)
+        menu = two.locator(".emwidgets-sequence select")
+        assert menu.is_visible() and menu.locator("option").count() == 2
+        series = two.locator(".emwidgets-series canvas").first
+        before = series.screenshot()
+        menu.select_option(index=1)
+        for _ in range(60):
+            if series.screenshot() != before:
+                break
+            page.wait_for_timeout(250)
+        assert series.screenshot() != before, "the series view should show sequence 2"
+        two.screenshot(path=str(ARTIFACTS / "notebook-05-two-sequences.png"))
     if name == "10_teaching_em.ipynb":  # the atlas of the last explorer is drawn
         atlas = page.locator(".emwidgets-atlas")
         assert atlas.count() == 1 and atlas.first.is_visible()
