@@ -484,11 +484,13 @@ class LiveFit:
         e, _ = em.half_steps(self.run.family, self.run.block_size)
         return e(self.run.state.params, self.run.data, self.run.hyper)
 
-    def m_step(self, stats):
-        """The parameters ``stats`` (from :meth:`e_step`) give every restart (EM's second
-        half): with this fit's statistics, its next iteration's parameters."""
+    def m_step(self, stats=None):
+        """The parameters ``stats`` (from :meth:`e_step`; None: this fit's own E-step) give
+        every restart (EM's second half): with this fit's statistics, its next
+        iteration's parameters."""
         _, m = em.half_steps(self.run.family, self.run.block_size)
-        return m(self.run.state.params, stats, self.run.hyper)
+        stats = self.e_step() if stats is None else stats
+        return m(self.run.state.params, stats, self.run.hyper, self.run.data)
 
     def at(self, iteration: int) -> "LiveFit":
         """This fit as it was after ``iteration`` iterations, exactly (an iteration

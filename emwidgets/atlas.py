@@ -193,7 +193,7 @@ def basin_map(X, means, component: int = 0, grid: int = 30, extent=None, tol_mea
     gx, gy = np.meshgrid(xs, ys)
     starts = np.repeat(means[None], grid * grid, axis=0)
     starts[:, component] = np.c_[gx.ravel(), gy.ravel()]
-    kw = dict(tol=1e-6, max_iter=500, random_state=0, **settings)
+    kw = {**dict(tol=1e-6, max_iter=500, random_state=0), **settings}
     import warnings
 
     with warnings.catch_warnings():

@@ -16,6 +16,7 @@ the same EM driver as the mixtures. Two differences, on purpose:
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 
@@ -278,7 +279,16 @@ class GaussianHMM(_Estimator):
             raise ValueError(f"Every one of the {r.n_restarts} restarts failed "
                              f"({next(m for m in r.messages if m)}); increase min_covar or reduce "
                              "n_components.")
-        b = r.best
+        self._set_restart(r, r.best)
+        self.restarts_ = r
+        if not self.converged_:
+            warnings.warn("The best restart did not converge: increase n_iter or tol.",
+                          V.ConvergenceWarning, stacklevel=4)
+        _warn_spurious(r, "Reduce n_components, increase min_covar, or remove duplicate points "
+                          "or constant columns.")
+        return self
+
+    def _set_restart(self, r, b: int):
         # float64 copies of (maybe float32) probabilities: make each row sum to 1 in float64.
         self.startprob_ = _renormalised(r.params["startprob"][b])
         self.transmat_ = _renormalised(r.params["transmat"][b])
@@ -287,13 +297,14 @@ class GaussianHMM(_Estimator):
         self.converged_ = bool(r.converged[b])
         self.n_iter_ = int(r.n_iter[b])
         self.lower_bound_ = float(r.objective[b])
-        self.restarts_ = r
-        if not self.converged_:
-            warnings.warn("The best restart did not converge: increase n_iter or tol.",
-                          V.ConvergenceWarning, stacklevel=4)
-        _warn_spurious(r, "Reduce n_components, increase min_covar, or remove duplicate points "
-                          "or constant columns.")
-        return self
+
+    def restart(self, restart: int) -> "GaussianHMM":
+        """The fitted model of restart ``restart`` of the last fit (a copy: the best one's
+        attributes are ``self``'s); ``restarts_`` is shared."""
+        self._check_fitted()
+        other = copy.copy(self)
+        other._set_restart(self.restarts_, int(restart))
+        return other
 
     @property
     def covars_(self):

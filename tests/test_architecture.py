@@ -137,7 +137,7 @@ def test_every_public_method_of_every_estimator_loads_no_ui():
                  "MixtureModel.standard_errors", "FamilyStandardErrors.intervals",
                  "Restarts.to_frame", "StandardErrors.intervals",
                  "SelectionResult.best", "LiveFit.snapshot", "LiveFit.at",
-                 "GaussianMixture.restart", "datasets.load_geyser",
+                 "GaussianMixture.restart", "GaussianHMM.restart", "LiveFit.m_step", "datasets.load_geyser",
                  "datasets.load_carcinoma"):
         assert name in called, name
     assert result["ui"] == [], f"the estimators loaded {result['ui']}"

@@ -277,14 +277,21 @@ def test_an_e_step_then_an_m_step_is_one_em_iteration(x64, family):
                                        rtol=1e-10, atol=1e-12, err_msg=f"{family} {t}")
 
 
-def test_the_user_family_has_no_separate_half_steps():
+def test_the_user_familys_half_steps_read_the_data(x64):
+    """A user's family has no closed-form M-step (its Newton steps sum over the rows): its
+    m_step reads the data, and an E-step then an M-step is still one EM iteration."""
     from emwidgets import MixtureModel
 
     X = _blobs()
     mm = MixtureModel(lambda t, x: -0.5 * ((x - t["m"]) ** 2).sum(),
-                      lambda g, X: {"m": X[g.integers(len(X))]}, n_components=2, n_init=2)
-    with pytest.raises(ValueError, match="M-step reads the data"):
-        mm.start(X).e_step()
+                      lambda g, X: {"m": X[g.integers(len(X))]}, n_components=3, n_init=2,
+                      max_iter=6, tol=1e-300, random_state=0)
+    live = mm.start(X)
+    live.advance()
+    new = live.at(2).m_step()
+    after = live.at(3).run.state.params
+    for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(after)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12)
 
 
 def test_the_basin_map_splits_where_symmetry_says(x64):
@@ -335,5 +342,22 @@ def test_the_hmm_explorer_fits_several_sequences_and_shows_one_at_a_time():
     assert (first, second) == tuple(lengths)
     ex.scrubber.value = 2  # the scrubber shows the chosen sequence too
     assert len(ex.series.points.get_offsets()) == lengths[1]
+    other = (ex.session.snapshot.restarts.best + 1) % 4
+    np.testing.assert_allclose(ex.restart(other).means_,
+                               ex.estimator_.restarts_.params["means"][other])
     with pytest.raises(ValueError, match="sum to the data's"):
         HMMExplorer(geyser, lengths=[10, 20])
+
+
+def test_the_explorer_draws_a_basin_map_of_the_shown_restart():
+    ex = _explorer()
+    ex.BASIN_GRID = 6
+    ex.basin_map(block=True)
+    bm = ex.basins.basins
+    assert bm.solution.shape == (6, 6) and bm.component == 0 and bm.counts.sum() == 36
+    shown = ex.session.snapshot.best
+    np.testing.assert_allclose(bm.fixed, ex.session.snapshot.restarts.params["means"][shown][1:])
+    assert ex.basins.canvas in ex.view_box.children and "Basin map of mean 1" in \
+        ex.step_note.value
+    ex.basin_map(block=True)  # the next mean
+    assert ex.basins.basins.component == 1

@@ -139,11 +139,9 @@ def half_steps(family: Family, block_size: int):
       statistics under its parameters (the responsibilities, summed);
     - ``m_step(params, stats, hyper) -> new params``: the parameters those statistics give.
 
-    ``m_step(params, e_step(params, ...), ...)`` is one EM iteration (:func:`em_step`'s new
-    parameters). Not for a family whose M-step reads the data (a user's family)."""
-    if family.m_step_reads_data:
-        raise ValueError("This family's M-step reads the data (no closed form in summed "
-                         "statistics): it has no separate E-step and M-step to show.")
+    ``m_step(params, e_step(params, data, hyper), hyper, data)`` is one EM iteration
+    (:func:`em_step`'s new parameters); ``data`` serves a family whose M-step reads the
+    data (a user's family: its Newton steps sum over the rows)."""
 
     @jax.jit
     def e_step(params, data: Data, hyper):
@@ -154,9 +152,16 @@ def half_steps(family: Family, block_size: int):
         return jax.vmap(one)(params)
 
     @jax.jit
-    def m_step(params, stats, hyper):
-        return jax.vmap(lambda p, st: family.m_step(family.prepare(p, hyper), st, hyper)[0])(
-            params, stats)
+    def m_step(params, stats, hyper, data: Data):
+        def one(p, st):
+            ctx = family.prepare(p, hyper)
+            if not family.m_step_reads_data:
+                return family.m_step(ctx, st, hyper)[0]
+
+            def reduce(fn, *operands):
+                return block_sum(lambda x, w, b, *o: fn(x, w, *o), data, block_size, operands)
+            return family.m_step(ctx, st, hyper, reduce)[0]
+        return jax.vmap(one)(params, stats)
 
     return e_step, m_step
 

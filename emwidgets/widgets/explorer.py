@@ -12,7 +12,7 @@ import numpy as np
 
 from ..mixture import GaussianMixture
 from .session import FitSession
-from .views import AssignmentPlot, AtlasPlot, ConvergencePlot, RestartGallery
+from .views import AssignmentPlot, AtlasPlot, BasinPlot, ConvergencePlot, RestartGallery
 
 LABEL_WIDTH = "88px"
 CONTROL_WIDTH = "292px"
@@ -156,6 +156,12 @@ class EMExplorer(W.VBox):
                                          tooltip="Every mean in one corner of the data, then Run")
         self.forget_start_button = W.Button(description="Forget start", icon="undo",
                                             layout=W.Layout(width="140px"), disabled=True)
+        self.basin_button = W.Button(description="Basin map", icon="th",
+                                     layout=W.Layout(width="140px"),
+                                     tooltip="Where EM goes from every start of one mean, the "
+                                             "others at the shown restart's optimum (2-D data)")
+        self.basins = None  # the BasinPlot, made when first asked for
+        self._basin_component = 0
         self._start_xy: list = []  # the chosen means in the plotted plane
         self._dragging = None
         self._start_artist = None
@@ -189,6 +195,7 @@ class EMExplorer(W.VBox):
         self.start_toggle.observe(lambda ch: self._on_start_toggle(ch["new"]), "value")
         self.bad_start_button.on_click(lambda _: self.bad_start())
         self.forget_start_button.on_click(lambda _: self.forget_start())
+        self.basin_button.on_click(lambda _: self.basin_map())
         canvas = self.assignments.canvas
         canvas.mpl_connect("button_press_event", self._on_press)
         canvas.mpl_connect("motion_notify_event", self._on_motion)
@@ -397,7 +404,7 @@ class EMExplorer(W.VBox):
         if not getattr(self.session, "supports_start", False):
             return []
         return [W.HTML("<b>Choose the start</b>"), self.start_toggle,
-                W.HBox([self.bad_start_button, self.forget_start_button])]
+                W.HBox([self.bad_start_button, self.forget_start_button]), self.basin_button]
 
     @property
     def start_means(self):
@@ -541,6 +548,54 @@ class EMExplorer(W.VBox):
                     "change it; Forget start returns to random restarts).")
         self.start_note = text
         self._on_status()
+
+    #: The basin map's grid (BASIN_GRID² starts, one vmapped batch).
+    BASIN_GRID = 24
+
+    def basin_map(self, component=None, block: bool = False):
+        """Draw where EM goes from every start of mean ``component`` (default: the next one
+        each call) on a grid over the data, the other means at the shown restart's
+        optimum (:func:`emwidgets.atlas.basin_map`; 2-D data). Computed on a thread (a
+        batch of BASIN_GRID² restarts compiles once); ``block`` waits for it."""
+        from ..atlas import basin_map
+
+        s, snap = self.session, self.session.snapshot
+        if len(s.columns) != 2 or snap is None or not snap.done:
+            self.step_note.value = html.escape(
+                "A basin map needs a finished run on two columns." if snap is None or
+                not snap.done else "A basin map is for two columns: choose two.")
+            return
+        k = snap.restarts.params["means"].shape[1]
+        c = self._basin_component % k if component is None else int(component)
+        self._basin_component = c + 1
+        r = max(self.assignments.shown_restart(snap), 0)
+        means = np.asarray(snap.restarts.params["means"][r], np.float64)
+        settings = {n: v for n, v in s.settings().items()
+                    if n in ("covariance_type", "reg_covar", "tol", "max_iter")}
+        if self.basins is None:
+            self.basins = BasinPlot()
+            self.basins.canvas.add_class("emwidgets-basins")
+            self.view_box.children = tuple(self.view_box.children) + (self.basins.canvas,)
+        self.step_note.value = html.escape(
+            f"Computing the basin map of mean {c + 1} of restart {r} "
+            f"({self.BASIN_GRID ** 2} starts as one batch; the first compiles)…")
+        X, labels = s.X.copy(), tuple(s.columns)
+
+        def work():
+            try:
+                bm = basin_map(X, means, component=c, grid=self.BASIN_GRID, **settings)
+                self.basins.show(bm, X, labels)
+                self.step_note.value = html.escape(
+                    f"Basin map of mean {c + 1}: {len(bm.objective)} optima reached; "
+                    f"{bm.counts[0]} of {bm.solution.size} starts reach the best of them. "
+                    "Press again for the next mean.")
+            except Exception as exc:  # said in one sentence; the explorer carries on
+                self.step_note.value = html.escape(f"No basin map: {exc}")
+
+        thread = threading.Thread(target=work, daemon=True, name="emwidgets-basins")
+        thread.start()
+        if block:
+            thread.join()
 
     def show_atlas(self, show: bool = True):
         """Show (or hide) the atlas of restarts below the views: drawn for every finished

@@ -556,3 +556,23 @@ class AtlasPlot(_View):
             return
         if self.on_select is not None:
             self.on_select(int(event.ind[0]))
+
+
+class BasinPlot(_View):
+    """A basin map (:func:`emwidgets.atlas.basin_map`) of 2-D data: where EM goes from
+    every start of one mean, the others fixed at the shown restart's optimum."""
+
+    figsize = (5.2, 3.8)
+    locked_render = True
+
+    def show(self, bm, X, labels=("", "")):
+        with self._lock:
+            self.figure.clear()
+            ax = self.figure.add_subplot()
+            P.draw_basin_map(ax, bm, X, *labels)
+            self.basins = bm
+            self._version += 1
+        self.request_render()
+
+    def _update(self, snap: Snapshot):
+        pass  # drawn by show(), when the explorer has computed a map
