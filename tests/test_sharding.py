@@ -21,6 +21,7 @@ assert jax.device_count() == N_DEVICES, jax.devices()
 # MODE "rows": the rows sharded whatever their count; "restarts": the restarts spread
 # over the devices (each holds every row), as fits of fewer than 100,000 rows are.
 dm.SPREAD_RESTARTS_BELOW = 0 if "MODE" == "rows" else 10**9
+PARTS = "PARTS"  # which cases this run adds (each device count and layout runs its own)
 rng = np.random.default_rng(0)
 
 def layout(live):
@@ -45,7 +46,8 @@ for name, X, kw, fit_kw in [
         ("tied, several blocks", big, dict(covariance_type="tied"), {}),
         ("spherical, SQUAREM", small, dict(covariance_type="spherical",
                                            accelerate="squarem"), {}),
-        ("full, weights", small, dict(covariance_type="full"), {"sample_weight": weights})]:
+        ("full, weights", small, dict(covariance_type="full"), {"sample_weight": weights})
+        ][:0 if "gaussian" not in PARTS else 2 if "gaussian2" in PARTS else None]:
     one = GaussianMixture(3, n_init=4, random_state=0, tol=1e-8, **kw).fit(X, **fit_kw)
     many = GaussianMixture(3, n_init=4, random_state=0, tol=1e-8, devices="all",
                            **kw).fit(X, **fit_kw)
@@ -67,7 +69,7 @@ for name, make, X in [("poisson", PoissonMixture, counts),
                       ("a user's family (autodiff M-step)", lambda *a, **k: MixtureModel(
                           lambda t, x: -0.5 * ((x - t["m"]) ** 2).sum(),
                           lambda g, X: {"m": X[g.integers(len(X))]}, n_components=a[0], **k),
-                       small[:1500])]:
+                       small[:1500])][:0 if "families" not in PARTS else None]:
     one = make(2, n_init=4, random_state=0, tol=1e-8, max_iter=60).fit(X)
     many = make(2, n_init=4, random_state=0, tol=1e-8, max_iter=60, devices="all").fit(X)
     a, b = one.restarts_, many.restarts_
@@ -80,7 +82,7 @@ for name, make, X in [("poisson", PoissonMixture, counts),
                 "layout": layout(many.start(X)),
                 # (Newton steps on autodiff derivatives amplify the sums' rounding)
                 "loose": name.startswith("a user's")})
-if "MODE" == "restarts":  # HMMs spread their restarts (their rows are sequences)
+if "hmms" in PARTS:  # HMMs spread their restarts (their rows are sequences)
     from emwidgets import GaussianHMM, PoissonHMM
     states = np.repeat(rng.choice(2, 60), 25)  # two sequences, long runs of each state
     obs = rng.normal(np.array([[0.0, 0.0], [3.0, 1.0]])[states], 1.0)
@@ -103,12 +105,17 @@ print(json.dumps(out))
 '''
 
 
-@pytest.mark.parametrize("n_devices, mode", [(2, "rows"), (4, "rows"), (2, "restarts")])
-def test_sharded_over_devices_equals_one_device(n_devices, mode):
+@pytest.mark.parametrize("n_devices, mode, parts", [
+    (2, "rows", "gaussian families"),  # every estimator's rows over two devices
+    (4, "rows", "gaussian"),  # four: uneven padding, several blocks a device
+    (2, "restarts", "gaussian2 families hmms"),  # the restarts spread (HMMs always)
+])
+def test_sharded_over_devices_equals_one_device(n_devices, mode, parts):
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n_devices}",
            "EMWIDGETS_COMPILATION_CACHE": "0"}
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
-    child = CHILD.replace("N_DEVICES", str(n_devices)).replace("MODE", mode)
+    child = (CHILD.replace("N_DEVICES", str(n_devices)).replace("MODE", mode)
+             .replace('"PARTS"', repr(parts)))
     out = subprocess.run([sys.executable, "-c", child],
                          env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
