@@ -3,6 +3,7 @@ record of every restart (:class:`Restarts`), the random keys, and a fit in
 progress (:class:`LiveFit`)."""
 from __future__ import annotations
 
+import copy
 import inspect
 import warnings
 from dataclasses import dataclass, field
@@ -25,6 +26,19 @@ NotFittedError = V.NotFittedError
 SPURIOUS_POLICIES = ("rank_last", "allow")
 
 
+
+
+class _RestartModels:
+    """Mixin: ``restart(r)`` for an estimator that sets restart r's fitted attributes with
+    ``_set_restart(restarts, r)`` (GaussianMixture, GaussianHMM; the families have theirs)."""
+
+    def restart(self, restart: int):
+        """The fitted model of restart ``restart`` of the last fit (a copy: the best one's
+        attributes are ``self``'s; ``restarts_`` is shared)."""
+        self._check_fitted()
+        other = copy.copy(self)
+        other._set_restart(self.restarts_, int(restart))
+        return other
 
 
 class _Estimator:

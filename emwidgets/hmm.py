@@ -16,7 +16,6 @@ the same EM driver as the mixtures. Two differences, on purpose:
 
 from __future__ import annotations
 
-import copy
 import math
 import warnings
 
@@ -34,6 +33,7 @@ from ._base import (
     _implied_sd,
     _keys,
     _padded_key_data,
+    _RestartModels,
     _restarts_from_state,
     _warn_spurious,
 )
@@ -108,7 +108,7 @@ _vmapped_posteriors = jax.jit(
     static_argnames="cov_type")
 
 
-class GaussianHMM(_Estimator):
+class GaussianHMM(_RestartModels, _Estimator):
     """Gaussian hidden Markov model, every restart at once (Baum-Welch, jitted, vmapped).
 
     Fitted attributes: ``startprob_`` (S,), ``transmat_`` (S, S), ``means_``
@@ -297,14 +297,6 @@ class GaussianHMM(_Estimator):
         self.converged_ = bool(r.converged[b])
         self.n_iter_ = int(r.n_iter[b])
         self.lower_bound_ = float(r.objective[b])
-
-    def restart(self, restart: int) -> "GaussianHMM":
-        """The fitted model of restart ``restart`` of the last fit (a copy: the best one's
-        attributes are ``self``'s); ``restarts_`` is shared."""
-        self._check_fitted()
-        other = copy.copy(self)
-        other._set_restart(self.restarts_, int(restart))
-        return other
 
     @property
     def covars_(self):

@@ -11,7 +11,6 @@ also be advanced a few iterations at a time for live views with
 """
 from __future__ import annotations
 
-import copy
 import math
 import warnings
 from typing import Optional
@@ -32,6 +31,7 @@ from ._base import (
     _implied_sd,
     _keys,
     _padded_key_data,
+    _RestartModels,
     _restarts_from_state,
     _warn_spurious,
     start_streamed,
@@ -80,7 +80,7 @@ class _GMMScaling:
 
 
 
-class GaussianMixture(_Estimator):
+class GaussianMixture(_RestartModels, _Estimator):
     """Gaussian mixture fitted by EM, every restart at once.
 
     Parameters follow :class:`sklearn.mixture.GaussianMixture`: ``tol`` is the
@@ -438,14 +438,6 @@ class GaussianMixture(_Estimator):
         self.n_iter_ = int(restarts.n_iter[b])
         self.lower_bound_ = float(restarts.objective[b]) if self.max_iter > 0 else -np.inf
         self.lower_bounds_ = list(restarts.trace[b, : self.n_iter_])
-
-    def restart(self, restart: int) -> "GaussianMixture":
-        """The fitted model of restart ``restart`` of the last fit (a copy: the best one's
-        attributes are ``self``'s); ``restarts_`` is shared."""
-        self._check_fitted()
-        other = copy.copy(self)
-        other._set_restart(self.restarts_, int(restart))
-        return other
 
     def replay(self, X, restart: int, sample_weight=None) -> "GaussianMixture":
         """Fit restart ``restart`` of the last fit alone, from its own key.

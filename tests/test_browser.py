@@ -259,14 +259,7 @@ def test_components_and_initialisation_after_a_first_run_compile_nothing(browser
                 break
             time.sleep(0.1)
         assert kernel(page, "print(explorer._frame)").strip() == expected
-        deadline = time.time() + 30
-        while True:
-            frame = hashlib.sha1(canvas.screenshot()).hexdigest()
-            if frame not in frames or time.time() > deadline:
-                break
-            time.sleep(0.25)
-        assert frame not in frames, f"the canvas should change at {expected}"
-        frames.append(frame)
+        assert _new_frame(canvas, frames), f"the canvas should change at {expected}"
 
     ex.locator(".widget-slider", has_text="iteration").locator(".noUi-handle").focus()
     page.keyboard.press("Home")
@@ -377,13 +370,21 @@ def _run_and_watch(page, ex, canvas, frames):
     assert seen[-1].startswith("Done"), seen[-1]
     assert not [t for t in seen if "ompil" in t], seen
     # The new plot reaches the canvas (later when the machine is busy: wait for it).
-    deadline = time.time() + 30
+    _new_frame(canvas, frames)
+
+
+def _new_frame(canvas, frames: list, seconds: float = 30) -> bool:
+    """Wait for the canvas to show an image not in ``frames`` (appended); False if it did
+    not within ``seconds``."""
+    deadline = time.time() + seconds
     while True:
         frame = hashlib.sha1(canvas.screenshot()).hexdigest()
         if frame not in frames or time.time() > deadline:
             break
         time.sleep(0.25)
+    new = frame not in frames
     frames.append(frame)
+    return new
 
 
 def test_latent_classes_in_the_family_explorer(browser, lab):
