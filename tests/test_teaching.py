@@ -11,6 +11,9 @@ from emwidgets import (
     GaussianHMM,
     GaussianMixture,
     LatentClassModel,
+    MixtureModel,
+    MultinomialMixture,
+    PoissonHMM,
     PoissonMixture,
     StudentMixture,
     _compiles,
@@ -40,6 +43,12 @@ def _families():
         "student t": (lambda **k: StudentMixture(3, **kw, **k), X),
         "gaussian hmm": (lambda **k: GaussianHMM(3, n_init=3, random_state=0, tol=1e-300,
                                                  n_iter=k.pop("max_iter"), **k), X),
+        "multinomial": (lambda **k: MultinomialMixture(2, **kw, **k), counts + 1),
+        "a user's family": (lambda **k: MixtureModel(
+            lambda t, x: -0.5 * ((x - t["m"]) ** 2).sum(),
+            lambda g, X: {"m": X[g.integers(len(X))]}, n_components=3, **kw, **k), X),
+        "poisson hmm": (lambda **k: PoissonHMM(2, n_init=3, random_state=0, tol=1e-300,
+                                               n_iter=k.pop("max_iter"), **k), counts),
     }
 
 
