@@ -24,6 +24,15 @@ cache off (``EMWIDGETS_COMPILATION_CACHE=0`` or no JAX cache configured)
 programs are exported in memory only. Arguments that are tracers (a call from
 inside another traced function) go to plain ``jax.jit``.
 
+A process keeps at most :data:`MAX_LIVE` compiled programs (all StoredJits
+together), the least recently called evicted first: every compiled CPU program
+holds its machine code in about a hundred memory mappings, and Linux allows a
+process 65,530 (``vm.max_map_count``). Before the bound, a kernel that had
+compiled some 600 programs (an afternoon of exploring, or a test worker) had
+LLVM fail to map memory and died of a segmentation fault. An evicted program
+comes back from the on-disk caches (milliseconds, counted as loaded, not
+compiled) the next time it is called.
+
 A file holds the serialised module (``Exported.serialize``, which needs the
 ``flatbuffers`` package) and the pickled tree structure of the outputs. Like
 JAX's own cache entries, files in the directory are trusted: it is the user's.
@@ -36,6 +45,8 @@ import hashlib
 import os
 import pickle
 import threading
+import weakref
+from collections import OrderedDict
 from pathlib import Path
 
 import jax
@@ -43,7 +54,39 @@ import jax
 #: Stored programs beyond this many bytes in all: the least recently used are deleted.
 MAX_BYTES = 256 * 1024**2
 SUFFIX = ".jaxexport"
-_lock = threading.Lock()
+#: Compiled programs a process keeps at once (module doc: memory mappings).
+MAX_LIVE = 128
+_lock = threading.RLock()  # re-entrant: a weak reference's callback may run under it
+# (id of a StoredJit, key) -> weak reference to it, least recently called first.
+_live: OrderedDict = OrderedDict()
+
+
+def live_programs() -> int:
+    """How many compiled programs the StoredJits hold now (at most MAX_LIVE)."""
+    with _lock:
+        return len(_live)
+
+
+def _used(owner: "StoredJit", key) -> None:
+    """Mark a program as just called, and evict the least recently called beyond MAX_LIVE."""
+    evicted = []
+    with _lock:
+        slot = (id(owner), key)
+        if slot in _live:
+            _live.move_to_end(slot)
+        else:
+            _live[slot] = weakref.ref(owner, lambda _, s=slot: _forget(s))
+        while len(_live) > MAX_LIVE:
+            (_, old), ref = _live.popitem(last=False)
+            evicted.append((ref(), old))
+    for other, old in evicted:  # outside the lock: dropping a program frees its code
+        if other is not None:
+            other._drop(old)
+
+
+def _forget(slot) -> None:
+    with _lock:
+        _live.pop(slot, None)
 
 
 @functools.lru_cache(maxsize=1)
@@ -119,7 +162,7 @@ class StoredJit:
         self._plain = jax.jit(fun, static_argnames=self.static_argnames,
                               compiler_options=compiler_options)
         self._exported: dict = {}  # key -> (jitted wrapper of the exported module, out tree)
-        self._compiled: dict = {}  # key -> compiled program
+        self._compiled: dict = {}  # key -> (compiled program, out tree); see MAX_LIVE
         self._pending: dict = {}  # key -> lock held while one thread prepares it
 
     def _cache_size(self) -> int:
@@ -136,10 +179,12 @@ class StoredJit:
         if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((args, kwargs))):
             return self._plain(*args, **kwargs)
         key, static, leaves = self._split(args, kwargs)
-        compiled = self._compiled.get(key) or self._compile(key, static)
+        entry = self._compiled.get(key) or self._compile(key, static)
+        _used(self, key)
+        compiled, out_tree = entry
         # (The compiled program is called directly: as quick as jit's dispatch, and
-        # it can never compile a second time.)
-        return jax.tree.unflatten(self._exported[key][1], compiled(*leaves))
+        # it never compiles a second time while it is live.)
+        return jax.tree.unflatten(out_tree, compiled(*leaves))
 
     def lower(self, *args, **kwargs):
         """The lowered program for these arguments (arrays or ShapeDtypeStructs)."""
@@ -159,12 +204,19 @@ class StoredJit:
 
     def _compile(self, key, static):
         with self._locked(key):
-            compiled = self._compiled.get(key)
-            if compiled is None:
-                wrapper, _ = self._export_once(key, static)
-                compiled = wrapper.lower(*self._specs(key)).compile()
-                self._compiled[key] = compiled
-        return compiled
+            entry = self._compiled.get(key)
+            if entry is None:
+                wrapper, out_tree = self._export_once(key, static)
+                entry = (wrapper.lower(*self._specs(key)).compile(), out_tree)
+                self._compiled[key] = entry
+        return entry
+
+    def _drop(self, key) -> None:
+        """Evicted (MAX_LIVE): forget the compiled program and the wrapper whose
+        jit caches hold it too, so its code is unmapped; both come back on demand."""
+        with self._locked(key):
+            self._compiled.pop(key, None)
+            self._exported.pop(key, None)
 
     def _export_once(self, key, static):
         with self._locked(key):

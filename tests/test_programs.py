@@ -3,6 +3,8 @@
 Across processes (a new kernel traces nothing) see tests/test_cache.py.
 """
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -81,3 +83,60 @@ def test_the_store_is_bounded_least_recently_used_first(store, monkeypatch):
     files = list(store.glob("*.jaxexport"))
     assert len(files) == 2
     assert sum(p.stat().st_size for p in files) <= _programs.MAX_BYTES
+
+
+def _memory_mappings() -> int:
+    with open("/proc/self/maps") as f:
+        return sum(1 for _ in f)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="Linux's /proc needed")
+def test_a_process_keeps_a_bounded_number_of_compiled_programs(store, monkeypatch):
+    """Every compiled CPU program holds memory mappings; a process may have 65,530.
+    Before MAX_LIVE, a kernel that had compiled ~600 EM programs died of a segmentation
+    fault when LLVM could not map more (reproduced; see the module doc)."""
+    from emwidgets._compiles import count
+
+    f = StoredJit(affine, static_argnames=("power",))
+    x = [np.arange(n, dtype=np.float32) for n in range(1, 41)]
+    before = _memory_mappings()
+    for a in x[:20]:  # under the default bound: every program stays
+        f(a, 1.0, power=2)
+    unbounded = _memory_mappings() - before
+    assert len(f._compiled) == 20 and unbounded > 20  # each program maps memory
+
+    monkeypatch.setattr(_programs, "MAX_LIVE", 3)
+    middle = _memory_mappings()
+    for a in x[20:]:
+        f(a, 1.0, power=2)
+    assert _programs.live_programs() <= 3 and len(f._compiled) <= 3
+    assert _memory_mappings() - middle < unbounded / 2  # evicted programs were unmapped
+
+    # An evicted program comes back from the disk caches, loaded, not compiled, and right.
+    with count() as c:
+        got = f(x[0], 1.0, power=2)
+    np.testing.assert_array_equal(got["y"], x[0] ** 2 + 1.0)
+    assert (c.compiled, c.loaded) == (0, 1)
+
+
+def test_a_program_evicted_while_another_thread_runs_it_finishes(store, monkeypatch):
+    """Eviction from one thread never pulls a program from under a call in another."""
+    import threading
+
+    monkeypatch.setattr(_programs, "MAX_LIVE", 1)
+    f = StoredJit(affine, static_argnames=("power",))
+    errors, x = [], np.ones(5, np.float32)
+
+    def call(power):
+        try:
+            for _ in range(30):
+                assert float(f(x, 0.0, power=power)["n"]) == 5.0
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=call, args=(p,)) for p in (1, 2, 3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and _programs.live_programs() <= 1
