@@ -124,12 +124,8 @@ def device_mesh(devices, n_rows: int, n_restarts: int):
     evenly over the devices (in one process: see :func:`restart_mesh`), else a
     ``"rows"`` mesh (:func:`row_mesh`)."""
     mesh = row_mesh(devices)
-    if (mesh is not None and n_rows < SPREAD_RESTARTS_BELOW
-            and n_restarts % mesh.devices.size == 0 and jax.process_count() == 1):
-        from jax.sharding import Mesh
-
-        return Mesh(mesh.devices, ("restarts",))
-    return mesh
+    spread = restart_mesh(devices) if mesh is not None and n_rows < SPREAD_RESTARTS_BELOW else None
+    return spread if spread is not None and n_restarts % spread.devices.size == 0 else mesh
 
 
 def restart_mesh(devices):

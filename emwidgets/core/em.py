@@ -119,15 +119,27 @@ class Family(NamedTuple):
 def em_step(family: Family, params, data: "Data", hyper, block_size: int):
     """One EM iteration of one restart: (new_params, objective of ``params``, Health)."""
     ctx = family.prepare(params, hyper)
-    stats = block_sum(lambda x, w, b, c: family.e_step(c, x, w), data, block_size, (ctx,))
-    if family.m_step_reads_data:
-        def reduce(fn, *operands):
-            return block_sum(lambda x, w, b, *o: fn(x, w, *o), data, block_size, operands)
-
-        new_params, health = family.m_step(ctx, stats, hyper, reduce)
-    else:
-        new_params, health = family.m_step(ctx, stats, hyper)
+    stats = expected_stats(family, ctx, data, block_size)
+    new_params, health = maximise(family, ctx, stats, hyper, data, block_size)
     return new_params, family.objective(ctx, stats, hyper), health
+
+
+def expected_stats(family: Family, ctx, data: "Data", block_size: int):
+    """The E-step: the expected sufficient statistics under ``ctx`` (a family's prepared
+    parameters), summed over the rows by the driver's reduction."""
+    return block_sum(lambda x, w, b, c: family.e_step(c, x, w), data, block_size, (ctx,))
+
+
+def maximise(family: Family, ctx, stats, hyper, data: "Data", block_size: int):
+    """The M-step: (new parameters, Health) from ``stats``; a family whose M-step reads
+    the data gets its ``reduce`` over ``data``."""
+    if not family.m_step_reads_data:
+        return family.m_step(ctx, stats, hyper)
+
+    def reduce(fn, *operands):
+        return block_sum(lambda x, w, b, *o: fn(x, w, *o), data, block_size, operands)
+
+    return family.m_step(ctx, stats, hyper, reduce)
 
 
 @functools.lru_cache(maxsize=None)
@@ -145,23 +157,13 @@ def half_steps(family: Family, block_size: int):
 
     @jax.jit
     def e_step(params, data: Data, hyper):
-        def one(p):
-            ctx = family.prepare(p, hyper)
-            return block_sum(lambda x, w, b, c: family.e_step(c, x, w), data, block_size,
-                             (ctx,))
-        return jax.vmap(one)(params)
+        return jax.vmap(lambda p: expected_stats(family, family.prepare(p, hyper), data,
+                                                 block_size))(params)
 
     @jax.jit
     def m_step(params, stats, hyper, data: Data):
-        def one(p, st):
-            ctx = family.prepare(p, hyper)
-            if not family.m_step_reads_data:
-                return family.m_step(ctx, st, hyper)[0]
-
-            def reduce(fn, *operands):
-                return block_sum(lambda x, w, b, *o: fn(x, w, *o), data, block_size, operands)
-            return family.m_step(ctx, st, hyper, reduce)[0]
-        return jax.vmap(one)(params, stats)
+        return jax.vmap(lambda p, st: maximise(family, family.prepare(p, hyper), st, hyper,
+                                               data, block_size)[0])(params, stats)
 
     return e_step, m_step
 

@@ -388,9 +388,7 @@ def _chunk_stats(family: Family, block_size: int):
 
     def stats(params, data: Data, hyper):
         def one(p):
-            ctx = family.prepare(p, hyper)
-            return em.block_sum(lambda x, w, b, c: family.e_step(c, x, w), data, block_size,
-                                (ctx,))
+            return em.expected_stats(family, family.prepare(p, hyper), data, block_size)
 
         return jax.vmap(one)(params)
 
