@@ -282,6 +282,14 @@ def test_large_data_are_drawn_as_a_density_of_every_row():
     assert other in snap.density and f"Restart {other}" in view.artists.ax.get_title()
     ex.controls["x_axis"].value = "x2"
     assert snap.density_extent[:2] != (x0, x1) and view.density_image is not None
+    # Scrubbed frames draw their own density, and the run's end keeps its image afterwards
+    # (each snapshot its own source: one shared slot lost the end's after a scrub).
+    ex.scrubber.value = 1
+    assert view.density_image is not None and not view.artists.points.get_visible()
+    ex.restart_picker.value = (other + 1) % 4  # a restart the end has not drawn yet
+    ex.to_convergence()
+    assert view.density_image is not None and not view.artists.points.get_visible()
+    assert (other + 1) % 4 in snap.density
 
     small = EMExplorer(datasets.load_faithful(), n_components=2, n_init=4)
     small.run(block=True)

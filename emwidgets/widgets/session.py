@@ -704,7 +704,7 @@ class FitSession(T.HasTraits):
         snap = snapshot_from_live(live, est, self._display, elapsed, done)
         if self.density_mode:
             bins, extent = self._density_bins(live)
-            self._density_source = (snap, live, est, bins)
+            snap.density_source = (live, est, bins)
             snap.density_extent = extent
             snap.density = {}
             self.density_for(snap, max(snap.restarts.best, 0))
@@ -748,11 +748,11 @@ class FitSession(T.HasTraits):
 
     def refresh_density(self, snap: Snapshot):
         """The plotted axes changed: the density image's grid follows them."""
-        source = getattr(self, "_density_source", None)
-        if snap is None or snap.density is None or source is None or source[0] is not snap:
+        if snap is None or snap.density is None or snap.density_source is None:
             return
-        bins, extent = self._density_bins(source[1])
-        self._density_source = (snap, source[1], source[2], bins)
+        live, est, _ = snap.density_source
+        bins, extent = self._density_bins(live)
+        snap.density_source = (live, est, bins)
         snap.density, snap.density_extent = {}, extent
 
     def density_for(self, snap: Snapshot, restart: int):
@@ -761,10 +761,9 @@ class FitSession(T.HasTraits):
         if snap is None or snap.density is None:
             return None
         if restart not in snap.density:
-            source = getattr(self, "_density_source", None)
-            if source is None or source[0] is not snap:
+            if snap.density_source is None:
                 return None
-            _, live, est, bins = source
+            live, est, bins = snap.density_source
             g = self.DENSITY_BINS
             snap.density[restart] = est._live_density(live, restart, bins, g * g).reshape(
                 g, g, -1)

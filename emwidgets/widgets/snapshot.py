@@ -7,7 +7,7 @@ the views used alone); both go through the estimators' own assignment hooks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import jax
@@ -54,6 +54,9 @@ class Snapshot:
     #: per bin of the plotted plane over every row, and its extent (x0, x1, y0, y1).
     density: Optional[dict] = None
     density_extent: Optional[tuple] = None
+    #: Where the density's counts come from, (live fit, estimator, rows' grid cells): each
+    #: snapshot its own, so a scrubbed frame and the run's end both keep their image.
+    density_source: Optional[tuple] = field(default=None, repr=False)
     #: A scrubbed frame (:meth:`FitSession.frame_at`): the iteration whose parameters are
     #: drawn, and the one whose responsibilities colour the points (the same, or one less
     #: after an M-step); None for a run's own frames.
