@@ -99,8 +99,9 @@ def test_a_process_keeps_a_bounded_number_of_compiled_programs(store, monkeypatc
 
     f = StoredJit(affine, static_argnames=("power",))
     x = [np.arange(n, dtype=np.float32) for n in range(1, 41)]
+    monkeypatch.setattr(_programs, "MAX_LIVE", 10**6)  # unbounded: every program stays
     before = _memory_mappings()
-    for a in x[:20]:  # under the default bound: every program stays
+    for a in x[:20]:
         f(a, 1.0, power=2)
     unbounded = _memory_mappings() - before
     assert len(f._compiled) == 20 and unbounded > 20  # each program maps memory
