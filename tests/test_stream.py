@@ -349,6 +349,9 @@ def test_an_interrupt_keeps_the_last_complete_pass(x64):
 PROGRESS = r'''
 import signal, sys, time, threading, warnings
 import numpy as np
+# SIGINT raises KeyboardInterrupt, as in a kernel, even where this process inherited it
+# ignored (a suite started in the background by a non-interactive shell: the test failed so).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from emwidgets import Chunks, GaussianMixture
 X = np.random.default_rng(0).normal(size=(20_000, 3))
 
