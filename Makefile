@@ -65,6 +65,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_stream.py
 	$(BIN)/python benchmarks/bench_shard.py
 	$(BIN)/python benchmarks/bench_latency.py
+	$(BIN)/python benchmarks/bench_teaching.py
 	$(BIN)/python benchmarks/bench_browser.py
 
 ## Benchmarks that take minutes: EM streamed from a Parquet file of 10^7 x 8 rows.
