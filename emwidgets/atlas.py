@@ -151,7 +151,7 @@ class BasinMap:
         xs, ys: (G,) the grid's coordinates (data units).
         solution: (G, G) the optimum reached from the start at (ys[i], xs[j]), 0 the best,
             -1 where the restart failed (degenerate or not finite).
-        means: (S, K, 2) each optimum's means (its best restart's, components sorted).
+        means: (S, K, 2) each optimum's means (its best restart's, in that restart's order).
         objective: (S,) each optimum's mean log-likelihood.
         counts: (S,) starts that reached it.
         component: the mean moved over the grid; fixed: (K, 2) the start's other means.
@@ -165,6 +165,36 @@ class BasinMap:
     counts: np.ndarray
     component: int
     fixed: np.ndarray
+
+
+def group_optima(means: np.ndarray, objective: np.ndarray, tol: float):
+    """Group restarts by the optimum they reached: the same when their means, matched
+    component to component (Hungarian, as the explorer's solutions), all lie within
+    ``tol``. ``means`` (R, K, D); ``objective`` (R,), -inf for a failed restart (-1).
+
+    Returns (solution (R,) 0 = the best optimum, leads: each optimum's best restart,
+    key (R, K, D): each restart's means in its optimum's leader's component order).
+    Matching, not sorting by a coordinate: two components with nearly equal first
+    coordinates swap places in a sort from one restart to the next."""
+    from scipy.optimize import linear_sum_assignment
+
+    key = np.array(means, np.float64)
+    solution = np.full(len(key), -1)
+    leads: list[int] = []
+    for i in np.argsort(-objective, kind="stable"):
+        if not np.isfinite(objective[i]):
+            break
+        for g, lead in enumerate(leads):
+            cost = np.abs(key[lead][:, None, :] - key[i][None, :, :]).max(-1)  # (K, K)
+            rows, cols = linear_sum_assignment(cost)
+            if cost[rows, cols].max() <= tol:
+                solution[i] = g
+                key[i] = key[i][cols]
+                break
+        else:
+            solution[i] = len(leads)
+            leads.append(int(i))
+    return solution, leads, key
 
 
 def basin_map(X, means, component: int = 0, grid: int = 30, extent=None, tol_means=0.1,
@@ -201,23 +231,11 @@ def basin_map(X, means, component: int = 0, grid: int = 30, extent=None, tol_mea
         gm = GaussianMixture(k, n_init=len(starts), means_init=starts, **kw).fit(X)
     r = gm.restarts_
     final = np.asarray(r.params["means"], np.float64)  # (R, K, 2)
-    order = np.lexsort((final[..., 1], final[..., 0]), axis=-1)
-    key = np.take_along_axis(final, order[..., None], axis=1).reshape(len(final), -1)
-    scale = float(X.std(0).max()) or 1.0
     ok = ~np.asarray(r.failed) & np.isfinite(r.objective)
-    solution = np.full(len(final), -1)
-    leads = []
-    for i in np.argsort(-np.where(ok, r.objective, -np.inf)):
-        if not ok[i]:
-            break
-        for g, lead in enumerate(leads):
-            if np.abs(key[i] - key[lead]).max() <= tol_means * scale:
-                solution[i] = g
-                break
-        else:
-            solution[i] = len(leads)
-            leads.append(i)
+    scale = float(X.std(0).max()) or 1.0
+    solution, leads, key = group_optima(final, np.where(ok, r.objective, -np.inf),
+                                        tol_means * scale)
     counts = np.bincount(solution[solution >= 0], minlength=len(leads))
     return BasinMap(xs, ys, solution.reshape(grid, grid),
-                    key[leads].reshape(len(leads), k, 2), np.asarray(r.objective)[leads],
+                    key[leads], np.asarray(r.objective)[leads],
                     counts, component, np.delete(means, component, axis=0))

@@ -320,13 +320,27 @@ def test_the_basin_map_splits_where_symmetry_says(x64):
     assert bm.objective[2] < bm.objective[0] - 0.1
     assert (bm.solution[:, bm.xs == 0] == 2).all()  # on the mirror line
     left, right = bm.xs < -1, bm.xs > 1
-    first_mean_x = bm.means[:2, 0, 0]  # the leftmost mean of each optimum
+    first_mean_x = bm.means[:2, :, 0].min(-1)  # the leftmost mean of each optimum
     take_left = int(np.argmin(first_mean_x))  # the optimum with a mean alone on the left
     assert (bm.solution[:, left] == take_left).all()
     assert (bm.solution[:, right] == 1 - take_left).all()
     assert bm.counts.sum() == 81
     with pytest.raises(ValueError, match="2-D data"):
         basin_map(np.c_[X, X[:, :1]], [[0.0, 0.0, 0.0]] * 2)
+
+
+def test_optima_are_grouped_by_matched_components_not_by_a_sort():
+    """Two components with nearly equal x: a sort by x orders them differently from one
+    restart to the next (the map called one optimum two); matching does not."""
+    from emwidgets.atlas import group_optima
+
+    a = np.array([[0.0, 0.0], [1e-3, 5.0], [4.0, 1.0]])
+    b = a[[1, 0, 2]] + [[-2e-3, 0.01], [2e-3, -0.01], [0.0, 0.0]]  # x order flips
+    c = a + [[0.0, 3.0], [0.0, 0.0], [0.0, 0.0]]  # a mean elsewhere: another optimum
+    solution, leads, key = group_optima(np.stack([b, a, c, a]),
+                                        np.array([-1.0, -0.5, -2.0, -np.inf]), tol=0.1)
+    assert list(solution) == [0, 0, 1, -1] and leads == [1, 2]
+    np.testing.assert_allclose(key[0], a, atol=0.02)  # b in a's component order
 
 
 def test_the_hmm_explorer_fits_several_sequences_and_shows_one_at_a_time():
