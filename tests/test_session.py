@@ -445,3 +445,28 @@ def test_live_frames_are_paced_by_what_their_renders_cost(faithful):
     paced, _ = run(took)  # renders as long as the whole run: no live frame at all
     assert len(paced) == 1  # the final frame only
     assert asked and all(status.startswith("Done") for _, status in asked[-len(ex.views):])
+
+
+def test_a_session_past_the_bound_on_live_programs_loads_what_it_evicted(faithful, monkeypatch):
+    """A long session compiles more programs than a process keeps (emwidgets._programs
+    MAX_LIVE; each holds ~100 memory mappings): two explorers in one kernel, with room
+    for two programs, still run, switch covariance back, scrub and fit the same numbers;
+    what was evicted comes back loaded, never compiled again."""
+    from emwidgets import _compiles, _programs
+
+    monkeypatch.setattr(_programs, "MAX_LIVE", 2)
+    em = EMExplorer(faithful, n_components=2, n_init=4, max_iter=40, random_state=0)
+    hmm = HMMExplorer(faithful, n_components=2, n_init=2, max_iter=20, random_state=0)
+    em.run(block=True)
+    first = em.session.snapshot.restarts.objective.copy()
+    hmm.run(block=True)  # its programs push the mixture's out
+    em.controls["covariance_type"].value = "diag"
+    em.run(block=True)
+    assert _programs.live_programs() <= 2
+    with _compiles.count() as c:
+        em.controls["covariance_type"].value = "full"
+        em.run(block=True)  # the first settings again: evicted, loaded back
+        em.scrubber.value = 3  # the replay calls the run's programs too
+    assert "Error" not in em.session.status and "iteration 3" in em.step_note.value
+    assert c.compiled == 0 and c.loaded >= 1, c.names
+    np.testing.assert_array_equal(em.session.snapshot.restarts.objective, first)
