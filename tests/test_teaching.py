@@ -148,6 +148,38 @@ def test_a_new_run_resets_the_scrubber_and_a_scrub_before_any_run_is_one_sentenc
     assert ex._frame is None and ex.scrubber.value == ex.session.iterations_run
 
 
+def test_a_run_in_progress_can_be_scrubbed_and_the_frame_stays_until_to_convergence():
+    """Scrub while the run goes on: the frame is the run's after t iterations (the same as
+    the finished run's frame t), live frames do not take it away, the scrubber grows with
+    the run, nothing compiles; at the run's end the frame stays; To convergence leaves it."""
+    import time
+
+    from conftest import wait_idle
+
+    from emwidgets.widgets import EMExplorer
+
+    ex = EMExplorer(_blobs(30_000), n_components=6, n_init=8, max_iter=1000, tol=1e-300)
+    ex.run()
+    s, t = ex.session, time.monotonic()
+    while (s.iterations_run < 6 or not s.running) and time.monotonic() - t < 120:
+        time.sleep(0.02)
+    assert s.running and not ex.scrubber.disabled, "the run should be in progress"
+    with _compiles.count(this_thread=True) as c:
+        ex.scrubber.value = 3
+        during = s.frame_at(3).restarts.params["means"]
+    assert c.compiled == 0 and ex._frame == (3, 3) and "iteration 3" in ex.step_note.value
+    seen, t = ex.scrubber.max, time.monotonic()
+    while ex.scrubber.max <= seen and s.running and time.monotonic() - t < 60:
+        time.sleep(0.02)  # more live frames come
+    assert ex._frame == (3, 3) and ex.scrubber.value == 3 and ex.scrubber.max > seen
+    s.stop()
+    wait_idle(ex)
+    assert ex._frame == (3, 3) and "Stopped" in s.status
+    np.testing.assert_allclose(s.frame_at(3).restarts.params["means"], during, rtol=1e-6)
+    ex.to_convergence()
+    assert ex._frame is None and ex.scrubber.value == s.iterations_run
+
+
 def test_the_hmm_and_family_explorers_scrub_too():
     from emwidgets import datasets
     from emwidgets.widgets import FamilyExplorer, HMMExplorer

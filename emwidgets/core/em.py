@@ -705,12 +705,15 @@ class EMRun:
         ``at`` asks the original run)."""
         if self._checkpoints is None:
             return self._origin.at(iteration)
-        t = int(np.clip(iteration, 0, self._iteration))
-        start = max(c for c in self._checkpoints if c <= t)
+        # (May be called while another thread advances the run, an explorer scrubbing a
+        # run in progress: read the checkpoints and the iteration once, as they stand.)
+        checkpoints, last = dict(self._checkpoints), self._iteration
+        t = int(np.clip(iteration, 0, last))
+        start = max(c for c in checkpoints if c <= t)
         copy = object.__new__(EMRun)
         copy.__dict__.update(self.__dict__)
         copy._checkpoints, copy._origin = None, self
-        state = self._checkpoints[start]
+        state = checkpoints[start]
         copy._device, copy._iteration = state, start
         copy._status = np.asarray(state.status)
         copy._trace = self._trace.copy()

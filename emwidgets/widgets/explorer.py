@@ -680,9 +680,22 @@ class EMExplorer(W.VBox):
         snap = change["new"]
         if snap is None:
             return
+        run = getattr(snap, "run", None)
+        if self._frame is not None and run == self._picker_run:
+            # The user scrubbed this run while it goes on: the shown frame stays (the
+            # scrubber grows with the run, the status goes on); at the run's end the same
+            # frame is drawn from the finished run. To convergence follows the run again.
+            self._sync_scrubber()
+            if snap.done:
+                self._update_picker(snap)
+                self.gallery.update(snap)
+                if "atlas" in self.views:
+                    self.atlas.update(snap)
+                self.show_iteration(*self._frame)
+                self._request_renders()
+            return
         self._frame = None  # a new frame of a run: the run's own
         self._sync_scrubber()
-        run = getattr(snap, "run", None)
         if snap.done or run != self._picker_run:
             self._picker_run = run
             self._update_picker(snap)

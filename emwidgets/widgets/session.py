@@ -470,6 +470,7 @@ class FitSession(T.HasTraits):
                                              else "."))
             est = self._make_estimator()
             live = self._start_fit(est)
+            self._live_run = (generation, live, est)  # frame_at scrubs it while it runs
             chunk = 1
             first = True
             last_frame = -np.inf
@@ -534,10 +535,21 @@ class FitSession(T.HasTraits):
     @property
     def iterations_run(self) -> int:
         """Iterations of the shown run that :meth:`frame_at` can show (0: none yet)."""
+        replay = self._scrubbed_run()
+        return 0 if replay is None else replay[1].iteration
+
+    def _scrubbed_run(self):
+        """(generation, live fit, estimator, its latest snapshot) of the shown run: the
+        finished one, or the one in progress (scrubbed while it goes on), or None."""
         replay = getattr(self, "_replay", None)
-        if replay is None or replay[0] != self._shown_generation:
-            return 0
-        return replay[1].iteration
+        if replay is not None and replay[0] == self._shown_generation:
+            return replay
+        running = getattr(self, "_live_run", None)
+        snap = self.snapshot
+        if (running is not None and running[0] == self._shown_generation and snap is not None
+                and getattr(snap, "run", None) == running[0]):
+            return running + (snap,)
+        return None
 
     def plane_to_data(self, xy) -> np.ndarray:
         """Points ``xy`` (m, 2) of the plotted plane as data rows (m, D): the data's mean
@@ -555,9 +567,11 @@ class FitSession(T.HasTraits):
         by the run's own compiled programs (:meth:`LiveFit.at`); nothing compiles. The
         traces, ranking, solutions and colour alignment stay the finished run's, so a
         component keeps its colour while scrubbing."""
-        if not self.iterations_run:
-            raise ValueError("There is no finished run to scrub: press Run first.")
-        _, live, est, final = self._replay
+        replay = self._scrubbed_run()
+        if replay is None or not replay[1].iteration:
+            raise ValueError("There is no run to scrub yet: press Run first (a run in "
+                             "progress can be scrubbed from its first frame).")
+        _, live, est, final = replay
         labels_at = iteration if labels_at is None else labels_at
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
