@@ -325,7 +325,10 @@ def draw_ranking(ax, objective, group_of, selected: int, ylabel="log-lik gap to 
             bar.set_hatch(SPURIOUS_HATCH)
             bar.set_edgecolor((0.35, 0.35, 0.35, 1.0))
             bar.set_alpha(0.75)
-    ax.set_yscale("symlog", linthresh=tol, linscale=0.6)
+    # The axis is linear within the tolerance, but not below a billionth of the objective
+    # (float noise): with tol=1e-300 the axis once spanned 300 decades of nothing.
+    ref = abs(float(objective[best])) if n and np.isfinite(objective[best]) else 1.0
+    ax.set_yscale("symlog", linthresh=max(tol, 1e-9 * max(1.0, ref)), linscale=0.6)
     low = min(float(heights.min()) if n else 0.0, -tol)
     high = max(float(heights.max()) if n else 0.0, 0.0)
     ax.set_ylim(low * 1.6 if low < -tol else -1.5 * tol, high * 1.6 if high > tol else 0.3 * tol)

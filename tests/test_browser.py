@@ -469,6 +469,50 @@ def test_large_data_are_a_density_image_in_jupyterlab(browser, lab):
         assert (np.abs(pixels - rgb).sum(1) < 60).sum() > 200, rgb
     page.locator(".emwidgets-explorer").first.screenshot(
         path=str(ARTIFACTS / "explorer-density-page.png"))
+
+    # Scrub a run in progress (issue 16): a long run (6 components, no tolerance, 1,000
+    # iterations); once its scrubber has a few iterations, Home goes back to the start while
+    # the run goes on; the frame stays through the live frames and the Stop.
+    ex = page.locator(".emwidgets-explorer").first
+    kernel(page, "explorer.controls['n_components'].value = 6; "
+                 "explorer.controls['n_init'].value = 16; "
+                 "explorer.controls['max_iter'].value = 1000; explorer.session.tol = 1e-300")
+    ex.locator("button", has_text="Run").click()
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        out = kernel(page, "print(explorer.session.running, "
+                           "explorer.scrubber.max >= 5 and not explorer.scrubber.disabled)")
+        if out.split() == ["True", "True"]:
+            break
+        time.sleep(0.2)
+    assert out.split() == ["True", "True"], out
+    live = hashlib.sha1(canvas.screenshot()).hexdigest()
+    ex.locator(".widget-slider", has_text="iteration").locator(".noUi-handle").focus()
+    page.keyboard.press("Home")
+    for _ in range(100):
+        out = kernel(page, "print(explorer._frame, explorer.session.running)")
+        if out.startswith("(0, 0)"):
+            break
+        time.sleep(0.1)
+    assert out.startswith("(0, 0)") and out.split()[-1] == "True", out  # while it runs
+    time.sleep(1.5)  # live frames come meanwhile
+    out = kernel(page, "print(explorer._frame, explorer.scrubber.value, explorer.scrubber.max,"
+                       " explorer.session.running)")
+    assert out.startswith("(0, 0) 0"), out
+    ex.locator("button", has_text="Stop").click()
+    page.wait_for_function("() => document.querySelector('.emwidgets-status-text')"
+                           ".innerText.startsWith('Stopped')", timeout=60_000)
+    deadline = time.time() + 30
+    while time.time() < deadline:  # the scrubbed frame, redrawn from the stopped run
+        out = kernel(page, "print(explorer._frame, "
+                           "explorer.assignments._rendered == explorer.assignments._version)")
+        if out.strip() == "(0, 0) True":
+            break
+        time.sleep(0.3)
+    assert out.strip() == "(0, 0) True", out
+    time.sleep(0.5)
+    assert hashlib.sha1(canvas.screenshot()).hexdigest() != live
+    ex.screenshot(path=str(ARTIFACTS / "explorer-scrub-running.png"))
     assert error_outputs(page) == []
     page.close()
 
