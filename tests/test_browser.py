@@ -433,6 +433,18 @@ def test_latent_classes_in_the_family_explorer(browser, lab):
     page.close()
 
 
+def _kernel_until(page, code: str, expected: str, seconds: float = 30,
+                  pause: float = 0.3) -> str:
+    """Run ``code`` in the page's kernel until it prints ``expected`` (or time runs out);
+    the last output, for the assertion's message."""
+    deadline = time.time() + seconds
+    while True:
+        out = kernel(page, code).strip()
+        if out == expected or time.time() > deadline:
+            return out
+        time.sleep(pause)
+
+
 def test_large_data_are_a_density_image_in_jupyterlab(browser, lab):
     """60,000 rows: after a Run the assignments canvas shows every row as an image blended
     from the components' colours (the palette's blue, orange and green all present), not
@@ -452,14 +464,10 @@ def test_large_data_are_a_density_image_in_jupyterlab(browser, lab):
                            "document.querySelector('.emwidgets-status-text').innerText)",
                            timeout=120_000)
     assert status_text(page).startswith("Done"), status_text(page)
-    deadline = time.time() + 30
-    while time.time() < deadline:  # the final frame reaches the canvas
-        out = kernel(page, "print(explorer.assignments._rendered == explorer.assignments._version,"
-                           " explorer.assignments.density_image is not None)")
-        if out.split() == ["True", "True"]:
-            break
-        time.sleep(0.3)
-    assert out.split() == ["True", "True"], out
+    out = _kernel_until(page, "print(explorer.assignments._rendered == "  # the final frame
+                              "explorer.assignments._version, "  # reaches the canvas
+                              "explorer.assignments.density_image is not None)", "True True")
+    assert out == "True True", out
     time.sleep(0.5)
     png = canvas.screenshot()
     assert hashlib.sha1(png).hexdigest() != before
@@ -478,14 +486,9 @@ def test_large_data_are_a_density_image_in_jupyterlab(browser, lab):
                  "explorer.controls['n_init'].value = 16; "
                  "explorer.controls['max_iter'].value = 1000; explorer.session.tol = 1e-300")
     ex.locator("button", has_text="Run").click()
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        out = kernel(page, "print(explorer.session.running, "
-                           "explorer.scrubber.max >= 5 and not explorer.scrubber.disabled)")
-        if out.split() == ["True", "True"]:
-            break
-        time.sleep(0.2)
-    assert out.split() == ["True", "True"], out
+    out = _kernel_until(page, "print(explorer.session.running, explorer.scrubber.max >= 5 "
+                              "and not explorer.scrubber.disabled)", "True True", 120, 0.2)
+    assert out == "True True", out
     live = hashlib.sha1(canvas.screenshot()).hexdigest()
     ex.locator(".widget-slider", has_text="iteration").locator(".noUi-handle").focus()
     page.keyboard.press("Home")
@@ -502,14 +505,9 @@ def test_large_data_are_a_density_image_in_jupyterlab(browser, lab):
     ex.locator("button", has_text="Stop").click()
     page.wait_for_function("() => document.querySelector('.emwidgets-status-text')"
                            ".innerText.startsWith('Stopped')", timeout=60_000)
-    deadline = time.time() + 30
-    while time.time() < deadline:  # the scrubbed frame, redrawn from the stopped run
-        out = kernel(page, "print(explorer._frame, "
-                           "explorer.assignments._rendered == explorer.assignments._version)")
-        if out.strip() == "(0, 0) True":
-            break
-        time.sleep(0.3)
-    assert out.strip() == "(0, 0) True", out
+    out = _kernel_until(page, "print(explorer._frame, explorer.assignments._rendered == "
+                              "explorer.assignments._version)", "(0, 0) True")
+    assert out == "(0, 0) True", out  # the scrubbed frame, redrawn from the stopped run
     time.sleep(0.5)
     assert hashlib.sha1(canvas.screenshot()).hexdigest() != live
     ex.screenshot(path=str(ARTIFACTS / "explorer-scrub-running.png"))
