@@ -478,12 +478,13 @@ def test_large_data_are_a_density_image_in_jupyterlab(browser, lab):
     page.locator(".emwidgets-explorer").first.screenshot(
         path=str(ARTIFACTS / "explorer-density-page.png"))
 
-    # Scrub a run in progress (issue 16): a long run (6 components, no tolerance, 1,000
-    # iterations); once its scrubber has a few iterations, Home goes back to the start while
-    # the run goes on; the frame stays through the live frames and the Stop.
+    # Scrub a run in progress (issue 16): a long run (6 components, 32 restarts, no
+    # tolerance, 1,000 iterations: tens of seconds here, long enough on a faster machine
+    # too); once its scrubber has a few iterations, Home goes back to the start while the
+    # run goes on; the frame stays through the live frames and the Stop.
     ex = page.locator(".emwidgets-explorer").first
     kernel(page, "explorer.controls['n_components'].value = 6; "
-                 "explorer.controls['n_init'].value = 16; "
+                 "explorer.controls['n_init'].value = 32; "
                  "explorer.controls['max_iter'].value = 1000; explorer.session.tol = 1e-300")
     ex.locator("button", has_text="Run").click()
     out = _kernel_until(page, "print(explorer.session.running, explorer.scrubber.max >= 5 "
