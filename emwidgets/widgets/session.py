@@ -470,7 +470,8 @@ class FitSession(T.HasTraits):
                                              else "."))
             est = self._make_estimator()
             live = self._start_fit(est)
-            self._live_run = (generation, live, est)  # frame_at scrubs it while it runs
+            with self._lock:  # frame_at scrubs it while it runs (the end hands it to _replay)
+                self._live_run = (generation, live, est)
             chunk = 1
             first = True
             last_frame = -np.inf
@@ -527,6 +528,8 @@ class FitSession(T.HasTraits):
         finally:
             started.set()
             with self._lock:
+                if getattr(self, "_live_run", (None,))[0] == generation:
+                    self._live_run = None  # finished (now _replay), failed or abandoned
                 if self._current(generation):
                     self.phase = "idle"
                     self.running = False
