@@ -99,6 +99,10 @@ def test_error_is_a_sentence_and_the_previous_result_survives(faithful):
     assert ex.session.error.startswith("Expected n_samples >= n_components")
     assert "previous result is kept" in ex.status.value and "b00020" in ex.status.value
     assert ex.session.snapshot is before
+    # and the explorer is ready again (a failed run after a finished one once raised in its
+    # thread's cleanup and left the session "running", phase "compiling", for good)
+    wait_done(ex, timeout=30)
+    assert ex.session.phase == "idle"
 
 
 def test_a_column_with_no_observed_value_is_left_out_and_named():

@@ -158,6 +158,10 @@ class FitSession(T.HasTraits):
         self._shown_generation = -1
         self._shown_key = None
         self._publishing = False
+        #: (generation, live fit, estimator) of the run in progress, while it runs; and of
+        #: the finished run that the scrubber replays.
+        self._live_run = None
+        self._replay = None
         #: Seconds the browser takes to render a whole frame of the views (the explorer
         #: sets it; 0 headless): live frames are paced by it (:data:`RENDER_SHARE`).
         self.render_cost = lambda: 0.0
@@ -528,7 +532,8 @@ class FitSession(T.HasTraits):
         finally:
             started.set()
             with self._lock:
-                if getattr(self, "_live_run", (None,))[0] == generation:
+                # (None already where this run failed or was abandoned before it started)
+                if self._live_run is not None and self._live_run[0] == generation:
                     self._live_run = None  # finished (now _replay), failed or abandoned
                 if self._current(generation):
                     self.phase = "idle"
@@ -544,10 +549,10 @@ class FitSession(T.HasTraits):
     def _scrubbed_run(self):
         """(generation, live fit, estimator, its latest snapshot) of the shown run: the
         finished one, or the one in progress (scrubbed while it goes on), or None."""
-        replay = getattr(self, "_replay", None)
+        replay = self._replay
         if replay is not None and replay[0] == self._shown_generation:
             return replay
-        running = getattr(self, "_live_run", None)
+        running = self._live_run
         snap = self.snapshot
         if (running is not None and running[0] == self._shown_generation and snap is not None
                 and getattr(snap, "run", None) == running[0]):
