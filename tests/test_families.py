@@ -292,7 +292,8 @@ def test_multinomial_refuses_what_is_not_count_vectors(bad, words):
 
 
 # ---------------------------------------------------------------------------
-# EM's properties, for each new family
+# The families' cases shared with tests/test_accel.py (EM's properties on every public
+# estimator are the rows of tests/test_models.py)
 # ---------------------------------------------------------------------------
 
 FAMILIES = {
@@ -314,13 +315,6 @@ FAMILIES = {
                                                 n_init=6, tol=1e-9, max_iter=40,
                                                 random_state=2), d["angles"]),
 }
-EMISSION = {"poisson": "rates", "latent class": "probabilities", "poisson hmm": "rates",
-            "multinomial": "probabilities",
-            "categorical hmm": "probabilities", "student": "means", "student diag": "dof",
-            "von Mises (user)": "theta"}
-#: Batched and alone agree to rounding; the user family's Newton solves (a 2 x 2 solve per
-#: component, batched or not) round differently, by about 1e-9 here.
-RTOL = {"von Mises (user)": 1e-7}
 
 
 @pytest.fixture(scope="module")
@@ -351,46 +345,6 @@ def _outliers():
     rng = np.random.default_rng(0)
     return np.concatenate([rng.normal([0, 0], 1, (200, 2)), rng.normal([5, 5], 1, (200, 2)),
                            rng.uniform(-20, 25, (20, 2))])
-
-
-@pytest.mark.parametrize("name", FAMILIES)
-def test_log_likelihood_never_decreases(x64, family_data, name):
-    est, X = FAMILIES[name](family_data)
-    est.fit(X)
-    for trace in est.restarts_.trace:
-        trace = trace[~np.isnan(trace)]
-        assert len(trace) >= 2
-        assert np.all(np.diff(trace) >= -1e-10 * np.abs(trace[1:])), np.diff(trace).min()
-
-
-@pytest.mark.parametrize("name", FAMILIES)
-def test_vmapped_restarts_equal_each_restart_alone(x64, family_data, name):
-    est, X = FAMILIES[name](family_data)
-    est.fit(X)
-    key = EMISSION[name]
-    for r in range(0, 6, 2):
-        alone = est.replay(X, r)
-        assert alone.n_iter_ == est.restarts_.n_iter[r]
-        for a, b in zip(jax.tree.leaves(alone.restarts_.params[key]),
-                        jax.tree.leaves(est.restarts_.params[key])):
-            np.testing.assert_allclose(a[0], b[r], rtol=RTOL.get(name, 1e-9), atol=1e-14)
-        np.testing.assert_allclose(alone.restarts_.trace[0], est.restarts_.trace[r],
-                                   rtol=RTOL.get(name, 1e-9))
-
-
-@pytest.mark.parametrize("name", FAMILIES)
-def test_live_chunks_equal_the_batch_fit_exactly(family_data, name):
-    est, X = FAMILIES[name](family_data)
-    batch = est.fit(X).restarts_
-    live_est, _ = FAMILIES[name](family_data)
-    live = live_est.start(X)
-    while not live.done:
-        live.advance(3)
-        assert live.snapshot().trace.shape == batch.trace.shape
-    live.finish()
-    np.testing.assert_array_equal(live_est.restarts_.trace, batch.trace)
-    for a, b in zip(jax.tree.leaves(live_est.restarts_.params), jax.tree.leaves(batch.params)):
-        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("name", FAMILIES)

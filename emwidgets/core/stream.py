@@ -360,7 +360,10 @@ class StreamRun:
             stats = self._pass_stats(s.params)
             s = self._update(s, stats, self.hyper, self.tol, np.int32(self._iteration))
             row, status = np.asarray(s.trace)[:, 0], np.asarray(s.status)
-            self._trace[:, self._iteration] = row
+            # The device keeps one trace column, which a stopped restart leaves as it was:
+            # only the restarts that ran this pass have a value for it (NaN after, as the
+            # in-memory driver's trace).
+            self._trace[:, self._iteration] = np.where(self._status == RUNNING, row, np.nan)
             # (one statement: an interrupt between its stores is not checked for)
             self._device, self._status, self._iteration = s, status, self._iteration + 1
             if self.progress is not None:
