@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from _data import make_mixture  # noqa: E402
 
 from emwidgets import GaussianMixture  # noqa: E402
-from emwidgets._base import _keys  # noqa: E402
+from emwidgets.estimators.base import _keys
 
 N_INIT, TOL, MAX_ITER = 16, 1e-3, 100
 

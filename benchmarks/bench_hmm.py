@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from emwidgets import datasets  # noqa: E402
-from emwidgets.hmm import GaussianHMM  # noqa: E402
+from emwidgets.estimators.gaussian_hmm import GaussianHMM
 
 N_INIT, N_ITER, TOL_TOTAL = 16, 100, 1e-2
 

@@ -4,7 +4,7 @@ Fits random Gaussian mixtures and HMMs (random sizes, covariance types, restarts
 precision, so most fits compile new programs) with JAX's on-disk cache on and written for
 every program, as the test suite has it, and prints after every fit the process's memory
 mappings (/proc/self/maps; Linux allows 65,530). Each compiled CPU program holds about a
-hundred: before emwidgets kept at most ``_programs.MAX_LIVE`` of them, this died of a
+hundred: before emwidgets kept at most ``emwidgets.core.programs.MAX_LIVE`` of them, this died of a
 segmentation fault near fit 325 ("LLVM compilation error: Cannot allocate memory"); now the
 mappings plateau (about 14,000). Not in ``make bench``: minutes, and it measures no peer.
 
@@ -36,7 +36,8 @@ def main(fits: int = 400, seed: int = 1):
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     import numpy as np
 
-    from emwidgets import GaussianHMM, GaussianMixture, _programs
+    from emwidgets import GaussianHMM, GaussianMixture
+    from emwidgets.core import programs as _programs
 
     warnings.simplefilter("ignore")
     rng = np.random.default_rng(seed)

@@ -13,18 +13,18 @@ from ._cache import configure as _configure_cache
 _configure_cache()
 
 from . import datasets
-from ._base import LiveFit, Restarts, SpuriousSolutionWarning
-from ._validation import ConvergenceWarning, NotFittedError
 from .core.stream import Chunks
-from .counts import MultinomialMixture, PoissonHMM, PoissonMixture
-from .custom import MixtureModel
-from .hmm import GaussianHMM
-from .kmeans import KMeans
-from .latent_class import CategoricalHMM, LatentClassModel
-from .mixture import GaussianMixture, StandardErrors
-from .priors import MixturePrior
+from .estimators.base import LiveFit, Restarts, SpuriousSolutionWarning
+from .estimators.counts import MultinomialMixture, PoissonHMM, PoissonMixture
+from .estimators.custom import MixtureModel
+from .estimators.gaussian_hmm import GaussianHMM
+from .estimators.gaussian_mixture import GaussianMixture, StandardErrors
+from .estimators.kmeans import KMeans
+from .estimators.latent_class import CategoricalHMM, LatentClassModel
+from .estimators.priors import MixturePrior
+from .estimators.t_mixture import StudentMixture
+from .estimators.validation import ConvergenceWarning, NotFittedError
 from .selection import SelectionResult, select_model
-from .t_mixture import StudentMixture
 
 __all__ = [
     "AssignmentPlot",

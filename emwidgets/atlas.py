@@ -206,7 +206,7 @@ def basin_map(X, means, component: int = 0, grid: int = 30, extent=None, tol_mea
     ``settings``: the estimator's (covariance_type, tol, max_iter...). Two restarts reach
     the same optimum when their means, sorted, agree within ``tol_means`` of the data's
     standard deviation."""
-    from .mixture import GaussianMixture
+    from .estimators.gaussian_mixture import GaussianMixture
 
     X = np.asarray(X, np.float64)
     means = np.asarray(means, np.float64)

@@ -16,11 +16,11 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 import pandas as pd
 
-from ._base import SpuriousSolutionWarning
-from ._validation import ConvergenceWarning, as_2d_float, check_in, seed_from
 from .core.stream import Chunks, is_source
-from .mixture import GaussianMixture
-from .priors import resolve as resolve_prior
+from .estimators.base import SpuriousSolutionWarning
+from .estimators.gaussian_mixture import GaussianMixture
+from .estimators.priors import resolve as resolve_prior
+from .estimators.validation import ConvergenceWarning, as_2d_float, check_in, seed_from
 
 COLUMNS = ["n_components", "covariance_type", "log_likelihood", "n_parameters", "bic", "aic",
            "icl", "converged", "spurious", "message"]
@@ -222,7 +222,7 @@ def _criteria(model, Xa, chunks: Optional[Chunks]) -> dict:
 
 def _select_family(X, ks, estimator, criterion, callback) -> SelectionResult:
     """select_model over one family's numbers of components."""
-    from ._family_mixture import FamilyMixture
+    from .estimators.mixture import FamilyMixture
 
     chunks = _as_chunks(X)
 

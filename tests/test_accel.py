@@ -11,7 +11,7 @@ import pytest
 from test_families import FAMILIES, family_data, survey  # noqa: F401 (fixtures)
 
 from emwidgets import GaussianHMM, GaussianMixture, PoissonMixture, datasets
-from emwidgets._base import remaining_gap
+from emwidgets.estimators.base import remaining_gap
 
 
 def _deaths():

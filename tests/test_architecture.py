@@ -1,5 +1,6 @@
 """The layering of DESIGN.md, checked: the core and the estimators never load the UI stack."""
 
+import ast
 import json
 import subprocess
 import sys
@@ -14,7 +15,8 @@ UI_STACK = ("ipywidgets", "matplotlib", "ipympl", "IPython", "sklearn")
 def test_core_and_estimators_import_no_widgets_or_matplotlib():
     code = (
         "import sys, emwidgets, emwidgets.core.em, emwidgets.core.gmm\n"
-        "import emwidgets.mixture, emwidgets.kmeans, emwidgets.hmm\n"
+        "import emwidgets.estimators.gaussian_mixture, emwidgets.estimators.kmeans\n"
+        "import emwidgets.estimators.gaussian_hmm\n"
         "emwidgets.GaussianMixture(2).fit([[0.0], [1.0], [5.0], [6.0]])\n"
         f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {UI_STACK!r})\n"
         "print(bad)\n"
@@ -177,3 +179,96 @@ def test_widgets_import_no_core_internals():
                 offenders += [f"{path.name}:{node.lineno}" for a in node.names
                               if a.name.startswith("emwidgets.core")]
     assert offenders == []
+
+
+# --- the house's shape (issue 27): checked on the source, as text and AST ------------------
+
+PACKAGE = ROOT / "emwidgets"
+SHORT_ALIASES_ALLOWED = {"np", "pd", "jnp", "plt"}
+
+
+def _modules():
+    """{dotted module name: AST} of every module of the package."""
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = (path, ast.parse(path.read_text()))
+    return out
+
+
+def _imports(name, path, tree):
+    """The package's modules that module ``name`` imports, anywhere in it (a function-level
+    import is an arrow too: it is how the core's one circle hid)."""
+    is_pkg = path.name == "__init__.py"
+    base = name.split(".") if is_pkg else name.split(".")[:-1]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                pkg = base[: len(base) - (node.level - 1)]
+                module = ".".join(pkg + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            found.add(module)
+            found.update(f"{module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return found
+
+
+def _graph():
+    modules = _modules()
+    return modules, {name: {m for m in _imports(name, *modules[name]) if m in modules
+                            and m != name and not name.startswith(m + ".")}
+                     for name in modules}
+
+
+def test_the_core_imports_nothing_above_it():
+    modules, graph = _graph()
+    offenders = sorted(f"{name} -> {m}" for name, deps in graph.items()
+                       if name.startswith("emwidgets.core.")
+                       for m in deps if not m.startswith("emwidgets.core"))
+    assert offenders == []
+
+
+def test_no_import_circle():
+    _, graph = _graph()
+    circles, state = [], {}
+
+    def visit(node, stack):
+        state[node] = "open"
+        for dep in sorted(graph[node]):
+            if state.get(dep) == "open":
+                circles.append(stack[stack.index(dep):] + [dep])
+            elif dep not in state:
+                visit(dep, stack + [dep])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    # the package's __init__ imports its parts, which import their siblings through it not
+    assert circles == []
+
+
+def test_modules_are_imported_by_their_names():
+    """No ``V``, ``P``, ``SE``: a short alias hides which module a name comes from."""
+    offenders = []
+    for path, tree in _modules().values():
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                offenders += [f"{path.relative_to(ROOT)}:{node.lineno} {a.name} as {a.asname}"
+                              for a in node.names if a.asname and len(a.asname) <= 3
+                              and a.asname not in SHORT_ALIASES_ALLOWED]
+    assert offenders == []
+
+
+def test_no_two_modules_share_a_name():
+    """A module's name says which one it is (hmm.py in two layers did not)."""
+    names = {}
+    for path in PACKAGE.rglob("*.py"):
+        if path.name != "__init__.py":
+            names.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    assert {n: p for n, p in names.items() if len(p) > 1} == {}

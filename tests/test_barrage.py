@@ -20,7 +20,7 @@ import pytest
 import scipy.sparse
 
 from emwidgets import GaussianHMM, GaussianMixture, KMeans, select_model
-from emwidgets import _validation as V
+from emwidgets.estimators import validation as V
 
 pytestmark = pytest.mark.filterwarnings("ignore::emwidgets.ConvergenceWarning")
 

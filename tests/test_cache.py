@@ -97,7 +97,8 @@ import json, warnings
 warnings.simplefilter("ignore")
 import numpy as np
 import emwidgets
-from emwidgets import _compiles, _programs, datasets
+from emwidgets import _compiles, datasets
+from emwidgets.core import programs as _programs
 exports = []
 _export = _programs.StoredJit._export
 def counted(self, *a, **k):
@@ -124,7 +125,7 @@ print(json.dumps({"exports": exports, "compiled": c.compiled, "loaded": c.loaded
 
 
 def test_a_later_kernel_traces_and_compiles_nothing_and_fits_the_same(tmp_path):
-    """The traced programs are kept beside the compilation cache (emwidgets/_programs.py):
+    """The traced programs are kept beside the compilation cache (emwidgets/core/programs.py):
     a new kernel neither traces nor compiles a configuration seen before, for every
     estimator, and its numbers are the first kernel's to the bit."""
     cache = tmp_path / "cache"

@@ -183,7 +183,7 @@ def G_model():
 
 
 def test_coarser_blocks_divide_the_padded_data():
-    from emwidgets.core.data import coarser_block
+    from emwidgets.core.layout import coarser_block
 
     assert coarser_block(13 * 8192, 8192, 10, budget=2**22) == 13 * 8192
     assert coarser_block(12 * 1024, 1024, 1000, budget=4096 * 1000) == 4096

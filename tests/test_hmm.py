@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hmmlearn.hmm import GaussianHMM as HmmlearnHMM
 
-from emwidgets.hmm import GaussianHMM
+from emwidgets.estimators.gaussian_hmm import GaussianHMM
 
 COV_TYPES = ("full", "tied", "diag", "spherical")
 

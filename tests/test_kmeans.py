@@ -55,9 +55,9 @@ def test_the_host_kmeans_of_small_data_is_the_compiled_one(n, d, k, k_active):
     with padding rows, sample weights and masked centres."""
     import jax.numpy as jnp
 
-    from emwidgets.core import draws as D
+    from emwidgets.core import hard_em as km
     from emwidgets.core import host_kmeans as HK
-    from emwidgets.core import kmeans as km
+    from emwidgets.core import starts as D
     from emwidgets.core.em import Data
     from emwidgets.core.gmm import kmeans_tol_scaled, run_kmeans
 

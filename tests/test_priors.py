@@ -12,10 +12,10 @@ from sklearn.mixture import GaussianMixture as SkGaussianMixture
 from test_missing import known_mixture, remove_at_random
 
 from emwidgets import GaussianMixture, MixturePrior
+from emwidgets.core import conjugate as core_priors
 from emwidgets.core import gmm as G
-from emwidgets.core import priors as core_priors
 from emwidgets.core.covariance import COVARIANCE_TYPES
-from emwidgets.priors import resolve
+from emwidgets.estimators.priors import resolve
 
 K, D = 3, 3
 

@@ -1,4 +1,4 @@
-"""The store of traced programs (emwidgets/_programs.py), in one process.
+"""The store of traced programs (emwidgets/core/programs.py), in one process.
 
 Across processes (a new kernel traces nothing) see tests/test_cache.py.
 """
@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from emwidgets import _programs
-from emwidgets._programs import StoredJit
+from emwidgets.core import programs as _programs
+from emwidgets.core.programs import StoredJit
 
 
 def affine(x, b, *, power):

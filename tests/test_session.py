@@ -448,11 +448,12 @@ def test_live_frames_are_paced_by_what_their_renders_cost(faithful):
 
 
 def test_a_session_past_the_bound_on_live_programs_loads_what_it_evicted(faithful, monkeypatch):
-    """A long session compiles more programs than a process keeps (emwidgets._programs
+    """A long session compiles more programs than a process keeps (emwidgets.core.programs
     MAX_LIVE; each holds ~100 memory mappings): two explorers in one kernel, with room
     for two programs, still run, switch covariance back, scrub and fit the same numbers;
     what was evicted comes back loaded, never compiled again."""
-    from emwidgets import _compiles, _programs
+    from emwidgets import _compiles
+    from emwidgets.core import programs as _programs
 
     monkeypatch.setattr(_programs, "MAX_LIVE", 2)
     em = EMExplorer(faithful, n_components=2, n_init=4, max_iter=40, random_state=0)

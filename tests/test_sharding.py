@@ -16,7 +16,7 @@ warnings.simplefilter("ignore")
 import jax, numpy as np
 jax.config.update("jax_enable_x64", True)
 from emwidgets import GaussianMixture
-import emwidgets.core.data as dm
+import emwidgets.core.layout as dm
 assert jax.device_count() == N_DEVICES, jax.devices()
 # MODE "rows": the rows sharded whatever their count; "restarts": the restarts spread
 # over the devices (each holds every row), as fits of fewer than 100,000 rows are.

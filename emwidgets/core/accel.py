@@ -43,6 +43,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .family import CONVERGED, DEGENERATE, NONFINITE, RUNNING
+
 #: Step length growth / shrink factor and the first cap (R SQUAREM's mstep, step.max0).
 #: R's mstep is 4, but R accepts a step that lowers the log-likelihood by up to
 #: objfn.inc = 1; with the objective never allowed to drop, measured here with the
@@ -210,8 +212,6 @@ def extrapolate(form: VectorForm, theta0, theta1, theta2, step_max, hyper=None):
 def prime(em_step: Callable, state):
     """The first EM map of every running restart not yet primed (the driver calls it
     before its loop): ``following`` = F(theta0), the objective of theta0."""
-    from .em import DEGENERATE, NONFINITE, RUNNING
-
     def one(params, objective, status, acc):
         nxt, obj, health = em_step(params)
         todo = (status == RUNNING) & ~acc.primed
@@ -246,8 +246,6 @@ def squarem_update(em_step: Callable, converged: Callable, form: VectorForm, it,
     cycle's theta1. Three EM maps a cycle, whichever way it goes. ``before`` (under
     ``rule="gap"``, :class:`em.EMState`) is passed through unchanged.
     """
-    from .em import CONVERGED, DEGENERATE, NONFINITE, RUNNING
-
     def where(c, a, b):
         return jax.tree.map(lambda x, y: jnp.where(c, x, y), a, b)
 

@@ -42,78 +42,20 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-# Status codes of a restart, recorded per restart.
-RUNNING, CONVERGED, MAX_ITER, DEGENERATE, NONFINITE, PADDING = 0, 1, 2, 3, 4, 5
-STATUS_NAMES = {
-    RUNNING: "running",
-    CONVERGED: "converged",
-    MAX_ITER: "max_iter reached",
-    DEGENERATE: "degenerate",
-    NONFINITE: "non-finite objective",
-    PADDING: "padding",  # a slot that only fills the program's restart bucket; never reported
-}
-
-
-class Data(NamedTuple):
-    """Samples padded to a multiple of the block size.
-
-    Attributes:
-        x: (n_padded, n_features) samples; padding rows are zeros. (Missing-data
-            EM passes a pytree of per-row arrays instead, see :mod:`missing`.)
-        w: (n_padded,) weight of each row: 1 for a sample, 0 for padding.
-    """
-
-    x: Any
-    w: Any
-
-
-class Health(NamedTuple):
-    """What a step says about the parameters it produced.
-
-    Attributes:
-        ok: scalar bool, the new parameters are usable.
-        component: scalar int, the first offending component (-1 if none).
-    """
-
-    ok: Any
-    component: Any
-
-
-class Family(NamedTuple):
-    """A model family as pure functions of one restart (the driver vmaps them).
-
-    Attributes:
-        prepare: (params, hyper) -> ctx, what every block of the E-step shares
-            (natural parameters, conditionals...); it holds ``params`` too.
-        e_step: (ctx, x_block, w_block) -> stats, a pytree of **sums over the
-            block's rows** (weighted by ``w_block``) of sufficient statistics,
-            log-likelihood and counts included. The driver adds them up.
-        m_step: (ctx, stats, hyper) -> (new_params, :class:`Health`).
-        objective: (ctx, stats, hyper) -> scalar: the mean per-sample objective
-            (log-likelihood, log posterior, negative inertia) of the parameters
-            ``ctx`` was prepared from.
-        converged: (prev_objective, objective, params, new_params, tol) -> bool.
-        name: a stable name ("gmm/full"): the driver's traced program is kept on
-            disk under it (:mod:`emwidgets._programs`). Unnamed families are
-            traced per process.
-        m_step_reads_data: the M-step has no closed form in summed statistics
-            and needs more passes over the data (a user's family maximised by
-            autodiff): it is called as ``m_step(ctx, stats, hyper, reduce)``,
-            where ``reduce(fn, *operands)`` sums ``fn(x_block, w_block, *operands)``
-            over the blocks (the driver's reduction, like the E-step's; arrays
-            ``fn`` needs come as operands, see :func:`block_sum`).
-        vector_form: an :class:`accel.VectorForm`, the parameters' unconstrained
-            form, which accelerated EM extrapolates in (None: not accelerable).
-    """
-
-    prepare: Callable
-    e_step: Callable
-    m_step: Callable
-    objective: Callable
-    converged: Callable
-    name: str = ""
-    m_step_reads_data: bool = False
-    vector_form: Any = None
+from .accel import host_accel, prime, squarem_update
+from .family import (  # noqa: F401 (the driver's names for them, as before)
+    CONVERGED,
+    DEGENERATE,
+    MAX_ITER,
+    NONFINITE,
+    PADDING,
+    RUNNING,
+    STATUS_NAMES,
+    Data,
+    Family,
+    Health,
+)
+from .programs import StoredJit
 
 
 def em_step(family: Family, params, data: "Data", hyper, block_size: int):
@@ -422,7 +364,7 @@ def restart_bucket(n_restarts: int, work_per_restart: float) -> int:
 QUICK_COMPILE_WORK = 2.0**21
 QUICK_COMPILE_OPTIONS = {"xla_backend_optimization_level": 0}
 #: True while the driver of a quickly compiled program is being traced: a family may trace
-#: the form that runs faster unoptimised (forward-backward's matrix products, see hmm.py).
+#: the form that runs faster unoptimised (forward-backward's matrix products, see baum_welch.py).
 TRACING_QUICK = contextvars.ContextVar("emwidgets_tracing_quick", default=False)
 
 
@@ -437,7 +379,6 @@ class SizedJit:
     with ``quick=`` (see :func:`quick_compile`). Both are cached as usual."""
 
     def __init__(self, fun, **jit_kwargs):
-        from .._programs import StoredJit
 
         functools.update_wrapper(self, fun)
         self.optimised = StoredJit(fun, **jit_kwargs)
@@ -510,7 +451,6 @@ def make_runner(family: Family, block_size: int, group_size: int | None = None,
             args = (s.params, s.objective, s.n_iter, s.status, s.bad_component,
                     s.bad_iteration, s.trace)
             if accelerate:
-                from .accel import squarem_update
 
                 update = squarem_update(
                     lambda p: em_step(family, p, data, hyper, block_size), family.converged,
@@ -542,7 +482,6 @@ def make_runner(family: Family, block_size: int, group_size: int | None = None,
             max_iter = base + state.trace.shape[1]
         state = state._replace(trace=jnp.full_like(state.trace, jnp.nan))
         if accelerate:
-            from .accel import prime
 
             state = prime(lambda p: em_step(family, p, data, hyper, block_size), state)
         n_restarts = state.status.shape[0]
@@ -564,8 +503,6 @@ def make_runner(family: Family, block_size: int, group_size: int | None = None,
             state = out._replace(iteration=out.iteration.max())
         hit_max = (state.status == RUNNING) & (state.iteration >= max_iter)
         return state._replace(status=jnp.where(hit_max, MAX_ITER, state.status))
-
-    from .._programs import StoredJit
 
     traced = advance
 
@@ -611,7 +548,6 @@ class EMRun:
                                     convergence, mesh)
         self.family, self.block_size = family, block_size
         if accelerate and state.accel is None:
-            from .accel import host_accel
 
             dtype = np.dtype(jax.tree.leaves(state.params)[0].dtype)
             state = state._replace(accel=jax.device_put(

@@ -20,11 +20,10 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from . import kmeans as km
-from . import priors as pr
+from . import conjugate, hard_em
 from .covariance import COVARIANCE_TYPES, CovarianceType
-from .draws import InitDraws
 from .em import Data, Family, Health, block_sum, init_state, make_runner, sized_jit
+from .starts import InitDraws
 
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 
@@ -62,7 +61,7 @@ class GMMHyper(NamedTuple):
 
     reg_covar: jax.Array
     active: jax.Array
-    prior: Optional[pr.Prior] = None
+    prior: Optional[conjugate.Prior] = None
     patterns: Optional[jax.Array] = None
 
 
@@ -109,7 +108,7 @@ def unit_where_inactive(cov: CovarianceType, covariances, active):
 
 
 def m_step(cov: CovarianceType, stats, reg_covar, n_features: int, active=None,
-           prior: Optional[pr.Prior] = None):
+           prior: Optional[conjugate.Prior] = None):
     """Sufficient statistics (K, P) -> (GMMParams, Health).
 
     ``stats[:, :Q]`` are summed quadratic features, ``stats[:, Q:Q+D]`` summed
@@ -128,8 +127,8 @@ def m_step(cov: CovarianceType, stats, reg_covar, n_features: int, active=None,
         weights = jnp.where(active, nk, 0.0)
         weights = weights / weights.sum()
     else:
-        weights, means, covariances = pr.posterior_mode(cov, nk, stats[:, q : q + d],
-                                                        stats[:, :q], prior, active)
+        weights, means, covariances = conjugate.posterior_mode(cov, nk, stats[:, q : q + d],
+                                                               stats[:, :q], prior, active)
     covariances = unit_where_inactive(cov, covariances, active)
     pc = cov.precision_cholesky(covariances)
     good = (cov.per_component_finite(pc, k) & jnp.isfinite(means).all(-1)) | ~active
@@ -142,7 +141,7 @@ def objective_of(cov: CovarianceType, params: GMMParams, log_lik_sum, n, hyper: 
     """Mean log-likelihood per sample, plus log prior / n under MAP estimation."""
     if hyper.prior is None:
         return log_lik_sum / n
-    return (log_lik_sum + pr.log_prior(cov, params, hyper.prior, hyper.active)) / n
+    return (log_lik_sum + conjugate.log_prior(cov, params, hyper.prior, hyper.active)) / n
 
 
 class MixtureStats(NamedTuple):
@@ -256,7 +255,7 @@ def initial_resp_fn(method: str, draw: InitDraws, data: Data, n_components: int,
         return resp
     if method == "kmeans":
         def resp(x, w, b):
-            return _resp_from_labels(km.nearest_labels(x, kmeans_centers, active), k, dtype)
+            return _resp_from_labels(hard_em.nearest_labels(x, kmeans_centers, active), k, dtype)
         return resp
     raise ValueError(f"unknown init method {method!r}")
 
@@ -295,10 +294,10 @@ def run_kmeans(uniforms, data: Data, n_components: int, block_size: int, tol_sca
     a program of that size.
     """
     n_active = None if active is None else active.sum()
-    seeds = jax.vmap(lambda u: km.kmeans_plusplus(u, data.x, data.w, n_components,
-                                                  n_active)[0])(uniforms)
-    state = init_state(km.KMeansParams(seeds), max_iter)
-    state = make_runner(km.kmeans_family(), block_size, group_size)(
+    seeds = jax.vmap(lambda u: hard_em.kmeans_plusplus(u, data.x, data.w, n_components,
+                                                       n_active)[0])(uniforms)
+    state = init_state(hard_em.KMeansParams(seeds), max_iter)
+    state = make_runner(hard_em.kmeans_family(), block_size, group_size)(
         state, data, active, tol_scaled, jnp.int32(max_iter)
     )
     return state.params.centers
@@ -306,7 +305,7 @@ def run_kmeans(uniforms, data: Data, n_components: int, block_size: int, tol_sca
 
 def init_params(cov_type: str, method: str, n_components: int, block_size: int,
                 draw: InitDraws, data: Data, reg_covar, kmeans_centers=None, active=None,
-                prior: Optional[pr.Prior] = None):
+                prior: Optional[conjugate.Prior] = None):
     """One restart's initial parameters: responsibilities, then an M-step.
 
     With a ``prior``, that M-step is the posterior mode (for the point methods,
@@ -315,8 +314,8 @@ def init_params(cov_type: str, method: str, n_components: int, block_size: int,
     cov = COVARIANCE_TYPES[cov_type]
     if method in ("k-means++", "random_from_data"):
         if method == "k-means++":
-            points, _ = km.kmeans_plusplus(draw.uniforms, data.x, data.w, n_components,
-                                           None if active is None else active.sum())
+            points, _ = hard_em.kmeans_plusplus(draw.uniforms, data.x, data.w, n_components,
+                                                None if active is None else active.sum())
         else:  # distinct samples drawn on the host (draws.distinct_indices)
             points = data.x[draw.indices]
         if prior is None:

@@ -19,10 +19,10 @@ import jax
 import jax.numpy as jnp
 
 from .accel import VectorForm, by_field
+from .baum_welch import HMMStats, Sequences, forward_backward, viterbi
 from .discrete import Emissions
 from .em import Family, Health
 from .gmm import MixtureStats, loglik_converged
-from .hmm import HMMStats, Sequences, forward_backward, viterbi
 
 
 class MarkovParams(NamedTuple):

@@ -25,7 +25,7 @@ import numpy as np
 
 from .covariance import COVARIANCE_TYPES
 from .gmm import GMMParams, weighted_log_prob
-from .missing import observed_log_prob, split_rows
+from .observed import observed_log_prob, split_rows
 
 
 def _tril(d):

@@ -9,7 +9,7 @@ of a few chunks, whatever the number of rows. While the device sums one chunk, t
 next is read and prepared on a thread.
 
 :class:`StreamRun` has :class:`em.EMRun`'s interface (``state``, ``done``,
-``advance``), so an estimator's :class:`~emwidgets._base.LiveFit` runs on it as on
+``advance``), so an estimator's :class:`~emwidgets.estimators.base.LiveFit` runs on it as on
 an in-memory fit; :class:`Chunks` says where the rows come from.
 """
 
@@ -86,7 +86,7 @@ class Chunks:
 
     def _parquet(self, path: Path):
         try:
-            import pyarrow.parquet as pq
+            import pyarrow.parquet
         except ImportError:  # an optional dependency
             raise ImportError("Reading Parquet needs pyarrow: pip install pyarrow.") from None
         if not path.exists():
@@ -96,7 +96,7 @@ class Chunks:
             raise ValueError(f"No Parquet file in {str(path)!r}.")
         weight = self.sample_weight if isinstance(self.sample_weight, str) else None
         for file in files:
-            reader = pq.ParquetFile(file)
+            reader = pyarrow.parquet.ParquetFile(file)
             names = self.columns or [n for n in reader.schema_arrow.names if n != weight]
             wanted = names + ([weight] if weight else [])
             for batch in reader.iter_batches(batch_size=self.chunk_rows, columns=wanted):
@@ -259,7 +259,7 @@ class StreamRun:
 
     A pass is all or nothing: a KeyboardInterrupt (the notebook's Stop) during a
     pass leaves the state of the last complete one, and :meth:`interrupted` tidies
-    the trace; the estimator's :class:`~emwidgets._base.LiveFit` keeps that model.
+    the trace; the estimator's :class:`~emwidgets.estimators.base.LiveFit` keeps that model.
     """
 
     def __init__(self, family: Family, chunks: Chunks, prepare_chunk: Callable, n_rows: int,

@@ -3,7 +3,7 @@
 from .explorer import EMExplorer
 from .family_explorer import FamilyExplorer, FamilySession, ProfilePlot
 from .hmm_explorer import HMMExplorer, HMMSession
-from .selection import ModelSelectionExplorer
+from .selection_explorer import ModelSelectionExplorer
 from .session import FitSession, Snapshot, snapshot_from_estimator, snapshot_from_live
 from .views import AssignmentPlot, ConvergencePlot, RestartGallery, SelectionPlot
 

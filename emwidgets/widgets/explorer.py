@@ -7,10 +7,10 @@ import threading
 import time
 from typing import Optional
 
-import ipywidgets as W
+import ipywidgets as widgets
 import numpy as np
 
-from ..mixture import GaussianMixture
+from ..estimators.gaussian_mixture import GaussianMixture
 from .session import FitSession
 from .views import AssignmentPlot, AtlasPlot, BasinPlot, ConvergencePlot, RestartGallery
 
@@ -23,65 +23,72 @@ def _style() -> dict:
     return {"description_width": LABEL_WIDTH}
 
 
-def _layout(**kwargs) -> W.Layout:
+def _layout(**kwargs) -> widgets.Layout:
     """A new Layout for every widget: a shared one would be changed for all (a control
     hidden in one explorer hid the controls of every explorer in the kernel)."""
-    return W.Layout(**{"width": CONTROL_WIDTH, **kwargs})
+    return widgets.Layout(**{"width": CONTROL_WIDTH, **kwargs})
 
 
 def _controls(session: FitSession) -> dict:
     """One control per setting, each linked to the session trait of the same name."""
     c = {
-        "n_components": W.IntSlider(min=1, max=session.MAX_COMPONENTS, description="components",
-                                    style=_style(),
-                                    layout=_layout()),
-        "covariance_type": W.Dropdown(options=list(GaussianMixture.covariance_types),
-                                      description="covariance", style=_style(), layout=_layout()),
-        "init_params": W.Dropdown(options=list(getattr(session, "init_options",
-                                                   GaussianMixture._init_methods)),
-                                  description="initialisation", style=_style(), layout=_layout()),
-        "tol": W.FloatLogSlider(base=10, min=-8, max=-1, step=0.25, description="tolerance",
-                                readout_format=".0e", style=_style(), layout=_layout()),
-        "max_iter": W.IntSlider(min=1, max=1000, description="max iter", style=_style(),
-                                layout=_layout()),
-        "n_init": W.IntSlider(min=1, max=session.MAX_RESTARTS, description="restarts",
-                              style=_style(), layout=_layout()),
-        "random_state": W.IntText(description="seed", style=_style(), layout=_layout()),
-        "reg_covar": W.FloatLogSlider(base=10, min=-10, max=0, step=0.5, description="reg_covar",
+        "n_components": widgets.IntSlider(min=1, max=session.MAX_COMPONENTS,
+                                          description="components",
+                                          style=_style(),
+                                          layout=_layout()),
+        "covariance_type": widgets.Dropdown(options=list(GaussianMixture.covariance_types),
+                                            description="covariance", style=_style(),
+                                            layout=_layout()),
+        "init_params": widgets.Dropdown(options=list(getattr(session, "init_options",
+                                                         GaussianMixture._init_methods)),
+                                        description="initialisation", style=_style(),
+                                        layout=_layout()),
+        "tol": widgets.FloatLogSlider(base=10, min=-8, max=-1, step=0.25, description="tolerance",
                                       readout_format=".0e", style=_style(), layout=_layout()),
-        "accelerate": W.Checkbox(description="accelerate (SQUAREM)", style=_style(),
-                                 layout=_layout()),
-        "missing": W.Dropdown(options=[("EM (impute)", "em"), ("drop incomplete rows", "drop")],
-                              description="missing", style=_style(),
-                              layout=_layout(display=None if session.has_missing else "none")),
-        "x_axis": W.Dropdown(options=session.axis_choices, description="x axis", style=_style(),
-                             layout=_layout()),
-        "y_axis": W.Dropdown(options=session.axis_choices, description="y axis", style=_style(),
-                             layout=_layout()),
+        "max_iter": widgets.IntSlider(min=1, max=1000, description="max iter", style=_style(),
+                                      layout=_layout()),
+        "n_init": widgets.IntSlider(min=1, max=session.MAX_RESTARTS, description="restarts",
+                                    style=_style(), layout=_layout()),
+        "random_state": widgets.IntText(description="seed", style=_style(), layout=_layout()),
+        "reg_covar": widgets.FloatLogSlider(base=10, min=-10, max=0, step=0.5,
+                                            description="reg_covar",
+                                            readout_format=".0e", style=_style(), layout=_layout()),
+        "accelerate": widgets.Checkbox(description="accelerate (SQUAREM)", style=_style(),
+                                       layout=_layout()),
+        "missing": widgets.Dropdown(
+            options=[("EM (impute)", "em"), ("drop incomplete rows", "drop")],
+            description="missing", style=_style(),
+            layout=_layout(display=None if session.has_missing else "none")),
+        "x_axis": widgets.Dropdown(options=session.axis_choices, description="x axis",
+                                   style=_style(),
+                                   layout=_layout()),
+        "y_axis": widgets.Dropdown(options=session.axis_choices, description="y axis",
+                                   style=_style(),
+                                   layout=_layout()),
     }
     for name, widget in c.items():
         _widen(widget, getattr(session, name))
         widget.value = getattr(session, name)
-        W.link((widget, "value"), (session, name))
+        widgets.link((widget, "value"), (session, name))
     return c
 
 
 def _widen(widget, value):
     """Stretch a slider's range to hold a setting given in code (max_iter=5000, tol=1e-10):
     a slider clips its value, and the link would then change the user's setting."""
-    if isinstance(widget, W.FloatLogSlider):
+    if isinstance(widget, widgets.FloatLogSlider):
         if value > 0:
             exponent = float(np.log10(value))
             widget.min = min(widget.min, np.floor(exponent))
             widget.max = max(widget.max, np.ceil(exponent))
         else:  # tol=0 (run to max_iter): the slider's floor, 1e-12, is below float32's step
             widget.min = min(widget.min, -12.0)
-    elif isinstance(widget, W.IntSlider):
+    elif isinstance(widget, widgets.IntSlider):
         widget.max = max(widget.max, int(value))
         widget.min = min(widget.min, int(value))
 
 
-class EMExplorer(W.VBox):
+class EMExplorer(widgets.VBox):
     """Fit Gaussian mixtures interactively and watch every restart converge.
 
     Args:
@@ -112,66 +119,67 @@ class EMExplorer(W.VBox):
     def __init__(self, data, columns=None, **settings):
         self.session = session = self._new_session(data, columns, settings)
         self.controls = _controls(session)
-        self.column_picker = W.SelectMultiple(
+        self.column_picker = widgets.SelectMultiple(
             options=session.available_columns, value=tuple(session.columns),
             rows=min(5, max(2, len(session.available_columns))), description="columns",
             style=_style(), layout=_layout(
                 display=None if len(session.available_columns) > 1 else "none"))
-        self.run_button = W.Button(description="Run", button_style="success", icon="play",
-                                   layout=W.Layout(width="140px"))
-        self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop",
-                                    disabled=True, layout=W.Layout(width="140px"))
-        self.restart_picker = W.Dropdown(options=[("best", -1)], value=-1,
-                                         description="show restart", style=_style(),
-                                         layout=_layout())
-        self.intervals = W.Checkbox(value=False, description="95% intervals of the means",
-                                    indent=False, layout=_layout())
+        self.run_button = widgets.Button(description="Run", button_style="success", icon="play",
+                                         layout=widgets.Layout(width="140px"))
+        self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop",
+                                          disabled=True, layout=widgets.Layout(width="140px"))
+        self.restart_picker = widgets.Dropdown(options=[("best", -1)], value=-1,
+                                               description="show restart", style=_style(),
+                                               layout=_layout())
+        self.intervals = widgets.Checkbox(value=False, description="95% intervals of the means",
+                                          indent=False, layout=_layout())
         # Taking a finished run apart: any iteration, and E-step / M-step half steps.
-        self.scrubber = W.IntSlider(value=0, min=0, max=0, description="iteration",
-                                    disabled=True, continuous_update=True, style=_style(),
-                                    layout=_layout())
+        self.scrubber = widgets.IntSlider(value=0, min=0, max=0, description="iteration",
+                                          disabled=True, continuous_update=True, style=_style(),
+                                          layout=_layout())
         self.scrubber.add_class("emwidgets-scrubber")
-        small = lambda: W.Layout(width="140px")  # noqa: E731  (one Layout a widget)
-        self.e_step_button = W.Button(description="E-step", disabled=True, layout=small(),
-                                      tooltip="Recolour the points by the responsibilities "
-                                              "of the ellipses shown")
-        self.m_step_button = W.Button(description="M-step", disabled=True, layout=small(),
-                                      tooltip="Move the ellipses to the parameters those "
-                                              "responsibilities give")
-        self.back_button = W.Button(description="Step back", icon="step-backward",
-                                    disabled=True, layout=small())
-        self.end_button = W.Button(description="To convergence", icon="fast-forward",
-                                   disabled=True, layout=small())
-        self.atlas_toggle = W.ToggleButton(
+        small = lambda: widgets.Layout(width="140px")  # noqa: E731  (one Layout a widget)
+        self.e_step_button = widgets.Button(description="E-step", disabled=True, layout=small(),
+                                            tooltip="Recolour the points by the responsibilities "
+                                                    "of the ellipses shown")
+        self.m_step_button = widgets.Button(description="M-step", disabled=True, layout=small(),
+                                            tooltip="Move the ellipses to the parameters those "
+                                                    "responsibilities give")
+        self.back_button = widgets.Button(description="Step back", icon="step-backward",
+                                          disabled=True, layout=small())
+        self.end_button = widgets.Button(description="To convergence", icon="fast-forward",
+                                         disabled=True, layout=small())
+        self.atlas_toggle = widgets.ToggleButton(
             value=False, description="Atlas of restarts", icon="map", layout=_layout(),
             tooltip="Every restart placed by how its partition differs from the others'")
         self.atlas = None  # the AtlasPlot, made when first shown
         # Choosing the start: click to place means, drag them; a deliberately bad start.
-        self.start_toggle = W.ToggleButton(
+        self.start_toggle = widgets.ToggleButton(
             value=False, description="Choose the start", icon="hand-pointer-o",
             layout=_layout(), tooltip="Click the data to place a mean, drag one to move it; "
                                       "Run then fits one restart from them")
-        self.bad_start_button = W.Button(description="Bad start", icon="bomb",
-                                         layout=W.Layout(width="140px"),
-                                         tooltip="Every mean in one corner of the data, then Run")
-        self.forget_start_button = W.Button(description="Forget start", icon="undo",
-                                            layout=W.Layout(width="140px"), disabled=True)
-        self.basin_button = W.Button(description="Basin map", icon="th",
-                                     layout=W.Layout(width="140px"),
-                                     tooltip="Where EM goes from every start of one mean, the "
-                                             "others at the shown restart's optimum (2-D data)")
+        self.bad_start_button = widgets.Button(
+            description="Bad start", icon="bomb", layout=widgets.Layout(width="140px"),
+            tooltip="Every mean in one corner of the data, then Run")
+        self.forget_start_button = widgets.Button(description="Forget start", icon="undo",
+                                                  layout=widgets.Layout(width="140px"),
+                                                  disabled=True)
+        self.basin_button = widgets.Button(
+            description="Basin map", icon="th", layout=widgets.Layout(width="140px"),
+            tooltip="Where EM goes from every start of one mean, the others at the shown "
+                    "restart's optimum (2-D data)")
         self.basins = None  # the BasinPlot, made when first asked for
         self._basin_component = 0
         self._start_xy: list = []  # the chosen means in the plotted plane
         self._dragging = None
         self._start_artist = None
-        self.step_note = W.HTML(layout=W.Layout(width="100%"))
+        self.step_note = widgets.HTML(layout=widgets.Layout(width="100%"))
         self.step_note.add_class("emwidgets-step-note")
         self._frame = None  # (p, q) shown: parameters after p iterations, labels after q
         self._scrub_syncing = False
-        self.status = W.HTML(layout=W.Layout(width="100%"))
+        self.status = widgets.HTML(layout=widgets.Layout(width="100%"))
         self.status.add_class("emwidgets-status")
-        self.data_note = W.HTML(layout=W.Layout(width="100%"))
+        self.data_note = widgets.HTML(layout=widgets.Layout(width="100%"))
         self.data_note.add_class("emwidgets-data-note")
         self._picker_run = None
         self._syncing = False
@@ -215,19 +223,22 @@ class EMExplorer(W.VBox):
         self._preview()
 
         c = self.controls
-        left = W.VBox([W.HTML("<b>EM settings</b>"), c["n_components"], c["covariance_type"],
-                       c["init_params"], c["tol"], c["max_iter"], c["n_init"], c["random_state"],
-                       c["reg_covar"], c["accelerate"], c["missing"],
-                       W.HTML("<b>Data and plotted axes</b>"),
-                       self.column_picker, c["x_axis"], c["y_axis"],
-                       W.HBox([self.run_button, self.stop_button]), self.restart_picker,
-                       self.intervals, W.HTML("<b>Take the run apart</b>"), self.scrubber,
-                       W.HBox([self.e_step_button, self.m_step_button]),
-                       W.HBox([self.back_button, self.end_button]), self.atlas_toggle,
-                       *self._start_controls()],
-                      layout=W.Layout(width="300px", min_width="300px"))
+        left = widgets.VBox([widgets.HTML("<b>EM settings</b>"), c["n_components"],
+                             c["covariance_type"],
+                             c["init_params"], c["tol"], c["max_iter"], c["n_init"],
+                             c["random_state"],
+                             c["reg_covar"], c["accelerate"], c["missing"],
+                             widgets.HTML("<b>Data and plotted axes</b>"),
+                             self.column_picker, c["x_axis"], c["y_axis"],
+                             widgets.HBox([self.run_button, self.stop_button]), self.restart_picker,
+                             self.intervals, widgets.HTML("<b>Take the run apart</b>"),
+                             self.scrubber,
+                             widgets.HBox([self.e_step_button, self.m_step_button]),
+                             widgets.HBox([self.back_button, self.end_button]), self.atlas_toggle,
+                             *self._start_controls()],
+                            layout=widgets.Layout(width="300px", min_width="300px"))
         self.view_box = self._view_box()
-        super().__init__([W.HBox([left, self.view_box]), self.status, self.step_note,
+        super().__init__([widgets.HBox([left, self.view_box]), self.status, self.step_note,
                           self.data_note])
         self.add_class("emwidgets-explorer")
 
@@ -249,8 +260,8 @@ class EMExplorer(W.VBox):
                 "gallery": self.gallery}
 
     def _view_box(self):
-        return W.VBox([W.HBox([self.convergence.canvas, self.assignments.canvas]),
-                       self.gallery.canvas])
+        return widgets.VBox([widgets.HBox([self.convergence.canvas, self.assignments.canvas]),
+                             self.gallery.canvas])
 
     def _preview(self, force: bool = False):
         """Before the first fit: the data in the main view, a word in the others."""
@@ -403,8 +414,8 @@ class EMExplorer(W.VBox):
     def _start_controls(self) -> list:
         if not getattr(self.session, "supports_start", False):
             return []
-        return [W.HTML("<b>Choose the start</b>"), self.start_toggle,
-                W.HBox([self.bad_start_button, self.forget_start_button]), self.basin_button]
+        return [widgets.HTML("<b>Choose the start</b>"), self.start_toggle,
+                widgets.HBox([self.bad_start_button, self.forget_start_button]), self.basin_button]
 
     @property
     def start_means(self):

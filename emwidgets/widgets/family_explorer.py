@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import traitlets as T
+import traitlets
 
-from .. import plotting as P
-from .._family_hmm import MarkovOver
-from .._family_mixture import FamilyMixture, check_sample_weight
+from .. import plotting
+from ..estimators.mixture import FamilyMixture, check_sample_weight
+from ..estimators.sequence import MarkovOver
 from .explorer import EMExplorer
 from .session import MAX_DISPLAY_POINTS, FitSession, Snapshot, family_solutions
 from .views import AssignmentPlot, ConvergencePlot, RestartGallery, _View
@@ -54,7 +54,7 @@ class FamilySession(FitSession):
 
     supports_start = False  # (a chosen start: Gaussian mixtures' means only)
 
-    init_params = T.Unicode("random")
+    init_params = traitlets.Unicode("random")
     supports_missing = False
     parameter_distance_words = "of the spread of the components' parameters"
 
@@ -251,11 +251,13 @@ class ProfilePlot(_View):
         key = (values.shape, tuple(pr.labels), pr.log, pr.ylim)
         if getattr(self, "artists", None) is None or self._key != key:
             self.figure.clear()
-            self.artists = P.draw_profile(self.figure.add_subplot(), values, pr.labels, weights,
-                                          pr.ylabel, pr.ylim, pr.log, pr.word, groups=pr.groups)
+            self.artists = plotting.draw_profile(self.figure.add_subplot(), values, pr.labels,
+                                                 weights,
+                                                 pr.ylabel, pr.ylim, pr.log, pr.word,
+                                                 groups=pr.groups)
             self._key = key
         else:
-            P.update_profile(self.artists, values, weights, pr.ylim, pr.log)
+            plotting.update_profile(self.artists, values, weights, pr.ylim, pr.log)
         who = f"best restart ({r})" if r == snap.best else f"restart {r}"
         self.artists.ax.set_title(f"{pr.title}: {who}", fontsize="medium")
 

@@ -5,11 +5,11 @@ transition matrix."""
 from __future__ import annotations
 
 import numpy as np
-import traitlets as T
+import traitlets
 
-from .. import plotting as P
+from .. import plotting
 from ..compare import solutions_of
-from ..hmm import GaussianHMM
+from ..estimators.gaussian_hmm import GaussianHMM
 from .explorer import EMExplorer
 from .session import FitSession, Snapshot
 from .views import ConvergencePlot, RestartGallery, _View
@@ -30,11 +30,11 @@ class HMMSession(FitSession):
 
     supports_start = False  # (a chosen start: Gaussian mixtures' means only)
 
-    covariance_type = T.Enum(list(GaussianHMM.covariance_types), default_value="full")
-    init_params = T.Enum(["kmeans", "random"], default_value="random")
-    n_init = T.Int(32, min=1)
-    tol = T.Float(1e-5)
-    reg_covar = T.Float(1e-3)
+    covariance_type = traitlets.Enum(list(GaussianHMM.covariance_types), default_value="full")
+    init_params = traitlets.Enum(["kmeans", "random"], default_value="random")
+    n_init = traitlets.Int(32, min=1)
+    tol = traitlets.Float(1e-5)
+    reg_covar = traitlets.Float(1e-3)
     init_options = ("kmeans", "random")
     supports_missing = False  # incomplete rows are dropped
 
@@ -134,7 +134,7 @@ class SeriesPlot(_View):
             shown = slice(*self.window)
             labels, post, y = labels[shown], post[shown], y[shown]
         t = np.arange(len(y))
-        colours = P.component_colours(post.shape[1])
+        colours = plotting.component_colours(post.shape[1])
         a = getattr(self, "artists", None)
         if (a is None or a["states"] != post.shape[1] or a["feature"] != self.feature
                 or not np.array_equal(a["y"], y)):
@@ -180,7 +180,7 @@ class TransitionPlot(_View):
             ticks = np.arange(s)
             ax.set_xticks(ticks, [str(i) for i in ticks])
             ax.set_yticks(ticks, [str(i) for i in ticks])
-            for tick, colour in zip(ax.get_yticklabels(), P.component_colours(s)):
+            for tick, colour in zip(ax.get_yticklabels(), plotting.component_colours(s)):
                 tick.set_color(colour)
             ax.set_xlabel("to state")
             ax.set_ylabel("from state")
@@ -220,22 +220,22 @@ class HMMExplorer(EMExplorer):
                 "series": self.series, "gallery": self.gallery}
 
     def _view_box(self):
-        import ipywidgets as W
+        import ipywidgets as widgets
 
-        return W.VBox([W.HBox([self.convergence.canvas, self.transitions.canvas]),
-                       self.series.canvas, self.gallery.canvas])
+        return widgets.VBox([widgets.HBox([self.convergence.canvas, self.transitions.canvas]),
+                             self.series.canvas, self.gallery.canvas])
 
     def __init__(self, data, lengths=None, **settings):
         """``lengths``: the rows are several sequences of these lengths (GaussianHMM's
         ``lengths``); a *sequence* menu chooses the one the series view shows."""
-        import ipywidgets as W
+        import ipywidgets as widgets
 
         self._lengths_given = lengths
         super().__init__(data, **settings)
         self.intervals.layout.display = "none"  # standard errors are for mixtures
-        self.sequence_picker = W.Dropdown(description="sequence", style={"description_width":
-                                                                          "88px"},
-                                          layout=W.Layout(width="292px"))
+        self.sequence_picker = widgets.Dropdown(description="sequence", style={"description_width":
+                                                                                "88px"},
+                                                layout=widgets.Layout(width="292px"))
         self.sequence_picker.add_class("emwidgets-sequence")
         self.sequence_picker.observe(lambda ch: self._show_sequence(ch["new"]), "value")
         self._sync_sequences()

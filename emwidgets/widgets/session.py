@@ -24,10 +24,10 @@ import weakref
 from typing import Optional
 
 import numpy as np
-import traitlets as T
+import traitlets
 
 from .._table import Table as _Table
-from ..mixture import GaussianMixture
+from ..estimators.gaussian_mixture import GaussianMixture
 from ..plotting import principal_axes
 from .snapshot import (  # noqa: F401  (Snapshot and its makers: imported from here too)
     Snapshot,
@@ -87,7 +87,7 @@ def _let_compilations_finish(timeout: float = 120.0):
 
 
 
-class FitSession(T.HasTraits):
+class FitSession(traitlets.HasTraits):
     """Settings, data and the latest result of an interactive mixture fit."""
 
     #: The components slider's maximum (the explorer's control uses it).
@@ -101,48 +101,48 @@ class FitSession(T.HasTraits):
     #: background (:meth:`_warm_up`); EMWIDGETS_BACKGROUND_COMPILE=0 turns it off.
     background_compile = os.environ.get("EMWIDGETS_BACKGROUND_COMPILE", "1") != "0"
 
-    n_components = T.Int(2, min=1)
-    covariance_type = T.Enum(list(GaussianMixture.covariance_types), default_value="full")
-    init_params = T.Enum(list(GaussianMixture._init_methods), default_value="kmeans")
-    tol = T.Float(1e-3)
-    max_iter = T.Int(100, min=1)
-    n_init = T.Int(16, min=1)
-    random_state = T.Int(0)
-    reg_covar = T.Float(1e-6)
+    n_components = traitlets.Int(2, min=1)
+    covariance_type = traitlets.Enum(list(GaussianMixture.covariance_types), default_value="full")
+    init_params = traitlets.Enum(list(GaussianMixture._init_methods), default_value="kmeans")
+    tol = traitlets.Float(1e-3)
+    max_iter = traitlets.Int(100, min=1)
+    n_init = traitlets.Int(16, min=1)
+    random_state = traitlets.Int(0)
+    reg_covar = traitlets.Float(1e-6)
     #: EM accelerated by SQUAREM (the estimators' ``accelerate="squarem"``).
-    accelerate = T.Bool(False)
-    x_axis = T.Unicode()
-    y_axis = T.Unicode()
+    accelerate = traitlets.Bool(False)
+    x_axis = traitlets.Unicode()
+    y_axis = traitlets.Unicode()
     #: Rows with missing values: fit them by EM over their observed values ("em")
     #: or use complete rows only ("drop").
-    missing = T.Enum(["em", "drop"], default_value="em")
+    missing = traitlets.Enum(["em", "drop"], default_value="em")
     supports_missing = True
     #: A start chosen by the user (the explorer's *Choose the start*): K means in data
     #: units, as a tuple of tuples; a Run then fits one restart from them (``means_init``).
-    start_means = T.Any(None, allow_none=True)
+    start_means = traitlets.Any(None, allow_none=True)
     supports_start = True
 
-    snapshot = T.Instance(Snapshot, allow_none=True)
+    snapshot = traitlets.Instance(Snapshot, allow_none=True)
     #: The fitted model of the shown snapshot (at its last iteration if the run
     #: was stopped); None while a run is in progress or if the shown run failed.
-    estimator = T.Any(None, allow_none=True)
-    selected = T.Int(-1)  # restart shown in the main view; -1 = the best
-    running = T.Bool(False)
+    estimator = traitlets.Any(None, allow_none=True)
+    selected = traitlets.Int(-1)  # restart shown in the main view; -1 = the best
+    running = traitlets.Bool(False)
     #: "compiling" (nothing of the run shown yet), "running" or "idle".
-    phase = T.Unicode("idle")
-    status = T.Unicode("Ready: press Run.")
-    error = T.Unicode("")
+    phase = traitlets.Unicode("idle")
+    status = traitlets.Unicode("Ready: press Run.")
+    error = traitlets.Unicode("")
     #: The shown result was fitted with other settings or data than the controls say now.
-    stale = T.Bool(False)
+    stale = traitlets.Bool(False)
     #: What compiles in the background (after a Run, the programs of the other
     #: covariance types and initialisations), or "".
-    warming = T.Unicode("")
+    warming = traitlets.Unicode("")
     #: Counts published frames: set after a frame's snapshot *and* its status (a view
     #: observer may wait for it to ask the browser for the frame's renders).
-    published = T.Int(0)
+    published = traitlets.Int(0)
     #: One line on the data: rows and columns fitted, what was left out or dropped and why.
-    data_note = T.Unicode("")
-    data_version = T.Int(0)
+    data_note = traitlets.Unicode("")
+    data_version = traitlets.Int(0)
 
     #: The settings a result depends on (a change makes the shown result stale).
     result_traits = ("n_components", "covariance_type", "init_params", "tol", "max_iter",
@@ -219,7 +219,7 @@ class FitSession(T.HasTraits):
         self.x_axis = choices[0]
         self.y_axis = choices[1] if len(choices) > 1 else choices[0]
 
-    @T.observe("data_version")
+    @traitlets.observe("data_version")
     def _data_changed(self, change):
         """New data, columns or missing-value policy while a run goes on: the run is
         abandoned (its rows are no longer the data's, and a frame of it would mix the
@@ -234,7 +234,7 @@ class FitSession(T.HasTraits):
             self.status = ("The data changed while a run was going: the run was abandoned. "
                            "Press Run to fit the data now chosen.")
 
-    @T.observe("missing")
+    @traitlets.observe("missing")
     def _missing_changed(self, change):
         if hasattr(self, "_all_rows"):
             self._choose_rows()
@@ -653,7 +653,7 @@ class FitSession(T.HasTraits):
         iteration. ``warming`` says what compiles, with the seconds elapsed. A Run
         started meanwhile takes precedence: the warm-up stops before its next
         program (a Run that needs the program being compiled waits for it rather
-        than compiling it twice: emwidgets/_programs.py).
+        than compiling it twice: emwidgets/core/programs.py).
         """
         if not self.background_compile or len(self.X) == 0 or not self._small_data():
             return

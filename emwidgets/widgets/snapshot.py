@@ -13,10 +13,10 @@ from typing import Optional
 import jax
 import numpy as np
 
-from .._base import Restarts
-from .._validation import as_2d_float
 from ..compare import Solutions, group_restarts, solutions_of
-from ..mixture import GaussianMixture
+from ..estimators.base import Restarts
+from ..estimators.gaussian_mixture import GaussianMixture
+from ..estimators.validation import as_2d_float
 
 
 @dataclass

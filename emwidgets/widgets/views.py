@@ -17,7 +17,7 @@ import time
 import numpy as np
 from matplotlib.figure import Figure
 
-from .. import plotting as P
+from .. import plotting
 from .snapshot import Snapshot, snapshot_from_estimator
 
 MAX_SOLUTIONS = 8  # thumbnails in the gallery; more are counted in a line
@@ -214,14 +214,14 @@ class _View:
         d = snapshot.X.shape[1]
         if self.projection is not None:
             return self.projection
-        return P.projection_matrix(d, (0, 1 if d > 1 else 0))
+        return plotting.projection_matrix(d, (0, 1 if d > 1 else 0))
 
     def _projected(self, snapshot: Snapshot, r: int):
         """Samples, means and covariances of restart r in the plotted plane."""
         w = self._projection(snapshot)
         params = snapshot.restarts.params
         k, d = params["means"].shape[1:]
-        covs = P.full_covariances(snapshot.covariance_type, params["covariances"][r], k, d)
+        covs = plotting.full_covariances(snapshot.covariance_type, params["covariances"][r], k, d)
         return (snapshot.points(r) @ w, params["means"][r] @ w,
                 np.einsum("di,kde,ej->kij", w, covs, w))
 
@@ -238,10 +238,10 @@ class ConvergencePlot(_View):
                 or self.artists.maps_per_step != maps):
             self.figure.clear()
             ax = self.figure.add_subplot()
-            self.artists = P.draw_convergence(ax, r.trace, r.converged, shown,
-                                              maps_per_step=maps)
+            self.artists = plotting.draw_convergence(ax, r.trace, r.converged, shown,
+                                                     maps_per_step=maps)
         else:
-            P.update_convergence(self.artists, r.trace, r.converged, shown)
+            plotting.update_convergence(self.artists, r.trace, r.converged, shown)
         label = (f"best restart ({shown})" if shown == snap.best and shown >= 0
                  else f"restart {shown}")
         if self.artists.best_line.get_label() != label:
@@ -281,7 +281,7 @@ class AssignmentPlot(_View):
             self.interval_patches = []
             self.snapshot = None
             ax = self.figure.add_subplot()
-            self.preview_points = P.draw_points(ax, xy, *self.axis_labels)
+            self.preview_points = plotting.draw_points(ax, xy, *self.axis_labels)
             ax.set_title(title, fontsize="medium")
         self.canvas.draw_idle()
 
@@ -298,7 +298,7 @@ class AssignmentPlot(_View):
                 perm = snap.solutions.permutations[best]
                 means2 = se.estimates[1] @ w
                 covs2 = np.einsum("di,kde,ej->kij", w, se.mean_covariances(), w)
-                self.interval_patches = P.draw_mean_intervals(
+                self.interval_patches = plotting.draw_mean_intervals(
                     self.artists.ax, means2[perm], covs2[perm], level)
         self.canvas.draw_idle()
 
@@ -313,20 +313,20 @@ class AssignmentPlot(_View):
         m2, c2 = m2[perm], c2[perm]
         k = m2.shape[0]
         imputed = (None if snap.missing is None
-                   else P.imputed_in_plane(snap.missing, self._projection(snap)))
+                   else plotting.imputed_in_plane(snap.missing, self._projection(snap)))
         if not hasattr(self, "artists") or len(self.artists.ellipses) != k or len(xy) != len(
                 self.artists.points.get_offsets()):
             self.figure.clear()
             ax = self.figure.add_subplot()
-            self.artists = P.draw_assignments(ax, xy, labels, snap.uncertainty[r], m2, c2,
-                                              *self.axis_labels, imputed=imputed)
+            self.artists = plotting.draw_assignments(ax, xy, labels, snap.uncertainty[r], m2, c2,
+                                                     *self.axis_labels, imputed=imputed)
             self.density_image = None
         else:
-            P.update_assignments(self.artists, xy, labels, snap.uncertainty[r], m2, c2,
-                                 imputed=imputed)
+            plotting.update_assignments(self.artists, xy, labels, snap.uncertainty[r], m2, c2,
+                                        imputed=imputed)
         counts = None if self.density_for is None else self.density_for(snap, r)
         if counts is not None:  # large data: every row, as a density image
-            rgba = P.density_rgba(counts, P.component_colours(k)[inverse])
+            rgba = plotting.density_rgba(counts, plotting.component_colours(k)[inverse])
             if self.density_image is None:
                 self.density_image = self.artists.ax.imshow(
                     rgba, extent=snap.density_extent, origin="lower", aspect="auto",
@@ -372,12 +372,13 @@ class SelectionPlot(_View):
         with self._lock:
             if not hasattr(self, "artists"):
                 self.figure.clear()
-                self.artists = P.draw_selection(self.figure.add_subplot(), table, self.criterion)
+                self.artists = plotting.draw_selection(self.figure.add_subplot(), table,
+                                                       self.criterion)
                 self.hint = self.artists.ax.text(
                     0.5, 0.55, "Each model's criterion appears here\nas the grid is fitted",
                     transform=self.artists.ax.transAxes, ha="center", va="center", color="0.45")
             else:
-                P.update_selection(self.artists, table, self.criterion)
+                plotting.update_selection(self.artists, table, self.criterion)
             self.hint.set_visible(len(table) == 0)
             self.n_draws += 1
         self.canvas.draw_idle()
@@ -431,7 +432,7 @@ class RestartGallery(_View):
             1, 2, width_ratios=[2.2, 0.2 + max(cols, 1)], left=0.95 / w, right=1 - 0.05 / w,
             bottom=0.5 / h, top=1 - 0.45 / h, wspace=0.12)
         ax = self.figure.add_subplot(outer[0, 0])
-        self.ranking = P.draw_ranking(
+        self.ranking = plotting.draw_ranking(
             ax, r.objective, sol.group_of, self.shown_restart(snap), order=r.ranking(),
             spurious=getattr(r, "spurious", None), best=r.best,
             tol_objective=getattr(sol, "tol_objective", None))
@@ -444,7 +445,7 @@ class RestartGallery(_View):
         inner = outer[0, 1].subgridspec(rows, cols, hspace=0.62 if rows > 1 else 0.2,
                                          wspace=0.08)
         imputed = (None if snap.missing is None
-                   else P.imputed_in_plane(snap.missing, self._projection(snap)))
+                   else plotting.imputed_in_plane(snap.missing, self._projection(snap)))
         for g in range(n_sol):
             lead = sol.groups[g][0]
             sub = self.figure.add_subplot(inner[g // cols, g % cols])
@@ -453,16 +454,18 @@ class RestartGallery(_View):
             spurious = sol.spurious is not None and bool(sol.spurious[g])
             if snap.profile is not None:  # a family drawn by its parameters
                 pr = snap.profile
-                P.draw_profile_solution(sub, pr.values[lead][perm],
-                                        r.params["weights"][lead][perm], title, pr.ylim, pr.log,
-                                        spurious, pr.groups)
+                plotting.draw_profile_solution(sub, pr.values[lead][perm],
+                                               r.params["weights"][lead][perm], title, pr.ylim,
+                                               pr.log,
+                                               spurious, pr.groups)
             else:
                 xy, m2, c2 = self._projected(snap, lead)
                 labels = np.argsort(perm)[snap.labels[lead]]
-                P.draw_solution(sub, xy, labels, m2[perm], c2[perm], title, imputed, spurious)
+                plotting.draw_solution(sub, xy, labels, m2[perm], c2[perm], title, imputed,
+                                       spurious)
             sub.set_title(title, fontsize="x-small", linespacing=1.0)
             for spine in sub.spines.values():
-                spine.set_edgecolor(P.PALETTE[g % len(P.PALETTE)])
+                spine.set_edgecolor(plotting.PALETTE[g % len(plotting.PALETTE)])
                 spine.set_linewidth(3)
                 if spurious:
                     spine.set_linestyle((0, (2, 1)))
@@ -569,7 +572,7 @@ class BasinPlot(_View):
         with self._lock:
             self.figure.clear()
             ax = self.figure.add_subplot()
-            P.draw_basin_map(ax, bm, X, *labels)
+            plotting.draw_basin_map(ax, bm, X, *labels)
             self.basins = bm
             self._version += 1
         self.request_render()

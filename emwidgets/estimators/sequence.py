@@ -1,6 +1,6 @@
 """Hidden Markov models over a mixture family's components: PoissonHMM, CategoricalHMM.
 
-:class:`MarkovOver` turns a :class:`~emwidgets._family_mixture.FamilyMixture`
+:class:`MarkovOver` turns a :class:`~emwidgets.estimators.mixture.FamilyMixture`
 subclass into its HMM: the rows are encoded, validated and started by the
 mixture's own hooks; the chain's start and transition probabilities are drawn
 as hmmlearn does (Dirichlet(1/S)), and the EM program is
@@ -16,13 +16,10 @@ import copy
 import jax
 import numpy as np
 
-from . import _validation as V
-from ._base import LiveFit, Restarts, _keys, _padded_key_data, _restarts_from_state
-from .core import data as dm
-from .core import em
-from .core import hmm as H
-from .core import markov as MK
-from .hmm import _probabilities, _renormalised, pad_sequences, unpad
+from ..core import baum_welch, em, layout, markov
+from . import validation
+from .base import LiveFit, Restarts, _keys, _padded_key_data, _restarts_from_state
+from .gaussian_hmm import _probabilities, _renormalised, pad_sequences, unpad
 
 
 class MarkovOver:
@@ -53,24 +50,25 @@ class MarkovOver:
         r = len(keys)
         n_seq, t_max, p = seqs.x.shape
         work = n_seq * t_max * s * (s + p + 1)
-        mesh = dm.restart_mesh(getattr(self, "devices", None))  # restarts over the devices
-        r_program = dm.round_up(em.restart_bucket(r, work), mesh)
+        mesh = layout.restart_mesh(getattr(self, "devices", None))  # restarts over the devices
+        r_program = layout.round_up(em.restart_bucket(r, work), mesh)
         key_data = _padded_key_data(keys, r_program)
         emission = self._initial_params(key_data, rows, np.ones(len(rows)), s)
         emission = emission._replace(weights=np.ones_like(emission.weights))
-        startprob, transmat = H.dirichlet_draws(key_data, s)
+        startprob, transmat = baum_welch.dirichlet_draws(key_data, s)
         if self.startprob_init is not None:
             startprob = np.broadcast_to(_stochastic(self.startprob_init, (s,), "startprob_init"),
                                         startprob.shape)
         if self.transmat_init is not None:
             transmat = np.broadcast_to(_stochastic(self.transmat_init, (s, s), "transmat_init"),
                                        transmat.shape)
-        dtype = dm.float_dtype()
-        params = MK.MarkovParams(startprob, transmat, emission)
+        dtype = layout.float_dtype()
+        params = markov.MarkovParams(startprob, transmat, emission)
         state = em.host_init_state(jax.tree.map(lambda a: np.asarray(a, dtype), params),
                                    n_real=r)
-        run = em.EMRun(MK.markov_family(self._emissions), n_seq, state, H.sequence_data(seqs),
-                       self._hyper(s), dm.to_device(self.tol, dtype), max_iter=self.n_iter,
+        run = em.EMRun(markov.markov_family(self._emissions), n_seq, state,
+                       baum_welch.sequence_data(seqs),
+                       self._hyper(s), layout.to_device(self.tol, dtype), max_iter=self.n_iter,
                        quick=em.quick_compile(work * r_program), accelerate=self._accelerated(),
                        convergence=self._convergence_rule(), mesh=mesh)
         return LiveFit(self, run, None, keys, len(rows))
@@ -124,34 +122,35 @@ class MarkovOver:
     def _check_fitted(self):
         super()._check_fitted()
         if not hasattr(self, "transmat_"):
-            raise V.NotFittedError(f"This {type(self).__name__} instance is not fitted yet.")
+            raise validation.NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet.")
 
     def _model(self, X, lengths):
         self._check_fitted()
         rows = self._encode(X, reset=False)
         seqs, lengths = pad_sequences(rows, lengths)
         _, emission, hyper = self._scoring(np.ones(self.n_components))
-        dtype = dm.float_dtype()
-        params = MK.MarkovParams(dm.to_device(self.startprob_, dtype),
-                                 dm.to_device(self.transmat_, dtype), emission)
+        dtype = layout.float_dtype()
+        params = markov.MarkovParams(layout.to_device(self.startprob_, dtype),
+                                     layout.to_device(self.transmat_, dtype), emission)
         return params, hyper, seqs, lengths
 
     def score(self, X, lengths=None) -> float:
         """Total log-likelihood of X (hmmlearn's meaning), by the forward algorithm."""
         params, hyper, seqs, _ = self._model(X, lengths)
-        ll, _ = MK.posteriors(self._emissions, params, hyper, seqs)
+        ll, _ = markov.posteriors(self._emissions, params, hyper, seqs)
         return float(np.sum(np.asarray(ll, np.float64)))
 
     def predict_proba(self, X, lengths=None):
         """(N, S) posterior state probabilities (forward-backward)."""
         params, hyper, seqs, lengths = self._model(X, lengths)
-        _, gamma = MK.posteriors(self._emissions, params, hyper, seqs)
+        _, gamma = markov.posteriors(self._emissions, params, hyper, seqs)
         return unpad(np.asarray(gamma, np.float64), lengths)
 
     def decode(self, X, lengths=None):
         """Viterbi: (log-probability of the best path, states (N,))."""
         params, hyper, seqs, lengths = self._model(X, lengths)
-        logp, paths = MK.decode(self._emissions, params, hyper, seqs)
+        logp, paths = markov.decode(self._emissions, params, hyper, seqs)
         return float(np.sum(np.asarray(logp, np.float64))), unpad(np.asarray(paths),
                                                                          lengths)
 
@@ -162,7 +161,7 @@ class MarkovOver:
     def score_samples(self, X, lengths=None):
         """(total log-likelihood, (N, S) state posteriors), as hmmlearn."""
         params, hyper, seqs, lengths = self._model(X, lengths)
-        ll, gamma = MK.posteriors(self._emissions, params, hyper, seqs)
+        ll, gamma = markov.posteriors(self._emissions, params, hyper, seqs)
         return (float(np.sum(np.asarray(ll, np.float64))),
                 unpad(np.asarray(gamma, np.float64), lengths))
 
@@ -172,8 +171,8 @@ class MarkovOver:
     def sample(self, n_samples=1, random_state=None):
         """Draw one sequence: (rows, states (n_samples,))."""
         self._check_fitted()
-        V.check_int("n_samples", n_samples, 1)
-        rng = np.random.default_rng(V.seed_from(random_state))
+        validation.check_int("n_samples", n_samples, 1)
+        rng = np.random.default_rng(validation.seed_from(random_state))
         start = _probabilities(self.startprob_, "startprob_")
         trans = _probabilities(self.transmat_, "transmat_")
         states = np.empty(n_samples, dtype=int)

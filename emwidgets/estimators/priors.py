@@ -7,8 +7,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .core import priors as core_priors
-from .core.data import Scaling
+from ..core import conjugate as core_priors
+from ..core.layout import Scaling
 
 
 @dataclass

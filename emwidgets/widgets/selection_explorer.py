@@ -5,9 +5,9 @@ from __future__ import annotations
 import html
 import threading
 
-import ipywidgets as W
+import ipywidgets as widgets
 
-from ..mixture import GaussianMixture
+from ..estimators.gaussian_mixture import GaussianMixture
 from ..selection import SelectionResult, select_model
 from .session import FitSession
 from .views import SelectionPlot
@@ -19,7 +19,7 @@ class _Stopped(Exception):
     """Raised from select_model's callback to end the grid after the current model."""
 
 
-class ModelSelectionExplorer(W.VBox):
+class ModelSelectionExplorer(widgets.VBox):
     """Fit every (number of components, covariance type) pair and watch the BIC fill in.
 
     The plot shows each model's BIC minus the lowest BIC on a symlog axis, so that
@@ -49,34 +49,36 @@ class ModelSelectionExplorer(W.VBox):
         self.random_state = random_state
         # Every widget gets its own Layout and style: a shared one, changed for one
         # widget, changes all of them (issue 11, defect 1).
-        self.range = W.IntRangeSlider(
+        self.range = widgets.IntRangeSlider(
             value=n_components, min=1, max=12, description="components",
-            style={"description_width": "88px"}, layout=W.Layout(width="390px"))
-        self.n_init = W.IntSlider(value=n_init, min=1, max=32, description="restarts",
-                                  style={"description_width": "70px"},
-                                  layout=W.Layout(width="300px"))
-        self.types = {t: W.Checkbox(value=True, description=t, indent=False,
-                                    layout=W.Layout(width="90px"))
+            style={"description_width": "88px"}, layout=widgets.Layout(width="390px"))
+        self.n_init = widgets.IntSlider(value=n_init, min=1, max=32, description="restarts",
+                                        style={"description_width": "70px"},
+                                        layout=widgets.Layout(width="300px"))
+        self.types = {t: widgets.Checkbox(value=True, description=t, indent=False,
+                                          layout=widgets.Layout(width="90px"))
                       for t in COVARIANCE_TYPES}
-        self.accelerate = W.Checkbox(value=False, description="accelerate (SQUAREM)",
-                                     indent=False, layout=W.Layout(width="180px"))
-        self.run_button = W.Button(description="Run grid", button_style="success", icon="play",
-                                   layout=W.Layout(width="120px"))
-        self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop",
-                                    disabled=True, tooltip="Stop after the model being fitted",
-                                    layout=W.Layout(width="100px"))
-        self.model_picker = W.Dropdown(options=[("(run the grid first)", None)], value=None,
-                                       description="model", disabled=True,
-                                       style={"description_width": "50px"},
-                                       layout=W.Layout(width="420px"))
-        self.open_button = W.Button(description="Open in explorer", icon="external-link",
-                                    disabled=True, tooltip="An EMExplorer with this model's "
-                                    "settings, below", layout=W.Layout(width="160px"))
-        self.status = W.HTML(layout=W.Layout(width="100%"))
+        self.accelerate = widgets.Checkbox(value=False, description="accelerate (SQUAREM)",
+                                           indent=False, layout=widgets.Layout(width="180px"))
+        self.run_button = widgets.Button(description="Run grid", button_style="success",
+                                         icon="play",
+                                         layout=widgets.Layout(width="120px"))
+        self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop",
+                                          disabled=True,
+                                          tooltip="Stop after the model being fitted",
+                                          layout=widgets.Layout(width="100px"))
+        self.model_picker = widgets.Dropdown(options=[("(run the grid first)", None)], value=None,
+                                             description="model", disabled=True,
+                                             style={"description_width": "50px"},
+                                             layout=widgets.Layout(width="420px"))
+        self.open_button = widgets.Button(description="Open in explorer", icon="external-link",
+                                          disabled=True, tooltip="An EMExplorer with this model's "
+                                          "settings, below", layout=widgets.Layout(width="160px"))
+        self.status = widgets.HTML(layout=widgets.Layout(width="100%"))
         self.status.add_class("emwidgets-status")
         self.plot = SelectionPlot()
         self.plot.canvas.add_class("emwidgets-selection")
-        self.explorer_box = W.VBox()
+        self.explorer_box = widgets.VBox()
         self._stop = threading.Event()
         self._lock = threading.Lock()  # the status's last word: Stopping vs Done/Stopped
         self._running = False
@@ -84,15 +86,15 @@ class ModelSelectionExplorer(W.VBox):
         self.run_button.on_click(lambda _: self.run())
         self.stop_button.on_click(lambda _: self.stop())
         self.open_button.on_click(lambda _: self.open_explorer(self.model_picker.value))
-        self.data_note = W.HTML(html.escape(self._session.data_note),
-                                layout=W.Layout(width="100%"))
+        self.data_note = widgets.HTML(html.escape(self._session.data_note),
+                                      layout=widgets.Layout(width="100%"))
         self.data_note.add_class("emwidgets-data-note")
         self._set_status("Ready: press Run grid.")
         super().__init__([
-            W.HBox([self.range, self.n_init, self.accelerate]),
-            W.HBox(list(self.types.values()) + [self.run_button, self.stop_button]),
+            widgets.HBox([self.range, self.n_init, self.accelerate]),
+            widgets.HBox(list(self.types.values()) + [self.run_button, self.stop_button]),
             self.plot.canvas, self.status, self.data_note,
-            W.HBox([self.model_picker, self.open_button]),
+            widgets.HBox([self.model_picker, self.open_button]),
             self.explorer_box])
         self.add_class("emwidgets-model-selection")
 
@@ -138,8 +140,8 @@ class ModelSelectionExplorer(W.VBox):
                                    random_state=self.random_state, missing="drop",
                                    accelerate=self.accelerate.value)
         self.explorer_box.children = [
-            W.HTML(f"<b>{_components(k)}, {html.escape(cov)} covariance</b>: press Run to fit "
-                   "it here and watch every restart."), self.explorer]
+            widgets.HTML(f"<b>{_components(k)}, {html.escape(cov)} covariance</b>: press Run to "
+                         "fit it here and watch every restart."), self.explorer]
         return self.explorer
 
     def open_best(self):

@@ -12,15 +12,13 @@ from typing import Any, NamedTuple, Optional
 import jax
 import numpy as np
 
-from . import _validation as V
-from . import compare as C
-from ._progress import StreamProgress
-from .core import data as dm
-from .core import em
-from .core import stream as ST
+from .. import compare
+from .._progress import StreamProgress
+from ..core import em, layout, stream
+from . import validation
 
-ConvergenceWarning = V.ConvergenceWarning
-NotFittedError = V.NotFittedError
+ConvergenceWarning = validation.ConvergenceWarning
+NotFittedError = validation.NotFittedError
 #: Values of the ``spurious`` parameter: rank spurious maxima after regular ones, or
 #: by objective alone (flagged either way).
 SPURIOUS_POLICIES = ("rank_last", "allow")
@@ -107,15 +105,16 @@ class _Estimator:
                 "data first."
             )
 
-    def _validate_X(self, X, reset: bool, allow_nan: bool = False, nan_hint: str = V.NAN_HINT):
-        arr, names = V.as_2d_float(X, allow_nan=allow_nan, nan_hint=nan_hint)
+    def _validate_X(self, X, reset: bool, allow_nan: bool = False,
+                    nan_hint: str = validation.NAN_HINT):
+        arr, names = validation.as_2d_float(X, allow_nan=allow_nan, nan_hint=nan_hint)
         if reset:
             # Set by _set_features once the fit succeeds: a failed refit keeps the old model.
             self._features_seen = (arr.shape[1], names)
         else:
             self.__dict__.pop("_features_seen", None)
             self._check_fitted()
-            V.check_n_features(self, arr.shape[1])
+            validation.check_n_features(self, arr.shape[1])
             fitted_names = getattr(self, "feature_names_in_", None)
             if fitted_names is not None and names is not None and list(names) != list(fitted_names):
                 raise ValueError(
@@ -236,7 +235,7 @@ class Restarts:
     def ranking(self) -> np.ndarray:
         """Restart indices, best first: regular restarts by objective, then spurious
         ones (unless ``spurious_last`` is off), then failed ones."""
-        return C.rank_restarts(self.objective, self.failed, self.spurious, self.spurious_last)
+        return compare.rank_restarts(self.objective, self.failed, self.spurious, self.spurious_last)
 
     @property
     def failed(self) -> np.ndarray:
@@ -288,7 +287,7 @@ def remaining_gap(trace) -> np.ndarray:
 
 
 def _restarts_from_state(state: em.EMState, params: dict, keys, offset: float,
-                         objective=None, report: Optional[C.SpuriousReport] = None,
+                         objective=None, report: Optional[compare.SpuriousReport] = None,
                          spurious_last: bool = True, feature_scale=None,
                          tol: float = 1e-3) -> Restarts:
     n_real = len(keys)  # the program may hold padding restarts after these (em.restart_bucket)
@@ -311,12 +310,12 @@ def _restarts_from_state(state: em.EMState, params: dict, keys, offset: float,
         else:
             messages.append("")
     usable = ~np.isin(status_codes, list(_WHY))
-    report = C.SpuriousReport.none(len(obj)) if report is None else report
+    report = compare.SpuriousReport.none(len(obj)) if report is None else report
     spurious = report.spurious & usable
     for r in np.flatnonzero(spurious):
         text = f"restart {r}: spurious maximum: {report.reasons[r]}."
         messages[r] = f"{messages[r]} {text}" if messages[r] else text
-    order = C.rank_restarts(obj, ~usable, spurious, spurious_last)
+    order = compare.rank_restarts(obj, ~usable, spurious, spurious_last)
     best = int(order[0]) if usable.any() else -1
     return Restarts(
         objective=obj,
@@ -356,7 +355,7 @@ def _implied_sd(cov_type: str, weights, means, covariances) -> Optional[np.ndarr
     w = np.asarray(weights, np.float64)
     m = np.asarray(means, np.float64)
     k, d = m.shape[-2:]
-    diag = np.diagonal(C.dense_covariances(cov_type, covariances, k, d), axis1=-2, axis2=-1)
+    diag = np.diagonal(compare.dense_covariances(cov_type, covariances, k, d), axis1=-2, axis2=-1)
     mean = (w[..., None] * m).sum(-2)
     var = (w[..., None] * (diag + m**2)).sum(-2) - mean**2
     ok = np.isfinite(var).all(-1)
@@ -402,9 +401,9 @@ def _padded_key_data(keys, n_program: int) -> np.ndarray:
 
 def _keys(random_state, n: int):
     """One threefry key per restart, drawn on the host (splitting on the device compiles)."""
-    seed = V.seed_from(random_state)
+    seed = validation.seed_from(random_state)
     data = np.random.SeedSequence(seed).generate_state(2 * n, np.uint32).reshape(n, 2)
-    return jax.random.wrap_key_data(dm.to_device(data), impl="threefry2x32")
+    return jax.random.wrap_key_data(layout.to_device(data), impl="threefry2x32")
 
 
 # ---------------------------------------------------------------------------
@@ -412,9 +411,9 @@ def _keys(random_state, n: int):
 class StreamStart(NamedTuple):
     """What every streamed fit does before its first EM pass (:func:`start_streamed`)."""
 
-    chunks: ST.Chunks
+    chunks: stream.Chunks
     progress: StreamProgress
-    first: ST.FirstPass  # the first pass: rows, moments, the reservoir sample
+    first: stream.FirstPass  # the first pass: rows, moments, the reservoir sample
     init: Any  # the estimator copy that initialised on the sample
     live: "LiveFit"  # its fit, not run: the initial state, hyperparameters and tol
 
@@ -427,17 +426,17 @@ def start_streamed(estimator, source, sample_weight, keys, missing: bool = False
     given the whole data's scaling (its scale floored for ``reg_floor``:
     :func:`data.floor_scale`); ``levels``: the columns are coded answers, and the
     copy is given every column's levels in the whole source (the sample may lack some)."""
-    chunks = source if isinstance(source, ST.Chunks) else ST.Chunks(source)
+    chunks = source if isinstance(source, stream.Chunks) else stream.Chunks(source)
     if sample_weight is not None:
         raise ValueError("Streamed rows take their weights from the source: "
                          "Chunks(source, sample_weight=...).")
     seed = int(np.random.default_rng(estimator.random_state).integers(2**31))
     progress = StreamProgress(chunks.progress, estimator.max_iter)
-    first = ST.first_pass(chunks, estimator.STREAM_SAMPLE, seed, missing=missing,
-                          progress=progress, levels=levels)
+    first = stream.first_pass(chunks, estimator.STREAM_SAMPLE, seed, missing=missing,
+                              progress=progress, levels=levels)
     init = type(estimator)(**estimator.get_params())
-    init._given_scaling = dm.floor_scale(
-        dm.Scaling(first.mean, float(np.sqrt(np.mean(first.var))) or 1.0), reg_floor)
+    init._given_scaling = layout.floor_scale(
+        layout.Scaling(first.mean, float(np.sqrt(np.mean(first.var))) or 1.0), reg_floor)
     if levels:
         init._given_levels = first.levels
     if hasattr(estimator, "_program_components"):
@@ -458,7 +457,7 @@ class LiveFit:
 
     estimator: Any
     run: em.EMRun
-    scaling: dm.Scaling
+    scaling: layout.Scaling
     keys: Any
     n_samples: int
     features: Any = None  # (n_features, names) of the data, set on the estimator by finish
@@ -547,7 +546,7 @@ class LiveFit:
                 f"Interrupted during EM iteration {self.iteration + 1} (a pass over the "
                 f"source): the model is the one after {self.iteration} iterations, not "
                 "converged.",
-                V.ConvergenceWarning, stacklevel=3)
+                validation.ConvergenceWarning, stacklevel=3)
         estimator = self.estimator._finish(self)
         self.estimator._set_features(self.features)
         return estimator

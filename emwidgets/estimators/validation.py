@@ -69,18 +69,18 @@ def _object_to_float(arr: np.ndarray, what: str) -> np.ndarray:
 def _frame_to_float(X, what: str) -> np.ndarray:
     """A DataFrame as float64, column by column: nullable dtypes' NA become NaN."""
     import pandas as pd
-    from pandas.api import types as pt
+    from pandas.api import types
 
     columns, bad = [], []
     for name, col in X.items():
         dtype = col.dtype
-        if pt.is_complex_dtype(dtype):
+        if types.is_complex_dtype(dtype):
             raise ValueError(f"Complex data not supported: column {name!r} of {what} holds complex "
                              "numbers; pass the real part or the magnitude.")
-        if pt.is_bool_dtype(dtype) or (pt.is_numeric_dtype(dtype)
-                                       and not isinstance(dtype, pd.CategoricalDtype)):
+        if types.is_bool_dtype(dtype) or (types.is_numeric_dtype(dtype)
+                                          and not isinstance(dtype, pd.CategoricalDtype)):
             columns.append(col.to_numpy(dtype=np.float64, na_value=np.nan))
-        elif pt.is_object_dtype(dtype) or pt.is_string_dtype(dtype):
+        elif types.is_object_dtype(dtype) or types.is_string_dtype(dtype):
             numbers_ = pd.to_numeric(col, errors="coerce")
             if (numbers_.isna() & col.notna()).any():
                 bad.append(f"{name!r} ({dtype})")

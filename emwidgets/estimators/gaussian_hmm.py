@@ -23,9 +23,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _validation as V
-from . import compare as C
-from ._base import (
+from .. import compare
+from ..core import baum_welch, em, gmm, host_kmeans, layout, starts
+from ..core.covariance import COVARIANCE_TYPES
+from . import validation
+from .base import (
     SPURIOUS_POLICIES,
     LiveFit,
     Restarts,
@@ -37,13 +39,6 @@ from ._base import (
     _restarts_from_state,
     _warn_spurious,
 )
-from .core import data as dm
-from .core import draws as D
-from .core import em
-from .core import gmm as G
-from .core import hmm as H
-from .core import host_kmeans as HK
-from .core.covariance import COVARIANCE_TYPES
 
 
 def _split_lengths(n_samples: int, lengths):
@@ -71,14 +66,14 @@ def pad_sequences(rows: np.ndarray, lengths):
     of 16 steps: (:class:`core.hmm.Sequences` on the device, lengths)."""
     lengths = _split_lengths(len(rows), lengths)
     t_max = int(-(-lengths.max() // 16) * 16)
-    dtype = dm.float_dtype()
+    dtype = layout.float_dtype()
     x = np.zeros((len(lengths), t_max, rows.shape[1]), dtype)
     mask = np.zeros((len(lengths), t_max), dtype)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    for i, (s, n) in enumerate(zip(starts, lengths)):
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    for i, (s, n) in enumerate(zip(offsets, lengths)):
         x[i, :n] = rows[s: s + n]
         mask[i, :n] = 1
-    return H.Sequences(dm.to_device(x), dm.to_device(mask)), lengths
+    return baum_welch.Sequences(layout.to_device(x), layout.to_device(mask)), lengths
 
 
 def unpad(per_step, lengths) -> np.ndarray:
@@ -104,7 +99,7 @@ def _occupancy(startprob, transmat, n_steps: int, max_steps: int = 2000):
 # The live views' posteriors of every restart: one program per data shape, traced once.
 _vmapped_posteriors = jax.jit(
     lambda params, seqs, active, cov_type: jax.vmap(
-        lambda p: H.posteriors(p, seqs, active, cov_type=cov_type)[1])(params),
+        lambda p: baum_welch.posteriors(p, seqs, active, cov_type=cov_type)[1])(params),
     static_argnames="cov_type")
 
 
@@ -146,14 +141,14 @@ class GaussianHMM(_RestartModels, _Estimator):
         return pad_sequences((Xa - scaling.shift) / scaling.scale, lengths)
 
     def _check(self, Xa):
-        V.check_int("n_components", self.n_components, 1)
-        V.check_in("covariance_type", self.covariance_type, tuple(COVARIANCE_TYPES))
-        V.check_positive("tol", self.tol)
-        V.check_positive("min_covar", self.min_covar, allow_zero=True)
-        V.check_int("n_iter", self.n_iter, 1)
-        V.check_int("n_init", self.n_init, 1)
-        V.check_in("init_params", self.init_params, ("kmeans", "random", ""))
-        V.check_in("spurious", self.spurious, SPURIOUS_POLICIES)
+        validation.check_int("n_components", self.n_components, 1)
+        validation.check_in("covariance_type", self.covariance_type, tuple(COVARIANCE_TYPES))
+        validation.check_positive("tol", self.tol)
+        validation.check_positive("min_covar", self.min_covar, allow_zero=True)
+        validation.check_int("n_iter", self.n_iter, 1)
+        validation.check_int("n_init", self.n_init, 1)
+        validation.check_in("init_params", self.init_params, ("kmeans", "random", ""))
+        validation.check_in("spurious", self.spurious, SPURIOUS_POLICIES)
         if len(Xa) < self.n_components:
             raise ValueError(f"Expected n_samples >= n_components but got n_components = "
                              f"{self.n_components}, n_samples = {len(Xa)}.")
@@ -162,67 +157,72 @@ class GaussianHMM(_RestartModels, _Estimator):
     def start(self, X, lengths=None, *, keys=None) -> LiveFit:
         Xa = self._validate_X(X, reset=not (self.init_params == "" and hasattr(self, "means_")))
         self._check(Xa)
-        scaling = dm.fit_scaling(Xa)
-        V.check_scale(scaling.scale)
-        scaling = dm.floor_scale(scaling, self.min_covar)
+        scaling = layout.fit_scaling(Xa)
+        validation.check_scale(scaling.scale)
+        scaling = layout.floor_scale(scaling, self.min_covar)
         seqs, _ = self._sequences(Xa, lengths, scaling)
         dtype = seqs.x.dtype
-        reg = dm.to_device(self.min_covar / scaling.scale**2, dtype)
+        reg = layout.to_device(self.min_covar / scaling.scale**2, dtype)
         keys = _keys(self.random_state, self.n_init) if keys is None else keys
         r, s = len(keys), self.n_components
         # A program for more states than used serves every smaller number (the explorer's
         # components slider); the extra ones are masked (HMMHyper.active).
         s_program = (s if self.init_params == ""  # starts from the fitted (exact-size) model
                      else max(s, getattr(self, "_program_components", s)))
-        active = None if s_program == s else dm.to_device(np.arange(s_program) < s)
+        active = None if s_program == s else layout.to_device(np.arange(s_program) < s)
         n_seq, t_max, d = seqs.x.shape
         # Small data: restarts padded to a power of two (em.restart_bucket), quick compilation.
         work = n_seq * t_max * s_program * (s_program + d * d + d + 1)
         r_program = r if self.init_params == "" else em.restart_bucket(r, work)
-        mesh = dm.restart_mesh(self.devices)  # (restarts over the devices, every sequence on each)
+        # (restarts over the devices, every sequence on each)
+        mesh = layout.restart_mesh(self.devices)
         if self.init_params != "":
-            r_program = dm.round_up(r_program, mesh)
-        elif r_program != dm.round_up(r_program, mesh):
+            r_program = layout.round_up(r_program, mesh)
+        elif r_program != layout.round_up(r_program, mesh):
             mesh = None  # (a given model: its restarts cannot be padded; one device)
         quick = em.quick_compile(work * r_program)
         if self.init_params == "":
             state = em.init_state(self._given_params(scaling, dtype, r))
         else:
             key_data = _padded_key_data(keys, r_program)
-            startprob, transmat = H.dirichlet_draws(key_data, s, s_program)
+            startprob, transmat = baum_welch.dirichlet_draws(key_data, s, s_program)
             if self.init_params == "kmeans":
-                draws = D.InitDraws(uniforms=D.seeding_uniforms(key_data, s_program, dtype))
+                draws = starts.InitDraws(uniforms=starts.seeding_uniforms(key_data, s_program,
+                                                                          dtype))
                 if quick:  # small data: k-means on the host
-                    draws = D.InitDraws(centers=HK.kmeans_centers(
+                    draws = starts.InitDraws(centers=host_kmeans.kmeans_centers(
                         draws.uniforms, np.asarray(seqs.x).reshape(-1, d),
                         np.asarray(seqs.mask).reshape(-1),
                         s_program, s))
             else:  # distinct samples, as indices into the flattened (padded) sequences
                 valid = np.flatnonzero(np.asarray(seqs.mask).reshape(-1) > 0)
-                draws = D.InitDraws(
-                    indices=valid[D.distinct_indices(key_data, len(valid), s_program)])
-            state = H.init_batch(draws, seqs, reg, dm.to_device(startprob, dtype),
-                                 dm.to_device(transmat, dtype), np.int32(r), active,
-                                 cov_type=self.covariance_type,
-                                 method=self.init_params, n_states=s_program,
-                                 quick=quick)
-        run = em.EMRun(H.hmm_family(self.covariance_type), n_seq, state, H.sequence_data(seqs),
-                       H.HMMHyper(reg, active),
-                       dm.to_device(self.tol, dtype), max_iter=self.n_iter, quick=quick,
+                draws = starts.InitDraws(
+                    indices=valid[starts.distinct_indices(key_data, len(valid), s_program)])
+            state = baum_welch.init_batch(draws, seqs, reg, layout.to_device(startprob, dtype),
+                                          layout.to_device(transmat, dtype), np.int32(r), active,
+                                          cov_type=self.covariance_type,
+                                          method=self.init_params, n_states=s_program,
+                                          quick=quick)
+        run = em.EMRun(baum_welch.hmm_family(self.covariance_type), n_seq, state,
+                       baum_welch.sequence_data(seqs),
+                       baum_welch.HMMHyper(reg, active),
+                       layout.to_device(self.tol, dtype), max_iter=self.n_iter, quick=quick,
                        accelerate=self._accelerated(),
                        convergence=self._convergence_rule(), mesh=mesh)
         return LiveFit(self, run, scaling, keys, len(Xa))
 
-    def _given_params(self, s: dm.Scaling, dtype, n_restarts):
+    def _given_params(self, s: layout.Scaling, dtype, n_restarts):
         for name in ("startprob_", "transmat_", "means_", "covariances_"):
             if not hasattr(self, name):
                 raise ValueError(f"init_params='' starts from the fitted attributes, but {name} is "
                                  "not set; set it or use init_params='kmeans'.")
         cov = COVARIANCE_TYPES[self.covariance_type]
         covs = jnp.asarray(np.asarray(self.covariances_) / s.scale**2, dtype)
-        p = H.HMMParams(jnp.asarray(self.startprob_, dtype), jnp.asarray(self.transmat_, dtype),
-                        jnp.asarray((np.asarray(self.means_) - s.shift) / s.scale, dtype), covs,
-                        cov.precision_cholesky(covs))
+        p = baum_welch.HMMParams(jnp.asarray(self.startprob_, dtype), jnp.asarray(self.transmat_,
+                                                                                  dtype),
+                                 jnp.asarray((np.asarray(self.means_) - s.shift) / s.scale, dtype),
+                                 covs,
+                                 cov.precision_cholesky(covs))
         return jax.tree.map(lambda a: jnp.broadcast_to(a, (n_restarts,) + a.shape), p)
 
     def fit(self, X, lengths=None):
@@ -237,9 +237,9 @@ class GaussianHMM(_RestartModels, _Estimator):
         s = self.n_components
         if p.means.shape[1] > s:  # a masked program's first s states (the others are unused)
             g = COVARIANCE_TYPES[self.covariance_type].first_components(
-                G.GMMParams(p.startprob, p.means, p.covariances, p.precisions_cholesky), s)
-            p = H.HMMParams(g.weights, p.transmat[:, :s, :s], g.means, g.covariances,
-                            g.precisions_cholesky)
+                gmm.GMMParams(p.startprob, p.means, p.covariances, p.precisions_cholesky), s)
+            p = baum_welch.HMMParams(g.weights, p.transmat[:, :s, :s], g.means, g.covariances,
+                                     g.precisions_cholesky)
         params = {
             "startprob": p.startprob, "transmat": p.transmat,
             "means": p.means * scaling.scale + scaling.shift,
@@ -248,7 +248,7 @@ class GaussianHMM(_RestartModels, _Estimator):
         report = occupancy = None
         if n_samples is not None:
             occupancy = _occupancy(p.startprob, p.transmat, n_samples)
-            report = C.spurious_report(
+            report = compare.spurious_report(
                 self.covariance_type, occupancy * n_samples, params["covariances"], d,
                 self.min_covar, scaling.scale**2,
                 float(np.finfo(np.asarray(state.params.means).dtype).eps), "min_covar")
@@ -283,7 +283,7 @@ class GaussianHMM(_RestartModels, _Estimator):
         self.restarts_ = r
         if not self.converged_:
             warnings.warn("The best restart did not converge: increase n_iter or tol.",
-                          V.ConvergenceWarning, stacklevel=4)
+                          validation.ConvergenceWarning, stacklevel=4)
         _warn_spurious(r, "Reduce n_components, increase min_covar, or remove duplicate points "
                           "or constant columns.")
         return self
@@ -312,17 +312,18 @@ class GaussianHMM(_RestartModels, _Estimator):
         """Parameters and sequences in standardised units, float64."""
         self._check_fitted()
         Xa = self._validate_X(X, reset=False)
-        s = dm.fit_scaling(Xa)
+        s = layout.fit_scaling(Xa)
         with jax.enable_x64(True):
             seqs, lengths = self._sequences(Xa, lengths, s)
-            seqs = H.Sequences(jnp.asarray(seqs.x, jnp.float64),
-                               jnp.asarray(seqs.mask, jnp.float64))
+            seqs = baum_welch.Sequences(jnp.asarray(seqs.x, jnp.float64),
+                                        jnp.asarray(seqs.mask, jnp.float64))
             cov = COVARIANCE_TYPES[self.covariance_type]
             covs = jnp.asarray(np.asarray(self.covariances_) / s.scale**2, jnp.float64)
-            p = H.HMMParams(jnp.asarray(self.startprob_, jnp.float64),
-                            jnp.asarray(self.transmat_, jnp.float64),
-                            jnp.asarray((self.means_ - s.shift) / s.scale, jnp.float64), covs,
-                            cov.precision_cholesky(covs))
+            p = baum_welch.HMMParams(jnp.asarray(self.startprob_, jnp.float64),
+                                     jnp.asarray(self.transmat_, jnp.float64),
+                                     jnp.asarray((self.means_ - s.shift) / s.scale, jnp.float64),
+                                     covs,
+                                     cov.precision_cholesky(covs))
         return p, seqs, lengths, s
 
 
@@ -330,21 +331,22 @@ class GaussianHMM(_RestartModels, _Estimator):
         """Total log-likelihood of X (hmmlearn's meaning), by the forward algorithm."""
         p, seqs, lengths, s = self._model_std(X, lengths)
         with jax.enable_x64(True):
-            ll = np.asarray(H.posteriors(p, seqs, cov_type=self.covariance_type)[0])
+            ll = np.asarray(baum_welch.posteriors(p, seqs, cov_type=self.covariance_type)[0])
         return float(np.sum(ll)) - lengths.sum() * self.n_features_in_ * math.log(s.scale)
 
     def predict_proba(self, X, lengths=None):
         """(N, S) posterior state probabilities (forward-backward)."""
         p, seqs, lengths, _ = self._model_std(X, lengths)
         with jax.enable_x64(True):
-            gamma = np.asarray(H.posteriors(p, seqs, cov_type=self.covariance_type)[1])
+            gamma = np.asarray(baum_welch.posteriors(p, seqs, cov_type=self.covariance_type)[1])
         return unpad(gamma, lengths)
 
     def decode(self, X, lengths=None):
         """Viterbi: (log-probability of the best path, states (N,))."""
         p, seqs, lengths, s = self._model_std(X, lengths)
         with jax.enable_x64(True):
-            logp, paths = (np.asarray(a) for a in H.decode(p, seqs, cov_type=self.covariance_type))
+            logp, paths = (np.asarray(a) for a in baum_welch.decode(p, seqs,
+                                                                    cov_type=self.covariance_type))
         logp = float(np.sum(logp)) - lengths.sum() * self.n_features_in_ * math.log(s.scale)
         return logp, unpad(paths, lengths)
 
@@ -360,9 +362,9 @@ class GaussianHMM(_RestartModels, _Estimator):
         float32 precision).
         """
         self._check_fitted()
-        V.check_int("n_samples", n_samples, 1)
-        rng = np.random.default_rng(V.seed_from(random_state if random_state is not None
-                                                else self.random_state))
+        validation.check_int("n_samples", n_samples, 1)
+        rng = np.random.default_rng(validation.seed_from(random_state if random_state is not None
+                                                         else self.random_state))
         start = _probabilities(self.startprob_, "startprob_")
         trans = _probabilities(self.transmat_, "transmat_")
         start_cdf, trans_cdf = np.cumsum(start), np.cumsum(trans, axis=1)

@@ -7,13 +7,10 @@ import math
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from . import _standard_errors as SE
-from . import _validation as V
-from ._family_mixture import FamilyMixture, SamplesRows
-from .core import data as dm
-from .core import draws as D
-from .core import student as ST
-from .core.covariance import COVARIANCE_TYPES
+from ..core import layout, starts, student
+from ..core.covariance import COVARIANCE_TYPES
+from . import information, validation
+from .mixture import FamilyMixture, SamplesRows
 
 
 class StudentMixture(SamplesRows, FamilyMixture):
@@ -65,13 +62,13 @@ class StudentMixture(SamplesRows, FamilyMixture):
     def _encode(self, X, reset: bool) -> np.ndarray:
         x = self._validate_X(X, reset=reset)
         if reset:
-            V.check_in("covariance_type", self.covariance_type, tuple(COVARIANCE_TYPES))
-            V.check_positive("reg_covar", self.reg_covar, allow_zero=True)
-            V.check_positive("dof", self.dof)
+            validation.check_in("covariance_type", self.covariance_type, tuple(COVARIANCE_TYPES))
+            validation.check_positive("reg_covar", self.reg_covar, allow_zero=True)
+            validation.check_positive("dof", self.dof)
             # (A streamed fit gives the whole data's scaling: _start_stream.)
-            scaling = getattr(self, "_given_scaling", None) or dm.fit_scaling(x)
-            V.check_scale(scaling.scale)
-            self._scaling_seen = dm.floor_scale(scaling, self.reg_covar)
+            scaling = getattr(self, "_given_scaling", None) or layout.fit_scaling(x)
+            validation.check_scale(scaling.scale)
+            self._scaling_seen = layout.floor_scale(scaling, self.reg_covar)
             s = self._scaling_seen
         else:
             s = self._scaling
@@ -81,11 +78,12 @@ class StudentMixture(SamplesRows, FamilyMixture):
         return COVARIANCE_TYPES[self.covariance_type].n_quad(p) + p + 1  # phi(x)
 
     def _family(self):
-        return ST.student_family(self.covariance_type, not self.fix_dof)
+        return student.student_family(self.covariance_type, not self.fix_dof)
 
     def _hyper(self, n_components: int):
         s = self._scaling_seen
-        return ST.StudentHyper(dm.to_device(self.reg_covar / s.scale**2, dm.float_dtype()))
+        return student.StudentHyper(layout.to_device(self.reg_covar / s.scale**2,
+                                                     layout.float_dtype()))
 
     def _initial_params(self, key_data, rows, weights, k):
         r, d = len(key_data), rows.shape[1]
@@ -97,7 +95,7 @@ class StudentMixture(SamplesRows, FamilyMixture):
                                  "are expected.")
             means = np.broadcast_to(m, (r, k, d))
         else:
-            means = rows[D.distinct_indices(key_data, len(rows), k)]
+            means = rows[starts.distinct_indices(key_data, len(rows), k)]
         wn = weights / weights.sum()
         centred = rows - wn @ rows
         full = (wn[:, None] * centred).T @ centred + self.reg_covar / self._scaling_seen.scale**2 \
@@ -107,9 +105,9 @@ class StudentMixture(SamplesRows, FamilyMixture):
                "spherical": np.full(k, np.trace(full) / d)}[self.covariance_type]
         covariances = np.broadcast_to(one, (r,) + np.shape(one))
         pc = _precision_cholesky(self.covariance_type, np.asarray(one))
-        return ST.StudentParams(np.full((r, k), 1.0 / k), np.asarray(means), covariances,
-                                np.broadcast_to(pc, (r,) + pc.shape),
-                                np.full((r, k), float(self.dof)))
+        return student.StudentParams(np.full((r, k), 1.0 / k), np.asarray(means), covariances,
+                                     np.broadcast_to(pc, (r,) + pc.shape),
+                                     np.full((r, k), float(self.dof)))
 
     def _param_dict(self, params) -> dict:
         s = self._scaling_seen
@@ -124,19 +122,21 @@ class StudentMixture(SamplesRows, FamilyMixture):
         self.dof_ = params["dof"][best]
 
     def _program_log_joint(self):
-        return ST.bound_log_joint(self.covariance_type), None
+        return student.bound_log_joint(self.covariance_type), None
 
     def _free_parts(self):
         s = self._scaling
         covs = np.asarray(self.covariances_, np.float64) / s.scale**2
-        parts = {"weights": SE.Simplex(self.weights_),
-                 "means": SE.Free((np.asarray(self.means_, np.float64) - s.shift) / s.scale),
-                 "covariances": (SE.Symmetric(covs) if self.covariance_type in ("full", "tied")
-                                 else SE.Free(covs))}
+        parts = {"weights": information.Simplex(self.weights_),
+                 "means": information.Free((np.asarray(self.means_,
+                                                       np.float64) - s.shift) / s.scale),
+                 "covariances": (information.Symmetric(covs) if self.covariance_type in ("full",
+                                                                                         "tied")
+                                 else information.Free(covs))}
         if not self.fix_dof:  # (at a bound, a t is held there: near DOF_MAX it is Gaussian)
             dof = np.asarray(self.dof_, np.float64)
-            parts["dof"] = SE.Free(dof, fixed=(dof <= 1.001 * ST.DOF_MIN) | (
-                dof >= 0.999 * ST.DOF_MAX))
+            parts["dof"] = information.Free(dof, fixed=(dof <= 1.001 * student.DOF_MIN) | (
+                dof >= 0.999 * student.DOF_MAX))
         return parts
 
     def _params_from(self, a):
@@ -144,23 +144,24 @@ class StudentMixture(SamplesRows, FamilyMixture):
 
         cov = COVARIANCE_TYPES[self.covariance_type]
         dof = a["dof"] if "dof" in a else jnp.asarray(self.dof_, jnp.float64)
-        return ST.StudentParams(a["weights"], a["means"], a["covariances"],
-                                cov.precision_cholesky(a["covariances"]), dof)
+        return student.StudentParams(a["weights"], a["means"], a["covariances"],
+                                     cov.precision_cholesky(a["covariances"]), dof)
 
     def _objective_offset(self, fitted: bool = False) -> float:
         s = self._scaling if fitted else self._scaling_seen
         return -len(s.shift) * math.log(s.scale)
 
     def _scoring(self, weights=None):
-        dtype = dm.float_dtype()
+        dtype = layout.float_dtype()
         s = self._scaling
         covs = np.asarray(self.covariances_) / s.scale**2
-        params = ST.StudentParams(
-            dm.to_device(self.weights_ if weights is None else weights, dtype),
-            dm.to_device((self.means_ - s.shift) / s.scale, dtype), dm.to_device(covs, dtype),
-            dm.to_device(_precision_cholesky(self.covariance_type, covs), dtype),
-            dm.to_device(self.dof_, dtype))
-        return ST.bound_log_joint(self.covariance_type), params, None
+        params = student.StudentParams(
+            layout.to_device(self.weights_ if weights is None else weights, dtype),
+            layout.to_device((self.means_ - s.shift) / s.scale, dtype), layout.to_device(covs,
+                                                                                         dtype),
+            layout.to_device(_precision_cholesky(self.covariance_type, covs), dtype),
+            layout.to_device(self.dof_, dtype))
+        return student.bound_log_joint(self.covariance_type), params, None
 
     def _sample_rows(self, labels, rng):
         """t draws: mean + N(0, scale matrix) / sqrt(u), u ~ Gamma(nu/2, 2/nu)."""

@@ -9,11 +9,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _standard_errors as SE
-from ._family_mixture import FamilyMixture, Profile
-from .core import data as dm
-from .core import draws as D
-from .core import user as U
+from ..core import layout, starts, user_family
+from . import information
+from .mixture import FamilyMixture, Profile
 
 
 class MixtureModel(FamilyMixture):
@@ -72,7 +70,7 @@ class MixtureModel(FamilyMixture):
         return self._validate_X(X, reset=reset)
 
     def _family(self):
-        return U.user_family(self.log_prob, int(self.newton_steps))
+        return user_family.user_family(self.log_prob, int(self.newton_steps))
 
     def _hyper(self, n_components: int):
         return None
@@ -80,7 +78,7 @@ class MixtureModel(FamilyMixture):
     def _initial_params(self, key_data, rows, weights, k):
         thetas = []
         for words in key_data:
-            rng = D.generator(words, D.STREAM_PARAMS)
+            rng = starts.generator(words, starts.STREAM_PARAMS)
             thetas.append([self.init(rng, rows) for _ in range(k)])
         try:
             theta = jax.tree.map(lambda *a: np.stack([np.asarray(v, np.float64) for v in a]),
@@ -91,7 +89,7 @@ class MixtureModel(FamilyMixture):
                              f"({exc}); return the same dict or tuple of arrays every time."
                              ) from None
         self._check_log_prob(jax.tree.map(lambda a: a[0, 0], theta), rows[0])
-        return U.UserParams(np.full((len(key_data), k), 1.0 / k), theta)
+        return user_family.UserParams(np.full((len(key_data), k), 1.0 / k), theta)
 
     def _check_log_prob(self, theta, row):
         try:
@@ -118,10 +116,11 @@ class MixtureModel(FamilyMixture):
         return _bound(self.log_prob), None
 
     def _free_parts(self):
-        return {"weights": SE.Simplex(self.weights_), "theta": SE.FreeTree(self.params_)}
+        return {"weights": information.Simplex(self.weights_),
+                "theta": information.FreeTree(self.params_)}
 
     def _params_from(self, a):
-        return U.UserParams(a["weights"], a["theta"])
+        return user_family.UserParams(a["weights"], a["theta"])
 
     def _profile(self, params, names):
         """Every component parameter (each entry of theta's arrays) side by side."""
@@ -138,10 +137,10 @@ class MixtureModel(FamilyMixture):
                        "Component parameters")
 
     def _scoring(self, weights=None):
-        dtype = dm.float_dtype()
-        params = U.UserParams(
-            dm.to_device(self.weights_ if weights is None else weights, dtype),
-            jax.tree.map(lambda a: dm.to_device(a, dtype), self.params_))
+        dtype = layout.float_dtype()
+        params = user_family.UserParams(
+            layout.to_device(self.weights_ if weights is None else weights, dtype),
+            jax.tree.map(lambda a: layout.to_device(a, dtype), self.params_))
         return _bound(self.log_prob), params, None
 
     def _n_parameters(self) -> int:
@@ -153,4 +152,4 @@ class MixtureModel(FamilyMixture):
 @functools.lru_cache(maxsize=None)
 def _bound(log_prob):
     """(params, hyper, x) -> (B, K) log joint of ``log_prob``, one function per log_prob."""
-    return lambda params, hyper, x: U.log_joint(log_prob, params, x)
+    return lambda params, hyper, x: user_family.log_joint(log_prob, params, x)

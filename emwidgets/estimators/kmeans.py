@@ -6,14 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _validation as V
-from ._base import LiveFit, Restarts, _Estimator, _keys, _padded_key_data, _restarts_from_state
-from .core import data as dm
-from .core import draws as D
-from .core import em
-from .core import gmm as G
-from .core import host_kmeans as HK
-from .core import kmeans as km
+from ..core import em, gmm, hard_em, host_kmeans, layout, starts
+from . import validation
+from .base import LiveFit, Restarts, _Estimator, _keys, _padded_key_data, _restarts_from_state
 
 # Restart grouping (em.group_size_for), from measurements on a 2-core CPU:
 # a Lloyd iteration is light and memory-bound, so batching restarts gains little
@@ -25,7 +20,7 @@ KMEANS_GROUP_TARGET = 2.0**20
 def _kmeans_layout(n_restarts: int, n_padded: int, block_size: int, k: int, d: int):
     """(group size, block size) for k-means restarts on data padded to n_padded rows."""
     group = em.group_size_for(n_restarts, n_padded * k, KMEANS_GROUP_TARGET)
-    block = dm.coarser_block(n_padded, block_size, group * (2 * k) + d + 1)
+    block = layout.coarser_block(n_padded, block_size, group * (2 * k) + d + 1)
     return group, block
 
 # ---------------------------------------------------------------------------
@@ -36,13 +31,13 @@ def _kmeans_layout(n_restarts: int, n_padded: int, block_size: int, k: int, d: i
 def _final_assignment(centers, data: em.Data):
     """Inertia (sum of squared distances) and labels (R, N) of each restart's final centres."""
     def one(c):
-        d2 = km.squared_distances(data.x, c)
+        d2 = hard_em.squared_distances(data.x, c)
         return (d2.min(axis=1) * data.w).sum(), jnp.argmin(d2, axis=1)
     return jax.vmap(one)(centers)
 
 
 @em.sized_jit(static_argnames=("n_clusters", "method"))
-def _kmeans_start(draws: D.InitDraws, data: em.Data, tol, given, n_real, *, n_clusters: int,
+def _kmeans_start(draws: starts.InitDraws, data: em.Data, tol, given, n_real, *, n_clusters: int,
                   method: str):
     """The initial state of every restart and the scaled tolerance, in one program.
 
@@ -52,12 +47,12 @@ def _kmeans_start(draws: D.InitDraws, data: em.Data, tol, given, n_real, *, n_cl
     if method == "given":
         centers = given
     elif method == "k-means++":
-        centers = jax.vmap(lambda u: km.kmeans_plusplus(u, data.x, data.w, n_clusters)[0])(
+        centers = jax.vmap(lambda u: hard_em.kmeans_plusplus(u, data.x, data.w, n_clusters)[0])(
             draws.uniforms)
     else:
         centers = data.x[draws.indices]
-    return (em.init_state(km.KMeansParams(centers), n_real=n_real),
-            G.kmeans_tol_scaled(data, tol))
+    return (em.init_state(hard_em.KMeansParams(centers), n_real=n_real),
+            gmm.kmeans_tol_scaled(data, tol))
 
 
 class KMeans(_Estimator):
@@ -94,29 +89,29 @@ class KMeans(_Estimator):
     def _n_restarts(self) -> int:
         if self.n_init == "auto":
             return 10 if isinstance(self.init, str) and self.init == "random" else 1
-        V.check_int("n_init", self.n_init, 1)
+        validation.check_int("n_init", self.n_init, 1)
         return int(self.n_init)
 
     def start(self, X, y=None) -> LiveFit:
         Xa = self._validate_X(X, reset=True)
-        V.check_int("n_clusters", self.n_clusters, 1)
-        V.check_int("max_iter", self.max_iter, 1)
-        V.check_positive("tol", self.tol, allow_zero=True)
+        validation.check_int("n_clusters", self.n_clusters, 1)
+        validation.check_int("max_iter", self.max_iter, 1)
+        validation.check_positive("tol", self.tol, allow_zero=True)
         n, d = Xa.shape
         k = self.n_clusters
         if n < k:
             raise ValueError(f"n_samples={n} should be >= n_clusters={k}; reduce n_clusters or "
                              "pass more samples.")
         r = self._n_restarts()
-        scaling = dm.fit_scaling(Xa)
-        V.check_scale(scaling.scale)
-        data, scaling, block_size = dm.prepare(Xa, 3 * k + d + 1, scaling)
+        scaling = layout.fit_scaling(Xa)
+        validation.check_scale(scaling.scale)
+        data, scaling, block_size = layout.prepare(Xa, 3 * k + d + 1, scaling)
         dtype = data.x.dtype
         keys = _keys(self.random_state, r)
         r_program = em.restart_bucket(r, n * k * (d + 1))
         given, method = None, self.init
         if isinstance(self.init, str):
-            V.check_in("init", self.init, ("k-means++", "random"))
+            validation.check_in("init", self.init, ("k-means++", "random"))
         else:
             c = np.asarray(self.init, dtype=np.float64)
             if c.shape != (k, d) or not np.isfinite(c).all():
@@ -124,17 +119,18 @@ class KMeans(_Estimator):
                                  "are expected.")
             given = np.broadcast_to((c - scaling.shift) / scaling.scale, (r_program, k, d))
             method = "given"
-            given = dm.to_device(given, dtype)
+            given = layout.to_device(given, dtype)
         quick = em.quick_compile(n * k * (d + 1) * r_program)
-        draws = D.for_method({"random": "random_samples"}.get(method, method),
-                             _padded_key_data(keys, r_program), n, data.x.shape[0], k, dtype)
+        draws = starts.for_method({"random": "random_samples"}.get(method, method),
+                                  _padded_key_data(keys, r_program), n, data.x.shape[0], k, dtype)
         if method == "k-means++" and quick:  # small data: seeded on the host
-            given = dm.to_device(HK.kmeans_seeds(draws.uniforms, data.x, data.w, k), dtype)
-            draws, method = D.InitDraws(), "given"
-        state, tol = _kmeans_start(draws, data, dm.to_device(self.tol, dtype), given,
+            given = layout.to_device(host_kmeans.kmeans_seeds(draws.uniforms, data.x, data.w, k),
+                                     dtype)
+            draws, method = starts.InitDraws(), "given"
+        state, tol = _kmeans_start(draws, data, layout.to_device(self.tol, dtype), given,
                                    np.int32(r), n_clusters=k, method=method, quick=quick)
         group, block = _kmeans_layout(r_program, data.x.shape[0], block_size, k, d)
-        run = em.EMRun(km.kmeans_family(), block, state, data, None, tol, group_size=group,
+        run = em.EMRun(hard_em.kmeans_family(), block, state, data, None, tol, group_size=group,
                        max_iter=self.max_iter, quick=quick)
         return LiveFit(self, run, scaling, keys, n)
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _standard_errors as SE
-from ._family_hmm import MarkovOver
-from ._family_mixture import FamilyMixture, Profile, SamplesRows
-from .core import data as dm
-from .core import discrete as DC
-from .core import draws as D
+from ..core import discrete, layout, starts
+from . import information
+from .mixture import FamilyMixture, Profile, SamplesRows
+from .sequence import MarkovOver
 
 
 class PoissonMixture(SamplesRows, FamilyMixture):
@@ -65,10 +63,10 @@ class PoissonMixture(SamplesRows, FamilyMixture):
                              self._model_words)
 
     def _family(self):
-        return DC.poisson_family()
+        return discrete.poisson_family()
 
     def _hyper(self, n_components: int):
-        return DC.DiscreteHyper()
+        return discrete.DiscreteHyper()
 
     def _initial_params(self, key_data, rows, weights, k):
         r = len(key_data)
@@ -81,16 +79,16 @@ class PoissonMixture(SamplesRows, FamilyMixture):
                                  "positive rates are expected.")
             rates = np.broadcast_to(rates, (r, k, rows.shape[1]))
         elif self.init_params == "random_from_data":
-            idx = D.distinct_indices(key_data, len(rows), k)
+            idx = starts.distinct_indices(key_data, len(rows), k)
             rates = 0.5 * (rows[idx] + mean)
         else:
-            u = np.stack([D.generator(w, D.STREAM_PARAMS).uniform(0.5, 1.5, (k, 1))
+            u = np.stack([starts.generator(w, starts.STREAM_PARAMS).uniform(0.5, 1.5, (k, 1))
                           for w in key_data])
             rates = u * mean
         w0 = np.full((r, k), 1.0 / k)
         if self.weights_init is not None:
             w0 = np.broadcast_to(_check_weights(self.weights_init, k), (r, k))
-        return DC.PoissonParams(w0, rates)
+        return discrete.PoissonParams(w0, rates)
 
     def _param_dict(self, params) -> dict:
         return {"weights": params.weights, "rates": params.rates}
@@ -100,13 +98,14 @@ class PoissonMixture(SamplesRows, FamilyMixture):
         self.rates_ = params["rates"][best]
 
     def _program_log_joint(self):
-        return DC.poisson_log_joint, DC.DiscreteHyper()
+        return discrete.poisson_log_joint, discrete.DiscreteHyper()
 
     def _free_parts(self):
-        return {"weights": SE.Simplex(self.weights_), "rates": SE.Free(self.rates_)}
+        return {"weights": information.Simplex(self.weights_),
+                "rates": information.Free(self.rates_)}
 
     def _params_from(self, a):
-        return DC.PoissonParams(a["weights"], a["rates"])
+        return discrete.PoissonParams(a["weights"], a["rates"])
 
     def _profile(self, params, names):
         rates = np.asarray(params["rates"], np.float64)
@@ -116,11 +115,12 @@ class PoissonMixture(SamplesRows, FamilyMixture):
                        log=bool(log))
 
     def _scoring(self, weights=None):
-        dtype = dm.float_dtype()
+        dtype = layout.float_dtype()
         weights = self.weights_ if weights is None else weights
-        return (DC.poisson_log_joint,
-                DC.PoissonParams(dm.to_device(weights, dtype),
-                                 dm.to_device(self.rates_, dtype)), DC.DiscreteHyper())
+        return (discrete.poisson_log_joint,
+                discrete.PoissonParams(layout.to_device(weights, dtype),
+                                       layout.to_device(self.rates_, dtype)),
+                                       discrete.DiscreteHyper())
 
     def _n_parameters(self) -> int:
         k, d = self.rates_.shape
@@ -198,10 +198,10 @@ class MultinomialMixture(SamplesRows, FamilyMixture):
         return x
 
     def _family(self):
-        return DC.multinomial_family()
+        return discrete.multinomial_family()
 
     def _hyper(self, n_components: int):
-        return DC.DiscreteHyper()
+        return discrete.DiscreteHyper()
 
     def _initial_params(self, key_data, rows, weights, k):
         r, d = len(key_data), rows.shape[1]
@@ -215,17 +215,18 @@ class MultinomialMixture(SamplesRows, FamilyMixture):
                                  "with rows summing to 1.")
             probs = np.broadcast_to(p, (r, k, d))
         elif self.init_params == "random_from_data":
-            picked = rows[D.distinct_indices(key_data, len(rows), k)]  # (R, K, D)
+            picked = rows[starts.distinct_indices(key_data, len(rows), k)]  # (R, K, D)
             totals = picked.sum(-1, keepdims=True)
             share = np.where(totals > 0, picked / np.where(totals > 0, totals, 1), overall)
             probs = 0.5 * share + 0.5 * overall
         else:
-            probs = np.stack([D.generator(w, D.STREAM_PARAMS).dirichlet(np.ones(d), size=k)
+            probs = np.stack([starts.generator(w, starts.STREAM_PARAMS).dirichlet(np.ones(d),
+                                                                                  size=k)
                               for w in key_data])
         w0 = np.full((r, k), 1.0 / k)
         if self.weights_init is not None:
             w0 = np.broadcast_to(_check_weights(self.weights_init, k), (r, k))
-        return DC.MultinomialParams(w0, probs)
+        return discrete.MultinomialParams(w0, probs)
 
     def _param_dict(self, params) -> dict:
         return {"weights": params.weights, "probabilities": params.probabilities}
@@ -236,14 +237,14 @@ class MultinomialMixture(SamplesRows, FamilyMixture):
         self.n_trials_ = max(1, int(round(self._mean_total)))
 
     def _program_log_joint(self):
-        return DC.multinomial_log_joint, DC.DiscreteHyper()
+        return discrete.multinomial_log_joint, discrete.DiscreteHyper()
 
     def _free_parts(self):
-        return {"weights": SE.Simplex(self.weights_),
-                "probabilities": SE.Simplex(self.probabilities_)}
+        return {"weights": information.Simplex(self.weights_),
+                "probabilities": information.Simplex(self.probabilities_)}
 
     def _params_from(self, a):
-        return DC.MultinomialParams(a["weights"], a["probabilities"])
+        return discrete.MultinomialParams(a["weights"], a["probabilities"])
 
     def _profile(self, params, names):
         probs = np.asarray(params["probabilities"], np.float64)
@@ -253,12 +254,12 @@ class MultinomialMixture(SamplesRows, FamilyMixture):
                        "Category probabilities per component", log=bool(log))
 
     def _scoring(self, weights=None):
-        dtype = dm.float_dtype()
+        dtype = layout.float_dtype()
         weights = self.weights_ if weights is None else weights
-        return (DC.multinomial_log_joint,
-                DC.MultinomialParams(dm.to_device(weights, dtype),
-                                     dm.to_device(self.probabilities_, dtype)),
-                DC.DiscreteHyper())
+        return (discrete.multinomial_log_joint,
+                discrete.MultinomialParams(layout.to_device(weights, dtype),
+                                           layout.to_device(self.probabilities_, dtype)),
+                discrete.DiscreteHyper())
 
     def _n_parameters(self) -> int:
         k, d = self.probabilities_.shape
@@ -292,7 +293,7 @@ class PoissonHMM(MarkovOver, PoissonMixture):
     ``lower_bound_`` (per step), ``restarts_``.
     """
 
-    _emissions = DC.POISSON
+    _emissions = discrete.POISSON
 
     def __init__(self, n_components=1, *, n_iter=100, tol=1e-6, n_init=1,
                  init_params="random_from_data", rates_init=None, startprob_init=None,

@@ -60,10 +60,10 @@ def standard_errors_of(cov_type: str, weights, means, covariances, X) -> Standar
 
     Raises ``ValueError`` (one sentence) when the information matrix is singular.
     """
-    from .core import stderr as SE
+    from ..core import stderr
 
     k, d = means.shape
-    theta, info = SE.observed_information(cov_type, weights, means, covariances, X)
+    theta, info = stderr.observed_information(cov_type, weights, means, covariances, X)
     eig = np.linalg.eigvalsh(0.5 * (info + info.T))
     if not np.isfinite(eig).all() or eig.min() <= 1e-10 * max(abs(eig).max(), 1e-300):
         raise ValueError(
@@ -71,7 +71,7 @@ def standard_errors_of(cov_type: str, weights, means, covariances, X) -> Standar
             f"{eig.min():.3g}): a component may have collapsed or two components coincide, so "
             "standard errors do not exist here; reduce n_components or fit more data."
         )
-    cov = SE.delta_covariance(cov_type, theta, np.linalg.inv(info), k, d)
+    cov = stderr.delta_covariance(cov_type, theta, np.linalg.inv(info), k, d)
     se = np.sqrt(np.clip(np.diag(cov), 0, None))
     shapes = [np.shape(weights), np.shape(means), np.shape(covariances)]
     sizes = np.cumsum([int(np.prod(sh)) for sh in shapes])

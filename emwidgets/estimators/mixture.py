@@ -18,8 +18,9 @@ import jax
 import numpy as np
 from scipy.special import logsumexp
 
-from . import _validation as V
-from ._base import (
+from ..core import em, layout, stream
+from . import validation
+from .base import (
     ConvergenceWarning,
     LiveFit,
     Restarts,
@@ -29,9 +30,6 @@ from ._base import (
     _restarts_from_state,
     start_streamed,
 )
-from .core import data as dm
-from .core import em
-from .core import stream as ST
 
 _log_joint_jit = jax.jit(lambda log_joint, params, hyper, x: log_joint(params, hyper, x),
                          static_argnums=0)
@@ -135,7 +133,7 @@ class FamilyMixture(_Estimator):
 
     def _free_parts(self) -> dict:
         """The fitted parameters in the program's units as ``{name: part}``
-        (:mod:`emwidgets._standard_errors`: Free, Simplex, ...), the coordinates the
+        (:mod:`emwidgets.estimators.information`: Free, Simplex, ...), the coordinates the
         standard errors' information is computed over; ``_params_from`` inverts it."""
         raise NotImplementedError
 
@@ -147,14 +145,14 @@ class FamilyMixture(_Estimator):
         """Standard errors of the fitted parameters on data X (the data it was fitted on),
         from the observed information by autodiff in float64, mapped to the parameters of
         ``restarts_.params`` (data units) by the delta method; a
-        :class:`~emwidgets._standard_errors.FamilyStandardErrors`. Probabilities at 0
+        :class:`~emwidgets.estimators.information.FamilyStandardErrors`. Probabilities at 0
         (on the boundary) are held fixed, with error 0.
 
         Raises:
             ValueError: when the information matrix is singular (coinciding or empty
                 components): no standard errors exist.
         """
-        from ._standard_errors import family_standard_errors
+        from .information import family_standard_errors
 
         self._check_fitted()
         rows = self._encode(X, reset=False)
@@ -166,11 +164,11 @@ class FamilyMixture(_Estimator):
 
     # -- fitting ----------------------------------------------------------------
     def _check_common(self):
-        V.check_int("n_components", self.n_components, 1)
-        V.check_int("n_init", self.n_init, 1)
-        V.check_int("max_iter", self.max_iter, 1)
-        V.check_positive("tol", self.tol, allow_zero=True)
-        V.check_in("init_params", self.init_params, self._init_methods)
+        validation.check_int("n_components", self.n_components, 1)
+        validation.check_int("n_init", self.n_init, 1)
+        validation.check_int("max_iter", self.max_iter, 1)
+        validation.check_positive("tol", self.tol, allow_zero=True)
+        validation.check_in("init_params", self.init_params, self._init_methods)
 
     def start(self, X, y=None, *, sample_weight=None, keys=None) -> LiveFit:
         """Validate, start every restart and return a :class:`~emwidgets.LiveFit`.
@@ -179,7 +177,7 @@ class FamilyMixture(_Estimator):
         ``random_state``; see :meth:`replay`.
         """
         self._check_common()
-        if ST.is_source(X):
+        if stream.is_source(X):
             return self._start_stream(X, sample_weight, keys)
         rows = self._encode(X, reset=True)
         n, p = rows.shape
@@ -196,25 +194,25 @@ class FamilyMixture(_Estimator):
         self._k_program = k_program = max(k, self._program_components) if masked else k
         r_program = em.restart_bucket(n_restarts, n * k_program * (p + 1))
         width = 2 * r_program * k_program + self._features_per_row(p)
-        mesh = dm.device_mesh(getattr(self, "devices", None), n, r_program)  # (HMMs: None)
-        n_padded, block = dm.padded_length(n, dm.choose_block_size(n, width),
-                                           dm.rows_shards(mesh))
-        dtype = dm.float_dtype()
+        mesh = layout.device_mesh(getattr(self, "devices", None), n, r_program)  # (HMMs: None)
+        n_padded, block = layout.padded_length(n, layout.choose_block_size(n, width),
+                                               layout.rows_shards(mesh))
+        dtype = layout.float_dtype()
         xp = np.zeros((n_padded, p), dtype)
         xp[:n] = rows
         wp = np.zeros(n_padded, dtype)
         wp[:n] = w
-        data = em.Data(dm.to_device(xp), dm.to_device(wp))
+        data = em.Data(layout.to_device(xp), layout.to_device(wp))
         params = self._initial_params(_padded_key_data(keys, r_program), rows, w, k)
         hyper = self._hyper(k)
         if masked:  # the real components drawn as for K, then masked ones
             params = _pad_components(params, k_program)
-            hyper = hyper._replace(active=dm.to_device(np.arange(k_program) < k))
+            hyper = hyper._replace(active=layout.to_device(np.arange(k_program) < k))
         state = em.host_init_state(jax.tree.map(lambda a: np.asarray(a, dtype), params),
                                    n_real=n_restarts)
         quick = em.quick_compile(n * k_program * (p + 1) * r_program)
         run = em.EMRun(self._family(), block, state, data, hyper,
-                       dm.to_device(self.tol, dtype), max_iter=self.max_iter, quick=quick,
+                       layout.to_device(self.tol, dtype), max_iter=self.max_iter, quick=quick,
                        accelerate=self._accelerated(),
                        convergence=self._convergence_rule(), mesh=mesh)
         return LiveFit(self, run, None, keys, n)
@@ -237,18 +235,19 @@ class FamilyMixture(_Estimator):
         p = first.sample.shape[1]
         k_program = getattr(init, "_k_program", self.n_components)
         r_program = run0.state.status.shape[0]
-        rows, block = dm.padded_length(chunks.chunk_rows, dm.choose_block_size(
+        rows, block = layout.padded_length(chunks.chunk_rows, layout.choose_block_size(
             chunks.chunk_rows, 2 * r_program * k_program + self._features_per_row(p)))
         dtype = np.dtype(jax.tree.leaves(run0.state.params)[0].dtype)
 
         def prepare_chunk(x, w):
             # (validated chunk by chunk)
-            xp, wp = ST.pad_chunk(init._encode(x, reset=True), w, rows, dtype)
-            return em.Data(dm.to_device(xp), dm.to_device(wp))
+            xp, wp = stream.pad_chunk(init._encode(x, reset=True), w, rows, dtype)
+            return em.Data(layout.to_device(xp), layout.to_device(wp))
 
-        run = ST.StreamRun(self._family(), chunks, prepare_chunk, first.n, run0.state, run0.hyper,
-                           run0.tol, block, self.max_iter, rule=self._convergence_rule(),
-                           progress=progress)
+        run = stream.StreamRun(self._family(), chunks, prepare_chunk, first.n, run0.state,
+                               run0.hyper,
+                               run0.tol, block, self.max_iter, rule=self._convergence_rule(),
+                               progress=progress)
         self._features_seen = (p, None)
         return LiveFit(self, run, None, live0.keys, first.total_w)
 
@@ -265,7 +264,7 @@ class FamilyMixture(_Estimator):
         estimator (``n_init=1``) equal to that restart up to rounding. ``fit_args``:
         what ``fit`` took besides X (``sample_weight``; an HMM's ``lengths``)."""
         self._check_fitted()
-        key = jax.random.wrap_key_data(dm.to_device(self.restarts_.keys[restart]))
+        key = jax.random.wrap_key_data(layout.to_device(self.restarts_.keys[restart]))
         other = type(self)(**{**self.get_params(), "n_init": 1})
         other.start(X, keys=key[None], **fit_args).finish()
         return other
@@ -322,7 +321,7 @@ class FamilyMixture(_Estimator):
             host = live.__dict__["_host_rows"] = np.asarray(live.run.data.x)
         log_joint = self._program_log_joint()[0]
         proba = _live_proba_jit(log_joint, live.run.state.params, live.run.hyper,
-                                dm.to_device(host[np.asarray(rows)]))
+                                layout.to_device(host[np.asarray(rows)]))
         return np.asarray(proba, np.float64)[:len(live.keys), :, :self.n_components]
 
     # -- using a fitted model ---------------------------------------------------
@@ -335,9 +334,10 @@ class FamilyMixture(_Estimator):
         if self._maskable and hasattr(self, "_program_components"):
             # scored by the fit's program size too: one scoring program for a whole grid
             params = jax.tree.map(lambda a: np.asarray(a)[None], params)
-            params = jax.tree.map(lambda a: dm.to_device(a[0]), _pad_components(params, k_program))
-            hyper = hyper._replace(active=dm.to_device(np.arange(k_program) < k))
-        out = _log_joint_jit(family_log_joint, params, hyper, dm.to_device(rows))
+            params = jax.tree.map(lambda a: layout.to_device(a[0]), _pad_components(params,
+                                                                                    k_program))
+            hyper = hyper._replace(active=layout.to_device(np.arange(k_program) < k))
+        out = _log_joint_jit(family_log_joint, params, hyper, layout.to_device(rows))
         return np.asarray(out, np.float64)[:, :k]
 
     def score_samples(self, X):
@@ -385,8 +385,8 @@ class SamplesRows:
     def sample(self, n_samples=1, random_state=None):
         """Draw ``n_samples`` rows: (rows, component labels (n_samples,))."""
         self._check_fitted()
-        V.check_int("n_samples", n_samples, 1)
-        rng = np.random.default_rng(V.seed_from(random_state))
+        validation.check_int("n_samples", n_samples, 1)
+        rng = np.random.default_rng(validation.seed_from(random_state))
         w = np.asarray(self.weights_, np.float64)
         labels = rng.choice(len(w), size=n_samples, p=w / w.sum())  # float32 sums to 1 +- eps
         return self._sample_rows(labels, rng), labels

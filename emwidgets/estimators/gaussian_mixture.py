@@ -19,10 +19,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _validation as V
-from . import compare as C
-from . import priors as P
-from ._base import (
+from .. import compare
+from ..core import em, gmm, host_kmeans, layout, observed, starts, stream
+from ..core.covariance import COVARIANCE_TYPES, covariance_shape
+from . import priors, validation
+from .base import (
     SPURIOUS_POLICIES,
     ConvergenceWarning,
     LiveFit,
@@ -36,33 +37,25 @@ from ._base import (
     _warn_spurious,
     start_streamed,
 )
-from ._family_mixture import check_sample_weight
-from ._standard_errors import StandardErrors, standard_errors_of
-from .core import data as dm
-from .core import draws as D
-from .core import em
-from .core import gmm as G
-from .core import host_kmeans as HK
-from .core import missing as MS
-from .core import stream as ST
-from .core.covariance import COVARIANCE_TYPES, covariance_shape
+from .information import StandardErrors, standard_errors_of
 from .kmeans import _kmeans_layout
+from .mixture import check_sample_weight
 
 # Gaussian mixture
 # ---------------------------------------------------------------------------
 
 # Scoring (predict, score, bic...) as one compiled program per shape, not op by op.
-_weighted_log_prob = jax.jit(G.weighted_log_prob, static_argnums=0)
-_observed_log_prob = jax.jit(MS.observed_log_prob, static_argnums=0)
-_impute = jax.jit(MS.impute, static_argnums=(0, 6))
+_weighted_log_prob = jax.jit(gmm.weighted_log_prob, static_argnums=0)
+_observed_log_prob = jax.jit(observed.observed_log_prob, static_argnums=0)
+_impute = jax.jit(observed.impute, static_argnums=(0, 6))
 
 
 class _GMMScaling:
     """Map mixture parameters between data units and standardised units."""
 
     @staticmethod
-    def to_data(p: G.GMMParams, s: dm.Scaling) -> G.GMMParams:
-        return G.GMMParams(
+    def to_data(p: gmm.GMMParams, s: layout.Scaling) -> gmm.GMMParams:
+        return gmm.GMMParams(
             weights=p.weights,
             means=np.asarray(p.means, np.float64) * s.scale + s.shift,
             covariances=np.asarray(p.covariances, np.float64) * s.scale**2,
@@ -70,8 +63,8 @@ class _GMMScaling:
         )
 
     @staticmethod
-    def to_std(p: G.GMMParams, s: dm.Scaling) -> G.GMMParams:
-        return G.GMMParams(
+    def to_std(p: gmm.GMMParams, s: layout.Scaling) -> gmm.GMMParams:
+        return gmm.GMMParams(
             weights=p.weights,
             means=(p.means - s.shift) / s.scale,
             covariances=p.covariances / s.scale**2,
@@ -127,7 +120,7 @@ class GaussianMixture(_RestartModels, _Estimator):
     ``feature_names_in_`` (from a DataFrame) and ``restarts_``.
     """
 
-    _init_methods = G.INIT_METHODS
+    _init_methods = gmm.INIT_METHODS
     #: The covariance types, from the one registry (emwidgets.core.covariance).
     covariance_types = tuple(COVARIANCE_TYPES)
 
@@ -165,13 +158,13 @@ class GaussianMixture(_RestartModels, _Estimator):
 
     # -- checks -----------------------------------------------------------------
     def _check_parameters(self, X):
-        V.check_int("n_components", self.n_components, 1)
-        V.check_in("covariance_type", self.covariance_type, tuple(COVARIANCE_TYPES))
-        V.check_positive("tol", self.tol)
-        V.check_positive("reg_covar", self.reg_covar, allow_zero=True)
-        V.check_int("max_iter", self.max_iter, 0)
-        V.check_int("n_init", self.n_init, 1)
-        V.check_in("init_params", self.init_params, G.INIT_METHODS)
+        validation.check_int("n_components", self.n_components, 1)
+        validation.check_in("covariance_type", self.covariance_type, tuple(COVARIANCE_TYPES))
+        validation.check_positive("tol", self.tol)
+        validation.check_positive("reg_covar", self.reg_covar, allow_zero=True)
+        validation.check_int("max_iter", self.max_iter, 0)
+        validation.check_int("n_init", self.n_init, 1)
+        validation.check_in("init_params", self.init_params, gmm.INIT_METHODS)
         n, d = X.shape
         if n < self.n_components:
             raise ValueError(
@@ -226,25 +219,25 @@ class GaussianMixture(_RestartModels, _Estimator):
         p = cov.n_quad(d) + d + 1
         rk = n_restarts * k * (n_patterns or 1)
         width = 2 * rk + p
-        n_padded, block = dm.padded_length(n, dm.choose_block_size(n, width))
+        n_padded, block = layout.padded_length(n, layout.choose_block_size(n, width))
         params = math.prod(covariance_shape(cov_type, k, d)) + k * d
         numbers = (2.2 * block * width + 4.0 * n_restarts * params + 2.0 * rk * p
                    + 2.0 * n_padded * d + n_restarts * self.max_iter)
         if n_patterns is not None:
             numbers += 10.0 * n_restarts * n_patterns * k * d * d
-        return numbers * np.dtype(dm.float_dtype()).itemsize
+        return numbers * np.dtype(layout.float_dtype()).itemsize
 
     def _check_memory(self, n, d, n_restarts, k, n_patterns):
         """Refuse up front a fit that would exhaust memory, naming the types that fit."""
-        available = V.available_memory()
+        available = validation.available_memory()
         needed = self._memory_needed(self.covariance_type, n, d, n_restarts, k, n_patterns)
-        if needed <= V.MEMORY_FRACTION * available:
+        if needed <= validation.MEMORY_FRACTION * available:
             return
         fits = [repr(c) for c in COVARIANCE_TYPES if c != self.covariance_type and
                 self._memory_needed(c, n, d, n_restarts, k, n_patterns)
-                <= V.MEMORY_FRACTION * available]
+                <= validation.MEMORY_FRACTION * available]
         instead = f"use covariance_type={' or '.join(fits)}, or " if fits else ""
-        V.check_memory(
+        validation.check_memory(
             needed,
             f"A {self.covariance_type}-covariance fit of {d:,} features with {k} components and "
             f"{n_restarts} restart{'s' if n_restarts > 1 else ''}"
@@ -266,9 +259,9 @@ class GaussianMixture(_RestartModels, _Estimator):
         weights). ``keys`` (JAX keys, one per restart) replace the ones drawn from
         ``random_state``; see :meth:`replay`.
         """
-        V.check_in("missing", self.missing, ("raise", "em"))
-        V.check_in("spurious", self.spurious, SPURIOUS_POLICIES)
-        if ST.is_source(X):
+        validation.check_in("missing", self.missing, ("raise", "em"))
+        validation.check_in("spurious", self.spurious, SPURIOUS_POLICIES)
+        if stream.is_source(X):
             return self._start_stream(X, sample_weight, keys)
         Xa = self._check_X(X, reset=True)
         self._check_parameters(Xa)
@@ -277,40 +270,40 @@ class GaussianMixture(_RestartModels, _Estimator):
         # A program for more components than used serves every smaller K (the
         # extra ones are masked); select_model relies on it to compile once.
         k_program = max(k, getattr(self, "_program_components", k))
-        active = dm.to_device(np.arange(k_program) < k)
+        active = layout.to_device(np.arange(k_program) < k)
         cov = COVARIANCE_TYPES[self.covariance_type]
         n_restarts = self.n_init if keys is None else len(keys)
         stats = cov.n_quad(d) + d + 1
         # Small data: restarts padded to a power of two (em.restart_bucket).
         r_program = em.restart_bucket(n_restarts, n * k_program * stats)
-        mesh = dm.device_mesh(self.devices, n, r_program)
-        shards = dm.rows_shards(mesh)
-        scaling = getattr(self, "_given_scaling", None) or dm.fit_scaling(Xa, weights)
-        V.check_scale(scaling.scale)
+        mesh = layout.device_mesh(self.devices, n, r_program)
+        shards = layout.rows_shards(mesh)
+        scaling = getattr(self, "_given_scaling", None) or layout.fit_scaling(Xa, weights)
+        validation.check_scale(scaling.scale)
         # (A prior, not reg_covar, regularises MAP estimates, and it scales with the data.)
-        scaling = dm.floor_scale(scaling, self.reg_covar if self.prior is None else 0.0)
-        observed = ~np.isnan(Xa)
+        scaling = layout.floor_scale(scaling, self.reg_covar if self.prior is None else 0.0)
+        seen = ~np.isnan(Xa)
         if self.missing == "em":
-            pattern, patterns = MS.encode_patterns(observed)
-            patterns = MS.pad_patterns(patterns)  # nearby pattern counts share one program
+            pattern, patterns = observed.encode_patterns(seen)
+            patterns = observed.pad_patterns(patterns)  # nearby pattern counts share one program
             self._check_memory(n, d, r_program, k_program, len(patterns))
             width = 2 * r_program * k_program * len(patterns) + stats
             # Missing entries start at the column mean (0 once standardised):
             # the initialisation sees mean-imputed data, EM the observed values.
-            data, scaling, block_size = dm.prepare(np.where(observed, Xa, scaling.shift), width,
-                                                   scaling, weights=weights, n_shards=shards)
+            data, scaling, block_size = layout.prepare(np.where(seen, Xa, scaling.shift), width,
+                                                       scaling, weights=weights, n_shards=shards)
         else:
             self._check_memory(n, d, r_program, k_program, None)
             width = 2 * r_program * k_program + stats
-            data, scaling, block_size = dm.prepare(Xa, width, scaling, weights=weights,
-                                                   n_shards=shards)
-        self._observed_per_row = float(np.average(observed.sum(axis=1), weights=weights))
+            data, scaling, block_size = layout.prepare(Xa, width, scaling, weights=weights,
+                                                       n_shards=shards)
+        self._observed_per_row = float(np.average(seen.sum(axis=1), weights=weights))
         dtype = data.x.dtype
-        reg = dm.to_device(self.reg_covar / scaling.scale**2, dtype)
+        reg = layout.to_device(self.reg_covar / scaling.scale**2, dtype)
         prior = None
         if self.prior is not None:
-            self._prior = P.resolve(self.prior, Xa, self.covariance_type, k)
-            prior = P.to_standardised(self._prior, scaling, dtype)
+            self._prior = priors.resolve(self.prior, Xa, self.covariance_type, k)
+            prior = priors.to_standardised(self._prior, scaling, dtype)
         user = self._user_init(scaling, dtype)
         if user.means is not None and user.means.ndim == 3:  # one start a restart: padded too
             pad = r_program - user.means.shape[0]
@@ -319,26 +312,27 @@ class GaussianMixture(_RestartModels, _Estimator):
         keys = _keys(self.random_state, self.n_init) if keys is None else keys
         km_group, km_block = _kmeans_layout(r_program, data.x.shape[0], block_size, k_program, d)
         quick = em.quick_compile(n * k_program * stats * r_program)
-        draws = D.for_method(self.init_params, _padded_key_data(keys, r_program), n,
-                             data.x.shape[0], k_program, dtype)
+        draws = starts.for_method(self.init_params, _padded_key_data(keys, r_program), n,
+                                  data.x.shape[0], k_program, dtype)
         if self.init_params == "kmeans" and quick:  # small data: k-means on the host
-            draws = D.InitDraws(centers=HK.kmeans_centers(draws.uniforms, data.x, data.w,
-                                                          k_program, k))
-        state = G.init_batch(draws, data, reg, user, active, prior, np.int32(n_restarts),
-                             cov_type=self.covariance_type, method=self.init_params,
-                             n_components=k_program, block_size=block_size, state=True,
-                             kmeans_group_size=km_group, kmeans_block_size=km_block,
-                             quick=quick)
+            draws = starts.InitDraws(centers=host_kmeans.kmeans_centers(draws.uniforms, data.x,
+                                                                        data.w,
+                                                                        k_program, k))
+        state = gmm.init_batch(draws, data, reg, user, active, prior, np.int32(n_restarts),
+                               cov_type=self.covariance_type, method=self.init_params,
+                               n_components=k_program, block_size=block_size, state=True,
+                               kmeans_group_size=km_group, kmeans_block_size=km_block,
+                               quick=quick)
         if self.missing == "em":
             rows = np.zeros(data.x.shape[0], np.int32)
             rows[:n] = pattern
-            data = em.Data(MS.Rows(data.x, dm.to_device(rows)), data.w)
-            family = MS.missing_family(self.covariance_type)
-            hyper = G.GMMHyper(reg, active, prior, dm.to_device(patterns))
+            data = em.Data(observed.Rows(data.x, layout.to_device(rows)), data.w)
+            family = observed.missing_family(self.covariance_type)
+            hyper = gmm.GMMHyper(reg, active, prior, layout.to_device(patterns))
         else:
-            family = G.gmm_family(self.covariance_type)
-            hyper = G.GMMHyper(reg, active, prior)
-        run = em.EMRun(family, block_size, state, data, hyper, dm.to_device(self.tol, dtype),
+            family = gmm.gmm_family(self.covariance_type)
+            hyper = gmm.GMMHyper(reg, active, prior)
+        run = em.EMRun(family, block_size, state, data, hyper, layout.to_device(self.tol, dtype),
                        max_iter=self.max_iter, quick=quick, accelerate=self._accelerated(),
                        convergence=self._convergence_rule(), mesh=mesh)
         return LiveFit(self, run, scaling, keys, n if weights is None else float(weights.sum()))
@@ -371,40 +365,41 @@ class GaussianMixture(_RestartModels, _Estimator):
             # Every pattern of the source (the sample's may be fewer), in the order and
             # padding of the in-memory fit; a chunk's rows are looked up by their keys.
             self._observed_per_row = first.observed_per_row
-            patterns = MS.pad_patterns(MS.encode_patterns(first.patterns)[1])
-            known = ST.pattern_keys(first.patterns)
-            hyper = hyper._replace(patterns=dm.to_device(patterns))
+            patterns = observed.pad_patterns(observed.encode_patterns(first.patterns)[1])
+            known = stream.pattern_keys(first.patterns)
+            hyper = hyper._replace(patterns=layout.to_device(patterns))
             width = 2 * r_program * k_program * len(patterns) + stats
-            family = MS.missing_family(self.covariance_type)
+            family = observed.missing_family(self.covariance_type)
         else:
-            family = G.gmm_family(self.covariance_type)
-        rows, block = dm.padded_length(chunks.chunk_rows, dm.choose_block_size(
+            family = gmm.gmm_family(self.covariance_type)
+        rows, block = layout.padded_length(chunks.chunk_rows, layout.choose_block_size(
             chunks.chunk_rows, width))
         dtype = np.dtype(jax.tree.leaves(run0.state.params)[0].dtype)
 
         def prepare_chunk(x, w):
             z = (x - scaling.shift) / scaling.scale
             if not missing:
-                xp, wp = ST.pad_chunk(z, w, rows, dtype)
-                return em.Data(dm.to_device(xp), dm.to_device(wp))
-            observed = ~np.isnan(x)
-            xp, wp = ST.pad_chunk(np.where(observed, z, 0.0), w, rows, dtype)
-            keys = ST.pattern_keys(observed)
+                xp, wp = stream.pad_chunk(z, w, rows, dtype)
+                return em.Data(layout.to_device(xp), layout.to_device(wp))
+            seen = ~np.isnan(x)
+            xp, wp = stream.pad_chunk(np.where(seen, z, 0.0), w, rows, dtype)
+            keys = stream.pattern_keys(seen)
             index = np.minimum(np.searchsorted(known, keys), len(known) - 1)
             if (known[index] != keys).any():
                 raise ValueError("The source changed between passes: a row's missing values "
                                  "form a pattern the first pass did not see.")
             pattern = np.zeros((rows,), np.int32)
             pattern[:len(x)] = index
-            return em.Data(MS.Rows(dm.to_device(xp), dm.to_device(pattern)), dm.to_device(wp))
+            return em.Data(observed.Rows(layout.to_device(xp), layout.to_device(pattern)),
+                           layout.to_device(wp))
 
-        run = ST.StreamRun(family, chunks, prepare_chunk, n, run0.state, hyper, run0.tol,
-                           block, self.max_iter, rule=self._convergence_rule(),
-                           progress=progress)
+        run = stream.StreamRun(family, chunks, prepare_chunk, n, run0.state, hyper, run0.tol,
+                               block, self.max_iter, rule=self._convergence_rule(),
+                               progress=progress)
         self._features_seen = (d, None)
         return LiveFit(self, run, scaling, live0.keys, total_w)
 
-    def _user_init(self, s: dm.Scaling, dtype) -> G.UserInit:
+    def _user_init(self, s: layout.Scaling, dtype) -> gmm.UserInit:
         cov = COVARIANCE_TYPES[self.covariance_type]
         as_j = lambda a: None if a is None else jnp.asarray(a, dtype)  # noqa: E731
         means = (None if self.means_init is None
@@ -412,7 +407,7 @@ class GaussianMixture(_RestartModels, _Estimator):
         pc = None
         if self.precisions_init is not None:
             pc = cov.from_precisions(jnp.asarray(np.asarray(self.precisions_init), dtype)) * s.scale
-        return G.UserInit(as_j(self.weights_init), as_j(means), pc)
+        return gmm.UserInit(as_j(self.weights_init), as_j(means), pc)
 
     def fit(self, X, y=None, sample_weight=None):
         """Fit every restart and keep the best (highest final lower bound).
@@ -446,7 +441,7 @@ class GaussianMixture(_RestartModels, _Estimator):
         restart's inside the batch, up to floating-point rounding.
         """
         self._check_fitted()
-        key = jax.random.wrap_key_data(dm.to_device(self.restarts_.keys[restart]))
+        key = jax.random.wrap_key_data(layout.to_device(self.restarts_.keys[restart]))
         other = type(self)(**{**self.get_params(), "n_init": 1})
         if hasattr(self, "_program_components"):
             other._program_components = self._program_components
@@ -468,7 +463,7 @@ class GaussianMixture(_RestartModels, _Estimator):
         }
         report = None
         if n_samples is not None:
-            report = C.spurious_report(
+            report = compare.spurious_report(
                 self.covariance_type, params["weights"] * n_samples, params["covariances"], d,
                 0.0 if self.prior is not None else self.reg_covar, scaling.scale**2,
                 float(np.finfo(np.asarray(state.params.means).dtype).eps),
@@ -510,10 +505,10 @@ class GaussianMixture(_RestartModels, _Estimator):
         return self
 
     # -- using a fitted model ---------------------------------------------------
-    def _fitted_params64(self) -> G.GMMParams:
+    def _fitted_params64(self) -> gmm.GMMParams:
         """The fitted parameters in standardised units, float64 (call inside x64 mode)."""
         # NumPy arithmetic on the host (eager jnp operations each compile a program).
-        p = G.GMMParams(*(np.asarray(a, np.float64) for a in (
+        p = gmm.GMMParams(*(np.asarray(a, np.float64) for a in (
             self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)))
         return _GMMScaling.to_std(p, self._scaling)
 
@@ -534,7 +529,7 @@ class GaussianMixture(_RestartModels, _Estimator):
             if (n_observed == Xa.shape[1]).all():
                 lp = _weighted_log_prob(self.covariance_type, p, z)
             else:
-                lp = _observed_log_prob(self.covariance_type, p, *MS.split_rows(z))
+                lp = _observed_log_prob(self.covariance_type, p, *observed.split_rows(z))
             return np.asarray(lp) - n_observed[:, None] * math.log(s.scale)
 
     def impute(self, X, n_imputations: Optional[int] = None, random_state=None):
@@ -553,11 +548,12 @@ class GaussianMixture(_RestartModels, _Estimator):
         self._check_fitted()
         Xa = self._validate_X(X, reset=False, allow_nan=True)
         if n_imputations is not None:
-            V.check_int("n_imputations", n_imputations, 1)
+            validation.check_int("n_imputations", n_imputations, 1)
         s = self._scaling
         with jax.enable_x64(True):  # float64 arrays: convert inside the context
-            rows = MS.split_rows((Xa - s.shift) / s.scale)
-            key = None if n_imputations is None else jax.random.key(V.seed_from(random_state))
+            rows = observed.split_rows((Xa - s.shift) / s.scale)
+            key = (None if n_imputations is None
+                   else jax.random.key(validation.seed_from(random_state)))
             out = _impute(self.covariance_type, self._fitted_params64(), *rows, key,
                           n_imputations)
             out = np.where(np.isnan(Xa), np.asarray(out) * s.scale + s.shift, Xa)
@@ -590,17 +586,17 @@ class GaussianMixture(_RestartModels, _Estimator):
     def sample(self, n_samples=1):
         """Draw samples: returns (X (n_samples, D), labels (n_samples,))."""
         self._check_fitted()
-        V.check_int("n_samples", n_samples, 1)
+        validation.check_int("n_samples", n_samples, 1)
         self._n_sampled = getattr(self, "_n_sampled", 0) + 1
-        seed = V.seed_from(self.random_state) if self.random_state is not None else None
-        key = jax.random.fold_in(jax.random.key(V.seed_from(seed)), self._n_sampled)
-        p = jax.tree.map(lambda a: jnp.asarray(a, jnp.result_type(float)), G.GMMParams(
+        seed = validation.seed_from(self.random_state) if self.random_state is not None else None
+        key = jax.random.fold_in(jax.random.key(validation.seed_from(seed)), self._n_sampled)
+        p = jax.tree.map(lambda a: jnp.asarray(a, jnp.result_type(float)), gmm.GMMParams(
             self.weights_, self.means_, self.covariances_, self.precisions_cholesky_))
-        x, labels = G.sample(key, p, self.covariance_type, n_samples)
+        x, labels = gmm.sample(key, p, self.covariance_type, n_samples)
         return np.asarray(x, np.float64), np.asarray(labels)
 
     def _n_parameters(self) -> int:
-        return G.n_parameters(self.covariance_type, self.n_components, self.n_features_in_)
+        return gmm.n_parameters(self.covariance_type, self.n_components, self.n_features_in_)
 
     def _live_assignments(self, live: LiveFit, rows) -> dict:
         """Every restart's assignment of the data's rows ``rows`` (indices) now, for the
@@ -611,19 +607,18 @@ class GaussianMixture(_RestartModels, _Estimator):
         idx = np.asarray(rows)  # picked on the host (a device gather compiles per shape)
         r = len(live.keys)  # the program may hold padding restarts after these
         out = {}
-        if isinstance(live.run.data.x, MS.Rows):  # missing values: from the observed part
+        if isinstance(live.run.data.x, observed.Rows):  # missing values: from the observed part
             data, patterns = live.run.data.x, live.run.hyper.patterns
             z, pattern = np.asarray(data.values)[idx], np.asarray(data.pattern)[idx]
-            labels, unc, filled = MS.assign_batch(state.params, z, pattern, patterns,
-                                                  cov_type=self.covariance_type)
-            observed = np.asarray(patterns)[np.asarray(pattern)]
-            X = np.where(observed, np.asarray(z, np.float64) * s.scale + s.shift, np.nan)
+            labels, unc, filled = observed.assign_batch(state.params, z, pattern, patterns,
+                                                        cov_type=self.covariance_type)
+            seen = np.asarray(patterns)[np.asarray(pattern)]
+            X = np.where(seen, np.asarray(z, np.float64) * s.scale + s.shift, np.nan)
             filled = np.asarray(filled, np.float64)[:r]
-            out = dict(filled=np.where(observed, X, filled * s.scale + s.shift),
-                       missing=~observed)
+            out = dict(filled=np.where(seen, X, filled * s.scale + s.shift), missing=~seen)
         else:
             z = np.asarray(live.run.data.x)[idx]
-            labels, unc = G.assign_batch(state.params, z, cov_type=self.covariance_type)
+            labels, unc = gmm.assign_batch(state.params, z, cov_type=self.covariance_type)
             X = np.asarray(z, np.float64) * s.scale + s.shift
         return dict(labels=np.asarray(labels)[:r], uncertainty=np.asarray(unc, np.float64)[:r],
                     X=X, **out)
@@ -633,8 +628,8 @@ class GaussianMixture(_RestartModels, _Estimator):
         the plotted plane over every row (``bins``: one bin index per row of the padded
         data), for the explorer's density image of large data."""
         params = jax.tree.map(lambda a: a[restart], live.run.state.params)
-        counts = G.binned_responsibilities(params, live.run.data, bins,
-                                           cov_type=self.covariance_type, n_bins=n_bins)
+        counts = gmm.binned_responsibilities(params, live.run.data, bins,
+                                             cov_type=self.covariance_type, n_bins=n_bins)
         return np.asarray(counts, np.float64)[:, :self.n_components]
 
     @staticmethod

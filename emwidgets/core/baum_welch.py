@@ -25,7 +25,6 @@ import numpy as np
 from jax import lax
 
 from .covariance import COVARIANCE_TYPES
-from .draws import STREAM_DIRICHLET, generator
 from .em import TRACING_QUICK, Data, Family, Health, sized_jit
 from .gmm import (
     GMMParams,
@@ -35,6 +34,7 @@ from .gmm import (
     m_step,
     natural_weights,
 )
+from .starts import STREAM_DIRICHLET, generator
 
 
 class HMMParams(NamedTuple):

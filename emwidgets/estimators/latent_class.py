@@ -12,12 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import _standard_errors as SE
-from ._family_hmm import MarkovOver
-from ._family_mixture import FamilyMixture, Profile, SamplesRows
-from .core import data as dm
-from .core import discrete as DC
-from .core import draws as D
+from ..core import discrete, layout, starts
+from . import information
+from .mixture import FamilyMixture, Profile, SamplesRows
+from .sequence import MarkovOver
 
 #: An item with more levels than this is refused (it is likely a number or an id).
 MAX_LEVELS = 50
@@ -116,22 +114,23 @@ class LatentClassModel(SamplesRows, FamilyMixture):
 
     # -- hooks ------------------------------------------------------------------
     def _family(self):
-        return DC.categorical_family()
+        return discrete.categorical_family()
 
     def _hyper(self, n_components: int):
-        return DC.DiscreteHyper(items=dm.to_device(self._items(self._categories_seen),
-                                                   dm.float_dtype()))
+        return discrete.DiscreteHyper(items=layout.to_device(self._items(self._categories_seen),
+                                                             layout.float_dtype()))
 
     def _program_log_joint(self):
-        return DC.categorical_log_joint, self._hyper(self.n_components)
+        return discrete.categorical_log_joint, self._hyper(self.n_components)
 
     def _free_parts(self):
-        return {"weights": SE.Simplex(self.weights_),
-                "probabilities": SE.ItemSimplex(np.concatenate(self.probabilities_, axis=1),
-                                                [len(c) for c in self.categories_])}
+        return {"weights": information.Simplex(self.weights_),
+                "probabilities": information.ItemSimplex(np.concatenate(self.probabilities_,
+                                                                        axis=1),
+                                                         [len(c) for c in self.categories_])}
 
     def _params_from(self, a):
-        return DC.CategoricalParams(a["weights"], a["probabilities"])
+        return discrete.CategoricalParams(a["weights"], a["probabilities"])
 
     def _profile(self, params, names):
         """Response probabilities per class: P(last level) of a two-level item (the
@@ -166,10 +165,10 @@ class LatentClassModel(SamplesRows, FamilyMixture):
         elif self.init_params == "random":
             theta = np.stack([
                 np.concatenate([g.dirichlet(np.ones(s), size=k) for s in sizes], axis=1)
-                for g in (D.generator(w, D.STREAM_PARAMS) for w in key_data)])
+                for g in (starts.generator(w, starts.STREAM_PARAMS) for w in key_data)])
         else:
             marginal = _per_item((weights[:, None] * rows).sum(0), edges)
-            picked = rows[D.distinct_indices(key_data, len(rows), k)]  # (R, K, L)
+            picked = rows[starts.distinct_indices(key_data, len(rows), k)]  # (R, K, L)
             # (an item the picked row left unanswered takes the marginal frequencies)
             theta = 0.5 * _per_item(picked, edges, fallback=marginal) + 0.5 * marginal
         w0 = np.full((r, k), 1.0 / k)
@@ -178,7 +177,7 @@ class LatentClassModel(SamplesRows, FamilyMixture):
             if w.shape != (k,) or (w < 0).any() or abs(w.sum() - 1) > 1e-6:
                 raise ValueError(f"weights_init must be {k} non-negative numbers summing to 1.")
             w0 = np.broadcast_to(w, (r, k))
-        return DC.CategoricalParams(w0, theta)
+        return discrete.CategoricalParams(w0, theta)
 
     def _param_dict(self, params) -> dict:
         return {"weights": params.weights, "probabilities": params.probabilities}
@@ -191,12 +190,13 @@ class LatentClassModel(SamplesRows, FamilyMixture):
         self.probabilities_ = [flat[:, a:b] for a, b in zip(edges[:-1], edges[1:])]
 
     def _scoring(self, weights=None):
-        dtype = dm.float_dtype()
+        dtype = layout.float_dtype()
         weights = self.weights_ if weights is None else weights
-        params = DC.CategoricalParams(dm.to_device(weights, dtype),
-                                      dm.to_device(np.concatenate(self.probabilities_, 1), dtype))
-        hyper = DC.DiscreteHyper(items=dm.to_device(self._items(self.categories_), dtype))
-        return DC.categorical_log_joint, params, hyper
+        params = discrete.CategoricalParams(layout.to_device(weights, dtype),
+                                            layout.to_device(np.concatenate(self.probabilities_,
+                                                                            1), dtype))
+        hyper = discrete.DiscreteHyper(items=layout.to_device(self._items(self.categories_), dtype))
+        return discrete.categorical_log_joint, params, hyper
 
     def _n_parameters(self) -> int:
         k = len(self.probabilities_[0])
@@ -293,7 +293,7 @@ class CategoricalHMM(MarkovOver, LatentClassModel):
     ``categories_``, ``n_iter_``, ``converged_``, ``lower_bound_``, ``restarts_``.
     """
 
-    _emissions = DC.CATEGORICAL
+    _emissions = discrete.CATEGORICAL
 
     def __init__(self, n_components=2, *, n_iter=100, tol=1e-6, n_init=1, init_params="random",
                  probabilities_init=None, startprob_init=None, transmat_init=None,

@@ -1,0 +1,81 @@
+"""The contract between a model and the EM driver (:mod:`em`), and what a restart's
+status can be. Both the driver and its iteration policies (:mod:`accel`) read these; the
+driver's loop is in :mod:`em`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+# Status codes of a restart, recorded per restart.
+RUNNING, CONVERGED, MAX_ITER, DEGENERATE, NONFINITE, PADDING = 0, 1, 2, 3, 4, 5
+STATUS_NAMES = {
+    RUNNING: "running",
+    CONVERGED: "converged",
+    MAX_ITER: "max_iter reached",
+    DEGENERATE: "degenerate",
+    NONFINITE: "non-finite objective",
+    PADDING: "padding",  # a slot that only fills the program's restart bucket; never reported
+}
+
+
+class Data(NamedTuple):
+    """Samples padded to a multiple of the block size.
+
+    Attributes:
+        x: (n_padded, n_features) samples; padding rows are zeros. (Missing-data
+            EM passes a pytree of per-row arrays instead, see :mod:`missing`.)
+        w: (n_padded,) weight of each row: 1 for a sample, 0 for padding.
+    """
+
+    x: Any
+    w: Any
+
+
+class Health(NamedTuple):
+    """What a step says about the parameters it produced.
+
+    Attributes:
+        ok: scalar bool, the new parameters are usable.
+        component: scalar int, the first offending component (-1 if none).
+    """
+
+    ok: Any
+    component: Any
+
+
+class Family(NamedTuple):
+    """A model family as pure functions of one restart (the driver vmaps them).
+
+    Attributes:
+        prepare: (params, hyper) -> ctx, what every block of the E-step shares
+            (natural parameters, conditionals...); it holds ``params`` too.
+        e_step: (ctx, x_block, w_block) -> stats, a pytree of **sums over the
+            block's rows** (weighted by ``w_block``) of sufficient statistics,
+            log-likelihood and counts included. The driver adds them up.
+        m_step: (ctx, stats, hyper) -> (new_params, :class:`Health`).
+        objective: (ctx, stats, hyper) -> scalar: the mean per-sample objective
+            (log-likelihood, log posterior, negative inertia) of the parameters
+            ``ctx`` was prepared from.
+        converged: (prev_objective, objective, params, new_params, tol) -> bool.
+        name: a stable name ("gmm/full"): the driver's traced program is kept on
+            disk under it (:mod:`emwidgets.core.programs`). Unnamed families are
+            traced per process.
+        m_step_reads_data: the M-step has no closed form in summed statistics
+            and needs more passes over the data (a user's family maximised by
+            autodiff): it is called as ``m_step(ctx, stats, hyper, reduce)``,
+            where ``reduce(fn, *operands)`` sums ``fn(x_block, w_block, *operands)``
+            over the blocks (the driver's reduction, like the E-step's; arrays
+            ``fn`` needs come as operands, see :func:`block_sum`).
+        vector_form: an :class:`accel.VectorForm`, the parameters' unconstrained
+            form, which accelerated EM extrapolates in (None: not accelerable).
+    """
+
+    prepare: Callable
+    e_step: Callable
+    m_step: Callable
+    objective: Callable
+    converged: Callable
+    name: str = ""
+    m_step_reads_data: bool = False
+    vector_form: Any = None

@@ -1,0 +1,1 @@
+"""The scikit-learn-style estimators, one module each, over the core."""
