@@ -461,6 +461,7 @@ class LiveFit:
     keys: Any
     n_samples: int
     features: Any = None  # (n_features, names) of the data, set on the estimator by finish
+    n_rows: Optional[int] = None  # rows of the data (n_samples is their total weight)
 
     def __post_init__(self):
         if self.features is None:
@@ -514,7 +515,7 @@ class LiveFit:
             raise ValueError("A streamed fit cannot be rewound: each iteration was a pass "
                              "over the source. Fit the data in memory to scrub it.")
         return LiveFit(self.estimator, self.run.at(iteration), self.scaling, self.keys,
-                       self.n_samples, self.features)
+                       self.n_samples, self.features, self.n_rows)
 
     def finish(self):
         """Set the estimator's fitted attributes from the best restart.

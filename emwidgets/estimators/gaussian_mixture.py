@@ -28,9 +28,7 @@ from .base import (
     ConvergenceWarning,
     LiveFit,
     Restarts,
-    _Estimator,
     _implied_sd,
-    _keys,
     _padded_key_data,
     _RestartModels,
     _restarts_from_state,
@@ -39,7 +37,7 @@ from .base import (
 )
 from .information import StandardErrors, standard_errors_of
 from .kmeans import _kmeans_layout
-from .mixture import check_sample_weight
+from .mixture import MixtureEstimator, Problem, ProgramPlan, check_sample_weight
 
 # Gaussian mixture
 # ---------------------------------------------------------------------------
@@ -73,7 +71,7 @@ class _GMMScaling:
 
 
 
-class GaussianMixture(_RestartModels, _Estimator):
+class GaussianMixture(_RestartModels, MixtureEstimator):
     """Gaussian mixture fitted by EM, every restart at once.
 
     Parameters follow :class:`sklearn.mixture.GaussianMixture`: ``tol`` is the
@@ -125,6 +123,9 @@ class GaussianMixture(_RestartModels, _Estimator):
     covariance_types = tuple(COVARIANCE_TYPES)
 
     _estimator_type = "DensityEstimator"
+
+    #: Its programs always carry the mask of the fitted components (MixtureEstimator).
+    _maskable = True
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
@@ -251,91 +252,87 @@ class GaussianMixture(_RestartModels, _Estimator):
             "pass missing='em' to fit by EM over the observed values, or drop or impute those "
             "rows."))
 
-    def start(self, X, y=None, *, sample_weight=None, keys=None) -> LiveFit:
-        """Validate, initialise every restart and return a :class:`LiveFit`.
-
-        ``sample_weight`` (one per row, non-negative): a row of weight w counts as
-        w copies of it (scikit-learn's long-standing request; the driver's row
-        weights). ``keys`` (JAX keys, one per restart) replace the ones drawn from
-        ``random_state``; see :meth:`replay`.
-        """
+    # The hooks of MixtureEstimator.start (the one fitting pipeline).
+    def _check_settings(self):
         validation.check_in("missing", self.missing, ("raise", "em"))
         validation.check_in("spurious", self.spurious, SPURIOUS_POLICIES)
-        if stream.is_source(X):
-            return self._start_stream(X, sample_weight, keys)
+
+    def _problem(self, X, sample_weight) -> Problem:
+        """Standardised rows (a missing value at its column's mean, 0: the initialisation
+        sees mean-imputed data, EM the observed values), their missing-value patterns, the
+        scaled regularisation and prior."""
         Xa = self._check_X(X, reset=True)
         self._check_parameters(Xa)
         k, (n, d) = self.n_components, Xa.shape
         weights = None if sample_weight is None else check_sample_weight(sample_weight, n)
-        # A program for more components than used serves every smaller K (the
-        # extra ones are masked); select_model relies on it to compile once.
-        k_program = max(k, getattr(self, "_program_components", k))
-        active = layout.to_device(np.arange(k_program) < k)
-        cov = COVARIANCE_TYPES[self.covariance_type]
-        n_restarts = self.n_init if keys is None else len(keys)
-        stats = cov.n_quad(d) + d + 1
-        # Small data: restarts padded to a power of two (em.restart_bucket).
-        r_program = em.restart_bucket(n_restarts, n * k_program * stats)
-        mesh = layout.device_mesh(self.devices, n, r_program)
-        shards = layout.rows_shards(mesh)
         scaling = getattr(self, "_given_scaling", None) or layout.fit_scaling(Xa, weights)
         validation.check_scale(scaling.scale)
         # (A prior, not reg_covar, regularises MAP estimates, and it scales with the data.)
         scaling = layout.floor_scale(scaling, self.reg_covar if self.prior is None else 0.0)
         seen = ~np.isnan(Xa)
+        extra = {}
         if self.missing == "em":
             pattern, patterns = observed.encode_patterns(seen)
-            patterns = observed.pad_patterns(patterns)  # nearby pattern counts share one program
-            self._check_memory(n, d, r_program, k_program, len(patterns))
-            width = 2 * r_program * k_program * len(patterns) + stats
-            # Missing entries start at the column mean (0 once standardised):
-            # the initialisation sees mean-imputed data, EM the observed values.
-            data, scaling, block_size = layout.prepare(np.where(seen, Xa, scaling.shift), width,
-                                                       scaling, weights=weights, n_shards=shards)
-        else:
-            self._check_memory(n, d, r_program, k_program, None)
-            width = 2 * r_program * k_program + stats
-            data, scaling, block_size = layout.prepare(Xa, width, scaling, weights=weights,
-                                                       n_shards=shards)
+            # (nearby pattern counts share one program)
+            extra.update(pattern=pattern, patterns=observed.pad_patterns(patterns))
         self._observed_per_row = float(np.average(seen.sum(axis=1), weights=weights))
-        dtype = data.x.dtype
-        reg = layout.to_device(self.reg_covar / scaling.scale**2, dtype)
-        prior = None
+        dtype = layout.float_dtype()
+        extra["reg"] = layout.to_device(self.reg_covar / scaling.scale**2, dtype)
+        extra["prior"] = None
         if self.prior is not None:
             self._prior = priors.resolve(self.prior, Xa, self.covariance_type, k)
-            prior = priors.to_standardised(self._prior, scaling, dtype)
-        user = self._user_init(scaling, dtype)
+            extra["prior"] = priors.to_standardised(self._prior, scaling, dtype)
+        rows = (np.where(seen, Xa, scaling.shift) - scaling.shift) / scaling.scale
+        stats = COVARIANCE_TYPES[self.covariance_type].n_quad(d) + d + 1
+        return Problem(rows, weights, scaling, stats,
+                       n if weights is None else float(weights.sum()), extra)
+
+    def _block_width(self, problem: Problem, n_restarts: int, n_components: int) -> int:
+        patterns = len(problem.extra.get("patterns", [None]))
+        return 2 * n_restarts * n_components * patterns + problem.stats
+
+    def _check_plan(self, problem: Problem, plan: ProgramPlan):
+        patterns = problem.extra.get("patterns")
+        self._check_memory(*problem.rows.shape, plan.n_restarts, plan.n_components,
+                           None if patterns is None else len(patterns))
+
+    def _active(self, plan: ProgramPlan):
+        """The program's components that are fitted (a program for more serves fewer)."""
+        return layout.to_device(np.arange(plan.n_components) < self.n_components)
+
+    def _initial_state(self, problem: Problem, plan: ProgramPlan, data: em.Data, keys):
+        n, d = problem.rows.shape
+        k_program, r_program = plan.n_components, plan.n_restarts
+        dtype = data.x.dtype
+        user = self._user_init(problem.scaling, dtype)
         if user.means is not None and user.means.ndim == 3:  # one start a restart: padded too
             pad = r_program - user.means.shape[0]
             user = user._replace(means=jnp.concatenate([user.means] + [user.means[-1:]] * pad)
                                  if pad > 0 else user.means)
-        keys = _keys(self.random_state, self.n_init) if keys is None else keys
-        km_group, km_block = _kmeans_layout(r_program, data.x.shape[0], block_size, k_program, d)
-        quick = em.quick_compile(n * k_program * stats * r_program)
+        km_group, km_block = _kmeans_layout(r_program, data.x.shape[0], plan.block_size,
+                                            k_program, d)
         draws = starts.for_method(self.init_params, _padded_key_data(keys, r_program), n,
                                   data.x.shape[0], k_program, dtype)
-        if self.init_params == "kmeans" and quick:  # small data: k-means on the host
-            draws = starts.InitDraws(centers=host_kmeans.kmeans_centers(draws.uniforms, data.x,
-                                                                        data.w,
-                                                                        k_program, k))
-        state = gmm.init_batch(draws, data, reg, user, active, prior, np.int32(n_restarts),
+        if self.init_params == "kmeans" and plan.quick:  # small data: k-means on the host
+            draws = starts.InitDraws(centers=host_kmeans.kmeans_centers(
+                draws.uniforms, data.x, data.w, k_program, self.n_components))
+        state = gmm.init_batch(draws, data, problem.extra["reg"], user, self._active(plan),
+                               problem.extra["prior"], np.int32(len(keys)),
                                cov_type=self.covariance_type, method=self.init_params,
-                               n_components=k_program, block_size=block_size, state=True,
+                               n_components=k_program, block_size=plan.block_size, state=True,
                                kmeans_group_size=km_group, kmeans_block_size=km_block,
-                               quick=quick)
-        if self.missing == "em":
-            rows = np.zeros(data.x.shape[0], np.int32)
-            rows[:n] = pattern
-            data = em.Data(observed.Rows(data.x, layout.to_device(rows)), data.w)
-            family = observed.missing_family(self.covariance_type)
-            hyper = gmm.GMMHyper(reg, active, prior, layout.to_device(patterns))
-        else:
-            family = gmm.gmm_family(self.covariance_type)
-            hyper = gmm.GMMHyper(reg, active, prior)
-        run = em.EMRun(family, block_size, state, data, hyper, layout.to_device(self.tol, dtype),
-                       max_iter=self.max_iter, quick=quick, accelerate=self._accelerated(),
-                       convergence=self._convergence_rule(), mesh=mesh)
-        return LiveFit(self, run, scaling, keys, n if weights is None else float(weights.sum()))
+                               quick=plan.quick)
+        return state, layout.to_device(self.tol, dtype)
+
+    def _model(self, problem: Problem, plan: ProgramPlan, data: em.Data):
+        reg, prior, active = problem.extra["reg"], problem.extra["prior"], self._active(plan)
+        if self.missing != "em":
+            return gmm.gmm_family(self.covariance_type), gmm.GMMHyper(reg, active, prior), data
+        rows = np.zeros(data.x.shape[0], np.int32)
+        rows[:problem.rows.shape[0]] = problem.extra["pattern"]
+        data = em.Data(observed.Rows(data.x, layout.to_device(rows)), data.w)
+        hyper = gmm.GMMHyper(reg, active, prior, layout.to_device(problem.extra["patterns"]))
+        return observed.missing_family(self.covariance_type), hyper, data
 
     #: Rows of the reservoir sample a streamed fit initialises from (and takes its
     #: default prior from); all the rows when the source holds no more.
@@ -409,15 +406,6 @@ class GaussianMixture(_RestartModels, _Estimator):
             pc = cov.from_precisions(jnp.asarray(np.asarray(self.precisions_init), dtype)) * s.scale
         return gmm.UserInit(as_j(self.weights_init), as_j(means), pc)
 
-    def fit(self, X, y=None, sample_weight=None):
-        """Fit every restart and keep the best (highest final lower bound).
-        ``sample_weight``: see :meth:`start`."""
-        self.start(X, sample_weight=sample_weight).finish()
-        return self
-
-    def fit_predict(self, X, y=None, sample_weight=None):
-        return self.fit(X, sample_weight=sample_weight).predict(X)
-
     def _set_restart(self, restarts, b: int):
         """The fitted attributes of restart ``b``."""
         p = restarts.params
@@ -433,20 +421,6 @@ class GaussianMixture(_RestartModels, _Estimator):
         self.n_iter_ = int(restarts.n_iter[b])
         self.lower_bound_ = float(restarts.objective[b]) if self.max_iter > 0 else -np.inf
         self.lower_bounds_ = list(restarts.trace[b, : self.n_iter_])
-
-    def replay(self, X, restart: int, sample_weight=None) -> "GaussianMixture":
-        """Fit restart ``restart`` of the last fit alone, from its own key.
-
-        Returns a new estimator (``n_init=1``) whose parameters equal that
-        restart's inside the batch, up to floating-point rounding.
-        """
-        self._check_fitted()
-        key = jax.random.wrap_key_data(layout.to_device(self.restarts_.keys[restart]))
-        other = type(self)(**{**self.get_params(), "n_init": 1})
-        if hasattr(self, "_program_components"):
-            other._program_components = self._program_components
-        other.start(X, keys=key[None], sample_weight=sample_weight).finish()
-        return other
 
     def _restarts(self, state, scaling, keys, n_samples=None) -> Restarts:
         d = state.params.means.shape[-1]

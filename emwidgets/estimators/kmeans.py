@@ -8,7 +8,8 @@ import numpy as np
 
 from ..core import em, gmm, hard_em, host_kmeans, layout, starts
 from . import validation
-from .base import LiveFit, Restarts, _Estimator, _keys, _padded_key_data, _restarts_from_state
+from .base import LiveFit, Restarts, _padded_key_data, _restarts_from_state
+from .mixture import MixtureEstimator, Problem, ProgramPlan, check_sample_weight
 
 # Restart grouping (em.group_size_for), from measurements on a 2-core CPU:
 # a Lloyd iteration is light and memory-bound, so batching restarts gains little
@@ -55,7 +56,7 @@ def _kmeans_start(draws: starts.InitDraws, data: em.Data, tol, given, n_real, *,
             gmm.kmeans_tol_scaled(data, tol))
 
 
-class KMeans(_Estimator):
+class KMeans(MixtureEstimator):
     """K-means (Lloyd) as hard EM, every restart at once.
 
     Parameters follow :class:`sklearn.cluster.KMeans`: ``init`` is
@@ -92,51 +93,68 @@ class KMeans(_Estimator):
         validation.check_int("n_init", self.n_init, 1)
         return int(self.n_init)
 
-    def start(self, X, y=None) -> LiveFit:
-        Xa = self._validate_X(X, reset=True)
+    def _n_fitted(self) -> int:
+        return self.n_clusters
+
+    # The hooks of MixtureEstimator.start (the one fitting pipeline).
+    def _check_settings(self):
         validation.check_int("n_clusters", self.n_clusters, 1)
         validation.check_int("max_iter", self.max_iter, 1)
         validation.check_positive("tol", self.tol, allow_zero=True)
+        if isinstance(self.init, str):
+            validation.check_in("init", self.init, ("k-means++", "random"))
+
+    def _problem(self, X, sample_weight) -> Problem:
+        """Standardised rows (scikit-learn's ``tol`` is relative to the data's variance;
+        EM is equivariant), and a given ``init`` checked against them."""
+        Xa = self._validate_X(X, reset=True)
         n, d = Xa.shape
         k = self.n_clusters
         if n < k:
             raise ValueError(f"n_samples={n} should be >= n_clusters={k}; reduce n_clusters or "
                              "pass more samples.")
-        r = self._n_restarts()
-        scaling = layout.fit_scaling(Xa)
-        validation.check_scale(scaling.scale)
-        data, scaling, block_size = layout.prepare(Xa, 3 * k + d + 1, scaling)
-        dtype = data.x.dtype
-        keys = _keys(self.random_state, r)
-        r_program = em.restart_bucket(r, n * k * (d + 1))
-        given, method = None, self.init
-        if isinstance(self.init, str):
-            validation.check_in("init", self.init, ("k-means++", "random"))
-        else:
+        if not isinstance(self.init, str):
             c = np.asarray(self.init, dtype=np.float64)
             if c.shape != (k, d) or not np.isfinite(c).all():
                 raise ValueError(f"'init' array has shape {c.shape}; ({k}, {d}) finite values "
                                  "are expected.")
-            given = np.broadcast_to((c - scaling.shift) / scaling.scale, (r_program, k, d))
+        weights = None if sample_weight is None else check_sample_weight(sample_weight, n)
+        scaling = layout.fit_scaling(Xa, weights)
+        validation.check_scale(scaling.scale)
+        return Problem((Xa - scaling.shift) / scaling.scale, weights, scaling, d + 1,
+                       n if weights is None else float(weights.sum()), {})
+
+    def _block_width(self, problem: Problem, n_restarts: int, n_components: int) -> int:
+        return 3 * n_components + problem.rows.shape[1] + 1
+
+    def _plan(self, problem: Problem, n_restarts: int) -> ProgramPlan:
+        plan = super()._plan(problem, n_restarts)
+        group, block = _kmeans_layout(plan.n_restarts, plan.n_padded, plan.block_size,
+                                      plan.n_components, problem.rows.shape[1])
+        return plan._replace(block_size=block, group_size=group)
+
+    def _initial_state(self, problem: Problem, plan: ProgramPlan, data: em.Data, keys):
+        (n, d), k, r_program = problem.rows.shape, self.n_clusters, plan.n_restarts
+        dtype = data.x.dtype
+        given, method = None, self.init
+        if not isinstance(self.init, str):
+            s = problem.scaling
+            given = layout.to_device(np.broadcast_to(
+                (np.asarray(self.init, np.float64) - s.shift) / s.scale, (r_program, k, d)),
+                dtype)
             method = "given"
-            given = layout.to_device(given, dtype)
-        quick = em.quick_compile(n * k * (d + 1) * r_program)
         draws = starts.for_method({"random": "random_samples"}.get(method, method),
                                   _padded_key_data(keys, r_program), n, data.x.shape[0], k, dtype)
-        if method == "k-means++" and quick:  # small data: seeded on the host
+        if method == "k-means++" and plan.quick:  # small data: seeded on the host
             given = layout.to_device(host_kmeans.kmeans_seeds(draws.uniforms, data.x, data.w, k),
                                      dtype)
             draws, method = starts.InitDraws(), "given"
-        state, tol = _kmeans_start(draws, data, layout.to_device(self.tol, dtype), given,
-                                   np.int32(r), n_clusters=k, method=method, quick=quick)
-        group, block = _kmeans_layout(r_program, data.x.shape[0], block_size, k, d)
-        run = em.EMRun(hard_em.kmeans_family(), block, state, data, None, tol, group_size=group,
-                       max_iter=self.max_iter, quick=quick)
-        return LiveFit(self, run, scaling, keys, n)
+        # (the tolerance scaled by the data's variance, in the same program)
+        return _kmeans_start(draws, data, layout.to_device(self.tol, dtype), given,
+                             np.int32(len(keys)), n_clusters=k, method=method, quick=plan.quick)
 
-    def fit(self, X, y=None):
-        self.start(X).finish()
-        return self
+    def _model(self, problem: Problem, plan: ProgramPlan, data: em.Data):
+        return hard_em.kmeans_family(), None, data
 
     def _restarts(self, state, scaling, keys, objective=None, n_samples=None) -> Restarts:
         s2 = scaling.scale**2
@@ -162,7 +180,7 @@ class KMeans(_Estimator):
         self.n_iter_ = int(restarts.n_iter[b])
         self.restarts_ = restarts
         self._scaling = live.scaling
-        self.labels_ = np.asarray(labels)[b, : live.n_samples]
+        self.labels_ = np.asarray(labels)[b, : live.n_rows]
         return self
 
     def transform(self, X):
@@ -172,14 +190,14 @@ class KMeans(_Estimator):
         d2 = (Xa * Xa).sum(1)[:, None] - 2 * Xa @ c.T + (c * c).sum(1)[None, :]
         return np.sqrt(np.maximum(d2, 0.0))
 
-    def fit_transform(self, X, y=None):
-        return self.fit(X).transform(X)
+    def fit_transform(self, X, y=None, sample_weight=None):
+        return self.fit(X, sample_weight=sample_weight).transform(X)
 
     def predict(self, X):
         return self.transform(X).argmin(axis=1)
 
-    def fit_predict(self, X, y=None):
-        return self.fit(X).labels_
+    def fit_predict(self, X, y=None, sample_weight=None):
+        return self.fit(X, sample_weight=sample_weight).labels_
 
     def score(self, X, y=None):
         """Minus the inertia of X under the fitted centres (scikit-learn's sign)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 import numpy as np
@@ -82,7 +82,170 @@ def check_sample_weight(sample_weight, n: int) -> np.ndarray:
     return w
 
 
-class FamilyMixture(_Estimator):
+class Problem(NamedTuple):
+    """A mixture estimator's data as its programs see them (:meth:`MixtureEstimator._problem`).
+
+    Attributes:
+        rows: (n, p) float64 rows in the program's units: standardised or encoded, a missing
+            value filled (``extra`` says where the values are missing).
+        weights: (n,) row weights, or None (every row weighs 1).
+        scaling: the standardisation the rows went through (None: the data's own units).
+        stats: sufficient statistics one row gives one component: an iteration's work is
+            about n x K x ``stats`` numbers (sizes the restart bucket and the compile mode).
+        n_samples: what the fitted objective is per (rows, or their total weight).
+        extra: what the estimator's own hooks need besides (missing-value patterns, a prior).
+    """
+
+    rows: np.ndarray
+    weights: Optional[np.ndarray]
+    scaling: Optional[layout.Scaling]
+    stats: int
+    n_samples: float
+    extra: dict
+
+
+class ProgramPlan(NamedTuple):
+    """The compiled program a fit runs, and how its data are laid out
+    (:meth:`MixtureEstimator._plan`): one plan serves several settings (a program for more
+    components than fitted masks the extra ones; restarts are padded to a bucket)."""
+
+    n_components: int  # components the program holds (the fitted ones first)
+    n_restarts: int  # restarts it holds (the real ones first, padding after)
+    masked: bool  # its hyperparameters carry an ``active`` mask of the components
+    n_padded: int  # rows after padding (zero weight)
+    block_size: int  # rows per block of the E-step's sum
+    mesh: Any  # devices the rows or restarts are laid over (None: one device)
+    quick: bool  # compiled without optimisation (small work: compiling would dominate)
+    group_size: Optional[int] = None  # restarts run together (None: all at once)
+
+
+class MixtureEstimator(_Estimator):
+    """One estimator base for mixtures: :meth:`start` is the one fitting pipeline, made of
+    small hooks (:meth:`_problem`, :meth:`_plan`, :meth:`_initial_state`, :meth:`_model`);
+    ``fit``, ``fit_predict`` and ``replay`` follow from it."""
+
+    #: Every parameter has the components on axis 1, (R, K, ...), and the family's hyper
+    #: an ``active`` mask: a program compiled for more components then serves fewer (the
+    #: extra ones masked, never responsible for a row), so that select_model and the
+    #: explorer's components slider compile once (``_program_components``).
+    _maskable = False
+
+    # -- hooks ------------------------------------------------------------------
+    def _check_settings(self):
+        """Validate the settings that do not depend on the data (before a stream is read)."""
+
+    def _problem(self, X, sample_weight) -> Problem:
+        raise NotImplementedError
+
+    def _block_width(self, problem: Problem, n_restarts: int, n_components: int) -> int:
+        """Numbers one row holds in the E-step's working set (sizes the blocks)."""
+        raise NotImplementedError
+
+    def _check_plan(self, problem: Problem, plan: ProgramPlan):
+        """Refuse a plan that cannot run (say, one that needs more memory than there is)."""
+
+    def _n_restarts(self) -> int:
+        return self.n_init
+
+    def _n_fitted(self) -> int:
+        """Components fitted (``n_components``; KMeans' ``n_clusters``)."""
+        return self.n_components
+
+    def _initial_state(self, problem: Problem, plan: ProgramPlan, data: em.Data, keys):
+        """(every restart's initial :class:`em.EMState`, the tolerance in the program's
+        units): the program's restarts and components, each restart from its key."""
+        raise NotImplementedError
+
+    def _model(self, problem: Problem, plan: ProgramPlan, data: em.Data):
+        """(family, hyperparameters, data) of the driver's run."""
+        raise NotImplementedError
+
+    # -- the pipeline ------------------------------------------------------------
+    def _program_size(self) -> int:
+        """Components the program holds: ``n_components``, or more when a caller asked for
+        one program to serve several (``_program_components``; masked)."""
+        k = self._n_fitted()
+        if self._maskable and hasattr(self, "_program_components"):
+            return max(k, self._program_components)
+        return k
+
+    def _plan(self, problem: Problem, n_restarts: int) -> ProgramPlan:
+        n = problem.rows.shape[0]
+        k_program = self._program_size()
+        work = n * k_program * problem.stats
+        r_program = em.restart_bucket(n_restarts, work)
+        mesh = layout.device_mesh(getattr(self, "devices", None), n, r_program)
+        width = self._block_width(problem, r_program, k_program)
+        n_padded, block = layout.padded_length(n, layout.choose_block_size(n, width),
+                                               layout.rows_shards(mesh))
+        # (With _program_components set, a mask even when K is the program's size: one
+        # program for every K up to it.)
+        masked = self._maskable and hasattr(self, "_program_components")
+        return ProgramPlan(k_program, r_program, masked, n_padded, block, mesh,
+                           em.quick_compile(work * r_program))
+
+    @staticmethod
+    def _place(problem: Problem, plan: ProgramPlan) -> em.Data:
+        """The rows padded to the plan's length (padding weighs 0), on the device."""
+        n, p = problem.rows.shape
+        dtype = layout.float_dtype()
+        xp = np.zeros((plan.n_padded, p), dtype)
+        xp[:n] = problem.rows
+        wp = np.zeros(plan.n_padded, dtype)
+        wp[:n] = 1.0 if problem.weights is None else problem.weights
+        return em.Data(layout.to_device(xp), layout.to_device(wp))
+
+    def start(self, X, y=None, *, sample_weight=None, keys=None) -> LiveFit:
+        """Validate, initialise every restart and return a :class:`~emwidgets.LiveFit`.
+
+        ``sample_weight`` (one per row, non-negative): a row of weight w counts as w
+        copies of it. ``keys`` (JAX keys, one per restart) replace the ones drawn from
+        ``random_state``; see :meth:`replay`.
+        """
+        self._check_settings()
+        if stream.is_source(X):
+            return self._start_stream(X, sample_weight, keys)
+        problem = self._problem(X, sample_weight)
+        n, k = problem.rows.shape[0], self._n_fitted()
+        if n < k:
+            raise ValueError(f"n_samples={n} should be >= n_components={k}; reduce n_components "
+                             "or pass more samples.")
+        keys = _keys(self.random_state, self._n_restarts()) if keys is None else keys
+        plan = self._plan(problem, len(keys))
+        self._check_plan(problem, plan)
+        self._k_program = plan.n_components
+        data = self._place(problem, plan)
+        state, tol = self._initial_state(problem, plan, data, keys)
+        family, hyper, data = self._model(problem, plan, data)
+        run = em.EMRun(family, plan.block_size, state, data, hyper, tol,
+                       group_size=plan.group_size, max_iter=self.max_iter, quick=plan.quick,
+                       accelerate=self._accelerated(), convergence=self._convergence_rule(),
+                       mesh=plan.mesh)
+        return LiveFit(self, run, problem.scaling, keys, problem.n_samples, n_rows=n)
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit every restart and keep the best (highest final objective).
+        ``sample_weight``: see :meth:`start`."""
+        self.start(X, sample_weight=sample_weight).finish()
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        return self.fit(X, sample_weight=sample_weight).predict(X)
+
+    def replay(self, X, restart: int, **fit_args):
+        """Fit restart ``restart`` of the last fit alone, from its own key: a new
+        estimator (``n_init=1``, the same program) equal to that restart up to rounding.
+        ``fit_args``: what ``fit`` took besides X (``sample_weight``; an HMM's ``lengths``)."""
+        self._check_fitted()
+        key = jax.random.wrap_key_data(layout.to_device(self.restarts_.keys[restart]))
+        other = type(self)(**{**self.get_params(), "n_init": 1})
+        if hasattr(self, "_program_components"):
+            other._program_components = self._program_components
+        other.start(X, keys=key[None], **fit_args).finish()
+        return other
+
+
+class FamilyMixture(MixtureEstimator):
     """Shared machinery; see the module docstring. Subclasses set ``_init_methods``."""
 
     _estimator_type = "density_estimator"
@@ -92,12 +255,6 @@ class FamilyMixture(_Estimator):
     #: The explorer draws the components in the data's plane (means and scale
     #: matrices as ellipses) instead of by their profile (:meth:`_profile`).
     _plane_view = False
-    #: Every parameter has the components on axis 1, (R, K, ...), and the family's hyper
-    #: an ``active`` mask: a program compiled for more components then serves fewer (the
-    #: extra ones masked, never responsible for a row), so that select_model and the
-    #: explorer's components slider compile once (``_program_components``).
-    _maskable = False
-
     # -- hooks ------------------------------------------------------------------
     def _encode(self, X, reset: bool) -> np.ndarray:
         raise NotImplementedError
@@ -170,52 +327,34 @@ class FamilyMixture(_Estimator):
         validation.check_positive("tol", self.tol, allow_zero=True)
         validation.check_in("init_params", self.init_params, self._init_methods)
 
-    def start(self, X, y=None, *, sample_weight=None, keys=None) -> LiveFit:
-        """Validate, start every restart and return a :class:`~emwidgets.LiveFit`.
-
-        ``keys`` (JAX keys, one per restart) replace the ones drawn from
-        ``random_state``; see :meth:`replay`.
-        """
+    def _check_settings(self):
         self._check_common()
-        if stream.is_source(X):
-            return self._start_stream(X, sample_weight, keys)
+
+    def _problem(self, X, sample_weight) -> Problem:
         rows = self._encode(X, reset=True)
         n, p = rows.shape
+        # (every row is a sample: the objective is per row, whatever the weights)
+        return Problem(rows, check_sample_weight(sample_weight, n), None, p + 1, n, {})
+
+    def _block_width(self, problem: Problem, n_restarts: int, n_components: int) -> int:
+        return 2 * n_restarts * n_components + self._features_per_row(problem.rows.shape[1])
+
+    def _initial_state(self, problem: Problem, plan: ProgramPlan, data: em.Data, keys):
         k = self.n_components
-        if n < k:
-            raise ValueError(f"n_samples={n} should be >= n_components={k}; reduce n_components "
-                             "or pass more samples.")
-        w = check_sample_weight(sample_weight, n)
-        keys = _keys(self.random_state, self.n_init) if keys is None else keys
-        n_restarts = len(keys)
-        # (With _program_components set, a mask even when K is the program's size: one
-        # program for every K up to it.)
-        masked = self._maskable and hasattr(self, "_program_components")
-        self._k_program = k_program = max(k, self._program_components) if masked else k
-        r_program = em.restart_bucket(n_restarts, n * k_program * (p + 1))
-        width = 2 * r_program * k_program + self._features_per_row(p)
-        mesh = layout.device_mesh(getattr(self, "devices", None), n, r_program)  # (HMMs: None)
-        n_padded, block = layout.padded_length(n, layout.choose_block_size(n, width),
-                                               layout.rows_shards(mesh))
+        params = self._initial_params(_padded_key_data(keys, plan.n_restarts), problem.rows,
+                                      problem.weights, k)
+        if plan.masked:  # the real components drawn as for K, then masked ones
+            params = _pad_components(params, plan.n_components)
         dtype = layout.float_dtype()
-        xp = np.zeros((n_padded, p), dtype)
-        xp[:n] = rows
-        wp = np.zeros(n_padded, dtype)
-        wp[:n] = w
-        data = em.Data(layout.to_device(xp), layout.to_device(wp))
-        params = self._initial_params(_padded_key_data(keys, r_program), rows, w, k)
-        hyper = self._hyper(k)
-        if masked:  # the real components drawn as for K, then masked ones
-            params = _pad_components(params, k_program)
-            hyper = hyper._replace(active=layout.to_device(np.arange(k_program) < k))
-        state = em.host_init_state(jax.tree.map(lambda a: np.asarray(a, dtype), params),
-                                   n_real=n_restarts)
-        quick = em.quick_compile(n * k_program * (p + 1) * r_program)
-        run = em.EMRun(self._family(), block, state, data, hyper,
-                       layout.to_device(self.tol, dtype), max_iter=self.max_iter, quick=quick,
-                       accelerate=self._accelerated(),
-                       convergence=self._convergence_rule(), mesh=mesh)
-        return LiveFit(self, run, None, keys, n)
+        return (em.host_init_state(jax.tree.map(lambda a: np.asarray(a, dtype), params),
+                                   n_real=len(keys)), layout.to_device(self.tol, dtype))
+
+    def _model(self, problem: Problem, plan: ProgramPlan, data: em.Data):
+        hyper = self._hyper(self.n_components)
+        if plan.masked:
+            hyper = hyper._replace(active=layout.to_device(
+                np.arange(plan.n_components) < self.n_components))
+        return self._family(), hyper, data
 
     #: Rows of the reservoir sample a streamed fit starts from (GaussianMixture's).
     STREAM_SAMPLE = 20_000
@@ -250,24 +389,6 @@ class FamilyMixture(_Estimator):
                                progress=progress)
         self._features_seen = (p, None)
         return LiveFit(self, run, None, live0.keys, first.total_w)
-
-    def fit(self, X, y=None, sample_weight=None):
-        """Fit every restart and keep the best (highest final log-likelihood)."""
-        self.start(X, sample_weight=sample_weight).finish()
-        return self
-
-    def fit_predict(self, X, y=None, sample_weight=None):
-        return self.fit(X, sample_weight=sample_weight).predict(X)
-
-    def replay(self, X, restart: int, **fit_args):
-        """Fit restart ``restart`` of the last fit alone, from its own key: a new
-        estimator (``n_init=1``) equal to that restart up to rounding. ``fit_args``:
-        what ``fit`` took besides X (``sample_weight``; an HMM's ``lengths``)."""
-        self._check_fitted()
-        key = jax.random.wrap_key_data(layout.to_device(self.restarts_.keys[restart]))
-        other = type(self)(**{**self.get_params(), "n_init": 1})
-        other.start(X, keys=key[None], **fit_args).finish()
-        return other
 
     def restart(self, restart: int):
         """The fitted model of restart ``restart`` of the last fit (a copy: the best one's
