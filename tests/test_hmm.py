@@ -68,6 +68,13 @@ def test_agrees_with_hmmlearn_every_iteration(x64, sequences, cov_type):
     ref_logp, ref_path = ref.decode(X, lengths)
     np.testing.assert_array_equal(path, ref_path)
     np.testing.assert_allclose(logp, ref_logp, rtol=1e-9)
+    # hmmlearn's parameter count (its n_fit_scalars_per_param) and criteria
+    np.testing.assert_allclose(ours.bic(X, lengths), ref.bic(X, lengths), rtol=1e-9)
+    np.testing.assert_allclose(ours.aic(X, lengths), ref.aic(X, lengths), rtol=1e-9)
+    total, posteriors = ours.score_samples(X, lengths)
+    ref_total, ref_posteriors = ref.score_samples(X, lengths)
+    np.testing.assert_allclose(total, ref_total, rtol=1e-9)
+    np.testing.assert_allclose(posteriors, ref_posteriors, atol=1e-9)
 
 
 def test_forward_backward_and_viterbi_against_brute_force(x64):

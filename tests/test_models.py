@@ -53,7 +53,6 @@ _NO_NAN = "refused in one sentence: this model has no missing-value EM yet"
 
 #: (row, column) -> why the cell does not apply. Everything else runs.
 NOT_APPLICABLE = {
-    ("vmap = alone", "GaussianHMM"): _GAUSSIAN_HMM_OUTSIDE,
     ("weights", "GaussianHMM"): _HMM_SEQUENCES,
     ("weights", "PoissonHMM"): _HMM_SEQUENCES,
     ("weights", "CategoricalHMM"): _HMM_SEQUENCES,
@@ -78,7 +77,6 @@ NOT_APPLICABLE = {
     ("missing", "StudentMixture"): _NO_NAN,
     ("missing", "MixtureModel"): _NO_NAN,
     ("score & bic", "KMeans"): "k-means is not a likelihood model (score is -inertia)",
-    ("score & bic", "GaussianHMM"): _GAUSSIAN_HMM_OUTSIDE,
     **{("scikit-learn checks", n): _NO_TAGS for n in MODELS
        if n not in ("GaussianMixture", "KMeans")},
 }

@@ -68,6 +68,18 @@ class _Estimator:
                              "(also when its estimated distance to the limit is below tol).")
         return value
 
+    def replay(self, X, restart: int, **fit_args):
+        """Fit restart ``restart`` of the last fit alone, from its own key: a new
+        estimator (``n_init=1``, the same program) equal to that restart up to rounding.
+        ``fit_args``: what ``fit`` took besides X (``sample_weight``; an HMM's ``lengths``)."""
+        self._check_fitted()
+        key = jax.random.wrap_key_data(layout.to_device(self.restarts_.keys[restart]))
+        other = type(self)(**{**self.get_params(), "n_init": 1})
+        if hasattr(self, "_program_components"):
+            other._program_components = self._program_components
+        other.start(X, keys=key[None], **fit_args).finish()
+        return other
+
     def get_params(self, deep: bool = True) -> dict:
         return {name: getattr(self, name) for name in self._param_names()}
 

@@ -327,12 +327,37 @@ class GaussianHMM(_RestartModels, _Estimator):
         return p, seqs, lengths, s
 
 
-    def score(self, X, lengths=None) -> float:
-        """Total log-likelihood of X (hmmlearn's meaning), by the forward algorithm."""
+    def score_samples(self, X, lengths=None):
+        """(total log-likelihood, (N, S) state posteriors), as hmmlearn: one
+        forward-backward."""
         p, seqs, lengths, s = self._model_std(X, lengths)
         with jax.enable_x64(True):
-            ll = np.asarray(baum_welch.posteriors(p, seqs, cov_type=self.covariance_type)[0])
-        return float(np.sum(ll)) - lengths.sum() * self.n_features_in_ * math.log(s.scale)
+            ll, gamma = (np.asarray(a, np.float64) for a in baum_welch.posteriors(
+                p, seqs, cov_type=self.covariance_type))
+        total = float(np.sum(ll)) - lengths.sum() * self.n_features_in_ * math.log(s.scale)
+        return total, unpad(gamma, lengths)
+
+    def score(self, X, lengths=None) -> float:
+        """Total log-likelihood of X (hmmlearn's meaning), by the forward algorithm."""
+        return self.score_samples(X, lengths)[0]
+
+    def replay(self, X, restart: int, lengths=None) -> "GaussianHMM":
+        """Fit restart ``restart`` of the last fit alone, from its own key (see
+        :meth:`GaussianMixture.replay`)."""
+        return super().replay(X, restart, lengths=lengths)
+
+    def _n_parameters(self) -> int:
+        """hmmlearn's count: start probabilities, transitions, means, covariances."""
+        s, d = self.means_.shape
+        # (the mixture's count holds s - 1 weights: the start probabilities' number)
+        return int(gmm.n_parameters(self.covariance_type, s, d)) + s * (s - 1)
+
+    def bic(self, X, lengths=None) -> float:
+        """-2 log L + p log n, n the rows (time steps) of X, as hmmlearn."""
+        return -2 * self.score(X, lengths) + self._n_parameters() * np.log(len(X))
+
+    def aic(self, X, lengths=None) -> float:
+        return -2 * self.score(X, lengths) + 2 * self._n_parameters()
 
     def predict_proba(self, X, lengths=None):
         """(N, S) posterior state probabilities (forward-backward)."""

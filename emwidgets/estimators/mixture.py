@@ -232,18 +232,6 @@ class MixtureEstimator(_Estimator):
     def fit_predict(self, X, y=None, sample_weight=None):
         return self.fit(X, sample_weight=sample_weight).predict(X)
 
-    def replay(self, X, restart: int, **fit_args):
-        """Fit restart ``restart`` of the last fit alone, from its own key: a new
-        estimator (``n_init=1``, the same program) equal to that restart up to rounding.
-        ``fit_args``: what ``fit`` took besides X (``sample_weight``; an HMM's ``lengths``)."""
-        self._check_fitted()
-        key = jax.random.wrap_key_data(layout.to_device(self.restarts_.keys[restart]))
-        other = type(self)(**{**self.get_params(), "n_init": 1})
-        if hasattr(self, "_program_components"):
-            other._program_components = self._program_components
-        other.start(X, keys=key[None], **fit_args).finish()
-        return other
-
 
 class FamilyMixture(MixtureEstimator):
     """Shared machinery; see the module docstring. Subclasses set ``_init_methods``."""
