@@ -151,7 +151,7 @@ def select_model(X, n_components: Iterable[int] = range(1, 10),
         for k in ks:
             gm = GaussianMixture(k, covariance_type=cov_type, n_init=n_init,
                                  random_state=random_state, **mixture_params)
-            gm._program_components = ks[-1]
+            gm.compile_for(ks[-1])
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", ConvergenceWarning)
@@ -235,8 +235,8 @@ def _select_family(X, ks, estimator, criterion, callback) -> SelectionResult:
     rows = []
     for k in ks:
         est = type(estimator)(**{**estimator.get_params(), "n_components": k})
-        if est._maskable:
-            est._program_components = max(ks)  # one program for the grid (the rest masked)
+        if est.masks_components:
+            est.compile_for(max(ks))  # one program for the grid (the rest masked)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)

@@ -41,7 +41,7 @@ X_nan = X.copy()
 X_nan[::7, 1] = np.nan
 ARGS = {"y": None, "lengths": None, "restart": 0, "n_samples": 3, "random_state": 0,
         "n_imputations": 2, "deep": True, "level": 0.95, "n_iterations": 1,
-        "sample_weight": None, "iteration": 1}
+        "sample_weight": None, "iteration": 1, "n_components": 3}
 SKIP = {"set_params"}  # called without arguments below
 # EM's half steps compile a program pair per family, and a replay (at) is a LiveFit this walk
 # would finish again (tests/test_teaching.py runs both): not called here, where they doubled
@@ -132,7 +132,8 @@ def test_every_public_method_of_every_estimator_loads_no_ui():
     result = json.loads(out.strip().splitlines()[-1])
     called = set(result["called"])
     # The walk reached what it should (a sample of names, not the list it covers).
-    for name in ("GaussianMixture.impute", "GaussianMixture.standard_errors",
+    for name in ("GaussianMixture.compile_for", "GaussianHMM.replay", "GaussianHMM.bic",
+                 "KMeans.replay", "GaussianMixture.impute", "GaussianMixture.standard_errors",
                  "GaussianMixture.replay", "GaussianMixture.sample", "GaussianMixture.bic",
                  "GaussianMixture.aic", "GaussianMixture.score_samples", "GaussianHMM.covars_",
                  "GaussianHMM.sample", "GaussianHMM.decode", "GaussianHMM.predict_proba",

@@ -235,7 +235,7 @@ def test_a_masked_program_gives_the_exact_size_result(x64, blobs, cov_type):
                   tol=1e-6)
         exact = GaussianMixture(3, **kw)
         masked = GaussianMixture(3, **kw)
-        masked._program_components = 8
+        masked.compile_for(8)
         fit(exact, X), fit(masked, X)
         a, b = exact.restarts_, masked.restarts_
         np.testing.assert_array_equal(a.n_iter, b.n_iter, err_msg=init)
@@ -256,7 +256,7 @@ def test_a_masked_hmm_program_gives_the_exact_size_result(x64, cov_type, init):
     kw = dict(n_init=4, covariance_type=cov_type, init_params=init, random_state=0, tol=1e-7,
               n_iter=60)
     exact, masked = GaussianHMM(2, **kw), GaussianHMM(2, **kw)
-    masked._program_components = 5
+    masked.compile_for(5)
     assert masked.start(X).run.state.params.means.shape[1] == 5  # really a five-state program
     fit(exact, X), fit(masked, X)
     a, b = exact.restarts_, masked.restarts_

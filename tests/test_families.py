@@ -369,7 +369,7 @@ def test_a_masked_program_equals_the_exact_size_one(x64, family_data, name):
     exact, X = FAMILIES[name](family_data)
     exact.fit(X)
     masked, _ = FAMILIES[name](family_data)
-    masked._program_components = 7
+    masked.compile_for(7)
     masked.fit(X)
     assert masked._k_program == 7
     np.testing.assert_array_equal(masked.restarts_.n_iter, exact.restarts_.n_iter)

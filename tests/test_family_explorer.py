@@ -57,7 +57,7 @@ def masked(estimator, k_program=10):
     """The batch fit an explorer on small data runs: its program holds the components
     slider's maximum, the extra ones masked (masked = exact-size is tested in float64 in
     test_families.py; in float32 a restart can round its way to another optimum)."""
-    estimator._program_components = k_program
+    estimator.compile_for(k_program)
     return estimator
 
 
@@ -69,7 +69,7 @@ def _segments(line) -> np.ndarray:
 def test_the_explorers_latent_class_fit_is_the_batch_fit(lca, carcinoma):
     s = lca.session
     assert s.status.startswith("Done"), s.status
-    assert s._make_estimator()._program_components == 10
+    assert s._make_estimator().program_components == 10
     batch = masked(LatentClassModel(3, n_init=12, random_state=0)).fit(carcinoma)
     est = s.estimator
     assert isinstance(est, LatentClassModel)

@@ -236,7 +236,7 @@ def squarem_update(em_step: Callable, converged: Callable, form: VectorForm, it,
     """One SQUAREM cycle for one restart; frozen restarts keep their state.
 
     ``em_step(params) -> (new_params, objective of params, Health)``. The
-    arguments and results follow :func:`em._restart_update`, plus the
+    arguments and results follow :func:`em.restart_update`, plus the
     restart's :class:`Accel`. The restart is at theta0 (``params``, objective
     L0 known) with theta1 = F(theta0) known (``acc.following``). The cycle maps
     theta1 (theta2, L1), extrapolates (theta'), maps theta' (theta3, L(theta')),

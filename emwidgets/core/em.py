@@ -296,7 +296,7 @@ def gap_converged(change: Callable, before, prev_objective, objective, params, n
                                by_change & jnp.isfinite(before)))
 
 
-def _restart_update(family: Family, block_size: int, it, base, data, hyper, tol,
+def restart_update(family: Family, block_size: int, it, base, data, hyper, tol,
                     rule: str = "change", step: Callable | None = None):
     """One iteration for one restart; frozen restarts keep their state. Under
     ``rule="gap"`` it takes and returns one more argument, the objective before
@@ -457,7 +457,7 @@ def make_runner(family: Family, block_size: int, group_size: int | None = None,
                     family.vector_form, s.iteration, base, tol, hyper, rule)
                 args = args + (s.accel,)
             else:
-                update = _restart_update(family, block_size, s.iteration, base, data, hyper, tol,
+                update = restart_update(family, block_size, s.iteration, base, data, hyper, tol,
                                          rule)
             if rule == "gap":
                 args = args + (s.before,)

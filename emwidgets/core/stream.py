@@ -4,7 +4,7 @@ Sufficient statistics are sums, so an E-step over data that do not fit in memory
 the sum, chunk after chunk, of the same per-block statistics the in-memory driver
 computes (``em.block_sum`` of the family's ``e_step``, vmapped over restarts); the
 M-step, the objective, the convergence test and the restarts' bookkeeping are the
-driver's own (``em._restart_update`` with the statistics given). Peak memory is that
+driver's own (``em.restart_update`` with the statistics given). Peak memory is that
 of a few chunks, whatever the number of rows. While the device sums one chunk, the
 next is read and prepared on a thread.
 
@@ -404,13 +404,13 @@ def _chunk_stats(family: Family, block_size: int):
 
 @functools.lru_cache(maxsize=None)
 def _stream_update(family: Family, rule: str):
-    """The driver's per-restart update (``em._restart_update``) for one iteration whose
+    """The driver's per-restart update (``em.restart_update``) for one iteration whose
     statistics were summed over the chunks."""
 
     def update(state: EMState, stats, hyper, tol, it):
         def one(params, stat, objective, n_iter, status, bad_c, bad_i, trace, *before):
             step = _restart_step(family, stat, hyper)
-            inner = em._restart_update(family, 0, it, it, None, hyper, tol, rule, step=step)
+            inner = em.restart_update(family, 0, it, it, None, hyper, tol, rule, step=step)
             return inner(params, objective, n_iter, status, bad_c, bad_i, trace, *before)
 
         args = (state.params, stats, state.objective, state.n_iter, state.status,

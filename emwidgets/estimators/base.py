@@ -68,6 +68,22 @@ class _Estimator:
                              "(also when its estimated distance to the limit is below tol).")
         return value
 
+    #: Its programs can hold more components than it fits, the extra ones masked
+    #: (:meth:`compile_for`).
+    masks_components = False
+
+    def compile_for(self, n_components: int):
+        """Fit with one compiled program that holds ``n_components`` components (at least the
+        fitted ``n_components``), the extra ones masked: every later fit of up to that many
+        components runs the same program, so that changing ``n_components`` compiles nothing
+        (what the explorers' components slider and :func:`~emwidgets.select_model`'s grid
+        do). The answers are those of an exact-size program, up to rounding. Estimators whose
+        programs cannot mask components (``masks_components`` False) fit at their own size.
+        Returns the estimator; ``program_components`` holds the size asked for."""
+        validation.check_int("n_components", n_components, 1)
+        self.program_components = int(n_components)
+        return self
+
     def replay(self, X, restart: int, **fit_args):
         """Fit restart ``restart`` of the last fit alone, from its own key: a new
         estimator (``n_init=1``, the same program) equal to that restart up to rounding.
@@ -75,8 +91,8 @@ class _Estimator:
         self._check_fitted()
         key = jax.random.wrap_key_data(layout.to_device(self.restarts_.keys[restart]))
         other = type(self)(**{**self.get_params(), "n_init": 1})
-        if hasattr(self, "_program_components"):
-            other._program_components = self._program_components
+        if hasattr(self, "program_components"):  # the same program
+            other.compile_for(self.program_components)
         other.start(X, keys=key[None], **fit_args).finish()
         return other
 
@@ -451,8 +467,8 @@ def start_streamed(estimator, source, sample_weight, keys, missing: bool = False
         layout.Scaling(first.mean, float(np.sqrt(np.mean(first.var))) or 1.0), reg_floor)
     if levels:
         init._given_levels = first.levels
-    if hasattr(estimator, "_program_components"):
-        init._program_components = estimator._program_components
+    if hasattr(estimator, "program_components"):
+        init.compile_for(estimator.program_components)
     weighted = not np.all(first.sample_w == 1.0)
     live = init.start(first.sample, sample_weight=first.sample_w if weighted else None,
                       keys=keys)

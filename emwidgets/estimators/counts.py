@@ -35,9 +35,9 @@ class PoissonMixture(SamplesRows, FamilyMixture):
     ``converged_``, ``lower_bound_``, ``restarts_``, ``n_features_in_``.
     """
 
-    _init_methods = ("random_from_data", "random")
-    _data_kind = "counts"
-    _maskable = True
+    init_methods = ("random_from_data", "random")
+    data_kind = "counts"
+    masks_components = True
 
     def __init__(self, n_components=1, *, tol=1e-6, max_iter=1000, n_init=1,
                  init_params="random_from_data", weights_init=None, rates_init=None,
@@ -165,9 +165,9 @@ class MultinomialMixture(SamplesRows, FamilyMixture):
     ``sample`` draws rows of the fitted data's mean total (rounded).
     """
 
-    _init_methods = ("random_from_data", "random")
-    _data_kind = "counts"
-    _maskable = True
+    init_methods = ("random_from_data", "random")
+    data_kind = "counts"
+    masks_components = True
 
     def __init__(self, n_components=1, *, tol=1e-6, max_iter=1000, n_init=1,
                  init_params="random_from_data", weights_init=None, probabilities_init=None,

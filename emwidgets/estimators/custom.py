@@ -43,7 +43,7 @@ class MixtureModel(FamilyMixture):
         MixtureModel(log_prob, init, n_components=2, n_init=8).fit(angles[:, None])
     """
 
-    _init_methods = ("user",)
+    init_methods = ("user",)
 
     def __init__(self, log_prob: Callable = None, init: Callable = None, *, n_components=1,
                  tol=1e-6, max_iter=200, n_init=4, newton_steps=3, random_state=None,

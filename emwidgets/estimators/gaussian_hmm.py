@@ -118,6 +118,7 @@ class GaussianHMM(_RestartModels, _Estimator):
     """
 
     covariance_types = tuple(COVARIANCE_TYPES)  # from the one registry
+    masks_components = True  # (states beyond n_components masked: compile_for)
 
     def __init__(self, n_components=1, *, covariance_type="diag", min_covar=1e-3, n_iter=100,
                  tol=1e-4, n_init=1, init_params="kmeans", random_state=None,
@@ -168,7 +169,7 @@ class GaussianHMM(_RestartModels, _Estimator):
         # A program for more states than used serves every smaller number (the explorer's
         # components slider); the extra ones are masked (HMMHyper.active).
         s_program = (s if self.init_params == ""  # starts from the fitted (exact-size) model
-                     else max(s, getattr(self, "_program_components", s)))
+                     else max(s, getattr(self, "program_components", s)))
         active = None if s_program == s else layout.to_device(np.arange(s_program) < s)
         n_seq, t_max, d = seqs.x.shape
         # Small data: restarts padded to a power of two (em.restart_bucket), quick compilation.

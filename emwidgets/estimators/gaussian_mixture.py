@@ -118,14 +118,14 @@ class GaussianMixture(_RestartModels, MixtureEstimator):
     ``feature_names_in_`` (from a DataFrame) and ``restarts_``.
     """
 
-    _init_methods = gmm.INIT_METHODS
+    init_methods = gmm.INIT_METHODS
     #: The covariance types, from the one registry (emwidgets.core.covariance).
     covariance_types = tuple(COVARIANCE_TYPES)
 
     _estimator_type = "DensityEstimator"
 
     #: Its programs always carry the mask of the fitted components (MixtureEstimator).
-    _maskable = True
+    masks_components = True
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
@@ -607,7 +607,7 @@ class GaussianMixture(_RestartModels, MixtureEstimator):
         return np.asarray(counts, np.float64)[:, :self.n_components]
 
     @staticmethod
-    def _masked_program_work(n: int, d: int, k_program: int, n_init: int) -> float:
+    def program_work(n: int, d: int, k_program: int, n_init: int) -> float:
         """Numbers one EM iteration handles in a program of ``k_program`` components (the
         explorer's choice between one masked program and exact-size ones)."""
         return n * k_program * (d * d + d + 1) * em.restart_bucket(n_init, 1.0)

@@ -47,9 +47,9 @@ class LatentClassModel(SamplesRows, FamilyMixture):
     ``n_features_in_``, ``feature_names_in_`` for a DataFrame.
     """
 
-    _init_methods = ("random", "random_from_data")
-    _data_kind = "categories"
-    _maskable = True
+    init_methods = ("random", "random_from_data")
+    data_kind = "categories"
+    masks_components = True
 
     def __init__(self, n_components=2, *, tol=1e-6, max_iter=1000, n_init=10,
                  init_params="random", weights_init=None, probabilities_init=None,

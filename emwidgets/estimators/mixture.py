@@ -122,13 +122,13 @@ class ProgramPlan(NamedTuple):
 class MixtureEstimator(_Estimator):
     """One estimator base for mixtures: :meth:`start` is the one fitting pipeline, made of
     small hooks (:meth:`_problem`, :meth:`_plan`, :meth:`_initial_state`, :meth:`_model`);
-    ``fit``, ``fit_predict`` and ``replay`` follow from it."""
+    ``fit`` and ``fit_predict`` follow from it (``replay`` and ``compile_for`` are every
+    estimator's)."""
 
-    #: Every parameter has the components on axis 1, (R, K, ...), and the family's hyper
-    #: an ``active`` mask: a program compiled for more components then serves fewer (the
-    #: extra ones masked, never responsible for a row), so that select_model and the
-    #: explorer's components slider compile once (``_program_components``).
-    _maskable = False
+    # masks_components (True where every parameter has the components on axis 1, (R, K,
+    # ...), and the hyperparameters an ``active`` mask: a program compiled for more
+    # components then serves fewer, the extra ones never responsible for a row): see
+    # _Estimator.compile_for.
 
     # -- hooks ------------------------------------------------------------------
     def _check_settings(self):
@@ -163,10 +163,10 @@ class MixtureEstimator(_Estimator):
     # -- the pipeline ------------------------------------------------------------
     def _program_size(self) -> int:
         """Components the program holds: ``n_components``, or more when a caller asked for
-        one program to serve several (``_program_components``; masked)."""
+        one program to serve several (:meth:`compile_for`; masked)."""
         k = self._n_fitted()
-        if self._maskable and hasattr(self, "_program_components"):
-            return max(k, self._program_components)
+        if self.masks_components and hasattr(self, "program_components"):
+            return max(k, self.program_components)
         return k
 
     def _plan(self, problem: Problem, n_restarts: int) -> ProgramPlan:
@@ -178,9 +178,9 @@ class MixtureEstimator(_Estimator):
         width = self._block_width(problem, r_program, k_program)
         n_padded, block = layout.padded_length(n, layout.choose_block_size(n, width),
                                                layout.rows_shards(mesh))
-        # (With _program_components set, a mask even when K is the program's size: one
-        # program for every K up to it.)
-        masked = self._maskable and hasattr(self, "_program_components")
+        # (After compile_for, a mask even when K is the program's size: one program for
+        # every K up to it.)
+        masked = self.masks_components and hasattr(self, "program_components")
         return ProgramPlan(k_program, r_program, masked, n_padded, block, mesh,
                            em.quick_compile(work * r_program))
 
@@ -234,15 +234,16 @@ class MixtureEstimator(_Estimator):
 
 
 class FamilyMixture(MixtureEstimator):
-    """Shared machinery; see the module docstring. Subclasses set ``_init_methods``."""
+    """Shared machinery; see the module docstring. Subclasses set ``init_methods``."""
 
     _estimator_type = "density_estimator"
-    _init_methods: tuple = ("random",)
+    init_methods: tuple = ("random",)
     #: What a row holds: "categories" (answers), "counts" or "measurements".
-    _data_kind = "measurements"
+    data_kind = "measurements"
     #: The explorer draws the components in the data's plane (means and scale
     #: matrices as ellipses) instead of by their profile (:meth:`_profile`).
-    _plane_view = False
+    plane_view = False
+
     # -- hooks ------------------------------------------------------------------
     def _encode(self, X, reset: bool) -> np.ndarray:
         raise NotImplementedError
@@ -313,7 +314,7 @@ class FamilyMixture(MixtureEstimator):
         validation.check_int("n_init", self.n_init, 1)
         validation.check_int("max_iter", self.max_iter, 1)
         validation.check_positive("tol", self.tol, allow_zero=True)
-        validation.check_in("init_params", self.init_params, self._init_methods)
+        validation.check_in("init_params", self.init_params, self.init_methods)
 
     def _check_settings(self):
         self._check_common()
@@ -351,7 +352,7 @@ class FamilyMixture(MixtureEstimator):
         """A fit over rows read chunk by chunk (:class:`emwidgets.Chunks`, a path to
         Parquet data): one pass for a reservoir sample the restarts start from, then
         every EM iteration one pass (:mod:`emwidgets.core.stream`)."""
-        categories = self._data_kind == "categories"  # levels from the first pass
+        categories = self.data_kind == "categories"  # levels from the first pass
         chunks, progress, first, init, live0 = start_streamed(self, source, sample_weight, keys,
                                                               levels=categories)
         for name, value in vars(init).items():  # what the start learnt (masking, totals)
@@ -417,7 +418,7 @@ class FamilyMixture(MixtureEstimator):
         return self
 
     @staticmethod
-    def _masked_program_work(n: int, width: int, k_program: int, n_init: int) -> float:
+    def program_work(n: int, width: int, k_program: int, n_init: int) -> float:
         """Numbers one EM iteration handles with ``k_program`` components over rows of
         ``width`` encoded numbers (the explorer's choice of a masked program)."""
         return n * k_program * (width + 1) * em.restart_bucket(n_init, 1.0)
@@ -440,7 +441,7 @@ class FamilyMixture(MixtureEstimator):
         rows = self._encode(X, reset=False)
         family_log_joint, params, hyper = self._scoring()
         k, k_program = self.n_components, getattr(self, "_k_program", self.n_components)
-        if self._maskable and hasattr(self, "_program_components"):
+        if self.masks_components and hasattr(self, "program_components"):
             # scored by the fit's program size too: one scoring program for a whole grid
             params = jax.tree.map(lambda a: np.asarray(a)[None], params)
             params = jax.tree.map(lambda a: layout.to_device(a[0]), _pad_components(params,

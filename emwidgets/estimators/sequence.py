@@ -25,7 +25,7 @@ from .gaussian_hmm import _probabilities, _renormalised, pad_sequences, unpad
 class MarkovOver:
     """Mixin: put first in the bases, before the mixture class it makes Markov."""
 
-    _maskable = False  # (an HMM's masked states: GaussianHMM only)
+    masks_components = False  # (an HMM's masked states: GaussianHMM only)
 
     def standard_errors(self, X, lengths=None):
         """Not available for hidden Markov models (the mixtures' are)."""

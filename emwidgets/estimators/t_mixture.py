@@ -36,8 +36,8 @@ class StudentMixture(SamplesRows, FamilyMixture):
     ``dof_`` (K,), ``n_iter_``, ``converged_``, ``lower_bound_``, ``restarts_``.
     """
 
-    _init_methods = ("random_from_data",)
-    _plane_view = True
+    init_methods = ("random_from_data",)
+    plane_view = True
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-4, reg_covar=1e-6,
                  max_iter=200, n_init=1, init_params="random_from_data", dof=10.0,

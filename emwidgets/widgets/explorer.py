@@ -40,7 +40,7 @@ def _controls(session: FitSession) -> dict:
                                             description="covariance", style=_style(),
                                             layout=_layout()),
         "init_params": widgets.Dropdown(options=list(getattr(session, "init_options",
-                                                         GaussianMixture._init_methods)),
+                                                         GaussianMixture.init_methods)),
                                         description="initialisation", style=_style(),
                                         layout=_layout()),
         "tol": widgets.FloatLogSlider(base=10, min=-8, max=-1, step=0.25, description="tolerance",

@@ -60,7 +60,7 @@ class FamilySession(FitSession):
 
     def __init__(self, data, estimator, columns=None, sample_weight=None, **settings):
         self.template = _template(estimator)
-        self.init_options = tuple(self.template._init_methods)
+        self.init_options = tuple(self.template.init_methods)
         self._sample_weight_all = (None if sample_weight is None
                                    else np.asarray(sample_weight, np.float64).reshape(-1))
         params = self.template.get_params()
@@ -73,7 +73,7 @@ class FamilySession(FitSession):
 
     @property
     def categorical(self) -> bool:
-        return self.template._data_kind == "categories"
+        return self.template.data_kind == "categories"
 
     @property
     def word(self) -> str:
@@ -104,11 +104,11 @@ class FamilySession(FitSession):
         return check_sample_weight(w, len(kept))[kept]
 
     def _use_columns(self, table, columns):
-        if columns is None and self.template._data_kind == "counts":
+        if columns is None and self.template.data_kind == "counts":
             columns = table.numeric  # small integer counts are not codes here
         super()._use_columns(table, columns)
         self._weights = self._weights_for(np.isfinite(table.values(self.columns)).all(axis=1))
-        if not self.template._plane_view:  # drawn by profile: no scatter to speak of
+        if not self.template.plane_view:  # drawn by profile: no scatter to speak of
             self.data_note = self.data_note.replace(
                 "; one feature: the scatter plots it against itself", "")
         self._note_weights()
@@ -174,19 +174,19 @@ class FamilySession(FitSession):
         est = type(self.template)(**{**self.template.get_params(), **self.settings()})
         k_program = self.program_components()
         if k_program > self.n_components:
-            est._program_components = k_program  # the extra components are masked
+            est.compile_for(k_program)  # the extra components are masked
         return est
 
     def program_components(self) -> int:
         """The slider's maximum on small data for the families whose components can be
         masked (counts, count vectors, latent classes: the components slider then compiles
         nothing), else exactly ``n_components`` (see :meth:`FitSession.program_components`)."""
-        if not self.template._maskable:
+        if not self.template.masks_components:
             return self.n_components
         k_max = max(self.MAX_COMPONENTS, self.n_components)
         width = (sum(int(self.X[c].nunique()) for c in self.X.columns) if self.categorical
                  else self.X.shape[1])
-        work = FamilyMixture._masked_program_work(len(self.X), width, k_max, self.n_init)
+        work = FamilyMixture.program_work(len(self.X), width, k_max, self.n_init)
         return k_max if work <= self.MASK_COMPONENTS_WORK else self.n_components
 
     def _alternatives(self) -> list:
@@ -312,7 +312,7 @@ class FamilyExplorer(EMExplorer):
     @property
     def by_profile(self) -> bool:
         """The family is drawn by its parameters (a profile), not in the data's plane."""
-        return not self.session.template._plane_view
+        return not self.session.template.plane_view
 
     def _make_views(self, projection, labels) -> dict:
         self.convergence = ConvergencePlot()

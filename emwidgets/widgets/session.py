@@ -103,7 +103,7 @@ class FitSession(traitlets.HasTraits):
 
     n_components = traitlets.Int(2, min=1)
     covariance_type = traitlets.Enum(list(GaussianMixture.covariance_types), default_value="full")
-    init_params = traitlets.Enum(list(GaussianMixture._init_methods), default_value="kmeans")
+    init_params = traitlets.Enum(list(GaussianMixture.init_methods), default_value="kmeans")
     tol = traitlets.Float(1e-3)
     max_iter = traitlets.Int(100, min=1)
     n_init = traitlets.Int(16, min=1)
@@ -604,7 +604,7 @@ class FitSession(traitlets.HasTraits):
         out += [(f"{c} covariance", {"covariance_type": c})
                 for c in GaussianMixture.covariance_types if c != self.covariance_type]
         out += [(f"{m} initialisation", {"init_params": m})
-                for m in getattr(self, "init_options", GaussianMixture._init_methods)
+                for m in getattr(self, "init_options", GaussianMixture.init_methods)
                 if m != self.init_params]
         out += [("plain EM" if self.accelerate else "SQUAREM",
                  {"accelerate": None if self.accelerate else "squarem"})]
@@ -641,7 +641,7 @@ class FitSession(traitlets.HasTraits):
         program up in the background costs compilation, not fitting."""
         k_max = max(self.MAX_COMPONENTS, self.n_components)
         n, d = self.X.shape
-        return (GaussianMixture._masked_program_work(n, d, k_max, self.n_init)
+        return (GaussianMixture.program_work(n, d, k_max, self.n_init)
                 <= self.MASK_COMPONENTS_WORK)
 
     def _warm_up(self, generation: int, choices: Optional[list] = None):
@@ -706,7 +706,7 @@ class FitSession(traitlets.HasTraits):
         est = GaussianMixture(**self.settings())
         k_program = self.program_components()
         if k_program > self.n_components and est.means_init is None:
-            est._program_components = k_program  # the extra components are masked
+            est.compile_for(k_program)  # the extra components are masked
         return est
 
     def program_components(self) -> int:
