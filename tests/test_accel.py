@@ -56,6 +56,7 @@ def _fit(est, X):
         return est.fit(X)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ALL)
 def test_squarem_reaches_plain_ems_optimum_from_the_same_starts(x64, family_data, name):
     plain = _fit(*_case(name, family_data, None)).restarts_
@@ -84,6 +85,7 @@ def test_squarem_reaches_plain_ems_optimum_from_the_same_starts(x64, family_data
                                                                           plain.n_evals)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ALL)
 def test_squarem_objective_never_decreases(x64, family_data, name):
     fast = _fit(*_case(name, family_data, "squarem")).restarts_
@@ -93,6 +95,7 @@ def test_squarem_objective_never_decreases(x64, family_data, name):
         assert np.all(np.diff(trace) >= -1e-10 * np.abs(trace[1:])), np.diff(trace).min()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["gmm full", "gmm missing", "latent class", "poisson hmm",
                                   "student"])
 def test_squarem_restarts_batched_equal_each_alone(x64, family_data, name):
@@ -106,6 +109,7 @@ def test_squarem_restarts_batched_equal_each_alone(x64, family_data, name):
         np.testing.assert_allclose(np.asarray(a)[0], np.asarray(b)[r], rtol=1e-7, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_squarem_live_chunks_equal_the_batch_fit_exactly(family_data):
     est, X = _case("gmm full", family_data, "squarem")
     batch = _fit(est, X).restarts_
@@ -119,6 +123,7 @@ def test_squarem_live_chunks_equal_the_batch_fit_exactly(family_data):
     np.testing.assert_array_equal(live_est.means_, est.means_)
 
 
+@pytest.mark.slow
 def test_deaths_maximum_likelihood_and_no_nan_over_a_thousand_starts(x64):
     """Hasselblad (1969): the published two-component Poisson mixture, p = 0.3599,
     lambda = 1.256, 2.663 (the SQUAREM paper's example); R's SQUAREM crashed on a NaN
@@ -136,6 +141,7 @@ def test_deaths_maximum_likelihood_and_no_nan_over_a_thousand_starts(x64):
     np.testing.assert_allclose(est.rates_[o, 0], [1.256, 2.663], atol=5e-4)
 
 
+@pytest.mark.slow
 def test_squarem_on_degenerate_data_flags_and_never_returns_nan(x64):
     rng = np.random.default_rng(0)
     X = np.concatenate([np.repeat(rng.normal(size=(5, 2)), 20, axis=0),  # duplicated points
@@ -153,6 +159,7 @@ def test_squarem_on_degenerate_data_flags_and_never_returns_nan(x64):
     assert np.isfinite(est.means_).all() and np.isfinite(est.covariances_).all()
 
 
+@pytest.mark.slow
 def test_the_gap_estimate_tracks_the_true_remaining_gap(x64):
     """Plain EM stopped by scikit-learn's rule on an overlapping mixture stops short; the
     Aitken estimate from its last objectives is within a factor 2 of the true gap to the
@@ -191,6 +198,7 @@ def _overlapping(n=1000, seed=0):
     return np.r_[rng.normal(0, 1, n // 2), rng.normal(1.5, 1, n // 2)][:, None]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["deaths", "overlapping"])
 def test_squarem_needs_far_fewer_em_maps_where_em_is_slow(x64, case):
     """The slow cases of the SQUAREM literature (Hasselblad's deaths table; two components
@@ -219,6 +227,7 @@ def test_squarem_needs_far_fewer_em_maps_where_em_is_slow(x64, case):
     assert plain.n_evals.max() >= 5 * fast.n_evals.max()
 
 
+@pytest.mark.slow
 def test_the_explorer_accelerates_and_counts_em_maps_on_its_axis():
     """The explorer's accelerate checkbox fits with SQUAREM; its convergence plot then
     counts EM maps (three a cycle), so a plain run and an accelerated one share an axis;
@@ -246,6 +255,7 @@ def test_the_explorer_accelerates_and_counts_em_maps_on_its_axis():
     assert est.restarts_.objective.max() > plain_best  # closer to the optimum
 
 
+@pytest.mark.slow
 def test_the_gap_rule_stops_near_the_limit_where_the_change_rule_stops_short(x64):
     """convergence="gap" (Aitken's estimate of the distance still to go below tol as well):
     on two Gaussians 1.5 sd apart, scikit-learn's rule at tol=1e-6 stops about 4e-4 below

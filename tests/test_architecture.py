@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 UI_STACK = ("ipywidgets", "matplotlib", "ipympl", "IPython", "sklearn")
 
 
+@pytest.mark.slow
 def test_core_and_estimators_import_no_widgets_or_matplotlib():
     code = (
         "import sys, emwidgets, emwidgets.core.em, emwidgets.core.gmm\n"

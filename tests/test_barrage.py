@@ -229,6 +229,7 @@ GMM_PARAMS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("params", GMM_PARAMS, ids=repr)
 def test_gmm_parameters(params):
     check("gmm", X, expect="error", **params)
@@ -327,6 +328,7 @@ def test_a_fit_too_big_for_memory_is_refused_naming_what_fits(monkeypatch):
     assert 0.8 * 2 * 64 * 50_015_001 * 4 / 1e9 < needed < 1.5 * 2 * 64 * 50_015_001 * 4 / 1e9
 
 
+@pytest.mark.slow
 def test_the_memory_estimate_matches_the_compiled_program():
     """Against XLA's own memory analysis of the compiled EM iteration (full, 100 features)."""
     data = np.random.default_rng(2).normal(size=(20, 100))

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 FIT = r'''
@@ -46,6 +48,7 @@ def run(code, env):
     return last_json(out.stdout)
 
 
+@pytest.mark.slow
 def test_two_kernels_at_once_share_the_cache_and_a_third_compiles_nothing(tmp_path):
     cache = tmp_path / "cache"
     env = env_without_cache(EMWIDGETS_COMPILATION_CACHE=str(cache))
@@ -76,6 +79,7 @@ def test_the_cache_is_on_by_default_in_the_users_cache_directory(tmp_path):
     assert (tmp_path / "emwidgets" / "jax").is_dir()
 
 
+@pytest.mark.slow
 def test_the_cache_is_off_with_the_environment_variable(tmp_path):
     for off in ("0", "off"):
         out = run(WHERE, env_without_cache(XDG_CACHE_HOME=str(tmp_path),
@@ -84,6 +88,7 @@ def test_the_cache_is_off_with_the_environment_variable(tmp_path):
     assert not (tmp_path / "emwidgets").exists()
 
 
+@pytest.mark.slow
 def test_jaxs_own_cache_configuration_is_respected(tmp_path):
     mine = tmp_path / "mine"
     out = run(WHERE, env_without_cache(XDG_CACHE_HOME=str(tmp_path / "xdg"),
@@ -124,6 +129,7 @@ print(json.dumps({"exports": exports, "compiled": c.compiled, "loaded": c.loaded
 '''
 
 
+@pytest.mark.slow
 def test_a_later_kernel_traces_and_compiles_nothing_and_fits_the_same(tmp_path):
     """The traced programs are kept beside the compilation cache (emwidgets/core/programs.py):
     a new kernel neither traces nor compiles a configuration seen before, for every

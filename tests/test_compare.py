@@ -50,6 +50,7 @@ def test_grouping_tolerances_on_synthetic_restarts():
                           tol_objective=1e-3).groups[:3] == [[0], [2], [1]]
 
 
+@pytest.mark.slow
 def test_one_optimum_from_different_initialisations_is_one_solution(iris):
     """Three initialisations, 8 restarts each, default tol: the restarts that reach the
     usual iris optimum stop at slightly different points (differences of order tol)

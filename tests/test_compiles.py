@@ -28,6 +28,7 @@ def fit(est, X):
     return c
 
 
+@pytest.mark.slow
 def test_a_first_fit_compiles_one_initialisation_and_one_em_program(data):
     first = fit(GaussianMixture(2, n_init=4, covariance_type="diag", random_state=0), data)
     assert first.compiled + first.loaded == 2, first
@@ -144,6 +145,7 @@ def _explore_settings(ex, changes):
             raise AssertionError(f"{change}: {e}") from None
 
 
+@pytest.mark.slow
 def test_explorer_controls_after_a_first_run_compile_nothing(faithful):
     """After a Run (and the background warm-up it starts), every control but the data
     answers without compiling: components (one masked program), restarts within a bucket,
@@ -184,6 +186,7 @@ def test_a_displayed_explorer_compiles_its_first_run_before_the_user_asks():
     _run_compiles_nothing(ex)
 
 
+@pytest.mark.slow
 def test_hmm_explorer_controls_after_a_first_run_compile_nothing():
     """The HMM explorer keeps exact-size programs (a masked one runs slower on the geyser):
     after a Run the neighbouring numbers of states, the other covariance types and the
@@ -201,6 +204,7 @@ def test_hmm_explorer_controls_after_a_first_run_compile_nothing():
     assert ex.session.estimator.means_.shape[0] == ex.session.n_components
 
 
+@pytest.mark.slow
 def test_missing_value_patterns_share_a_padded_program_and_scoring_compiles_once(data):
     rng = np.random.default_rng(5)
 
@@ -225,6 +229,7 @@ def test_missing_value_patterns_share_a_padded_program_and_scoring_compiles_once
     assert scored.compiled <= 3, scored  # one program per method, not one per operation
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cov_type", ["full", "tied", "diag", "spherical"])
 def test_a_masked_program_gives_the_exact_size_result(x64, blobs, cov_type):
     """Three components in a program for eight (the explorer's slider, select_model's grid)
@@ -245,6 +250,7 @@ def test_a_masked_program_gives_the_exact_size_result(x64, blobs, cov_type):
                                        err_msg=f"{init} {name}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cov_type,init", [("full", "random"), ("tied", "random"),
                                            ("diag", "kmeans"), ("spherical", "kmeans")])
 def test_a_masked_hmm_program_gives_the_exact_size_result(x64, cov_type, init):

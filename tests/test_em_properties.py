@@ -18,6 +18,7 @@ def is_pd(cov, cov_type):
     return all(np.linalg.eigvalsh(m).min() > 0 for m in mats)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cov_type", COV_TYPES)
 @pytest.mark.parametrize("init", ["kmeans", "k-means++", "random", "random_from_data"])
 def test_log_likelihood_never_decreases(x64, blobs, cov_type, init):
@@ -32,6 +33,7 @@ def test_log_likelihood_never_decreases(x64, blobs, cov_type, init):
         assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:])), (r, np.diff(trace).min())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cov_type", COV_TYPES)
 def test_float32_trace_is_monotone_up_to_rounding(blobs, cov_type):
     X, _ = blobs
@@ -44,6 +46,7 @@ def test_float32_trace_is_monotone_up_to_rounding(blobs, cov_type):
         assert np.all(np.diff(trace) >= -1e-5 * np.abs(trace[1:]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cov_type", COV_TYPES)
 def test_responsibilities_and_covariances(blobs, cov_type):
     X, _ = blobs
@@ -56,6 +59,7 @@ def test_responsibilities_and_covariances(blobs, cov_type):
     np.testing.assert_allclose(gm.restarts_.params["weights"].sum(1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_best_restart_beats_every_other(blobs):
     X, _ = blobs
     gm = GaussianMixture(3, n_init=12, init_params="random_from_data", random_state=2).fit(X)
@@ -79,6 +83,7 @@ def test_restart_trace_ends_where_the_restart_stopped(blobs):
         assert r.converged[i] == (abs(r.trace[i, n - 1] - r.trace[i, n - 2]) < gm.tol)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cov_type", COV_TYPES)
 def test_vmapped_restarts_equal_a_loop_over_restarts(x64, blobs, cov_type):
     """Each restart replayed alone (its own key, batch of one) gives the same fit."""
@@ -134,6 +139,7 @@ def test_float64_mode_computes_in_float64(x64, blobs):
     assert live32.run.state.params.means.dtype == np.float32
 
 
+@pytest.mark.slow
 def test_kmeans_init_is_the_hard_em_limit(blobs):
     """The k-means initialisation equals our KMeans run on the same key."""
     from emwidgets import KMeans
@@ -153,6 +159,7 @@ def test_kmeans_init_is_the_hard_em_limit(blobs):
     assert adjusted_rand_score(labels, gm.predict(X)) > 0.8
 
 
+@pytest.mark.slow
 def test_grouped_restarts_equal_one_batch(x64, blobs):
     """Restarts run as sequential vmapped groups give the batch's results."""
     import jax.numpy as jnp

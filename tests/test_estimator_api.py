@@ -91,6 +91,7 @@ def test_a_failed_fit_keeps_the_previous_result(blobs):
     np.testing.assert_array_equal(gm.means_, means)
 
 
+@pytest.mark.slow
 def test_duplicates_and_constant_features_never_give_nan():
     rng = np.random.default_rng(0)
     base = rng.normal(size=(5, 2))
@@ -153,6 +154,7 @@ def test_tol_reg_covar_and_data_do_not_recompile(blobs):
     assert all(any(p in name for name in names) for p in ("init_batch", "advance")), names
 
 
+@pytest.mark.slow
 def test_memory_of_the_compiled_fit_does_not_grow_with_n():
     """XLA's temporary buffers are bounded by the block, not by N."""
     sizes = {}
@@ -170,6 +172,7 @@ def test_memory_of_the_compiled_fit_does_not_grow_with_n():
     assert sizes[160_000] < 160_000 * 16 * 10 * 4  # well under one (R, N, K) float32 array
 
 
+@pytest.mark.slow
 @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.integers(4, 60), d=st.integers(1, 4), k=st.integers(1, 3),
        cov_type=st.sampled_from(["full", "tied", "diag", "spherical"]),

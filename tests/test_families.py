@@ -200,6 +200,7 @@ def test_latent_classes_follow_numpy_em_from_the_same_start(x64, survey):
         np.testing.assert_allclose(ours, theirs, rtol=1e-7, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_latent_classes_on_the_carcinoma_ratings_match_stepmix(carcinoma):
     """StepMix (an independent implementation) with many starts: our best
     log-likelihood is at least as high, and the class sizes agree."""
@@ -347,6 +348,7 @@ def _outliers():
                            rng.uniform(-20, 25, (20, 2))])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", FAMILIES)
 def test_same_seed_same_fit_and_settings_compile_nothing_new(family_data, name):
     est, X = FAMILIES[name](family_data)
@@ -362,6 +364,7 @@ def test_same_seed_same_fit_and_settings_compile_nothing_new(family_data, name):
     assert not np.array_equal(again.restarts_.objective, est.restarts_.objective)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["poisson", "latent class", "multinomial"])
 def test_a_masked_program_equals_the_exact_size_one(x64, family_data, name):
     """Components beyond K, masked, change nothing: what lets select_model and the
@@ -419,6 +422,7 @@ def chain():
 START = dict(startprob_init=[0.6, 0.4], transmat_init=[[0.7, 0.3], [0.2, 0.8]])
 
 
+@pytest.mark.slow
 def test_poisson_hmm_follows_hmmlearn_from_the_same_start(x64, chain):
     from hmmlearn import hmm
 
@@ -439,6 +443,7 @@ def test_poisson_hmm_follows_hmmlearn_from_the_same_start(x64, chain):
                                atol=1e-9)
 
 
+@pytest.mark.slow
 def test_categorical_hmm_follows_hmmlearn_from_the_same_start(x64, chain):
     from hmmlearn import hmm
 
@@ -472,6 +477,7 @@ def test_hmms_refuse_bad_input_and_keep_their_fit(chain):
     assert ph.predict(X, lengths).shape == (len(X),)
 
 
+@pytest.mark.slow
 def test_samples_of_a_fitted_model_refit_to_it(chain, carcinoma):
     """Sampling (float32 fits included) draws from the model: a large sample refits to it."""
     X, lengths = chain
@@ -535,6 +541,7 @@ def numpy_t_ecm(X, weights, means, covs, dof, reg, n_iter):
     return np.array(trace), weights, means, covs, dof
 
 
+@pytest.mark.slow
 def test_t_mixture_follows_an_independent_ecm_from_the_same_start(x64):
     X = _outliers()
     m0 = np.array([[1.0, 1.0], [4.0, 4.0]])
@@ -549,6 +556,7 @@ def test_t_mixture_follows_an_independent_ecm_from_the_same_start(x64):
     np.testing.assert_allclose(st.weights_, w, rtol=1e-8)
 
 
+@pytest.mark.slow
 def test_t_mixture_resists_outliers_that_pull_a_gaussian_mixture():
     from scipy.stats import multivariate_t
 
@@ -582,6 +590,7 @@ def test_t_mixture_refuses_bad_input_in_one_sentence():
 # A family of your own
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_gaussian_written_as_a_user_family_reaches_the_built_in_optimum(x64):
     import jax.numpy as jnp
     from jax.scipy.stats import norm
@@ -638,6 +647,7 @@ def jnp_nan(x):
     return jnp.float32(jnp.nan) + 0 * x[0]
 
 
+@pytest.mark.slow
 def test_select_model_ranks_a_familys_numbers_of_components(carcinoma, deaths):
     from emwidgets import select_model
 
@@ -684,6 +694,7 @@ def test_the_convergence_view_and_any_restart_of_a_family(family_data, name):
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_poisson_standard_errors_are_the_inverse_information_of_the_likelihood(x64, deaths):
     x, w = deaths
     pm = PoissonMixture(2, n_init=4, tol=1e-13, max_iter=30_000, random_state=0).fit(
@@ -702,6 +713,7 @@ def test_poisson_standard_errors_are_the_inverse_information_of_the_likelihood(x
                                rtol=1e-4)  # the weights: w1 = 1 - w0
 
 
+@pytest.mark.slow
 def test_latent_class_standard_errors_are_the_inverse_information(x64):
     """Another free parametrisation (each item's last level dependent, not its largest):
     the standard errors of the probabilities do not depend on it."""
@@ -751,6 +763,7 @@ def test_latent_class_standard_errors_are_the_inverse_information(x64):
     np.testing.assert_allclose(se.errors["weights"][0], np.sqrt(cov[0, 0]), rtol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["poisson", "multinomial", "student", "von Mises (user)"])
 def test_standard_errors_halve_with_four_times_the_data(x64, family_data, name):
     """Every row weighted 4 (= repeated four times): the same estimate, the information

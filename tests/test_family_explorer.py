@@ -132,6 +132,7 @@ def test_the_gallery_shows_one_profile_per_distinct_solution(lca):
     assert titles[0].startswith("#1:") and all("sd" not in t for t in titles)
 
 
+@pytest.mark.slow
 def test_classes_seed_tolerance_and_iterations_change_without_compiling(lca):
     """After a first Run every control compiles nothing: the classes slider included (one
     program for up to MAX_COMPONENTS classes, the extra ones masked)."""

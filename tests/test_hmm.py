@@ -48,6 +48,7 @@ def both_from_the_same_start(X, lengths, cov_type, n_iter):
     return ours, ref
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cov_type", COV_TYPES)
 def test_agrees_with_hmmlearn_every_iteration(x64, sequences, cov_type):
     X, lengths, _ = sequences
@@ -128,6 +129,7 @@ def test_recovers_the_generating_chain(sequences):
     np.testing.assert_allclose(hmm.transmat_[np.ix_(order, order)], ref.transmat_, atol=0.12)
 
 
+@pytest.mark.slow
 def test_long_sequences_stay_finite():
     rng = np.random.default_rng(0)
     states = (np.arange(100_000) // 50) % 2
@@ -262,6 +264,7 @@ def test_sample_refuses_what_is_not_a_probability(fitted_in):
         fitted_in[1].sample(0)
 
 
+@pytest.mark.slow
 def test_hmm_explorer_defaults_find_the_geysers_better_optimum():
     """The explorer's default restarts differ and reach hmmlearn's best solution.
 

@@ -48,6 +48,7 @@ def test_bad_input():
         KMeans(2, init=np.zeros((3, 2))).fit(np.random.default_rng(0).normal(size=(10, 2)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n, d, k, k_active", [(272, 2, 2, 2), (500, 3, 5, 5), (400, 2, 6, 3)])
 def test_the_host_kmeans_of_small_data_is_the_compiled_one(n, d, k, k_active):
     """Small problems seed and run k-means in NumPy (core/host_kmeans.py) instead of

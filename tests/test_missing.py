@@ -116,6 +116,7 @@ def test_one_gaussian_equals_the_classic_em_reference(x64):
     assert gm.lower_bound_ == pytest.approx(ref, abs=1e-8)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cov_type", COV_TYPES)
 def test_objective_is_the_observed_loglik_and_never_decreases(x64, cov_type):
     X, *_ = known_mixture(300, seed=1)
@@ -143,6 +144,7 @@ def _aligned_error(weights, means, covs, true_w, true_m, true_c):
             + np.abs(weights[rows][order] - true_w).sum())
 
 
+@pytest.mark.slow
 def test_em_over_missing_values_beats_listwise_deletion_and_mean_imputation():
     """20% of entries removed at random: closer to the truth than dropping incomplete rows."""
     em_errors, drop_errors, wins = [], [], 0
@@ -186,6 +188,7 @@ def test_impute_is_the_conditional_expectation(x64):
             np.testing.assert_allclose(f[m], expected, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_multiple_imputation_draws_from_the_conditional_distribution(x64):
     X, *_ = known_mixture(300, seed=7)
     Xm = remove_at_random(X, 0.2, seed=8)
@@ -238,6 +241,7 @@ def test_missing_values_get_errors_that_say_what_to_do():
     assert np.isfinite(gm.score(X))
 
 
+@pytest.mark.slow
 def test_missing_values_in_float32_stay_finite():
     """The default precision: masks, not NaN, inside the compiled program."""
     X, *_ = known_mixture(500, seed=11)
@@ -251,6 +255,7 @@ def test_missing_values_in_float32_stay_finite():
         assert np.nanmin(np.diff(r.trace, axis=1)) > -1e-4  # float32 rounding only
 
 
+@pytest.mark.slow
 def test_model_selection_over_incomplete_data():
     X, *_ = known_mixture(200, seed=13)
     Xm = remove_at_random(X, 0.2, seed=14)
@@ -268,6 +273,7 @@ def test_model_selection_over_incomplete_data():
         (2, "full"), "log_likelihood"] == pytest.approx(best.score_samples(Xm).sum())
 
 
+@pytest.mark.slow
 def test_standard_errors_with_missing_values_match_the_large_sample_formula(x64):
     """Bivariate normal, x1 missing at random in 30% of rows, x2 complete. The
     observed information gives Var(mu_1) = s11.2 / n1 + beta^2 s22 / n (Anderson

@@ -116,6 +116,7 @@ def test_monotone(x64, name):
         _monotone(trace)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", cells("batch = live"))
 def test_batch_equals_live(name):
     m = MODELS[name]
@@ -131,6 +132,7 @@ def test_batch_equals_live(name):
     _equal_restarts(est.restarts_, batch)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", cells("vmap = alone"))
 def test_vmap_equals_each_restart_alone(x64, name):
     m = MODELS[name]
@@ -164,6 +166,7 @@ def test_scrub_equals_a_fit_stopped_at_t(x64, name):
                 np.testing.assert_allclose(u, v, rtol=1e-9, atol=1e-12, err_msg=str(t))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", cells("weights"))
 def test_weights_are_repeated_rows(x64, name):
     m = MODELS[name]
@@ -181,6 +184,7 @@ def test_weights_are_repeated_rows(x64, name):
     assert best[0] == pytest.approx(best[1], rel=1e-8)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", cells("streamed"))
 def test_streamed_equals_in_memory(x64, name):
     m = MODELS[name]
@@ -191,6 +195,7 @@ def test_streamed_equals_in_memory(x64, name):
     np.testing.assert_allclose(streamed.trace, memory.trace, rtol=1e-10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", cells("squarem"))
 def test_squarem_is_monotone_and_reaches_plain_ems_optimum(x64, name):
     m = MODELS[name]
@@ -204,6 +209,7 @@ def test_squarem_is_monotone_and_reaches_plain_ems_optimum(x64, name):
     assert fast.objective.max() == pytest.approx(plain.objective.max(), rel=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", cells("gap rule"))
 def test_gap_rule(x64, name):
     m = MODELS[name]
@@ -214,6 +220,7 @@ def test_gap_rule(x64, name):
     assert (gap.objective >= change.objective - 1e-9 * np.abs(change.objective)).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", cells("standard errors"))
 def test_standard_errors(x64, name):
     m = MODELS[name]
@@ -232,6 +239,7 @@ def test_standard_errors(x64, name):
         np.testing.assert_allclose(b, a / 2, rtol=1e-6, atol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", cells("pickle"))
 def test_pickle_round_trip(name):
     m = MODELS[name]

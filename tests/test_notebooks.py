@@ -38,6 +38,7 @@ IN_BROWSER = os.path.exists(shutil.which("chromium") or "/usr/bin/chromium") and
     "EMWIDGETS_NBCLIENT")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(IN_BROWSER, reason="run in JupyterLab by test_browser_notebooks.py "
                                        "(EMWIDGETS_NBCLIENT=1 runs them here too)")
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

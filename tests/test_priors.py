@@ -96,6 +96,7 @@ def perturbed(cov_type, p, rng, eps):
     return G.GMMParams(jnp.asarray(w / w.sum()), jnp.asarray(means), c, cov.precision_cholesky(c))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cov_type", COV_TYPES)
 def test_map_m_step_maximises_the_expected_log_posterior(x64, cov_type):
     """Given responsibilities, no nearby parameters have a higher expected log posterior."""
@@ -129,6 +130,7 @@ def test_log_posterior_never_decreases(x64, cov_type, missing):
     assert not any(gm.restarts_.failed)
 
 
+@pytest.mark.slow
 def test_map_tends_to_maximum_likelihood_as_the_data_outweigh_the_prior():
     """Repeating the data r times leaves the maximum-likelihood fit unchanged and
     weakens the fixed prior r-fold: the MAP fit must converge to it."""
@@ -156,6 +158,7 @@ def collapsing_data():
     return np.concatenate([a, b, c])
 
 
+@pytest.mark.slow
 def test_prior_prevents_the_collapse_that_maximum_likelihood_hits(x64):
     X = collapsing_data()
     # An independent witness that maximum likelihood fails here.
@@ -173,6 +176,7 @@ def test_prior_prevents_the_collapse_that_maximum_likelihood_hits(x64):
     assert gm.weights_[k] == pytest.approx(30 / 150, abs=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("x64_mode", [False, True], ids=["float32", "float64"])
 def test_the_collapse_is_refused_or_flagged_and_the_prior_avoids_it(x64_mode):
     """Without a prior, maximum likelihood collapses onto the rank-1 cluster. Whether the

@@ -90,6 +90,7 @@ def _memory_mappings() -> int:
         return sum(1 for _ in f)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="Linux's /proc needed")
 def test_a_process_keeps_a_bounded_number_of_compiled_programs(store, monkeypatch):
     """Every compiled CPU program holds memory mappings; a process may have 65,530.

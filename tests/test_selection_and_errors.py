@@ -17,6 +17,7 @@ def grid():
     return X, select_model(X, n_components=range(1, 6), n_init=4, random_state=0)
 
 
+@pytest.mark.slow
 def test_table_matches_the_individual_models(grid):
     X, res = grid
     table = res.table
@@ -61,6 +62,7 @@ def test_masked_components_take_no_part(grid):
     assert direct.lower_bound_ == pytest.approx(gm.lower_bound_, abs=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_selects_the_true_number_of_components(seed):
     X, _ = make_mixture(600, 2, 3, seed=10 + seed, separation=8.0)
@@ -77,6 +79,7 @@ def test_bad_grid():
         select_model(X, criterion="r2")
 
 
+@pytest.mark.slow
 def test_model_selection_widget_fills_in():
     X, _ = make_mixture(300, 2, 2, seed=1, separation=8.0)
     w = ModelSelectionExplorer(X, n_components=(1, 3), n_init=2)
@@ -93,6 +96,7 @@ def test_model_selection_widget_fills_in():
 
 # -- standard errors ----------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cov_type", ["full", "tied", "diag"])
 def test_one_component_mean_error_is_sigma_over_root_n(cov_type):
     rng = np.random.default_rng(0)
@@ -108,6 +112,7 @@ def test_one_component_mean_error_is_sigma_over_root_n(cov_type):
     assert (lower < gm.means_).all() and (gm.means_ < upper).all()
 
 
+@pytest.mark.slow
 def test_autodiff_hessian_matches_finite_differences():
     X, _ = make_mixture(300, 2, 2, seed=2, separation=5.0)
     gm = GaussianMixture(2, n_init=3, random_state=0).fit(X)
@@ -121,6 +126,7 @@ def test_autodiff_hessian_matches_finite_differences():
     assert len(theta) == gm._n_parameters()
 
 
+@pytest.mark.slow
 def test_singular_information_says_why():
     X, _ = make_mixture(200, 2, 1, seed=3)
     gm = GaussianMixture(2, n_init=2, random_state=0).fit(X)

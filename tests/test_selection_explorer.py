@@ -79,6 +79,7 @@ def test_the_labels_are_not_cut_and_no_widget_shares_a_layout_or_style(faithful)
     assert ex.plot.canvas in widgets and ex.range in widgets and ex.open_button in widgets
 
 
+@pytest.mark.slow
 def test_the_grid_fills_the_table_and_names_the_best(ran):
     table = ran.result.table
     assert len(table) == 12 and set(table["covariance_type"]) == {"full", "tied", "diag",
@@ -205,6 +206,7 @@ def test_one_component_is_singular_in_the_title(faithful):
     assert art.ax.get_title() == "Lowest BIC 2607.6: 1 component, full"
 
 
+@pytest.mark.slow
 def test_the_grid_runs_accelerated_and_the_explorer_it_opens_too(faithful):
     """The accelerate checkbox: every model of the grid fitted by SQUAREM (the table equals
     select_model's with accelerate='squarem'), and the explorer opened from it accelerated."""

@@ -72,6 +72,7 @@ def _slow_estimator(explorer, release, entered):
     session._make_estimator = lambda: _SlowStart(plain(session), release, entered)
 
 
+@pytest.mark.slow
 def test_stop_while_compiling_keeps_the_previous_result_everywhere(faithful):
     ex = EMExplorer(faithful, n_components=2, n_init=4)
     ex.run(block=True)
@@ -130,6 +131,7 @@ def test_run_while_running_replaces_the_run_without_waiting(faithful):
                                   snap.restarts.objective)
 
 
+@pytest.mark.slow
 def test_views_picker_and_estimator_describe_the_same_run_while_running_and_after(faithful):
     ex = EMExplorer(faithful, n_components=2, n_init=4)
     ex.run(block=True)
@@ -246,6 +248,7 @@ def fitted_explorer(faithful):
     return ex
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, data", _bad_inputs(), ids=[n for n, _ in _bad_inputs()])
 def test_bad_data_gives_a_fit_or_one_sentence_and_keeps_the_previous_result(
         name, data, faithful, fitted_explorer):
@@ -274,6 +277,7 @@ def test_bad_data_gives_a_fit_or_one_sentence_and_keeps_the_previous_result(
     assert ex.session.error == "" and ex.session.status.startswith("Done")
 
 
+@pytest.mark.slow
 def test_an_explorer_leaves_the_notebooks_own_matplotlib_backend_alone():
     """Importing ipympl switches pyplot's backend; figures after an explorer must stay as
     the user had them (inline PNGs in a notebook), not turn into widgets."""
@@ -290,6 +294,7 @@ def test_an_explorer_leaves_the_notebooks_own_matplotlib_backend_alone():
     assert out.stdout.split()[-1] == "svg"
 
 
+@pytest.mark.slow
 def test_the_picker_ranks_spurious_restarts_last_and_says_so():
     """Iris with 5 components: collapsed restarts are listed after every regular one."""
     ex = EMExplorer(datasets.load_iris(), n_components=5, n_init=16, random_state=0)
@@ -305,6 +310,7 @@ def test_the_picker_ranks_spurious_restarts_last_and_says_so():
         assert not r.spurious[r.best] and "spurious" in ex.session.status
 
 
+@pytest.mark.slow
 def test_a_live_hmm_run_redraws_in_place_within_the_frame_budget(monkeypatch):
     """Frames are paced (at most one per FRAME_SECONDS, the first after FIRST_FRAME_SECONDS
     of computing, the last at the end) and the HMM views move their artists instead of
@@ -361,6 +367,7 @@ print("ending", ex.session.warming != "" or other.session.running)
 '''
 
 
+@pytest.mark.slow
 def test_a_script_that_ends_while_explorers_compile_exits_cleanly(tmp_path):
     """Ending a script (or a kernel) while a Run or the background warm-up compiles must
     not abort the process (XLA's "FATAL: exception not rethrown" when the interpreter
@@ -379,6 +386,7 @@ def test_a_script_that_ends_while_explorers_compile_exits_cleanly(tmp_path):
         assert "FATAL" not in out.stderr and "terminate called" not in out.stderr
 
 
+@pytest.mark.slow
 def test_a_data_change_during_a_run_abandons_it_and_keeps_the_previous_result():
     """Changing the missing-value policy (or the columns, or the data) while a run goes
     on: the run is abandoned, nothing of it is published afterwards (its rows are no
@@ -410,6 +418,7 @@ def test_a_data_change_during_a_run_abandons_it_and_keeps_the_previous_result():
     assert s.snapshot.missing is None and len(s.snapshot.X) == 111  # the complete rows
 
 
+@pytest.mark.slow
 def test_live_frames_are_paced_by_what_their_renders_cost(faithful):
     """The frame budget (session.RENDER_SHARE): a frame whose renders take c seconds is
     followed by at least 2c of computing; headless (nothing rendered) the pace is
@@ -447,6 +456,7 @@ def test_live_frames_are_paced_by_what_their_renders_cost(faithful):
     assert asked and all(status.startswith("Done") for _, status in asked[-len(ex.views):])
 
 
+@pytest.mark.slow
 def test_a_session_past_the_bound_on_live_programs_loads_what_it_evicted(faithful, monkeypatch):
     """A long session compiles more programs than a process keeps (emwidgets.core.programs
     MAX_LIVE; each holds ~100 memory mappings): two explorers in one kernel, with room

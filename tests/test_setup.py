@@ -72,6 +72,7 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_make_lab_prints_and_opens_the_quickstart(tmp_path):
     bindir = str(Path(sys.executable).parent)

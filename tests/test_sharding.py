@@ -105,6 +105,7 @@ print(json.dumps(out))
 '''
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n_devices, mode, parts", [
     (2, "rows", "gaussian families"),  # every estimator's rows over two devices
     (4, "rows", "gaussian"),  # four: uneven padding, several blocks a device
@@ -147,6 +148,7 @@ print(json.dumps({"blocks_per_device": per_device,
 '''
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n_devices", [2])
 def test_float32_with_several_blocks_a_device(n_devices):
     """300,000 x 8 rows in float32: every device scans several blocks of its rows (the
@@ -195,6 +197,7 @@ print(json.dumps({"means": g.means_.tolist(), "trace": np.nan_to_num(g.restarts_
 '''
 
 
+@pytest.mark.slow
 def test_two_processes_under_jax_distributed_equal_one_process(x64):
     """The launch the README gives for several hosts (one process per host,
     jax.distributed.initialize, devices='all'), as two processes on 127.0.0.1 with one CPU

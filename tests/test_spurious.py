@@ -167,6 +167,7 @@ def test_regular_fits_are_not_flagged(blobs, cov_type):
     assert "spurious" not in FitSession._summary(snapshot_from_estimator(gm, X))
 
 
+@pytest.mark.slow
 def test_missing_values_and_prior_paths_are_checked(blobs):
     X, _ = blobs
     holed = X.copy()

@@ -51,6 +51,7 @@ def _write_parquet(path, X, w=None, parts=1):
         pq.write_table(pa.table(cols), target)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cov_type", ["full", "diag", "tied", "spherical"])
 def test_streamed_from_an_array_equals_in_memory(x64, cov_type):
     X = _data()
@@ -58,6 +59,7 @@ def test_streamed_from_an_array_equals_in_memory(x64, cov_type):
           _fit(Chunks(X, chunk_rows=700), covariance_type=cov_type))
 
 
+@pytest.mark.slow
 def test_streamed_from_parquet_memmap_and_an_iterator_equals_in_memory(x64, tmp_path):
     X = _data()
     reference = _fit(X)
@@ -141,6 +143,7 @@ def test_a_reservoir_sample_initialises_and_reaches_the_same_optimum(x64):
     np.testing.assert_allclose(order(streamed.means_), order(memory.means_), atol=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cov_type", ["full", "diag"])
 def test_missing_values_stream_as_in_memory(x64, cov_type, tmp_path):
     """NaN (Parquet nulls too) are missing values with missing='em': the first pass
@@ -212,6 +215,7 @@ print(json.dumps({"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 '''
 
 
+@pytest.mark.slow
 def test_peak_memory_does_not_grow_with_the_rows_or_the_passes():
     """4M x 8 rows (256 MB in float64) streamed in 65,536-row chunks for 12 iterations
     take no more memory than 0.4M rows for 3: peak RSS within 40 MiB of each other (a
@@ -227,6 +231,7 @@ def test_peak_memory_does_not_grow_with_the_rows_or_the_passes():
     assert peak[60] - peak[6] < 40, peak
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["poisson", "student"])
 def test_a_new_family_streams_as_it_fits_in_memory(x64, family):
     from emwidgets import PoissonMixture, StudentMixture
@@ -249,6 +254,7 @@ def test_a_new_family_streams_as_it_fits_in_memory(x64, family):
     np.testing.assert_array_equal(memory.restarts_.n_iter, streamed.restarts_.n_iter)
 
 
+@pytest.mark.slow
 def test_latent_classes_stream_with_levels_from_the_first_pass(x64, tmp_path):
     """Answers coded as numbers (NaN unanswered) stream: the first pass collects every
     item's levels, including one only in the last chunk (the reservoir would lack it
@@ -282,6 +288,7 @@ def test_latent_classes_stream_with_levels_from_the_first_pass(x64, tmp_path):
         make().fit(Chunks(X + 0.5))
 
 
+@pytest.mark.slow
 def test_select_model_streams_and_scores_in_a_pass(x64, tmp_path):
     """select_model on a source: every model fitted by streamed EM and scored in one
     more pass; the table (log-likelihood, BIC, AIC, ICL) is the in-memory one."""
@@ -370,6 +377,7 @@ print("warnings", [str(w.message)[:40] for w in caught])
 '''
 
 
+@pytest.mark.slow
 def test_a_streamed_fit_shows_progress_and_stops_on_sigint():
     """A real SIGINT (what Jupyter's Stop sends) to a streamed fit in a fresh process:
     the progress line on stderr gives passes, rows per second and the best

@@ -56,6 +56,7 @@ def _leaves(restarts):
     return [np.asarray(a, np.float64) for a in jax.tree.leaves(restarts.params)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", list(_families()))
 def test_scrubbing_to_iteration_t_equals_a_fit_stopped_at_t(family):
     make, X = _families()[family]
@@ -148,6 +149,7 @@ def test_a_new_run_resets_the_scrubber_and_a_scrub_before_any_run_is_one_sentenc
     assert ex._frame is None and ex.scrubber.value == ex.session.iterations_run
 
 
+@pytest.mark.slow
 def test_a_run_in_progress_can_be_scrubbed_and_the_frame_stays_until_to_convergence():
     """Scrub while the run goes on: the frame is the run's after t iterations (the same as
     the finished run's frame t), live frames do not take it away, the scrubber grows with
@@ -180,6 +182,7 @@ def test_a_run_in_progress_can_be_scrubbed_and_the_frame_stays_until_to_converge
     assert ex._frame is None and ex.scrubber.value == s.iterations_run
 
 
+@pytest.mark.slow
 def test_the_hmm_and_family_explorers_scrub_too():
     from emwidgets import datasets
     from emwidgets.widgets import FamilyExplorer, HMMExplorer
@@ -299,6 +302,7 @@ def test_a_bad_start_puts_every_mean_in_a_corner_and_runs():
     assert ex.session.settings()["n_init"] == 4 and "means_init" not in ex.session.settings()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["gaussian full", "gaussian diag, missing", "poisson",
                                     "latent classes", "gaussian hmm"])
 def test_an_e_step_then_an_m_step_is_one_em_iteration(x64, family):
@@ -318,6 +322,7 @@ def test_an_e_step_then_an_m_step_is_one_em_iteration(x64, family):
                                        rtol=1e-10, atol=1e-12, err_msg=f"{family} {t}")
 
 
+@pytest.mark.slow
 def test_the_user_familys_half_steps_read_the_data(x64):
     """A user's family has no closed-form M-step (its Newton steps sum over the rows): its
     m_step reads the data, and an E-step then an M-step is still one EM iteration."""
@@ -375,6 +380,7 @@ def test_optima_are_grouped_by_matched_components_not_by_a_sort():
     np.testing.assert_allclose(key[0], a, atol=0.02)  # b in a's component order
 
 
+@pytest.mark.slow
 def test_the_hmm_explorer_fits_several_sequences_and_shows_one_at_a_time():
     from emwidgets import datasets
     from emwidgets.widgets import HMMExplorer

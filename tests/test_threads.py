@@ -131,6 +131,7 @@ def probe(tmp_path, **env):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @MANY_CORES
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 def test_import_emwidgets_caps_jax_and_blas_to_a_simulated_quota(tmp_path):
@@ -149,6 +150,7 @@ def test_import_emwidgets_caps_jax_and_blas_to_a_simulated_quota(tmp_path):
     assert capped["xla_pool"] == 1
 
 
+@pytest.mark.slow
 @MANY_CORES
 def test_the_users_own_settings_are_respected_at_import(tmp_path):
     root = v2(tmp_path, "100000 100000")

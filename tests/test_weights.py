@@ -24,6 +24,7 @@ def _fit(X, w=None, **kw):
                                **kw).fit(X, sample_weight=w)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cov_type", COV_TYPES)
 @pytest.mark.parametrize("init", ["kmeans", "given"])
 def test_weighted_rows_are_repeated_rows(x64, cov_type, init):
@@ -39,6 +40,7 @@ def test_weighted_rows_are_repeated_rows(x64, cov_type, init):
     np.testing.assert_array_equal(a.restarts_.n_iter, b.restarts_.n_iter)
 
 
+@pytest.mark.slow
 def test_weighted_missing_values_are_repeated_rows(x64):
     X, w = _data(1)
     X[np.random.default_rng(2).random(len(X)) < 0.25, 1] = np.nan

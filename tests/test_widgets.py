@@ -129,6 +129,7 @@ def test_no_usable_row_is_a_sentence_that_names_a_shown_control():
     assert ex.session.status.endswith("Nothing was fitted.")
 
 
+@pytest.mark.slow
 def test_axis_choice_and_principal_components():
     iris = datasets.load_iris()
     ex = EMExplorer(iris, n_components=3, n_init=4)
@@ -257,6 +258,7 @@ def test_a_view_asks_again_until_the_browser_renders_its_latest_update(faithful,
     assert not view._watching and len(asked) == 1 + views.RENDER_RETRIES
 
 
+@pytest.mark.slow
 def test_large_data_are_drawn_as_a_density_of_every_row():
     """Above DENSITY_ROWS rows the assignments view draws every row: responsibilities summed
     per cell of the plotted plane (here checked against predict_proba binned in NumPy) and
