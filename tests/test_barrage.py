@@ -235,6 +235,20 @@ def test_gmm_parameters(params):
     check("gmm", X, expect="error", **params)
 
 
+def test_an_absurd_n_init_is_refused_before_a_key_is_drawn(monkeypatch):
+    """The plan's memory check comes before the restarts' keys are drawn: with the check after
+    them, n_init=10**9 drew a billion keys (8 GB, 197 s in a suite) before its one sentence."""
+    from emwidgets.estimators import mixture
+    from emwidgets.estimators.validation import MemoryBudgetError
+
+    def no_keys(*args, **kwargs):
+        raise AssertionError("a restart's key was drawn before the plan was checked")
+
+    monkeypatch.setattr(mixture, "_keys", no_keys)
+    with pytest.raises(MemoryBudgetError, match="1000000000 restarts needs about"):
+        GaussianMixture(2, n_init=10**9).fit(X)
+
+
 def test_gmm_max_iter_zero_keeps_the_initialisation():
     """scikit-learn's meaning: no EM iteration, lower_bound_ = -inf."""
     gm = check("gmm", X, expect="fit", max_iter=0)

@@ -210,9 +210,9 @@ class MixtureEstimator(_Estimator):
         if n < k:
             raise ValueError(f"n_samples={n} should be >= n_components={k}; reduce n_components "
                              "or pass more samples.")
+        plan = self._plan(problem, self._n_restarts() if keys is None else len(keys))
+        self._check_plan(problem, plan)  # (before a key is drawn: n_init may be absurd)
         keys = _keys(self.random_state, self._n_restarts()) if keys is None else keys
-        plan = self._plan(problem, len(keys))
-        self._check_plan(problem, plan)
         self._k_program = plan.n_components
         data = self._place(problem, plan)
         state, tol = self._initial_state(problem, plan, data, keys)
