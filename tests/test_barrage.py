@@ -235,9 +235,12 @@ def test_gmm_parameters(params):
     check("gmm", X, expect="error", **params)
 
 
-def test_an_absurd_n_init_is_refused_before_a_key_is_drawn(monkeypatch):
+@pytest.mark.parametrize("make", [lambda: GaussianMixture(2, n_init=10**9),
+                                  lambda: KMeans(2, n_init=10**9)], ids=["gmm", "kmeans"])
+def test_an_absurd_n_init_is_refused_before_a_key_is_drawn(monkeypatch, make):
     """The plan's memory check comes before the restarts' keys are drawn: with the check after
-    them, n_init=10**9 drew a billion keys (8 GB, 197 s in a suite) before its one sentence."""
+    them, n_init=10**9 drew a billion keys (8 GB, 197 s in a suite) before its one sentence;
+    KMeans had no memory check at all."""
     from emwidgets.estimators import mixture
     from emwidgets.estimators.validation import MemoryBudgetError
 
@@ -246,7 +249,7 @@ def test_an_absurd_n_init_is_refused_before_a_key_is_drawn(monkeypatch):
 
     monkeypatch.setattr(mixture, "_keys", no_keys)
     with pytest.raises(MemoryBudgetError, match="1000000000 restarts needs about"):
-        GaussianMixture(2, n_init=10**9).fit(X)
+        make().fit(X)
 
 
 def test_gmm_max_iter_zero_keeps_the_initialisation():
@@ -257,6 +260,7 @@ def test_gmm_max_iter_zero_keeps_the_initialisation():
 
 @pytest.mark.parametrize("params", [
     dict(n_clusters=0), dict(n_clusters=10**9), dict(n_init=0), dict(max_iter=0), dict(tol=-1.0),
+    dict(n_init=10**9),
     dict(init="foo"), dict(init=np.zeros((3, 2))), dict(init=np.full((2, 2), np.nan)),
 ], ids=repr)
 def test_kmeans_parameters(params):

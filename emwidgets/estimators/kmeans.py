@@ -133,6 +133,18 @@ class KMeans(MixtureEstimator):
                                       plan.n_components, problem.rows.shape[1])
         return plan._replace(block_size=block, group_size=group)
 
+    def _check_plan(self, problem: Problem, plan: ProgramPlan):
+        """Refuse up front a fit whose restarts would exhaust memory (one sentence, before a
+        key is drawn): every restart's centres a few times over, its trace and key, the
+        padded data, one block's distances."""
+        d = problem.rows.shape[1]
+        k, r = plan.n_components, plan.n_restarts
+        numbers = (4.0 * r * k * d + r * (self.max_iter + 4) + 2.0 * plan.n_padded * (d + 1)
+                   + 3.0 * plan.block_size * (k + d + 1))
+        validation.check_memory(numbers * np.dtype(layout.float_dtype()).itemsize,
+                                f"A k-means fit of {k} clusters with {self._n_restarts()} restarts",
+                                "reduce n_init, n_clusters or max_iter")
+
     def _initial_state(self, problem: Problem, plan: ProgramPlan, data: em.Data, keys):
         (n, d), k, r_program = problem.rows.shape, self.n_clusters, plan.n_restarts
         dtype = data.x.dtype
