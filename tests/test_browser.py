@@ -426,8 +426,9 @@ def test_latent_classes_in_the_family_explorer(browser, lab):
             break
         time.sleep(0.2)
     assert title.endswith(f"restart {worst}"), title
-    time.sleep(1.0)
-    assert hashlib.sha1(canvas.screenshot()).hexdigest() not in frames
+    # (the kernel's figure is redrawn at once; the page later on a busy machine: a fixed
+    # one-second wait once saw the previous frame)
+    assert _new_frame(canvas, frames), "the worst restart's profile never reached the page"
     ex.screenshot(path=str(ARTIFACTS / "family-explorer-worst-restart.png"))
     assert error_outputs(page) == []
     page.close()
