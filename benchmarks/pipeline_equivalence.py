@@ -66,6 +66,21 @@ def cases():
     for init in ("k-means++", "random"):
         yield f"kmeans {init}", lambda i=init: E.KMeans(3, init=i, n_init=4, random_state=1,
                                                         max_iter=60).fit(blobs)
+    chain = MODELS["GaussianHMM"].data()[0]
+    lengths = [len(chain) // 3, len(chain) // 3, len(chain) - 2 * (len(chain) // 3)]
+    hkw = dict(n_init=4, random_state=3, tol=1e-9, n_iter=60, min_covar=1e-9)
+    for cov in ("full", "tied", "diag", "spherical"):
+        for init in ("kmeans", "random"):
+            yield f"hmm {cov} {init} lengths", lambda c=cov, i=init: E.GaussianHMM(
+                2, covariance_type=c, init_params=i, **hkw).fit(chain, lengths)
+    yield "hmm masked program", lambda: E.GaussianHMM(2, **hkw).compile_for(4).fit(chain)
+    yield "hmm squarem lengths", lambda: E.GaussianHMM(2, accelerate="squarem", **hkw).fit(
+        chain, lengths)
+    yield "hmm replay", lambda: E.GaussianHMM(2, **hkw).fit(chain).replay(chain, 1)
+    for name in ("PoissonHMM", "CategoricalHMM"):
+        X = MODELS[name].data()[0]
+        yield f"{name} lengths", lambda n=name, X=X: MODELS[n].make(n_init=4).fit(
+            X, [len(X) // 2, len(X) - len(X) // 2])
     yield "kmeans given", lambda: E.KMeans(3, init=blobs[:3], n_init=1).fit(blobs)
 
 

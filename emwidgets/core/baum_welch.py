@@ -1,13 +1,11 @@
-"""Gaussian hidden Markov models: Baum-Welch on the same EM driver.
+"""Hidden Markov models' inference: forward-backward, Viterbi, padded sequences, starts.
 
 The E-step is the forward-backward algorithm in scaled form (each forward
 vector normalised, the log of the normalisers summing to the log-likelihood),
 run with ``lax.scan`` over time for every sequence at once: sequences of
-different lengths are right-padded to one length with a mask. Emission
-log-densities of every state at every step are one matrix product
-``phi(X) @ W``, as for mixtures (see :mod:`gmm`), with the covariance types of
-:mod:`covariance`. The M-step turns the expected counts into start and
-transition probabilities and the state-weighted moments into Gaussians.
+different lengths are right-padded to one length with a mask. The EM program of
+an HMM over any component is :func:`markov.markov_family`; this module holds what
+it runs and the Gaussian HMM's start (hmmlearn's).
 
 The objective is the log-likelihood per sample (time step), so ``tol`` means
 what it means for mixtures; hmmlearn's ``tol`` is on the total
@@ -16,8 +14,7 @@ log-likelihood: ``tol_emwidgets = tol_hmmlearn / n_samples``.
 
 from __future__ import annotations
 
-import functools
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -25,26 +22,18 @@ import numpy as np
 from jax import lax
 
 from .covariance import COVARIANCE_TYPES
-from .em import TRACING_QUICK, Data, Family, Health, sized_jit
-from .gmm import (
-    GMMParams,
-    features,
-    gaussian_vector_form,
-    loglik_converged,
-    m_step,
-    natural_weights,
-)
+from .em import TRACING_QUICK, Data, sized_jit
+from .gmm import GMMParams, features
 from .starts import STREAM_DIRICHLET, generator
 
 
-class HMMParams(NamedTuple):
-    """Attributes: startprob (S,), transmat (S, S), and the Gaussian emissions."""
+class MarkovParams(NamedTuple):
+    """Attributes: startprob (S,), transmat (S, S), emission: the component's
+    parameters of S states (their mixture weights are 1 and unused)."""
 
-    startprob: jax.Array
-    transmat: jax.Array
-    means: jax.Array
-    covariances: jax.Array
-    precisions_cholesky: jax.Array
+    startprob: Any
+    transmat: Any
+    emission: Any
 
 
 class Sequences(NamedTuple):
@@ -57,36 +46,6 @@ class Sequences(NamedTuple):
 
     x: jax.Array
     mask: jax.Array
-
-
-class HMMHyper(NamedTuple):
-    """Traced hyperparameters.
-
-    Attributes:
-        reg_covar: added to the covariances' diagonal.
-        active: (S,) bool, the states in use, or None for all. A program compiled
-            for S states fits any smaller number (the explorer's slider): the others
-            start and stay with probability 0 (start, transitions into them) and
-            emission density 0, so they never hold a step.
-    """
-
-    reg_covar: jax.Array
-    active: jax.Array | None = None
-
-
-def masked_log_prob(log_b, active):
-    """Emission log-densities with the unused states at -inf (they hold no step)."""
-    return log_b if active is None else jnp.where(active, log_b, -jnp.inf)
-
-
-def emission_log_prob(cov_type: str, params: HMMParams, x):
-    """(..., D) -> (..., S) log N(x | mu_s, Sigma_s)."""
-    cov = COVARIANCE_TYPES[cov_type]
-    s = params.means.shape[0]
-    g = GMMParams(jnp.ones((s,), x.dtype), params.means, params.covariances,
-                  params.precisions_cholesky)
-    flat = x.reshape(-1, x.shape[-1])
-    return (features(cov, flat) @ natural_weights(cov, g)).reshape(x.shape[:-1] + (s,))
 
 
 def forward_backward(startprob, transmat, log_b, mask):
@@ -167,55 +126,6 @@ class HMMStats(NamedTuple):
     count: jax.Array
 
 
-class HMMContext(NamedTuple):
-    params: HMMParams
-    natural: jax.Array  # (P, S) emission log-densities are phi(x) @ natural
-    active: jax.Array | None
-
-
-@functools.lru_cache(maxsize=None)
-def hmm_family(cov_type: str) -> Family:
-    """Baum-Welch for a Gaussian HMM. Rows are whole sequences (``Data.x`` is
-    :class:`Sequences`, ``Data.w`` a weight per sequence)."""
-    cov = COVARIANCE_TYPES[cov_type]
-
-    def prepare(params: HMMParams, hyper: HMMHyper):
-        s = params.means.shape[0]
-        g = GMMParams(jnp.ones((s,), params.means.dtype), params.means, params.covariances,
-                      params.precisions_cholesky)
-        return HMMContext(params, natural_weights(cov, g), hyper.active)
-
-    def e_step(ctx: HMMContext, seqs: Sequences, w):
-        n_seq, t_max, d = seqs.x.shape
-        phi = features(cov, seqs.x.reshape(n_seq * t_max, d))
-        log_b = masked_log_prob((phi @ ctx.natural).reshape(n_seq, t_max, -1), ctx.active)
-        p = ctx.params
-        ll, gamma, xi = jax.vmap(forward_backward, in_axes=(None, None, 0, 0))(
-            p.startprob, p.transmat, log_b, seqs.mask)
-        gamma = gamma * w[:, None, None]
-        return HMMStats(gamma.reshape(n_seq * t_max, -1).T @ phi, gamma[:, 0].sum(0),
-                        (xi * w[:, None, None]).sum(0), (ll * w).sum(),
-                        (seqs.mask * w[:, None]).sum())
-
-    def m_step_(ctx: HMMContext, stats: HMMStats, hyper: HMMHyper):
-        d = ctx.params.means.shape[1]
-        emissions, health = m_step(cov, stats.moments, hyper.reg_covar, d, hyper.active)
-        trans = stats.trans
-        new = HMMParams(
-            startprob=stats.start / stats.start.sum(),
-            transmat=trans / jnp.maximum(trans.sum(1, keepdims=True), jnp.finfo(trans.dtype).tiny),
-            means=emissions.means, covariances=emissions.covariances,
-            precisions_cholesky=emissions.precisions_cholesky,
-        )
-        ok = health.ok & jnp.isfinite(new.transmat).all() & jnp.isfinite(new.startprob).all()
-        return new, Health(ok, health.component)
-
-    return Family(prepare=prepare, e_step=e_step, m_step=m_step_,
-                  objective=lambda ctx, stats, hyper: stats.log_lik / stats.count,
-                  converged=loglik_converged, name=f"hmm/{cov_type}",
-                  vector_form=gaussian_vector_form(cov_type))
-
-
 def sequence_data(seqs: Sequences) -> Data:
     """The driver's data for sequences: one row per sequence, weight 1, one block."""
     return Data(seqs, jax.device_put(np.ones(seqs.x.shape[0], seqs.x.dtype)))
@@ -290,11 +200,9 @@ def initial_params(cov_type: str, draw, data: Sequences, n_states: int, reg_cova
     covariances = cov.estimate(jnp.full((n_states,), n), jnp.broadcast_to(mean, (n_states, d)),
                                jnp.broadcast_to(s2, (n_states, s2.shape[0])), reg_covar)
     dtype = flat.dtype
-    return HMMParams(
-        startprob=startprob.astype(dtype), transmat=transmat.astype(dtype), means=means,
-        covariances=covariances,
-        precisions_cholesky=cov.precision_cholesky(covariances),
-    )
+    emission = GMMParams(jnp.ones((n_states,), dtype), means, covariances,
+                         cov.precision_cholesky(covariances))
+    return MarkovParams(startprob.astype(dtype), transmat.astype(dtype), emission)
 
 
 @sized_jit(static_argnames=("cov_type", "method", "n_states"))
@@ -320,21 +228,3 @@ def init_batch(draws, data: Sequences, reg_covar, startprob, transmat, n_real=No
         cov_type, dr, data, n_states, reg_covar, method, c, s0, a))(draws, centers, startprob,
                                                                     transmat)
     return init_state(params, n_real=n_real)
-
-
-@functools.partial(jax.jit, static_argnames=("cov_type",))
-def posteriors(params: HMMParams, data: Sequences, active=None, *, cov_type: str):
-    """Per-sequence log-likelihoods (n_seq,) and posteriors (n_seq, T, S); states not
-    ``active`` (a masked program's) get posterior 0."""
-    log_b = masked_log_prob(emission_log_prob(cov_type, params, data.x), active)
-    ll, gamma, _ = jax.vmap(forward_backward, in_axes=(None, None, 0, 0))(
-        params.startprob, params.transmat, log_b, data.mask)
-    return ll, gamma
-
-
-@functools.partial(jax.jit, static_argnames=("cov_type",))
-def decode(params: HMMParams, data: Sequences, *, cov_type: str):
-    """Viterbi: per-sequence best-path log-probabilities and state paths (n_seq, T)."""
-    log_b = emission_log_prob(cov_type, params, data.x)
-    return jax.vmap(viterbi, in_axes=(None, None, 0, 0))(
-        params.startprob, params.transmat, log_b, data.mask)

@@ -27,7 +27,7 @@ estimate visibly.
 from __future__ import annotations
 
 import functools
-from typing import Callable, NamedTuple, Optional
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +35,7 @@ from jax.scipy.special import gammaln
 
 from .accel import by_field
 from .em import Family, Health
+from .family import Component
 from .gmm import MixtureStats, loglik_converged, responsibilities
 
 
@@ -99,41 +100,27 @@ def poisson_log_joint(params: PoissonParams, hyper: DiscreteHyper, x):
     return x @ jnp.log(lam).T + const[None, :] - gammaln(x + 1.0).sum(1, keepdims=True)
 
 
-class Emissions(NamedTuple):
-    """What a mixture family and an HMM over the same components share.
-
-    Attributes:
-        log_joint: (params, hyper, x) -> (B, K) log w_k + log p(x | k); with
-            weights 1 it is the emission log-density of state k.
-        m_step: (ctx, MixtureStats, hyper) -> (params, Health) from the
-            responsibility-weighted sums of [x, 1] (ctx = (params, hyper)).
-        name: stable name of the component family.
-    """
-
-    log_joint: Callable
-    m_step: Callable
-    name: str
-    #: ((field, kind), ...) of the unconstrained form (core/accel.py); a tuple, not a
-    #: dict, so that Emissions stay hashable (markov_family is cached by them).
-    kinds: Optional[tuple] = None
-    #: ``(params, hyper) -> params`` after an extrapolation (core/accel.py), or None.
-    complete: Optional[Callable] = None
-
-
-def _linear_family(log_joint, m_step, name: str, kinds=None, complete=None) -> Family:
-    """A family whose E-step is the responsibilities of ``log_joint`` and whose
-    statistics are their sums times [x, 1]."""
+def mixture_family(component: Component) -> Family:
+    """A mixture of ``component``: the E-step is the responsibilities of its
+    ``log_joint``, the statistics their sums times its features ([x, 1] by default).
+    (The Gaussian mixture keeps its own fused family, :func:`gmm.gmm_family`, with
+    priors and missing values.)"""
+    log_joint = component.log_joint
 
     def e_step(ctx, x, w):
         params, hyper = ctx
         resp, lse = responsibilities(log_joint(params, hyper, x), w)
-        return MixtureStats(resp.T @ jnp.concatenate([x, jnp.ones_like(x[:, :1])], 1),
-                            (lse * w).sum(), w.sum())
+        feats = (jnp.concatenate([x, jnp.ones_like(x[:, :1])], 1)
+                 if component.features is None else component.features(x))
+        return MixtureStats(resp.T @ feats, (lse * w).sum(), w.sum())
 
-    return Family(prepare=lambda params, hyper: (params, hyper), e_step=e_step, m_step=m_step,
+    kinds = component.kinds
+    return Family(prepare=lambda params, hyper: (params, hyper), e_step=e_step,
+                  m_step=component.m_step,
                   objective=lambda ctx, stats, hyper: stats.log_lik / stats.count,
-                  converged=loglik_converged, name=name,
-                  vector_form=None if kinds is None else by_field(dict(kinds), complete))
+                  converged=loglik_converged, name=component.name,
+                  vector_form=None if kinds is None else by_field(dict(kinds),
+                                                                  component.complete))
 
 
 def _poisson_m_step(ctx, stats: MixtureStats, hyper: DiscreteHyper):
@@ -149,7 +136,7 @@ def _poisson_m_step(ctx, stats: MixtureStats, hyper: DiscreteHyper):
 @functools.lru_cache(maxsize=None)
 def poisson_family() -> Family:
     """A mixture of independent Poisson counts, one rate per component and column."""
-    return _linear_family(*POISSON)
+    return mixture_family(POISSON)
 
 
 # ----------------------------------------------------------------------------
@@ -178,7 +165,7 @@ def _multinomial_m_step(ctx, stats: MixtureStats, hyper: DiscreteHyper):
 @functools.lru_cache(maxsize=None)
 def multinomial_family() -> Family:
     """A mixture of multinomials: count vectors (documents' word counts) by component."""
-    return _linear_family(*MULTINOMIAL)
+    return mixture_family(MULTINOMIAL)
 
 
 # ----------------------------------------------------------------------------
@@ -212,16 +199,16 @@ def _categorical_m_step(ctx, stats: MixtureStats, hyper: DiscreteHyper):
 @functools.lru_cache(maxsize=None)
 def categorical_family() -> Family:
     """Latent class analysis: each class a product of categorical distributions."""
-    return _linear_family(*CATEGORICAL)
+    return mixture_family(CATEGORICAL)
 
 
-POISSON = Emissions(poisson_log_joint, _poisson_m_step, "poisson",
+POISSON = Component(poisson_log_joint, _poisson_m_step, "poisson",
                     (("weights", "simplex"), ("rates", "log")))
 # Latent classes' probabilities are a simplex per item, not per row: extrapolated as
 # logs, then normalised within each item (the family's ``complete``, with the hyper's items).
-CATEGORICAL = Emissions(categorical_log_joint, _categorical_m_step, "categorical",
+CATEGORICAL = Component(categorical_log_joint, _categorical_m_step, "categorical",
                         (("weights", "simplex"), ("probabilities", "log")),
                         lambda p, hyper: p._replace(
                             probabilities=normalise_per_item(p.probabilities, hyper.items)))
-MULTINOMIAL = Emissions(multinomial_log_joint, _multinomial_m_step, "multinomial",
+MULTINOMIAL = Component(multinomial_log_joint, _multinomial_m_step, "multinomial",
                         (("weights", "simplex"), ("probabilities", "simplex")))

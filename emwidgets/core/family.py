@@ -5,7 +5,7 @@ driver's loop is in :mod:`em`.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 # Status codes of a restart, recorded per restart.
 RUNNING, CONVERGED, MAX_ITER, DEGENERATE, NONFINITE, PADDING = 0, 1, 2, 3, 4, 5
@@ -79,3 +79,30 @@ class Family(NamedTuple):
     name: str = ""
     m_step_reads_data: bool = False
     vector_form: Any = None
+
+
+class Component(NamedTuple):
+    """What a mixture and a hidden Markov model over the same components share: the
+    unit a model is made of (Gaussian, Poisson, multinomial, categorical).
+    :func:`markov.markov_family` makes an HMM of any component.
+
+    Attributes:
+        log_joint: (params, hyper, x) -> (B, K) log w_k + log p(x | k); with
+            weights 1 it is the emission log-density of state k. Components not
+            ``hyper.active`` (a masked program's) get -inf.
+        m_step: (ctx, MixtureStats, hyper) -> (params, Health) from the
+            responsibility-weighted sums of ``features(x)`` (ctx = (params, hyper)).
+        name: stable name of the component (the programs on disk are kept under it).
+        kinds: ((field, kind), ...) of the unconstrained form (core/accel.py); a tuple,
+            not a dict, so that a Component stays hashable (the HMM family is cached by it).
+        complete: ``(params, hyper) -> params`` after an extrapolation, or None.
+        features: x (B, D) -> (B, P) the sufficient statistics of one row, its count
+            last; None for [x, 1] (the linear components).
+    """
+
+    log_joint: Callable
+    m_step: Callable
+    name: str
+    kinds: Optional[tuple] = None
+    complete: Optional[Callable] = None
+    features: Optional[Callable] = None

@@ -21,8 +21,10 @@ import jax.numpy as jnp
 from jax import lax
 
 from . import conjugate, hard_em
+from .accel import by_field
 from .covariance import COVARIANCE_TYPES, CovarianceType
 from .em import Data, Family, Health, block_sum, init_state, make_runner, sized_jit
+from .family import Component
 from .starts import InitDraws
 
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
@@ -175,25 +177,36 @@ class GaussianContext(NamedTuple):
 COVARIANCE_KINDS = {"full": "cholesky", "tied": "cholesky", "diag": "log", "spherical": "log"}
 
 
-def gaussian_vector_form(cov_type: str, params_type=None):
-    """The unconstrained form of Gaussian components (:class:`accel.VectorForm`):
-    weights as logs, means free, covariances as log-Cholesky factors or log
-    variances, the precision factor recomputed. ``params_type``: GMMParams or
-    the HMM's (with ``startprob``/``transmat`` rows as simplices)."""
-    from .accel import VectorForm
-
+@functools.lru_cache(maxsize=None)
+def gaussian_component(cov_type: str) -> Component:
+    """The Gaussian as a :class:`~family.Component` (what :func:`markov.markov_family`
+    makes the Gaussian HMM of): log-densities phi(x) @ W, the M-step of the
+    state-weighted phi(x) sums, ``reg_covar`` and ``active`` from a :class:`GMMHyper`."""
     cov = COVARIANCE_TYPES[cov_type]
-    kind = COVARIANCE_KINDS[cov_type]
 
-    def kinds(params):
-        fields = {"weights": "simplex", "startprob": "simplex", "transmat": "simplex",
-                  "means": "free", "covariances": kind, "precisions_cholesky": "derived"}
-        return type(params)(**{f: fields[f] for f in params._fields})
+    def log_joint(params: GMMParams, hyper: GMMHyper, x):
+        log_p = features(cov, x) @ natural_weights(cov, params)
+        return log_p if hyper.active is None else jnp.where(hyper.active, log_p, -jnp.inf)
+
+    def m_step_(ctx, stats: MixtureStats, hyper: GMMHyper):
+        return m_step(cov, stats.moments, hyper.reg_covar, ctx[0].means.shape[1], hyper.active)
 
     def complete(params, hyper=None):
         return params._replace(precisions_cholesky=cov.precision_cholesky(params.covariances))
 
-    return VectorForm(kinds, complete)
+    return Component(log_joint, m_step_, f"gaussian/{cov_type}",
+                     kinds=(("weights", "simplex"), ("means", "free"),
+                            ("covariances", COVARIANCE_KINDS[cov_type]),
+                            ("precisions_cholesky", "derived")),
+                     complete=complete, features=functools.partial(features, cov))
+
+
+def gaussian_vector_form(cov_type: str):
+    """The unconstrained form of Gaussian components (:class:`accel.VectorForm`):
+    weights as logs, means free, covariances as log-Cholesky factors or log
+    variances, the precision factor recomputed (the component's ``kinds``)."""
+    component = gaussian_component(cov_type)
+    return by_field(dict(component.kinds), component.complete)
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,40 +1,29 @@
-"""Hidden Markov models over any component family's emissions.
+"""Hidden Markov models over any component: ``markov_family(component)``.
 
 An HMM is a mixture whose component labels form a Markov chain: the E-step
-is forward-backward (:func:`hmm.forward_backward`) instead of independent
-responsibilities, and the M-step of the emissions is the mixture family's own,
-fed with state-weighted sums instead of responsibility-weighted ones. So an
-HMM over Poisson counts or categorical symbols is the family's
-:class:`~discrete.Emissions` plugged in here: nothing of the family is
-rewritten. (The Gaussian HMM, :func:`hmm.hmm_family`, is the same shape with
-the Gaussian M-step.)
+is forward-backward (:func:`baum_welch.forward_backward`) instead of independent
+responsibilities, and the M-step of the emissions is the component's own,
+fed with state-weighted sums instead of responsibility-weighted ones. So the
+Gaussian HMM (:func:`gmm.gaussian_component`), an HMM over Poisson counts or over
+categorical symbols (:mod:`discrete`) are one program each of this one function:
+nothing of the component is rewritten.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from .accel import VectorForm, by_field
-from .baum_welch import HMMStats, Sequences, forward_backward, viterbi
-from .discrete import Emissions
+from .baum_welch import HMMStats, MarkovParams, Sequences, forward_backward, viterbi
 from .em import Family, Health
+from .family import Component
 from .gmm import MixtureStats, loglik_converged
 
 
-class MarkovParams(NamedTuple):
-    """Attributes: startprob (S,), transmat (S, S), emission: the family's
-    parameters of S components (their weights are 1 and unused)."""
-
-    startprob: Any
-    transmat: Any
-    emission: Any
-
-
-def log_emissions(emissions: Emissions, params: MarkovParams, hyper, seqs: Sequences):
+def log_emissions(emissions: Component, params: MarkovParams, hyper, seqs: Sequences):
     """(n_seq, T, S) emission log-densities of every step."""
     n_seq, t_max, p = seqs.x.shape
     flat = seqs.x.reshape(-1, p)
@@ -46,7 +35,7 @@ def _normalise_rows(a):
 
 
 @functools.lru_cache(maxsize=None)
-def markov_family(emissions: Emissions) -> Family:
+def markov_family(emissions: Component) -> Family:
     """Baum-Welch over ``emissions``; rows are whole sequences (:func:`hmm.sequence_data`)."""
 
     def e_step(ctx, seqs: Sequences, w):
@@ -57,7 +46,8 @@ def markov_family(emissions: Emissions) -> Family:
             params.startprob, params.transmat, log_b, seqs.mask)
         gamma = gamma * w[:, None, None]
         flat = seqs.x.reshape(-1, p)
-        feats = jnp.concatenate([flat, jnp.ones_like(flat[:, :1])], axis=1)
+        feats = (jnp.concatenate([flat, jnp.ones_like(flat[:, :1])], axis=1)
+                 if emissions.features is None else emissions.features(flat))
         return HMMStats(gamma.reshape(n_seq * t_max, -1).T @ feats, gamma[:, 0].sum(0),
                         (xi * w[:, None, None]).sum(0), (ll * w).sum(),
                         (seqs.mask * w[:, None]).sum())
@@ -78,7 +68,7 @@ def markov_family(emissions: Emissions) -> Family:
                   vector_form=_vector_form(emissions))
 
 
-def _vector_form(emissions: Emissions):
+def _vector_form(emissions: Component):
     """Start and transition rows as simplices, the emissions' own form (core/accel.py)."""
     if emissions.kinds is None:
         return None
@@ -96,7 +86,7 @@ def _vector_form(emissions: Emissions):
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def posteriors(emissions: Emissions, params: MarkovParams, hyper, seqs: Sequences):
+def posteriors(emissions: Component, params: MarkovParams, hyper, seqs: Sequences):
     """Per-sequence log-likelihoods (n_seq,) and state posteriors (n_seq, T, S)."""
     log_b = log_emissions(emissions, params, hyper, seqs)
     ll, gamma, _ = jax.vmap(forward_backward, in_axes=(None, None, 0, 0))(
@@ -105,7 +95,7 @@ def posteriors(emissions: Emissions, params: MarkovParams, hyper, seqs: Sequence
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def decode(emissions: Emissions, params: MarkovParams, hyper, seqs: Sequences):
+def decode(emissions: Component, params: MarkovParams, hyper, seqs: Sequences):
     """Viterbi: per-sequence best-path log-probabilities and state paths (n_seq, T)."""
     log_b = log_emissions(emissions, params, hyper, seqs)
     return jax.vmap(viterbi, in_axes=(None, None, 0, 0))(

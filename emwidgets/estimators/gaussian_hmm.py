@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import compare
-from ..core import baum_welch, em, gmm, host_kmeans, layout, starts
+from ..core import baum_welch, em, gmm, host_kmeans, layout, markov, starts
 from ..core.covariance import COVARIANCE_TYPES
 from . import validation
 from .base import (
@@ -98,9 +98,15 @@ def _occupancy(startprob, transmat, n_steps: int, max_steps: int = 2000):
 
 # The live views' posteriors of every restart: one program per data shape, traced once.
 _vmapped_posteriors = jax.jit(
-    lambda params, seqs, active, cov_type: jax.vmap(
-        lambda p: baum_welch.posteriors(p, seqs, active, cov_type=cov_type)[1])(params),
+    lambda params, seqs, hyper, cov_type: jax.vmap(
+        lambda p: markov.posteriors(gmm.gaussian_component(cov_type), p, hyper, seqs)[1])(
+            params),
     static_argnames="cov_type")
+
+
+def _posteriors(cov_type: str, params, seqs, active=None):
+    return markov.posteriors(gmm.gaussian_component(cov_type), params,
+                             gmm.GMMHyper(None, active), seqs)
 
 
 class GaussianHMM(_RestartModels, _Estimator):
@@ -167,7 +173,7 @@ class GaussianHMM(_RestartModels, _Estimator):
         keys = _keys(self.random_state, self.n_init) if keys is None else keys
         r, s = len(keys), self.n_components
         # A program for more states than used serves every smaller number (the explorer's
-        # components slider); the extra ones are masked (HMMHyper.active).
+        # components slider); the extra ones are masked (GMMHyper.active).
         s_program = (s if self.init_params == ""  # starts from the fitted (exact-size) model
                      else max(s, getattr(self, "program_components", s)))
         active = None if s_program == s else layout.to_device(np.arange(s_program) < s)
@@ -204,9 +210,8 @@ class GaussianHMM(_RestartModels, _Estimator):
                                           cov_type=self.covariance_type,
                                           method=self.init_params, n_states=s_program,
                                           quick=quick)
-        run = em.EMRun(baum_welch.hmm_family(self.covariance_type), n_seq, state,
-                       baum_welch.sequence_data(seqs),
-                       baum_welch.HMMHyper(reg, active),
+        run = em.EMRun(markov.markov_family(gmm.gaussian_component(self.covariance_type)),
+                       n_seq, state, baum_welch.sequence_data(seqs), gmm.GMMHyper(reg, active),
                        layout.to_device(self.tol, dtype), max_iter=self.n_iter, quick=quick,
                        accelerate=self._accelerated(),
                        convergence=self._convergence_rule(), mesh=mesh)
@@ -219,11 +224,10 @@ class GaussianHMM(_RestartModels, _Estimator):
                                  "not set; set it or use init_params='kmeans'.")
         cov = COVARIANCE_TYPES[self.covariance_type]
         covs = jnp.asarray(np.asarray(self.covariances_) / s.scale**2, dtype)
-        p = baum_welch.HMMParams(jnp.asarray(self.startprob_, dtype), jnp.asarray(self.transmat_,
-                                                                                  dtype),
-                                 jnp.asarray((np.asarray(self.means_) - s.shift) / s.scale, dtype),
-                                 covs,
-                                 cov.precision_cholesky(covs))
+        means = jnp.asarray((np.asarray(self.means_) - s.shift) / s.scale, dtype)
+        p = baum_welch.MarkovParams(
+            jnp.asarray(self.startprob_, dtype), jnp.asarray(self.transmat_, dtype),
+            gmm.GMMParams(jnp.ones(len(means), dtype), means, covs, cov.precision_cholesky(covs)))
         return jax.tree.map(lambda a: jnp.broadcast_to(a, (n_restarts,) + a.shape), p)
 
     def fit(self, X, lengths=None):
@@ -232,27 +236,27 @@ class GaussianHMM(_RestartModels, _Estimator):
         return self
 
     def _restarts(self, state, scaling, keys, n_samples=None) -> Restarts:
-        d = state.params.means.shape[-1]
+        d = state.params.emission.means.shape[-1]
         r = len(keys)  # the program may hold padding restarts after these
         p = jax.tree.map(lambda a: np.asarray(a, np.float64)[:r], state.params)
         s = self.n_components
-        if p.means.shape[1] > s:  # a masked program's first s states (the others are unused)
-            g = COVARIANCE_TYPES[self.covariance_type].first_components(
-                gmm.GMMParams(p.startprob, p.means, p.covariances, p.precisions_cholesky), s)
-            p = baum_welch.HMMParams(g.weights, p.transmat[:, :s, :s], g.means, g.covariances,
-                                     g.precisions_cholesky)
+        startprob, transmat, g = p.startprob, p.transmat, p.emission
+        if g.means.shape[1] > s:  # a masked program's first s states (the others are unused)
+            cov = COVARIANCE_TYPES[self.covariance_type]
+            g = cov.first_components(g._replace(weights=startprob), s)
+            startprob, transmat = g.weights, transmat[:, :s, :s]
         params = {
-            "startprob": p.startprob, "transmat": p.transmat,
-            "means": p.means * scaling.scale + scaling.shift,
-            "covariances": p.covariances * scaling.scale**2,
+            "startprob": startprob, "transmat": transmat,
+            "means": g.means * scaling.scale + scaling.shift,
+            "covariances": g.covariances * scaling.scale**2,
         }
         report = occupancy = None
         if n_samples is not None:
-            occupancy = _occupancy(p.startprob, p.transmat, n_samples)
+            occupancy = _occupancy(startprob, transmat, n_samples)
             report = compare.spurious_report(
                 self.covariance_type, occupancy * n_samples, params["covariances"], d,
                 self.min_covar, scaling.scale**2,
-                float(np.finfo(np.asarray(state.params.means).dtype).eps), "min_covar")
+                float(np.finfo(np.asarray(state.params.emission.means).dtype).eps), "min_covar")
         return _restarts_from_state(
             state, params, keys, -d * math.log(scaling.scale), report=report,
             spurious_last=getattr(self, "spurious", "rank_last") == "rank_last",
@@ -265,7 +269,7 @@ class GaussianHMM(_RestartModels, _Estimator):
         real time steps of all sequences (in order), and those steps' rows (N, D) in data
         units."""
         seqs = live.run.data.x
-        gamma = _vmapped_posteriors(live.run.state.params, seqs, live.run.hyper.active,
+        gamma = _vmapped_posteriors(live.run.state.params, seqs, live.run.hyper,
                                     cov_type=self.covariance_type)
         mask = np.asarray(seqs.mask) > 0
         # the real restarts (the program may hold padding after them), the real steps, and
@@ -320,11 +324,11 @@ class GaussianHMM(_RestartModels, _Estimator):
                                         jnp.asarray(seqs.mask, jnp.float64))
             cov = COVARIANCE_TYPES[self.covariance_type]
             covs = jnp.asarray(np.asarray(self.covariances_) / s.scale**2, jnp.float64)
-            p = baum_welch.HMMParams(jnp.asarray(self.startprob_, jnp.float64),
-                                     jnp.asarray(self.transmat_, jnp.float64),
-                                     jnp.asarray((self.means_ - s.shift) / s.scale, jnp.float64),
-                                     covs,
-                                     cov.precision_cholesky(covs))
+            means = jnp.asarray((self.means_ - s.shift) / s.scale, jnp.float64)
+            p = baum_welch.MarkovParams(
+                jnp.asarray(self.startprob_, jnp.float64), jnp.asarray(self.transmat_, jnp.float64),
+                gmm.GMMParams(jnp.ones(len(means), jnp.float64), means, covs,
+                              cov.precision_cholesky(covs)))
         return p, seqs, lengths, s
 
 
@@ -333,8 +337,8 @@ class GaussianHMM(_RestartModels, _Estimator):
         forward-backward."""
         p, seqs, lengths, s = self._model_std(X, lengths)
         with jax.enable_x64(True):
-            ll, gamma = (np.asarray(a, np.float64) for a in baum_welch.posteriors(
-                p, seqs, cov_type=self.covariance_type))
+            ll, gamma = (np.asarray(a, np.float64)
+                         for a in _posteriors(self.covariance_type, p, seqs))
         total = float(np.sum(ll)) - lengths.sum() * self.n_features_in_ * math.log(s.scale)
         return total, unpad(gamma, lengths)
 
@@ -364,15 +368,15 @@ class GaussianHMM(_RestartModels, _Estimator):
         """(N, S) posterior state probabilities (forward-backward)."""
         p, seqs, lengths, _ = self._model_std(X, lengths)
         with jax.enable_x64(True):
-            gamma = np.asarray(baum_welch.posteriors(p, seqs, cov_type=self.covariance_type)[1])
+            gamma = np.asarray(_posteriors(self.covariance_type, p, seqs)[1])
         return unpad(gamma, lengths)
 
     def decode(self, X, lengths=None):
         """Viterbi: (log-probability of the best path, states (N,))."""
         p, seqs, lengths, s = self._model_std(X, lengths)
         with jax.enable_x64(True):
-            logp, paths = (np.asarray(a) for a in baum_welch.decode(p, seqs,
-                                                                    cov_type=self.covariance_type))
+            logp, paths = (np.asarray(a) for a in markov.decode(
+                gmm.gaussian_component(self.covariance_type), p, gmm.GMMHyper(None, None), seqs))
         logp = float(np.sum(logp)) - lengths.sum() * self.n_features_in_ * math.log(s.scale)
         return logp, unpad(paths, lengths)
 
