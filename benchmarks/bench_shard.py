@@ -36,10 +36,10 @@ live.advance(1)  # compiles
 t = time.perf_counter()
 live.advance(7)
 per_iteration = (time.perf_counter() - t) / 7
-live.finish()
+fitted = live.finish()
 print(json.dumps({"devices": jax.device_count(), "per_iteration": per_iteration,
                   "layout": layout,
-                  "best": float(live.estimator.lower_bound_)}))
+                  "best": float(fitted.lower_bound_)}))
 '''
 
 

@@ -78,7 +78,7 @@ def icl(gm: GaussianMixture, X) -> float:
 def _check_mixture_params(Xa, k_max, covariance_types, n_init, random_state, mixture_params):
     """Every parameter of the grid's mixtures checked before the first fit, so a bad one
     is one error, not a table of failed fits."""
-    valid = set(GaussianMixture._param_names()) - {"n_components", "covariance_type", "n_init",
+    valid = set(GaussianMixture().get_params()) - {"n_components", "covariance_type", "n_init",
                                                    "random_state"}
     unknown = sorted(set(mixture_params) - valid)
     if unknown:
@@ -205,7 +205,7 @@ def _criteria(model, Xa, chunks: Optional[Chunks]) -> dict:
     """A fitted mixture's log-likelihood, parameters, BIC, AIC and ICL on the data: in
     memory, or summed over one more pass of a streamed source (weighted rows count as
     their weights; n is the summed weight)."""
-    p = model._n_parameters()
+    p = model.n_parameters()
     if chunks is None:
         return {"log_likelihood": model.score(Xa) * len(Xa), "n_parameters": p,
                 "bic": model.bic(Xa), "aic": model.aic(Xa), "icl": icl(model, Xa)}
@@ -253,7 +253,7 @@ def _select_family(X, ks, estimator, criterion, callback) -> SelectionResult:
                 n = len(est.predict_proba(X))
                 loglik = est.score(X)
                 loglik = loglik if hasattr(est, "transmat_") else loglik * n  # HMM: a total
-                scores = {"log_likelihood": loglik, "n_parameters": est._n_parameters(),
+                scores = {"log_likelihood": loglik, "n_parameters": est.n_parameters(),
                           "bic": est.bic(X), "aic": est.aic(X), "icl": icl(est, X)}
             rows.append({"n_components": k, "covariance_type": label, **scores,
                          "converged": est.converged_, "spurious": False, "message": ""})

@@ -224,7 +224,7 @@ def test_latent_class_profiles_and_scores(carcinoma):
     assert prof.shape == (sum(len(c) for c in lc.categories_), 2)
     np.testing.assert_allclose(prof.groupby(level="item").sum().to_numpy(), 1.0, rtol=1e-5)
     assert lc.predict_proba(carcinoma).shape == (len(carcinoma), 2)
-    assert lc._n_parameters() == 1 + 2 * sum(len(c) - 1 for c in lc.categories_)
+    assert lc.n_parameters() == 1 + 2 * sum(len(c) - 1 for c in lc.categories_)
 
 
 @pytest.mark.parametrize("bad, words", [
@@ -278,7 +278,7 @@ def test_multinomial_scores_are_scipys_and_topics_are_found(x64):
         [multinomial.logpmf(x, x.sum(1), q) for q in p], axis=1), axis=1)
     np.testing.assert_allclose(mm.score_samples(x), expected, rtol=1e-10)
     assert adjusted_rand_score(z, mm.predict(x)) > 0.95
-    assert mm._n_parameters() == 2 + 3 * 14
+    assert mm.n_parameters() == 2 + 3 * 14
 
 
 @pytest.mark.parametrize("bad, words", [

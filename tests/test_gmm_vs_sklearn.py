@@ -56,7 +56,7 @@ def test_same_predictions_and_criteria(x64, blobs, cov_type):
     np.testing.assert_allclose(ours.score(X), ref.score(X), rtol=RTOL)
     np.testing.assert_allclose(ours.bic(X), ref.bic(X), rtol=RTOL)
     np.testing.assert_allclose(ours.aic(X), ref.aic(X), rtol=RTOL)
-    assert ours._n_parameters() == ref._n_parameters()
+    assert ours.n_parameters() == ref._n_parameters()
 
 
 @pytest.mark.parametrize("cov_type", COV_TYPES)

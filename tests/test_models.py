@@ -298,7 +298,7 @@ def test_score_and_bic_agree(name):
     else:  # scikit-learn's: per row, and their mean
         total = float(np.sum(est.score_samples(X)))
         assert est.score(X) == pytest.approx(total / len(X), rel=1e-6)
-    p = est._n_parameters()  # noqa: SLF001 (the count bic uses; no public name yet)
+    p = est.n_parameters()  # the count bic uses
     assert est.bic(X) == pytest.approx(-2 * total + p * np.log(len(X)), rel=1e-6)
 
 

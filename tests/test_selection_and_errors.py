@@ -32,7 +32,7 @@ def test_table_matches_the_individual_models(grid):
         np.testing.assert_allclose(row["aic"], gm.aic(X), rtol=1e-12)
         np.testing.assert_allclose(row["log_likelihood"], gm.score(X) * len(X), rtol=1e-12)
         assert row["icl"] >= row["bic"] - 1e-9  # ICL adds a non-negative entropy term
-        assert row["n_parameters"] == gm._n_parameters()
+        assert row["n_parameters"] == gm.n_parameters()
     assert res.best is res.models[res.best_key]
     assert res.best.bic(X) == pytest.approx(table["bic"].min())
 
@@ -123,7 +123,7 @@ def test_autodiff_hessian_matches_finite_differences():
         f = lambda t: float(SE.log_likelihood("full", jax.numpy.asarray(t), X, 2, 2))  # noqa: E731
         fd = finite_difference_hessian(f, theta)
     np.testing.assert_allclose(-info, fd, rtol=2e-3, atol=2e-2)
-    assert len(theta) == gm._n_parameters()
+    assert len(theta) == gm.n_parameters()
 
 
 @pytest.mark.slow

@@ -387,8 +387,8 @@ class SizedJit:
     def __call__(self, *args, quick: bool = False, **kwargs):
         return (self.quick if quick else self.optimised)(*args, **kwargs)
 
-    def _cache_size(self) -> int:
-        return self.optimised._cache_size() + self.quick._cache_size()
+    def cache_size(self) -> int:
+        return self.optimised.cache_size() + self.quick.cache_size()
 
 
 def sized_jit(**jit_kwargs):

@@ -81,7 +81,7 @@ def _used(owner: "StoredJit", key) -> None:
             evicted.append((ref(), old))
     for other, old in evicted:  # outside the lock: dropping a program frees its code
         if other is not None:
-            other._drop(old)
+            other.drop(old)
 
 
 def _forget(slot) -> None:
@@ -165,7 +165,7 @@ class StoredJit:
         self._compiled: dict = {}  # key -> (compiled program, out tree); see MAX_LIVE
         self._pending: dict = {}  # key -> lock held while one thread prepares it
 
-    def _cache_size(self) -> int:
+    def cache_size(self) -> int:
         return len(self._compiled) + self._plain._cache_size()
 
     def _split(self, args, kwargs):
@@ -211,7 +211,7 @@ class StoredJit:
                 self._compiled[key] = entry
         return entry
 
-    def _drop(self, key) -> None:
+    def drop(self, key) -> None:
         """Evicted (MAX_LIVE): forget the compiled program and the wrapper whose
         jit caches hold it too, so its code is unmapped; both come back on demand."""
         with self._locked(key):

@@ -11,7 +11,7 @@ unconstrained parametrisation theta:
 
 Cov(theta) = (-H)^-1, and the delta method maps it to the reported parameters
 g(theta) = (weights, means, covariances): Cov(g) = J Cov(theta) J' with
-J = dg/dtheta. The parameter count equals scikit-learn's ``_n_parameters``.
+J = dg/dtheta. The parameter count equals scikit-learn's ``n_parameters``.
 Everything runs in float64.
 """
 

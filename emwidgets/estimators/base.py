@@ -4,10 +4,11 @@ progress (:class:`LiveFit`)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import numpy as np
@@ -27,15 +28,15 @@ SPURIOUS_POLICIES = ("rank_last", "allow")
 
 
 class _RestartModels:
-    """Mixin: ``restart(r)`` for an estimator that sets restart r's fitted attributes with
-    ``_set_restart(restarts, r)`` (GaussianMixture, GaussianHMM; the families have theirs)."""
+    """Mixin: ``restart(r)`` for an estimator whose ``_restart_attributes(restarts, r)`` are
+    restart r's fitted attributes (GaussianMixture, GaussianHMM; the families have theirs)."""
 
     def restart(self, restart: int):
         """The fitted model of restart ``restart`` of the last fit (a copy: the best one's
         attributes are ``self``'s; ``restarts_`` is shared)."""
         self._check_fitted()
         other = copy.copy(self)
-        other._set_restart(self.restarts_, int(restart))
+        other.__dict__.update(self._restart_attributes(self.restarts_, int(restart)))
         return other
 
 
@@ -150,6 +151,35 @@ class _Estimator:
                     f"({list(fitted_names)}); pass the same columns in the same order."
                 )
         return arr
+
+    def live_view(self, live: "LiveFit", view: str, *args):
+        """What an explorer's live view draws of the fit in progress ``live``, for every
+        restart at once and without finishing it (the one door from the widgets into an
+        estimator's live state):
+
+        * ``"assignments"``, (rows) -> {"labels", "uncertainty", "X", ...} of the rows
+          ``rows`` (Gaussian mixtures);
+        * ``"probabilities"``, (rows) -> (R, n, K) responsibilities (the families);
+        * ``"posteriors"``, () -> ((R, N, S) state posteriors, (N, D) rows) (Gaussian HMM);
+        * ``"density"``, (restart, bins, n_bins) -> the fitted density on a grid.
+
+        Raises ValueError for a view this estimator does not draw."""
+        method = getattr(self, f"_live_{view}", None)
+        if method is None:
+            raise ValueError(f"{type(self).__name__} has no live view {view!r}.")
+        return method(live, *args)
+
+    def _live_fit(self, run, scaling, keys, n_samples, n_rows=None) -> "LiveFit":
+        """The :class:`LiveFit` of ``run``, given this estimator's way to read its restarts
+        and to conclude (the data's features, seen by ``_validate_X``, travel with it)."""
+        return LiveFit(run, scaling, keys, n_samples, to_restarts=self._restarts,
+                       conclude=self._conclude, features=self.__dict__.pop("_features_seen", None),
+                       n_rows=n_rows)
+
+    def _conclude(self, live: "LiveFit"):
+        estimator = self._finish(live)
+        self._set_features(live.features)
+        return estimator
 
     def _set_features(self, features):
         """Record n_features_in_ (and feature_names_in_) of a fit that succeeded."""
@@ -480,20 +510,22 @@ class LiveFit:
     """A fit in progress: call :meth:`advance` until ``done``, then :meth:`finish`.
 
     Between calls, :meth:`snapshot` gives the traces and parameters of every
-    restart in data units, for drawing.
+    restart in data units, for drawing. It is given what it needs from its estimator
+    when it is made (:meth:`_Estimator._live_fit`) and never reaches back into it.
     """
 
-    estimator: Any
     run: em.EMRun
     scaling: layout.Scaling
     keys: Any
     n_samples: int
+    #: (state, scaling, keys, n_samples=) -> :class:`Restarts` in data units
+    to_restarts: Callable
+    #: (this LiveFit) -> the estimator, its fitted attributes set from the best restart
+    conclude: Callable
     features: Any = None  # (n_features, names) of the data, set on the estimator by finish
     n_rows: Optional[int] = None  # rows of the data (n_samples is their total weight)
 
     def __post_init__(self):
-        if self.features is None:
-            self.features = self.estimator.__dict__.pop("_features_seen", None)
         progress = getattr(self.run, "progress", None)
         if progress is not None:  # a streamed fit's line: the best restart so far
             progress.best = self._best_so_far
@@ -517,8 +549,8 @@ class LiveFit:
         return self
 
     def snapshot(self) -> Restarts:
-        return self.estimator._restarts(self.run.state, self.scaling, self.keys,
-                                        n_samples=self.n_samples)
+        return self.to_restarts(self.run.state, self.scaling, self.keys,
+                                n_samples=self.n_samples)
 
     def e_step(self):
         """Every restart's expected sufficient statistics under its current parameters
@@ -542,8 +574,7 @@ class LiveFit:
         if not hasattr(self.run, "at"):
             raise ValueError("A streamed fit cannot be rewound: each iteration was a pass "
                              "over the source. Fit the data in memory to scrub it.")
-        return LiveFit(self.estimator, self.run.at(iteration), self.scaling, self.keys,
-                       self.n_samples, self.features, self.n_rows)
+        return dataclasses.replace(self, run=self.run.at(iteration))
 
     def finish(self):
         """Set the estimator's fitted attributes from the best restart.
@@ -576,7 +607,5 @@ class LiveFit:
                 f"source): the model is the one after {self.iteration} iterations, not "
                 "converged.",
                 validation.ConvergenceWarning, stacklevel=3)
-        estimator = self.estimator._finish(self)
-        self.estimator._set_features(self.features)
-        return estimator
+        return self.conclude(self)
 

@@ -93,9 +93,8 @@ class PoissonMixture(SamplesRows, FamilyMixture):
     def _param_dict(self, params) -> dict:
         return {"weights": params.weights, "rates": params.rates}
 
-    def _set_params(self, params: dict, best: int):
-        self.weights_ = params["weights"][best]
-        self.rates_ = params["rates"][best]
+    def _fitted(self, params: dict, best: int) -> dict:
+        return {"weights_": params["weights"][best], "rates_": params["rates"][best]}
 
     def _program_log_joint(self):
         return discrete.poisson_log_joint, discrete.DiscreteHyper()
@@ -107,7 +106,7 @@ class PoissonMixture(SamplesRows, FamilyMixture):
     def _params_from(self, a):
         return discrete.PoissonParams(a["weights"], a["rates"])
 
-    def _profile(self, params, names):
+    def profile_of(self, params, names):
         rates = np.asarray(params["rates"], np.float64)
         positive = rates[np.isfinite(rates) & (rates > 0)]
         log = positive.size > 0 and positive.max() > 20 * positive.min()  # rates span decades
@@ -122,7 +121,7 @@ class PoissonMixture(SamplesRows, FamilyMixture):
                                        layout.to_device(self.rates_, dtype)),
                                        discrete.DiscreteHyper())
 
-    def _n_parameters(self) -> int:
+    def n_parameters(self) -> int:
         k, d = self.rates_.shape
         return (k - 1) + k * d
 
@@ -231,10 +230,10 @@ class MultinomialMixture(SamplesRows, FamilyMixture):
     def _param_dict(self, params) -> dict:
         return {"weights": params.weights, "probabilities": params.probabilities}
 
-    def _set_params(self, params: dict, best: int):
-        self.weights_ = params["weights"][best]
-        self.probabilities_ = params["probabilities"][best]
-        self.n_trials_ = max(1, int(round(self._mean_total)))
+    def _fitted(self, params: dict, best: int) -> dict:
+        return {"weights_": params["weights"][best],
+                "probabilities_": params["probabilities"][best],
+                "n_trials_": max(1, int(round(self._mean_total)))}
 
     def _program_log_joint(self):
         return discrete.multinomial_log_joint, discrete.DiscreteHyper()
@@ -246,7 +245,7 @@ class MultinomialMixture(SamplesRows, FamilyMixture):
     def _params_from(self, a):
         return discrete.MultinomialParams(a["weights"], a["probabilities"])
 
-    def _profile(self, params, names):
+    def profile_of(self, params, names):
         probs = np.asarray(params["probabilities"], np.float64)
         positive = probs[np.isfinite(probs) & (probs > 0)]
         log = positive.size > 0 and positive.max() > 50 * positive.min()
@@ -261,7 +260,7 @@ class MultinomialMixture(SamplesRows, FamilyMixture):
                                            layout.to_device(self.probabilities_, dtype)),
                 discrete.DiscreteHyper())
 
-    def _n_parameters(self) -> int:
+    def n_parameters(self) -> int:
         k, d = self.probabilities_.shape
         return (k - 1) + k * (d - 1)
 

@@ -108,9 +108,9 @@ class MixtureModel(FamilyMixture):
     def _param_dict(self, params) -> dict:
         return {"weights": params.weights, "theta": params.theta}
 
-    def _set_params(self, params: dict, best: int):
-        self.weights_ = params["weights"][best]
-        self.params_ = jax.tree.map(lambda a: a[best], params["theta"])
+    def _fitted(self, params: dict, best: int) -> dict:
+        return {"weights_": params["weights"][best],
+                "params_": jax.tree.map(lambda a: a[best], params["theta"])}
 
     def _program_log_joint(self):
         return _bound(self.log_prob), None
@@ -122,7 +122,7 @@ class MixtureModel(FamilyMixture):
     def _params_from(self, a):
         return user_family.UserParams(a["weights"], a["theta"])
 
-    def _profile(self, params, names):
+    def profile_of(self, params, names):
         """Every component parameter (each entry of theta's arrays) side by side."""
         leaves = jax.tree_util.tree_flatten_with_path(params["theta"])[0]
         values, labels = [], []
@@ -143,7 +143,7 @@ class MixtureModel(FamilyMixture):
             jax.tree.map(lambda a: layout.to_device(a, dtype), self.params_))
         return _bound(self.log_prob), params, None
 
-    def _n_parameters(self) -> int:
+    def n_parameters(self) -> int:
         k = len(self.weights_)
         per = sum(int(np.prod(np.shape(a)[1:])) for a in jax.tree.leaves(self.params_))
         return (k - 1) + k * per

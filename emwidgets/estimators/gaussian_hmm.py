@@ -215,7 +215,7 @@ class GaussianHMM(_RestartModels, _Estimator):
                        layout.to_device(self.tol, dtype), max_iter=self.n_iter, quick=quick,
                        accelerate=self._accelerated(),
                        convergence=self._convergence_rule(), mesh=mesh)
-        return LiveFit(self, run, scaling, keys, len(Xa))
+        return self._live_fit(run, scaling, keys, len(Xa))
 
     def _given_params(self, s: layout.Scaling, dtype, n_restarts):
         for name in ("startprob_", "transmat_", "means_", "covariances_"):
@@ -284,7 +284,7 @@ class GaussianHMM(_RestartModels, _Estimator):
             raise ValueError(f"Every one of the {r.n_restarts} restarts failed "
                              f"({next(m for m in r.messages if m)}); increase min_covar or reduce "
                              "n_components.")
-        self._set_restart(r, r.best)
+        self.__dict__.update(self._restart_attributes(r, r.best))
         self.restarts_ = r
         if not self.converged_:
             warnings.warn("The best restart did not converge: increase n_iter or tol.",
@@ -293,15 +293,13 @@ class GaussianHMM(_RestartModels, _Estimator):
                           "or constant columns.")
         return self
 
-    def _set_restart(self, r, b: int):
+    def _restart_attributes(self, r, b: int) -> dict:
         # float64 copies of (maybe float32) probabilities: make each row sum to 1 in float64.
-        self.startprob_ = _renormalised(r.params["startprob"][b])
-        self.transmat_ = _renormalised(r.params["transmat"][b])
-        self.means_ = r.params["means"][b]
-        self.covariances_ = r.params["covariances"][b]
-        self.converged_ = bool(r.converged[b])
-        self.n_iter_ = int(r.n_iter[b])
-        self.lower_bound_ = float(r.objective[b])
+        return {"startprob_": _renormalised(r.params["startprob"][b]),
+                "transmat_": _renormalised(r.params["transmat"][b]),
+                "means_": r.params["means"][b], "covariances_": r.params["covariances"][b],
+                "converged_": bool(r.converged[b]), "n_iter_": int(r.n_iter[b]),
+                "lower_bound_": float(r.objective[b])}
 
     @property
     def covars_(self):
@@ -351,7 +349,7 @@ class GaussianHMM(_RestartModels, _Estimator):
         :meth:`GaussianMixture.replay`)."""
         return super().replay(X, restart, lengths=lengths)
 
-    def _n_parameters(self) -> int:
+    def n_parameters(self) -> int:
         """hmmlearn's count: start probabilities, transitions, means, covariances."""
         s, d = self.means_.shape
         # (the mixture's count holds s - 1 weights: the start probabilities' number)
@@ -359,10 +357,10 @@ class GaussianHMM(_RestartModels, _Estimator):
 
     def bic(self, X, lengths=None) -> float:
         """-2 log L + p log n, n the rows (time steps) of X, as hmmlearn."""
-        return -2 * self.score(X, lengths) + self._n_parameters() * np.log(len(X))
+        return -2 * self.score(X, lengths) + self.n_parameters() * np.log(len(X))
 
     def aic(self, X, lengths=None) -> float:
-        return -2 * self.score(X, lengths) + 2 * self._n_parameters()
+        return -2 * self.score(X, lengths) + 2 * self.n_parameters()
 
     def predict_proba(self, X, lengths=None):
         """(N, S) posterior state probabilities (forward-backward)."""

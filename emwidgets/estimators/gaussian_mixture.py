@@ -348,7 +348,7 @@ class GaussianMixture(_RestartModels, MixtureEstimator):
             self, source, sample_weight, keys, missing=missing,
             reg_floor=self.reg_covar if self.prior is None else 0.0)
         n, total_w, d = first.n, first.total_w, first.sample.shape[1]
-        scaling = init._given_scaling
+        scaling = live0.scaling
         for name in ("_prior", "_observed_per_row"):
             if hasattr(init, name):
                 setattr(self, name, getattr(init, name))
@@ -394,7 +394,7 @@ class GaussianMixture(_RestartModels, MixtureEstimator):
                                block, self.max_iter, rule=self._convergence_rule(),
                                progress=progress)
         self._features_seen = (d, None)
-        return LiveFit(self, run, scaling, live0.keys, total_w)
+        return self._live_fit(run, scaling, live0.keys, total_w)
 
     def _user_init(self, s: layout.Scaling, dtype) -> gmm.UserInit:
         cov = COVARIANCE_TYPES[self.covariance_type]
@@ -406,21 +406,21 @@ class GaussianMixture(_RestartModels, MixtureEstimator):
             pc = cov.from_precisions(jnp.asarray(np.asarray(self.precisions_init), dtype)) * s.scale
         return gmm.UserInit(as_j(self.weights_init), as_j(means), pc)
 
-    def _set_restart(self, restarts, b: int):
+    def _restart_attributes(self, restarts, b: int) -> dict:
         """The fitted attributes of restart ``b``."""
         p = restarts.params
-        self.weights_ = p["weights"][b]
-        self.means_ = p["means"][b]
-        self.covariances_ = p["covariances"][b]
-        self.precisions_cholesky_ = p["precisions_cholesky"][b]
         # In float64 on the host: precisions of wide-ranged data stay finite.
-        pc = np.asarray(self.precisions_cholesky_, np.float64)
-        self.precisions_ = (pc @ np.swapaxes(pc, -1, -2)
-                            if self.covariance_type in ("full", "tied") else pc**2)
-        self.converged_ = bool(restarts.converged[b])
-        self.n_iter_ = int(restarts.n_iter[b])
-        self.lower_bound_ = float(restarts.objective[b]) if self.max_iter > 0 else -np.inf
-        self.lower_bounds_ = list(restarts.trace[b, : self.n_iter_])
+        pc = np.asarray(p["precisions_cholesky"][b], np.float64)
+        n_iter = int(restarts.n_iter[b])
+        return {"weights_": p["weights"][b], "means_": p["means"][b],
+                "covariances_": p["covariances"][b],
+                "precisions_cholesky_": p["precisions_cholesky"][b],
+                "precisions_": (pc @ np.swapaxes(pc, -1, -2)
+                                if self.covariance_type in ("full", "tied") else pc**2),
+                "converged_": bool(restarts.converged[b]), "n_iter_": n_iter,
+                "lower_bound_": (float(restarts.objective[b]) if self.max_iter > 0
+                                 else -np.inf),
+                "lower_bounds_": list(restarts.trace[b, :n_iter])}
 
     def _restarts(self, state, scaling, keys, n_samples=None) -> Restarts:
         d = state.params.means.shape[-1]
@@ -462,7 +462,7 @@ class GaussianMixture(_RestartModels, MixtureEstimator):
             )
         b = restarts.best
         self._scaling = live.scaling
-        self._set_restart(restarts, b)
+        self.__dict__.update(self._restart_attributes(restarts, b))
         self.restarts_ = restarts
         if not self.converged_ and self.max_iter > 0:
             warnings.warn(
@@ -569,7 +569,7 @@ class GaussianMixture(_RestartModels, MixtureEstimator):
         x, labels = gmm.sample(key, p, self.covariance_type, n_samples)
         return np.asarray(x, np.float64), np.asarray(labels)
 
-    def _n_parameters(self) -> int:
+    def n_parameters(self) -> int:
         return gmm.n_parameters(self.covariance_type, self.n_components, self.n_features_in_)
 
     def _live_assignments(self, live: LiveFit, rows) -> dict:
@@ -633,10 +633,10 @@ class GaussianMixture(_RestartModels, MixtureEstimator):
     def bic(self, X):
         """Bayesian information criterion (lower is better), as scikit-learn."""
         n = np.asarray(X).shape[0]
-        return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
+        return -2 * self.score(X) * n + self.n_parameters() * np.log(n)
 
     def aic(self, X):
         """Akaike information criterion (lower is better), as scikit-learn."""
         n = np.asarray(X).shape[0]
-        return -2 * self.score(X) * n + 2 * self._n_parameters()
+        return -2 * self.score(X) * n + 2 * self.n_parameters()
 

@@ -9,6 +9,7 @@ means and covariances.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -235,33 +236,52 @@ class FamilyStandardErrors:
                 for name, est in self.estimates.items()}
 
 
-def family_standard_errors(est, rows, weights) -> FamilyStandardErrors:
-    """Standard errors of a fitted family estimator on its encoded ``rows`` (float64):
-    the observed information, the negative Hessian of the weighted observed-data
-    log-likelihood in the free coordinates of ``est._free_parts()``, inverted and
-    mapped to the parameters of ``restarts_`` by the delta method (autodiff)."""
+class FamilyModel(NamedTuple):
+    """What the standard errors of a fitted family need from its estimator.
+
+    Attributes:
+        parts: {name: part} the fitted parameters in the program's units, each a
+            :class:`Simplex`, :class:`Free`, ... that knows its free coordinates.
+        log_joint: (params, hyper, rows) -> (n, K) log w_k + log p(x | k).
+        hyper: the program's constants for ``log_joint``.
+        params_from: {name: array} -> the family's parameters (program units).
+        shown: the family's parameters -> {name: array} as ``restarts_.params`` shows them.
+    """
+
+    parts: dict
+    log_joint: Callable
+    hyper: Any
+    params_from: Callable
+    shown: Callable
+
+
+def family_standard_errors(model: FamilyModel, rows, weights) -> FamilyStandardErrors:
+    """Standard errors of a fitted family on its encoded ``rows`` (float64): the
+    observed information, the negative Hessian of the weighted observed-data
+    log-likelihood in the free coordinates of ``model.parts``, inverted and mapped to
+    the parameters of ``restarts_`` by the delta method (autodiff)."""
     import jax
     import jax.numpy as jnp
     from jax.scipy.special import logsumexp
 
     with jax.enable_x64(True):
-        parts = est._free_parts()  # {name: part}, in the program's units
+        parts = model.parts  # {name: part}, in the program's units
         names = list(parts)
         v0 = np.concatenate([parts[n].vector() for n in names])
         splits = np.cumsum([parts[n].vector().size for n in names])[:-1]
-        log_joint = est._program_log_joint()[0]
-        hyper = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), est._scoring()[2])
+        log_joint = model.log_joint
+        hyper = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), model.hyper)
         x, w = jnp.asarray(rows, jnp.float64), jnp.asarray(weights, jnp.float64)
 
         def params_of(v):
             pieces = jnp.split(v, splits)
-            return est._params_from({n: parts[n].rebuild(p) for n, p in zip(names, pieces)})
+            return model.params_from({n: parts[n].rebuild(p) for n, p in zip(names, pieces)})
 
         def loglik(v):
             return (w * logsumexp(log_joint(params_of(v), hyper, x), axis=1)).sum()
 
         def public(v):
-            shown = est._param_dict(params_of(v))
+            shown = model.shown(params_of(v))
             return jnp.concatenate([jnp.ravel(a) for a in jax.tree.leaves(shown)])
 
         v0 = jnp.asarray(v0)
@@ -289,7 +309,7 @@ def family_standard_errors(est, rows, weights) -> FamilyStandardErrors:
                 f"{eig.min():.3g}): two components may coincide or one may be empty, so standard "
                 "errors do not exist here; reduce n_components or fit more data.")
         jac = np.asarray(jax.jit(jax.jacobian(public))(v0), np.float64)
-        shown = est._param_dict(params_of(v0))
+        shown = model.shown(params_of(v0))
     cov = jac @ np.linalg.inv(info) @ jac.T
     se = np.sqrt(np.clip(np.diag(cov), 0, None))
     leaves, treedef = jax.tree.flatten(shown)

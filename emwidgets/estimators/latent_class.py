@@ -132,7 +132,7 @@ class LatentClassModel(SamplesRows, FamilyMixture):
     def _params_from(self, a):
         return discrete.CategoricalParams(a["weights"], a["probabilities"])
 
-    def _profile(self, params, names):
+    def profile_of(self, params, names):
         """Response probabilities per class: P(last level) of a two-level item (the
         other is its complement), every level of an item with more."""
         categories = getattr(self, "_categories_seen", None) or self.categories_
@@ -182,12 +182,11 @@ class LatentClassModel(SamplesRows, FamilyMixture):
     def _param_dict(self, params) -> dict:
         return {"weights": params.weights, "probabilities": params.probabilities}
 
-    def _set_params(self, params: dict, best: int):
-        self.categories_ = self._categories_seen
-        self.weights_ = params["weights"][best]
+    def _fitted(self, params: dict, best: int) -> dict:
         flat = params["probabilities"][best]
-        edges = np.cumsum([0] + [len(c) for c in self.categories_])
-        self.probabilities_ = [flat[:, a:b] for a, b in zip(edges[:-1], edges[1:])]
+        edges = np.cumsum([0] + [len(c) for c in self._categories_seen])
+        return {"categories_": self._categories_seen, "weights_": params["weights"][best],
+                "probabilities_": [flat[:, a:b] for a, b in zip(edges[:-1], edges[1:])]}
 
     def _scoring(self, weights=None):
         dtype = layout.float_dtype()
@@ -198,7 +197,7 @@ class LatentClassModel(SamplesRows, FamilyMixture):
         hyper = discrete.DiscreteHyper(items=layout.to_device(self._items(self.categories_), dtype))
         return discrete.categorical_log_joint, params, hyper
 
-    def _n_parameters(self) -> int:
+    def n_parameters(self) -> int:
         k = len(self.probabilities_[0])
         return (k - 1) + k * sum(len(c) - 1 for c in self.categories_)
 

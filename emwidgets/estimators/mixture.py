@@ -3,7 +3,7 @@
 A subclass says how rows are encoded (``_encode``), which family fits them
 (``_family``, ``_hyper``), how every restart starts (``_initial_params``, on the
 host in NumPy: nothing to compile) and which fitted attributes come from the
-best restart (``_set_params``). Everything else is shared: validation of the
+best restart (``_fitted``, a dict of them). Everything else is shared: validation of the
 common parameters, sample weights, all restarts at once on the EM driver,
 ``restarts_``, live fits for the explorers (:meth:`start`), scoring, BIC/AIC.
 """
@@ -221,7 +221,7 @@ class MixtureEstimator(_Estimator):
                        group_size=plan.group_size, max_iter=self.max_iter, quick=plan.quick,
                        accelerate=self._accelerated(), convergence=self._convergence_rule(),
                        mesh=plan.mesh)
-        return LiveFit(self, run, problem.scaling, keys, problem.n_samples, n_rows=n)
+        return self._live_fit(run, problem.scaling, keys, problem.n_samples, n_rows=n)
 
     def fit(self, X, y=None, sample_weight=None):
         """Fit every restart and keep the best (highest final objective).
@@ -241,7 +241,7 @@ class FamilyMixture(MixtureEstimator):
     #: What a row holds: "categories" (answers), "counts" or "measurements".
     data_kind = "measurements"
     #: The explorer draws the components in the data's plane (means and scale
-    #: matrices as ellipses) instead of by their profile (:meth:`_profile`).
+    #: matrices as ellipses) instead of by their profile (:meth:`profile_of`).
     plane_view = False
 
     # -- hooks ------------------------------------------------------------------
@@ -260,10 +260,12 @@ class FamilyMixture(MixtureEstimator):
     def _param_dict(self, params) -> dict:
         raise NotImplementedError
 
-    def _set_params(self, params: dict, best: int):
+    def _fitted(self, params: dict, best: int) -> dict:
         raise NotImplementedError
 
-    def _n_parameters(self) -> int:
+    def n_parameters(self) -> int:
+        """The fitted model's number of free parameters: the count :meth:`bic` and
+        :meth:`aic` use."""
         raise NotImplementedError
 
     def _program_log_joint(self):
@@ -271,7 +273,7 @@ class FamilyMixture(MixtureEstimator):
         log p(x | k) on the program's parameters and encoded rows (live views use it)."""
         raise NotImplementedError
 
-    def _profile(self, params: dict, names) -> Optional[Profile]:
+    def profile_of(self, params: dict, names) -> Optional[Profile]:
         """The :class:`Profile` of restarts' parameters ``params`` (as in ``restarts_``;
         ``names``: the data's columns), or None for a family drawn in the data's plane
         (means and covariances)."""
@@ -298,11 +300,15 @@ class FamilyMixture(MixtureEstimator):
             ValueError: when the information matrix is singular (coinciding or empty
                 components): no standard errors exist.
         """
-        from .information import family_standard_errors
+        from .information import FamilyModel, family_standard_errors
 
         self._check_fitted()
         rows = self._encode(X, reset=False)
-        return family_standard_errors(self, rows, check_sample_weight(sample_weight, len(rows)))
+        with jax.enable_x64(True):  # (the parts and constants in float64 from the start)
+            model = FamilyModel(self._free_parts(), self._program_log_joint()[0],
+                                self._scoring()[2], self._params_from, self._param_dict)
+            return family_standard_errors(model, rows,
+                                          check_sample_weight(sample_weight, len(rows)))
 
     def _features_per_row(self, p: int) -> int:
         """Numbers one row holds in the E-step's working set (sizes the blocks)."""
@@ -377,7 +383,7 @@ class FamilyMixture(MixtureEstimator):
                                run0.tol, block, self.max_iter, rule=self._convergence_rule(),
                                progress=progress)
         self._features_seen = (p, None)
-        return LiveFit(self, run, None, live0.keys, first.total_w)
+        return self._live_fit(run, None, live0.keys, first.total_w)
 
     def restart(self, restart: int):
         """The fitted model of restart ``restart`` of the last fit (a copy: the best one's
@@ -385,7 +391,7 @@ class FamilyMixture(MixtureEstimator):
         r = int(restart)
         self._check_fitted()
         other = copy.copy(self)
-        other._set_params(self.restarts_.params, int(r))
+        other.__dict__.update(self._fitted(self.restarts_.params, r))
         return other
 
     def _restarts(self, state, scaling, keys, n_samples=None) -> Restarts:
@@ -406,7 +412,7 @@ class FamilyMixture(MixtureEstimator):
         if b < 0:
             raise ValueError(f"Every restart failed ({restarts.messages[0]}); try more restarts "
                              "or fewer components.")
-        self._set_params(restarts.params, b)
+        self.__dict__.update(self._fitted(restarts.params, b))
         self.n_iter_ = int(restarts.n_iter[b])
         self.converged_ = bool(restarts.converged[b])
         self.lower_bound_ = float(restarts.objective[b])
@@ -423,7 +429,7 @@ class FamilyMixture(MixtureEstimator):
         ``width`` encoded numbers (the explorer's choice of a masked program)."""
         return n * k_program * (width + 1) * em.restart_bucket(n_init, 1.0)
 
-    def _live_proba(self, live: LiveFit, rows) -> np.ndarray:
+    def _live_probabilities(self, live: LiveFit, rows) -> np.ndarray:
         """(R, n, K) every restart's posterior probabilities of the data's rows ``rows``
         (indices) at the live fit's current iteration."""
         host = live.__dict__.get("_host_rows")
@@ -470,12 +476,12 @@ class FamilyMixture(MixtureEstimator):
     def bic(self, X):
         """Bayesian information criterion (lower is better)."""
         n = len(self._encode(X, reset=False))
-        return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
+        return -2 * self.score(X) * n + self.n_parameters() * np.log(n)
 
     def aic(self, X):
         """Akaike information criterion (lower is better)."""
         n = len(self._encode(X, reset=False))
-        return -2 * self.score(X) * n + 2 * self._n_parameters()
+        return -2 * self.score(X) * n + 2 * self.n_parameters()
 
 
 def _pad_components(params, k_program: int):

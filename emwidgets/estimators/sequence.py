@@ -71,7 +71,7 @@ class MarkovOver:
                        self._hyper(s), layout.to_device(self.tol, dtype), max_iter=self.n_iter,
                        quick=em.quick_compile(work * r_program), accelerate=self._accelerated(),
                        convergence=self._convergence_rule(), mesh=mesh)
-        return LiveFit(self, run, None, keys, len(rows))
+        return self._live_fit(run, None, keys, len(rows))
 
     def fit(self, X, lengths=None):
         """Fit every restart; keep the one with the highest final log-likelihood."""
@@ -96,7 +96,8 @@ class MarkovOver:
         b = r.best
         self.startprob_ = _renormalised(r.params["startprob"][b])
         self.transmat_ = _renormalised(r.params["transmat"][b])
-        self._set_params({**r.params, "weights": np.ones((r.n_restarts, self.n_components))}, b)
+        self.__dict__.update(self._fitted(
+            {**r.params, "weights": np.ones((r.n_restarts, self.n_components))}, b))
         del self.weights_
         self.converged_ = bool(r.converged[b])
         self.n_iter_ = int(r.n_iter[b])
@@ -111,8 +112,8 @@ class MarkovOver:
         self._check_fitted()
         other = copy.copy(self)
         p = self.restarts_.params
-        other._set_params({**p, "weights": np.ones((len(p["startprob"]), self.n_components))},
-                          int(r))
+        other.__dict__.update(self._fitted(
+            {**p, "weights": np.ones((len(p["startprob"]), self.n_components))}, r))
         other.startprob_ = _renormalised(p["startprob"][r])
         other.transmat_ = _renormalised(p["transmat"][r])
         other.__dict__.pop("weights_", None)
@@ -182,17 +183,17 @@ class MarkovOver:
             states[t] = rng.choice(len(row), p=row / row.sum())
         return self._sample_rows(states, rng), states
 
-    def _n_parameters(self) -> int:
+    def n_parameters(self) -> int:
         s = len(self.startprob_)
         # the mixture's count less its s - 1 free weights: the emissions alone
-        return (s - 1) + s * (s - 1) + super()._n_parameters() - (s - 1)
+        return (s - 1) + s * (s - 1) + super().n_parameters() - (s - 1)
 
     def bic(self, X, lengths=None):
         n = len(self._encode(X, reset=False))
-        return -2 * self.score(X, lengths) + self._n_parameters() * np.log(n)
+        return -2 * self.score(X, lengths) + self.n_parameters() * np.log(n)
 
     def aic(self, X, lengths=None):
-        return -2 * self.score(X, lengths) + 2 * self._n_parameters()
+        return -2 * self.score(X, lengths) + 2 * self.n_parameters()
 
 
 def _stochastic(p, shape, name: str) -> np.ndarray:

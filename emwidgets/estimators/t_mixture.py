@@ -114,12 +114,10 @@ class StudentMixture(SamplesRows, FamilyMixture):
         return {"weights": params.weights, "means": params.means * s.scale + s.shift,
                 "covariances": params.covariances * s.scale**2, "dof": params.dof}
 
-    def _set_params(self, params: dict, best: int):
-        self._scaling = self._scaling_seen
-        self.weights_ = params["weights"][best]
-        self.means_ = params["means"][best]
-        self.covariances_ = params["covariances"][best]
-        self.dof_ = params["dof"][best]
+    def _fitted(self, params: dict, best: int) -> dict:
+        return {"_scaling": self._scaling_seen, "weights_": params["weights"][best],
+                "means_": params["means"][best], "covariances_": params["covariances"][best],
+                "dof_": params["dof"][best]}
 
     def _program_log_joint(self):
         return student.bound_log_joint(self.covariance_type), None
@@ -176,7 +174,7 @@ class StudentMixture(SamplesRows, FamilyMixture):
         u = rng.gamma(nu / 2, 2 / nu)
         return np.asarray(self.means_, np.float64)[labels] + z / np.sqrt(u)[:, None]
 
-    def _n_parameters(self) -> int:
+    def n_parameters(self) -> int:
         k, d = self.means_.shape
         cov = COVARIANCE_TYPES[self.covariance_type]
         return (k - 1) + k * d + cov.n_parameters(k, d) + (0 if self.fix_dof else k)

@@ -320,7 +320,7 @@ class EMExplorer(widgets.VBox):
         for name, view in self.views.items():  # (the gallery keeps the run's solutions)
             if name not in ("gallery", "atlas"):
                 view.update(snap)
-                if view._render_wanted:
+                if view.render_wanted:
                     view.request_render()
         if self.start_toggle.value:
             self._draw_start()
@@ -713,7 +713,7 @@ class EMExplorer(widgets.VBox):
         # A frame the session publishes: the views ask the browser for their renders once
         # its status is out too (_request_renders), so the status is never queued behind
         # the renders, which hold the kernel's thread.
-        defer = self.session._publishing
+        defer = self.session.publishing
         for view in self.views.values():
             view.defer_render = defer
         try:
@@ -726,7 +726,7 @@ class EMExplorer(widgets.VBox):
 
     def _request_renders(self, change=None):
         for view in self.views.values():
-            if view._render_wanted:
+            if view.render_wanted:
                 view.request_render()
 
     def _update_picker(self, snap):

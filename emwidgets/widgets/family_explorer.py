@@ -209,7 +209,7 @@ class FamilySession(FitSession):
 
     def _snapshot(self, live, est, elapsed, done) -> Snapshot:
         restarts = live.snapshot()
-        proba = est._live_proba(live, self._display)
+        proba = est.live_view(live, "probabilities", self._display)
         labels, unc = proba.argmax(-1), 1.0 - proba.max(-1)
         if isinstance(self.X, pd.DataFrame):
             X = np.zeros((len(self._display), 0))  # answers are drawn through the profile
@@ -217,7 +217,7 @@ class FamilySession(FitSession):
             X = np.asarray(self.X, np.float64)[self._display]
         return Snapshot(restarts, getattr(est, "covariance_type", ""), X, labels, unc,
                         family_solutions(restarts, labels), live.iteration, done, elapsed,
-                        profile=est._profile(restarts.params, self.columns))
+                        profile=est.profile_of(restarts.params, self.columns))
 
 
 def _as_frame(data) -> pd.DataFrame:

@@ -80,7 +80,7 @@ class HMMSession(FitSession):
 
     def _snapshot(self, live, est, elapsed, done) -> Snapshot:
         restarts = live.snapshot()
-        post, X = est._live_posteriors(live)
+        post, X = est.live_view(live, "posteriors")
         labels = post.argmax(-1)
         unc = 1.0 - post.max(-1)
         sol = solutions_of(restarts, labels)

@@ -157,7 +157,7 @@ class FitSession(traitlets.HasTraits):
         self._generation = 0
         self._shown_generation = -1
         self._shown_key = None
-        self._publishing = False
+        self.publishing = False
         #: (generation, live fit, estimator) of the run in progress, while it runs; and of
         #: the finished run that the scrubber replays.
         self._live_run = None
@@ -443,13 +443,13 @@ class FitSession(traitlets.HasTraits):
             self._shown_key = key
             self._shown_generation = generation
             snap.run = generation
-            self._publishing = True
+            self.publishing = True
             try:
                 self.estimator = estimator
                 self.snapshot = snap
                 self.status = status
             finally:
-                self._publishing = False
+                self.publishing = False
             self.published += 1
             return True
 
@@ -513,7 +513,7 @@ class FitSession(traitlets.HasTraits):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     try:
-                        fitted = est._finish(live)
+                        fitted = live.conclude(live)
                     except ValueError:
                         fitted = None
             snap = self._snapshot(live, est, time.perf_counter() - t0, done=True)
@@ -787,7 +787,7 @@ class FitSession(traitlets.HasTraits):
                 return None
             live, est, bins = snap.density_source
             g = self.DENSITY_BINS
-            snap.density[restart] = est._live_density(live, restart, bins, g * g).reshape(
+            snap.density[restart] = est.live_view(live, "density", restart, bins, g * g).reshape(
                 g, g, -1)
         return snap.density[restart]
 

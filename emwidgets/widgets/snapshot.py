@@ -89,12 +89,7 @@ def snapshot_from_estimator(gm: GaussianMixture, X, done: bool = True, iteration
     r = gm.restarts_
     labels, unc, filled = [], [], []
     for i in range(r.n_restarts):
-        one = GaussianMixture(gm.n_components, covariance_type=gm.covariance_type,
-                              missing=gm.missing)
-        one.__dict__.update(n_features_in_=gm.n_features_in_, _scaling=gm._scaling,
-                            weights_=r.params["weights"][i], means_=r.params["means"][i],
-                            covariances_=r.params["covariances"][i],
-                            precisions_cholesky_=r.params["precisions_cholesky"][i])
+        one = gm.restart(i)
         p = one.predict_proba(Xa)
         labels.append(p.argmax(1))
         unc.append(1 - p.max(1))
@@ -115,7 +110,7 @@ def _family_snapshot(est, X, done, iteration, elapsed) -> Snapshot:
     it = int(np.nanmax(r.n_iter)) if iteration is None else iteration
     names = getattr(est, "feature_names_in_", None)
     names = [f"x{i}" for i in range(est.n_features_in_)] if names is None else list(names)
-    profile = est._profile(r.params, names) if hasattr(est, "_profile") else None
+    profile = est.profile_of(r.params, names) if hasattr(est, "profile_of") else None
     return Snapshot(r, getattr(est, "covariance_type", ""), rows, labels, unc,
                     family_solutions(r, labels), it, done, elapsed, profile=profile)
 
@@ -141,7 +136,7 @@ _CHAIN = ("weights", "startprob", "transmat")
 def snapshot_from_live(live, est: GaussianMixture, display_idx, elapsed, done) -> Snapshot:
     """Snapshot of a fit in progress: labels of every restart on the displayed rows."""
     restarts = live.snapshot()
-    a = est._live_assignments(live, display_idx)
+    a = est.live_view(live, "assignments", display_idx)
     extra = {name: a[name] for name in ("filled", "missing") if name in a}
     return Snapshot(restarts, est.covariance_type, a["X"], a["labels"], a["uncertainty"],
                     solutions_of(restarts, a["labels"]), live.iteration, done, elapsed, **extra)

@@ -87,7 +87,7 @@ class _View:
         #: While set, an update does not ask the browser for a frame: the explorer asks
         #: once the frame's status is out (:meth:`request_render`).
         self.defer_render = False
-        self._render_wanted = False
+        self.render_wanted = False
         render = self.canvas.draw
 
         def tracked_draw(*args, **kwargs):
@@ -158,13 +158,13 @@ class _View:
             self.n_draws += 1
             self._version += 1
             if self.defer_render:
-                self._render_wanted = True
+                self.render_wanted = True
                 return
         self.request_render()
 
     def request_render(self):
         """Ask the browser for a frame of the latest update (and again until it has one)."""
-        self._render_wanted = False
+        self.render_wanted = False
         # Not canvas.draw(): from the worker thread it hung a kernel whose main
         # thread was waiting in run(block=True). The browser asks for the frame.
         self.canvas.draw_idle()
