@@ -18,7 +18,7 @@ import pandas as pd
 
 from .core.stream import Chunks, is_source
 from .estimators.base import SpuriousSolutionWarning
-from .estimators.gaussian_mixture import GaussianMixture
+from .estimators.gaussian_mixture import GaussianMixture, check_parameters
 from .estimators.priors import resolve as resolve_prior
 from .estimators.validation import ConvergenceWarning, as_2d_float, check_in, seed_from
 
@@ -89,7 +89,7 @@ def _check_mixture_params(Xa, k_max, covariance_types, n_init, random_state, mix
     for cov_type in covariance_types:
         gm = GaussianMixture(k_max, covariance_type=cov_type, n_init=n_init, **mixture_params)
         check_in("missing", gm.missing, ("raise", "em"))
-        gm._check_parameters(Xa)
+        check_parameters(gm, Xa)
         if gm.prior is not None:
             resolve_prior(gm.prior, Xa, cov_type, k_max)
 

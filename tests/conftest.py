@@ -11,6 +11,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 from _browser import browser, lab  # noqa: E402, F401  (the browser tests' fixtures)
 from _data import make_mixture  # noqa: E402
 
+# Imported here, in pytest-xdist's controller too: a worker's warning whose class lives in
+# emwidgets (ConvergenceWarning) makes the controller import its module to rebuild it, from
+# one thread per worker; two at once deadlocked on the import lock and took a worker down
+# ("_DeadlockError ... emwidgets.estimators.base", seen running the widget tests alone).
+import emwidgets  # noqa: E402, F401
+
 COV_TYPES = ("full", "tied", "diag", "spherical")
 
 

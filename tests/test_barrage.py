@@ -21,6 +21,7 @@ import scipy.sparse
 
 from emwidgets import GaussianHMM, GaussianMixture, KMeans, select_model
 from emwidgets.estimators import validation as V
+from emwidgets.estimators.gaussian_mixture import memory_needed
 
 pytestmark = pytest.mark.filterwarnings("ignore::emwidgets.ConvergenceWarning")
 
@@ -359,5 +360,5 @@ def test_the_memory_estimate_matches_the_compiled_program():
         pytest.skip("this backend gives no memory analysis")
     actual = (analysis.temp_size_in_bytes + analysis.argument_size_in_bytes
               + analysis.output_size_in_bytes)
-    estimate = gm._memory_needed("full", 20, 100, 1, 2, None)
+    estimate = memory_needed("full", 20, 100, 1, 2, None, gm.max_iter)
     assert 0.7 * actual < estimate < 2.0 * actual, (estimate, actual)

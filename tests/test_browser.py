@@ -255,10 +255,10 @@ def test_components_and_initialisation_after_a_first_run_compile_nothing(browser
 
     def wait_frame(expected: str):
         for _ in range(100):
-            if kernel(page, "print(explorer._frame)").strip() == expected:
+            if kernel(page, "print(explorer.frame)").strip() == expected:
                 break
             time.sleep(0.1)
-        assert kernel(page, "print(explorer._frame)").strip() == expected
+        assert kernel(page, "print(explorer.frame)").strip() == expected
         assert _new_frame(canvas, frames), f"the canvas should change at {expected}"
 
     ex.locator(".widget-slider", has_text="iteration").locator(".noUi-handle").focus()
@@ -301,18 +301,18 @@ def test_components_and_initialisation_after_a_first_run_compile_nothing(browser
     # Choose the start: drag a mean with the mouse; the next Run starts from it.
     ex.locator("button", has_text="Choose the start").click()
     for _ in range(100):
-        if kernel(page, "print(len(explorer._start_xy))").strip() == "2":
+        if kernel(page, "print(len(explorer.start.points))").strip() == "2":
             break
         time.sleep(0.1)
-    x, y = _pixel(page, "explorer.assignments", "explorer._start_xy[0]")
-    before = kernel(page, "print(*explorer._start_xy[0])").split()
+    x, y = _pixel(page, "explorer.assignments", "explorer.start.points[0]")
+    before = kernel(page, "print(*explorer.start.points[0])").split()
     box = canvas.bounding_box()
     page.mouse.move(box["x"] + x, box["y"] + y)
     page.mouse.down()
     page.mouse.move(box["x"] + x + 30, box["y"] + y - 25, steps=6)
     page.mouse.up()
     for _ in range(100):
-        after = kernel(page, "print(*explorer._start_xy[0])").split()
+        after = kernel(page, "print(*explorer.start.points[0])").split()
         if after != before:
             break
         time.sleep(0.1)
@@ -495,19 +495,19 @@ def test_large_data_are_a_density_image_in_jupyterlab(browser, lab):
     ex.locator(".widget-slider", has_text="iteration").locator(".noUi-handle").focus()
     page.keyboard.press("Home")
     for _ in range(100):
-        out = kernel(page, "print(explorer._frame, explorer.session.running)")
+        out = kernel(page, "print(explorer.frame, explorer.session.running)")
         if out.startswith("(0, 0)"):
             break
         time.sleep(0.1)
     assert out.startswith("(0, 0)") and out.split()[-1] == "True", out  # while it runs
     time.sleep(1.5)  # live frames come meanwhile
-    out = kernel(page, "print(explorer._frame, explorer.scrubber.value, explorer.scrubber.max,"
+    out = kernel(page, "print(explorer.frame, explorer.scrubber.value, explorer.scrubber.max,"
                        " explorer.session.running)")
     assert out.startswith("(0, 0) 0"), out
     ex.locator("button", has_text="Stop").click()
     page.wait_for_function("() => document.querySelector('.emwidgets-status-text')"
                            ".innerText.startsWith('Stopped')", timeout=60_000)
-    out = _kernel_until(page, "print(explorer._frame, explorer.assignments._rendered == "
+    out = _kernel_until(page, "print(explorer.frame, explorer.assignments._rendered == "
                               "explorer.assignments._version)", "(0, 0) True")
     assert out == "(0, 0) True", out  # the scrubbed frame, redrawn from the stopped run
     time.sleep(0.5)

@@ -263,7 +263,8 @@ def test_a_masked_hmm_program_gives_the_exact_size_result(x64, cov_type, init):
               n_iter=60)
     exact, masked = GaussianHMM(2, **kw), GaussianHMM(2, **kw)
     masked.compile_for(5)
-    assert masked.start(X).run.state.params.emission.means.shape[1] == 5  # really a five-state program
+    program = masked.start(X).run.state.params.emission
+    assert program.means.shape[1] == 5  # really a five-state program
     fit(exact, X), fit(masked, X)
     a, b = exact.restarts_, masked.restarts_
     np.testing.assert_array_equal(a.n_iter, b.n_iter)

@@ -41,7 +41,7 @@ def test_explorers_in_one_kernel_share_no_layout_or_style(faithful):
     sel = ModelSelectionExplorer(faithful)
     assert controls_shown(em) == before and controls_shown(em2) == before
     assert controls_shown(hmm) == before
-    assert hmm.intervals.layout.display == "none" and em.intervals.layout.display != "none"
+    assert hmm.confidence is None and em.confidence.box.layout.display != "none"
     layouts, styles = {}, {}
     for owner in (em, hmm, em2, sel):
         for w in widget_tree(owner):
@@ -118,7 +118,7 @@ def test_run_while_running_replaces_the_run_without_waiting(faithful):
     _slow_estimator(ex, release, entered)
     ex.run()
     assert entered.wait(30)
-    first = ex.session._thread
+    first = ex.session.runner.thread
     ex.session._make_estimator = lambda: GaussianMixture(**ex.session.settings())
     ex.run()  # returns although the first run is still "compiling"
     assert first.is_alive()
@@ -126,7 +126,7 @@ def test_run_while_running_replaces_the_run_without_waiting(faithful):
     wait_idle(ex)
     first.join(60)
     snap = ex.session.snapshot
-    assert snap.done and not snap.stopped and snap.run == ex.session._generation
+    assert snap.done and not snap.stopped and snap.run == ex.session.runner.generation
     np.testing.assert_array_equal(ex.session.estimator.restarts_.objective,
                                   snap.restarts.objective)
 
@@ -315,10 +315,10 @@ def test_a_live_hmm_run_redraws_in_place_within_the_frame_budget(monkeypatch):
     """Frames are paced (at most one per FRAME_SECONDS, the first after FIRST_FRAME_SECONDS
     of computing, the last at the end) and the HMM views move their artists instead of
     rebuilding their figures."""
-    from emwidgets.widgets import session as S
+    from emwidgets.widgets import runner
 
-    monkeypatch.setattr(S, "FIRST_FRAME_SECONDS", 0.0)  # the first frame after one iteration
-    monkeypatch.setattr(S, "FRAME_SECONDS", 1e9)  # a budget no run reaches: one live frame
+    monkeypatch.setattr(runner, "FIRST_FRAME_SECONDS", 0.0)  # the first frame after one iteration
+    monkeypatch.setattr(runner, "FRAME_SECONDS", 1e9)  # a budget no run reaches: one live frame
     hmm = HMMExplorer(datasets.load_geyser(), n_components=3, n_init=8, tol=1e-12,
                       max_iter=300)
     frames = []
@@ -341,11 +341,11 @@ def test_a_live_hmm_run_redraws_in_place_within_the_frame_budget(monkeypatch):
 def test_a_run_over_before_its_first_frame_draws_each_figure_once(monkeypatch, faithful):
     """A warm run that ends before FIRST_FRAME_SECONDS of computing draws only its final
     frame (in the browser each frame renders every figure)."""
-    from emwidgets.widgets import session as S
+    from emwidgets.widgets import runner
 
     ex = EMExplorer(faithful, n_components=2, n_init=4, random_state=0)
     ex.run(block=True)  # compiled
-    monkeypatch.setattr(S, "FIRST_FRAME_SECONDS", 1e9)  # no run computes that long
+    monkeypatch.setattr(runner, "FIRST_FRAME_SECONDS", 1e9)  # no run computes that long
     frames = []
     ex.session.observe(lambda ch: frames.append(ch["new"]), "snapshot")
     before = {name: view.n_draws for name, view in ex.views.items()}
@@ -408,7 +408,7 @@ def test_a_data_change_during_a_run_abandons_it_and_keeps_the_previous_result():
     s = ex.session
     assert not s.running and s.status.startswith("The data changed while a run was going")
     published = len(frames)
-    s._thread.join(120)
+    s.runner.thread.join(120)
     assert len(frames) == published  # the abandoned run published nothing more
     assert s.snapshot is not previous and s.snapshot.restarts.n_restarts == 64  # its frame
     assert s.stale and not s.shown_data_is_current
@@ -420,15 +420,15 @@ def test_a_data_change_during_a_run_abandons_it_and_keeps_the_previous_result():
 
 @pytest.mark.slow
 def test_live_frames_are_paced_by_what_their_renders_cost(faithful):
-    """The frame budget (session.RENDER_SHARE): a frame whose renders take c seconds is
+    """The frame budget (runner.RENDER_SHARE): a frame whose renders take c seconds is
     followed by at least 2c of computing; headless (nothing rendered) the pace is
     FRAME_SECONDS. A frame asks the browser for its renders once its status is out."""
-    from emwidgets.widgets import session as S
+    from emwidgets.widgets import runner
 
-    assert S.frame_interval(0.0) == S.FRAME_SECONDS
-    assert S.frame_interval(0.0, first=True) == S.FIRST_FRAME_SECONDS
-    assert S.frame_interval(0.5) == pytest.approx(1.0)
-    assert S.frame_interval(0.5, first=True) == pytest.approx(1.0)
+    assert runner.frame_interval(0.0) == runner.FRAME_SECONDS
+    assert runner.frame_interval(0.0, first=True) == runner.FIRST_FRAME_SECONDS
+    assert runner.frame_interval(0.5) == pytest.approx(1.0)
+    assert runner.frame_interval(0.5, first=True) == pytest.approx(1.0)
 
     ex = EMExplorer(faithful, n_components=6, n_init=16, tol=0.0, max_iter=1000,
                     init_params="random", random_state=0)  # 1000 iterations, whatever the seed

@@ -98,13 +98,13 @@ def test_the_explorer_scrubs_and_steps_exactly_without_compiling():
         ex.scrubber.value = 3
         p3 = s.frame_at(3)
         ex.m_step()  # (p, q) = (4, 3): ellipses of iteration 4, colours of iteration 3
-        moved = ex._frame
+        moved = ex.frame
         ex.e_step()
-        stepped = ex._frame
+        stepped = ex.frame
         ex.step_back()
-        back = ex._frame
+        back = ex.frame
         ex.step_back()
-        back2 = ex._frame
+        back2 = ex.frame
     assert c.compiled == 0 and c.loaded == 0, c
     assert (moved, stepped, back, back2) == ((4, 3), (4, 4), (4, 3), (3, 3))
     assert ex.scrubber.value == 3 and "iteration 3" in ex.step_note.value
@@ -126,7 +126,7 @@ def test_the_explorer_scrubs_and_steps_exactly_without_compiling():
     assert not np.allclose(centre, final_xy)
     assert ex.convergence.cursor.get_visible()
     ex.to_convergence()
-    assert ex._frame is None and not ex.convergence.cursor.get_visible()
+    assert ex.frame is None and not ex.convergence.cursor.get_visible()
     np.testing.assert_allclose(ex.assignments.artists.ellipses[0].get_center(), final_xy)
     # the fitted models are one call away
     assert ex.estimator_ is s.estimator
@@ -143,10 +143,10 @@ def test_a_new_run_resets_the_scrubber_and_a_scrub_before_any_run_is_one_sentenc
     ex.run(block=True)
     assert ex.session.iterations_run > 1
     ex.scrubber.value = 1
-    assert ex._frame == (1, 1)
+    assert ex.frame == (1, 1)
     ex.session.n_components = 2
     ex.run(block=True)
-    assert ex._frame is None and ex.scrubber.value == ex.session.iterations_run
+    assert ex.frame is None and ex.scrubber.value == ex.session.iterations_run
 
 
 @pytest.mark.slow
@@ -169,17 +169,17 @@ def test_a_run_in_progress_can_be_scrubbed_and_the_frame_stays_until_to_converge
     with _compiles.count(this_thread=True) as c:
         ex.scrubber.value = 3
         during = s.frame_at(3).restarts.params["means"]
-    assert c.compiled == 0 and ex._frame == (3, 3) and "iteration 3" in ex.step_note.value
+    assert c.compiled == 0 and ex.frame == (3, 3) and "iteration 3" in ex.step_note.value
     seen, t = ex.scrubber.max, time.monotonic()
     while ex.scrubber.max <= seen and s.running and time.monotonic() - t < 60:
         time.sleep(0.02)  # more live frames come
-    assert ex._frame == (3, 3) and ex.scrubber.value == 3 and ex.scrubber.max > seen
+    assert ex.frame == (3, 3) and ex.scrubber.value == 3 and ex.scrubber.max > seen
     s.stop()
     wait_idle(ex)
-    assert ex._frame == (3, 3) and "Stopped" in s.status
+    assert ex.frame == (3, 3) and "Stopped" in s.status
     np.testing.assert_allclose(s.frame_at(3).restarts.params["means"], during, rtol=1e-6)
     ex.to_convergence()
-    assert ex._frame is None and ex.scrubber.value == s.iterations_run
+    assert ex.frame is None and ex.scrubber.value == s.iterations_run
 
 
 @pytest.mark.slow
@@ -196,7 +196,7 @@ def test_the_hmm_and_family_explorers_scrub_too():
             ex.scrubber.value = 1
             ex.m_step()
         assert c.compiled == 0 and c.loaded == 0, c
-        assert ex._frame == (2, 1) and "M-step moved the parameters" in ex.step_note.value
+        assert ex.frame == (2, 1) and "M-step moved the parameters" in ex.step_note.value
         changed = {n for n, v in ex.views.items() if v._version != before[n]}
         assert changed == set(ex.views) - {"gallery"}, changed
         frame = ex.session.frame_at(2)
@@ -263,14 +263,14 @@ def _mouse(canvas, name, ax, xy, button=1):
 
 def test_a_dragged_start_is_the_means_init_of_a_batch_fit():
     ex = _explorer()
-    canvas, ax = ex.assignments.canvas, ex._axes()
+    canvas, ax = ex.assignments.canvas, ex.start.axes()
     ex.start_toggle.value = True  # the shown restart's own start appears, to drag
-    assert len(ex._start_xy) == 3
-    grabbed = np.array(ex._start_xy[1])
+    assert len(ex.start.points) == 3
+    grabbed = np.array(ex.start.points[1])
     _mouse(canvas, "button_press_event", ax, grabbed)
     _mouse(canvas, "motion_notify_event", ax, grabbed + [0.5, 0.5])
     _mouse(canvas, "button_release_event", ax, [3.2, 1.1])
-    np.testing.assert_allclose(ex._start_xy[1], [3.2, 1.1], atol=1e-6)
+    np.testing.assert_allclose(ex.start.points[1], [3.2, 1.1], atol=1e-6)
     start = ex.start_means
     np.testing.assert_allclose(start[1], [3.2, 1.1], atol=1e-6)  # 2-D data: the plane
     assert "Your start" in ex.status.value

@@ -11,6 +11,7 @@ also be advanced a few iterations at a time for live views with
 """
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from typing import Optional
@@ -33,11 +34,16 @@ from .base import (
     _RestartModels,
     _restarts_from_state,
     _warn_spurious,
-    start_streamed,
 )
 from .information import StandardErrors, standard_errors_of
 from .kmeans import _kmeans_layout
-from .mixture import MixtureEstimator, Problem, ProgramPlan, check_sample_weight
+from .mixture import (
+    LikelihoodScoring,
+    MixtureEstimator,
+    Problem,
+    ProgramPlan,
+    check_sample_weight,
+)
 
 # Gaussian mixture
 # ---------------------------------------------------------------------------
@@ -71,7 +77,7 @@ class _GMMScaling:
 
 
 
-class GaussianMixture(_RestartModels, MixtureEstimator):
+class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
     """Gaussian mixture fitted by EM, every restart at once.
 
     Parameters follow :class:`sklearn.mixture.GaussianMixture`: ``tol`` is the
@@ -157,94 +163,6 @@ class GaussianMixture(_RestartModels, MixtureEstimator):
         return Tags(estimator_type="density_estimator", target_tags=TargetTags(required=False),
                     input_tags=InputTags())
 
-    # -- checks -----------------------------------------------------------------
-    def _check_parameters(self, X):
-        validation.check_int("n_components", self.n_components, 1)
-        validation.check_in("covariance_type", self.covariance_type, tuple(COVARIANCE_TYPES))
-        validation.check_positive("tol", self.tol)
-        validation.check_positive("reg_covar", self.reg_covar, allow_zero=True)
-        validation.check_int("max_iter", self.max_iter, 0)
-        validation.check_int("n_init", self.n_init, 1)
-        validation.check_in("init_params", self.init_params, gmm.INIT_METHODS)
-        n, d = X.shape
-        if n < self.n_components:
-            raise ValueError(
-                f"Expected n_samples >= n_components but got n_components = {self.n_components}, "
-                f"n_samples = {n}; reduce n_components or pass more samples."
-            )
-        k = self.n_components
-        shapes = {
-            "weights_init": (k,),
-            "means_init": (k, d),
-            "precisions_init": covariance_shape(self.covariance_type, k, d),
-        }
-        for name, shape in shapes.items():
-            value = getattr(self, name)
-            if value is None:
-                continue
-            arr = np.asarray(value, dtype=np.float64)
-            if name == "means_init" and arr.shape == (self.n_init, k, d):
-                pass  # one start per restart (a basin map's grid of starts)
-            elif arr.shape != shape:
-                raise ValueError(f"'{name}' has shape {arr.shape}, but {shape} is expected "
-                                 f"for n_components={k}, n_features={d}, "
-                                 f"covariance_type={self.covariance_type!r}.")
-            if not np.isfinite(arr).all():
-                raise ValueError(f"'{name}' contains NaN or infinite values.")
-        if self.weights_init is not None:
-            w = np.asarray(self.weights_init, dtype=np.float64)
-            if (w < 0).any() or not np.isclose(w.sum(), 1.0, atol=1e-6):
-                raise ValueError("'weights_init' must be non-negative and sum to 1, got sum "
-                                 f"{w.sum():.5f}.")
-        if self.precisions_init is not None:
-            p = np.asarray(self.precisions_init, dtype=np.float64)
-            if self.covariance_type in ("full", "tied"):
-                mats = p.reshape(-1, d, d)
-                if not (np.allclose(mats, np.swapaxes(mats, 1, 2)) and
-                        all(np.linalg.eigvalsh(m).min() > 0 for m in mats)):
-                    raise ValueError(
-                        "'precisions_init' must be symmetric, positive-definite matrices.")
-            elif (p <= 0).any():
-                raise ValueError("'precisions_init' must be positive.")
-
-    def _memory_needed(self, cov_type, n, d, n_restarts, k, n_patterns) -> float:
-        """Bytes the compiled fit holds at once (XLA's own memory analysis agrees within ~20%).
-
-        The E-step works on blocks of B rows: the features phi (B x P, P = Q + D + 1
-        with Q = D (D + 1) / 2 for full and tied) and its intermediates take
-        about 2.2 B (P + 2 R K) numbers; the parameters R K D^2 (full) a few
-        times over; missing-data EM conditionals (M, K, D, D) per restart,
-        about ten times over; plus the data and the traces.
-        """
-        cov = COVARIANCE_TYPES[cov_type]
-        p = cov.n_quad(d) + d + 1
-        rk = n_restarts * k * (n_patterns or 1)
-        width = 2 * rk + p
-        n_padded, block = layout.padded_length(n, layout.choose_block_size(n, width))
-        params = math.prod(covariance_shape(cov_type, k, d)) + k * d
-        numbers = (2.2 * block * width + 4.0 * n_restarts * params + 2.0 * rk * p
-                   + 2.0 * n_padded * d + n_restarts * self.max_iter)
-        if n_patterns is not None:
-            numbers += 10.0 * n_restarts * n_patterns * k * d * d
-        return numbers * np.dtype(layout.float_dtype()).itemsize
-
-    def _check_memory(self, n, d, n_restarts, k, n_patterns):
-        """Refuse up front a fit that would exhaust memory, naming the types that fit."""
-        available = validation.available_memory()
-        needed = self._memory_needed(self.covariance_type, n, d, n_restarts, k, n_patterns)
-        if needed <= validation.MEMORY_FRACTION * available:
-            return
-        fits = [repr(c) for c in COVARIANCE_TYPES if c != self.covariance_type and
-                self._memory_needed(c, n, d, n_restarts, k, n_patterns)
-                <= validation.MEMORY_FRACTION * available]
-        instead = f"use covariance_type={' or '.join(fits)}, or " if fits else ""
-        validation.check_memory(
-            needed,
-            f"A {self.covariance_type}-covariance fit of {d:,} features with {k} components and "
-            f"{n_restarts} restart{'s' if n_restarts > 1 else ''}"
-            + (f" over {n_patterns} missing-value patterns" if n_patterns is not None else ""),
-            f"{instead}reduce the features, n_components, n_init or max_iter", available)
-
     # -- fitting ----------------------------------------------------------------
     def _check_X(self, X, reset: bool):
         """X with NaN allowed where ``missing='em'``; otherwise the error names the option."""
@@ -262,7 +180,7 @@ class GaussianMixture(_RestartModels, MixtureEstimator):
         sees mean-imputed data, EM the observed values), their missing-value patterns, the
         scaled regularisation and prior."""
         Xa = self._check_X(X, reset=True)
-        self._check_parameters(Xa)
+        check_parameters(self, Xa)
         k, (n, d) = self.n_components, Xa.shape
         weights = None if sample_weight is None else check_sample_weight(sample_weight, n)
         scaling = getattr(self, "_given_scaling", None) or layout.fit_scaling(Xa, weights)
@@ -293,7 +211,7 @@ class GaussianMixture(_RestartModels, MixtureEstimator):
 
     def _check_plan(self, problem: Problem, plan: ProgramPlan):
         patterns = problem.extra.get("patterns")
-        self._check_memory(*problem.rows.shape, plan.n_restarts, plan.n_components,
+        check_memory(self, *problem.rows.shape, plan.n_restarts, plan.n_components,
                            None if patterns is None else len(patterns))
 
     def _active(self, plan: ProgramPlan):
@@ -334,30 +252,18 @@ class GaussianMixture(_RestartModels, MixtureEstimator):
         hyper = gmm.GMMHyper(reg, active, prior, layout.to_device(problem.extra["patterns"]))
         return observed.missing_family(self.covariance_type), hyper, data
 
-    #: Rows of the reservoir sample a streamed fit initialises from (and takes its
-    #: default prior from); all the rows when the source holds no more.
-    STREAM_SAMPLE = 20_000
+    def _stream_options(self) -> dict:
+        return {"missing": self.missing == "em",
+                "reg_floor": self.reg_covar if self.prior is None else 0.0}
 
-    def _start_stream(self, source, sample_weight=None, keys=None) -> LiveFit:
-        """A fit over rows read chunk by chunk (:class:`emwidgets.Chunks`; a path to
-        Parquet data): one pass for the scaling and a reservoir sample, the
-        initialisation on the sample (with the whole data's scaling), then every EM
-        iteration one pass of the source (:mod:`emwidgets.core.stream`)."""
+    def _stream_model(self, first, init, live0):
         missing = self.missing == "em"
-        chunks, progress, first, init, live0 = start_streamed(
-            self, source, sample_weight, keys, missing=missing,
-            reg_floor=self.reg_covar if self.prior is None else 0.0)
-        n, total_w, d = first.n, first.total_w, first.sample.shape[1]
-        scaling = live0.scaling
-        for name in ("_prior", "_observed_per_row"):
-            if hasattr(init, name):
-                setattr(self, name, getattr(init, name))
-        run0 = live0.run
-        k_program = run0.state.params.means.shape[1]
-        r_program = run0.state.status.shape[0]
+        scaling, d = live0.scaling, first.sample.shape[1]
+        k_program = live0.run.state.params.means.shape[1]
+        r_program = live0.run.state.status.shape[0]
         stats = COVARIANCE_TYPES[self.covariance_type].n_quad(d) + d + 1
         width = 2 * r_program * k_program + stats
-        hyper = run0.hyper
+        hyper, known = live0.run.hyper, None
         if missing:
             # Every pattern of the source (the sample's may be fewer), in the order and
             # padding of the in-memory fit; a chunk's rows are looked up by their keys.
@@ -369,32 +275,8 @@ class GaussianMixture(_RestartModels, MixtureEstimator):
             family = observed.missing_family(self.covariance_type)
         else:
             family = gmm.gmm_family(self.covariance_type)
-        rows, block = layout.padded_length(chunks.chunk_rows, layout.choose_block_size(
-            chunks.chunk_rows, width))
-        dtype = np.dtype(jax.tree.leaves(run0.state.params)[0].dtype)
-
-        def prepare_chunk(x, w):
-            z = (x - scaling.shift) / scaling.scale
-            if not missing:
-                xp, wp = stream.pad_chunk(z, w, rows, dtype)
-                return em.Data(layout.to_device(xp), layout.to_device(wp))
-            seen = ~np.isnan(x)
-            xp, wp = stream.pad_chunk(np.where(seen, z, 0.0), w, rows, dtype)
-            keys = stream.pattern_keys(seen)
-            index = np.minimum(np.searchsorted(known, keys), len(known) - 1)
-            if (known[index] != keys).any():
-                raise ValueError("The source changed between passes: a row's missing values "
-                                 "form a pattern the first pass did not see.")
-            pattern = np.zeros((rows,), np.int32)
-            pattern[:len(x)] = index
-            return em.Data(observed.Rows(layout.to_device(xp), layout.to_device(pattern)),
-                           layout.to_device(wp))
-
-        run = stream.StreamRun(family, chunks, prepare_chunk, n, run0.state, hyper, run0.tol,
-                               block, self.max_iter, rule=self._convergence_rule(),
-                               progress=progress)
-        self._features_seen = (d, None)
-        return self._live_fit(run, scaling, live0.keys, total_w)
+        return family, hyper, width, functools.partial(
+            _chunk_data, scaling=scaling, known=known)
 
     def _user_init(self, s: layout.Scaling, dtype) -> gmm.UserInit:
         cov = COVARIANCE_TYPES[self.covariance_type]
@@ -486,7 +368,7 @@ class GaussianMixture(_RestartModels, MixtureEstimator):
             self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)))
         return _GMMScaling.to_std(p, self._scaling)
 
-    def _log_prob(self, X):
+    def _log_joint(self, X):
         """(N, K) log(w_k) + log N(x | mu_k, Sigma_k) in data units.
 
         With ``missing='em'``, rows with NaN get the density of their
@@ -537,26 +419,6 @@ class GaussianMixture(_RestartModels, MixtureEstimator):
             return pd.DataFrame(out, index=X.index, columns=X.columns)
         return out
 
-    def score_samples(self, X):
-        """(N,) log-density of each sample under the mixture."""
-        lp = self._log_prob(X)
-        m = lp.max(axis=1, keepdims=True)
-        return (m + np.log(np.exp(lp - m).sum(axis=1, keepdims=True)))[:, 0]
-
-    def score(self, X, y=None):
-        """Mean log-likelihood per sample."""
-        return float(self.score_samples(X).mean())
-
-    def predict_proba(self, X):
-        """(N, K) responsibilities (posterior probabilities of the components)."""
-        lp = self._log_prob(X)
-        lp -= lp.max(axis=1, keepdims=True)
-        p = np.exp(lp)
-        return p / p.sum(axis=1, keepdims=True)
-
-    def predict(self, X):
-        return self._log_prob(X).argmax(axis=1)
-
     def sample(self, n_samples=1):
         """Draw samples: returns (X (n_samples, D), labels (n_samples,))."""
         self._check_fitted()
@@ -577,25 +439,7 @@ class GaussianMixture(_RestartModels, MixtureEstimator):
         live views: ``labels``, ``uncertainty`` (R, n) and ``X`` (n, D) in data units;
         with missing values ``X`` has NaN where a value is missing, ``filled`` (R, n, D)
         each restart's imputation and ``missing`` (n, D) the mask."""
-        state, s = live.run.state, live.scaling
-        idx = np.asarray(rows)  # picked on the host (a device gather compiles per shape)
-        r = len(live.keys)  # the program may hold padding restarts after these
-        out = {}
-        if isinstance(live.run.data.x, observed.Rows):  # missing values: from the observed part
-            data, patterns = live.run.data.x, live.run.hyper.patterns
-            z, pattern = np.asarray(data.values)[idx], np.asarray(data.pattern)[idx]
-            labels, unc, filled = observed.assign_batch(state.params, z, pattern, patterns,
-                                                        cov_type=self.covariance_type)
-            seen = np.asarray(patterns)[np.asarray(pattern)]
-            X = np.where(seen, np.asarray(z, np.float64) * s.scale + s.shift, np.nan)
-            filled = np.asarray(filled, np.float64)[:r]
-            out = dict(filled=np.where(seen, X, filled * s.scale + s.shift), missing=~seen)
-        else:
-            z = np.asarray(live.run.data.x)[idx]
-            labels, unc = gmm.assign_batch(state.params, z, cov_type=self.covariance_type)
-            X = np.asarray(z, np.float64) * s.scale + s.shift
-        return dict(labels=np.asarray(labels)[:r], uncertainty=np.asarray(unc, np.float64)[:r],
-                    X=X, **out)
+        return _live_assignments(live, rows, self.covariance_type)
 
     def _live_density(self, live: LiveFit, restart: int, bins, n_bins: int) -> np.ndarray:
         """(n_bins, n_components) restart ``restart``'s responsibilities summed per bin of
@@ -630,13 +474,139 @@ class GaussianMixture(_RestartModels, MixtureEstimator):
         return standard_errors_of(self.covariance_type, self.weights_, self.means_,
                                   self.covariances_, self._check_X(X, reset=False))
 
-    def bic(self, X):
-        """Bayesian information criterion (lower is better), as scikit-learn."""
-        n = np.asarray(X).shape[0]
-        return -2 * self.score(X) * n + self.n_parameters() * np.log(n)
 
-    def aic(self, X):
-        """Akaike information criterion (lower is better), as scikit-learn."""
-        n = np.asarray(X).shape[0]
-        return -2 * self.score(X) * n + 2 * self.n_parameters()
+def check_parameters(est, X):
+    """Every setting of a GaussianMixture ``est`` checked against the rows ``X`` (its
+    starts' shapes included), each failure one sentence: before a fit, and before the
+    first fit of a model-selection grid."""
+    validation.check_int("n_components", est.n_components, 1)
+    validation.check_in("covariance_type", est.covariance_type, tuple(COVARIANCE_TYPES))
+    validation.check_positive("tol", est.tol)
+    validation.check_positive("reg_covar", est.reg_covar, allow_zero=True)
+    validation.check_int("max_iter", est.max_iter, 0)
+    validation.check_int("n_init", est.n_init, 1)
+    validation.check_in("init_params", est.init_params, gmm.INIT_METHODS)
+    n, d = X.shape
+    if n < est.n_components:
+        raise ValueError(
+            f"Expected n_samples >= n_components but got n_components = {est.n_components}, "
+            f"n_samples = {n}; reduce n_components or pass more samples."
+        )
+    k = est.n_components
+    shapes = {
+        "weights_init": (k,),
+        "means_init": (k, d),
+        "precisions_init": covariance_shape(est.covariance_type, k, d),
+    }
+    for name, shape in shapes.items():
+        value = getattr(est, name)
+        if value is None:
+            continue
+        arr = np.asarray(value, dtype=np.float64)
+        if name == "means_init" and arr.shape == (est.n_init, k, d):
+            pass  # one start per restart (a basin map's grid of starts)
+        elif arr.shape != shape:
+            raise ValueError(f"'{name}' has shape {arr.shape}, but {shape} is expected "
+                             f"for n_components={k}, n_features={d}, "
+                             f"covariance_type={est.covariance_type!r}.")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"'{name}' contains NaN or infinite values.")
+    if est.weights_init is not None:
+        w = np.asarray(est.weights_init, dtype=np.float64)
+        if (w < 0).any() or not np.isclose(w.sum(), 1.0, atol=1e-6):
+            raise ValueError("'weights_init' must be non-negative and sum to 1, got sum "
+                             f"{w.sum():.5f}.")
+    if est.precisions_init is not None:
+        p = np.asarray(est.precisions_init, dtype=np.float64)
+        if est.covariance_type in ("full", "tied"):
+            mats = p.reshape(-1, d, d)
+            if not (np.allclose(mats, np.swapaxes(mats, 1, 2)) and
+                    all(np.linalg.eigvalsh(m).min() > 0 for m in mats)):
+                raise ValueError(
+                    "'precisions_init' must be symmetric, positive-definite matrices.")
+        elif (p <= 0).any():
+            raise ValueError("'precisions_init' must be positive.")
 
+
+def memory_needed(cov_type, n, d, n_restarts, k, n_patterns, max_iter) -> float:
+    """Bytes the compiled fit holds at once (XLA's own memory analysis agrees within ~20%).
+
+    The E-step works on blocks of B rows: the features phi (B x P, P = Q + D + 1
+    with Q = D (D + 1) / 2 for full and tied) and its intermediates take
+    about 2.2 B (P + 2 R K) numbers; the parameters R K D^2 (full) a few
+    times over; missing-data EM conditionals (M, K, D, D) per restart,
+    about ten times over; plus the data and the traces.
+    """
+    cov = COVARIANCE_TYPES[cov_type]
+    p = cov.n_quad(d) + d + 1
+    rk = n_restarts * k * (n_patterns or 1)
+    width = 2 * rk + p
+    n_padded, block = layout.padded_length(n, layout.choose_block_size(n, width))
+    params = math.prod(covariance_shape(cov_type, k, d)) + k * d
+    numbers = (2.2 * block * width + 4.0 * n_restarts * params + 2.0 * rk * p
+               + 2.0 * n_padded * d + n_restarts * max_iter)
+    if n_patterns is not None:
+        numbers += 10.0 * n_restarts * n_patterns * k * d * d
+    return numbers * np.dtype(layout.float_dtype()).itemsize
+
+
+def check_memory(est, n, d, n_restarts, k, n_patterns):
+    """Refuse up front a fit that would exhaust memory, naming the types that fit."""
+    available = validation.available_memory()
+    needed = memory_needed(est.covariance_type, n, d, n_restarts, k, n_patterns, est.max_iter)
+    if needed <= validation.MEMORY_FRACTION * available:
+        return
+    fits = [repr(c) for c in COVARIANCE_TYPES if c != est.covariance_type and
+            memory_needed(c, n, d, n_restarts, k, n_patterns, est.max_iter)
+            <= validation.MEMORY_FRACTION * available]
+    instead = f"use covariance_type={' or '.join(fits)}, or " if fits else ""
+    validation.check_memory(
+        needed,
+        f"A {est.covariance_type}-covariance fit of {d:,} features with {k} components and "
+        f"{n_restarts} restart{'s' if n_restarts > 1 else ''}"
+        + (f" over {n_patterns} missing-value patterns" if n_patterns is not None else ""),
+        f"{instead}reduce the features, n_components, n_init or max_iter", available)
+
+
+def _chunk_data(x, w, rows: int, dtype, scaling: layout.Scaling, known=None) -> em.Data:
+    """One chunk of a streamed source as the driver's data: standardised, padded to
+    ``rows``; with ``known`` (the sorted keys of every missing-value pattern of the
+    source) its gaps at 0 and each row's pattern looked up."""
+    z = (x - scaling.shift) / scaling.scale
+    if known is None:
+        xp, wp = stream.pad_chunk(z, w, rows, dtype)
+        return em.Data(layout.to_device(xp), layout.to_device(wp))
+    seen = ~np.isnan(x)
+    xp, wp = stream.pad_chunk(np.where(seen, z, 0.0), w, rows, dtype)
+    keys = stream.pattern_keys(seen)
+    index = np.minimum(np.searchsorted(known, keys), len(known) - 1)
+    if (known[index] != keys).any():
+        raise ValueError("The source changed between passes: a row's missing values "
+                         "form a pattern the first pass did not see.")
+    pattern = np.zeros((rows,), np.int32)
+    pattern[:len(x)] = index
+    return em.Data(observed.Rows(layout.to_device(xp), layout.to_device(pattern)),
+                   layout.to_device(wp))
+
+
+def _live_assignments(live: LiveFit, rows, cov_type: str) -> dict:
+    """GaussianMixture's live view "assignments" (see its ``_live_assignments``)."""
+    state, s = live.run.state, live.scaling
+    idx = np.asarray(rows)  # picked on the host (a device gather compiles per shape)
+    r = len(live.keys)  # the program may hold padding restarts after these
+    out = {}
+    if isinstance(live.run.data.x, observed.Rows):  # missing values: from the observed part
+        data, patterns = live.run.data.x, live.run.hyper.patterns
+        z, pattern = np.asarray(data.values)[idx], np.asarray(data.pattern)[idx]
+        labels, unc, filled = observed.assign_batch(state.params, z, pattern, patterns,
+                                                    cov_type=cov_type)
+        seen = np.asarray(patterns)[np.asarray(pattern)]
+        X = np.where(seen, np.asarray(z, np.float64) * s.scale + s.shift, np.nan)
+        filled = np.asarray(filled, np.float64)[:r]
+        out = dict(filled=np.where(seen, X, filled * s.scale + s.shift), missing=~seen)
+    else:
+        z = np.asarray(live.run.data.x)[idx]
+        labels, unc = gmm.assign_batch(state.params, z, cov_type=cov_type)
+        X = np.asarray(z, np.float64) * s.scale + s.shift
+    return dict(labels=np.asarray(labels)[:r], uncertainty=np.asarray(unc, np.float64)[:r],
+                X=X, **out)

@@ -119,6 +119,47 @@ class ProgramPlan(NamedTuple):
     group_size: Optional[int] = None  # restarts run together (None: all at once)
 
 
+class LikelihoodScoring:
+    """``score_samples``, ``score``, ``predict_proba``, ``predict``, ``bic`` and ``aic`` of
+    a fitted mixture, from the rows' log joint densities ``_log_joint(X)`` (N, K): one
+    definition for the Gaussian mixture and every family (k-means has its own: it is no
+    likelihood model)."""
+
+    def _log_joint(self, X) -> np.ndarray:
+        """(N, K) log w_k + log p(x | k), in float64 on the host."""
+        raise NotImplementedError
+
+    def _objective_offset(self, fitted: bool = False) -> float:
+        """Log-density units of the rows the program saw -> of the data (0: the same)."""
+        return 0.0
+
+    def score_samples(self, X):
+        """(N,) log-likelihood of each row."""
+        return logsumexp(self._log_joint(X), axis=1) + self._objective_offset(fitted=True)
+
+    def score(self, X, y=None):
+        """Mean log-likelihood per row."""
+        return float(self.score_samples(X).mean())
+
+    def predict_proba(self, X):
+        """(N, K) posterior probability of each component (class) for each row."""
+        lj = self._log_joint(X)
+        return np.exp(lj - logsumexp(lj, axis=1, keepdims=True))
+
+    def predict(self, X):
+        """(N,) the most probable component of each row."""
+        return self._log_joint(X).argmax(axis=1)
+
+    def bic(self, X):
+        """Bayesian information criterion, -2 log L + p log n (lower is better)."""
+        log_lik = self.score_samples(X)
+        return -2 * log_lik.sum() + self.n_parameters() * np.log(len(log_lik))
+
+    def aic(self, X):
+        """Akaike information criterion, -2 log L + 2 p (lower is better)."""
+        return -2 * self.score_samples(X).sum() + 2 * self.n_parameters()
+
+
 class MixtureEstimator(_Estimator):
     """One estimator base for mixtures: :meth:`start` is the one fitting pipeline, made of
     small hooks (:meth:`_problem`, :meth:`_plan`, :meth:`_initial_state`, :meth:`_model`);
@@ -223,6 +264,42 @@ class MixtureEstimator(_Estimator):
                        mesh=plan.mesh)
         return self._live_fit(run, problem.scaling, keys, problem.n_samples, n_rows=n)
 
+    #: Rows of the reservoir sample a streamed fit initialises from (and takes its
+    #: default prior from); all the rows when the source holds no more.
+    STREAM_SAMPLE = 20_000
+
+    def _stream_options(self) -> dict:
+        """Keywords of :func:`start_streamed` (missing values, a scale floor, levels)."""
+        return {}
+
+    def _stream_model(self, first, init, live0):
+        """(family, hyperparameters, width of a block's working set, ``encode(x, w, rows,
+        dtype) -> em.Data`` of one chunk) of a streamed fit, from its first pass
+        ``first``, the copy ``init`` that started on the sample and its fit ``live0``."""
+        raise NotImplementedError
+
+    def _start_stream(self, source, sample_weight=None, keys=None) -> LiveFit:
+        """A fit over rows read chunk by chunk (:class:`emwidgets.Chunks`, a path to
+        Parquet data): one pass for the moments and a reservoir sample, every restart
+        initialised on the sample by a copy of this estimator given the whole source's
+        scaling (and levels), then every EM iteration one pass of the source
+        (:mod:`emwidgets.core.stream`)."""
+        chunks, progress, first, init, live0 = start_streamed(self, source, sample_weight, keys,
+                                                              **self._stream_options())
+        for name, value in vars(init).items():  # what the start learnt (masking, totals)
+            if name.startswith("_") and name not in ("_features_seen", "_given_scaling",
+                                                     "_given_levels"):
+                setattr(self, name, value)
+        family, hyper, width, encode = self._stream_model(first, init, live0)
+        rows, block = layout.padded_length(chunks.chunk_rows, layout.choose_block_size(
+            chunks.chunk_rows, width))
+        dtype = np.dtype(jax.tree.leaves(live0.run.state.params)[0].dtype)
+        run = stream.StreamRun(family, chunks, lambda x, w: encode(x, w, rows, dtype), first.n,
+                               live0.run.state, hyper, live0.run.tol, block, self.max_iter,
+                               rule=self._convergence_rule(), progress=progress)
+        self._features_seen = (first.sample.shape[1], None)
+        return self._live_fit(run, live0.scaling, live0.keys, first.total_w)
+
     def fit(self, X, y=None, sample_weight=None):
         """Fit every restart and keep the best (highest final objective).
         ``sample_weight``: see :meth:`start`."""
@@ -233,7 +310,7 @@ class MixtureEstimator(_Estimator):
         return self.fit(X, sample_weight=sample_weight).predict(X)
 
 
-class FamilyMixture(MixtureEstimator):
+class FamilyMixture(LikelihoodScoring, MixtureEstimator):
     """Shared machinery; see the module docstring. Subclasses set ``init_methods``."""
 
     _estimator_type = "density_estimator"
@@ -351,39 +428,19 @@ class FamilyMixture(MixtureEstimator):
                 np.arange(plan.n_components) < self.n_components))
         return self._family(), hyper, data
 
-    #: Rows of the reservoir sample a streamed fit starts from (GaussianMixture's).
-    STREAM_SAMPLE = 20_000
-
-    def _start_stream(self, source, sample_weight=None, keys=None) -> LiveFit:
-        """A fit over rows read chunk by chunk (:class:`emwidgets.Chunks`, a path to
-        Parquet data): one pass for a reservoir sample the restarts start from, then
-        every EM iteration one pass (:mod:`emwidgets.core.stream`)."""
-        categories = self.data_kind == "categories"  # levels from the first pass
-        chunks, progress, first, init, live0 = start_streamed(self, source, sample_weight, keys,
-                                                              levels=categories)
-        for name, value in vars(init).items():  # what the start learnt (masking, totals)
-            if name.startswith("_") and name not in ("_features_seen", "_given_scaling",
-                                                     "_given_levels"):
-                setattr(self, name, value)
-        run0 = live0.run
+    def _stream_model(self, first, init, live0):
         p = first.sample.shape[1]
-        k_program = getattr(init, "_k_program", self.n_components)
-        r_program = run0.state.status.shape[0]
-        rows, block = layout.padded_length(chunks.chunk_rows, layout.choose_block_size(
-            chunks.chunk_rows, 2 * r_program * k_program + self._features_per_row(p)))
-        dtype = np.dtype(jax.tree.leaves(run0.state.params)[0].dtype)
+        width = 2 * live0.run.state.status.shape[0] * self._k_program + self._features_per_row(p)
 
-        def prepare_chunk(x, w):
+        def encode(x, w, rows, dtype):
             # (validated chunk by chunk)
             xp, wp = stream.pad_chunk(init._encode(x, reset=True), w, rows, dtype)
             return em.Data(layout.to_device(xp), layout.to_device(wp))
 
-        run = stream.StreamRun(self._family(), chunks, prepare_chunk, first.n, run0.state,
-                               run0.hyper,
-                               run0.tol, block, self.max_iter, rule=self._convergence_rule(),
-                               progress=progress)
-        self._features_seen = (p, None)
-        return self._live_fit(run, None, live0.keys, first.total_w)
+        return self._family(), live0.run.hyper, width, encode
+
+    def _stream_options(self) -> dict:
+        return {"levels": self.data_kind == "categories"}  # levels from the first pass
 
     def restart(self, restart: int):
         """The fitted model of restart ``restart`` of the last fit (a copy: the best one's
@@ -401,10 +458,6 @@ class FamilyMixture(MixtureEstimator):
             lambda a: np.asarray(a, np.float64)[:r, :k] if masked
             else np.asarray(a, np.float64)[:r], state.params))
         return _restarts_from_state(state, params, keys, self._objective_offset(), tol=self.tol)
-
-    def _objective_offset(self, fitted: bool = False) -> float:
-        """Log-density units of the rows the program saw -> of the data (0: the same)."""
-        return 0.0
 
     def _finish(self, live: LiveFit):
         restarts = self._restarts(live.run.state, None, live.keys)
@@ -455,33 +508,6 @@ class FamilyMixture(MixtureEstimator):
             hyper = hyper._replace(active=layout.to_device(np.arange(k_program) < k))
         out = _log_joint_jit(family_log_joint, params, hyper, layout.to_device(rows))
         return np.asarray(out, np.float64)[:, :k]
-
-    def score_samples(self, X):
-        """(N,) log-likelihood of each row."""
-        return logsumexp(self._log_joint(X), axis=1) + self._objective_offset(fitted=True)
-
-    def score(self, X, y=None):
-        """Mean log-likelihood per row."""
-        return float(self.score_samples(X).mean())
-
-    def predict_proba(self, X):
-        """(N, K) posterior probability of each component (class) for each row."""
-        lj = self._log_joint(X)
-        return np.exp(lj - logsumexp(lj, axis=1, keepdims=True))
-
-    def predict(self, X):
-        """(N,) the most probable component of each row."""
-        return self._log_joint(X).argmax(axis=1)
-
-    def bic(self, X):
-        """Bayesian information criterion (lower is better)."""
-        n = len(self._encode(X, reset=False))
-        return -2 * self.score(X) * n + self.n_parameters() * np.log(n)
-
-    def aic(self, X):
-        """Akaike information criterion (lower is better)."""
-        n = len(self._encode(X, reset=False))
-        return -2 * self.score(X) * n + 2 * self.n_parameters()
 
 
 def _pad_components(params, k_program: int):

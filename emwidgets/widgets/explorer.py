@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import threading
 import time
 from typing import Optional
 
@@ -11,8 +10,9 @@ import ipywidgets as widgets
 import numpy as np
 
 from ..estimators.gaussian_mixture import GaussianMixture
+from .features import BasinMap, ColumnPicker, Intervals, Scrub, StartChooser
 from .session import FitSession
-from .views import AssignmentPlot, AtlasPlot, BasinPlot, ConvergencePlot, RestartGallery
+from .views import AssignmentPlot, AtlasPlot, ConvergencePlot, RestartGallery
 
 LABEL_WIDTH = "88px"
 CONTROL_WIDTH = "292px"
@@ -115,15 +115,15 @@ class EMExplorer(widgets.VBox):
     session_class = FitSession
     #: What the step note calls the drawn parameters and the coloured data.
     step_words = ("ellipses", "points")
+    #: The *95% intervals* box and its ellipses (standard errors of Gaussian mixtures).
+    offers_intervals = True
 
     def __init__(self, data, columns=None, **settings):
         self.session = session = self._new_session(data, columns, settings)
         self.controls = _controls(session)
-        self.column_picker = widgets.SelectMultiple(
-            options=session.available_columns, value=tuple(session.columns),
-            rows=min(5, max(2, len(session.available_columns))), description="columns",
-            style=_style(), layout=_layout(
-                display=None if len(session.available_columns) > 1 else "none"))
+        axis_menus = {n: self.controls[n] for n in ("x_axis", "y_axis")}
+        self.column_choice = ColumnPicker(session, axis_menus, _layout())
+        self.column_picker = self.column_choice.widget
         self.run_button = widgets.Button(description="Run", button_style="success", icon="play",
                                          layout=widgets.Layout(width="140px"))
         self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop",
@@ -131,84 +131,42 @@ class EMExplorer(widgets.VBox):
         self.restart_picker = widgets.Dropdown(options=[("best", -1)], value=-1,
                                                description="show restart", style=_style(),
                                                layout=_layout())
-        self.intervals = widgets.Checkbox(value=False, description="95% intervals of the means",
-                                          indent=False, layout=_layout())
-        # Taking a finished run apart: any iteration, and E-step / M-step half steps.
-        self.scrubber = widgets.IntSlider(value=0, min=0, max=0, description="iteration",
-                                          disabled=True, continuous_update=True, style=_style(),
-                                          layout=_layout())
-        self.scrubber.add_class("emwidgets-scrubber")
-        small = lambda: widgets.Layout(width="140px")  # noqa: E731  (one Layout a widget)
-        self.e_step_button = widgets.Button(description="E-step", disabled=True, layout=small(),
-                                            tooltip="Recolour the points by the responsibilities "
-                                                    "of the ellipses shown")
-        self.m_step_button = widgets.Button(description="M-step", disabled=True, layout=small(),
-                                            tooltip="Move the ellipses to the parameters those "
-                                                    "responsibilities give")
-        self.back_button = widgets.Button(description="Step back", icon="step-backward",
-                                          disabled=True, layout=small())
-        self.end_button = widgets.Button(description="To convergence", icon="fast-forward",
-                                         disabled=True, layout=small())
         self.atlas_toggle = widgets.ToggleButton(
             value=False, description="Atlas of restarts", icon="map", layout=_layout(),
             tooltip="Every restart placed by how its partition differs from the others'")
         self.atlas = None  # the AtlasPlot, made when first shown
-        # Choosing the start: click to place means, drag them; a deliberately bad start.
-        self.start_toggle = widgets.ToggleButton(
-            value=False, description="Choose the start", icon="hand-pointer-o",
-            layout=_layout(), tooltip="Click the data to place a mean, drag one to move it; "
-                                      "Run then fits one restart from them")
-        self.bad_start_button = widgets.Button(
-            description="Bad start", icon="bomb", layout=widgets.Layout(width="140px"),
-            tooltip="Every mean in one corner of the data, then Run")
-        self.forget_start_button = widgets.Button(description="Forget start", icon="undo",
-                                                  layout=widgets.Layout(width="140px"),
-                                                  disabled=True)
-        self.basin_button = widgets.Button(
-            description="Basin map", icon="th", layout=widgets.Layout(width="140px"),
-            tooltip="Where EM goes from every start of one mean, the others at the shown "
-                    "restart's optimum (2-D data)")
-        self.basins = None  # the BasinPlot, made when first asked for
-        self._basin_component = 0
-        self._start_xy: list = []  # the chosen means in the plotted plane
-        self._dragging = None
-        self._start_artist = None
         self.step_note = widgets.HTML(layout=widgets.Layout(width="100%"))
         self.step_note.add_class("emwidgets-step-note")
-        self._frame = None  # (p, q) shown: parameters after p iterations, labels after q
-        self._scrub_syncing = False
         self.status = widgets.HTML(layout=widgets.Layout(width="100%"))
         self.status.add_class("emwidgets-status")
         self.data_note = widgets.HTML(layout=widgets.Layout(width="100%"))
         self.data_note.add_class("emwidgets-data-note")
         self._picker_run = None
-        self._syncing = False
-        self._intervals_cache: dict = {}
-        self._intervals_note = ""
 
         self.views = self._make_views(session.projection(), (session.x_axis, session.y_axis))
         for name, view in self.views.items():
             view.canvas.add_class(f"emwidgets-{name}")
+        # The features, each given what it works with (features.py).
+        self.start = StartChooser(session, self.assignments, _layout(), self.run, self._on_status)
+        self.scrub = Scrub(session, self.views, self.assignments, self.step_note, self.step_words,
+                           _layout(), self._draw, self._request_renders, self.start.redraw)
+        self.confidence = (Intervals(session, self.assignments, _layout(), self._on_status)
+                           if self.offers_intervals else None)
+        # (the features' controls, by the names the explorer has always had)
+        self.scrubber = self.scrub.slider
+        self.e_step_button, self.m_step_button = self.scrub.e_step_button, self.scrub.m_step_button
+        self.back_button, self.end_button = self.scrub.back_button, self.scrub.end_button
+        self.start_toggle = self.start.toggle
+        self.bad_start_button = self.start.bad_start_button
+        self.forget_start_button = self.start.forget_button
+        self.basin = BasinMap(session, self.assignments, self.step_note, self._add_view)
+        self.basin_button = self.basin.button
 
         self.run_button.on_click(lambda _: self.run())
         self.stop_button.on_click(lambda _: session.stop_async())
         self.restart_picker.observe(lambda ch: self._select(ch["new"]), "value")
-        self.intervals.observe(lambda ch: self._draw_intervals(), "value")
-        self.scrubber.observe(self._on_scrub, "value")
-        self.e_step_button.on_click(lambda _: self.e_step())
-        self.m_step_button.on_click(lambda _: self.m_step())
-        self.back_button.on_click(lambda _: self.step_back())
-        self.end_button.on_click(lambda _: self.to_convergence())
         self.atlas_toggle.observe(lambda ch: self.show_atlas(ch["new"]), "value")
-        self.start_toggle.observe(lambda ch: self._on_start_toggle(ch["new"]), "value")
-        self.bad_start_button.on_click(lambda _: self.bad_start())
-        self.forget_start_button.on_click(lambda _: self.forget_start())
         self.basin_button.on_click(lambda _: self.basin_map())
-        canvas = self.assignments.canvas
-        canvas.mpl_connect("button_press_event", self._on_press)
-        canvas.mpl_connect("motion_notify_event", self._on_motion)
-        canvas.mpl_connect("button_release_event", self._on_release)
-        self.column_picker.observe(self._on_columns, "value")
         session.render_cost = lambda: sum(v.render_seconds for v in self.views.values())
         if "assignments" in self.views and hasattr(session, "density_for"):
             self.views["assignments"].density_for = session.density_for
@@ -231,11 +189,10 @@ class EMExplorer(widgets.VBox):
                              widgets.HTML("<b>Data and plotted axes</b>"),
                              self.column_picker, c["x_axis"], c["y_axis"],
                              widgets.HBox([self.run_button, self.stop_button]), self.restart_picker,
-                             self.intervals, widgets.HTML("<b>Take the run apart</b>"),
-                             self.scrubber,
-                             widgets.HBox([self.e_step_button, self.m_step_button]),
-                             widgets.HBox([self.back_button, self.end_button]), self.atlas_toggle,
-                             *self._start_controls()],
+                             *([self.confidence.box] if self.confidence else []),
+                             widgets.HTML("<b>Take the run apart</b>"),
+                             *self.scrub.controls(), self.atlas_toggle,
+                             *self._start_controls(), *self._extra_controls()],
                             layout=widgets.Layout(width="300px", min_width="300px"))
         self.view_box = self._view_box()
         super().__init__([widgets.HBox([left, self.view_box]), self.status, self.step_note,
@@ -286,8 +243,8 @@ class EMExplorer(widgets.VBox):
         if self.restart_picker.value != restart and restart in [
                 v for _, v in self.restart_picker.options]:
             self.restart_picker.value = restart
-        if self._frame is not None:
-            self.show_iteration(*self._frame)
+        if self.scrub.frame is not None:
+            self.show_iteration(*self.scrub.frame)
         elif self.session.snapshot is not None:
             self._draw(self.session.snapshot)
 
@@ -303,98 +260,34 @@ class EMExplorer(widgets.VBox):
             raise ValueError("There is no fitted model yet: press Run first.")
         return self.session.estimator.restart(restart)
 
+    @property
+    def frame(self) -> Optional[tuple]:
+        """The shown (p, q) while scrubbing (parameters after p iterations, data coloured
+        by the responsibilities after q), or None: the run's own frame."""
+        return self.scrub.frame
+
     def show_iteration(self, iteration: int, labels_at=None):
         """Draw every restart after ``iteration`` iterations (the scrubber), the points
         coloured by the responsibilities after ``labels_at`` (default the same). Exact,
         replayed without compiling (:meth:`FitSession.frame_at`)."""
-        last = self.session.iterations_run
-        p = int(np.clip(iteration, 0, last))
-        q = p if labels_at is None else int(np.clip(labels_at, max(p - 1, 0), p))
-        try:
-            snap = self.session.frame_at(p, q)
-        except ValueError as exc:
-            self.step_note.value = html.escape(str(exc))
-            return
-        self._frame = (p, q)
-        self.assignments.interval_patches = []
-        for name, view in self.views.items():  # (the gallery keeps the run's solutions)
-            if name not in ("gallery", "atlas"):
-                view.update(snap)
-                if view.render_wanted:
-                    view.request_render()
-        if self.start_toggle.value:
-            self._draw_start()
-        self._scrub_syncing = True
-        try:
-            self.scrubber.value = p
-        finally:
-            self._scrub_syncing = False
-        self._sync_steps()
+        self.scrub.show(iteration, labels_at)
 
     def e_step(self):
         """Recolour the points by the responsibilities of the ellipses shown."""
-        p, q = self._frame or (self.session.iterations_run,) * 2
-        self.show_iteration(p, p)
+        self.scrub.e_step()
 
     def m_step(self):
         """Move the ellipses to the parameters the shown responsibilities give (the
         next iteration's), the points keeping their colours until the next E-step."""
-        p, q = self._frame or (self.session.iterations_run,) * 2
-        if q == p and p < self.session.iterations_run:
-            self.show_iteration(p + 1, p)
+        self.scrub.m_step()
 
     def step_back(self):
         """Undo the last half step."""
-        p, q = self._frame or (self.session.iterations_run,) * 2
-        if q == p and p > 0:
-            self.show_iteration(p, p - 1)
-        elif q < p:
-            self.show_iteration(p - 1, p - 1)
+        self.scrub.step_back()
 
     def to_convergence(self):
         """Back to the run's end: its own frame."""
-        self._frame = None
-        snap = self.session.snapshot
-        if snap is not None:
-            self._draw(snap)
-            self._request_renders()
-        self._sync_scrubber()
-
-    def _on_scrub(self, change):
-        if not self._scrub_syncing:
-            self.show_iteration(change["new"])
-
-    def _sync_scrubber(self):
-        """After a run: the scrubber spans its iterations, at the end."""
-        last = self.session.iterations_run
-        self._scrub_syncing = True
-        try:
-            self.scrubber.max = max(last, 1)
-            self.scrubber.value = last if self._frame is None else self._frame[0]
-            self.scrubber.disabled = last == 0
-        finally:
-            self._scrub_syncing = False
-        self._sync_steps()
-
-    def _sync_steps(self):
-        last = self.session.iterations_run
-        p, q = self._frame or (last, last)
-        self.e_step_button.disabled = last == 0 or q == p
-        self.m_step_button.disabled = last == 0 or q != p or p >= last
-        self.back_button.disabled = last == 0 or (p == 0 and q == p)
-        self.end_button.disabled = last == 0 or self._frame is None
-        if self._frame is None or last == 0:
-            self.step_note.value = ""
-            return
-        params, data = self.step_words
-        if q == p:
-            what = (f"iteration {p}: the {params} after {p} EM iteration{'s' if p != 1 else ''},"
-                    f" the {data} coloured by their responsibilities (E-step done; M-step next)")
-        else:
-            what = (f"iteration {p}: the M-step moved the {params}; the {data} keep the "
-                    f"responsibilities of iteration {q} (E-step next)")
-        self.step_note.value = ('<span class="emwidgets-step-note-text" style="color:#1f4e79">'
-                                f"Scrubbing {html.escape(what)}.</span>")
+        self.scrub.to_convergence()
 
     # -- observers --------------------------------------------------------------
     def _draw(self, snap):
@@ -405,10 +298,9 @@ class EMExplorer(widgets.VBox):
             self.gallery.update(snap)
         if "atlas" in self.views and snap.done:
             self.atlas.update(snap)
-        if self.start_toggle.value:
-            self._draw_start()
-        if snap.done:
-            self._draw_intervals()
+        self.start.redraw()
+        if snap.done and self.confidence is not None:
+            self.confidence.draw()
 
     # -- choosing the start ----------------------------------------------------------
     def _start_controls(self) -> list:
@@ -417,148 +309,28 @@ class EMExplorer(widgets.VBox):
         return [widgets.HTML("<b>Choose the start</b>"), self.start_toggle,
                 widgets.HBox([self.bad_start_button, self.forget_start_button]), self.basin_button]
 
+    def _extra_controls(self) -> list:
+        """Controls a kind of explorer adds below the others (none here)."""
+        return []
+
     @property
     def start_means(self):
         """The chosen start, (K, D) in data units, or None."""
-        m = self.session.start_means
-        return None if m is None else np.asarray(m, np.float64)
+        return self.start.means
 
     def set_start(self, means):
         """Start the next Run from these means ((K, D) in data units; as many as
         components): one restart, ``means_init`` of the estimator it gives back."""
-        means = np.atleast_2d(np.asarray(means, np.float64))
-        if means.shape != (self.session.n_components, len(self.session.columns)):
-            raise ValueError(f"A start needs {self.session.n_components} means of "
-                             f"{len(self.session.columns)} values; got shape {means.shape}.")
-        self.session.start_means = tuple(map(tuple, means.tolist()))
-        self._start_xy = list(means @ self.session.projection())
-        self.forget_start_button.disabled = False
-        self._draw_start()
-        self._say_start()
+        self.start.set(means)
 
     def forget_start(self):
         """Back to the random restarts of the settings."""
-        self.session.start_means = None
-        self._start_xy = []
-        self.forget_start_button.disabled = True
-        self.start_toggle.value = False
-        self._draw_start()
-        self._say_start()
+        self.start.forget()
 
     def bad_start(self, run: bool = True):
         """Every mean in one corner of the plotted data (a deliberately bad start, as a
         teacher shows one), then Run."""
-        xy = self.session.display_points() @ self.session.projection()
-        lo, hi = np.nanmin(xy, 0), np.nanmax(xy, 0)
-        k = self.session.n_components
-        corner = lo + (hi - lo) * (0.02 + 0.03 * np.arange(k)[:, None] / max(k - 1, 1))
-        self.set_start(self.session.plane_to_data(corner))
-        self.start_toggle.value = True
-        if run:
-            self.run()
-
-    def _on_start_toggle(self, on: bool):
-        if on and not self._start_xy:
-            if self.session.start_means is not None:
-                self._start_xy = list(self.start_means @ self.session.projection())
-            elif self.session.iterations_run:  # the shown restart's own start, to drag
-                snap = self.session.frame_at(0)
-                r = self.assignments.shown_restart(snap)
-                w = self.session.projection()
-                self._start_xy = list(np.asarray(snap.restarts.params["means"][r]) @ w)
-            self._commit_start()  # (that restart's start, to run alone or to drag)
-        self._draw_start()
-        self._say_start()
-
-    def _axes(self):
-        artists = getattr(self.assignments, "artists", None)
-        return getattr(artists, "ax", None) or (self.assignments.figure.axes or [None])[0]
-
-    def _near(self, event) -> Optional[int]:
-        """The placed mean under the pointer (within 4% of the axes' span), or None."""
-        ax = self._axes()
-        if not self._start_xy or ax is None:
-            return None
-        pts = ax.transData.transform(np.asarray(self._start_xy))
-        d = np.hypot(pts[:, 0] - event.x, pts[:, 1] - event.y)
-        bbox = ax.get_window_extent()
-        i = int(np.argmin(d))
-        return i if d[i] <= 0.04 * max(bbox.width, bbox.height) else None
-
-    def _on_press(self, event):
-        if not self.start_toggle.value or event.inaxes is None or event.xdata is None:
-            return
-        i = self._near(event)
-        if i is None:
-            point = np.array([event.xdata, event.ydata])
-            if len(self._start_xy) >= self.session.n_components:  # replace the nearest
-                d = [np.hypot(*(p - point)) for p in self._start_xy]
-                self._start_xy[int(np.argmin(d))] = point
-            else:
-                self._start_xy.append(point)
-            i = None
-        self._dragging = i
-        self._draw_start()
-        self._commit_start()
-
-    def _on_motion(self, event):
-        if self._dragging is None or event.xdata is None:
-            return
-        self._start_xy[self._dragging] = np.array([event.xdata, event.ydata])
-        self._draw_start()
-
-    def _on_release(self, event):
-        if self._dragging is None:
-            return
-        if event.xdata is not None:
-            self._start_xy[self._dragging] = np.array([event.xdata, event.ydata])
-        self._dragging = None
-        self._draw_start()
-        self._commit_start()
-
-    def _commit_start(self):
-        """A complete start (one mean a component) becomes the session's."""
-        if len(self._start_xy) == self.session.n_components:
-            means = self.session.plane_to_data(np.asarray(self._start_xy))
-            self.session.start_means = tuple(map(tuple, means.tolist()))
-            self.forget_start_button.disabled = False
-        self._say_start()
-
-    def _draw_start(self):
-        """The chosen means as big black crosses on the main view (while choosing)."""
-        ax = self._axes()
-        if self._start_artist is not None and (self._start_artist.axes is not ax
-                                               or not self.start_toggle.value):
-            try:
-                self._start_artist.remove()
-            except (ValueError, NotImplementedError):
-                pass
-            self._start_artist = None
-        if ax is None or not self.start_toggle.value:
-            self.assignments.canvas.draw_idle()
-            return
-        xy = np.asarray(self._start_xy).reshape(-1, 2)
-        if self._start_artist is None:
-            (self._start_artist,) = ax.plot(xy[:, 0], xy[:, 1], "P", ms=13, color="black",
-                                            markeredgecolor="white", mew=1.5, zorder=6,
-                                            label="your start")
-        else:
-            self._start_artist.set_data(xy[:, 0], xy[:, 1])
-        self.assignments.canvas.draw_idle()
-
-    def _say_start(self):
-        k = self.session.n_components
-        placed = len(self._start_xy)
-        if not self.start_toggle.value and self.session.start_means is None:
-            text = ""
-        elif placed < k:
-            text = (f"Choosing the start: {placed} of {k} means placed. Click the data to "
-                    "place one, drag one to move it.")
-        else:
-            text = ("Your start: Run fits one restart from these means (drag them to "
-                    "change it; Forget start returns to random restarts).")
-        self.start_note = text
-        self._on_status()
+        self.start.bad_start(run)
 
     #: The basin map's grid (BASIN_GRID² starts, one vmapped batch).
     BASIN_GRID = 24
@@ -568,45 +340,15 @@ class EMExplorer(widgets.VBox):
         each call) on a grid over the data, the other means at the shown restart's
         optimum (:func:`emwidgets.atlas.basin_map`; 2-D data). Computed on a thread (a
         batch of BASIN_GRID² restarts compiles once); ``block`` waits for it."""
-        from ..atlas import basin_map
+        self.basin.draw(component, self.BASIN_GRID, block)
 
-        s, snap = self.session, self.session.snapshot
-        if len(s.columns) != 2 or snap is None or not snap.done:
-            self.step_note.value = html.escape(
-                "A basin map needs a finished run on two columns." if snap is None or
-                not snap.done else "A basin map is for two columns: choose two.")
-            return
-        k = snap.restarts.params["means"].shape[1]
-        c = self._basin_component % k if component is None else int(component)
-        self._basin_component = c + 1
-        r = max(self.assignments.shown_restart(snap), 0)
-        means = np.asarray(snap.restarts.params["means"][r], np.float64)
-        settings = {n: v for n, v in s.settings().items()
-                    if n in ("covariance_type", "reg_covar", "tol", "max_iter")}
-        if self.basins is None:
-            self.basins = BasinPlot()
-            self.basins.canvas.add_class("emwidgets-basins")
-            self.view_box.children = tuple(self.view_box.children) + (self.basins.canvas,)
-        self.step_note.value = html.escape(
-            f"Computing the basin map of mean {c + 1} of restart {r} "
-            f"({self.BASIN_GRID ** 2} starts as one batch; the first compiles)…")
-        X, labels = s.X.copy(), tuple(s.columns)
+    @property
+    def basins(self):
+        """The basin map's view (a BasinPlot), or None before the first map."""
+        return self.basin.view
 
-        def work():
-            try:
-                bm = basin_map(X, means, component=c, grid=self.BASIN_GRID, **settings)
-                self.basins.show(bm, X, labels)
-                self.step_note.value = html.escape(
-                    f"Basin map of mean {c + 1}: {len(bm.objective)} optima reached; "
-                    f"{bm.counts[0]} of {bm.solution.size} starts reach the best of them. "
-                    "Press again for the next mean.")
-            except Exception as exc:  # said in one sentence; the explorer carries on
-                self.step_note.value = html.escape(f"No basin map: {exc}")
-
-        thread = threading.Thread(target=work, daemon=True, name="emwidgets-basins")
-        thread.start()
-        if block:
-            thread.join()
+    def _add_view(self, view):
+        self.view_box.children = tuple(self.view_box.children) + (view.canvas,)
 
     def show_atlas(self, show: bool = True):
         """Show (or hide) the atlas of restarts below the views: drawn for every finished
@@ -642,71 +384,26 @@ class EMExplorer(widgets.VBox):
             return True
         return False
 
-    def _draw_intervals(self):
-        """Confidence ellipses of the best model's means (standard errors by autodiff).
-
-        The standard errors are computed on a thread (the first time compiles,
-        a few seconds) and kept per model: the views never wait for them.
-        """
-        s = self.session
-        snap, est = s.snapshot, s.estimator
-        shown_best = snap is not None and self.assignments.shown_restart(snap) == snap.best
-        if not (self.intervals.value and est is not None and snap is not None and snap.done
-                and shown_best):
-            self.assignments.show_intervals(None)
-            self._set_intervals_note("")
-            return
-        cached = self._intervals_cache.get(id(est))
-        if cached is not None and cached[0] is est:
-            self._show_cached_intervals(cached[1])
-            return
-        self.assignments.show_intervals(None)
-        self._set_intervals_note("Computing the 95% intervals of the means (standard errors by "
-                                 "autodiff; the first time compiles, a few seconds)…")
-
-        def work():
-            try:
-                result = est.standard_errors(s.X)
-            except ValueError as exc:
-                result = exc
-            self._intervals_cache = {id(est): (est, result)}
-            if s.estimator is est:
-                self._draw_intervals()
-
-        threading.Thread(target=work, daemon=True).start()
-
-    def _show_cached_intervals(self, result):
-        if isinstance(result, Exception):
-            self.assignments.show_intervals(None)
-            self._set_intervals_note(f"No intervals: {result}")
-        else:
-            self.assignments.show_intervals(result)
-            self._set_intervals_note("")
-
-    def _set_intervals_note(self, text: str):
-        self._intervals_note = text
-        self._on_status()
-
     def _on_snapshot(self, change):
         snap = change["new"]
         if snap is None:
             return
         run = getattr(snap, "run", None)
-        if self._frame is not None and run == self._picker_run:
+        if self.scrub.frame is not None and run == self._picker_run:
             # The user scrubbed this run while it goes on: the shown frame stays (the
             # scrubber grows with the run, the status goes on); at the run's end the same
             # frame is drawn from the finished run. To convergence follows the run again.
-            self._sync_scrubber()
+            self.scrub.sync()
             if snap.done:
                 self._update_picker(snap)
                 self.gallery.update(snap)
                 if "atlas" in self.views:
                     self.atlas.update(snap)
-                self.show_iteration(*self._frame)
+                self.show_iteration(*self.scrub.frame)
                 self._request_renders()
             return
-        self._frame = None  # a new frame of a run: the run's own
-        self._sync_scrubber()
+        self.scrub.frame = None  # a new frame of a run: the run's own
+        self.scrub.sync()
         if snap.done or run != self._picker_run:
             self._picker_run = run
             self._update_picker(snap)
@@ -758,52 +455,22 @@ class EMExplorer(widgets.VBox):
         if s.warming and not s.running:
             text += ('<br><span class="emwidgets-warming" style="color:#555">'
                      f"{html.escape(s.warming)}</span>")
-        if getattr(self, "start_note", ""):
+        start = getattr(self, "start", None)  # (a feature's note: once it is made)
+        if start is not None and start.note:
             text += ('<br><span class="emwidgets-start-note" style="color:#1f4e79">'
-                     f"{html.escape(self.start_note)}</span>")
-        if self._intervals_note:
+                     f"{html.escape(start.note)}</span>")
+        confidence = getattr(self, "confidence", None)
+        if confidence is not None and confidence.note:
             text += ('<br><span class="emwidgets-intervals-note" style="color:#555">'
-                     f"{html.escape(self._intervals_note)}</span>")
+                     f"{html.escape(confidence.note)}</span>")
         self.status.value = text
 
     def _on_data(self, change=None):
         self.data_note.value = (f'<span class="emwidgets-data-note-text" style="color:#555">'
                                 f"{html.escape(self.session.data_note)}</span>")
 
-    def _on_columns(self, change):
-        s = self.session
-        chosen = list(change["new"])
-        if self._syncing or chosen == s.columns:
-            return
-        if not chosen:
-            s.status = "Choose at least one column: the previous choice is kept."
-            self._syncing = True
-            try:
-                self.column_picker.value = tuple(s.columns)
-            finally:
-                self._syncing = False
-            return
-        s.set_columns(chosen)
-
-    def _sync_data_controls(self):
-        """Column picker and axis menus follow the session's data."""
-        s = self.session
-        self._syncing = True
-        try:
-            if tuple(self.column_picker.options) != tuple(s.available_columns):
-                self.column_picker.options = s.available_columns  # new data
-            if tuple(self.column_picker.value) != tuple(s.columns):
-                self.column_picker.value = tuple(s.columns)
-            for name in ("x_axis", "y_axis"):
-                widget = self.controls[name]
-                widget.options = s.axis_choices
-                if getattr(s, name) in widget.options:
-                    widget.value = getattr(s, name)
-        finally:
-            self._syncing = False
-
     def _on_data_version(self, change):
-        self._sync_data_controls()
+        self.column_choice.sync()
         self._on_axes(None)
 
     def _on_axes(self, change):

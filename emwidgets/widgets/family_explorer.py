@@ -286,6 +286,7 @@ class FamilyExplorer(EMExplorer):
     """
 
     step_words = ("parameters", "rows")
+    offers_intervals = False  # (standard errors: the explorer draws them for Gaussians)
 
     session_class = FamilySession
 
@@ -298,7 +299,6 @@ class FamilyExplorer(EMExplorer):
             if name not in own:
                 self.controls[name].layout.display = "none"
         self.controls["missing"].layout.display = "none"
-        self.intervals.layout.display = "none"  # standard errors: Gaussian mixtures only
         if self.by_profile:
             for name in ("x_axis", "y_axis"):
                 self.controls[name].layout.display = "none"
@@ -324,9 +324,6 @@ class FamilyExplorer(EMExplorer):
         self.assignments = AssignmentPlot(projection=projection, axis_labels=labels)
         return {"convergence": self.convergence, "assignments": self.assignments,
                 "gallery": self.gallery}
-
-    def _draw_intervals(self):
-        pass
 
     def _preview(self, force: bool = False):
         s = self.session

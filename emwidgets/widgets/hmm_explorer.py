@@ -207,6 +207,7 @@ class HMMExplorer(EMExplorer):
     """
 
     step_words = ("parameters", "observations")
+    offers_intervals = False  # (standard errors are for mixtures)
 
     session_class = HMMSession
 
@@ -231,16 +232,16 @@ class HMMExplorer(EMExplorer):
         import ipywidgets as widgets
 
         self._lengths_given = lengths
-        super().__init__(data, **settings)
-        self.intervals.layout.display = "none"  # standard errors are for mixtures
         self.sequence_picker = widgets.Dropdown(description="sequence", style={"description_width":
                                                                                 "88px"},
                                                 layout=widgets.Layout(width="292px"))
         self.sequence_picker.add_class("emwidgets-sequence")
+        super().__init__(data, **settings)
         self.sequence_picker.observe(lambda ch: self._show_sequence(ch["new"]), "value")
         self._sync_sequences()
-        left = self.children[0].children[0]
-        left.children = left.children + (self.sequence_picker,)
+
+    def _extra_controls(self) -> list:
+        return [self.sequence_picker]
 
     def _new_session(self, data, columns, settings):
         return self.session_class(data, columns=columns, lengths=self._lengths_given,
@@ -264,11 +265,8 @@ class HMMExplorer(EMExplorer):
 
     def _on_data_version(self, change):
         super()._on_data_version(change)
-        if hasattr(self, "sequence_picker"):
+        if hasattr(self, "_windows"):  # (after __init__: the picker follows the new data)
             self._sync_sequences()
-
-    def _draw_intervals(self):
-        pass
 
     def _draw(self, snap):
         self.convergence.update(snap)

@@ -9,6 +9,7 @@ import ipywidgets as widgets
 
 from ..estimators.gaussian_mixture import GaussianMixture
 from ..selection import SelectionResult, select_model
+from . import runner
 from .session import FitSession
 from .views import SelectionPlot
 
@@ -110,7 +111,7 @@ class ModelSelectionExplorer(widgets.VBox):
         self.stop_button.disabled = False
         self.model_picker.disabled = self.open_button.disabled = True
         self._thread = threading.Thread(target=self._work, daemon=True)
-        self._thread.start()
+        runner.start_compiling_thread(self._thread, self._stop)
         if block:
             self._thread.join()
 
