@@ -8,7 +8,7 @@ import numpy as np
 from ..core import discrete, layout, starts
 from . import information
 from .mixture import FamilyMixture, Profile, SamplesRows
-from .sequence import MarkovOver
+from .sequence import FamilyHMM
 
 
 class PoissonMixture(SamplesRows, FamilyMixture):
@@ -276,7 +276,7 @@ def _check_weights(weights, k: int) -> np.ndarray:
     return w
 
 
-class PoissonHMM(MarkovOver, PoissonMixture):
+class PoissonHMM(FamilyHMM, PoissonMixture):
     """A hidden Markov model with Poisson emissions (hmmlearn's ``PoissonHMM``), every
     restart at once.
 

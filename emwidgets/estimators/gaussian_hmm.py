@@ -31,7 +31,6 @@ from .base import (
     SPURIOUS_POLICIES,
     LiveFit,
     Restarts,
-    _Estimator,
     _implied_sd,
     _keys,
     _padded_key_data,
@@ -39,46 +38,7 @@ from .base import (
     _restarts_from_state,
     _warn_spurious,
 )
-
-
-def _split_lengths(n_samples: int, lengths):
-    if lengths is None:
-        lengths = [n_samples]
-    try:
-        given = np.asarray(lengths, dtype=np.float64).ravel()
-    except (TypeError, ValueError):
-        given = np.array([np.nan])
-    if given.size == 0 or not np.isfinite(given).all() or (given != np.round(given)).any():
-        raise ValueError(f"Invalid value for 'lengths': {lengths!r}; pass whole numbers, one "
-                         "length per sequence, adding up to len(X).")
-    lengths = given.astype(int)
-    if lengths.sum() != n_samples:
-        raise ValueError(f"lengths sum to {lengths.sum()} but X has {n_samples} samples; "
-                         "pass one length per sequence, in order, adding up to len(X).")
-    if (lengths < 2).any():
-        raise ValueError(f"Every sequence needs at least 2 steps, but lengths contains "
-                         f"{int(lengths.min())}; drop or merge the short sequences.")
-    return lengths
-
-
-def pad_sequences(rows: np.ndarray, lengths):
-    """(N, D) rows cut into sequences of ``lengths`` (checked), right-padded to a multiple
-    of 16 steps: (:class:`core.hmm.Sequences` on the device, lengths)."""
-    lengths = _split_lengths(len(rows), lengths)
-    t_max = int(-(-lengths.max() // 16) * 16)
-    dtype = layout.float_dtype()
-    x = np.zeros((len(lengths), t_max, rows.shape[1]), dtype)
-    mask = np.zeros((len(lengths), t_max), dtype)
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    for i, (s, n) in enumerate(zip(offsets, lengths)):
-        x[i, :n] = rows[s: s + n]
-        mask[i, :n] = 1
-    return baum_welch.Sequences(layout.to_device(x), layout.to_device(mask)), lengths
-
-
-def unpad(per_step, lengths) -> np.ndarray:
-    """(n_seq, T, ...) per-step values of padded sequences -> (N, ...) in row order."""
-    return np.concatenate([per_step[i, :n] for i, n in enumerate(lengths)])
+from .sequence import SequenceEstimator, _probabilities, _renormalised, pad_sequences
 
 
 def _occupancy(startprob, transmat, n_steps: int, max_steps: int = 2000):
@@ -104,12 +64,7 @@ _vmapped_posteriors = jax.jit(
     static_argnames="cov_type")
 
 
-def _posteriors(cov_type: str, params, seqs, active=None):
-    return markov.posteriors(gmm.gaussian_component(cov_type), params,
-                             gmm.GMMHyper(None, active), seqs)
-
-
-class GaussianHMM(_RestartModels, _Estimator):
+class GaussianHMM(_RestartModels, SequenceEstimator):
     """Gaussian hidden Markov model, every restart at once (Baum-Welch, jitted, vmapped).
 
     Fitted attributes: ``startprob_`` (S,), ``transmat_`` (S, S), ``means_``
@@ -230,11 +185,6 @@ class GaussianHMM(_RestartModels, _Estimator):
             gmm.GMMParams(jnp.ones(len(means), dtype), means, covs, cov.precision_cholesky(covs)))
         return jax.tree.map(lambda a: jnp.broadcast_to(a, (n_restarts,) + a.shape), p)
 
-    def fit(self, X, lengths=None):
-        """Fit every restart; keep the one with the highest final log-likelihood."""
-        self.start(X, lengths).finish()
-        return self
-
     def _restarts(self, state, scaling, keys, n_samples=None) -> Restarts:
         d = state.params.emission.means.shape[-1]
         r = len(keys)  # the program may hold padding restarts after these
@@ -311,76 +261,29 @@ class GaussianHMM(_RestartModels, _Estimator):
         return np.array(dense, dtype=np.float64)
 
     # -- using a fitted model ---------------------------------------------------
-    def _model_std(self, X, lengths):
-        """Parameters and sequences in standardised units, float64."""
+    def _scoring_model(self, X, lengths):
         self._check_fitted()
         Xa = self._validate_X(X, reset=False)
         s = layout.fit_scaling(Xa)
-        with jax.enable_x64(True):
-            seqs, lengths = self._sequences(Xa, lengths, s)
-            seqs = baum_welch.Sequences(jnp.asarray(seqs.x, jnp.float64),
-                                        jnp.asarray(seqs.mask, jnp.float64))
-            cov = COVARIANCE_TYPES[self.covariance_type]
-            covs = jnp.asarray(np.asarray(self.covariances_) / s.scale**2, jnp.float64)
-            means = jnp.asarray((self.means_ - s.shift) / s.scale, jnp.float64)
-            p = baum_welch.MarkovParams(
-                jnp.asarray(self.startprob_, jnp.float64), jnp.asarray(self.transmat_, jnp.float64),
-                gmm.GMMParams(jnp.ones(len(means), jnp.float64), means, covs,
-                              cov.precision_cholesky(covs)))
-        return p, seqs, lengths, s
-
-
-    def score_samples(self, X, lengths=None):
-        """(total log-likelihood, (N, S) state posteriors), as hmmlearn: one
-        forward-backward."""
-        p, seqs, lengths, s = self._model_std(X, lengths)
-        with jax.enable_x64(True):
-            ll, gamma = (np.asarray(a, np.float64)
-                         for a in _posteriors(self.covariance_type, p, seqs))
-        total = float(np.sum(ll)) - lengths.sum() * self.n_features_in_ * math.log(s.scale)
-        return total, unpad(gamma, lengths)
-
-    def score(self, X, lengths=None) -> float:
-        """Total log-likelihood of X (hmmlearn's meaning), by the forward algorithm."""
-        return self.score_samples(X, lengths)[0]
-
-    def replay(self, X, restart: int, lengths=None) -> "GaussianHMM":
-        """Fit restart ``restart`` of the last fit alone, from its own key (see
-        :meth:`GaussianMixture.replay`)."""
-        return super().replay(X, restart, lengths=lengths)
+        seqs, lengths = self._sequences(Xa, lengths, s)
+        seqs = baum_welch.Sequences(jnp.asarray(seqs.x, jnp.float64),
+                                    jnp.asarray(seqs.mask, jnp.float64))
+        cov = COVARIANCE_TYPES[self.covariance_type]
+        covs = jnp.asarray(np.asarray(self.covariances_) / s.scale**2, jnp.float64)
+        means = jnp.asarray((self.means_ - s.shift) / s.scale, jnp.float64)
+        params = baum_welch.MarkovParams(
+            jnp.asarray(self.startprob_, jnp.float64), jnp.asarray(self.transmat_, jnp.float64),
+            gmm.GMMParams(jnp.ones(len(means), jnp.float64), means, covs,
+                          cov.precision_cholesky(covs)))
+        # (standardised rows: a step's log-density in data units is d log(scale) lower)
+        return (gmm.gaussian_component(self.covariance_type), params, gmm.GMMHyper(None, None),
+                seqs, lengths, -self.n_features_in_ * math.log(s.scale))
 
     def n_parameters(self) -> int:
         """hmmlearn's count: start probabilities, transitions, means, covariances."""
         s, d = self.means_.shape
         # (the mixture's count holds s - 1 weights: the start probabilities' number)
         return int(gmm.n_parameters(self.covariance_type, s, d)) + s * (s - 1)
-
-    def bic(self, X, lengths=None) -> float:
-        """-2 log L + p log n, n the rows (time steps) of X, as hmmlearn."""
-        return -2 * self.score(X, lengths) + self.n_parameters() * np.log(len(X))
-
-    def aic(self, X, lengths=None) -> float:
-        return -2 * self.score(X, lengths) + 2 * self.n_parameters()
-
-    def predict_proba(self, X, lengths=None):
-        """(N, S) posterior state probabilities (forward-backward)."""
-        p, seqs, lengths, _ = self._model_std(X, lengths)
-        with jax.enable_x64(True):
-            gamma = np.asarray(_posteriors(self.covariance_type, p, seqs)[1])
-        return unpad(gamma, lengths)
-
-    def decode(self, X, lengths=None):
-        """Viterbi: (log-probability of the best path, states (N,))."""
-        p, seqs, lengths, s = self._model_std(X, lengths)
-        with jax.enable_x64(True):
-            logp, paths = (np.asarray(a) for a in markov.decode(
-                gmm.gaussian_component(self.covariance_type), p, gmm.GMMHyper(None, None), seqs))
-        logp = float(np.sum(logp)) - lengths.sum() * self.n_features_in_ * math.log(s.scale)
-        return logp, unpad(paths, lengths)
-
-    def predict(self, X, lengths=None):
-        """(N,) most probable state sequence (Viterbi)."""
-        return self.decode(X, lengths)[1]
 
     def sample(self, n_samples=1, random_state=None):
         """Draw one sequence: (X (n, D), states (n,)).
@@ -407,18 +310,3 @@ class GaussianHMM(_RestartModels, _Estimator):
         z = rng.standard_normal((n_samples, self.n_features_in_))
         X = np.asarray(self.means_, np.float64)[states] + np.einsum("nij,nj->ni", chol[states], z)
         return X, states
-
-
-def _renormalised(p):
-    total = p.sum(axis=-1, keepdims=True)
-    return np.where(total > 0, p / np.where(total > 0, total, 1.0), p)
-
-
-def _probabilities(p, name: str) -> np.ndarray:
-    """Rows of ``p`` as float64 probability vectors that sum to 1 to float64 precision."""
-    p = np.asarray(p, dtype=np.float64)
-    total = p.sum(axis=-1, keepdims=True)
-    if not (np.isfinite(p).all() and (p >= 0).all() and (np.abs(total - 1) < 1e-4).all()):
-        raise ValueError(f"{name} must hold probabilities (non-negative, each row summing to 1); "
-                         "fit the model or set it to such values.")
-    return p / total

@@ -15,7 +15,7 @@ import pandas as pd
 from ..core import discrete, layout, starts
 from . import information
 from .mixture import FamilyMixture, Profile, SamplesRows
-from .sequence import MarkovOver
+from .sequence import FamilyHMM
 
 #: An item with more levels than this is refused (it is likely a number or an id).
 MAX_LEVELS = 50
@@ -277,7 +277,7 @@ def _levels(col: pd.Series, name: str, max_levels: int) -> np.ndarray:
     return levels
 
 
-class CategoricalHMM(MarkovOver, LatentClassModel):
+class CategoricalHMM(FamilyHMM, LatentClassModel):
     """A hidden Markov model with categorical emissions (hmmlearn's ``CategoricalHMM``),
     every restart at once.
 

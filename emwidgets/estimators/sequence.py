@@ -1,12 +1,17 @@
-"""Hidden Markov models over a mixture family's components: PoissonHMM, CategoricalHMM.
+"""Hidden Markov models: one sequence estimator over any component.
 
-:class:`MarkovOver` turns a :class:`~emwidgets.estimators.mixture.FamilyMixture`
-subclass into its HMM: the rows are encoded, validated and started by the
-mixture's own hooks; the chain's start and transition probabilities are drawn
-as hmmlearn does (Dirichlet(1/S)), and the EM program is
-:func:`core.markov.markov_family` of the mixture's emissions. Parameter names
-follow hmmlearn (``n_iter``, ``startprob_``, ``transmat_``); ``tol`` is on the
-log-likelihood per step, as for :class:`~emwidgets.GaussianHMM`.
+:class:`SequenceEstimator` is what every HMM shares: the chain's start and
+transition probabilities around a component's emissions, fitted by the one
+Baum-Welch program :func:`core.markov.markov_family` of that component, and
+hmmlearn's surface (``fit(X, lengths)``, ``score``, ``score_samples``,
+``predict_proba``, ``decode``, ``predict``, ``bic``, ``aic``; ``n_iter``,
+``startprob_``, ``transmat_``), scored in float64 by the same forward-backward.
+:class:`~emwidgets.GaussianHMM` is it over the Gaussian component;
+:class:`FamilyHMM` over a mixture family's component: its rows are encoded,
+validated and started by the mixture's own hooks, and the chain's start and
+transition probabilities are drawn as hmmlearn does (Dirichlet(1/S)).
+``tol`` is on the log-likelihood per step (hmmlearn's, on the total, is
+``tol * n_samples``).
 """
 
 from __future__ import annotations
@@ -18,12 +23,138 @@ import numpy as np
 
 from ..core import baum_welch, em, layout, markov
 from . import validation
-from .base import LiveFit, Restarts, _keys, _padded_key_data, _restarts_from_state
-from .gaussian_hmm import _probabilities, _renormalised, pad_sequences, unpad
+from .base import LiveFit, Restarts, _Estimator, _keys, _padded_key_data, _restarts_from_state
 
 
-class MarkovOver:
-    """Mixin: put first in the bases, before the mixture class it makes Markov."""
+def _split_lengths(n_samples: int, lengths):
+    if lengths is None:
+        lengths = [n_samples]
+    try:
+        given = np.asarray(lengths, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        given = np.array([np.nan])
+    if given.size == 0 or not np.isfinite(given).all() or (given != np.round(given)).any():
+        raise ValueError(f"Invalid value for 'lengths': {lengths!r}; pass whole numbers, one "
+                         "length per sequence, adding up to len(X).")
+    lengths = given.astype(int)
+    if lengths.sum() != n_samples:
+        raise ValueError(f"lengths sum to {lengths.sum()} but X has {n_samples} samples; "
+                         "pass one length per sequence, in order, adding up to len(X).")
+    if (lengths < 2).any():
+        raise ValueError(f"Every sequence needs at least 2 steps, but lengths contains "
+                         f"{int(lengths.min())}; drop or merge the short sequences.")
+    return lengths
+
+
+def pad_sequences(rows: np.ndarray, lengths):
+    """(N, D) rows cut into sequences of ``lengths`` (checked), right-padded to a multiple
+    of 16 steps: (:class:`core.hmm.Sequences` on the device, lengths)."""
+    lengths = _split_lengths(len(rows), lengths)
+    t_max = int(-(-lengths.max() // 16) * 16)
+    dtype = layout.float_dtype()
+    x = np.zeros((len(lengths), t_max, rows.shape[1]), dtype)
+    mask = np.zeros((len(lengths), t_max), dtype)
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    for i, (s, n) in enumerate(zip(offsets, lengths)):
+        x[i, :n] = rows[s: s + n]
+        mask[i, :n] = 1
+    return baum_welch.Sequences(layout.to_device(x), layout.to_device(mask)), lengths
+
+
+def unpad(per_step, lengths) -> np.ndarray:
+    """(n_seq, T, ...) per-step values of padded sequences -> (N, ...) in row order."""
+    return np.concatenate([per_step[i, :n] for i, n in enumerate(lengths)])
+
+
+def _renormalised(p):
+    total = p.sum(axis=-1, keepdims=True)
+    return np.where(total > 0, p / np.where(total > 0, total, 1.0), p)
+
+
+def _probabilities(p, name: str) -> np.ndarray:
+    """Rows of ``p`` as float64 probability vectors that sum to 1 to float64 precision."""
+    p = np.asarray(p, dtype=np.float64)
+    total = p.sum(axis=-1, keepdims=True)
+    if not (np.isfinite(p).all() and (p >= 0).all() and (np.abs(total - 1) < 1e-4).all()):
+        raise ValueError(f"{name} must hold probabilities (non-negative, each row summing to 1); "
+                         "fit the model or set it to such values.")
+    return p / total
+
+
+class SequenceEstimator(_Estimator):
+    """What every hidden Markov model shares (see the module's docstring). A subclass
+    gives ``start`` and ``_scoring_model``."""
+
+    @property
+    def max_iter(self):
+        return self.n_iter
+
+    def fit(self, X, lengths=None):
+        """Fit every restart; keep the one with the highest final log-likelihood."""
+        self.start(X, lengths).finish()
+        return self
+
+    def fit_predict(self, X, lengths=None):
+        return self.fit(X, lengths).predict(X, lengths)
+
+    def replay(self, X, restart: int, lengths=None):
+        """Fit restart ``restart`` of the last fit alone, from its own key (see
+        :meth:`GaussianMixture.replay`)."""
+        return super().replay(X, restart, lengths=lengths)
+
+    def _check_fitted(self):
+        super()._check_fitted()
+        if not hasattr(self, "transmat_"):
+            raise validation.NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet.")
+
+    # -- using a fitted model ---------------------------------------------------
+    def _scoring_model(self, X, lengths):
+        """(component, :class:`baum_welch.MarkovParams`, hyper, sequences, lengths, the
+        log-density offset of a step in data units) of the fitted model on X, in float64
+        (called under ``jax.enable_x64``)."""
+        raise NotImplementedError
+
+    def score_samples(self, X, lengths=None):
+        """(total log-likelihood, (N, S) state posteriors), as hmmlearn: one
+        forward-backward, in float64."""
+        with jax.enable_x64(True):
+            component, params, hyper, seqs, lengths, offset = self._scoring_model(X, lengths)
+            ll, gamma = (np.asarray(a, np.float64)
+                         for a in markov.posteriors(component, params, hyper, seqs))
+        return float(np.sum(ll)) + offset * lengths.sum(), unpad(gamma, lengths)
+
+    def score(self, X, lengths=None) -> float:
+        """Total log-likelihood of X (hmmlearn's meaning), by the forward algorithm."""
+        return self.score_samples(X, lengths)[0]
+
+    def predict_proba(self, X, lengths=None):
+        """(N, S) posterior state probabilities (forward-backward)."""
+        return self.score_samples(X, lengths)[1]
+
+    def decode(self, X, lengths=None):
+        """Viterbi: (log-probability of the best path, states (N,))."""
+        with jax.enable_x64(True):
+            component, params, hyper, seqs, lengths, offset = self._scoring_model(X, lengths)
+            logp, paths = (np.asarray(a) for a in markov.decode(component, params, hyper, seqs))
+        return float(np.sum(logp)) + offset * lengths.sum(), unpad(paths, lengths)
+
+    def predict(self, X, lengths=None):
+        """(N,) most probable state sequence (Viterbi)."""
+        return self.decode(X, lengths)[1]
+
+    def bic(self, X, lengths=None) -> float:
+        """-2 log L + p log n, n the rows (time steps) of X, as hmmlearn."""
+        total, steps = self.score_samples(X, lengths)
+        return -2 * total + self.n_parameters() * np.log(len(steps))
+
+    def aic(self, X, lengths=None) -> float:
+        return -2 * self.score(X, lengths) + 2 * self.n_parameters()
+
+
+class FamilyHMM(SequenceEstimator):
+    """An HMM over a mixture family's component: put first in the bases, before the
+    mixture class whose hooks encode, start and describe the emissions."""
 
     masks_components = False  # (an HMM's masked states: GaussianHMM only)
 
@@ -34,10 +165,6 @@ class MarkovOver:
             "the HMM's information needs the forward algorithm's Hessian).")
 
     _emissions = None  # core.discrete.Emissions, set by the subclass
-
-    @property
-    def max_iter(self):
-        return self.n_iter
 
     def start(self, X, lengths=None, *, keys=None) -> LiveFit:
         self._check_common()
@@ -63,7 +190,7 @@ class MarkovOver:
             transmat = np.broadcast_to(_stochastic(self.transmat_init, (s, s), "transmat_init"),
                                        transmat.shape)
         dtype = layout.float_dtype()
-        params = markov.MarkovParams(startprob, transmat, emission)
+        params = baum_welch.MarkovParams(startprob, transmat, emission)
         state = em.host_init_state(jax.tree.map(lambda a: np.asarray(a, dtype), params),
                                    n_real=r)
         run = em.EMRun(markov.markov_family(self._emissions), n_seq, state,
@@ -72,14 +199,6 @@ class MarkovOver:
                        quick=em.quick_compile(work * r_program), accelerate=self._accelerated(),
                        convergence=self._convergence_rule(), mesh=mesh)
         return self._live_fit(run, None, keys, len(rows))
-
-    def fit(self, X, lengths=None):
-        """Fit every restart; keep the one with the highest final log-likelihood."""
-        self.start(X, lengths).finish()
-        return self
-
-    def replay(self, X, restart: int, lengths=None):
-        return super().replay(X, restart, lengths=lengths)
 
     def _restarts(self, state, scaling, keys, n_samples=None) -> Restarts:
         r = len(keys)
@@ -119,55 +238,15 @@ class MarkovOver:
         other.__dict__.pop("weights_", None)
         return other
 
-    # -- using a fitted model ---------------------------------------------------
-    def _check_fitted(self):
-        super()._check_fitted()
-        if not hasattr(self, "transmat_"):
-            raise validation.NotFittedError(
-                f"This {type(self).__name__} instance is not fitted yet.")
-
-    def _model(self, X, lengths):
+    def _scoring_model(self, X, lengths):
         self._check_fitted()
         rows = self._encode(X, reset=False)
         seqs, lengths = pad_sequences(rows, lengths)
         _, emission, hyper = self._scoring(np.ones(self.n_components))
         dtype = layout.float_dtype()
-        params = markov.MarkovParams(layout.to_device(self.startprob_, dtype),
-                                     layout.to_device(self.transmat_, dtype), emission)
-        return params, hyper, seqs, lengths
-
-    def score(self, X, lengths=None) -> float:
-        """Total log-likelihood of X (hmmlearn's meaning), by the forward algorithm."""
-        params, hyper, seqs, _ = self._model(X, lengths)
-        ll, _ = markov.posteriors(self._emissions, params, hyper, seqs)
-        return float(np.sum(np.asarray(ll, np.float64)))
-
-    def predict_proba(self, X, lengths=None):
-        """(N, S) posterior state probabilities (forward-backward)."""
-        params, hyper, seqs, lengths = self._model(X, lengths)
-        _, gamma = markov.posteriors(self._emissions, params, hyper, seqs)
-        return unpad(np.asarray(gamma, np.float64), lengths)
-
-    def decode(self, X, lengths=None):
-        """Viterbi: (log-probability of the best path, states (N,))."""
-        params, hyper, seqs, lengths = self._model(X, lengths)
-        logp, paths = markov.decode(self._emissions, params, hyper, seqs)
-        return float(np.sum(np.asarray(logp, np.float64))), unpad(np.asarray(paths),
-                                                                         lengths)
-
-    def predict(self, X, lengths=None):
-        """(N,) most probable state sequence (Viterbi)."""
-        return self.decode(X, lengths)[1]
-
-    def score_samples(self, X, lengths=None):
-        """(total log-likelihood, (N, S) state posteriors), as hmmlearn."""
-        params, hyper, seqs, lengths = self._model(X, lengths)
-        ll, gamma = markov.posteriors(self._emissions, params, hyper, seqs)
-        return (float(np.sum(np.asarray(ll, np.float64))),
-                unpad(np.asarray(gamma, np.float64), lengths))
-
-    def fit_predict(self, X, lengths=None):
-        return self.fit(X, lengths).predict(X, lengths)
+        params = baum_welch.MarkovParams(layout.to_device(self.startprob_, dtype),
+                                         layout.to_device(self.transmat_, dtype), emission)
+        return self._emissions, params, hyper, seqs, lengths, 0.0
 
     def sample(self, n_samples=1, random_state=None):
         """Draw one sequence: (rows, states (n_samples,))."""
@@ -187,13 +266,6 @@ class MarkovOver:
         s = len(self.startprob_)
         # the mixture's count less its s - 1 free weights: the emissions alone
         return (s - 1) + s * (s - 1) + super().n_parameters() - (s - 1)
-
-    def bic(self, X, lengths=None):
-        n = len(self._encode(X, reset=False))
-        return -2 * self.score(X, lengths) + self.n_parameters() * np.log(n)
-
-    def aic(self, X, lengths=None):
-        return -2 * self.score(X, lengths) + 2 * self.n_parameters()
 
 
 def _stochastic(p, shape, name: str) -> np.ndarray:

@@ -291,13 +291,15 @@ class EMExplorer(widgets.VBox):
 
     # -- observers --------------------------------------------------------------
     def _draw(self, snap):
-        self.convergence.update(snap)
-        self.assignments.interval_patches = []  # the update may clear the axes
-        self.assignments.update(snap)
-        if self._gallery_due(snap):
-            self.gallery.update(snap)
-        if "atlas" in self.views and snap.done:
-            self.atlas.update(snap)
+        """Every view draws ``snap``: the gallery when due, the atlas for a finished run."""
+        if self.confidence is not None:
+            self.assignments.interval_patches = []  # the update may clear the axes
+        for name, view in self.views.items():
+            if name == "gallery":
+                if self._gallery_due(snap):
+                    view.update(snap)
+            elif name != "atlas" or snap.done:
+                view.update(snap)
         self.start.redraw()
         if snap.done and self.confidence is not None:
             self.confidence.draw()

@@ -19,7 +19,7 @@ import traitlets
 
 from .. import plotting
 from ..estimators.mixture import FamilyMixture, check_sample_weight
-from ..estimators.sequence import MarkovOver
+from ..estimators.sequence import FamilyHMM
 from .explorer import EMExplorer
 from .session import MAX_DISPLAY_POINTS, FitSession, Snapshot, family_solutions
 from .views import AssignmentPlot, ConvergencePlot, RestartGallery, _View
@@ -32,7 +32,7 @@ _SETTINGS = ("n_components", "covariance_type", "init_params", "tol", "max_iter"
 def _template(estimator) -> FamilyMixture:
     """The estimator whose parameters the explorer starts from (a class or an instance)."""
     est = estimator() if isinstance(estimator, type) else estimator
-    if isinstance(est, MarkovOver):
+    if isinstance(est, FamilyHMM):
         raise ValueError(f"{type(est).__name__} is a hidden Markov model: FamilyExplorer "
                          "explores mixtures (use HMMExplorer for Gaussian HMMs).")
     if not isinstance(est, FamilyMixture):

@@ -268,15 +268,6 @@ class HMMExplorer(EMExplorer):
         if hasattr(self, "_windows"):  # (after __init__: the picker follows the new data)
             self._sync_sequences()
 
-    def _draw(self, snap):
-        self.convergence.update(snap)
-        self.transitions.update(snap)
-        self.series.update(snap)
-        if self._gallery_due(snap):
-            self.gallery.update(snap)
-        if "atlas" in self.views and snap.done:
-            self.atlas.update(snap)
-
     def _preview(self, force: bool = False):
         s = self.session
         if s.snapshot is not None and not force:

@@ -70,7 +70,7 @@ class WarmUp(traitlets.HasTraits):
         the user asks (an explorer calls it when it is displayed): the first Run then
         finds it compiled, or waits only for what is left of it."""
         if self.snapshot is None and not self.running and not self.warming:
-            self._warm_up(self._generation, [(self._describe_run(), {})])
+            self._warm_up(self.runner.generation, [(self._describe_run(), {})])
 
     def _small_data(self) -> bool:
         """Whether a program of the slider's maximum costs little work per iteration
