@@ -45,9 +45,9 @@ ROWS = {
 
 _HMM_SEQUENCES = "its rows are time steps of sequences, not exchangeable rows"
 _KMEANS_NO_DEVICES = "not yet: KMeans takes no devices= (its restart groups run one after another)"
-_STREAM_OWN = "not yet: a streamed start is GaussianMixture's and the families' own (issue 27)"
-_GAUSSIAN_HMM_OUTSIDE = ("not yet: GaussianHMM has its own pipeline, not the family base "
-                         "(issue 27)")
+_STREAM_OWN = ("not yet: its labels_ and inertia_ come from a last assignment pass over rows "
+               "in memory")
+_HMM_HESSIAN = "not yet: needs the forward algorithm's Hessian"
 _NO_TAGS = "not yet: only GaussianMixture and KMeans declare scikit-learn's tags (issue 31)"
 _NO_NAN = "refused in one sentence: this model has no missing-value EM yet"
 
@@ -65,9 +65,9 @@ NOT_APPLICABLE = {
     ("squarem", "KMeans"): "hard assignments: the objective is piecewise constant",
     ("gap rule", "KMeans"): "Lloyd's iteration reaches its fixed point exactly: no gap to estimate",
     ("standard errors", "KMeans"): "k-means is not a likelihood model",
-    ("standard errors", "GaussianHMM"): _GAUSSIAN_HMM_OUTSIDE,
-    ("standard errors", "PoissonHMM"): "not yet: needs the forward algorithm's Hessian",
-    ("standard errors", "CategoricalHMM"): "not yet: needs the forward algorithm's Hessian",
+    ("standard errors", "GaussianHMM"): _HMM_HESSIAN,
+    ("standard errors", "PoissonHMM"): _HMM_HESSIAN,
+    ("standard errors", "CategoricalHMM"): _HMM_HESSIAN,
     ("missing", "GaussianMixture"): "missing='em' is the column GaussianMixture(missing)",
     ("missing", "KMeans"): _NO_NAN,
     ("missing", "GaussianHMM"): _NO_NAN,
