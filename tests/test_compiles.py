@@ -276,6 +276,33 @@ def test_a_masked_hmm_program_gives_the_exact_size_result(x64, cov_type, init):
     np.testing.assert_allclose(masked.score(X), exact.score(X), rtol=1e-9)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["PoissonHMM", "CategoricalHMM"])
+def test_a_masked_family_hmm_program_gives_the_exact_size_result(x64, name):
+    """The Poisson and categorical HMMs mask states as the Gaussian HMM does (one program
+    for a grid of state counts): two states in a program for five give the two-state fit,
+    and a fit of three states in the same program compiles nothing."""
+    from _models import MODELS
+
+    X, _ = MODELS[name].data()
+    exact, masked = MODELS[name].make(), MODELS[name].make()
+    masked.compile_for(5)
+    assert masked.start(X).run.state.params.transmat.shape[-1] == 5  # a five-state program
+    fit(exact, X), fit(masked, X)
+    a, b = exact.restarts_, masked.restarts_
+    np.testing.assert_array_equal(a.n_iter, b.n_iter)
+    np.testing.assert_allclose(b.trace, a.trace, rtol=1e-9, atol=1e-11)
+    for key in a.params:
+        np.testing.assert_allclose(b.params[key], a.params[key], rtol=1e-7, atol=1e-9,
+                                   err_msg=key)
+    assert masked.transmat_.shape == (2, 2)
+    np.testing.assert_allclose(masked.score(X), exact.score(X), rtol=1e-9)
+    three = MODELS[name].make().set_params(n_components=3, random_state=5).compile_for(5)
+    with _compiles.count(this_thread=True) as c:
+        fit(three, X)
+    assert c.compiled == 0 and three.transmat_.shape == (3, 3)
+
+
 def test_a_streamed_fit_compiles_three_programs_and_a_second_source_none():
     """A streamed fit: the initialisation (on the reservoir sample), a chunk's statistics added
     and the update of every restart from a pass's sums; another source of the same

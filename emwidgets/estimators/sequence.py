@@ -24,6 +24,7 @@ import numpy as np
 from ..core import baum_welch, em, layout, markov
 from . import validation
 from .base import LiveFit, Restarts, _Estimator, _keys, _padded_key_data, _restarts_from_state
+from .mixture import _pad_components
 
 
 def _split_lengths(n_samples: int, lengths):
@@ -156,7 +157,7 @@ class FamilyHMM(SequenceEstimator):
     """An HMM over a mixture family's component: put first in the bases, before the
     mixture class whose hooks encode, start and describe the emissions."""
 
-    masks_components = False  # (an HMM's masked states: GaussianHMM only)
+    masks_components = True  # (states beyond n_components masked: compile_for)
 
     def standard_errors(self, X, lengths=None):
         """Not available for hidden Markov models (the mixtures' are)."""
@@ -175,36 +176,45 @@ class FamilyHMM(SequenceEstimator):
         seqs, lengths = pad_sequences(rows, lengths)
         keys = _keys(self.random_state, self.n_init) if keys is None else keys
         r = len(keys)
+        # A program for more states than used serves every smaller number (compile_for:
+        # a model-selection grid); the extra states start and stay with probability 0.
+        s_program = max(s, getattr(self, "program_components", s))
         n_seq, t_max, p = seqs.x.shape
-        work = n_seq * t_max * s * (s + p + 1)
+        work = n_seq * t_max * s_program * (s_program + p + 1)
         mesh = layout.restart_mesh(getattr(self, "devices", None))  # restarts over the devices
         r_program = layout.round_up(em.restart_bucket(r, work), mesh)
         key_data = _padded_key_data(keys, r_program)
         emission = self._initial_params(key_data, rows, np.ones(len(rows)), s)
+        if s_program > s:
+            emission = _pad_components(emission, s_program)
         emission = emission._replace(weights=np.ones_like(emission.weights))
-        startprob, transmat = baum_welch.dirichlet_draws(key_data, s)
+        startprob, transmat = baum_welch.dirichlet_draws(key_data, s, s_program)
         if self.startprob_init is not None:
-            startprob = np.broadcast_to(_stochastic(self.startprob_init, (s,), "startprob_init"),
-                                        startprob.shape)
+            given = _stochastic(self.startprob_init, (s,), "startprob_init")
+            startprob = np.broadcast_to(np.pad(given, (0, s_program - s)), startprob.shape)
         if self.transmat_init is not None:
-            transmat = np.broadcast_to(_stochastic(self.transmat_init, (s, s), "transmat_init"),
-                                       transmat.shape)
+            given = _stochastic(self.transmat_init, (s, s), "transmat_init")
+            transmat = np.broadcast_to(np.pad(given, (0, s_program - s)), transmat.shape)
+        hyper = self._hyper(s_program)
+        if s_program > s:
+            hyper = hyper._replace(active=layout.to_device(np.arange(s_program) < s))
         dtype = layout.float_dtype()
         params = baum_welch.MarkovParams(startprob, transmat, emission)
         state = em.host_init_state(jax.tree.map(lambda a: np.asarray(a, dtype), params),
                                    n_real=r)
         run = em.EMRun(markov.markov_family(self._emissions), n_seq, state,
                        baum_welch.sequence_data(seqs),
-                       self._hyper(s), layout.to_device(self.tol, dtype), max_iter=self.n_iter,
+                       hyper, layout.to_device(self.tol, dtype), max_iter=self.n_iter,
                        quick=em.quick_compile(work * r_program), accelerate=self._accelerated(),
                        convergence=self._convergence_rule(), mesh=mesh)
         return self._live_fit(run, None, keys, len(rows))
 
     def _restarts(self, state, scaling, keys, n_samples=None) -> Restarts:
-        r = len(keys)
+        r, s = len(keys), self.n_components  # (a masked program's first s states)
         p = jax.tree.map(lambda a: np.asarray(a, np.float64)[:r], state.params)
-        params = {"startprob": p.startprob, "transmat": p.transmat,
-                  **{k: v for k, v in self._param_dict(p.emission).items() if k != "weights"}}
+        params = {"startprob": p.startprob[:, :s], "transmat": p.transmat[:, :s, :s],
+                  **{k: v[:, :s] for k, v in self._param_dict(p.emission).items()
+                     if k != "weights"}}
         return _restarts_from_state(state, params, keys, 0.0, tol=self.tol)
 
     def _finish(self, live: LiveFit):
