@@ -44,7 +44,6 @@ ROWS = {
 }
 
 _HMM_SEQUENCES = "its rows are time steps of sequences, not exchangeable rows"
-_KMEANS_NO_DEVICES = "not yet: KMeans takes no devices= (its restart groups run one after another)"
 _STREAM_OWN = ("not yet: its labels_ and inertia_ come from a last assignment pass over rows "
                "in memory")
 _HMM_HESSIAN = "not yet: needs the forward algorithm's Hessian"
@@ -56,7 +55,6 @@ NOT_APPLICABLE = {
     ("weights", "GaussianHMM"): _HMM_SEQUENCES,
     ("weights", "PoissonHMM"): _HMM_SEQUENCES,
     ("weights", "CategoricalHMM"): _HMM_SEQUENCES,
-    ("devices", "KMeans"): _KMEANS_NO_DEVICES,
     ("streamed", "KMeans"): _STREAM_OWN,
     ("streamed", "GaussianHMM"): "not yet: a sequence is not streamed in chunks of rows",
     ("streamed", "PoissonHMM"): "not yet: a sequence is not streamed in chunks of rows",

@@ -65,6 +65,9 @@ class KMeans(MixtureEstimator):
     random; ``tol`` is relative to the mean feature variance. An empty cluster
     keeps its centre (scikit-learn moves it to a far point).
 
+    ``devices`` (``"all"`` or a list of JAX devices): the restarts (small data) or the rows
+    spread over several devices, as for :class:`~emwidgets.GaussianMixture`.
+
     Fitted attributes: ``cluster_centers_``, ``labels_``, ``inertia_``,
     ``n_iter_``, ``n_features_in_``, ``restarts_`` (objective = minus the
     mean squared distance to the nearest centre).
@@ -73,13 +76,14 @@ class KMeans(MixtureEstimator):
     _estimator_type = "clusterer"
 
     def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300, tol=1e-4,
-                 random_state=None):
+                 random_state=None, devices=None):
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
         self.max_iter = max_iter
         self.tol = tol
         self.random_state = random_state
+        self.devices = devices
 
     def __sklearn_tags__(self):
         from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
@@ -180,9 +184,12 @@ class KMeans(MixtureEstimator):
         return res
 
     def _finish(self, live: LiveFit):
-        state = live.run.state
-        inertia_std, labels = _final_assignment(state.params.centers, live.run.data,
-                                                quick=live.run.quick)
+        state, data, centers = live.run.state, live.run.data, live.run.state.params.centers
+        sharding = getattr(data.x, "sharding", None)
+        if sharding is not None and len(sharding.device_set) > 1:
+            # (a fit over several devices: the last pass on one, as a fit on one would)
+            data, centers = jax.tree.map(np.asarray, (data, centers))
+        inertia_std, labels = _final_assignment(centers, data, quick=live.run.quick)
         inertia_std = np.asarray(inertia_std, np.float64)[:len(live.keys)]
         restarts = self._restarts(state, live.scaling, live.keys,
                                   objective=-inertia_std / live.n_samples)
