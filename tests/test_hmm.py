@@ -298,3 +298,68 @@ def test_hmm_explorer_defaults_find_the_geysers_better_optimum():
     assert hmm.score(X) / len(X) == pytest.approx(best_ref, abs=2e-3)
     assert hmm.lower_bound_ == pytest.approx(best_ref, abs=2e-3)
     assert len(snap.solutions.groups) >= 2  # the restarts did not all start alike
+
+
+def _numerical_standard_errors(hmm, X, emission_names):
+    """Standard errors from the inverse of a central-difference Hessian of ``hmm.score``
+    (the forward algorithm in float64) in coordinates written here: each transition
+    row's smaller entry (the other is 1 minus it), then the 1-D emission attributes."""
+    import copy
+
+    free = [(i, j) for i in range(2) for j in range(2) if j != hmm.transmat_[i].argmax()]
+    theta0 = np.r_[[hmm.transmat_[i, j] for i, j in free],
+                   np.concatenate([np.ravel(getattr(hmm, a)) for a in emission_names])]
+
+    def score(theta):
+        m = copy.copy(hmm)
+        t = np.array(hmm.transmat_, np.float64)
+        for (i, j), v in zip(free, theta[:2]):
+            t[i, j], t[i, 1 - j] = v, 1 - v
+        m.transmat_ = t
+        for k, a in enumerate(emission_names):
+            setattr(m, a, theta[2 + 2 * k: 4 + 2 * k].reshape(np.shape(getattr(hmm, a))))
+        return m.score(X)
+
+    n, h = len(theta0), 1e-4 * np.maximum(np.abs(theta0), 1e-2)
+
+    def at(a, b, da, db):
+        t = theta0.copy()
+        t[a] += da * h[a]
+        t[b] += db * h[b]
+        return score(t)
+
+    hessian = np.zeros((n, n))
+    for a in range(n):
+        for b in range(n):
+            hessian[a, b] = (at(a, b, 1, 1) - at(a, b, 1, -1) - at(a, b, -1, 1)
+                             + at(a, b, -1, -1)) / (4 * h[a] * h[b])
+    return free, np.sqrt(np.diag(np.linalg.inv(-hessian)))
+
+
+@pytest.mark.parametrize("kind", ["poisson", "gaussian"])
+def test_hmm_standard_errors_match_a_numerical_hessian(x64, kind):
+    """An HMM's standard errors (autodiff through the forward algorithm, the one
+    implementation every HMM shares) against the inverse of a numerical Hessian of its
+    own score, for a Poisson and a 1-D Gaussian HMM. The one sequence's first state is
+    certain (start probabilities at 0 and 1, on the boundary: held fixed, error 0)."""
+    from emwidgets import PoissonHMM
+
+    rng = np.random.default_rng(4)
+    states = [0]
+    for _ in range(399):
+        states.append(states[-1] if rng.random() < 0.9 else 1 - states[-1])
+    if kind == "poisson":
+        X = rng.poisson(np.array([2.0, 7.0])[states])[:, None].astype(float)
+        hmm = PoissonHMM(2, n_init=4, random_state=0, tol=1e-12, n_iter=5000).fit(X)
+        names, shown = ["rates_"], ["rates"]
+    else:
+        X = (np.array([0.0, 3.0])[states] + rng.normal(size=400))[:, None]
+        hmm = GaussianHMM(2, covariance_type="diag", n_init=4, random_state=0, tol=1e-12,
+                          n_iter=5000, min_covar=1e-9).fit(X)
+        names, shown = ["means_", "covariances_"], ["means", "covariances"]
+    se = hmm.standard_errors(X)
+    free, expected = _numerical_standard_errors(hmm, X, names)
+    got = np.r_[[se.errors["transmat"][i, j] for i, j in free],
+                np.concatenate([np.ravel(se.errors[n]) for n in shown])]
+    np.testing.assert_allclose(got, expected, rtol=1e-3)
+    np.testing.assert_array_equal(se.errors["startprob"], [0.0, 0.0])

@@ -46,7 +46,6 @@ ROWS = {
 _HMM_SEQUENCES = "its rows are time steps of sequences, not exchangeable rows"
 _STREAM_OWN = ("not yet: its labels_ and inertia_ come from a last assignment pass over rows "
                "in memory")
-_HMM_HESSIAN = "not yet: needs the forward algorithm's Hessian"
 _NO_TAGS = "not yet: only GaussianMixture and KMeans declare scikit-learn's tags (issue 31)"
 _NO_NAN = "refused in one sentence: this model has no missing-value EM yet"
 
@@ -63,9 +62,6 @@ NOT_APPLICABLE = {
     ("squarem", "KMeans"): "hard assignments: the objective is piecewise constant",
     ("gap rule", "KMeans"): "Lloyd's iteration reaches its fixed point exactly: no gap to estimate",
     ("standard errors", "KMeans"): "k-means is not a likelihood model",
-    ("standard errors", "GaussianHMM"): _HMM_HESSIAN,
-    ("standard errors", "PoissonHMM"): _HMM_HESSIAN,
-    ("standard errors", "CategoricalHMM"): _HMM_HESSIAN,
     ("missing", "GaussianMixture"): "missing='em' is the column GaussianMixture(missing)",
     ("missing", "KMeans"): _NO_NAN,
     ("missing", "GaussianHMM"): _NO_NAN,
@@ -225,7 +221,9 @@ def test_standard_errors(x64, name):
     X, kw = m.data()
     est = _fit(m.make(tol=1e-12, **{m.budget: 5000}), X, **kw)
     one = est.standard_errors(X)
-    four = est.standard_errors(np.concatenate([X] * 4))
+    # (an HMM's four copies are four sequences: its information is exactly four times)
+    copies = {"lengths": [len(X)] * 4} if m.budget == "n_iter" else {}
+    four = est.standard_errors(np.concatenate([X] * 4), **copies)
     cov = np.asarray(one.covariance)
     # (GaussianMixture's StandardErrors names its parts; the families' keep a pytree)
     errors = [getattr(se, "errors", None) or (se.weights, se.means, se.covariances)

@@ -279,6 +279,52 @@ class GaussianHMM(_RestartModels, SequenceEstimator):
         return (gmm.gaussian_component(self.covariance_type), params, gmm.GMMHyper(None, None),
                 seqs, lengths, -self.n_features_in_ * math.log(s.scale))
 
+    def standard_errors(self, X, lengths=None):
+        """Standard errors of ``startprob_``, ``transmat_``, ``means_`` and
+        ``covariances_`` on the sequences of X (the data the model was fitted on), from
+        the observed information: the Hessian of the forward algorithm's log-likelihood
+        by autodiff (float64), mapped to the parameters of ``restarts_.params`` (data
+        units) by the delta method; a
+        :class:`~emwidgets.estimators.information.FamilyStandardErrors`. Probabilities at
+        0 (a transition never taken) are held fixed on the boundary, with error 0.
+
+        Raises:
+            ValueError: when the information matrix is singular: no standard errors exist.
+        """
+        from .information import FamilyModel, Free, Simplex, Symmetric, family_standard_errors
+
+        self._check_fitted()
+        cov = COVARIANCE_TYPES[self.covariance_type]
+        with jax.enable_x64(True):
+            component, fitted, hyper, seqs, _, _ = self._scoring_model(X, lengths)
+            s = layout.fit_scaling(self._validate_X(X, reset=False))
+            means, covs = (np.asarray(a, np.float64) for a in (fitted.emission.means,
+                                                               fitted.emission.covariances))
+            parts = {"startprob": Simplex(self.startprob_), "transmat": Simplex(self.transmat_),
+                     "means": Free(means),
+                     "covariances": (Symmetric(covs) if self.covariance_type in ("full", "tied")
+                                     else Free(covs))}
+
+            def params_from(a):
+                k = a["means"].shape[0]
+                return baum_welch.MarkovParams(a["startprob"], a["transmat"], gmm.GMMParams(
+                    jnp.ones(k, jnp.float64), a["means"], a["covariances"],
+                    cov.precision_cholesky(a["covariances"])))
+
+            def shown(params):  # (data units, as restarts_.params)
+                g = params.emission
+                return {"startprob": params.startprob, "transmat": params.transmat,
+                        "means": g.means * s.scale + s.shift,
+                        "covariances": g.covariances * s.scale**2}
+
+            def log_likelihood(params):
+                log_b = markov.log_emissions(component, params, hyper, seqs)
+                ll, _, _ = jax.vmap(baum_welch.forward_backward, in_axes=(None, None, 0, 0))(
+                    params.startprob, params.transmat, log_b, seqs.mask)
+                return ll.sum()
+
+            return family_standard_errors(FamilyModel(parts, log_likelihood, params_from, shown))
+
     def n_parameters(self) -> int:
         """hmmlearn's count: start probabilities, transitions, means, covariances."""
         s, d = self.means_.shape

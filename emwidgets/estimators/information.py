@@ -9,7 +9,7 @@ means and covariances.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -242,43 +242,39 @@ class FamilyModel(NamedTuple):
     Attributes:
         parts: {name: part} the fitted parameters in the program's units, each a
             :class:`Simplex`, :class:`Free`, ... that knows its free coordinates.
-        log_joint: (params, hyper, rows) -> (n, K) log w_k + log p(x | k).
-        hyper: the program's constants for ``log_joint``.
-        params_from: {name: array} -> the family's parameters (program units).
-        shown: the family's parameters -> {name: array} as ``restarts_.params`` shows them.
+        log_likelihood: the model's parameters -> the observed-data log-likelihood of
+            the data (a scalar, float64): a mixture's weighted log-sum-exp over its
+            components, an HMM's forward algorithm over its sequences.
+        params_from: {name: array} -> the model's parameters (program units).
+        shown: the model's parameters -> {name: array} as ``restarts_.params`` shows them.
     """
 
     parts: dict
-    log_joint: Callable
-    hyper: Any
+    log_likelihood: Callable
     params_from: Callable
     shown: Callable
 
 
-def family_standard_errors(model: FamilyModel, rows, weights) -> FamilyStandardErrors:
-    """Standard errors of a fitted family on its encoded ``rows`` (float64): the
-    observed information, the negative Hessian of the weighted observed-data
-    log-likelihood in the free coordinates of ``model.parts``, inverted and mapped to
-    the parameters of ``restarts_`` by the delta method (autodiff)."""
+def family_standard_errors(model: FamilyModel) -> FamilyStandardErrors:
+    """Standard errors of a fitted model (float64): the observed information, the
+    negative Hessian of ``model.log_likelihood`` in the free coordinates of
+    ``model.parts``, inverted and mapped to the parameters of ``restarts_`` by the
+    delta method (autodiff)."""
     import jax
     import jax.numpy as jnp
-    from jax.scipy.special import logsumexp
 
     with jax.enable_x64(True):
         parts = model.parts  # {name: part}, in the program's units
         names = list(parts)
         v0 = np.concatenate([parts[n].vector() for n in names])
         splits = np.cumsum([parts[n].vector().size for n in names])[:-1]
-        log_joint = model.log_joint
-        hyper = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), model.hyper)
-        x, w = jnp.asarray(rows, jnp.float64), jnp.asarray(weights, jnp.float64)
 
         def params_of(v):
             pieces = jnp.split(v, splits)
             return model.params_from({n: parts[n].rebuild(p) for n, p in zip(names, pieces)})
 
         def loglik(v):
-            return (w * logsumexp(log_joint(params_of(v), hyper, x), axis=1)).sum()
+            return model.log_likelihood(params_of(v))
 
         def public(v):
             shown = model.shown(params_of(v))

@@ -377,15 +377,25 @@ class FamilyMixture(LikelihoodScoring, MixtureEstimator):
             ValueError: when the information matrix is singular (coinciding or empty
                 components): no standard errors exist.
         """
+        import jax.numpy as jnp
+        from jax.scipy.special import logsumexp
+
         from .information import FamilyModel, family_standard_errors
 
         self._check_fitted()
         rows = self._encode(X, reset=False)
+        weights = check_sample_weight(sample_weight, len(rows))
         with jax.enable_x64(True):  # (the parts and constants in float64 from the start)
-            model = FamilyModel(self._free_parts(), self._program_log_joint()[0],
-                                self._scoring()[2], self._params_from, self._param_dict)
-            return family_standard_errors(model, rows,
-                                          check_sample_weight(sample_weight, len(rows)))
+            log_joint = self._program_log_joint()[0]
+            hyper = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), self._scoring()[2])
+            x, w = jnp.asarray(rows, jnp.float64), jnp.asarray(weights, jnp.float64)
+
+            def log_likelihood(params):
+                return (w * logsumexp(log_joint(params, hyper, x), axis=1)).sum()
+
+            model = FamilyModel(self._free_parts(), log_likelihood, self._params_from,
+                                self._param_dict)
+            return family_standard_errors(model)
 
     def _features_per_row(self, p: int) -> int:
         """Numbers one row holds in the E-step's working set (sizes the blocks)."""

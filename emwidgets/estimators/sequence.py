@@ -160,10 +160,51 @@ class FamilyHMM(SequenceEstimator):
     masks_components = True  # (states beyond n_components masked: compile_for)
 
     def standard_errors(self, X, lengths=None):
-        """Not available for hidden Markov models (the mixtures' are)."""
-        raise NotImplementedError(
-            f"{type(self).__name__} has no standard errors yet (the mixture families do: "
-            "the HMM's information needs the forward algorithm's Hessian).")
+        """Standard errors of ``startprob_``, ``transmat_`` and the emission parameters on
+        the sequences of X (the data the model was fitted on), from the observed
+        information: the Hessian of the forward algorithm's log-likelihood by autodiff
+        (float64), mapped to the parameters of ``restarts_.params`` by the delta method; a
+        :class:`~emwidgets.estimators.information.FamilyStandardErrors`. Probabilities at 0
+        (a transition never taken) are held fixed on the boundary, with error 0.
+
+        Raises:
+            ValueError: when the information matrix is singular (two states alike, or one
+                never visited): no standard errors exist.
+        """
+        import jax.numpy as jnp
+
+        from .information import FamilyModel, Simplex, family_standard_errors
+
+        self._check_fitted()
+        s = self.n_components
+        with jax.enable_x64(True):
+            component, _, hyper, seqs, _, _ = self._scoring_model(X, lengths)
+            self.weights_ = np.full(s, 1.0 / s)  # (the family's parts read one; an HMM has none)
+            try:
+                emission = {k: v for k, v in self._free_parts().items() if k != "weights"}
+            finally:
+                del self.weights_
+            parts = {"startprob": Simplex(self.startprob_), "transmat": Simplex(self.transmat_),
+                     **emission}
+
+            def params_from(a):
+                rest = {k: v for k, v in a.items() if k not in ("startprob", "transmat")}
+                return baum_welch.MarkovParams(
+                    a["startprob"], a["transmat"],
+                    self._params_from({**rest, "weights": jnp.ones(s, jnp.float64)}))
+
+            def shown(params):
+                return {"startprob": params.startprob, "transmat": params.transmat,
+                        **{k: v for k, v in self._param_dict(params.emission).items()
+                           if k != "weights"}}
+
+            def log_likelihood(params):
+                log_b = markov.log_emissions(component, params, hyper, seqs)
+                ll, _, _ = jax.vmap(baum_welch.forward_backward, in_axes=(None, None, 0, 0))(
+                    params.startprob, params.transmat, log_b, seqs.mask)
+                return ll.sum()
+
+            return family_standard_errors(FamilyModel(parts, log_likelihood, params_from, shown))
 
     _emissions = None  # core.discrete.Emissions, set by the subclass
 
