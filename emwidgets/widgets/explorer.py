@@ -10,6 +10,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from ..estimators.gaussian_mixture import GaussianMixture
+from . import status_line
 from .features import BasinMap, ColumnPicker, Intervals, Scrub, StartChooser
 from .session import FitSession
 from .views import AssignmentPlot, AtlasPlot, ConvergencePlot, RestartGallery
@@ -117,6 +118,13 @@ class EMExplorer(widgets.VBox):
     step_words = ("ellipses", "points")
     #: The *95% intervals* box and its ellipses (standard errors of Gaussian mixtures).
     offers_intervals = True
+    #: The view that shows the shown restart's data (clicked to choose a start, scrubbed).
+    main_view_name = "assignments"
+
+    @property
+    def main_view(self):
+        """The view of the shown restart's data (the features draw on it)."""
+        return self.views[self.main_view_name]
 
     def __init__(self, data, columns=None, **settings):
         self.session = session = self._new_session(data, columns, settings)
@@ -147,10 +155,11 @@ class EMExplorer(widgets.VBox):
         for name, view in self.views.items():
             view.canvas.add_class(f"emwidgets-{name}")
         # The features, each given what it works with (features.py).
-        self.start = StartChooser(session, self.assignments, _layout(), self.run, self._on_status)
-        self.scrub = Scrub(session, self.views, self.assignments, self.step_note, self.step_words,
+        main = self.main_view
+        self.start = StartChooser(session, main, _layout(), self.run, self._on_status)
+        self.scrub = Scrub(session, self.views, main, self.step_note, self.step_words,
                            _layout(), self._draw, self._request_renders, self.start.redraw)
-        self.confidence = (Intervals(session, self.assignments, _layout(), self._on_status)
+        self.confidence = (Intervals(session, main, _layout(), self._on_status)
                            if self.offers_intervals else None)
         # (the features' controls, by the names the explorer has always had)
         self.scrubber = self.scrub.slider
@@ -159,7 +168,7 @@ class EMExplorer(widgets.VBox):
         self.start_toggle = self.start.toggle
         self.bad_start_button = self.start.bad_start_button
         self.forget_start_button = self.start.forget_button
-        self.basin = BasinMap(session, self.assignments, self.step_note, self._add_view)
+        self.basin = BasinMap(session, main, self.step_note, self._add_view)
         self.basin_button = self.basin.button
 
         self.run_button.on_click(lambda _: self.run())
@@ -217,7 +226,7 @@ class EMExplorer(widgets.VBox):
                 "gallery": self.gallery}
 
     def _view_box(self):
-        return widgets.VBox([widgets.HBox([self.convergence.canvas, self.assignments.canvas]),
+        return widgets.VBox([widgets.HBox([self.convergence.canvas, self.main_view.canvas]),
                              self.gallery.canvas])
 
     def _preview(self, force: bool = False):
@@ -267,9 +276,8 @@ class EMExplorer(widgets.VBox):
         return self.scrub.frame
 
     def show_iteration(self, iteration: int, labels_at=None):
-        """Draw every restart after ``iteration`` iterations (the scrubber), the points
-        coloured by the responsibilities after ``labels_at`` (default the same). Exact,
-        replayed without compiling (:meth:`FitSession.frame_at`)."""
+        """Every restart after ``iteration`` iterations, the points coloured by the
+        responsibilities after ``labels_at`` (:class:`features.Scrub`)."""
         self.scrub.show(iteration, labels_at)
 
     def e_step(self):
@@ -293,7 +301,7 @@ class EMExplorer(widgets.VBox):
     def _draw(self, snap):
         """Every view draws ``snap``: the gallery when due, the atlas for a finished run."""
         if self.confidence is not None:
-            self.assignments.interval_patches = []  # the update may clear the axes
+            self.main_view.interval_patches = []  # the update may clear the axes
         for name, view in self.views.items():
             if name == "gallery":
                 if self._gallery_due(snap):
@@ -338,10 +346,8 @@ class EMExplorer(widgets.VBox):
     BASIN_GRID = 24
 
     def basin_map(self, component=None, block: bool = False):
-        """Draw where EM goes from every start of mean ``component`` (default: the next one
-        each call) on a grid over the data, the other means at the shown restart's
-        optimum (:func:`emwidgets.atlas.basin_map`; 2-D data). Computed on a thread (a
-        batch of BASIN_GRID² restarts compiles once); ``block`` waits for it."""
+        """Where EM goes from every start of mean ``component`` on a BASIN_GRID² grid, the
+        others at the shown restart's optimum (:class:`features.BasinMap`)."""
         self.basin.draw(component, self.BASIN_GRID, block)
 
     @property
@@ -358,7 +364,7 @@ class EMExplorer(widgets.VBox):
         if show and self.atlas is None:
             self.atlas = AtlasPlot(on_select=self._select)
             self.atlas.canvas.add_class("emwidgets-atlas")
-            self.atlas.selected = self.assignments.selected
+            self.atlas.selected = self.main_view.selected
         if self.atlas_toggle.value != show:
             self.atlas_toggle.value = show
             return
@@ -430,16 +436,9 @@ class EMExplorer(widgets.VBox):
 
     def _update_picker(self, snap):
         """The picker lists the shown run's restarts (ranked once the run has ended)."""
-        r = snap.restarts
-        if snap.done:
-            options = [("best", -1)] + [
-                (f"{i} (rank {rank + 1}, ll {r.objective[i]:.3f}"
-                 f"{', spurious' if r.spurious[i] else ''}"
-                 f"{', failed' if r.failed[i] else ''})", int(i))
-                for rank, i in enumerate(r.ranking())]
-        else:
-            options = [("best", -1)] + [(f"{i} (running)", i) for i in range(r.n_restarts)]
-        keep = self.restart_picker.value if self.restart_picker.value < r.n_restarts else -1
+        options = status_line.picker_options(snap)
+        keep = (self.restart_picker.value
+                if self.restart_picker.value < snap.restarts.n_restarts else -1)
         with self.restart_picker.hold_trait_notifications():
             self.restart_picker.options = options
             self.restart_picker.value = keep
@@ -478,11 +477,11 @@ class EMExplorer(widgets.VBox):
     def _on_axes(self, change):
         s = self.session
         projection = s.projection()
-        self.assignments.projection = projection
-        self.assignments.axis_labels = (s.x_axis, s.y_axis)
+        self.main_view.projection = projection
+        self.main_view.axis_labels = (s.x_axis, s.y_axis)
         self.gallery.projection = projection
-        if hasattr(self.assignments, "artists"):
-            del self.assignments.artists  # new axes labels and limits: redraw from scratch
+        if hasattr(self.main_view, "artists"):
+            del self.main_view.artists  # new axes labels and limits: redraw from scratch
         if hasattr(s, "refresh_density"):
             s.refresh_density(s.snapshot)
         if s.snapshot is not None and s.shown_data_is_current:

@@ -318,7 +318,8 @@ class FamilyExplorer(EMExplorer):
         self.convergence = ConvergencePlot()
         self.gallery = RestartGallery(projection=projection, on_select=self._select)
         if self.by_profile:
-            self.profile = self.assignments = ProfilePlot()
+            self.profile = ProfilePlot()
+            self.main_view_name = "profile"
             return {"convergence": self.convergence, "profile": self.profile,
                     "gallery": self.gallery}
         self.assignments = AssignmentPlot(projection=projection, axis_labels=labels)

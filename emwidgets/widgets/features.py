@@ -34,7 +34,7 @@ class Scrub:
     Args:
         session: the explorer's session.
         views: the explorer's views by name (the dict itself: views added later count).
-        assignments: the main view (its interval patches go with a new frame).
+        main: the main view (its interval patches go with a new frame).
         step_note: the HTML line that says which half step is shown.
         step_words: what the note calls the drawn parameters and the coloured data.
         draw: ``draw(snapshot)`` of the explorer (the run's own frame).
@@ -42,9 +42,9 @@ class Scrub:
         after_frame: called after a frame is drawn (the chosen start redraws on it).
     """
 
-    def __init__(self, session, views: dict, assignments, step_note, step_words, layout,
+    def __init__(self, session, views: dict, main, step_note, step_words, layout,
                  draw: Callable, request_renders: Callable, after_frame: Callable):
-        self.session, self.views, self.assignments = session, views, assignments
+        self.session, self.views, self.main = session, views, main
         self.step_note, self.step_words = step_note, step_words
         self._draw, self._request_renders, self._after_frame = draw, request_renders, after_frame
         self.frame: Optional[tuple] = None
@@ -85,7 +85,7 @@ class Scrub:
             self.step_note.value = html.escape(str(exc))
             return
         self.frame = (p, q)
-        self.assignments.interval_patches = []
+        self.main.interval_patches = []
         for name, view in self.views.items():  # (the gallery keeps the run's solutions)
             if name not in ("gallery", "atlas"):
                 view.update(snap)
@@ -178,12 +178,12 @@ class StartChooser:
     choice stands.
 
     Args:
-        session: the explorer's session; assignments: the main view (clicked, drawn on);
+        session: the explorer's session; main: the main view (clicked, drawn on);
         run: starts a Run; on_note: called when ``note`` changes.
     """
 
-    def __init__(self, session, assignments, layout, run: Callable, on_note: Callable):
-        self.session, self.assignments = session, assignments
+    def __init__(self, session, main, layout, run: Callable, on_note: Callable):
+        self.session, self.main = session, main
         self._run, self._on_note = run, on_note
         self.points: list = []
         self.note = ""
@@ -201,7 +201,7 @@ class StartChooser:
         self.toggle.observe(lambda ch: self._on_toggle(ch["new"]), "value")
         self.bad_start_button.on_click(lambda _: self.bad_start())
         self.forget_button.on_click(lambda _: self.forget())
-        canvas = assignments.canvas
+        canvas = main.canvas
         canvas.mpl_connect("button_press_event", self._on_press)
         canvas.mpl_connect("motion_notify_event", self._on_motion)
         canvas.mpl_connect("button_release_event", self._on_release)
@@ -252,7 +252,7 @@ class StartChooser:
                 self.points = list(self.means @ self.session.projection())
             elif self.session.iterations_run:  # the shown restart's own start, to drag
                 snap = self.session.frame_at(0)
-                r = self.assignments.shown_restart(snap)
+                r = self.main.shown_restart(snap)
                 w = self.session.projection()
                 self.points = list(np.asarray(snap.restarts.params["means"][r]) @ w)
             self._commit()  # (that restart's start, to run alone or to drag)
@@ -260,8 +260,8 @@ class StartChooser:
         self._say()
 
     def axes(self):
-        artists = getattr(self.assignments, "artists", None)
-        return getattr(artists, "ax", None) or (self.assignments.figure.axes or [None])[0]
+        artists = getattr(self.main, "artists", None)
+        return getattr(artists, "ax", None) or (self.main.figure.axes or [None])[0]
 
     def _near(self, event) -> Optional[int]:
         """The placed mean under the pointer (within 4% of the axes' span), or None."""
@@ -322,7 +322,7 @@ class StartChooser:
                 pass
             self._artist = None
         if ax is None or not self.toggle.value:
-            self.assignments.canvas.draw_idle()
+            self.main.canvas.draw_idle()
             return
         xy = np.asarray(self.points).reshape(-1, 2)
         if self._artist is None:
@@ -331,7 +331,7 @@ class StartChooser:
                                       label="your start")
         else:
             self._artist.set_data(xy[:, 0], xy[:, 1])
-        self.assignments.canvas.draw_idle()
+        self.main.canvas.draw_idle()
 
     def redraw(self):
         """After the main view redrew: the crosses again, while choosing."""
@@ -360,12 +360,12 @@ class Intervals:
     per model: the views never wait for them. ``note`` says what is going on.
 
     Args:
-        session, assignments: the explorer's session and main view; on_note: called when
+        session, main: the explorer's session and main view; on_note: called when
         ``note`` changes.
     """
 
-    def __init__(self, session, assignments, layout, on_note: Callable):
-        self.session, self.assignments, self._on_note = session, assignments, on_note
+    def __init__(self, session, main, layout, on_note: Callable):
+        self.session, self.main, self._on_note = session, main, on_note
         self.box = widgets.Checkbox(value=False, description="95% intervals of the means",
                                     indent=False, layout=layout)
         self.box.observe(lambda ch: self.draw(), "value")
@@ -375,17 +375,17 @@ class Intervals:
     def draw(self):
         s = self.session
         snap, est = s.snapshot, s.estimator
-        shown_best = snap is not None and self.assignments.shown_restart(snap) == snap.best
+        shown_best = snap is not None and self.main.shown_restart(snap) == snap.best
         if not (self.box.value and est is not None and snap is not None and snap.done
                 and shown_best):
-            self.assignments.show_intervals(None)
+            self.main.show_intervals(None)
             self._say("")
             return
         cached = self._cache.get(id(est))
         if cached is not None and cached[0] is est:
             self._show(cached[1])
             return
-        self.assignments.show_intervals(None)
+        self.main.show_intervals(None)
         self._say("Computing the 95% intervals of the means (standard errors by "
                   "autodiff; the first time compiles, a few seconds)…")
 
@@ -403,10 +403,10 @@ class Intervals:
 
     def _show(self, result):
         if isinstance(result, Exception):
-            self.assignments.show_intervals(None)
+            self.main.show_intervals(None)
             self._say(f"No intervals: {result}")
         else:
-            self.assignments.show_intervals(result)
+            self.main.show_intervals(result)
             self._say("")
 
     def _say(self, text: str):
@@ -420,13 +420,13 @@ class BasinMap:
     basin_map`; 2-D data), drawn in a view added below the others on first use.
 
     Args:
-        session, assignments: the explorer's session and main view (its shown restart);
+        session, main: the explorer's session and main view (its shown restart);
         step_note: the HTML line the map's progress and summary go to;
         add_view: ``add_view(view)`` puts a view's canvas below the explorer's views.
     """
 
-    def __init__(self, session, assignments, step_note, add_view: Callable):
-        self.session, self.assignments, self.step_note = session, assignments, step_note
+    def __init__(self, session, main, step_note, add_view: Callable):
+        self.session, self.main, self.step_note = session, main, step_note
         self._add_view = add_view
         self.view = None  # the BasinPlot, made when first asked for
         self._next = 0
@@ -450,7 +450,7 @@ class BasinMap:
         k = snap.restarts.params["means"].shape[1]
         c = self._next % k if component is None else int(component)
         self._next = c + 1
-        r = max(self.assignments.shown_restart(snap), 0)
+        r = max(self.main.shown_restart(snap), 0)
         means = np.asarray(snap.restarts.params["means"][r], np.float64)
         settings = {n: v for n, v in s.settings().items()
                     if n in ("covariance_type", "reg_covar", "tol", "max_iter")}

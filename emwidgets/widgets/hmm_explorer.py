@@ -208,6 +208,7 @@ class HMMExplorer(EMExplorer):
 
     step_words = ("parameters", "observations")
     offers_intervals = False  # (standard errors are for mixtures)
+    main_view_name = "series"
 
     session_class = HMMSession
 
@@ -216,7 +217,6 @@ class HMMExplorer(EMExplorer):
         self.transitions = TransitionPlot()
         self.series = SeriesPlot(axis_labels=labels)
         self.gallery = RestartGallery(projection=projection, on_select=self._select)
-        self.assignments = self.series  # the main view of the shown restart
         return {"convergence": self.convergence, "transitions": self.transitions,
                 "series": self.series, "gallery": self.gallery}
 

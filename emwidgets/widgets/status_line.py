@@ -90,3 +90,16 @@ def summary(snap: Optional[Snapshot], distance_words: str = "sd in the means") -
         more = f" (+{len(warn) - 1} more)" if len(warn) > 1 else ""
         parts.append(f"warning: {warn[0]}{more}")
     return "; ".join(parts) + "."
+
+
+def picker_options(snap: Snapshot) -> list:
+    """(label, restart) of the restart picker: "best", then every restart, ranked with
+    its log-likelihood once the run has ended."""
+    r = snap.restarts
+    if not snap.done:
+        return [("best", -1)] + [(f"{i} (running)", i) for i in range(r.n_restarts)]
+    return [("best", -1)] + [
+        (f"{i} (rank {rank + 1}, ll {r.objective[i]:.3f}"
+         f"{', spurious' if r.spurious[i] else ''}"
+         f"{', failed' if r.failed[i] else ''})", int(i))
+        for rank, i in enumerate(r.ranking())]
