@@ -44,8 +44,6 @@ ROWS = {
 }
 
 _HMM_SEQUENCES = "its rows are time steps of sequences, not exchangeable rows"
-_STREAM_OWN = ("not yet: its labels_ and inertia_ come from a last assignment pass over rows "
-               "in memory")
 _NO_TAGS = "not yet: only GaussianMixture and KMeans declare scikit-learn's tags (issue 31)"
 _NO_NAN = "refused in one sentence: this model has no missing-value EM yet"
 
@@ -54,7 +52,6 @@ NOT_APPLICABLE = {
     ("weights", "GaussianHMM"): _HMM_SEQUENCES,
     ("weights", "PoissonHMM"): _HMM_SEQUENCES,
     ("weights", "CategoricalHMM"): _HMM_SEQUENCES,
-    ("streamed", "KMeans"): _STREAM_OWN,
     ("streamed", "GaussianHMM"): "not yet: a sequence is not streamed in chunks of rows",
     ("streamed", "PoissonHMM"): "not yet: a sequence is not streamed in chunks of rows",
     ("streamed", "CategoricalHMM"): "not yet: a sequence is not streamed in chunks of rows",

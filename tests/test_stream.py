@@ -425,3 +425,20 @@ def test_the_first_pass_moments_equal_numpys_far_from_zero():
     np.testing.assert_allclose(first.mean, mean.data, rtol=1e-12)
     np.testing.assert_allclose(first.var, var.data, rtol=1e-6)
     assert first.total_w == w.sum() and first.n == len(X)
+
+
+def test_kmeans_streams_from_a_sample_and_labels_every_row():
+    """KMeans over a source larger than its reservoir sample: the restarts start on the
+    sample, Lloyd's iterations are passes, and one more pass gives every row's label and
+    the inertia of the final centres (checked here in NumPy against all the rows)."""
+    from emwidgets import KMeans
+
+    rng = np.random.default_rng(8)
+    X = np.concatenate([rng.normal(c, 0.5, (400, 2)) for c in (0.0, 3.0, 6.0)])
+    km = KMeans(3, n_init=4, random_state=0)
+    km.STREAM_SAMPLE = 200
+    km.fit(Chunks(X, chunk_rows=128, progress=False))
+    d2 = ((X[:, None, :] - km.cluster_centers_[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(km.labels_, d2.argmin(1))
+    np.testing.assert_allclose(km.inertia_, d2.min(1).sum(), rtol=1e-4)
+    assert len(km.labels_) == len(X) and km.restarts_.n_restarts == 4

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..core import em, gmm, hard_em, host_kmeans, layout, starts
+from ..core import em, gmm, hard_em, host_kmeans, layout, starts, stream
 from . import validation
 from .base import LiveFit, Restarts, _padded_key_data, _restarts_from_state
 from .mixture import MixtureEstimator, Problem, ProgramPlan, check_sample_weight
@@ -123,7 +123,8 @@ class KMeans(MixtureEstimator):
                 raise ValueError(f"'init' array has shape {c.shape}; ({k}, {d}) finite values "
                                  "are expected.")
         weights = None if sample_weight is None else check_sample_weight(sample_weight, n)
-        scaling = layout.fit_scaling(Xa, weights)
+        # (A streamed fit gives the whole source's scaling: MixtureEstimator._start_stream.)
+        scaling = getattr(self, "_given_scaling", None) or layout.fit_scaling(Xa, weights)
         validation.check_scale(scaling.scale)
         return Problem((Xa - scaling.shift) / scaling.scale, weights, scaling, d + 1,
                        n if weights is None else float(weights.sum()), {})
@@ -172,6 +173,16 @@ class KMeans(MixtureEstimator):
     def _model(self, problem: Problem, plan: ProgramPlan, data: em.Data):
         return hard_em.kmeans_family(), None, data
 
+    def _stream_model(self, first, init, live0):
+        scaling, d = live0.scaling, first.sample.shape[1]
+        width = 3 * live0.run.state.status.shape[0] * self.n_clusters + d + 1
+
+        def encode(x, w, rows, dtype):
+            xp, wp = stream.pad_chunk((x - scaling.shift) / scaling.scale, w, rows, dtype)
+            return em.Data(layout.to_device(xp), layout.to_device(wp))
+
+        return hard_em.kmeans_family(), None, width, encode
+
     def _restarts(self, state, scaling, keys, objective=None, n_samples=None) -> Restarts:
         s2 = scaling.scale**2
         centers = (np.asarray(state.params.centers, np.float64)[:len(keys)] * scaling.scale
@@ -184,12 +195,21 @@ class KMeans(MixtureEstimator):
         return res
 
     def _finish(self, live: LiveFit):
-        state, data, centers = live.run.state, live.run.data, live.run.state.params.centers
-        sharding = getattr(data.x, "sharding", None)
-        if sharding is not None and len(sharding.device_set) > 1:
-            # (a fit over several devices: the last pass on one, as a fit on one would)
-            data, centers = jax.tree.map(np.asarray, (data, centers))
-        inertia_std, labels = _final_assignment(centers, data, quick=live.run.quick)
+        state, centers = live.run.state, live.run.state.params.centers
+        if isinstance(live.run, stream.StreamRun):  # one more pass over the source
+            inertia_std, labels = 0.0, []
+            for x, w in live.run.chunks:
+                one, lab = _final_assignment(centers, live.run.prepare_chunk(x, w))
+                inertia_std = inertia_std + np.asarray(one, np.float64)
+                labels.append(np.asarray(lab)[:, :len(x)])
+            labels = np.concatenate(labels, axis=1)
+        else:
+            data = live.run.data
+            sharding = getattr(data.x, "sharding", None)
+            if sharding is not None and len(sharding.device_set) > 1:
+                # (a fit over several devices: the last pass on one, as a fit on one would)
+                data, centers = jax.tree.map(np.asarray, (data, centers))
+            inertia_std, labels = _final_assignment(centers, data, quick=live.run.quick)
         inertia_std = np.asarray(inertia_std, np.float64)[:len(live.keys)]
         restarts = self._restarts(state, live.scaling, live.keys,
                                   objective=-inertia_std / live.n_samples)
