@@ -291,7 +291,7 @@ class GaussianHMM(_RestartModels, SequenceEstimator):
         Raises:
             ValueError: when the information matrix is singular: no standard errors exist.
         """
-        from .information import FamilyModel, Free, Simplex, Symmetric, family_standard_errors
+        from .information import Free, Symmetric
 
         self._check_fitted()
         cov = COVARIANCE_TYPES[self.covariance_type]
@@ -300,30 +300,20 @@ class GaussianHMM(_RestartModels, SequenceEstimator):
             s = layout.fit_scaling(self._validate_X(X, reset=False))
             means, covs = (np.asarray(a, np.float64) for a in (fitted.emission.means,
                                                                fitted.emission.covariances))
-            parts = {"startprob": Simplex(self.startprob_), "transmat": Simplex(self.transmat_),
-                     "means": Free(means),
+            parts = {"means": Free(means),
                      "covariances": (Symmetric(covs) if self.covariance_type in ("full", "tied")
                                      else Free(covs))}
 
-            def params_from(a):
-                k = a["means"].shape[0]
-                return baum_welch.MarkovParams(a["startprob"], a["transmat"], gmm.GMMParams(
-                    jnp.ones(k, jnp.float64), a["means"], a["covariances"],
-                    cov.precision_cholesky(a["covariances"])))
+            def emission_from(a):
+                return gmm.GMMParams(jnp.ones(len(a["means"]), jnp.float64), a["means"],
+                                     a["covariances"], cov.precision_cholesky(a["covariances"]))
 
-            def shown(params):  # (data units, as restarts_.params)
-                g = params.emission
-                return {"startprob": params.startprob, "transmat": params.transmat,
-                        "means": g.means * s.scale + s.shift,
+            def shown(g):  # (data units, as restarts_.params)
+                return {"means": g.means * s.scale + s.shift,
                         "covariances": g.covariances * s.scale**2}
 
-            def log_likelihood(params):
-                log_b = markov.log_emissions(component, params, hyper, seqs)
-                ll, _, _ = jax.vmap(baum_welch.forward_backward, in_axes=(None, None, 0, 0))(
-                    params.startprob, params.transmat, log_b, seqs.mask)
-                return ll.sum()
-
-            return family_standard_errors(FamilyModel(parts, log_likelihood, params_from, shown))
+            return self._chain_standard_errors(component, hyper, seqs, parts, emission_from,
+                                               shown)
 
     def n_parameters(self) -> int:
         """hmmlearn's count: start probabilities, transitions, means, covariances."""

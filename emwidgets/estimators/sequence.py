@@ -144,6 +144,35 @@ class SequenceEstimator(_Estimator):
         """(N,) most probable state sequence (Viterbi)."""
         return self.decode(X, lengths)[1]
 
+    def _chain_standard_errors(self, component, hyper, seqs, emission_parts: dict,
+                               emission_from, emission_shown):
+        """Standard errors of the chain's start and transition rows and the emissions
+        (``emission_parts``: {name: part}; ``emission_from({name: array})`` -> the
+        component's parameters; ``emission_shown(params)`` -> {name: array} as
+        ``restarts_.params``) from the Hessian of the forward algorithm's log-likelihood of
+        ``seqs``; called under ``jax.enable_x64``."""
+        from .information import FamilyModel, Simplex, family_standard_errors
+
+        chain = ("startprob", "transmat")
+        parts = {"startprob": Simplex(self.startprob_), "transmat": Simplex(self.transmat_),
+                 **emission_parts}
+
+        def params_from(a):
+            return baum_welch.MarkovParams(a["startprob"], a["transmat"], emission_from(
+                {k: v for k, v in a.items() if k not in chain}))
+
+        def shown(params):
+            return {"startprob": params.startprob, "transmat": params.transmat,
+                    **emission_shown(params.emission)}
+
+        def log_likelihood(params):
+            log_b = markov.log_emissions(component, params, hyper, seqs)
+            ll, _, _ = jax.vmap(baum_welch.forward_backward, in_axes=(None, None, 0, 0))(
+                params.startprob, params.transmat, log_b, seqs.mask)
+            return ll.sum()
+
+        return family_standard_errors(FamilyModel(parts, log_likelihood, params_from, shown))
+
     def bic(self, X, lengths=None) -> float:
         """-2 log L + p log n, n the rows (time steps) of X, as hmmlearn."""
         total, steps = self.score_samples(X, lengths)
@@ -173,8 +202,6 @@ class FamilyHMM(SequenceEstimator):
         """
         import jax.numpy as jnp
 
-        from .information import FamilyModel, Simplex, family_standard_errors
-
         self._check_fitted()
         s = self.n_components
         with jax.enable_x64(True):
@@ -184,27 +211,10 @@ class FamilyHMM(SequenceEstimator):
                 emission = {k: v for k, v in self._free_parts().items() if k != "weights"}
             finally:
                 del self.weights_
-            parts = {"startprob": Simplex(self.startprob_), "transmat": Simplex(self.transmat_),
-                     **emission}
-
-            def params_from(a):
-                rest = {k: v for k, v in a.items() if k not in ("startprob", "transmat")}
-                return baum_welch.MarkovParams(
-                    a["startprob"], a["transmat"],
-                    self._params_from({**rest, "weights": jnp.ones(s, jnp.float64)}))
-
-            def shown(params):
-                return {"startprob": params.startprob, "transmat": params.transmat,
-                        **{k: v for k, v in self._param_dict(params.emission).items()
-                           if k != "weights"}}
-
-            def log_likelihood(params):
-                log_b = markov.log_emissions(component, params, hyper, seqs)
-                ll, _, _ = jax.vmap(baum_welch.forward_backward, in_axes=(None, None, 0, 0))(
-                    params.startprob, params.transmat, log_b, seqs.mask)
-                return ll.sum()
-
-            return family_standard_errors(FamilyModel(parts, log_likelihood, params_from, shown))
+            return self._chain_standard_errors(
+                component, hyper, seqs, emission,
+                lambda a: self._params_from({**a, "weights": jnp.ones(s, jnp.float64)}),
+                lambda e: {k: v for k, v in self._param_dict(e).items() if k != "weights"})
 
     _emissions = None  # core.discrete.Emissions, set by the subclass
 
