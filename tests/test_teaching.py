@@ -133,6 +133,24 @@ def test_the_explorer_scrubs_and_steps_exactly_without_compiling():
     np.testing.assert_allclose(ex.restart(2).means_, s.estimator.restarts_.params["means"][2])
 
 
+def test_scrub_then_change_an_axis_keeps_the_scrubbed_frame():
+    """A user's sequence (issue 29's fourth defect): scrub to iteration 3, then swap the
+    plotted axes. The views redraw the frame the controls say (iteration 3, in the new
+    axes), not the run's end, and the slider and note still say 3."""
+    ex = _explorer()
+    s = ex.session
+    ex.scrubber.value = 3
+    p3 = s.frame_at(3)
+    s.x_axis, s.y_axis = s.y_axis, s.x_axis
+    assert ex.frame == (3, 3) and ex.scrubber.value == 3 and "iteration 3" in ex.step_note.value
+    best = s.snapshot.best
+    perm = s.snapshot.solutions.permutations[best]
+    centre = ex.assignments.artists.ellipses[0].get_center()
+    means = p3.restarts.params["means"][best] @ s.projection()  # (the new axes)
+    np.testing.assert_allclose(centre, means[perm][0])
+    assert "iteration 3" in ex.assignments.figure.axes[0].get_title()
+
+
 def test_a_new_run_resets_the_scrubber_and_a_scrub_before_any_run_is_one_sentence():
     from emwidgets.widgets import EMExplorer
 

@@ -118,8 +118,7 @@ class EMExplorer(widgets.VBox):
     step_words = ("ellipses", "points")
     #: The *95% intervals* box and its ellipses (standard errors of Gaussian mixtures).
     offers_intervals = True
-    #: The view that shows the shown restart's data (clicked to choose a start, scrubbed).
-    main_view_name = "assignments"
+    main_view_name = "assignments"  # (the view of the shown restart's data)
 
     @property
     def main_view(self):
@@ -271,8 +270,7 @@ class EMExplorer(widgets.VBox):
 
     @property
     def frame(self) -> Optional[tuple]:
-        """The shown (p, q) while scrubbing (parameters after p iterations, data coloured
-        by the responsibilities after q), or None: the run's own frame."""
+        """The scrubbed (p, q) shown (:class:`features.Scrub`), or None: the run's own."""
         return self.scrub.frame
 
     def show_iteration(self, iteration: int, labels_at=None):
@@ -329,8 +327,7 @@ class EMExplorer(widgets.VBox):
         return self.start.means
 
     def set_start(self, means):
-        """Start the next Run from these means ((K, D) in data units; as many as
-        components): one restart, ``means_init`` of the estimator it gives back."""
+        """Start the next Run (one restart) from these (K, D) means in data units."""
         self.start.set(means)
 
     def forget_start(self):
@@ -338,8 +335,7 @@ class EMExplorer(widgets.VBox):
         self.start.forget()
 
     def bad_start(self, run: bool = True):
-        """Every mean in one corner of the plotted data (a deliberately bad start, as a
-        teacher shows one), then Run."""
+        """Every mean in one corner of the plotted data (a bad start, on purpose), then Run."""
         self.start.bad_start(run)
 
     #: The basin map's grid (BASIN_GRID² starts, one vmapped batch).
@@ -485,6 +481,10 @@ class EMExplorer(widgets.VBox):
         if hasattr(s, "refresh_density"):
             s.refresh_density(s.snapshot)
         if s.snapshot is not None and s.shown_data_is_current:
-            self._draw(s.snapshot)
+            if self.scrub.frame is None:
+                self._draw(s.snapshot)
+            else:  # scrubbing: the frame the controls say, in the new axes
+                self.scrub.show(*self.scrub.frame)
+                self.gallery.update(s.snapshot)
         else:  # no fit of these data yet: show the data
             self._preview(force=True)
