@@ -481,10 +481,8 @@ class EMExplorer(widgets.VBox):
         if hasattr(s, "refresh_density"):
             s.refresh_density(s.snapshot)
         if s.snapshot is not None and s.shown_data_is_current:
-            if self.scrub.frame is None:
-                self._draw(s.snapshot)
-            else:  # scrubbing: the frame the controls say, in the new axes
-                self.scrub.show(*self.scrub.frame)
+            self.scrub.redraw()  # (scrubbing: the frame the controls say, in the new axes)
+            if self.scrub.frame is not None:
                 self.gallery.update(s.snapshot)
         else:  # no fit of these data yet: show the data
             self._preview(force=True)

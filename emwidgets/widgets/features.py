@@ -99,6 +99,14 @@ class Scrub:
             self._syncing = False
         self._sync_steps()
 
+    def redraw(self):
+        """Draw again what is shown (after the plotted axes changed): the scrubbed frame,
+        or the run's own."""
+        if self.frame is not None:
+            self.show(*self.frame)
+        elif self.session.snapshot is not None:
+            self._draw(self.session.snapshot)
+
     def _shown(self) -> tuple:
         return self.frame or (self.session.iterations_run,) * 2
 

@@ -285,7 +285,7 @@ class HMMExplorer(EMExplorer):
         self.series.axis_labels = (s.x_axis, s.y_axis)
         self.gallery.projection = s.projection()
         if s.snapshot is not None and s.shown_data_is_current:
-            self._draw(s.snapshot)
+            self.scrub.redraw()  # (scrubbing: the frame the controls say)
         else:
             self._preview(force=True)
 
