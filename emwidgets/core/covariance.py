@@ -86,6 +86,14 @@ class CovarianceType(NamedTuple):
     pack_moment: Callable
     map_estimate: Callable
     log_prior: Callable
+    #: Its covariances are symmetric matrices (full, tied), else variances (diag, spherical).
+    matrices: bool = False
+
+    @property
+    def vector_kind(self) -> str:
+        """The kind of its covariances in the unconstrained form (:mod:`accel`): a
+        log-Cholesky factor of a matrix, or the log of a variance."""
+        return "cholesky" if self.matrices else "log"
 
 
 def _triu(d: int):
@@ -262,6 +270,7 @@ FULL = CovarianceType(
     pack_moment=_pack_sym,
     map_estimate=_full_map,
     log_prior=_full_log_prior,
+    matrices=True,
 )
 
 TIED = CovarianceType(
@@ -285,6 +294,7 @@ TIED = CovarianceType(
     pack_moment=_pack_sym,
     map_estimate=_tied_map,
     log_prior=_tied_log_prior,
+    matrices=True,
 )
 
 DIAG = CovarianceType(

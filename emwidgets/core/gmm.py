@@ -174,7 +174,6 @@ class GaussianContext(NamedTuple):
     natural: jax.Array  # (P, K), see natural_weights
 
 
-COVARIANCE_KINDS = {"full": "cholesky", "tied": "cholesky", "diag": "log", "spherical": "log"}
 
 
 @functools.lru_cache(maxsize=None)
@@ -196,7 +195,7 @@ def gaussian_component(cov_type: str) -> Component:
 
     return Component(log_joint, m_step_, f"gaussian/{cov_type}",
                      kinds=(("weights", "simplex"), ("means", "free"),
-                            ("covariances", COVARIANCE_KINDS[cov_type]),
+                            ("covariances", cov.vector_kind),
                             ("precisions_cholesky", "derived")),
                      complete=complete, features=functools.partial(features, cov))
 

@@ -27,7 +27,6 @@ from .accel import by_field
 from .covariance import COVARIANCE_TYPES
 from .em import Family, Health
 from .gmm import (
-    COVARIANCE_KINDS,
     GMMParams,
     features,
     loglik_converged,
@@ -112,7 +111,7 @@ def _solve_dof(mean_log_u_minus_u, nu_old, d):
 
 
 def _add_reg(cov_type: str, c, reg):
-    if cov_type in ("full", "tied"):
+    if COVARIANCE_TYPES[cov_type].matrices:
         return c + reg * jnp.eye(c.shape[-1], dtype=c.dtype)
     return c + reg
 
@@ -163,7 +162,7 @@ def student_family(cov_type: str, estimate_dof: bool = True) -> Family:
                   name=f"student/{cov_type}/{'dof' if estimate_dof else 'fixed'}",
                   vector_form=by_field(
                       {"weights": "simplex", "means": "free",
-                       "covariances": COVARIANCE_KINDS[cov_type],
+                       "covariances": COVARIANCE_TYPES[cov_type].vector_kind,
                        "precisions_cholesky": "derived", "dof": "log"},
                       lambda p, hyper=None: p._replace(
                           precisions_cholesky=cov.precision_cholesky(p.covariances))))

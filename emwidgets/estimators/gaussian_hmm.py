@@ -301,8 +301,7 @@ class GaussianHMM(_RestartModels, SequenceEstimator):
             means, covs = (np.asarray(a, np.float64) for a in (fitted.emission.means,
                                                                fitted.emission.covariances))
             parts = {"means": Free(means),
-                     "covariances": (Symmetric(covs) if self.covariance_type in ("full", "tied")
-                                     else Free(covs))}
+                     "covariances": Symmetric(covs) if cov.matrices else Free(covs)}
 
             def emission_from(a):
                 return gmm.GMMParams(jnp.ones(len(a["means"]), jnp.float64), a["means"],

@@ -298,7 +298,8 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
                 "covariances_": p["covariances"][b],
                 "precisions_cholesky_": p["precisions_cholesky"][b],
                 "precisions_": (pc @ np.swapaxes(pc, -1, -2)
-                                if self.covariance_type in ("full", "tied") else pc**2),
+                                if COVARIANCE_TYPES[self.covariance_type].matrices
+                                else pc**2),
                 "converged_": bool(restarts.converged[b]), "n_iter_": n_iter,
                 "lower_bound_": (float(restarts.objective[b]) if self.max_iter > 0
                                  else -np.inf),
@@ -518,7 +519,7 @@ def check_parameters(est, X):
                              f"{w.sum():.5f}.")
     if est.precisions_init is not None:
         p = np.asarray(est.precisions_init, dtype=np.float64)
-        if est.covariance_type in ("full", "tied"):
+        if COVARIANCE_TYPES[est.covariance_type].matrices:
             mats = p.reshape(-1, d, d)
             if not (np.allclose(mats, np.swapaxes(mats, 1, 2)) and
                     all(np.linalg.eigvalsh(m).min() > 0 for m in mats)):

@@ -8,6 +8,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..core import conjugate as core_priors
+from ..core.covariance import COVARIANCE_TYPES
 from ..core.layout import Scaling
 
 
@@ -85,7 +86,7 @@ def resolve(prior, x: np.ndarray, cov_type: str, k: int) -> MixturePrior:
             f"MixturePrior.mean must be {d} finite numbers (one per feature), "
             f"got shape {mean.shape}."
         )
-    low = d - 1.0 if cov_type in ("full", "tied") else 0.0
+    low = d - 1.0 if COVARIANCE_TYPES[cov_type].matrices else 0.0
     if not (np.isfinite(dof) and dof > low):
         raise ValueError(
             f"MixturePrior.dof must be > {low:g} for covariance_type={cov_type!r} "
@@ -96,7 +97,7 @@ def resolve(prior, x: np.ndarray, cov_type: str, k: int) -> MixturePrior:
             f"MixturePrior.weight_concentration must be >= 1 (so the posterior mode has positive "
             f"weights), got {alpha}."
         )
-    if cov_type in ("full", "tied"):
+    if COVARIANCE_TYPES[cov_type].matrices:
         ok = (scale.shape == (d, d) and np.isfinite(scale).all() and np.allclose(scale, scale.T)
               and np.linalg.eigvalsh(scale).min() > 0)
         want = f"a symmetric positive-definite ({d}, {d}) matrix"

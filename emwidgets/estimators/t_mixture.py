@@ -128,8 +128,8 @@ class StudentMixture(SamplesRows, FamilyMixture):
         parts = {"weights": information.Simplex(self.weights_),
                  "means": information.Free((np.asarray(self.means_,
                                                        np.float64) - s.shift) / s.scale),
-                 "covariances": (information.Symmetric(covs) if self.covariance_type in ("full",
-                                                                                         "tied")
+                 "covariances": (information.Symmetric(covs)
+                                 if COVARIANCE_TYPES[self.covariance_type].matrices
                                  else information.Free(covs))}
         if not self.fix_dof:  # (at a bound, a t is held there: near DOF_MAX it is Gaussian)
             dof = np.asarray(self.dof_, np.float64)
