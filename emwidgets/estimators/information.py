@@ -21,17 +21,23 @@ class StandardErrors:
     Attributes:
         weights, means, covariances: standard errors, shaped like ``weights_``,
             ``means_`` and ``covariances_``.
-        estimates: the (weights, means, covariances) they belong to.
+        estimates: ``{"weights", "means", "covariances"}``: the estimates they belong to.
         covariance: the full covariance matrix of all those parameters
             (flattened in that order), from the delta method.
+        errors: ``{name: standard errors}``, as every other estimator's
+            (:class:`FamilyStandardErrors`) names them.
     """
 
     weights: np.ndarray
     means: np.ndarray
     covariances: np.ndarray
-    estimates: tuple
+    estimates: dict
     covariance: np.ndarray
     n_samples: int
+
+    @property
+    def errors(self) -> dict:
+        return {"weights": self.weights, "means": self.means, "covariances": self.covariances}
 
     def mean_covariances(self) -> np.ndarray:
         """(K, D, D) covariance matrix of each component's mean estimate."""
@@ -49,11 +55,8 @@ class StandardErrors:
         from scipy.stats import norm
 
         z = norm.ppf(0.5 + level / 2)
-        out = {}
-        for name, est, se in zip(("weights", "means", "covariances"), self.estimates,
-                                 (self.weights, self.means, self.covariances)):
-            out[name] = (est - z * se, est + z * se)
-        return out
+        return {name: (self.estimates[name] - z * se, self.estimates[name] + z * se)
+                for name, se in self.errors.items()}
 
 
 def standard_errors_of(cov_type: str, weights, means, covariances, X) -> StandardErrors:
@@ -79,7 +82,8 @@ def standard_errors_of(cov_type: str, weights, means, covariances, X) -> Standar
     parts = np.split(se, sizes[:-1])
     return StandardErrors(
         weights=parts[0].reshape(shapes[0]), means=parts[1].reshape(shapes[1]),
-        covariances=parts[2].reshape(shapes[2]), estimates=(weights, means, covariances),
+        covariances=parts[2].reshape(shapes[2]),
+        estimates={"weights": weights, "means": means, "covariances": covariances},
         covariance=cov, n_samples=len(X))
 
 

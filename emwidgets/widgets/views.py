@@ -296,7 +296,7 @@ class AssignmentPlot(_View):
                 w = self._projection(snap)
                 best = snap.best
                 perm = snap.solutions.permutations[best]
-                means2 = se.estimates[1] @ w
+                means2 = se.estimates["means"] @ w
                 covs2 = np.einsum("di,kde,ej->kij", w, se.mean_covariances(), w)
                 self.interval_patches = plotting.draw_mean_intervals(
                     self.artists.ax, means2[perm], covs2[perm], level)
