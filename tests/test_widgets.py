@@ -301,3 +301,17 @@ def test_large_data_are_drawn_as_a_density_of_every_row():
     small.run(block=True)
     assert not small.session.density_mode and small.assignments.density_image is None
     assert small.assignments.artists.points.get_visible()
+
+
+def test_the_intervals_box_draws_the_means_confidence_ellipses_and_takes_them_away():
+    """Tick *95% intervals of the means* after a run: the standard errors are computed on a
+    thread and one ellipse per mean appears on the main view; untick: they go."""
+    ex = EMExplorer(datasets.load_faithful(), n_components=2, n_init=4)
+    ex.run(block=True)
+    ex.confidence.box.value = True
+    deadline = time.monotonic() + 120
+    while not ex.assignments.interval_patches and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(ex.assignments.interval_patches) == 2 and ex.confidence.note == ""
+    ex.confidence.box.value = False
+    assert not ex.assignments.interval_patches
