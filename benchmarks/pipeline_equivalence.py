@@ -51,6 +51,12 @@ def cases():
     yield "gmm means_init", lambda: E.GaussianMixture(
         3, means_init=blobs[:3], **kw).fit(blobs)
     yield "gmm gap rule", lambda: E.GaussianMixture(3, convergence="gap", **kw).fit(blobs)
+    yield "gmm gap rule squarem", lambda: E.GaussianMixture(
+        3, convergence="gap", accelerate="squarem", **kw).fit(blobs)
+    yield "poisson gap rule streamed", lambda: E.PoissonMixture(2, convergence="gap", **kw).fit(
+        E.Chunks(MODELS["PoissonMixture"].data()[0], chunk_rows=70, progress=False))
+    yield "poisson hmm gap rule squarem", lambda: MODELS["PoissonHMM"].make(
+        convergence="gap", accelerate="squarem").fit(MODELS["PoissonHMM"].data()[0])
     yield "gmm streamed", lambda: E.GaussianMixture(3, **kw).fit(
         E.Chunks(blobs, chunk_rows=70, progress=False))
     yield "gmm streamed missing", lambda: E.GaussianMixture(3, missing="em", **kw).fit(

@@ -195,3 +195,45 @@ def test_coarser_blocks_divide_the_padded_data():
     assert coarser_block(13 * 8192, 8192, 10, budget=2**22) == 13 * 8192
     assert coarser_block(12 * 1024, 1024, 1000, budget=4096 * 1000) == 4096
     assert coarser_block(12 * 1024, 1024, 10**9, budget=1) == 1024
+
+
+def test_a_stopping_rule_is_an_object_the_driver_takes(x64, blobs):
+    """A rule written outside the driver (here: stop once the log-likelihood reaches a
+    level) plugs into it unchanged (core/iteration.py): each restart stops at the first
+    iteration of its full run whose objective reaches the level, and a restart that never
+    reaches it runs on as before."""
+    import dataclasses
+
+    import jax.numpy as jnp
+
+    from emwidgets.core import em, iteration
+
+    @dataclasses.dataclass(frozen=True)
+    class Reached(iteration.ChangeRule):
+        level: float = 0.0
+        key = "reached"
+
+        def plain(self, change, before, objective, new_objective, params, new_params, tol,
+                  active, finite):
+            return new_objective >= self.level, before
+
+    X, _ = blobs
+    live = GaussianMixture(3, n_init=6, init_params="random", random_state=0, tol=1e-12,
+                           max_iter=60).start(X)
+    run = live.run
+    full = em.make_runner(G_model(), run.block_size)(run.state, run.data, run.hyper, run.tol,
+                                                     jnp.int32(60))
+    trace = np.asarray(full.trace)
+    level = float(np.nanmedian(trace[:, 5]))
+    stopped = em.make_runner(G_model(), run.block_size, rule=Reached(level))(
+        run.state, run.data, run.hyper, run.tol, jnp.int32(60))
+    for r in range(6):
+        reached = np.flatnonzero(trace[r] >= level)
+        ran = np.isfinite(np.asarray(stopped.trace[r])).sum()
+        if len(reached):
+            assert ran == reached[0] + 1 and int(stopped.status[r]) == em.CONVERGED
+            np.testing.assert_array_equal(stopped.trace[r, :ran], trace[r, :ran])
+        else:
+            assert ran == np.isfinite(trace[r]).sum()
+    # The rule took effect: some restart stopped before the full run's did.
+    assert (np.isfinite(np.asarray(stopped.trace)).sum(1) < np.isfinite(trace).sum(1)).any()

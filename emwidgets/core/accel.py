@@ -232,25 +232,25 @@ def prime(em_step: Callable, state):
 
 
 def squarem_update(em_step: Callable, converged: Callable, form: VectorForm, it, base, tol,
-                   hyper=None, rule: str = "change"):
+                   hyper, rule):
     """One SQUAREM cycle for one restart; frozen restarts keep their state.
 
     ``em_step(params) -> (new_params, objective of params, Health)``. The
-    arguments and results follow :func:`em.restart_update`, plus the
-    restart's :class:`Accel`. The restart is at theta0 (``params``, objective
+    arguments and results follow the plain step's (:class:`iteration.PlainStep`), with
+    the restart's :class:`Accel` as ``acc``. The restart is at theta0 (``params``, objective
     L0 known) with theta1 = F(theta0) known (``acc.following``). The cycle maps
     theta1 (theta2, L1), extrapolates (theta'), maps theta' (theta3, L(theta')),
     and accepts the extrapolation if L(theta') >= L0; the cycle then ends at
     theta3 (one EM map past theta'), else at theta2 (two plain EM maps past
     theta0). The third map is of that end point: its objective, and the next
-    cycle's theta1. Three EM maps a cycle, whichever way it goes. ``before`` (under
-    ``rule="gap"``, :class:`em.EMState`) is passed through unchanged.
+    cycle's theta1. Three EM maps a cycle, whichever way it goes. ``rule`` (an
+    :mod:`iteration` rule) decides convergence; ``before`` is passed through unchanged.
     """
     def where(c, a, b):
         return jax.tree.map(lambda x, y: jnp.where(c, x, y), a, b)
 
     def update(params, objective, n_iter, status, bad_component, bad_iteration, trace, acc,
-               before=None):
+               before):
         active = status == RUNNING
         theta1 = acc.following
         theta2, obj1, h2 = em_step(theta1)
@@ -277,12 +277,10 @@ def squarem_update(em_step: Callable, converged: Callable, form: VectorForm, it,
         # Converged where one plain EM step from theta0 gains less than tol (the change
         # rule's meaning: where plain EM would stop; a cycle's own gain swings between a
         # long extrapolation and two plain steps, and stopped runs 2.7e-4 short of the
-        # limit on two Gaussians 1.5 sd apart at tol=1e-6). Under rule="gap" the whole
-        # cycle, an accepted extrapolation included, must gain less than tol too: the
-        # extrapolation estimates the limit, as Aitken's rule does for plain EM.
+        # limit on two Gaussians 1.5 sd apart at tol=1e-6). A rule may ask more of the
+        # whole cycle (the gap rule: :meth:`iteration.GapRule.cycle`).
         conv = converged(objective, obj1, params, theta1, tol) & ok2
-        if rule == "gap":  # (a rejected extrapolation estimated nothing: go on)
-            conv = conv & accept & converged(objective, new_obj, params, new_params, tol)
+        conv = rule.cycle(converged, conv, accept, objective, new_obj, params, new_params, tol)
         conv = conv | stalled
         # A failing map of theta1 ends the restart there, as plain EM's would.
         take = active & (ok2 | jnp.isfinite(obj1))
@@ -311,7 +309,7 @@ def squarem_update(em_step: Callable, converged: Callable, form: VectorForm, it,
             evals=acc.evals + jnp.where(active, EVALS_PER_CYCLE, 0).astype(jnp.int32),
             following=following,
         )
-        out = (params, objective, n_iter, status, bad_component, bad_iteration, trace, acc)
-        return out if rule != "gap" else out + (before,)
+        return (params, objective, n_iter, status, bad_component, bad_iteration, trace, acc,
+                before)
 
     return update

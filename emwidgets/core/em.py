@@ -9,8 +9,8 @@ the driver composes into an EM iteration::
     objective(ctx, stats, hyper)                  # of the params in ctx
 
 The sum over blocks of samples is the driver's (:func:`block_sum`), never a
-family's: a sum over devices or over chunks read from disk, or another
-iteration policy, changes the driver only. The driver
+family's: a sum over devices or over chunks read from disk changes the driver only;
+how it iterates and when it stops are objects it takes (:mod:`iteration`). The driver
 
 * runs all restarts at once with ``jax.vmap`` inside one ``lax.while_loop``;
 * freezes a restart once it has converged or failed (a done-mask), so the
@@ -42,7 +42,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .accel import host_accel, prime, squarem_update
 from .family import (  # noqa: F401 (the driver's names for them, as before)
     CONVERGED,
     DEGENERATE,
@@ -55,6 +54,7 @@ from .family import (  # noqa: F401 (the driver's names for them, as before)
     Family,
     Health,
 )
+from .iteration import CHANGE, PLAIN
 from .programs import StoredJit
 
 
@@ -131,9 +131,9 @@ class EMState(NamedTuple):
     bad_iteration: Any  # (R,) iteration at which it happened, or -1
     trace: Any  # (R, L) objective per iteration from the call's first one, NaN where not run
     iteration: Any  # () iterations run so far (the same for all restarts)
-    accel: Any = None  # accelerated EM's per-restart counters (accel.Accel), else None
-    #: (R,) the objective before ``objective`` (NaN until known), under convergence="gap"
-    #: (:func:`gap_converged`); else None.
+    accel: Any = None  # the step's per-restart counters (SQUAREM's accel.Accel), else None
+    #: (R,) the stopping rule's memory (the gap rule's objective before ``objective``,
+    #: NaN until known: :mod:`iteration`), else None.
     before: Any = None
 
 
@@ -276,68 +276,6 @@ def host_init_state(params, n_real=None, trace_length: int = TRACE_CHUNK) -> EMS
     return jax.device_put(state)
 
 
-def gap_converged(change: Callable, before, prev_objective, objective, params, new_params,
-                  tol):
-    """The opt-in rule ``convergence="gap"``: scikit-learn's change rule (``change``) and,
-    where the last three objectives ``before``, ``prev_objective``, ``objective`` shrink
-    geometrically (rate c = d2 / d1 in (0, 1)), Aitken's estimate of the distance still to
-    go, d2 c / (1 - c), below ``tol`` too. On EM's slow cases (c near 1) the change rule
-    stops while the objective has c / (1 - c) times its last step still to climb: two
-    Gaussians 1.5 sd apart stop 0.0027 below the optimum at tol=1e-3. Where the increments
-    do not shrink geometrically (rounding noise at the end, accelerated steps) the change
-    rule decides; where ``before`` is unknown (NaN: the first iterations), it goes on."""
-    d1, d2 = prev_objective - before, objective - prev_objective
-    c = d2 / d1
-    geometric = (d1 > 0) & (c > 0) & (c < 1)
-    gap = d2 * c / jnp.where(geometric, 1.0 - c, 1.0)
-    by_change = change(prev_objective, objective, params, new_params, tol)
-    return jnp.where(d2 == 0, True,
-                     jnp.where(geometric, by_change & (gap < tol),
-                               by_change & jnp.isfinite(before)))
-
-
-def restart_update(family: Family, block_size: int, it, base, data, hyper, tol,
-                    rule: str = "change", step: Callable | None = None):
-    """One iteration for one restart; frozen restarts keep their state. Under
-    ``rule="gap"`` it takes and returns one more argument, the objective before
-    ``objective`` (:class:`EMState`'s ``before``). ``step(params) -> (new_params,
-    objective, Health)`` replaces :func:`em_step` over ``data`` (a streamed pass
-    gives the statistics: :mod:`stream`)."""
-
-    def update(params, objective, n_iter, status, bad_component, bad_iteration, trace,
-               before=None):
-        active = status == RUNNING
-        new_params, obj, health = (em_step(family, params, data, hyper, block_size)
-                                   if step is None else step(params))
-        finite = jnp.isfinite(obj)
-        ok = health.ok & finite
-        if rule == "gap":
-            conv = gap_converged(family.converged, before, objective, obj, params, new_params,
-                                 tol)
-            before = jnp.where(active & finite, objective, before)
-        else:
-            conv = family.converged(objective, obj, params, new_params, tol)
-        take = active & ok
-        params = jax.tree.map(lambda new, old: jnp.where(take, new, old), new_params, params)
-        j = it - base
-        trace = trace.at[j].set(jnp.where(active, obj, trace[j]))
-        new_status = jnp.where(
-            ~finite,
-            NONFINITE,
-            jnp.where(~health.ok, DEGENERATE, jnp.where(conv, CONVERGED, RUNNING)),
-        )
-        status = jnp.where(active, new_status, status)
-        failed_now = active & ~ok
-        bad_component = jnp.where(failed_now, health.component, bad_component)
-        bad_iteration = jnp.where(failed_now, it, bad_iteration)
-        n_iter = jnp.where(take, it + 1, n_iter)
-        objective = jnp.where(active & finite, obj, objective)
-        out = (params, objective, n_iter, status, bad_component, bad_iteration, trace)
-        return out if rule != "gap" else out + (before,)
-
-    return update
-
-
 #: Restarts are padded to a power of two when a padded batch holds at most this
 #: many numbers per iteration (samples x components x statistics x restarts):
 #: then n_init 3, 5, 10 or 12 share the programs of 4, 8 and 16, and a restarts
@@ -412,8 +350,7 @@ def group_size_for(n_restarts: int, work_per_restart: float, target: float = 2.0
 
 @functools.lru_cache(maxsize=None)
 def make_runner(family: Family, block_size: int, group_size: int | None = None,
-                quick: bool = False, accelerate: bool = False, rule: str = "change",
-                mesh=None):
+                quick: bool = False, step=PLAIN, rule=CHANGE, mesh=None):
     """The compiled driver for one family, block size and restart grouping.
 
     Returns ``advance(state, data, hyper, tol, stop_at, max_iter=None) ->
@@ -428,18 +365,20 @@ def make_runner(family: Family, block_size: int, group_size: int | None = None,
     after the other inside the same program (``lax.map``): each group stops
     when *its* slowest restart stops (see :func:`group_size_for`). With
     ``quick``, the program compiles for speed of compilation (:func:`quick_compile`).
-    ``rule``: the convergence test, "change" (the family's) or "gap" (:func:`gap_converged`).
+    ``step`` and ``rule``: how an iteration goes and when a restart has converged
+    (:mod:`iteration`: plain EM or a SQUAREM cycle; the change rule or the gap rule).
     ``mesh``: a device mesh whose ``"rows"`` axis the data's rows are sharded over
     (:func:`shard_rows`): every reduction over samples is a per-device sum and a
     collective (:func:`block_sum`); or whose ``"restarts"`` axis the restarts are
     spread over (the state's restart axis split, the data on every device; the
     compiler partitions the vmapped restarts, :class:`EMRun` places the arrays).
-    With ``accelerate``, an iteration is a SQUAREM cycle (:mod:`accel`): the
-    state must carry an :class:`accel.Accel` (:class:`EMRun` adds it).
+    The state must carry the step's counters and the rule's memory (:class:`EMRun` adds
+    them: ``step.initial``, ``rule.initial``).
     """
-    if accelerate and family.vector_form is None:
-        raise ValueError(f"the {family.name or 'given'} family has no unconstrained vector form, "
-                         "so it cannot be accelerated; use accelerate=None")
+    step.check(family)
+
+    def em_map(data, hyper):
+        return lambda p: em_step(family, p, data, hyper, block_size)
 
     def run_group(state: EMState, data: Data, hyper, tol, stop_at, max_iter, base):
         end = jnp.minimum(jnp.minimum(stop_at, max_iter), base + state.trace.shape[1])
@@ -448,19 +387,10 @@ def make_runner(family: Family, block_size: int, group_size: int | None = None,
             return (s.iteration < end) & jnp.any(s.status == RUNNING)
 
         def body(s: EMState):
+            update = step.update(em_map(data, hyper), family, s.iteration, base, tol, hyper,
+                                 rule)
             args = (s.params, s.objective, s.n_iter, s.status, s.bad_component,
-                    s.bad_iteration, s.trace)
-            if accelerate:
-
-                update = squarem_update(
-                    lambda p: em_step(family, p, data, hyper, block_size), family.converged,
-                    family.vector_form, s.iteration, base, tol, hyper, rule)
-                args = args + (s.accel,)
-            else:
-                update = restart_update(family, block_size, s.iteration, base, data, hyper, tol,
-                                         rule)
-            if rule == "gap":
-                args = args + (s.before,)
+                    s.bad_iteration, s.trace, s.accel, s.before)
             if s.status.shape[0] == 1:
                 # One restart per group: the step unbatched. Through a vmapped axis of
                 # size 1 the products became batched ones, and a Lloyd iteration on
@@ -469,10 +399,7 @@ def make_runner(family: Family, block_size: int, group_size: int | None = None,
                                    update(*jax.tree.map(lambda a: a[0], args)))
             else:
                 out = jax.vmap(update)(*args)
-            extra = list(out[7:])
-            return EMState(*out[:7], iteration=s.iteration + 1,
-                           accel=extra.pop(0) if accelerate else s.accel,
-                           before=extra.pop(0) if rule == "gap" else s.before)
+            return EMState(*out[:7], iteration=s.iteration + 1, accel=out[7], before=out[8])
 
         return lax.while_loop(cond, body, state)
 
@@ -481,9 +408,7 @@ def make_runner(family: Family, block_size: int, group_size: int | None = None,
         if max_iter is None:
             max_iter = base + state.trace.shape[1]
         state = state._replace(trace=jnp.full_like(state.trace, jnp.nan))
-        if accelerate:
-
-            state = prime(lambda p: em_step(family, p, data, hyper, block_size), state)
+        state = step.prime(em_map(data, hyper), state)
         n_restarts = state.status.shape[0]
         g = n_restarts if group_size is None else group_size
         if g >= n_restarts:
@@ -520,9 +445,21 @@ def make_runner(family: Family, block_size: int, group_size: int | None = None,
         return jax.jit(advance, compiler_options=QUICK_COMPILE_OPTIONS if quick else None)
     return StoredJit(advance, compiler_options=QUICK_COMPILE_OPTIONS if quick else None,
                      key_extra=(family.name, block_size, group_size)
-                     + (("gap",) if rule == "gap" else ()) + (("squarem",) if accelerate
-                                                                         else ()),
+                     + tuple(k for k in (rule.key, step.key) if k),
                      persist=bool(family.name))
+
+
+def with_policies(state: EMState, step=PLAIN, rule=CHANGE) -> EMState:
+    """``state`` with the step's counters and the rule's memory where it has none yet."""
+    n_restarts = int(state.status.shape[0])
+    dtype = np.dtype(jax.tree.leaves(state.params)[0].dtype)
+    if state.accel is None:
+        acc = step.initial(state.params, n_restarts, dtype)
+        state = state._replace(accel=None if acc is None else jax.device_put(acc))
+    if state.before is None:
+        before = rule.initial(n_restarts, dtype)
+        state = state._replace(before=None if before is None else jax.device_put(before))
+    return state
 
 
 class EMRun:
@@ -542,21 +479,10 @@ class EMRun:
 
     def __init__(self, family: Family, block_size: int, state: EMState, data: Data, hyper, tol,
                  group_size: int | None = None, max_iter: int | None = None,
-                 quick: bool = False, accelerate: bool = False, convergence: str = "change",
-                 mesh=None):
-        self._advance = make_runner(family, block_size, group_size, quick, bool(accelerate),
-                                    convergence, mesh)
+                 quick: bool = False, step=PLAIN, rule=CHANGE, mesh=None):
+        self._advance = make_runner(family, block_size, group_size, quick, step, rule, mesh)
         self.family, self.block_size = family, block_size
-        if accelerate and state.accel is None:
-
-            dtype = np.dtype(jax.tree.leaves(state.params)[0].dtype)
-            state = state._replace(accel=jax.device_put(
-                host_accel(state.params, int(state.status.shape[0]), dtype)))
-        if convergence == "gap" and state.before is None:
-            dtype = np.dtype(jax.tree.leaves(state.params)[0].dtype)
-            state = state._replace(before=jax.device_put(
-                np.full((int(state.status.shape[0]),), np.nan, dtype)))
-        self.accelerate = bool(accelerate)
+        state = with_policies(state, step, rule)
         self.quick = quick  # programs that go with this run can compile the same way
         self.max_iter = int(state.trace.shape[1] if max_iter is None else max_iter)
         n_restarts = int(state.status.shape[0])

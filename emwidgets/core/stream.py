@@ -4,7 +4,7 @@ Sufficient statistics are sums, so an E-step over data that do not fit in memory
 the sum, chunk after chunk, of the same per-block statistics the in-memory driver
 computes (``em.block_sum`` of the family's ``e_step``, vmapped over restarts); the
 M-step, the objective, the convergence test and the restarts' bookkeeping are the
-driver's own (``em.restart_update`` with the statistics given). Peak memory is that
+driver's own (the plain step of :mod:`iteration` with the statistics given). Peak memory is that
 of a few chunks, whatever the number of rows. While the device sums one chunk, the
 next is read and prepared on a thread.
 
@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import em
+from . import em, iteration
 from .em import RUNNING, Data, EMState, Family
 
 #: Rows a chunk holds by default (about 2 MB of float32 at 8 features).
@@ -264,12 +264,12 @@ class StreamRun:
 
     def __init__(self, family: Family, chunks: Chunks, prepare_chunk: Callable, n_rows: int,
                  state: EMState, hyper, tol, block_size: int, max_iter: int,
-                 rule: str = "change", progress=None):
+                 rule=iteration.CHANGE, progress=None):
         if family.m_step_reads_data:
             raise ValueError(f"The {family.name or 'given'} family's M-step reads the data "
                              "again: it cannot be streamed.")
         self.family, self.chunks, self.prepare_chunk = family, chunks, prepare_chunk
-        self.n_rows, self.hyper, self.tol, self.rule = n_rows, hyper, tol, rule
+        self.n_rows, self.hyper, self.tol = n_rows, hyper, tol
         self.block_size = block_size
         self.max_iter = int(max_iter)
         self.quick = False
@@ -277,8 +277,8 @@ class StreamRun:
         self._reader = None
         n_restarts = int(state.status.shape[0])
         dtype = np.dtype(jax.tree.leaves(state.params)[0].dtype)
-        if rule == "gap" and state.before is None:
-            state = state._replace(before=np.full((n_restarts,), np.nan, dtype))
+        if state.before is None:
+            state = state._replace(before=rule.initial(n_restarts, dtype))
         # Every leaf committed to the parameters' device(s): the host-made trace put
         # uncommitted made the update's second call compile it again.
         self._device = jax.device_put(
@@ -403,23 +403,19 @@ def _chunk_stats(family: Family, block_size: int):
 
 
 @functools.lru_cache(maxsize=None)
-def _stream_update(family: Family, rule: str):
-    """The driver's per-restart update (``em.restart_update``) for one iteration whose
-    statistics were summed over the chunks."""
+def _stream_update(family: Family, rule):
+    """The driver's per-restart update (:class:`iteration.PlainStep`'s) for one iteration
+    whose statistics were summed over the chunks."""
 
     def update(state: EMState, stats, hyper, tol, it):
-        def one(params, stat, objective, n_iter, status, bad_c, bad_i, trace, *before):
-            step = _restart_step(family, stat, hyper)
-            inner = em.restart_update(family, 0, it, it, None, hyper, tol, rule, step=step)
-            return inner(params, objective, n_iter, status, bad_c, bad_i, trace, *before)
+        def one(params, stat, objective, n_iter, status, bad_c, bad_i, trace, before):
+            inner = iteration.PLAIN.update(_restart_step(family, stat, hyper), family, it, it,
+                                           tol, hyper, rule)
+            return inner(params, objective, n_iter, status, bad_c, bad_i, trace, None, before)
 
-        args = (state.params, stats, state.objective, state.n_iter, state.status,
-                state.bad_component, state.bad_iteration, state.trace)
-        if rule == "gap":
-            args = args + (state.before,)
-        out = jax.vmap(one)(*args)
-        return EMState(*out[:7], iteration=it + 1, accel=None,
-                       before=out[7] if rule == "gap" else None)
+        out = jax.vmap(one)(state.params, stats, state.objective, state.n_iter, state.status,
+                            state.bad_component, state.bad_iteration, state.trace, state.before)
+        return EMState(*out[:7], iteration=it + 1, accel=None, before=out[8])
 
     return jax.jit(update)
 

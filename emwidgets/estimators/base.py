@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import compare
 from .._progress import StreamProgress
-from ..core import em, layout, stream
+from ..core import em, iteration, layout, stream
 from . import validation
 
 ConvergenceWarning = validation.ConvergenceWarning
@@ -50,24 +50,26 @@ class _Estimator:
         sig = inspect.signature(cls.__init__)
         return sorted(p for p in sig.parameters if p != "self")
 
-    def _accelerated(self) -> bool:
-        """Whether ``accelerate`` asks for SQUAREM (core/accel.py); one sentence if it is bad."""
+    def _step(self):
+        """How an iteration goes (:mod:`core.iteration`): ``accelerate`` None is plain EM,
+        "squarem" a SQUAREM cycle (core/accel.py); one sentence if it is neither."""
         value = getattr(self, "accelerate", None)
-        if value is not None and value not in ("squarem",):
+        if not isinstance(value, (str, type(None))) or value not in iteration.STEPS:
             raise ValueError(f"Invalid value for 'accelerate': {value!r}; choose None (plain EM) "
                              "or 'squarem'.")
-        return value == "squarem"
+        return iteration.STEPS[value]
 
-    def _convergence_rule(self) -> str:
-        """``convergence``: "change" (scikit-learn's rule: the objective changed by less
-        than tol) or "gap" (Aitken's estimate of the distance to the limit is below tol
-        as well: :func:`em.gap_converged`); one sentence if it is neither."""
+    def _rule(self):
+        """When a restart has converged (:mod:`core.iteration`): ``convergence`` "change"
+        (scikit-learn's rule: the objective changed by less than tol) or "gap" (Aitken's
+        estimate of the distance to the limit is below tol as well); one sentence if it is
+        neither."""
         value = getattr(self, "convergence", "change")
-        if value not in ("change", "gap"):
+        if not isinstance(value, str) or value not in iteration.RULES:
             raise ValueError(f"Invalid value for 'convergence': {value!r}; choose 'change' "
                              "(stop when the objective changes by less than tol) or 'gap' "
                              "(also when its estimated distance to the limit is below tol).")
-        return value
+        return iteration.RULES[value]
 
     #: Its programs can hold more components than it fits, the extra ones masked
     #: (:meth:`compile_for`).

@@ -168,8 +168,8 @@ class GaussianHMM(_RestartModels, SequenceEstimator):
         run = em.EMRun(markov.markov_family(gmm.gaussian_component(self.covariance_type)),
                        n_seq, state, baum_welch.sequence_data(seqs), gmm.GMMHyper(reg, active),
                        layout.to_device(self.tol, dtype), max_iter=self.n_iter, quick=quick,
-                       accelerate=self._accelerated(),
-                       convergence=self._convergence_rule(), mesh=mesh)
+                       step=self._step(),
+                       rule=self._rule(), mesh=mesh)
         return self._live_fit(run, scaling, keys, len(Xa))
 
     def _given_params(self, s: layout.Scaling, dtype, n_restarts):

@@ -260,7 +260,7 @@ class MixtureEstimator(_Estimator):
         family, hyper, data = self._model(problem, plan, data)
         run = em.EMRun(family, plan.block_size, state, data, hyper, tol,
                        group_size=plan.group_size, max_iter=self.max_iter, quick=plan.quick,
-                       accelerate=self._accelerated(), convergence=self._convergence_rule(),
+                       step=self._step(), rule=self._rule(),
                        mesh=plan.mesh)
         return self._live_fit(run, problem.scaling, keys, problem.n_samples, n_rows=n)
 
@@ -296,7 +296,7 @@ class MixtureEstimator(_Estimator):
         dtype = np.dtype(jax.tree.leaves(live0.run.state.params)[0].dtype)
         run = stream.StreamRun(family, chunks, lambda x, w: encode(x, w, rows, dtype), first.n,
                                live0.run.state, hyper, live0.run.tol, block, self.max_iter,
-                               rule=self._convergence_rule(), progress=progress)
+                               rule=self._rule(), progress=progress)
         self._features_seen = (first.sample.shape[1], None)
         return self._live_fit(run, live0.scaling, live0.keys, first.total_w)
 

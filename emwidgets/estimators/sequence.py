@@ -256,8 +256,8 @@ class FamilyHMM(SequenceEstimator):
         run = em.EMRun(markov.markov_family(self._emissions), n_seq, state,
                        baum_welch.sequence_data(seqs),
                        hyper, layout.to_device(self.tol, dtype), max_iter=self.n_iter,
-                       quick=em.quick_compile(work * r_program), accelerate=self._accelerated(),
-                       convergence=self._convergence_rule(), mesh=mesh)
+                       quick=em.quick_compile(work * r_program), step=self._step(),
+                       rule=self._rule(), mesh=mesh)
         return self._live_fit(run, None, keys, len(rows))
 
     def _restarts(self, state, scaling, keys, n_samples=None) -> Restarts:
