@@ -285,7 +285,7 @@ class GaussianHMM(_RestartModels, SequenceEstimator):
         the observed information: the Hessian of the forward algorithm's log-likelihood
         by autodiff (float64), mapped to the parameters of ``restarts_.params`` (data
         units) by the delta method; a
-        :class:`~emwidgets.estimators.information.FamilyStandardErrors`. Probabilities at
+        :class:`~emwidgets.estimators.information.StandardErrors`. Probabilities at
         0 (a transition never taken) are held fixed on the boundary, with error 0.
 
         Raises:

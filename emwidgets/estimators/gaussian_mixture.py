@@ -23,7 +23,7 @@ import numpy as np
 from .. import compare
 from ..core import em, gmm, host_kmeans, layout, observed, starts, stream
 from ..core.covariance import COVARIANCE_TYPES, covariance_shape
-from . import priors, validation
+from . import information, priors, validation
 from .base import (
     SPURIOUS_POLICIES,
     ConvergenceWarning,
@@ -35,7 +35,7 @@ from .base import (
     _restarts_from_state,
     _warn_spurious,
 )
-from .information import StandardErrors, standard_errors_of
+from .information import StandardErrors
 from .kmeans import _kmeans_layout
 from .mixture import (
     LikelihoodScoring,
@@ -457,12 +457,13 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
         explorer's choice between one masked program and exact-size ones)."""
         return n * k_program * (d * d + d + 1) * em.restart_bucket(n_init, 1.0)
 
-    def standard_errors(self, X) -> "StandardErrors":
+    def standard_errors(self, X, sample_weight=None) -> StandardErrors:
         """Standard errors of ``weights_``, ``means_`` and ``covariances_`` on data X.
 
         From the observed information (the Hessian of the observed-data
-        log-likelihood at the estimate, by JAX autodiff, float64) in an
-        unconstrained parametrisation, mapped back by the delta method.
+        log-likelihood at the estimate, by JAX autodiff, float64) in the free
+        coordinates of the parameters, mapped back by the delta method, as for every
+        other estimator (:func:`~emwidgets.estimators.information.family_standard_errors`).
         ``X`` must be the data the model was fitted on; with ``missing='em'``
         its NaN entries count as missing (the information is that of the
         observed values, so gaps widen the errors as they should).
@@ -471,9 +472,34 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
             ValueError: when the information matrix is singular (a collapsed
                 component, coinciding components): no standard errors exist.
         """
+        from jax.scipy.special import logsumexp
+
         self._check_fitted()
-        return standard_errors_of(self.covariance_type, self.weights_, self.means_,
-                                  self.covariances_, self._check_X(X, reset=False))
+        Xa = self._check_X(X, reset=False)
+        w = check_sample_weight(sample_weight, len(Xa))
+        ct = self.covariance_type
+        cov = COVARIANCE_TYPES[ct]
+        with jax.enable_x64(True):  # (the data and parameters in float64 from the start)
+            x = np.asarray(Xa, np.float64)
+            rows = observed.split_rows(x) if np.isnan(x).any() else None
+            w = jnp.asarray(w, jnp.float64)
+
+            def log_likelihood(p):
+                lp = (gmm.weighted_log_prob(ct, p, x) if rows is None
+                      else observed.observed_log_prob(ct, p, *rows))
+                return (w * logsumexp(lp, axis=1)).sum()
+
+            covs = np.asarray(self.covariances_, np.float64)
+            parts = {"weights": information.Simplex(self.weights_),
+                     "means": information.Free(self.means_),
+                     "covariances": (information.Symmetric(covs) if cov.matrices
+                                     else information.Free(covs))}
+            return information.family_standard_errors(information.FamilyModel(
+                parts, log_likelihood,
+                lambda a: gmm.GMMParams(a["weights"], a["means"], a["covariances"],
+                                        cov.precision_cholesky(a["covariances"])),
+                lambda p: {"weights": p.weights, "means": p.means,
+                           "covariances": p.covariances}))
 
 
 def check_parameters(est, X):

@@ -1,9 +1,11 @@
-"""Standard errors of a fitted Gaussian mixture, from the observed information.
+"""Standard errors of every estimator's fitted parameters, from the observed information.
 
-The information is the Hessian of the observed-data log-likelihood at the
-estimate (JAX autodiff, float64, :mod:`emwidgets.core.stderr`) in an
-unconstrained parametrisation; the delta method maps it back to the weights,
-means and covariances.
+The information is the negative Hessian of the observed-data log-likelihood at the
+estimate (JAX autodiff, float64) in the free coordinates of the model's own
+parametrisation (:class:`Free`, :class:`Simplex`, :class:`Symmetric`, ...: each part
+knows its free coordinates and the entries held on a boundary); the delta method maps it
+to the parameters as the estimator shows them. One path for every estimator
+(:func:`family_standard_errors`), one result type (:class:`StandardErrors`).
 """
 
 from __future__ import annotations
@@ -13,83 +15,8 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-
-@dataclass
-class StandardErrors:
-    """Standard errors of a fitted mixture, shaped like its attributes.
-
-    Attributes:
-        weights, means, covariances: standard errors, shaped like ``weights_``,
-            ``means_`` and ``covariances_``.
-        estimates: ``{"weights", "means", "covariances"}``: the estimates they belong to.
-        covariance: the full covariance matrix of all those parameters
-            (flattened in that order), from the delta method.
-        errors: ``{name: standard errors}``, as every other estimator's
-            (:class:`FamilyStandardErrors`) names them.
-    """
-
-    weights: np.ndarray
-    means: np.ndarray
-    covariances: np.ndarray
-    estimates: dict
-    covariance: np.ndarray
-    n_samples: int
-
-    @property
-    def errors(self) -> dict:
-        return {"weights": self.weights, "means": self.means, "covariances": self.covariances}
-
-    def mean_covariances(self) -> np.ndarray:
-        """(K, D, D) covariance matrix of each component's mean estimate."""
-        k, d = self.means.shape
-        start = k  # the weights come first, then the means row by row
-        return np.stack([self.covariance[start + j * d: start + (j + 1) * d,
-                                         start + j * d: start + (j + 1) * d] for j in range(k)])
-
-    def intervals(self, level: float = 0.95) -> dict:
-        """Wald intervals ``{name: (lower, upper)}`` at the given level.
-
-        Normal approximations: for weights near 0 or 1 or small samples they
-        can leave the parameter space; read them as rough.
-        """
-        from scipy.stats import norm
-
-        z = norm.ppf(0.5 + level / 2)
-        return {name: (self.estimates[name] - z * se, self.estimates[name] + z * se)
-                for name, se in self.errors.items()}
-
-
-def standard_errors_of(cov_type: str, weights, means, covariances, X) -> StandardErrors:
-    """:class:`StandardErrors` of these parameters on data X (NaN: missing values).
-
-    Raises ``ValueError`` (one sentence) when the information matrix is singular.
-    """
-    from ..core import stderr
-
-    k, d = means.shape
-    theta, info = stderr.observed_information(cov_type, weights, means, covariances, X)
-    eig = np.linalg.eigvalsh(0.5 * (info + info.T))
-    if not np.isfinite(eig).all() or eig.min() <= 1e-10 * max(abs(eig).max(), 1e-300):
-        raise ValueError(
-            "The observed information matrix is singular (smallest eigenvalue "
-            f"{eig.min():.3g}): a component may have collapsed or two components coincide, so "
-            "standard errors do not exist here; reduce n_components or fit more data."
-        )
-    cov = stderr.delta_covariance(cov_type, theta, np.linalg.inv(info), k, d)
-    se = np.sqrt(np.clip(np.diag(cov), 0, None))
-    shapes = [np.shape(weights), np.shape(means), np.shape(covariances)]
-    sizes = np.cumsum([int(np.prod(sh)) for sh in shapes])
-    parts = np.split(se, sizes[:-1])
-    return StandardErrors(
-        weights=parts[0].reshape(shapes[0]), means=parts[1].reshape(shapes[1]),
-        covariances=parts[2].reshape(shapes[2]),
-        estimates={"weights": weights, "means": means, "covariances": covariances},
-        covariance=cov, n_samples=len(X))
-
-
 # ---------------------------------------------------------------------------
-# Every other family: the observed information in the free coordinates of the
-# model's own parametrisation, by autodiff
+# The free coordinates of a model's own parametrisation
 # ---------------------------------------------------------------------------
 
 class Free:
@@ -209,13 +136,14 @@ class Symmetric:
 
 
 @dataclass
-class FamilyStandardErrors:
-    """Standard errors of a fitted family's parameters, by name (as in ``restarts_.params``).
+class StandardErrors:
+    """Standard errors of a fitted model's parameters, by name (as in ``restarts_.params``).
 
     Attributes:
         estimates, errors: ``{name: array}``, each error shaped like its estimate;
             an entry on the boundary (a probability at 0, held fixed) has error 0,
             and the largest entry of each probability row is 1 minus the others.
+            ``se.means`` is ``se.errors["means"]``, for every name.
         covariance: covariance matrix of all the estimates' entries, flattened in
             ``estimates``' order (delta method).
         fixed: ``{name: bool array}``, the entries held fixed on the boundary.
@@ -227,6 +155,34 @@ class FamilyStandardErrors:
     covariance: np.ndarray
     fixed: dict
     n_free: int
+
+    def __getattr__(self, name):
+        errors = self.__dict__.get("errors", {})
+        if name in errors:
+            return errors[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _covariance_of(self, name: str) -> np.ndarray:
+        """The covariance matrix of estimate ``name``'s entries (flattened), a block of
+        :attr:`covariance`."""
+        import jax
+
+        start = 0
+        for key, value in self.estimates.items():
+            size = sum(np.size(a) for a in jax.tree.leaves(value))
+            if key == name:
+                return self.covariance[start:start + size, start:start + size]
+            start += size
+        raise KeyError(name)
+
+    def mean_covariances(self) -> np.ndarray:
+        """(K, D, D) the covariance matrix of each component's mean estimate."""
+        if "means" not in self.estimates:
+            raise ValueError(f"This model has no means (its parameters are "
+                             f"{', '.join(self.estimates)}).")
+        k, d = np.shape(self.estimates["means"])
+        block = self._covariance_of("means")
+        return np.stack([block[j * d:(j + 1) * d, j * d:(j + 1) * d] for j in range(k)])
 
     def intervals(self, level: float = 0.95) -> dict:
         """Wald intervals ``{name: (lower, upper)}`` (normal approximations: rough near
@@ -259,7 +215,7 @@ class FamilyModel(NamedTuple):
     shown: Callable
 
 
-def family_standard_errors(model: FamilyModel) -> FamilyStandardErrors:
+def family_standard_errors(model: FamilyModel) -> StandardErrors:
     """Standard errors of a fitted model (float64): the observed information, the
     negative Hessian of ``model.log_likelihood`` in the free coordinates of
     ``model.parts``, inverted and mapped to the parameters of ``restarts_`` by the
@@ -301,8 +257,10 @@ def family_standard_errors(model: FamilyModel) -> FamilyStandardErrors:
         if np.isfinite(top) and eig.min() < -1e-6 * top:
             raise ValueError(
                 "The observed information matrix is not positive definite (smallest eigenvalue "
-                f"{eig.min():.3g}): the fit stopped short of a maximum; refit with a tighter tol "
-                "and more iterations (in float64: jax.config.update('jax_enable_x64', True)).")
+                f"{eig.min():.3g}): the estimate is no maximum of the likelihood (the fit stopped "
+                "short of one, or two components coincide at a saddle); refit with a tighter tol "
+                "and more iterations (in float64: jax.config.update('jax_enable_x64', True)), "
+                "or reduce n_components.")
         if not np.isfinite(top) or eig.min() <= 1e-10 * top:
             raise ValueError(
                 "The observed information matrix is singular (smallest eigenvalue "
@@ -318,4 +276,4 @@ def family_standard_errors(model: FamilyModel) -> FamilyStandardErrors:
                                           zip(np.split(se, sizes), leaves)])
     estimates = jax.tree.map(lambda a: np.asarray(a, np.float64), shown)
     fixed = {n: parts[n].fixed for n in names}
-    return FamilyStandardErrors(dict(estimates), dict(errors), cov, fixed, int(v0.size))
+    return StandardErrors(dict(estimates), dict(errors), cov, fixed, int(v0.size))

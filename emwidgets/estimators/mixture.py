@@ -370,7 +370,7 @@ class FamilyMixture(LikelihoodScoring, MixtureEstimator):
         """Standard errors of the fitted parameters on data X (the data it was fitted on),
         from the observed information by autodiff in float64, mapped to the parameters of
         ``restarts_.params`` (data units) by the delta method; a
-        :class:`~emwidgets.estimators.information.FamilyStandardErrors`. Probabilities at 0
+        :class:`~emwidgets.estimators.information.StandardErrors`. Probabilities at 0
         (on the boundary) are held fixed, with error 0.
 
         Raises:

@@ -193,7 +193,7 @@ class FamilyHMM(SequenceEstimator):
         the sequences of X (the data the model was fitted on), from the observed
         information: the Hessian of the forward algorithm's log-likelihood by autodiff
         (float64), mapped to the parameters of ``restarts_.params`` by the delta method; a
-        :class:`~emwidgets.estimators.information.FamilyStandardErrors`. Probabilities at 0
+        :class:`~emwidgets.estimators.information.StandardErrors`. Probabilities at 0
         (a transition never taken) are held fixed on the boundary, with error 0.
 
         Raises:
