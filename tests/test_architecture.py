@@ -280,3 +280,19 @@ def test_no_two_modules_share_a_name():
         if path.name != "__init__.py":
             names.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
     assert {n: p for n, p in names.items() if len(p) > 1} == {}
+
+
+def test_threads_start_in_one_place():
+    """Every background thread of the package starts through widgets/runner.py (its
+    ``in_background``: daemon, named, awaited at exit when it may compile): no module
+    constructs a thread of its own (the selection explorer, intervals and basin maps each
+    had one)."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "runner.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "Thread"):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert found == [], found

@@ -11,7 +11,6 @@ the explorer that holds it.
 from __future__ import annotations
 
 import html
-import threading
 from typing import Callable, Optional
 
 import ipywidgets as widgets
@@ -406,8 +405,7 @@ class Intervals:
             if s.estimator is est:
                 self.draw()
 
-        runner.start_compiling_thread(threading.Thread(target=work, daemon=True,
-                                                       name="emwidgets-intervals"))
+        runner.in_background(work, name="emwidgets-intervals")
 
     def _show(self, result):
         if isinstance(result, Exception):
@@ -482,8 +480,7 @@ class BasinMap:
             except Exception as exc:  # said in one sentence; the explorer carries on
                 self.step_note.value = html.escape(f"No basin map: {exc}")
 
-        thread = threading.Thread(target=work, daemon=True, name="emwidgets-basins")
-        runner.start_compiling_thread(thread)  # (its fits compile: awaited at exit)
+        thread = runner.in_background(work, name="emwidgets-basins")  # (its fits compile)
         if block:
             thread.join()
 

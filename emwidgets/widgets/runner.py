@@ -61,6 +61,20 @@ def start_compiling_thread(thread: threading.Thread, stop: threading.Event | Non
     thread.start()
 
 
+def in_background(work: Callable, *args, name: str = "emwidgets-worker",
+                  compiling: bool = True, stop: threading.Event | None = None
+                  ) -> threading.Thread:
+    """Start ``work(*args)`` on a daemon thread and return it: the one place the widgets
+    start threads (a run's worker, the warm-up, intervals, basin maps, the clocks). One
+    that may compile is told (``stop``) and awaited at exit."""
+    thread = threading.Thread(target=work, args=args, daemon=True, name=name)
+    if compiling:
+        start_compiling_thread(thread, stop)
+    else:
+        thread.start()
+    return thread
+
+
 @atexit.register
 def _let_compilations_finish(timeout: float = 120.0):
     exiting.set()
@@ -86,9 +100,8 @@ class Runner:
         with self.lock:
             self.abandon()
             self.stop_event = stop = threading.Event()
-            self.thread = threading.Thread(target=work, args=(self.generation, stop) + args,
-                                           daemon=True)
-            start_compiling_thread(self.thread, stop)
+            self.thread = in_background(work, self.generation, stop, *args,
+                                        name="emwidgets-run", stop=stop)
             return self.generation
 
     def abandon(self):
@@ -174,5 +187,5 @@ class Runner:
                     done.set()
                     end()
 
-        threading.Thread(target=tick, daemon=True, name=name + "-clock").start()
-        start_compiling_thread(threading.Thread(target=run, daemon=True, name=name))
+        in_background(tick, name=name + "-clock", compiling=False)
+        in_background(run, name=name)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import threading
 
 import ipywidgets as widgets
 
@@ -80,10 +79,10 @@ class ModelSelectionExplorer(widgets.VBox):
         self.plot = SelectionPlot()
         self.plot.canvas.add_class("emwidgets-selection")
         self.explorer_box = widgets.VBox()
-        self._stop = threading.Event()
-        self._lock = threading.Lock()  # the status's last word: Stopping vs Done/Stopped
+        # The runs of the grid (thread, Stop, generation), as every explorer's; its lock
+        # has the status's last word: Stopping vs Done/Stopped.
+        self._runner = runner.Runner()
         self._running = False
-        self._thread = None
         self.run_button.on_click(lambda _: self.run())
         self.stop_button.on_click(lambda _: self.stop())
         self.open_button.on_click(lambda _: self.open_explorer(self.model_picker.value))
@@ -102,24 +101,22 @@ class ModelSelectionExplorer(widgets.VBox):
     # -- actions ------------------------------------------------------------------
     def run(self, block: bool = False):
         """What Run grid does; ``block=True`` waits for the end (for scripts and tests)."""
-        with self._lock:
+        with self._runner.lock:
             if self._running:
                 return
             self._running = True
-        self._stop.clear()
-        self.run_button.disabled = True
-        self.stop_button.disabled = False
-        self.model_picker.disabled = self.open_button.disabled = True
-        self._thread = threading.Thread(target=self._work, daemon=True)
-        runner.start_compiling_thread(self._thread, self._stop)
+            self.run_button.disabled = True
+            self.stop_button.disabled = False
+            self.model_picker.disabled = self.open_button.disabled = True
+            self._runner.launch(self._work)
         if block:
-            self._thread.join()
+            self._runner.join()
 
     def stop(self):
         """End the grid after the model being fitted (its row is kept)."""
-        with self._lock:
-            if self._running and not self._stop.is_set():
-                self._stop.set()
+        with self._runner.lock:
+            if self._running and not self._runner.stop_event.is_set():
+                self._runner.request_stop()
                 self.stop_button.disabled = True
                 self._set_status("Stopping after the model being fitted…")
 
@@ -174,7 +171,7 @@ class ModelSelectionExplorer(widgets.VBox):
         self.model_picker.value = best
         self.model_picker.disabled = self.open_button.disabled = False
 
-    def _work(self):
+    def _work(self, generation: int, stop):
         lo, hi = self.range.value
         types = [t for t, box in self.types.items() if box.value]
         total = (hi - lo + 1) * len(types)
@@ -189,7 +186,7 @@ class ModelSelectionExplorer(widgets.VBox):
                 self.result = result
                 self.plot.update_table(result.table)
                 self._set_status(f"Fitted {len(result.table)} of {total} models…")
-                if self._stop.is_set():
+                if stop.is_set():
                     raise _Stopped
 
             try:
@@ -210,7 +207,7 @@ class ModelSelectionExplorer(widgets.VBox):
             final = (f"Error: {exc}", True)
         finally:
             self._offer_models()
-            with self._lock:
+            with self._runner.lock:
                 self._running = False
                 self.run_button.disabled = False
                 self.stop_button.disabled = True

@@ -233,8 +233,8 @@ class FitSession(DataIntake, WarmUp):
     def _work(self, generation: int, stop: threading.Event, key):
         t0 = time.perf_counter()
         started = threading.Event()
-        threading.Thread(target=self._compile_ticker, args=(generation, started, t0),
-                         daemon=True).start()
+        runner.in_background(self._compile_ticker, generation, started, t0,
+                             name="emwidgets-compile-clock", compiling=False)
         try:
             if len(self.X) == 0:
                 raise ValueError("There is no complete row to fit: choose columns with observed "
