@@ -11,6 +11,10 @@ restart-iteration, the best mean log-likelihood each reached, and peak memory
 the compiled EM program plus the padded data). Then the vmapped batch against a
 Python loop over the same 16 restarts, one compiled fit each.
 
+Every case runs in float64 (emwidgets' default on a CPU: the same arithmetic as
+scikit-learn, so the speed-up compares like with like), then in float32
+(``dtype="float32"``, the default on an accelerator), reported in its own table.
+
 The machine is shared and noisy: compare the ratios, not absolute times.
 """
 
@@ -57,9 +61,9 @@ def timed(fn):
     return out, time.perf_counter() - t
 
 
-def fit_ours(X, k, seed, keys=None, n_init=N_INIT):
+def fit_ours(X, k, seed, keys=None, n_init=N_INIT, dtype="float64"):
     gm = GaussianMixture(k, covariance_type="full", n_init=n_init, tol=TOL, max_iter=MAX_ITER,
-                         random_state=seed)
+                         random_state=seed, dtype=dtype)
     live = gm.start(X, keys=keys)
     live.finish()
     return gm, live
@@ -67,27 +71,29 @@ def fit_ours(X, k, seed, keys=None, n_init=N_INIT):
 
 def xla_bytes(live) -> int:
     run = live.run
-    compiled = run._advance.lower(run.state, run.data, run.hyper, run.tol, jnp.int32(1)).compile()
+    with jax.enable_x64(live.x64):  # (lowered in the fit's own precision)
+        compiled = run._advance.lower(run.state, run.data, run.hyper, run.tol,
+                                      jnp.int32(1)).compile()
     mem = compiled.memory_analysis()
     return int(mem.temp_size_in_bytes + run.data.x.nbytes + run.data.w.nbytes)
 
 
-def bench_case(name, X, k, with_sklearn=True):
+def bench_case(name, X, k, with_sklearn=True, dtype="float64"):
     from sklearn.mixture import GaussianMixture as SkGM
 
     n, d = X.shape
     row = {"case": name}
     # emwidgets: first call (compiles), then warm calls with other seeds.
-    (gm, live), row["ours_first"] = timed(lambda: fit_ours(X, k, 0))
+    (gm, live), row["ours_first"] = timed(lambda: fit_ours(X, k, 0, dtype=dtype))
     warm = []
     for seed in (1, 2, 3):
-        (gm, live), t = timed(lambda seed=seed: fit_ours(X, k, seed))
+        (gm, live), t = timed(lambda seed=seed: fit_ours(X, k, seed, dtype=dtype))
         warm.append(t)
     row["ours_warm"] = float(np.median(warm))
     loop_iters = int(live.run.state.iteration)
     # EM iterations alone (initialisation excluded), per restart and iteration of the batch.
     gm_em = GaussianMixture(k, covariance_type="full", n_init=N_INIT, tol=TOL, max_iter=MAX_ITER,
-                            random_state=2)
+                            random_state=2, dtype=dtype)
     live_em = gm_em.start(X)
     jax.block_until_ready(live_em.run.state)
     _, t_em = timed(lambda: jax.block_until_ready(live_em.advance().run.state))
@@ -97,8 +103,8 @@ def bench_case(name, X, k, with_sklearn=True):
     row["ours_iters"] = f"{int(np.median(gm.restarts_.n_iter))}/{loop_iters}"
     # A Python loop over the same 16 restarts, each its own compiled fit.
     keys = _keys(1, N_INIT)
-    fit_ours(X, k, 1, keys=keys[:1], n_init=1)  # compile the one-restart program
-    loops = [timed(lambda: [fit_ours(X, k, 1, keys=keys[r:r + 1], n_init=1)
+    fit_ours(X, k, 1, keys=keys[:1], n_init=1, dtype=dtype)  # compile the one-restart program
+    loops = [timed(lambda: [fit_ours(X, k, 1, keys=keys[r:r + 1], n_init=1, dtype=dtype)
                             for r in range(N_INIT)])[1] for _ in range(3)]
     row["loop"] = float(np.median(loops))
     if with_sklearn:
@@ -136,36 +142,39 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small cases only")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, dtype "
-          f"{jnp.result_type(float)}, {os.cpu_count()} CPUs")
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPUs")
     cases = [("faithful N=272 D=2 K=2", load_faithful(), 2),
              ("N=10k D=2 K=3", make_mixture(10_000, 2, 3, seed=0)[0], 3)]
     if not args.quick:
         cases += [("N=100k D=8 K=10", make_mixture(100_000, 8, 10, seed=0)[0], 10),
                   ("N=50k D=32 K=16", make_mixture(50_000, 32, 16, seed=0)[0], 16)]
     jnp.zeros(1).block_until_ready()  # start JAX's backend outside the timings
-    rows = []
-    for name, X, k in cases:
-        row = bench_case(name, X, k)
-        rows.append(row)
-        print(f"  done {name}", flush=True)
     mb = 2**20
-    print()
-    print("| case | sklearn n_init=16 | emwidgets first (compile) | emwidgets warm | speed-up warm "
-          "| per restart sklearn / ours | ours per restart-iteration (EM only) "
-          "| best log-lik sklearn / ours | iterations median/batch "
-          "| loop of 16 fits | batch vs loop | peak memory sklearn / ours |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        sk_iter = r["sk"] / (N_INIT * 1.0)
-        print(
-            f"| {r['case']} | {r['sk']:.2f} s | {r['ours_first']:.2f} s | {r['ours_warm']:.3f} s "
-            f"| **{r['sk'] / r['ours_warm']:.1f}x** | {sk_iter * 1e3:.0f} / "
-            f"{r['ours_warm'] / N_INIT * 1e3:.1f} ms | {r['ours_iter'] * 1e3:.2f} ms "
-            f"| {r['sk_ll']:.4f} / {r['ours_ll']:.4f} "
-            f"| {r['ours_iters']} | {r['loop']:.3f} s | **{r['loop'] / r['ours_warm']:.1f}x** "
-            f"| {r['sk_mem'] / mb:.0f} / {r['ours_mem'] / mb:.0f} MiB |"
-        )
+    for dtype in ("float64", "float32"):
+        rows = []
+        for name, X, k in cases:
+            rows.append(bench_case(name, X, k, dtype=dtype))
+            print(f"  done {name} ({dtype})", flush=True)
+        print()
+        print(f"emwidgets in {dtype}" + (" (its default on a CPU: scikit-learn's arithmetic)"
+                                         if dtype == "float64" else
+                                         " (dtype='float32'; scikit-learn in float64)"))
+        print("| case | sklearn n_init=16 | emwidgets first (compile) | emwidgets warm "
+              "| speed-up warm | per restart sklearn / ours "
+              "| ours per restart-iteration (EM only) | best log-lik sklearn / ours "
+              "| iterations median/batch | loop of 16 fits | batch vs loop "
+              "| peak memory sklearn / ours |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            sk_iter = r["sk"] / (N_INIT * 1.0)
+            print(
+                f"| {r['case']} | {r['sk']:.2f} s | {r['ours_first']:.2f} s "
+                f"| {r['ours_warm']:.3f} s | **{r['sk'] / r['ours_warm']:.1f}x** "
+                f"| {sk_iter * 1e3:.0f} / {r['ours_warm'] / N_INIT * 1e3:.1f} ms "
+                f"| {r['ours_iter'] * 1e3:.2f} ms | {r['sk_ll']:.4f} / {r['ours_ll']:.4f} "
+                f"| {r['ours_iters']} | {r['loop']:.3f} s "
+                f"| **{r['loop'] / r['ours_warm']:.1f}x** "
+                f"| {r['sk_mem'] / mb:.0f} / {r['ours_mem'] / mb:.0f} MiB |")
     median, worst = explorer_latency()
     print(f"\nExplorer, Old Faithful, 16 restarts, after compilation: Run -> first live update "
           f"{median * 1e3:.0f} ms median, {worst * 1e3:.0f} ms worst of 5.")

@@ -343,8 +343,26 @@ def test_a_fit_too_big_for_memory_is_refused_naming_what_fits(monkeypatch):
     assert "10,000 features" in message and " GB" in message
     assert "covariance_type='diag' or 'spherical'" in message
     needed = float(re.search(r"about ([\d.]+) GB", message).group(1))
-    # The E-step's (64 x P) features, P = D (D + 1) / 2 + D + 1, twice over, in float32.
-    assert 0.8 * 2 * 64 * 50_015_001 * 4 / 1e9 < needed < 1.5 * 2 * 64 * 50_015_001 * 4 / 1e9
+    # The E-step's (64 x P) features, P = D (D + 1) / 2 + D + 1, twice over, in the fit's
+    # precision (float64 on a CPU: 8 bytes a number).
+    assert 0.8 * 2 * 64 * 50_015_001 * 8 / 1e9 < needed < 1.5 * 2 * 64 * 50_015_001 * 8 / 1e9
+    assert "float32" not in message  # (half of it would not fit either)
+
+
+def test_a_fit_that_fits_in_float32_says_so(monkeypatch):
+    """Refused in float64 but fitting in half the memory: the sentence offers float32."""
+    import jax
+
+    from emwidgets.estimators.gaussian_mixture import memory_needed
+
+    monkeypatch.setattr(V, "available_memory", lambda: 4 * 10**9)
+    wide = np.random.default_rng(1).normal(size=(20, 2_500))
+    gm = GaussianMixture(2, max_iter=5, random_state=0)
+    with jax.enable_x64(True):
+        needed = memory_needed("full", 20, 2_500, 1, 2, None, 5)
+    assert needed > V.MEMORY_FRACTION * 4e9 > needed / 2  # (the case this test is about)
+    with pytest.raises(V.MemoryBudgetError, match="dtype='float32' \\(half the memory\\)"):
+        gm.fit(wide)
 
 
 @pytest.mark.slow

@@ -128,15 +128,28 @@ def test_same_random_state_same_result_and_different_seed_differs(blobs):
     assert not np.array_equal(a.restarts_.keys, c.restarts_.keys)
 
 
-def test_float64_mode_computes_in_float64(x64, blobs):
+def test_each_fit_computes_in_its_own_precision(blobs):
+    """``dtype``: float64 by default on a CPU and float32 when asked, whatever JAX's global
+    x64 flag says, which a fit leaves as it was; a live fit advanced from another thread
+    (the explorer's worker) keeps its precision."""
+    import threading
+
     X, _ = blobs
-    gm = GaussianMixture(2, n_init=2, random_state=0)
-    live = gm.start(X)
+    assert jax.default_backend() != "cpu" or not jax.config.jax_enable_x64
+    live = GaussianMixture(2, n_init=2, init_params="random", random_state=0,
+                           tol=1e-12).start(X)
     assert live.run.state.params.means.dtype == np.float64
-    live32 = None
-    with jax.enable_x64(False):
-        live32 = GaussianMixture(2, n_init=2, random_state=0).start(X)
-    assert live32.run.state.params.means.dtype == np.float32
+    assert not jax.config.jax_enable_x64
+    worker = threading.Thread(target=live.advance, args=(3,))
+    worker.start()
+    worker.join()
+    assert live.iteration == 3 and live.run.state.params.means.dtype == np.float64
+    with jax.enable_x64(True):
+        live32 = GaussianMixture(2, n_init=2, random_state=0, dtype="float32").start(X)
+        assert jax.config.jax_enable_x64
+    assert live32.advance(2).run.state.params.means.dtype == np.float32
+    with pytest.raises(ValueError, match="Invalid value for 'dtype'"):
+        GaussianMixture(2, dtype="float16").fit(X)
 
 
 @pytest.mark.slow

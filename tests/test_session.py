@@ -481,3 +481,25 @@ def test_a_session_past_the_bound_on_live_programs_loads_what_it_evicted(faithfu
     assert "Error" not in em.session.status and "iteration 3" in em.step_note.value
     assert c.compiled == 0 and c.loaded >= 1, c.names
     np.testing.assert_array_equal(em.session.snapshot.restarts.objective, first)
+
+
+def test_the_explorer_fits_in_the_precision_asked_for(faithful):
+    """``dtype`` reaches the explorer's fits: float64 by default on a CPU, float32 when
+    asked; changing it makes the shown result stale (it depends on it), and the user's
+    global JAX setting is left alone by the worker's fits."""
+    import jax
+
+    ex = EMExplorer(faithful, n_components=2, n_init=4, dtype="float32")
+    ex.run(block=True)
+    s = ex.session
+    # (the explorer's fit is the batch fit of its settings in its program, to the bit)
+    in32 = GaussianMixture(**s.settings()).compile_for(s.program_components()).fit(
+        s.X).lower_bound_
+    assert s.estimator.dtype == "float32" and s.estimator.lower_bound_ == in32
+    s.dtype = None
+    assert s.stale
+    ex.run(block=True)
+    in64 = GaussianMixture(**s.settings()).compile_for(s.program_components()).fit(
+        s.X).lower_bound_
+    assert s.estimator.dtype is None and s.estimator.lower_bound_ == in64 != in32
+    assert not jax.config.jax_enable_x64

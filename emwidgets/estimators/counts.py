@@ -42,7 +42,8 @@ class PoissonMixture(SamplesRows, FamilyMixture):
     def __init__(self, n_components=1, *, tol=1e-6, max_iter=1000, n_init=1,
                  init_params="random_from_data", weights_init=None, rates_init=None,
                  random_state=None, accelerate=None, convergence="change",
-                 devices=None):
+                 devices=None, dtype=None):
+        self.dtype = dtype
         self.n_components = n_components
         self.tol = tol
         self.accelerate = accelerate
@@ -171,7 +172,8 @@ class MultinomialMixture(SamplesRows, FamilyMixture):
     def __init__(self, n_components=1, *, tol=1e-6, max_iter=1000, n_init=1,
                  init_params="random_from_data", weights_init=None, probabilities_init=None,
                  random_state=None, accelerate=None, convergence="change",
-                 devices=None):
+                 devices=None, dtype=None):
+        self.dtype = dtype
         self.n_components = n_components
         self.tol = tol
         self.accelerate = accelerate
@@ -297,7 +299,8 @@ class PoissonHMM(FamilyHMM, PoissonMixture):
     def __init__(self, n_components=1, *, n_iter=100, tol=1e-6, n_init=1,
                  init_params="random_from_data", rates_init=None, startprob_init=None,
                  transmat_init=None, random_state=None, accelerate=None, convergence="change",
-                 devices=None):
+                 devices=None, dtype=None):
+        self.dtype = dtype
         self.n_components = n_components
         self.startprob_init = startprob_init
         self.transmat_init = transmat_init

@@ -48,7 +48,8 @@ class MixtureModel(FamilyMixture):
     def __init__(self, log_prob: Callable = None, init: Callable = None, *, n_components=1,
                  tol=1e-6, max_iter=200, n_init=4, newton_steps=3, random_state=None,
                  accelerate=None, convergence="change",
-                 devices=None):
+                 devices=None, dtype=None):
+        self.dtype = dtype
         self.log_prob = log_prob
         self.init = init
         self.n_components = n_components

@@ -84,7 +84,8 @@ class GaussianHMM(_RestartModels, SequenceEstimator):
     def __init__(self, n_components=1, *, covariance_type="diag", min_covar=1e-3, n_iter=100,
                  tol=1e-4, n_init=1, init_params="kmeans", random_state=None,
                  spurious="rank_last", accelerate=None, convergence="change",
-                 devices=None):
+                 devices=None, dtype=None):
+        self.dtype = dtype
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.min_covar = min_covar

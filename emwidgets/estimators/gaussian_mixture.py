@@ -85,7 +85,9 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
     one of ``kmeans``, ``k-means++``, ``random``, ``random_from_data``;
     ``means_init`` may also be (n_init, n_components, n_features): one start per restart.
     ``weights_init``, ``means_init``, ``precisions_init`` override the
-    initialisation. Computation is float32 unless JAX's x64 mode is on.
+    initialisation. ``dtype`` (every estimator's): None computes in float64 on a CPU
+    and in float32 on a GPU or TPU; "float32" or "float64" chooses. Each fit keeps its
+    precision and leaves JAX's global x64 setting as it was.
 
     Beyond scikit-learn:
 
@@ -137,7 +139,8 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, random_state=None, missing="raise",
                  prior=None, spurious="rank_last", accelerate=None, convergence="change",
-                 devices=None):
+                 devices=None, dtype=None):
+        self.dtype = dtype
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -587,6 +590,9 @@ def check_memory(est, n, d, n_restarts, k, n_patterns):
             memory_needed(c, n, d, n_restarts, k, n_patterns, est.max_iter)
             <= validation.MEMORY_FRACTION * available]
     instead = f"use covariance_type={' or '.join(fits)}, or " if fits else ""
+    if np.dtype(layout.float_dtype()).itemsize == 8 and (
+            needed / 2 <= validation.MEMORY_FRACTION * available):
+        instead = "pass dtype='float32' (half the memory), " + instead
     validation.check_memory(
         needed,
         f"A {est.covariance_type}-covariance fit of {d:,} features with {k} components and "

@@ -76,7 +76,8 @@ class KMeans(MixtureEstimator):
     _estimator_type = "clusterer"
 
     def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300, tol=1e-4,
-                 random_state=None, devices=None):
+                 random_state=None, devices=None, dtype=None):
+        self.dtype = dtype
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init

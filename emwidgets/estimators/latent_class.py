@@ -54,7 +54,8 @@ class LatentClassModel(SamplesRows, FamilyMixture):
     def __init__(self, n_components=2, *, tol=1e-6, max_iter=1000, n_init=10,
                  init_params="random", weights_init=None, probabilities_init=None,
                  max_levels=MAX_LEVELS, random_state=None, accelerate=None, convergence="change",
-                 devices=None):
+                 devices=None, dtype=None):
+        self.dtype = dtype
         self.n_components = n_components
         self.tol = tol
         self.accelerate = accelerate
@@ -297,7 +298,8 @@ class CategoricalHMM(FamilyHMM, LatentClassModel):
     def __init__(self, n_components=2, *, n_iter=100, tol=1e-6, n_init=1, init_params="random",
                  probabilities_init=None, startprob_init=None, transmat_init=None,
                  max_levels=MAX_LEVELS, random_state=None, accelerate=None, convergence="change",
-                 devices=None):
+                 devices=None, dtype=None):
+        self.dtype = dtype
         self.n_components = n_components
         self.startprob_init = startprob_init
         self.transmat_init = transmat_init

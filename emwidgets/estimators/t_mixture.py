@@ -43,7 +43,8 @@ class StudentMixture(SamplesRows, FamilyMixture):
                  max_iter=200, n_init=1, init_params="random_from_data", dof=10.0,
                  fix_dof=False, means_init=None, random_state=None, accelerate=None,
                  convergence="change",
-                 devices=None):
+                 devices=None, dtype=None):
+        self.dtype = dtype
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol

@@ -52,6 +52,9 @@ class FitSession(DataIntake, WarmUp):
     reg_covar = traitlets.Float(1e-6)
     #: EM accelerated by SQUAREM (the estimators' ``accelerate="squarem"``).
     accelerate = traitlets.Bool(False)
+    #: The fits' precision (the estimators' ``dtype``): None is float64 on a CPU, float32
+    #: on a GPU or TPU.
+    dtype = traitlets.Unicode(None, allow_none=True)
     #: A start chosen by the user (the explorer's *Choose the start*): K means in data
     #: units, as a tuple of tuples; a Run then fits one restart from them (``means_init``).
     start_means = traitlets.Any(None, allow_none=True)
@@ -76,7 +79,7 @@ class FitSession(DataIntake, WarmUp):
     #: The settings a result depends on (a change makes the shown result stale).
     result_traits = ("n_components", "covariance_type", "init_params", "tol", "max_iter",
                      "n_init", "random_state", "reg_covar", "missing", "accelerate",
-                     "data_version", "start_means")
+                     "dtype", "data_version", "start_means")
 
     def __init__(self, data, columns=None, **settings):
         super().__init__(**settings)
@@ -115,7 +118,8 @@ class FitSession(DataIntake, WarmUp):
                        init_params=self.init_params, tol=self.tol, max_iter=self.max_iter,
                        n_init=self.n_init, random_state=self.random_state,
                        reg_covar=self.reg_covar, missing="em" if self.fits_missing else "raise",
-                       accelerate="squarem" if self.accelerate else None),
+                       accelerate="squarem" if self.accelerate else None,
+                       dtype=self.dtype),
                 **self._start_settings()}
 
     def _start_settings(self) -> dict:
