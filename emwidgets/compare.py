@@ -46,6 +46,7 @@ view. Pure NumPy/SciPy.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -219,6 +220,60 @@ def spurious_report(cov_type: str, nk, covariances, n_features: int, reg_covar: 
                          f"eigenvalue {smallest[r, c]:.2g}, under 10 x the floor {floor:.2g})")
         reasons.append(" and ".join(parts))
     return SpuriousReport(spurious, component, at_floor, few, smallest, nk, floor, reasons)
+
+
+#: Parameters that are not a component's own (shared, or derived from others).
+NOT_PER_COMPONENT = ("weights", "startprob", "transmat", "precisions_cholesky")
+#: Two components coincide when every parameter of theirs agrees to this relative tolerance.
+COINCIDE_RTOL = 1e-6
+
+
+def coinciding_components(params: dict, shared=()) -> np.ndarray:
+    """(R, 2) for each restart the first pair of components whose parameters are the same
+    (every entry to :data:`COINCIDE_RTOL`), or (-1, -1). ``params``: ``{name: (R, K, ...)}``
+    as ``restarts_.params`` (a pytree per name is fine); the names in
+    :data:`NOT_PER_COMPONENT` and ``shared`` (a tied covariance) are left out.
+
+    Two coinciding components are one component counted twice: a fixed point EM cannot
+    leave (the E-step splits their points evenly and the M-step gives both the same
+    parameters), reached from a symmetric start or where the data hold fewer clusters."""
+    import jax
+
+    lead = params.get("weights", params.get("startprob"))
+    r, k = np.shape(lead)
+    leaves = [np.asarray(a, np.float64).reshape(r, k, -1)
+              for name, value in params.items() if name not in NOT_PER_COMPONENT + tuple(shared)
+              for a in jax.tree.leaves(value) if np.ndim(a) >= 2 and np.shape(a)[:2] == (r, k)]
+    out = np.full((r, 2), -1)
+    if not leaves or k < 2:
+        return out
+    flat = np.concatenate(leaves, axis=2)  # (R, K, P)
+    a, b = flat[:, :, None, :], flat[:, None, :, :]
+    tiny = 1e-12 * np.nanmax(np.abs(flat), axis=(1, 2))[:, None, None, None]
+    same = (np.abs(a - b) <= COINCIDE_RTOL * np.maximum(np.abs(a), np.abs(b)) + tiny).all(-1)
+    for i in range(r):
+        pairs = np.argwhere(np.triu(same[i], 1))
+        if len(pairs):
+            out[i] = pairs[0]
+    return out
+
+
+def with_coinciding(report: SpuriousReport, pairs: np.ndarray) -> SpuriousReport:
+    """``report`` with the restarts whose components coincide (``pairs``:
+    :func:`coinciding_components`) flagged as well, and why."""
+    hit = pairs[:, 0] >= 0
+    if not hit.any():
+        return report
+    reasons = list(report.reasons)
+    for r in np.flatnonzero(hit):
+        i, j = (int(c) for c in pairs[r])
+        text = (f"components {i} and {j} coincide (the same parameters): one component counted "
+                "twice, a fixed point EM cannot leave")
+        reasons[r] = f"{reasons[r]} and {text}" if reasons[r] else text
+    return dataclasses.replace(report, spurious=report.spurious | hit,
+                               component=np.where(report.component >= 0, report.component,
+                                                  np.where(hit, pairs[:, 1], -1)),
+                               reasons=reasons)
 
 
 def _gap(a: float, b: float) -> float:

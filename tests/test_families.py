@@ -802,3 +802,67 @@ def test_more_restarts_never_give_a_worse_fit(deaths):
         assert ten.restarts_.n_iter[0] == one.restarts_.n_iter[0]
         # (several restarts reach the one optimum, each to its own last bits)
         assert ten.lower_bound_ >= one.lower_bound_ - 1e-12 * abs(one.lower_bound_)
+
+
+def _zeros_and_counts():
+    rng = np.random.default_rng(0)
+    return np.r_[np.zeros(700), rng.poisson(3.0, 300)][:, None]
+
+
+def test_two_coinciding_components_are_flagged_and_said():
+    """Started on two rows of the same value (two zeros in a column of many), both Poisson
+    components get the same rate and EM cannot part them: a fixed point, not a two-component
+    fit. Given that start, the restart is flagged as spurious, with the reason, and the fit
+    warns; the default starts (rows of distinct values) reach the two-component solution
+    (a rate near 3 for 30% of the rows, near 0 for the rest: the data's own mixture)."""
+    from emwidgets import SpuriousSolutionWarning
+
+    x = _zeros_and_counts()
+    with pytest.warns(SpuriousSolutionWarning, match="components 0 and 1 coincide"):
+        stuck = PoissonMixture(2, rates_init=[[0.5], [0.5]], random_state=0).fit(x)
+    assert stuck.restarts_.spurious[0]
+    assert "coincide" in stuck.restarts_.spurious_reasons[0]
+    np.testing.assert_allclose(stuck.rates_[0], stuck.rates_[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SpuriousSolutionWarning)
+        for seed in range(5):
+            pm = PoissonMixture(2, random_state=seed).fit(x)
+            assert not pm.restarts_.spurious.any()
+            low, high = np.sort(pm.rates_[:, 0])
+            assert low < 0.05 and 2.7 < high < 3.3
+            assert 0.25 < pm.weights_[np.argmax(pm.rates_[:, 0])] < 0.35
+
+
+def test_a_coinciding_gaussian_pair_is_flagged_but_a_tied_covariance_is_not_a_pair():
+    """The rule reads every per-component parameter (means and covariances; a tied
+    covariance is shared and left out), for every estimator through Restarts."""
+    from emwidgets.compare import coinciding_components
+
+    r, k, d = 3, 3, 2
+    means = np.arange(r * k * d, dtype=float).reshape(r, k, d)
+    means[1, 2] = means[1, 0]
+    full = np.broadcast_to(np.eye(d), (r, k, d, d)).copy()
+    pairs = coinciding_components({"weights": np.full((r, k), 1 / k), "means": means,
+                                   "covariances": full})
+    np.testing.assert_array_equal(pairs, [[-1, -1], [0, 2], [-1, -1]])
+    full[1, 2] *= 2.0  # the same mean, another covariance: two components
+    pairs = coinciding_components({"weights": np.full((r, k), 1 / k), "means": means,
+                                   "covariances": full})
+    assert (pairs == -1).all()
+    tied = np.broadcast_to(np.ones((d, d)), (r, d, d))  # (rows of a tied matrix are no pair)
+    pairs = coinciding_components({"weights": np.full((r, 2), 0.5), "means": means[:, :2],
+                                   "covariances": tied}, shared=("covariances",))
+    assert (pairs == -1).all()
+
+
+def test_warnings_point_at_the_users_line():
+    """A fit's warning names the line that called fit, not a line inside emwidgets (the
+    precision wrapper adds frames; the level is found, not counted)."""
+    from emwidgets import SpuriousSolutionWarning
+
+    with pytest.warns(SpuriousSolutionWarning) as caught:
+        PoissonMixture(2, rates_init=[[0.5], [0.5]], random_state=0).fit(_zeros_and_counts())
+    assert {w.filename for w in caught} == {__file__}
+    with pytest.warns(ConvergenceWarning) as caught:
+        PoissonMixture(2, max_iter=2, tol=0.0, random_state=0).fit(_zeros_and_counts())
+    assert {w.filename for w in caught} == {__file__}

@@ -91,6 +91,35 @@ def distinct_indices(key_data, n: int, n_draws: int) -> np.ndarray:
     return out
 
 
+def distinct_rows(key_data, rows: np.ndarray, n_draws: int) -> np.ndarray:
+    """(R, n_draws) indices of rows with distinct values, uniform without replacement
+    among the draws (as :func:`distinct_indices`, a row equal to one already drawn is
+    passed over): a start of K components at K rows never puts two components on the same
+    values (in a count column of many zeros two zero rows made both components the same, a
+    fixed point EM cannot leave). Data with fewer distinct rows than ``n_draws`` get
+    :func:`distinct_indices`."""
+    n = len(rows)
+    flat = np.ascontiguousarray(np.asarray(rows).reshape(n, -1))
+    if len(np.unique(flat, axis=0)) < n_draws:
+        return distinct_indices(key_data, n, n_draws)
+    out = np.empty((len(key_data), n_draws), np.int32)
+    for r, w in enumerate(_rows(key_data)):
+        g, seen, values, chosen = generator(w, STREAM_INDICES), set(), set(), []
+        while len(chosen) < n_draws:
+            for v in g.integers(n, size=64).tolist():
+                if v in seen:
+                    continue
+                seen.add(v)
+                value = flat[v].tobytes()
+                if value not in values:
+                    values.add(value)
+                    chosen.append(v)
+                    if len(chosen) == n_draws:
+                        break
+        out[r] = chosen
+    return out
+
+
 def uniform_columns(key_data, n: int, n_padded: int, n_components: int,
                     dtype=np.float64) -> np.ndarray:
     """(R, n_padded, K) uniforms, column c the c-th run of n draws; padding rows 0."""

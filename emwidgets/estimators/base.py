@@ -96,6 +96,10 @@ class _Estimator:
     def _x64(self) -> bool:
         return fit_dtype(getattr(self, "dtype", None)) == np.float64
 
+    def _shared_params(self) -> tuple:
+        """Parameters its components share (a tied covariance), not per component."""
+        return ("covariances",) if getattr(self, "covariance_type", None) == "tied" else ()
+
     @classmethod
     def _param_names(cls):
         sig = inspect.signature(cls.__init__)
@@ -400,7 +404,7 @@ def remaining_gap(trace) -> np.ndarray:
 def _restarts_from_state(state: em.EMState, params: dict, keys, offset: float,
                          objective=None, report: Optional[compare.SpuriousReport] = None,
                          spurious_last: bool = True, feature_scale=None,
-                         tol: float = 1e-3) -> Restarts:
+                         tol: float = 1e-3, shared=()) -> Restarts:
     n_real = len(keys)  # the program may hold padding restarts after these (em.restart_bucket)
     status_codes = np.asarray(state.status)[:n_real]
     obj = np.asarray(state.objective if objective is None else objective,
@@ -422,6 +426,10 @@ def _restarts_from_state(state: em.EMState, params: dict, keys, offset: float,
             messages.append("")
     usable = ~np.isin(status_codes, list(_WHY))
     report = compare.SpuriousReport.none(len(obj)) if report is None else report
+    # Coinciding components (every estimator with components; ``shared``: parameters not
+    # per component, such as a tied covariance): flagged as a spurious solution.
+    if "weights" in params or "startprob" in params:
+        report = compare.with_coinciding(report, compare.coinciding_components(params, shared))
     spurious = report.spurious & usable
     for r in np.flatnonzero(spurious):
         text = f"restart {r}: spurious maximum: {report.reasons[r]}."
@@ -476,7 +484,7 @@ def _implied_sd(cov_type: str, weights, means, covariances) -> Optional[np.ndarr
     return np.where(sd > 0, sd, 1.0)
 
 
-def _warn_spurious(restarts: Restarts, floor_hint: str, stacklevel: int = 5):
+def _warn_spurious(restarts: Restarts, floor_hint: str):
     """Say when the kept restart is spurious, or when a spurious one ranked above it."""
     r = restarts
     b = r.best
@@ -489,8 +497,8 @@ def _warn_spurious(restarts: Restarts, floor_hint: str, stacklevel: int = 5):
                 f"The kept restart ({b}) is a spurious maximum (spurious='allow')")
         warnings.warn(
             f"{head}: in restart {b} (kept) {r.spurious_reasons[b]}; its log-likelihood "
-            f"{r.objective[b]:.4g} measures the collapse, not the data. {floor_hint}",
-            SpuriousSolutionWarning, stacklevel=stacklevel)
+            f"{r.objective[b]:.4g} is not that of a regular solution. {floor_hint}",
+            SpuriousSolutionWarning, stacklevel=validation.user_stacklevel())
         return
     above = np.flatnonzero(r.spurious & (r.objective > r.objective[b]))
     if above.size:
@@ -500,7 +508,7 @@ def _warn_spurious(restarts: Restarts, floor_hint: str, stacklevel: int = 5):
             f"kept restart {b} only by a spurious maximum (restart {top}: "
             f"{r.spurious_reasons[top]}); they rank after the regular solutions "
             "(spurious='allow' ranks by log-likelihood alone).",
-            SpuriousSolutionWarning, stacklevel=stacklevel)
+            SpuriousSolutionWarning, stacklevel=validation.user_stacklevel())
 
 
 def _padded_key_data(keys, n_program: int) -> np.ndarray:
@@ -673,6 +681,6 @@ class LiveFit:
                 f"Interrupted during EM iteration {self.iteration + 1} (a pass over the "
                 f"source): the model is the one after {self.iteration} iterations, not "
                 "converged.",
-                validation.ConvergenceWarning, stacklevel=3)
+                validation.ConvergenceWarning, stacklevel=validation.user_stacklevel())
         return self.conclude(self)
 

@@ -80,7 +80,7 @@ class PoissonMixture(SamplesRows, FamilyMixture):
                                  "positive rates are expected.")
             rates = np.broadcast_to(rates, (r, k, rows.shape[1]))
         elif self.init_params == "random_from_data":
-            idx = starts.distinct_indices(key_data, len(rows), k)
+            idx = starts.distinct_rows(key_data, rows, k)
             rates = 0.5 * (rows[idx] + mean)
         else:
             u = np.stack([starts.generator(w, starts.STREAM_PARAMS).uniform(0.5, 1.5, (k, 1))
@@ -216,7 +216,7 @@ class MultinomialMixture(SamplesRows, FamilyMixture):
                                  "with rows summing to 1.")
             probs = np.broadcast_to(p, (r, k, d))
         elif self.init_params == "random_from_data":
-            picked = rows[starts.distinct_indices(key_data, len(rows), k)]  # (R, K, D)
+            picked = rows[starts.distinct_rows(key_data, rows, k)]  # (R, K, D)
             totals = picked.sum(-1, keepdims=True)
             share = np.where(totals > 0, picked / np.where(totals > 0, totals, 1), overall)
             probs = 0.5 * share + 0.5 * overall

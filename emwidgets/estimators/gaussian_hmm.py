@@ -210,6 +210,7 @@ class GaussianHMM(_RestartModels, SequenceEstimator):
                 float(np.finfo(np.asarray(state.params.emission.means).dtype).eps), "min_covar")
         return _restarts_from_state(
             state, params, keys, -d * math.log(scaling.scale), report=report,
+            shared=self._shared_params(),
             spurious_last=getattr(self, "spurious", "rank_last") == "rank_last",
             feature_scale=None if occupancy is None else _implied_sd(
                 self.covariance_type, occupancy, params["means"], params["covariances"]),
@@ -239,7 +240,8 @@ class GaussianHMM(_RestartModels, SequenceEstimator):
         self.restarts_ = r
         if not self.converged_:
             warnings.warn("The best restart did not converge: increase n_iter or tol.",
-                          validation.ConvergenceWarning, stacklevel=4)
+                          validation.ConvergenceWarning,
+                          stacklevel=validation.user_stacklevel())
         _warn_spurious(r, "Reduce n_components, increase min_covar, or remove duplicate points "
                           "or constant columns.")
         return self

@@ -329,7 +329,7 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
                 float(np.finfo(np.asarray(state.params.means).dtype).eps),
                 "rounding" if self.prior is not None else "reg_covar")
         return _restarts_from_state(
-            state, params, keys, offset, report=report,
+            state, params, keys, offset, report=report, shared=self._shared_params(),
             spurious_last=getattr(self, "spurious", "rank_last") == "rank_last",
             feature_scale=_implied_sd(self.covariance_type, params["weights"], params["means"],
                                       params["covariances"]),
@@ -355,7 +355,7 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
                 "Best performing initialization did not converge. Try different init parameters, "
                 "or increase max_iter, tol, or check for degenerate data.",
                 ConvergenceWarning,
-                stacklevel=4,
+                stacklevel=validation.user_stacklevel(),
             )
         _warn_spurious(restarts, (
             "Reduce n_components, pass a prior with a larger scale, or remove duplicate points."

@@ -169,7 +169,7 @@ class LatentClassModel(SamplesRows, FamilyMixture):
                 for g in (starts.generator(w, starts.STREAM_PARAMS) for w in key_data)])
         else:
             marginal = _per_item((weights[:, None] * rows).sum(0), edges)
-            picked = rows[starts.distinct_indices(key_data, len(rows), k)]  # (R, K, L)
+            picked = rows[starts.distinct_rows(key_data, rows, k)]  # (R, K, L)
             # (an item the picked row left unanswered takes the marginal frequencies)
             theta = 0.5 * _per_item(picked, edges, fallback=marginal) + 0.5 * marginal
         w0 = np.full((r, k), 1.0 / k)

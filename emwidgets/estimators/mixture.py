@@ -28,6 +28,7 @@ from .base import (
     _keys,
     _padded_key_data,
     _restarts_from_state,
+    _warn_spurious,
     start_streamed,
 )
 
@@ -467,7 +468,8 @@ class FamilyMixture(LikelihoodScoring, MixtureEstimator):
         params = self._param_dict(jax.tree.map(
             lambda a: np.asarray(a, np.float64)[:r, :k] if masked
             else np.asarray(a, np.float64)[:r], state.params))
-        return _restarts_from_state(state, params, keys, self._objective_offset(), tol=self.tol)
+        return _restarts_from_state(state, params, keys, self._objective_offset(), tol=self.tol,
+                                    shared=self._shared_params())
 
     def _finish(self, live: LiveFit):
         restarts = self._restarts(live.run.state, None, live.keys)
@@ -483,7 +485,9 @@ class FamilyMixture(LikelihoodScoring, MixtureEstimator):
         if not self.converged_:
             warnings.warn(
                 f"The best restart did not converge in max_iter={self.max_iter} iterations; "
-                "increase max_iter or tol.", ConvergenceWarning, stacklevel=4)
+                "increase max_iter or tol.", ConvergenceWarning,
+                stacklevel=validation.user_stacklevel())
+        _warn_spurious(restarts, "Refit with more restarts or fewer components.")
         return self
 
     @staticmethod

@@ -23,7 +23,15 @@ import numpy as np
 
 from ..core import baum_welch, em, layout, markov
 from . import validation
-from .base import LiveFit, Restarts, _Estimator, _keys, _padded_key_data, _restarts_from_state
+from .base import (
+    LiveFit,
+    Restarts,
+    _Estimator,
+    _keys,
+    _padded_key_data,
+    _restarts_from_state,
+    _warn_spurious,
+)
 from .mixture import _pad_components
 
 
@@ -283,6 +291,7 @@ class FamilyHMM(SequenceEstimator):
         self.n_iter_ = int(r.n_iter[b])
         self.lower_bound_ = float(r.objective[b])
         self.restarts_ = r
+        _warn_spurious(r, "Refit with more restarts or fewer states.")
         return self
 
     def restart(self, restart: int):

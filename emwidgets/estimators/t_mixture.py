@@ -96,7 +96,7 @@ class StudentMixture(SamplesRows, FamilyMixture):
                                  "are expected.")
             means = np.broadcast_to(m, (r, k, d))
         else:
-            means = rows[starts.distinct_indices(key_data, len(rows), k)]
+            means = rows[starts.distinct_rows(key_data, rows, k)]
         wn = weights / weights.sum()
         centred = rows - wn @ rows
         full = (wn[:, None] * centred).T @ centred + self.reg_covar / self._scaling_seen.scale**2 \
