@@ -1,5 +1,7 @@
 """EM's own guarantees, for every covariance type and initialisation."""
 
+import warnings
+
 import jax
 import numpy as np
 import pytest
@@ -250,3 +252,26 @@ def test_a_stopping_rule_is_an_object_the_driver_takes(x64, blobs):
             assert ran == np.isfinite(trace[r]).sum()
     # The rule took effect: some restart stopped before the full run's did.
     assert (np.isfinite(np.asarray(stopped.trace)).sum(1) < np.isfinite(trace).sum(1)).any()
+
+
+def test_a_fit_that_stopped_short_says_so():
+    """The change rule stops EM where it crawls while the objective has far to go: the fit
+    warns with Aitken's estimate of the distance (two 1-D Gaussians 1.5 sd apart, default
+    tol: about 2e-3 nats per sample to go, twice tol); a random start on Old Faithful that
+    stops after two iterations on a plateau says it could not tell; a converged fit (Old
+    Faithful from k-means starts) and the gap rule's fit of the first case say nothing."""
+    from emwidgets import ConvergenceWarning, datasets
+
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(0.5, 1, 860), rng.normal(2.0, 1, 140)][:, None]
+    with pytest.warns(ConvergenceWarning, match="nats per sample short of its limit"):
+        short = GaussianMixture(2, random_state=0).fit(X)
+    assert short.restarts_.gap[short.restarts_.best] > short.tol
+    faithful = datasets.load_faithful()
+    with pytest.warns(ConvergenceWarning, match="after 2 iterations, too few"):
+        GaussianMixture(2, init_params="random", n_init=16, random_state=0).fit(faithful)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        GaussianMixture(2, n_init=4, random_state=0).fit(faithful)
+        gap = GaussianMixture(2, random_state=0, convergence="gap", max_iter=5000).fit(X)
+    assert gap.lower_bound_ > short.lower_bound_ + 1e-3

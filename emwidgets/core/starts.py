@@ -77,18 +77,7 @@ def distinct_indices(key_data, n: int, n_draws: int) -> np.ndarray:
     """
     if n_draws > n:
         raise ValueError(f"cannot draw {n_draws} distinct samples out of {n}")
-    out = np.empty((len(key_data), n_draws), np.int32)
-    for r, w in enumerate(_rows(key_data)):
-        g, seen, chosen = generator(w, STREAM_INDICES), set(), []
-        while len(chosen) < n_draws:
-            for v in g.integers(n, size=64).tolist():
-                if v not in seen:
-                    seen.add(v)
-                    chosen.append(v)
-                    if len(chosen) == n_draws:
-                        break
-        out[r] = chosen
-    return out
+    return _distinct_draws(key_data, n, n_draws, lambda v: v)
 
 
 def distinct_rows(key_data, rows: np.ndarray, n_draws: int) -> np.ndarray:
@@ -102,17 +91,19 @@ def distinct_rows(key_data, rows: np.ndarray, n_draws: int) -> np.ndarray:
     flat = np.ascontiguousarray(np.asarray(rows).reshape(n, -1))
     if len(np.unique(flat, axis=0)) < n_draws:
         return distinct_indices(key_data, n, n_draws)
+    return _distinct_draws(key_data, n, n_draws, lambda v: flat[v].tobytes())
+
+
+def _distinct_draws(key_data, n: int, n_draws: int, value) -> np.ndarray:
+    """Indices drawn in chunks of 64 per restart, each kept where ``value(index)`` is new."""
     out = np.empty((len(key_data), n_draws), np.int32)
     for r, w in enumerate(_rows(key_data)):
-        g, seen, values, chosen = generator(w, STREAM_INDICES), set(), set(), []
+        g, seen, chosen = generator(w, STREAM_INDICES), set(), []
         while len(chosen) < n_draws:
             for v in g.integers(n, size=64).tolist():
-                if v in seen:
-                    continue
-                seen.add(v)
-                value = flat[v].tobytes()
-                if value not in values:
-                    values.add(value)
+                key = value(v)
+                if key not in seen:
+                    seen.add(key)
                     chosen.append(v)
                     if len(chosen) == n_draws:
                         break

@@ -37,6 +37,7 @@ from .base import (
     _RestartModels,
     _restarts_from_state,
     _warn_spurious,
+    _warn_stopped_short,
 )
 from .sequence import SequenceEstimator, _probabilities, _renormalised, pad_sequences
 
@@ -244,6 +245,7 @@ class GaussianHMM(_RestartModels, SequenceEstimator):
                           stacklevel=validation.user_stacklevel())
         _warn_spurious(r, "Reduce n_components, increase min_covar, or remove duplicate points "
                           "or constant columns.")
+        _warn_stopped_short(r)
         return self
 
     def _restart_attributes(self, r, b: int) -> dict:

@@ -34,6 +34,7 @@ from .base import (
     _RestartModels,
     _restarts_from_state,
     _warn_spurious,
+    _warn_stopped_short,
 )
 from .information import StandardErrors
 from .kmeans import _kmeans_layout
@@ -362,6 +363,7 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
             if self.prior is not None else
             "Reduce n_components, pass prior='default', increase reg_covar, or remove duplicate "
             "points or constant columns."))
+        _warn_stopped_short(restarts)
         return self
 
     # -- using a fitted model ---------------------------------------------------
@@ -463,46 +465,48 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
     def standard_errors(self, X, sample_weight=None) -> StandardErrors:
         """Standard errors of ``weights_``, ``means_`` and ``covariances_`` on data X.
 
-        From the observed information (the Hessian of the observed-data
-        log-likelihood at the estimate, by JAX autodiff, float64) in the free
-        coordinates of the parameters, mapped back by the delta method, as for every
-        other estimator (:func:`~emwidgets.estimators.information.family_standard_errors`).
-        ``X`` must be the data the model was fitted on; with ``missing='em'``
-        its NaN entries count as missing (the information is that of the
-        observed values, so gaps widen the errors as they should).
+        From the observed information (autodiff, float64) by the delta method, as for
+        every estimator (:func:`~emwidgets.estimators.information.family_standard_errors`).
+        ``X``: the data it was fitted on; with ``missing='em'`` its NaN entries count as
+        missing (the information of the observed values: gaps widen the errors).
 
         Raises:
             ValueError: when the information matrix is singular (a collapsed
                 component, coinciding components): no standard errors exist.
         """
-        from jax.scipy.special import logsumexp
-
         self._check_fitted()
         Xa = self._check_X(X, reset=False)
-        w = check_sample_weight(sample_weight, len(Xa))
-        ct = self.covariance_type
-        cov = COVARIANCE_TYPES[ct]
-        with jax.enable_x64(True):  # (the data and parameters in float64 from the start)
-            x = np.asarray(Xa, np.float64)
-            rows = observed.split_rows(x) if np.isnan(x).any() else None
-            w = jnp.asarray(w, jnp.float64)
+        return _standard_errors(self, Xa, check_sample_weight(sample_weight, len(Xa)))
 
-            def log_likelihood(p):
-                lp = (gmm.weighted_log_prob(ct, p, x) if rows is None
-                      else observed.observed_log_prob(ct, p, *rows))
-                return (w * logsumexp(lp, axis=1)).sum()
 
-            covs = np.asarray(self.covariances_, np.float64)
-            parts = {"weights": information.Simplex(self.weights_),
-                     "means": information.Free(self.means_),
-                     "covariances": (information.Symmetric(covs) if cov.matrices
-                                     else information.Free(covs))}
-            return information.family_standard_errors(information.FamilyModel(
-                parts, log_likelihood,
-                lambda a: gmm.GMMParams(a["weights"], a["means"], a["covariances"],
-                                        cov.precision_cholesky(a["covariances"])),
-                lambda p: {"weights": p.weights, "means": p.means,
-                           "covariances": p.covariances}))
+def _standard_errors(est, Xa, w) -> StandardErrors:
+    """:meth:`GaussianMixture.standard_errors` of fitted ``est`` on rows ``Xa``, weights ``w``:
+    the observed-data log-likelihood (of the observed values of incomplete rows) in the free
+    coordinates of weights, means and covariances."""
+    from jax.scipy.special import logsumexp
+
+    ct = est.covariance_type
+    cov = COVARIANCE_TYPES[ct]
+    with jax.enable_x64(True):  # (the data and parameters in float64 from the start)
+        x = np.asarray(Xa, np.float64)
+        rows = observed.split_rows(x) if np.isnan(x).any() else None
+        w = jnp.asarray(w, jnp.float64)
+
+        def log_likelihood(p):
+            lp = (gmm.weighted_log_prob(ct, p, x) if rows is None
+                  else observed.observed_log_prob(ct, p, *rows))
+            return (w * logsumexp(lp, axis=1)).sum()
+
+        covs = np.asarray(est.covariances_, np.float64)
+        parts = {"weights": information.Simplex(est.weights_),
+                 "means": information.Free(est.means_),
+                 "covariances": (information.Symmetric(covs) if cov.matrices
+                                 else information.Free(covs))}
+        return information.family_standard_errors(information.FamilyModel(
+            parts, log_likelihood,
+            lambda a: gmm.GMMParams(a["weights"], a["means"], a["covariances"],
+                                    cov.precision_cholesky(a["covariances"])),
+            lambda p: {"weights": p.weights, "means": p.means, "covariances": p.covariances}))
 
 
 def check_parameters(est, X):

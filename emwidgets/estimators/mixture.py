@@ -29,6 +29,7 @@ from .base import (
     _padded_key_data,
     _restarts_from_state,
     _warn_spurious,
+    _warn_stopped_short,
     start_streamed,
 )
 
@@ -488,6 +489,7 @@ class FamilyMixture(LikelihoodScoring, MixtureEstimator):
                 "increase max_iter or tol.", ConvergenceWarning,
                 stacklevel=validation.user_stacklevel())
         _warn_spurious(restarts, "Refit with more restarts or fewer components.")
+        _warn_stopped_short(restarts)
         return self
 
     @staticmethod

@@ -31,6 +31,7 @@ from .base import (
     _padded_key_data,
     _restarts_from_state,
     _warn_spurious,
+    _warn_stopped_short,
 )
 from .mixture import _pad_components
 
@@ -292,6 +293,7 @@ class FamilyHMM(SequenceEstimator):
         self.lower_bound_ = float(r.objective[b])
         self.restarts_ = r
         _warn_spurious(r, "Refit with more restarts or fewer states.")
+        _warn_stopped_short(r)
         return self
 
     def restart(self, restart: int):

@@ -13,10 +13,10 @@ def user_stacklevel() -> int:
     """The ``stacklevel`` that makes a warning point at the first frame outside emwidgets
     (the user's line that called ``fit``), however deep in the package it is raised and
     through however many wrappers (:func:`~emwidgets.estimators.base.in_precision`)."""
-    import sys
+    import inspect
 
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    frame, level = sys._getframe(1), 1  # the caller of this function: level 1
+    frame, level = inspect.currentframe().f_back, 1  # the caller of this function: level 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame, level = frame.f_back, level + 1
     return level

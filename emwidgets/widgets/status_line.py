@@ -12,23 +12,8 @@ from typing import Optional
 
 import numpy as np
 
+from ..estimators.base import stopped_short
 from .snapshot import Snapshot
-
-#: The status warns when the best restart's estimated distance to its limit exceeds
-#: this many times the tolerance (the change rule stopped it short of its limit: on
-#: two Gaussians 1.5 sd apart, tol=1e-3 stops 0.0027 below the optimum, estimated
-#: 0.0013).
-SHORT_OF_LIMIT = 1.0
-
-
-def stopped_short(r, b: int) -> str:
-    """A sentence when restart b stopped far short of the limit it was converging to
-    (Aitken's estimate from its last objectives, ``restarts_.gap``), else ""."""
-    gap = getattr(r, "gap", None)
-    if gap is None or not np.isfinite(gap[b]) or gap[b] <= SHORT_OF_LIMIT * r.tol:
-        return ""
-    return (f"the best restart stopped about {gap[b]:.2g} nats per sample short of its "
-            "limit (Aitken's estimate from its last iterations): lower tol or accelerate")
 
 
 def result_line(snap: Optional[Snapshot]) -> str:
