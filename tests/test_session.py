@@ -503,3 +503,22 @@ def test_the_explorer_fits_in_the_precision_asked_for(faithful):
         s.X).lower_bound_
     assert s.estimator.dtype is None and s.estimator.lower_bound_ == in64 != in32
     assert not jax.config.jax_enable_x64
+
+
+def test_the_explorer_says_in_its_status_what_a_fit_would_warn():
+    """A fit by the explorer's worker thread issues no Python warning (it would reach the
+    notebook as a stray block pointing into threading.py): the status line says it. Two
+    Gaussians 1.5 sd apart stop short of their limit by the change rule."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": np.r_[rng.normal(0.5, 1, 860), rng.normal(2.0, 1, 140)]})
+    ex = EMExplorer(X, n_components=2, n_init=4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ex.run(block=True)
+    assert "short of its limit" in ex.session.status, ex.session.status
+    from emwidgets import ConvergenceWarning, SpuriousSolutionWarning
+
+    assert [str(w.message) for w in caught
+            if issubclass(w.category, (ConvergenceWarning, SpuriousSolutionWarning))] == []

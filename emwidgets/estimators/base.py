@@ -8,7 +8,6 @@ import dataclasses
 import functools
 import inspect
 import types
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple, Optional
 
@@ -411,8 +410,7 @@ def _warn_stopped_short(restarts: "Restarts"):
     b = restarts.best
     said = stopped_short(restarts, b) if b >= 0 and restarts.converged[b] else ""
     if said:  # (one that hit max_iter has its own warning)
-        warnings.warn(f"Stopped short: {said}.", validation.ConvergenceWarning,
-                      stacklevel=validation.user_stacklevel())
+        validation.warn(f"Stopped short: {said}.", validation.ConvergenceWarning)
 
 
 def remaining_gap(trace) -> np.ndarray:
@@ -533,20 +531,20 @@ def _warn_spurious(restarts: Restarts, floor_hint: str):
         every = n_sp == int((~r.failed).sum())
         head = ("Every restart ended on a spurious maximum" if every else
                 f"The kept restart ({b}) is a spurious maximum (spurious='allow')")
-        warnings.warn(
+        validation.warn(
             f"{head}: in restart {b} (kept) {r.spurious_reasons[b]}; its log-likelihood "
             f"{r.objective[b]:.4g} is not that of a regular solution. {floor_hint}",
-            SpuriousSolutionWarning, stacklevel=validation.user_stacklevel())
+            SpuriousSolutionWarning)
         return
     above = np.flatnonzero(r.spurious & (r.objective > r.objective[b]))
     if above.size:
         top = int(above[np.argmax(r.objective[above])])
-        warnings.warn(
+        validation.warn(
             f"{above.size} of {r.n_restarts} restarts reached a higher log-likelihood than the "
             f"kept restart {b} only by a spurious maximum (restart {top}: "
             f"{r.spurious_reasons[top]}); they rank after the regular solutions "
             "(spurious='allow' ranks by log-likelihood alone).",
-            SpuriousSolutionWarning, stacklevel=validation.user_stacklevel())
+            SpuriousSolutionWarning)
 
 
 def _padded_key_data(keys, n_program: int) -> np.ndarray:
@@ -715,10 +713,10 @@ class LiveFit:
         if progress is not None:
             progress.close(interrupted=interrupted)
         if interrupted:
-            warnings.warn(
+            validation.warn(
                 f"Interrupted during EM iteration {self.iteration + 1} (a pass over the "
                 f"source): the model is the one after {self.iteration} iterations, not "
                 "converged.",
-                validation.ConvergenceWarning, stacklevel=validation.user_stacklevel())
+                validation.ConvergenceWarning)
         return self.conclude(self)
 

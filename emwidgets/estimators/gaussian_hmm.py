@@ -17,7 +17,6 @@ the same EM driver as the mixtures. Two differences, on purpose:
 from __future__ import annotations
 
 import math
-import warnings
 
 import jax
 import jax.numpy as jnp
@@ -240,9 +239,8 @@ class GaussianHMM(_RestartModels, SequenceEstimator):
         self.__dict__.update(self._restart_attributes(r, r.best))
         self.restarts_ = r
         if not self.converged_:
-            warnings.warn("The best restart did not converge: increase n_iter or tol.",
-                          validation.ConvergenceWarning,
-                          stacklevel=validation.user_stacklevel())
+            validation.warn("The best restart did not converge: increase n_iter or tol.",
+                          validation.ConvergenceWarning)
         _warn_spurious(r, "Reduce n_components, increase min_covar, or remove duplicate points "
                           "or constant columns.")
         _warn_stopped_short(r)

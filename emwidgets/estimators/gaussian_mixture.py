@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from typing import Optional
 
 import jax
@@ -352,12 +351,10 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
         self.__dict__.update(self._restart_attributes(restarts, b))
         self.restarts_ = restarts
         if not self.converged_ and self.max_iter > 0:
-            warnings.warn(
+            validation.warn(
                 "Best performing initialization did not converge. Try different init parameters, "
                 "or increase max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning,
-                stacklevel=validation.user_stacklevel(),
-            )
+                ConvergenceWarning)
         _warn_spurious(restarts, (
             "Reduce n_components, pass a prior with a larger scale, or remove duplicate points."
             if self.prior is not None else

@@ -11,7 +11,6 @@ common parameters, sample weights, all restarts at once on the EM driver,
 from __future__ import annotations
 
 import copy
-import warnings
 from typing import Any, NamedTuple, Optional
 
 import jax
@@ -484,10 +483,9 @@ class FamilyMixture(LikelihoodScoring, MixtureEstimator):
         self.lower_bound_ = float(restarts.objective[b])
         self.restarts_ = restarts
         if not self.converged_:
-            warnings.warn(
+            validation.warn(
                 f"The best restart did not converge in max_iter={self.max_iter} iterations; "
-                "increase max_iter or tol.", ConvergenceWarning,
-                stacklevel=validation.user_stacklevel())
+                "increase max_iter or tol.", ConvergenceWarning)
         _warn_spurious(restarts, "Refit with more restarts or fewer components.")
         _warn_stopped_short(restarts)
         return self

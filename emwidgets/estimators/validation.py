@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import os
+import threading
+import warnings
 
 import numpy as np
+
+_thread = threading.local()
+
+
+@contextlib.contextmanager
+def quiet():
+    """Within it, in this thread only, the estimators' warnings are not issued: for a caller
+    that says the same in its own words (an explorer's status line). Thread-safe, unlike
+    ``warnings.catch_warnings``, which swaps the process's filters."""
+    before = getattr(_thread, "quiet", False)
+    _thread.quiet = True
+    try:
+        yield
+    finally:
+        _thread.quiet = before
+
+
+def warn(message: str, category: type):
+    """``warnings.warn`` pointing at the user's line (:func:`user_stacklevel`), unless
+    :func:`quiet`."""
+    if not getattr(_thread, "quiet", False):
+        warnings.warn(message, category, stacklevel=user_stacklevel())
 
 
 def user_stacklevel() -> int:

@@ -19,6 +19,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..estimators import validation
+
 CHUNK_SECONDS = 0.1
 #: The frame budget of a live run: at most one frame per FRAME_SECONDS (the first
 #: at once, the last when the run ends). A frame updates up to four figures, which
@@ -66,8 +68,16 @@ def in_background(work: Callable, *args, name: str = "emwidgets-worker",
                   ) -> threading.Thread:
     """Start ``work(*args)`` on a daemon thread and return it: the one place the widgets
     start threads (a run's worker, the warm-up, intervals, basin maps, the clocks). One
-    that may compile is told (``stop``) and awaited at exit."""
-    thread = threading.Thread(target=work, args=args, daemon=True, name=name)
+    that may compile is told (``stop``) and awaited at exit. The estimators' warnings are
+    not issued there (:func:`validation.quiet`): the widget says the same in its status,
+    and a warning raised in a thread reaches the notebook as a stray block pointing into
+    ``threading.py``."""
+
+    def quietly(*a):
+        with validation.quiet():
+            work(*a)
+
+    thread = threading.Thread(target=quietly, args=args, daemon=True, name=name)
     if compiling:
         start_compiling_thread(thread, stop)
     else:
