@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import math
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -344,7 +345,10 @@ def group_size_for(n_restarts: int, work_per_restart: float, target: float = 2.0
     each), rounded to a divisor of ``n_restarts``.
     """
     want = max(1, int(np.ceil(target / max(work_per_restart, 1.0))))
-    divisors = [g for g in range(1, n_restarts + 1) if n_restarts % g == 0]
+    # (the divisors from those up to the square root: n_init=10**9 is refused for memory
+    # in one sentence, after this, and a loop to n_restarts took 47 s)
+    small = [g for g in range(1, math.isqrt(n_restarts) + 1) if n_restarts % g == 0]
+    divisors = sorted(set(small + [n_restarts // g for g in small]))
     return next((g for g in divisors if g >= want), n_restarts)
 
 
