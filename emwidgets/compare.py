@@ -47,6 +47,7 @@ view. Pure NumPy/SciPy.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -248,13 +249,11 @@ def coinciding_components(params: dict, shared=()) -> np.ndarray:
     if not leaves or k < 2:
         return out
     flat = np.concatenate(leaves, axis=2)  # (R, K, P)
-    a, b = flat[:, :, None, :], flat[:, None, :, :]
-    tiny = 1e-12 * np.nanmax(np.abs(flat), axis=(1, 2))[:, None, None, None]
-    same = (np.abs(a - b) <= COINCIDE_RTOL * np.maximum(np.abs(a), np.abs(b)) + tiny).all(-1)
-    for i in range(r):
-        pairs = np.argwhere(np.triu(same[i], 1))
-        if len(pairs):
-            out[i] = pairs[0]
+    tiny = 1e-12 * np.nanmax(np.abs(flat), axis=(1, 2))[:, None]
+    for i, j in itertools.combinations(range(k), 2):  # (pair by pair: memory R x P)
+        a, b = flat[:, i], flat[:, j]
+        same = (np.abs(a - b) <= COINCIDE_RTOL * np.maximum(np.abs(a), np.abs(b)) + tiny).all(-1)
+        out[same & (out[:, 0] < 0)] = (i, j)
     return out
 
 

@@ -393,7 +393,7 @@ def stopped_short(r: "Restarts", b: int) -> str:
         return ""
     row = np.asarray(r.trace[b], np.float64)
     row = row[np.isfinite(row)]
-    if (r.status[b] == "converged" and 2 <= len(row) < 3 and row[-1] != row[-2]):
+    if r.status[b] == "converged" and len(row) == 2 and row[-1] != row[-2]:
         return (f"the best restart stopped after {len(row)} iterations, too few to tell a "
                 "maximum from a plateau (the change fell below tol at once): lower tol, or "
                 "pass convergence='gap', which waits for three")
