@@ -7,18 +7,22 @@ log-likelihood then grows without saying anything about the data.
 :func:`spurious_report` flags a restart when one of its components
 
 * **sits at the covariance floor**: the smallest eigenvalue of its covariance is
-  at most ``FLOOR_FACTOR`` (10) times the floor, the floor being ``reg_covar``
-  (what the M-step adds to every variance) plus the rounding level of the fit
-  (``ROUNDING_ULPS`` = 10 machine epsilons of its float type times the data's
-  mean variance: in float32 a covariance that collapsed with ``reg_covar=0``
-  ends near 1e-7 of the data's variance instead of at zero). A component 10x
-  above the floor has a spread of its own at least 3x what the floor imposes;
-  in float32 the threshold is 1.2e-5 of the data's mean variance (a standard
-  deviation of 0.35% of the data's), in float64 10 x reg_covar; or
-* **holds fewer points than its free parameters**: nk < d + d(d+1)/2 (full),
-  2d (diag), d + 1 (spherical), d (tied: its means only), nk being the summed
-  responsibilities (state occupancy for HMMs). Such a component is determined
-  by its starting point and the floor, not by the data.
+  at most ``FLOOR_FACTOR`` (10) times ``reg_covar`` (what the M-step adds to every
+  variance, in data units), or the smallest eigenvalue of its covariance with each
+  column divided by that column's own standard deviation in the data is at most
+  ``FLOOR_FACTOR`` times the rounding level of the fit (``ROUNDING_ULPS`` = 10 machine
+  epsilons of its float type: in float32 a covariance that collapsed with
+  ``reg_covar=0`` ends near 1e-7 of the column's variance instead of at zero). Each
+  column at its own scale: on scikit-learn's wine data, proline's variance (99,000)
+  made the mean variance 7,600, and a cultivar's 0.009 along a column of variance 0.01
+  looked collapsed beside it; or
+* **holds no more points than dimensions its covariance needs**: nk <= d (full:
+  with d points or fewer a sample covariance is singular), nk < 2 (diag, spherical:
+  one point has no spread), nk < 1 (tied: its means only), nk being the summed
+  responsibilities (state occupancy for HMMs). Such a component is determined by its
+  starting point and the floor, not by the data. (A component with fewer points than
+  its covariance's d(d+1)/2 parameters is estimable: the wine cultivars hold 48-71
+  rows against 104 parameters, and scikit-learn's and mclust's fits agree on them.)
 
 **Distinct solutions.** Restarts that end on one optimum stop at slightly
 different points (each stops once an iteration gains less than ``tol``), and
@@ -103,12 +107,13 @@ def align_components(reference_means: np.ndarray, means: np.ndarray,
 # Spurious maxima
 # ---------------------------------------------------------------------------
 
-#: Free parameters of one component's mean and covariance (its weight aside).
-PARAMS_PER_COMPONENT = {
-    "full": lambda d: d + d * (d + 1) // 2,
-    "diag": lambda d: 2 * d,
-    "spherical": lambda d: d + 1,
-    "tied": lambda d: d,
+#: Points a component needs for its covariance to be estimable (its mean aside): more
+#: than d for a full covariance, two for a variance, one for a tied covariance's mean.
+POINTS_NEEDED = {
+    "full": lambda d: d + 1,
+    "diag": lambda d: 2,
+    "spherical": lambda d: 2,
+    "tied": lambda d: 1,
 }
 
 
@@ -171,7 +176,7 @@ class SpuriousReport:
 
 
 def spurious_report(cov_type: str, nk, covariances, n_features: int, reg_covar: float,
-                    data_variance: float, eps: float, floor_name: str = "reg_covar",
+                    data_variance, eps: float, floor_name: str = "reg_covar",
                     feature_names=None) -> SpuriousReport:
     """Flag restarts with a component at the covariance floor or on too few points.
 
@@ -182,8 +187,8 @@ def spurious_report(cov_type: str, nk, covariances, n_features: int, reg_covar: 
         n_features: D.
         reg_covar: what the M-step adds to every variance, in data units (0 with
             a prior, which keeps covariances proper by itself).
-        data_variance: the data's mean variance (the square of the scale the fit
-            standardises by), in data units.
+        data_variance: (D,) each column's variance in the data (a scalar: one for all),
+            in data units: the scale of each column's rounding.
         eps: machine epsilon of the fit's float type.
         floor_name: the parameter that sets the floor, for the messages.
         feature_names: (D,) names for the messages (default 'feature j').
@@ -192,9 +197,15 @@ def spurious_report(cov_type: str, nk, covariances, n_features: int, reg_covar: 
     n_restarts, k = nk.shape
     d = int(n_features)
     smallest, along = smallest_eigenvalues(cov_type, covariances, k, d)
-    floor = float(reg_covar) + ROUNDING_ULPS * eps * float(data_variance)
-    at_floor = ~(smallest > FLOOR_FACTOR * floor)  # NaN counts as collapsed
-    needed = PARAMS_PER_COMPONENT[cov_type](d)
+    sd = np.sqrt(np.broadcast_to(np.asarray(data_variance, np.float64), (d,)))
+    sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
+    relative, _ = smallest_eigenvalues(
+        "full", dense_covariances(cov_type, covariances, k, d) / np.outer(sd, sd), k, d)
+    floor = float(reg_covar)
+    rounding = ROUNDING_ULPS * eps
+    # (NaN counts as collapsed)
+    at_floor = ~(smallest > FLOOR_FACTOR * floor) | ~(relative > FLOOR_FACTOR * rounding)
+    needed = POINTS_NEEDED[cov_type](d)
     few = nk < needed
     bad = at_floor | few
     spurious = bad.any(axis=1)
@@ -209,16 +220,21 @@ def spurious_report(cov_type: str, nk, covariances, n_features: int, reg_covar: 
             continue
         parts = [f"component {c} holds {nk[r, c]:.1f} points"]
         if few[r, c]:
-            parts[0] += f", fewer than the {needed} parameters of its mean and {cov_type} " \
-                        "covariance"
+            parts[0] += f", fewer than the {needed} its {cov_type} covariance needs"
         if at_floor[r, c]:
             where = ""
             if along[r, c] >= 0 and cov_type != "spherical":
                 j = int(along[r, c])
                 name = feature_names[j] if feature_names is not None else f"feature {j}"
                 where = f" along {name}"
-            parts.append(f"its covariance is at the {floor_name} floor{where} (smallest "
-                         f"eigenvalue {smallest[r, c]:.2g}, under 10 x the floor {floor:.2g})")
+            if relative[r, c] > FLOOR_FACTOR * rounding:
+                parts.append(f"its covariance is at the {floor_name} floor{where} (smallest "
+                             f"eigenvalue {smallest[r, c]:.2g}, under 10 x the floor "
+                             f"{floor:.2g})")
+            else:
+                parts.append(f"its covariance collapsed{where} (smallest eigenvalue "
+                             f"{relative[r, c]:.2g} of the columns' variances, under 10 x "
+                             f"the rounding level {rounding:.2g})")
         reasons.append(" and ".join(parts))
     return SpuriousReport(spurious, component, at_floor, few, smallest, nk, floor, reasons)
 

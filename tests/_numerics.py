@@ -15,3 +15,9 @@ def finite_difference_hessian(f, v, h=1e-4) -> np.ndarray:
             out[i, j] = out[j, i] = (f(v + e_i + e_j) - f(v + e_i - e_j) - f(v - e_i + e_j)
                                      + f(v - e_i - e_j)) / (4 * h * h)
     return out
+
+
+#: Plain EM stopped by scikit-learn's rule (the change of the objective below tol), the
+#: estimators' defaults before issue 28: what a test comparing iteration by iteration with a
+#: reference EM (scikit-learn, hmmlearn, NumPy EM written in a test) passes.
+PLAIN_EM = {"accelerate": None, "convergence": "change"}

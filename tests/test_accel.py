@@ -8,6 +8,7 @@ import warnings
 import jax
 import numpy as np
 import pytest
+from _numerics import PLAIN_EM
 from test_families import FAMILIES, family_data, survey  # noqa: F401 (fixtures)
 
 from emwidgets import GaussianHMM, GaussianMixture, PoissonMixture, datasets
@@ -166,7 +167,7 @@ def test_the_gap_estimate_tracks_the_true_remaining_gap(x64):
     limit it would reach (the same start run on to 1e-13)."""
     rng = np.random.default_rng(0)
     X = np.r_[rng.normal(0, 1, 1000), rng.normal(1.5, 1, 1000)][:, None]
-    kw = dict(n_components=2, n_init=4, max_iter=100000, random_state=0)
+    kw = dict(n_components=2, n_init=4, max_iter=100000, random_state=0, **PLAIN_EM)
     short = GaussianMixture(tol=1e-6, **kw).fit(X).restarts_
     limit = GaussianMixture(tol=1e-13, **kw).fit(X).restarts_
     true_gap = np.array([limit.trace[r][np.isfinite(limit.trace[r])][-1]
@@ -209,13 +210,13 @@ def test_squarem_needs_far_fewer_em_maps_where_em_is_slow(x64, case):
         X, w = _deaths()
         make = lambda acc: PoissonMixture(  # noqa: E731
             2, n_init=12, tol=1e-10, max_iter=100000, init_params="random", random_state=0,
-            accelerate=acc)
+            accelerate=acc, convergence="change")
         fit = lambda est: est.fit(X, sample_weight=w)  # noqa: E731
     else:
         X = _overlapping()
         make = lambda acc: GaussianMixture(  # noqa: E731
             2, n_init=12, tol=1e-10, max_iter=100000, init_params="random", random_state=0,
-            accelerate=acc)
+            accelerate=acc, convergence="change")
         fit = lambda est: est.fit(X)  # noqa: E731
     plain, fast = fit(make(None)).restarts_, fit(make("squarem")).restarts_
     # The same optimum, or closer to it: plain EM's steps of 1e-10 here still leave 1e-8 to
@@ -250,8 +251,8 @@ def test_the_explorer_accelerates_and_counts_em_maps_on_its_axis():
     assert ex.convergence.artists.ax.get_xlabel().startswith("EM maps")
     np.testing.assert_array_equal(np.diff(line.get_xdata()), 3)  # three EM maps a cycle
     assert est.restarts_.objective.max() > s.snapshot.restarts.objective.max() - 1e-6
-    plain_best = GaussianMixture(2, n_init=4, tol=1e-4, max_iter=5000,
-                                 random_state=0).fit(X).restarts_.objective.max()
+    plain_best = GaussianMixture(2, n_init=4, tol=1e-4, max_iter=5000, random_state=0,
+                                 **PLAIN_EM).fit(X).restarts_.objective.max()
     assert est.restarts_.objective.max() > plain_best  # closer to the optimum
 
 
@@ -262,9 +263,9 @@ def test_the_gap_rule_stops_near_the_limit_where_the_change_rule_stops_short(x64
     the limit (an EM step there gains under 1e-6); the gap rule stops within a few tol."""
     X = _overlapping()
     kw = dict(n_components=2, n_init=4, max_iter=100000, random_state=0)
-    limit = GaussianMixture(tol=1e-13, **kw).fit(X).restarts_.objective
-    change = GaussianMixture(tol=1e-6, **kw).fit(X).restarts_
-    gap = GaussianMixture(tol=1e-6, convergence="gap", **kw).fit(X).restarts_
+    limit = GaussianMixture(tol=1e-13, **kw, **PLAIN_EM).fit(X).restarts_.objective
+    change = GaussianMixture(tol=1e-6, **kw, **PLAIN_EM).fit(X).restarts_
+    gap = GaussianMixture(tol=1e-6, convergence="gap", accelerate=None, **kw).fit(X).restarts_
     assert (limit - change.objective).min() > 1e-4
     assert (limit - gap.objective).max() < 5e-6
     assert (gap.n_iter > change.n_iter).all()

@@ -343,9 +343,11 @@ def test_a_fit_too_big_for_memory_is_refused_naming_what_fits(monkeypatch):
     assert "10,000 features" in message and " GB" in message
     assert "covariance_type='diag' or 'spherical'" in message
     needed = float(re.search(r"about ([\d.]+) GB", message).group(1))
-    # The E-step's (64 x P) features, P = D (D + 1) / 2 + D + 1, twice over, in the fit's
-    # precision (float64 on a CPU: 8 bytes a number).
-    assert 0.8 * 2 * 64 * 50_015_001 * 8 / 1e9 < needed < 1.5 * 2 * 64 * 50_015_001 * 8 / 1e9
+    # The E-step's (64 x P) features, P = D (D + 1) / 2 + D + 1, twice over, and SQUAREM's
+    # (the default's) ten copies of the 2 x D x D covariances, in the fit's precision
+    # (float64 on a CPU: 8 bytes a number).
+    numbers = 2 * 64 * 50_015_001 + 10 * 2 * 10_000**2
+    assert 0.8 * numbers * 8 / 1e9 < needed < 1.5 * numbers * 8 / 1e9
     assert "float32" not in message  # (half of it would not fit either)
 
 
@@ -366,10 +368,12 @@ def test_a_fit_that_fits_in_float32_says_so(monkeypatch):
 
 
 @pytest.mark.slow
-def test_the_memory_estimate_matches_the_compiled_program():
-    """Against XLA's own memory analysis of the compiled EM iteration (full, 100 features)."""
+@pytest.mark.parametrize("accelerate", [None, "squarem"])
+def test_the_memory_estimate_matches_the_compiled_program(accelerate):
+    """Against XLA's own memory analysis of the compiled EM iteration (full, 100 features),
+    plain EM and a SQUAREM cycle (the default)."""
     data = np.random.default_rng(2).normal(size=(20, 100))
-    gm = GaussianMixture(2, max_iter=5, random_state=0)
+    gm = GaussianMixture(2, max_iter=5, random_state=0, accelerate=accelerate)
     run = gm.start(data).run
     compiled = run._advance.lower(run.state, run.data, run.hyper, run.tol,
                                   jnp.int32(5)).compile()
@@ -378,5 +382,6 @@ def test_the_memory_estimate_matches_the_compiled_program():
         pytest.skip("this backend gives no memory analysis")
     actual = (analysis.temp_size_in_bytes + analysis.argument_size_in_bytes
               + analysis.output_size_in_bytes)
-    estimate = memory_needed("full", 20, 100, 1, 2, None, gm.max_iter)
+    estimate = memory_needed("full", 20, 100, 1, 2, None, gm.max_iter,
+                             accelerated=accelerate is not None)
     assert 0.7 * actual < estimate < 2.0 * actual, (estimate, actual)

@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _numerics import PLAIN_EM
 
 from emwidgets import GaussianHMM, GaussianMixture, KMeans, _compiles
 
@@ -67,7 +68,7 @@ def test_a_budget_beyond_one_trace_chunk_records_every_iteration(data):
     # Three components for one Gaussian blob: EM creeps, no restart converges in n steps.
     X = np.random.default_rng(11).normal(0, 1, (323, 3))
     gm = GaussianMixture(3, n_init=4, covariance_type="diag", tol=1e-30, max_iter=n,
-                         init_params="random", random_state=0)
+                         init_params="random", random_state=0, **PLAIN_EM)
     fit(gm, X)
     trace = gm.restarts_.trace
     assert trace.shape == (4, n)

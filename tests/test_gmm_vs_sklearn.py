@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _numerics import PLAIN_EM
 from conftest import COV_TYPES, initial_params
 from sklearn.mixture import GaussianMixture as SkGM
 
@@ -16,7 +17,7 @@ def fit_both(X, cov_type, max_iter=200, tol=1e-6):
     w, m, p = initial_params(X, 3, cov_type)
     kw = dict(covariance_type=cov_type, weights_init=w, means_init=m, precisions_init=p,
               tol=tol, max_iter=max_iter)
-    ours = GaussianMixture(3, **kw).fit(X)
+    ours = GaussianMixture(3, **kw, **PLAIN_EM).fit(X)
     ref = SkGM(3, **kw).fit(X)
     return ours, ref
 

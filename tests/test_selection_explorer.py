@@ -163,7 +163,7 @@ def test_stop_keeps_the_models_fitted_so_far(faithful):
 
 
 SETTINGS = ("n_components", "covariance_type", "n_init", "random_state", "tol", "reg_covar",
-            "max_iter", "init_params")
+            "max_iter", "init_params", "convergence")
 
 
 def test_open_in_explorer_gives_an_explorer_of_the_chosen_model(ran, faithful):

@@ -8,7 +8,7 @@ import pytest
 from sklearn.base import clone
 
 from emwidgets import GaussianHMM, GaussianMixture, Restarts, SpuriousSolutionWarning, datasets
-from emwidgets.compare import PARAMS_PER_COMPONENT, rank_restarts, spurious_report
+from emwidgets.compare import POINTS_NEEDED, rank_restarts, spurious_report
 from emwidgets.widgets.session import FitSession, snapshot_from_estimator
 
 NOTEBOOK_03 = dict(init_params="random_from_data", n_init=32, tol=1e-4, max_iter=300,
@@ -63,8 +63,8 @@ def test_ranking_puts_spurious_after_regular_and_failed_last():
 @pytest.mark.parametrize("cov_type", ["full", "tied", "diag", "spherical"])
 def test_the_two_rules_at_their_thresholds(cov_type):
     d, k = 3, 2
-    needed = PARAMS_PER_COMPONENT[cov_type](d)
-    assert needed == {"full": 9, "tied": 3, "diag": 6, "spherical": 4}[cov_type]
+    needed = POINTS_NEEDED[cov_type](d)
+    assert needed == {"full": 4, "tied": 1, "diag": 2, "spherical": 2}[cov_type]
     shape = {"full": (2, k, d, d), "tied": (2, d, d), "diag": (2, k, d), "spherical": (2, k)}
     eye = {"full": np.eye(d), "tied": np.eye(d), "diag": np.ones(d), "spherical": 1.0}[cov_type]
     covs = np.broadcast_to(eye, shape[cov_type]).copy()
@@ -88,9 +88,29 @@ def test_the_two_rules_at_their_thresholds(cov_type):
     assert "reg_covar floor" in rep.reasons[0]
     if cov_type != "spherical":
         assert "along feature 1" in rep.reasons[0]
-    # With reg_covar = 0 the floor is the rounding level: 10 epsilons of the data's variance.
-    rep = spurious_report(cov_type, nk, covs, d, reg_covar=0.0, data_variance=1e5, eps=1e-7)
-    assert rep.spurious.all() and rep.floor == pytest.approx(1e-1)
+    # With reg_covar = 0 the floor is the rounding level: 10 epsilons of the column's
+    # variance (here 1): 10 x 10 x 1.05e-7 flags the first restart's 1e-5, not 1.1e-5.
+    rep = spurious_report(cov_type, nk, covs, d, reg_covar=0.0, data_variance=1.0,
+                          eps=1.05e-7)
+    np.testing.assert_array_equal(rep.spurious, [True, False])
+    assert "collapsed" in rep.reasons[0]
+
+
+def test_the_rounding_floor_is_each_columns_own():
+    """Wine's case: a column of variance 0.01 beside proline's 1e5. A component with 0.009
+    along the small column is regular (the old rule, 10 epsilons of the *mean* variance,
+    33,000, put the float32 floor at 0.33 and called it collapsed); one with 1e-9 there,
+    1e-7 of the column's variance, has collapsed."""
+    variance = np.array([1e5, 1.0, 1e-2])
+    covs = np.array([[np.diag([5e4, 0.5, 0.009]), np.diag([5e4, 0.5, 1e-9])]])
+    rep = spurious_report("full", np.array([[60.0, 60.0]]), covs, 3, reg_covar=0.0,
+                          data_variance=variance, eps=1.2e-7)
+    np.testing.assert_array_equal(rep.at_floor, [[False, True]])
+    assert "collapsed along feature 2" in rep.reasons[0]
+    # (measured against the mean variance, as before, the regular component is flagged)
+    old = spurious_report("full", np.array([[60.0]]), covs[:, :1], 3, reg_covar=0.0,
+                          data_variance=np.full(3, variance.mean()), eps=1.2e-7)
+    assert old.spurious.all()
 
 
 def test_notebook_03_collapse_is_flagged_and_not_kept(iris, iris_fits):
@@ -180,7 +200,7 @@ def test_missing_values_and_prior_paths_are_checked(blobs):
     with pytest.warns(SpuriousSolutionWarning):
         mp = GaussianMixture(5, n_init=3, random_state=0, prior="default").fit(few)
     assert mp.restarts_.spurious.all()
-    assert all("fewer than the 5 parameters" in m and "floor" not in m
+    assert all("fewer than the 3 its full covariance needs" in m and "floor" not in m
                for m in mp.restarts_.messages)
 
 

@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _numerics import PLAIN_EM
 
 from emwidgets import Chunks, GaussianMixture
 
@@ -22,7 +23,7 @@ def _fit(X, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return GaussianMixture(3, n_init=4, random_state=0, tol=1e-8, max_iter=60,
-                               **kw).fit(X)
+                               **{**PLAIN_EM, **kw}).fit(X)
 
 
 def _same(a, b, ties=False):
@@ -118,8 +119,8 @@ def test_weights_stream_from_a_column(x64, tmp_path):
     _write_parquet(tmp_path / "w.parquet", X, w)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        memory = GaussianMixture(3, n_init=4, random_state=0, tol=1e-8, max_iter=60).fit(
-            X, sample_weight=w)
+        memory = GaussianMixture(3, n_init=4, random_state=0, tol=1e-8, max_iter=60,
+                                 **PLAIN_EM).fit(X, sample_weight=w)
     _same(memory, _fit(Chunks(tmp_path / "w.parquet", sample_weight="weight")))
 
 
@@ -240,11 +241,11 @@ def test_a_new_family_streams_as_it_fits_in_memory(x64, family):
     if family == "poisson":
         X = rng.poisson(np.array([[1.0, 4.0], [6.0, 1.0]])[rng.choice(2, 3001)]).astype(float)
         make = lambda: PoissonMixture(2, n_init=4, tol=1e-9, max_iter=80,  # noqa: E731
-                                      random_state=0)
+                                      random_state=0, **PLAIN_EM)
     else:
         X = _data(3001)
         make = lambda: StudentMixture(2, n_init=4, tol=1e-9, max_iter=40,  # noqa: E731
-                                      random_state=0)
+                                      random_state=0, **PLAIN_EM)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         memory, streamed = make().fit(X), make().fit(Chunks(X, chunk_rows=600))
@@ -270,7 +271,7 @@ def test_latent_classes_stream_with_levels_from_the_first_pass(x64, tmp_path):
     X[-1, 0] = 3.0  # a third level seen in the last row only
     frame = pd.DataFrame(X).astype("Int64")
     make = lambda: LatentClassModel(2, n_init=4, tol=1e-9, max_iter=200,  # noqa: E731
-                                    random_state=0)
+                                    random_state=0, **PLAIN_EM)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         memory = make().fit(frame)
@@ -299,7 +300,7 @@ def test_select_model_streams_and_scores_in_a_pass(x64, tmp_path):
     X[np.isnan(X).all(1), 0] = 0.0
     _write_parquet(tmp_path / "x.parquet", X)
     grid = dict(n_components=range(1, 4), covariance_types=["full", "diag"], n_init=4,
-                tol=1e-8, max_iter=200, missing="em")
+                tol=1e-8, max_iter=200, missing="em", **PLAIN_EM)
     cols = ["log_likelihood", "n_parameters", "bic", "aic", "icl"]
     memory = select_model(X, **grid)
     streamed = select_model(Chunks(tmp_path / "x.parquet", chunk_rows=500), **grid)
@@ -309,7 +310,8 @@ def test_select_model_streams_and_scores_in_a_pass(x64, tmp_path):
     rng = np.random.default_rng(5)
     C = rng.poisson(np.array([[1.0, 4.0], [6.0, 1.0]])[rng.choice(2, 2001)]).astype(float)
     family = dict(n_components=range(1, 4), estimator=PoissonMixture(n_init=4, tol=1e-9,
-                                                                      random_state=0))
+                                                                      random_state=0,
+                                                                      **PLAIN_EM))
     memory, streamed = select_model(C, **family), select_model(Chunks(C, chunk_rows=300),
                                                                 **family)
     np.testing.assert_allclose(streamed.table[cols].to_numpy(float),
@@ -342,7 +344,8 @@ def test_an_interrupt_keeps_the_last_complete_pass(x64):
                                    max_iter=60).fit(Chunks(stopped_in(5)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        memory = GaussianMixture(3, n_init=4, random_state=0, tol=1e-8, max_iter=3).fit(X)
+        memory = GaussianMixture(3, n_init=4, random_state=0, tol=1e-8, max_iter=3,
+                                 **PLAIN_EM).fit(X)
     np.testing.assert_allclose(streamed.restarts_.trace[:, :3], memory.restarts_.trace,
                                rtol=0, atol=1e-10)
     assert np.isnan(streamed.restarts_.trace[:, 3:]).all()

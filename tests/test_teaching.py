@@ -6,6 +6,7 @@ import warnings
 import jax
 import numpy as np
 import pytest
+from _numerics import PLAIN_EM
 
 from emwidgets import (
     GaussianHMM,
@@ -30,25 +31,27 @@ def _families():
     X = _blobs()
     counts = rng.poisson(np.array([[1.0, 4.0], [6.0, 1.0]])[rng.choice(2, 500)]).astype(float)
     answers = (rng.random((400, 4)) < 0.2 + 0.6 * rng.choice(2, (400, 1))).astype(int)
-    kw = dict(n_init=3, random_state=0, tol=1e-300)
+    kw = dict(n_init=3, random_state=0, tol=1e-300, **PLAIN_EM)  # one iteration, one EM map
     return {
         "gaussian full": (lambda **k: GaussianMixture(3, **kw, **k), X),
         "gaussian diag, missing": (lambda **k: GaussianMixture(
             3, covariance_type="diag", missing="em", **kw, **k),
             np.where((rng.random(X.shape) < 0.1) & (np.arange(2) == rng.choice(2, (len(X), 1))),
                      np.nan, X)),
-        "gaussian squarem": (lambda **k: GaussianMixture(3, accelerate="squarem", **kw, **k), X),
+        "gaussian squarem": (lambda **k: GaussianMixture(3, **{**kw, "accelerate": "squarem"},
+                                                         **k), X),
         "poisson": (lambda **k: PoissonMixture(2, **kw, **k), counts),
         "latent classes": (lambda **k: LatentClassModel(2, **kw, **k), answers),
         "student t": (lambda **k: StudentMixture(3, **kw, **k), X),
         "gaussian hmm": (lambda **k: GaussianHMM(3, n_init=3, random_state=0, tol=1e-300,
-                                                 n_iter=k.pop("max_iter"), **k), X),
+                                                 n_iter=k.pop("max_iter"), **PLAIN_EM, **k), X),
         "multinomial": (lambda **k: MultinomialMixture(2, **kw, **k), counts + 1),
         "a user's family": (lambda **k: MixtureModel(
             lambda t, x: -0.5 * ((x - t["m"]) ** 2).sum(),
             lambda g, X: {"m": X[g.integers(len(X))]}, n_components=3, **kw, **k), X),
         "poisson hmm": (lambda **k: PoissonHMM(2, n_init=3, random_state=0, tol=1e-300,
-                                               n_iter=k.pop("max_iter"), **k), counts),
+                                               n_iter=k.pop("max_iter"), **PLAIN_EM, **k),
+                        counts),
     }
 
 
@@ -109,7 +112,8 @@ def test_the_explorer_scrubs_and_steps_exactly_without_compiling():
     assert (moved, stepped, back, back2) == ((4, 3), (4, 4), (4, 3), (3, 3))
     assert ex.scrubber.value == 3 and "iteration 3" in ex.step_note.value
     # the frame's parameters are a fresh fit's after 3 iterations, for every restart
-    fresh = GaussianMixture(3, n_init=4, max_iter=3, tol=1e-300, random_state=0)
+    fresh = GaussianMixture(3, n_init=4, max_iter=3, tol=1e-300, random_state=0,
+                            accelerate=None)  # (the explorer's checkbox: plain EM)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fresh.fit(ex.session.X)
@@ -299,7 +303,7 @@ def test_a_dragged_start_is_the_means_init_of_a_batch_fit():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         batch = GaussianMixture(3, means_init=start, n_init=1, max_iter=30, tol=1e-300,
-                                random_state=0).fit(ex.session.X)
+                                random_state=0, accelerate=None).fit(ex.session.X)
     np.testing.assert_allclose(est.means_, batch.means_, rtol=0, atol=1e-5)
     # the run started from it: iteration 0 is the dragged start, exactly
     np.testing.assert_allclose(ex.session.frame_at(0).restarts.params["means"][0], start,
@@ -349,7 +353,7 @@ def test_the_user_familys_half_steps_read_the_data(x64):
     X = _blobs()
     mm = MixtureModel(lambda t, x: -0.5 * ((x - t["m"]) ** 2).sum(),
                       lambda g, X: {"m": X[g.integers(len(X))]}, n_components=3, n_init=2,
-                      max_iter=6, tol=1e-300, random_state=0)
+                      max_iter=6, tol=1e-300, random_state=0, **PLAIN_EM)
     live = mm.start(X)
     live.advance()
     new = live.at(2).m_step()

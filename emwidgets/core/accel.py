@@ -269,18 +269,28 @@ def squarem_update(em_step: Callable, converged: Callable, form: VectorForm, it,
         new_params = where(good, end, theta1)
         new_following = where(good, following, theta2)
         new_obj = jnp.where(good, obj_end, obj1)
-        stalled = ok2 & (new_obj < objective)
-        new_params = where(stalled, params, new_params)
-        new_following = where(stalled, acc.following, new_following)
-        new_obj = jnp.where(stalled, objective, new_obj)
+        # (a rule with a rounding floor reads a drop within it as no drop: in float32 the
+        # crawl's gains are that small, and every cycle looked stalled)
+        stalled = ok2 & (new_obj < objective - rule.tolerance(0.0, objective))
+        # Stalled while the parameters still move (a rule that asks them to settle, in
+        # float32 where the objective's rounding hides the crawl): one plain EM step, theta1,
+        # instead of converging where the objective's noise stopped it.
+        moving = stalled & ~rule.settled(params, theta1)
+        stalled = stalled & ~moving
+        new_params = where(stalled, params, where(moving, theta1, new_params))
+        new_following = where(stalled, acc.following, where(moving, theta2, new_following))
+        new_obj = jnp.where(stalled, objective, jnp.where(moving, obj1, new_obj))
         j = it - base
         # Converged where one plain EM step from theta0 gains less than tol (the change
         # rule's meaning: where plain EM would stop; a cycle's own gain swings between a
         # long extrapolation and two plain steps, and stopped runs 2.7e-4 short of the
         # limit on two Gaussians 1.5 sd apart at tol=1e-6). A rule may ask more of the
         # whole cycle (the gap rule: :meth:`iteration.GapRule.cycle`).
-        conv = converged(objective, obj1, params, theta1, tol) & ok2
-        conv = rule.cycle(converged, conv, accept, objective, new_obj, params, new_params, tol)
+        tol_here = rule.tolerance(tol, objective)
+        conv = (converged(objective, obj1, params, theta1, tol_here) & ok2
+                & rule.settled(params, theta1))
+        conv = rule.cycle(converged, conv, accept, objective, new_obj, params, new_params,
+                          tol_here)
         conv = conv | stalled
         # A failing map of theta1 ends the restart there, as plain EM's would.
         take = active & (ok2 | jnp.isfinite(obj1))

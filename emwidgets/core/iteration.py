@@ -38,7 +38,10 @@ def gap_converged(change: Callable, before, prev_objective, objective, params, n
     stops while the objective has c / (1 - c) times its last step still to climb: two
     Gaussians 1.5 sd apart stop 0.0027 below the optimum at tol=1e-3. Where the increments
     do not shrink geometrically (rounding noise at the end, accelerated steps) the change
-    rule decides; where ``before`` is unknown (NaN: the first iterations), it goes on."""
+    rule decides; where ``before`` is unknown (NaN: the first iterations), it goes on.
+    ``tol`` is floored at the objective's rounding (:func:`rounding_floor`): a change
+    within it is no information, and in float32 a tol below it would never be met."""
+    tol = jnp.maximum(tol, rounding_floor(prev_objective))
     d1, d2 = prev_objective - before, objective - prev_objective
     c = d2 / d1
     geometric = (d1 > 0) & (c > 0) & (c < 1)
@@ -47,6 +50,45 @@ def gap_converged(change: Callable, before, prev_objective, objective, params, n
     return jnp.where(d2 == 0, True,
                      jnp.where(geometric, by_change & (gap < tol),
                                by_change & jnp.isfinite(before)))
+
+
+#: How many units of rounding of the objective a change must exceed to count: the mean
+#: log-likelihood is a sum of n terms, each rounded (float32 on Old Faithful: changes of
+#: about 1e-6 nats per sample go either way at the maximum).
+ROUNDING_UNITS = 16
+
+
+def rounding_floor(objective):
+    """The smallest change of ``objective`` that the gap rule reads as a change:
+    ROUNDING_UNITS units of rounding at its magnitude (about 1.4e-14 nats per sample in
+    float64 at -4, 7.6e-6 in float32)."""
+    eps = jnp.finfo(jnp.result_type(objective)).eps
+    return ROUNDING_UNITS * eps * jnp.maximum(1.0, jnp.abs(objective))
+
+
+#: The gap rule's second test: no parameter moves by more than this, relative to its size
+#: (plus one), in one EM map. Where EM crawls in float32 the objective's gains fall below its
+#: rounding while the parameters still move (two Gaussians 1.5 sd apart: 2e-7 nats per step,
+#: the weight 1e-4 per step, 0.5 from its limit); at a maximum they move by rounding alone.
+PARAMETER_TOL = 1e-6
+
+
+def parameter_tol(dtype) -> float:
+    """PARAMETER_TOL, or 64 units of rounding where that is coarser (float32: 7.6e-6; the
+    float32 EM map's own fixed point wanders by a few 1e-6 on the deaths table)."""
+    return max(PARAMETER_TOL, 64 * float(jnp.finfo(dtype).eps))
+
+
+def parameter_change(params, new_params):
+    """The largest change of any parameter in one map, relative to its size plus one
+    (non-finite entries, such as a masked component's, ignored)."""
+    out = jnp.zeros(())
+    for old, new in zip(jax.tree.leaves(params), jax.tree.leaves(new_params)):
+        if not jnp.issubdtype(old.dtype, jnp.floating) or old.size == 0:
+            continue
+        d = jnp.abs(new - old) / (1.0 + jnp.abs(old))
+        out = jnp.maximum(out, jnp.max(jnp.where(jnp.isfinite(d), d, 0.0)))
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -70,10 +112,20 @@ class ChangeRule:
         """After one plain EM step: (converged, the rule's new memory)."""
         return change(objective, new_objective, params, new_params, tol), before
 
+    def settled(self, params, new_params):
+        """Whether one EM map from ``params`` to ``new_params`` leaves the parameters where
+        the rule accepts convergence: always, for the change rule."""
+        return True
+
     def cycle(self, change, plain_converged, accepted, objective, new_objective, params,
               new_params, tol):
-        """After a SQUAREM cycle whose first EM step alone gives ``plain_converged``."""
+        """After a SQUAREM cycle whose first EM step alone gives ``plain_converged``
+        (tested at :meth:`tolerance`)."""
         return plain_converged
+
+    def tolerance(self, tol, objective):
+        """The tolerance the rule applies at ``objective``: ``tol`` itself."""
+        return tol
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,15 +142,27 @@ class GapRule(ChangeRule):
     def plain(self, change, before, objective, new_objective, params, new_params, tol,
               active, finite):
         conv = gap_converged(change, before, objective, new_objective, params, new_params, tol)
+        conv = conv & self.settled(params, new_params)
         return conv, jnp.where(active & finite, objective, before)
+
+    def settled(self, params, new_params):
+        """No parameter moved by more than :func:`parameter_tol` (relative) in the map."""
+        change = parameter_change(params, new_params)
+        return change <= parameter_tol(change.dtype)
 
     def cycle(self, change, plain_converged, accepted, objective, new_objective, params,
               new_params, tol):
         # The whole cycle, an accepted extrapolation included, must gain less than tol too:
         # the extrapolation estimates the limit, as Aitken's rule does for plain EM (a
-        # rejected extrapolation estimated nothing: go on).
-        return plain_converged & accepted & change(objective, new_objective, params,
-                                                   new_params, tol)
+        # rejected extrapolation estimated nothing: go on, unless the whole cycle moved the
+        # objective by no more than its rounding). ``tol`` is :meth:`tolerance`'s.
+        within = jnp.abs(new_objective - objective) <= rounding_floor(objective)
+        return plain_converged & (accepted | within) & change(objective, new_objective, params,
+                                                              new_params, tol)
+
+    def tolerance(self, tol, objective):
+        """``tol`` floored at the objective's rounding (:func:`rounding_floor`)."""
+        return jnp.maximum(tol, rounding_floor(objective))
 
 
 CHANGE, GAP = ChangeRule(), GapRule()

@@ -279,6 +279,9 @@ class StreamRun:
         dtype = np.dtype(jax.tree.leaves(state.params)[0].dtype)
         if state.before is None:
             state = state._replace(before=rule.initial(n_restarts, dtype))
+        # Passes are plain EM maps: a state made for SQUAREM (the estimators' default) drops
+        # its counters, which the update would drop after its first call (a second compile).
+        state = state._replace(accel=None)
         # Every leaf committed to the parameters' device(s): the host-made trace put
         # uncommitted made the update's second call compile it again.
         self._device = jax.device_put(

@@ -396,13 +396,13 @@ def stopped_short(r: "Restarts", b: int) -> str:
     if r.status[b] == "converged" and len(row) == 2 and row[-1] != row[-2]:
         return (f"the best restart stopped after {len(row)} iterations, too few to tell a "
                 "maximum from a plateau (the change fell below tol at once): lower tol, or "
-                "pass convergence='gap', which waits for three")
+                "keep the default convergence='gap', which waits for three")
     if (not np.isfinite(gap[b]) or gap[b] <= SHORT_OF_LIMIT * r.tol
             or getattr(r, "accepted", None) is not None):  # (SQUAREM's cycles: no series)
         return ""
     return (f"the best restart stopped about {gap[b]:.2g} nats per sample short of its "
-            "limit (Aitken's estimate from its last iterations): lower tol, or pass "
-            "convergence='gap' (with accelerate='squarem' where EM crawls)")
+            "limit (Aitken's estimate from its last iterations): lower tol, or keep the "
+            "defaults (convergence='gap', accelerate='squarem', tol=1e-10)")
 
 
 def _warn_stopped_short(restarts: "Restarts"):

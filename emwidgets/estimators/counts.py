@@ -39,9 +39,9 @@ class PoissonMixture(SamplesRows, FamilyMixture):
     data_kind = "counts"
     masks_components = True
 
-    def __init__(self, n_components=1, *, tol=1e-6, max_iter=1000, n_init=1,
+    def __init__(self, n_components=1, *, tol=1e-10, max_iter=1000, n_init=1,
                  init_params="random_from_data", weights_init=None, rates_init=None,
-                 random_state=None, accelerate=None, convergence="change",
+                 random_state=None, accelerate="squarem", convergence="gap",
                  devices=None, dtype=None):
         self.dtype = dtype
         self.n_components = n_components
@@ -169,9 +169,9 @@ class MultinomialMixture(SamplesRows, FamilyMixture):
     data_kind = "counts"
     masks_components = True
 
-    def __init__(self, n_components=1, *, tol=1e-6, max_iter=1000, n_init=1,
+    def __init__(self, n_components=1, *, tol=1e-10, max_iter=1000, n_init=1,
                  init_params="random_from_data", weights_init=None, probabilities_init=None,
-                 random_state=None, accelerate=None, convergence="change",
+                 random_state=None, accelerate="squarem", convergence="gap",
                  devices=None, dtype=None):
         self.dtype = dtype
         self.n_components = n_components
@@ -296,9 +296,9 @@ class PoissonHMM(FamilyHMM, PoissonMixture):
 
     _emissions = discrete.POISSON
 
-    def __init__(self, n_components=1, *, n_iter=100, tol=1e-6, n_init=1,
+    def __init__(self, n_components=1, *, n_iter=1000, tol=1e-10, n_init=1,
                  init_params="random_from_data", rates_init=None, startprob_init=None,
-                 transmat_init=None, random_state=None, accelerate=None, convergence="change",
+                 transmat_init=None, random_state=None, accelerate="squarem", convergence="gap",
                  devices=None, dtype=None):
         self.dtype = dtype
         self.n_components = n_components

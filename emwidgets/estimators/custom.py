@@ -46,8 +46,8 @@ class MixtureModel(FamilyMixture):
     init_methods = ("user",)
 
     def __init__(self, log_prob: Callable = None, init: Callable = None, *, n_components=1,
-                 tol=1e-6, max_iter=200, n_init=4, newton_steps=3, random_state=None,
-                 accelerate=None, convergence="change",
+                 tol=1e-10, max_iter=1000, n_init=4, newton_steps=3, random_state=None,
+                 accelerate="squarem", convergence="gap",
                  devices=None, dtype=None):
         self.dtype = dtype
         self.log_prob = log_prob

@@ -81,9 +81,9 @@ class GaussianHMM(_RestartModels, SequenceEstimator):
     covariance_types = tuple(COVARIANCE_TYPES)  # from the one registry
     masks_components = True  # (states beyond n_components masked: compile_for)
 
-    def __init__(self, n_components=1, *, covariance_type="diag", min_covar=1e-3, n_iter=100,
-                 tol=1e-4, n_init=1, init_params="kmeans", random_state=None,
-                 spurious="rank_last", accelerate=None, convergence="change",
+    def __init__(self, n_components=1, *, covariance_type="diag", min_covar=1e-3, n_iter=1000,
+                 tol=1e-10, n_init=1, init_params="kmeans", random_state=None,
+                 spurious="rank_last", accelerate="squarem", convergence="gap",
                  devices=None, dtype=None):
         self.dtype = dtype
         self.n_components = n_components
@@ -201,20 +201,20 @@ class GaussianHMM(_RestartModels, SequenceEstimator):
             "means": g.means * scaling.scale + scaling.shift,
             "covariances": g.covariances * scaling.scale**2,
         }
-        report = occupancy = None
+        report = sd = None
         if n_samples is not None:
             occupancy = _occupancy(startprob, transmat, n_samples)
+            sd = _implied_sd(self.covariance_type, occupancy, params["means"],
+                             params["covariances"])
             report = compare.spurious_report(
                 self.covariance_type, occupancy * n_samples, params["covariances"], d,
-                self.min_covar, scaling.scale**2,
+                self.min_covar, scaling.scale**2 if sd is None else sd**2,
                 float(np.finfo(np.asarray(state.params.emission.means).dtype).eps), "min_covar")
         return _restarts_from_state(
             state, params, keys, -d * math.log(scaling.scale), report=report,
             shared=self._shared_params(),
             spurious_last=getattr(self, "spurious", "rank_last") == "rank_last",
-            feature_scale=None if occupancy is None else _implied_sd(
-                self.covariance_type, occupancy, params["means"], params["covariances"]),
-            tol=self.tol)
+            feature_scale=sd, tol=self.tol)
 
     def _live_posteriors(self, live: LiveFit):
         """Every restart's state posteriors now, for the live views: (R, N, S) over the

@@ -135,10 +135,10 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
     #: Its programs always carry the mask of the fitted components (MixtureEstimator).
     masks_components = True
 
-    def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
-                 max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
+    def __init__(self, n_components=1, *, covariance_type="full", tol=1e-10, reg_covar=1e-6,
+                 max_iter=1000, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, random_state=None, missing="raise",
-                 prior=None, spurious="rank_last", accelerate=None, convergence="change",
+                 prior=None, spurious="rank_last", accelerate="squarem", convergence="gap",
                  devices=None, dtype=None):
         self.dtype = dtype
         self.n_components = n_components
@@ -322,18 +322,19 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
             "precisions_cholesky": np.asarray(p.precisions_cholesky, np.float64),
         }
         report = None
+        sd = _implied_sd(self.covariance_type, params["weights"], params["means"],
+                         params["covariances"])
         if n_samples is not None:
             report = compare.spurious_report(
                 self.covariance_type, params["weights"] * n_samples, params["covariances"], d,
-                0.0 if self.prior is not None else self.reg_covar, scaling.scale**2,
+                0.0 if self.prior is not None else self.reg_covar,
+                scaling.scale**2 if sd is None else sd**2,
                 float(np.finfo(np.asarray(state.params.means).dtype).eps),
                 "rounding" if self.prior is not None else "reg_covar")
         return _restarts_from_state(
             state, params, keys, offset, report=report, shared=self._shared_params(),
             spurious_last=getattr(self, "spurious", "rank_last") == "rank_last",
-            feature_scale=_implied_sd(self.covariance_type, params["weights"], params["means"],
-                                      params["covariances"]),
-            tol=self.tol)
+            feature_scale=sd, tol=self.tol)
 
     def _finish(self, live: LiveFit):
         state = live.run.state
@@ -559,14 +560,17 @@ def check_parameters(est, X):
             raise ValueError("'precisions_init' must be positive.")
 
 
-def memory_needed(cov_type, n, d, n_restarts, k, n_patterns, max_iter) -> float:
+def memory_needed(cov_type, n, d, n_restarts, k, n_patterns, max_iter,
+                  accelerated=False) -> float:
     """Bytes the compiled fit holds at once (XLA's own memory analysis agrees within ~20%).
 
     The E-step works on blocks of B rows: the features phi (B x P, P = Q + D + 1
     with Q = D (D + 1) / 2 for full and tied) and its intermediates take
     about 2.2 B (P + 2 R K) numbers; the parameters R K D^2 (full) a few
     times over; missing-data EM conditionals (M, K, D, D) per restart,
-    about ten times over; plus the data and the traces.
+    about ten times over; plus the data and the traces. A SQUAREM cycle (``accelerated``)
+    holds about ten more copies of the parameters (its EM maps, the extrapolation in the
+    unconstrained form, the next cycle's map).
     """
     cov = COVARIANCE_TYPES[cov_type]
     p = cov.n_quad(d) + d + 1
@@ -578,17 +582,21 @@ def memory_needed(cov_type, n, d, n_restarts, k, n_patterns, max_iter) -> float:
                + 2.0 * n_padded * d + n_restarts * max_iter)
     if n_patterns is not None:
         numbers += 10.0 * n_restarts * n_patterns * k * d * d
+    if accelerated:
+        numbers += 10.0 * n_restarts * params
     return numbers * np.dtype(layout.float_dtype()).itemsize
 
 
 def check_memory(est, n, d, n_restarts, k, n_patterns):
     """Refuse up front a fit that would exhaust memory, naming the types that fit."""
     available = validation.available_memory()
-    needed = memory_needed(est.covariance_type, n, d, n_restarts, k, n_patterns, est.max_iter)
+    squarem = est.accelerate == "squarem"
+    needed = memory_needed(est.covariance_type, n, d, n_restarts, k, n_patterns, est.max_iter,
+                           squarem)
     if needed <= validation.MEMORY_FRACTION * available:
         return
     fits = [repr(c) for c in COVARIANCE_TYPES if c != est.covariance_type and
-            memory_needed(c, n, d, n_restarts, k, n_patterns, est.max_iter)
+            memory_needed(c, n, d, n_restarts, k, n_patterns, est.max_iter, squarem)
             <= validation.MEMORY_FRACTION * available]
     instead = f"use covariance_type={' or '.join(fits)}, or " if fits else ""
     if np.dtype(layout.float_dtype()).itemsize == 8 and (

@@ -51,9 +51,9 @@ class LatentClassModel(SamplesRows, FamilyMixture):
     data_kind = "categories"
     masks_components = True
 
-    def __init__(self, n_components=2, *, tol=1e-6, max_iter=1000, n_init=10,
+    def __init__(self, n_components=2, *, tol=1e-10, max_iter=1000, n_init=10,
                  init_params="random", weights_init=None, probabilities_init=None,
-                 max_levels=MAX_LEVELS, random_state=None, accelerate=None, convergence="change",
+                 max_levels=MAX_LEVELS, random_state=None, accelerate="squarem", convergence="gap",
                  devices=None, dtype=None):
         self.dtype = dtype
         self.n_components = n_components
@@ -295,9 +295,9 @@ class CategoricalHMM(FamilyHMM, LatentClassModel):
 
     _emissions = discrete.CATEGORICAL
 
-    def __init__(self, n_components=2, *, n_iter=100, tol=1e-6, n_init=1, init_params="random",
+    def __init__(self, n_components=2, *, n_iter=1000, tol=1e-10, n_init=1, init_params="random",
                  probabilities_init=None, startprob_init=None, transmat_init=None,
-                 max_levels=MAX_LEVELS, random_state=None, accelerate=None, convergence="change",
+                 max_levels=MAX_LEVELS, random_state=None, accelerate="squarem", convergence="gap",
                  devices=None, dtype=None):
         self.dtype = dtype
         self.n_components = n_components

@@ -39,10 +39,10 @@ class StudentMixture(SamplesRows, FamilyMixture):
     init_methods = ("random_from_data",)
     plane_view = True
 
-    def __init__(self, n_components=1, *, covariance_type="full", tol=1e-4, reg_covar=1e-6,
-                 max_iter=200, n_init=1, init_params="random_from_data", dof=10.0,
-                 fix_dof=False, means_init=None, random_state=None, accelerate=None,
-                 convergence="change",
+    def __init__(self, n_components=1, *, covariance_type="full", tol=1e-10, reg_covar=1e-6,
+                 max_iter=1000, n_init=1, init_params="random_from_data", dof=10.0,
+                 fix_dof=False, means_init=None, random_state=None, accelerate="squarem",
+                 convergence="gap",
                  devices=None, dtype=None):
         self.dtype = dtype
         self.n_components = n_components

@@ -70,7 +70,7 @@ class HMMSession(FitSession):
                           n_init=self.n_init, random_state=self.random_state,
                           min_covar=self.reg_covar,
                           accelerate="squarem" if self.accelerate else None,
-                          dtype=self.dtype)
+                          convergence=self.convergence, dtype=self.dtype)
         # Exact-size programs: a masked one (GaussianHMM supports it, tests/test_compiles.py)
         # made every warm run on the geyser 2-4x slower (1.5-4 s instead of 0.5-0.8 s with 10
         # states for 2, 1-1.6 s with 3), more than the compilation the slider would save.

@@ -133,10 +133,13 @@ class ModelSelectionExplorer(widgets.VBox):
             raise ValueError(f"No fitted model {key}: choose one of "
                              f"{', '.join(map(str, self.result.models))}.")
         k, cov = key
+        model = self.result.models[key].get_params()  # its stopping rule, to fit it again
         self.explorer = EMExplorer(self.data, columns=self._session.columns, n_components=k,
                                    covariance_type=cov, n_init=self.n_init.value,
                                    random_state=self.random_state, missing="drop",
-                                   accelerate=self.accelerate.value)
+                                   accelerate=self.accelerate.value, tol=model["tol"],
+                                   max_iter=model["max_iter"],
+                                   convergence=model["convergence"])
         self.explorer_box.children = [
             widgets.HTML(f"<b>{_components(k)}, {html.escape(cov)} covariance</b>: press Run to "
                          "fit it here and watch every restart."), self.explorer]

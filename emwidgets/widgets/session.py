@@ -52,6 +52,11 @@ class FitSession(DataIntake, WarmUp):
     reg_covar = traitlets.Float(1e-6)
     #: EM accelerated by SQUAREM (the estimators' ``accelerate="squarem"``).
     accelerate = traitlets.Bool(False)
+    #: The stopping rule: the explorers watch plain EM climb at a teaching tolerance
+    #: (1e-3) by scikit-learn's rule, and their status says where that stopped short of the
+    #: limit (:func:`~emwidgets.estimators.base.stopped_short`); the estimators' default
+    #: is "gap" at 1e-10, which a model opened from :func:`~emwidgets.select_model` keeps.
+    convergence = traitlets.Unicode("change")
     #: The fits' precision (the estimators' ``dtype``): None is float64 on a CPU, float32
     #: on a GPU or TPU.
     dtype = traitlets.Unicode(None, allow_none=True)
@@ -119,7 +124,7 @@ class FitSession(DataIntake, WarmUp):
                        n_init=self.n_init, random_state=self.random_state,
                        reg_covar=self.reg_covar, missing="em" if self.fits_missing else "raise",
                        accelerate="squarem" if self.accelerate else None,
-                       dtype=self.dtype),
+                       convergence=self.convergence, dtype=self.dtype),
                 **self._start_settings()}
 
     def _start_settings(self) -> dict:
