@@ -274,8 +274,9 @@ def squarem_update(em_step: Callable, converged: Callable, form: VectorForm, it,
         stalled = ok2 & (new_obj < objective - rule.tolerance(0.0, objective))
         # Stalled while the parameters still move (a rule that asks them to settle, in
         # float32 where the objective's rounding hides the crawl): one plain EM step, theta1,
-        # instead of converging where the objective's noise stopped it.
-        moving = stalled & ~rule.settled(params, theta1)
+        # instead of converging where the objective's noise stopped it, if that step did not
+        # fall (a floor's pull, as above, converges at theta0).
+        moving = stalled & ~rule.settled(params, theta1) & (obj1 >= objective)
         stalled = stalled & ~moving
         new_params = where(stalled, params, where(moving, theta1, new_params))
         new_following = where(stalled, acc.following, where(moving, theta2, new_following))
