@@ -35,6 +35,7 @@ ROWS = {
     "streamed": "a fit streamed from chunks = the fit in memory",
     "squarem": "SQUAREM: monotone, and its best restart reaches plain EM's best",
     "gap rule": "convergence='gap' runs and stops no earlier than the change rule",
+    "defaults": "the defaults (SQUAREM, gap rule, tol=1e-10) converge to plain EM's best at 1e-13",
     "standard errors": "finite, symmetric positive covariance; 4x the data halves them",
     "pickle": "a fitted estimator pickles and scores the same after",
     "compiles": "a second fit with another seed, tol and budget compiles nothing",
@@ -58,6 +59,7 @@ NOT_APPLICABLE = {
     ("streamed", "MixtureModel"): "its M-step reads the data again (autodiff): refused",
     ("squarem", "KMeans"): "hard assignments: the objective is piecewise constant",
     ("gap rule", "KMeans"): "Lloyd's iteration reaches its fixed point exactly: no gap to estimate",
+    ("defaults", "KMeans"): "Lloyd's iteration: its defaults are scikit-learn's",
     ("standard errors", "KMeans"): "k-means is not a likelihood model",
     ("missing", "GaussianMixture"): "missing='em' is the column GaussianMixture(missing)",
     ("missing", "KMeans"): _NO_NAN,
@@ -209,6 +211,21 @@ def test_gap_rule(x64, name):
     gap = _fit(m.make(tol=1e-4, convergence="gap", **{m.budget: 500}), X, **kw).restarts_
     assert (gap.n_iter >= change.n_iter).all(), (gap.n_iter, change.n_iter)
     assert (gap.objective >= change.objective - 1e-9 * np.abs(change.objective)).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", cells("defaults"))
+def test_the_defaults_reach_plain_ems_best(x64, name):
+    """Issue 28: the estimator's own stopping defaults (the property list's models run plain
+    EM by scikit-learn's rule otherwise) end converged, at plain EM's best run to 1e-13."""
+    m = MODELS[name]
+    X, kw = m.data()
+    defaults = {"accelerate": "squarem", "convergence": "gap", "tol": 1e-10, m.budget: 1000}
+    ours = _fit(m.make(**defaults, **m.exact), X, **kw)
+    plain = _fit(m.make(tol=1e-13, **{m.budget: 20_000}, **m.exact), X, **kw).restarts_
+    assert ours.restarts_.converged.all(), ours.restarts_.messages
+    assert ours.restarts_.objective.max() == pytest.approx(plain.objective.max(), rel=1e-9,
+                                                           abs=1e-9)
 
 
 @pytest.mark.slow

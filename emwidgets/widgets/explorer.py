@@ -44,7 +44,7 @@ def _controls(session: FitSession) -> dict:
                                                          GaussianMixture.init_methods)),
                                         description="initialisation", style=_style(),
                                         layout=_layout()),
-        "tol": widgets.FloatLogSlider(base=10, min=-12, max=-1, step=0.25, description="tolerance",
+        "tol": widgets.FloatLogSlider(base=10, min=-8, max=-1, step=0.25, description="tolerance",
                                       readout_format=".0e", style=_style(), layout=_layout()),
         "max_iter": widgets.IntSlider(min=1, max=1000, description="max iter", style=_style(),
                                       layout=_layout()),
