@@ -61,7 +61,8 @@ def run_case(name, frame, k):
     import stepmix
 
     ours = lambda seed: LatentClassModel(k, n_init=N_INIT, max_iter=MAX_ITER, tol=TOL,  # noqa
-                                         random_state=seed).fit(frame)
+                                         random_state=seed, accelerate=None,
+                                         convergence="change").fit(frame)
     first, warm, best = time_ours(ours)
     codes = frame.apply(lambda c: pd.Categorical(c).codes).to_numpy()
     t = time.perf_counter()
