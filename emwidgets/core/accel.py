@@ -276,7 +276,8 @@ def squarem_update(em_step: Callable, converged: Callable, form: VectorForm, it,
         # float32 where the objective's rounding hides the crawl): one plain EM step, theta1,
         # instead of converging where the objective's noise stopped it, if that step did not
         # fall (a floor's pull, as above, converges at theta0).
-        moving = stalled & ~rule.settled(params, theta1) & (obj1 >= objective)
+        settled = rule.settled(params, theta1)
+        moving = stalled & ~settled & (obj1 >= objective)
         stalled = stalled & ~moving
         new_params = where(stalled, params, where(moving, theta1, new_params))
         new_following = where(stalled, acc.following, where(moving, theta2, new_following))
@@ -288,8 +289,7 @@ def squarem_update(em_step: Callable, converged: Callable, form: VectorForm, it,
         # limit on two Gaussians 1.5 sd apart at tol=1e-6). A rule may ask more of the
         # whole cycle (the gap rule: :meth:`iteration.GapRule.cycle`).
         tol_here = rule.tolerance(tol, objective)
-        conv = (converged(objective, obj1, params, theta1, tol_here) & ok2
-                & rule.settled(params, theta1))
+        conv = converged(objective, obj1, params, theta1, tol_here) & ok2 & settled
         conv = rule.cycle(converged, conv, accept, objective, new_obj, params, new_params,
                           tol_here)
         conv = conv | stalled

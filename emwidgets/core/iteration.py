@@ -39,9 +39,8 @@ def gap_converged(change: Callable, before, prev_objective, objective, params, n
     Gaussians 1.5 sd apart stop 0.0027 below the optimum at tol=1e-3. Where the increments
     do not shrink geometrically (rounding noise at the end, accelerated steps) the change
     rule decides; where ``before`` is unknown (NaN: the first iterations), it goes on.
-    ``tol`` is floored at the objective's rounding (:func:`rounding_floor`): a change
-    within it is no information, and in float32 a tol below it would never be met."""
-    tol = jnp.maximum(tol, rounding_floor(prev_objective))
+    :class:`GapRule` passes ``tol`` floored at the objective's rounding
+    (:meth:`GapRule.tolerance`)."""
     d1, d2 = prev_objective - before, objective - prev_objective
     c = d2 / d1
     geometric = (d1 > 0) & (c > 0) & (c < 1)
@@ -141,7 +140,8 @@ class GapRule(ChangeRule):
 
     def plain(self, change, before, objective, new_objective, params, new_params, tol,
               active, finite):
-        conv = gap_converged(change, before, objective, new_objective, params, new_params, tol)
+        conv = gap_converged(change, before, objective, new_objective, params, new_params,
+                             self.tolerance(tol, objective))
         conv = conv & self.settled(params, new_params)
         return conv, jnp.where(active & finite, objective, before)
 
@@ -161,7 +161,8 @@ class GapRule(ChangeRule):
                                                               new_params, tol)
 
     def tolerance(self, tol, objective):
-        """``tol`` floored at the objective's rounding (:func:`rounding_floor`)."""
+        """``tol`` floored at the objective's rounding (:func:`rounding_floor`): a change
+        within it is no information, and in float32 a tol below it would never be met."""
         return jnp.maximum(tol, rounding_floor(objective))
 
 
