@@ -141,3 +141,52 @@ def test_counts_with_many_zeros_give_two_distinct_components(dtype):
     np.testing.assert_allclose(w, w_ref, rtol=5e-3 if dtype == "float64" else 2e-2)
     np.testing.assert_allclose(rates[1], r_ref[1], rtol=5e-3 if dtype == "float64" else 2e-2)
     assert pm.score(x) == pytest.approx(best, abs=1e-8 if dtype == "float64" else 1e-5)
+
+
+def _diag_log_likelihood(x, weights, means, variances):
+    """Mean log-likelihood of a diagonal Gaussian mixture in float64 (SciPy), the reference."""
+    x, means, variances = (np.asarray(a, np.float64) for a in (x, means, variances))
+    log_joint = np.log(np.asarray(weights, np.float64)) + np.stack(
+        [norm.logpdf(x, m, np.sqrt(v)).sum(1) for m, v in zip(means, variances)], axis=1)
+    return logsumexp(log_joint, axis=1).mean()
+
+
+@pytest.mark.slow
+def test_digits_likelihood_never_falls_in_float64():
+    """scikit-learn's digits with 10 diagonal components (the issue's fourth row), defaults:
+    every restart's trace rises up to the objective's rounding (16 units in the last place),
+    every restart converges, and the fit's objective is the SciPy log-likelihood of its
+    parameters. (Blank pixels, shifted to their shared value 0, are exact zeros in the
+    E-step's terms P x^2; before, those cancelled and plain EM fell 5e-9 in float64.)"""
+    from sklearn.datasets import load_digits
+
+    X = load_digits().data
+    gm = GaussianMixture(10, covariance_type="diag", n_init=4, random_state=0).fit(X)
+    trace = gm.restarts_.trace
+    floor = 16 * np.finfo(np.float64).eps * np.nanmax(np.abs(trace))
+    assert np.nanmin(np.diff(trace, axis=1)) >= -floor
+    assert gm.restarts_.converged.all() and not gm.restarts_.fell.any()
+    reference = _diag_log_likelihood(X, gm.weights_, gm.means_, gm.covariances_)
+    # (lower_bound_ is the E-step's before the last M-step: a few 1e-9 below)
+    assert gm.lower_bound_ == pytest.approx(reference, abs=1e-7)
+
+
+@pytest.mark.slow
+def test_digits_in_float32_says_its_likelihood_fell():
+    """In float32 plain EM on digits falls (a pixel constant at a nonzero value within one
+    digit has a precision near 1 / reg_covar, and the E-step's terms P x^2 cancel to whole
+    nats): the fit must say so, not pass the restart off as an answer."""
+    from sklearn.datasets import load_digits
+
+    from emwidgets.estimators.validation import ConvergenceWarning
+
+    X = load_digits().data
+    with pytest.warns(ConvergenceWarning, match="fell by .* float32 rounding"):
+        gm = GaussianMixture(10, covariance_type="diag", n_init=4, random_state=0,
+                             dtype="float32", accelerate=None, convergence="change").fit(X)
+    steps = np.diff(gm.restarts_.trace, axis=1)
+    floor = 16 * np.finfo(np.float32).eps * np.nanmax(np.abs(gm.restarts_.trace))
+    falls = np.nanmin(np.where(np.isfinite(steps), steps, np.inf), axis=1)
+    np.testing.assert_array_equal(gm.restarts_.fell > 0, falls < -floor)
+    assert all("float32 rounding" in m for m, f in zip(gm.restarts_.messages,
+                                                       gm.restarts_.fell) if f > 0)

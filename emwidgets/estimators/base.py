@@ -305,6 +305,10 @@ class Restarts:
             short of its limit, estimated from its last three objectives (Aitken:
             the remaining increments as a geometric series); NaN where the
             increments do not shrink geometrically. :func:`remaining_gap`.
+        fell, fell_at: (R,) the largest fall of each restart's objective beyond the
+            rounding of its ``precision`` ('float32' or 'float64'), and the iteration
+            it fell at (0 and -1 where it never fell): EM never lowers it, so a fall
+            is arithmetic losing the fit (:func:`likelihood_falls`).
     """
 
     objective: np.ndarray
@@ -328,6 +332,9 @@ class Restarts:
     accepted: Optional[np.ndarray] = None
     rejected: Optional[np.ndarray] = None
     gap: Optional[np.ndarray] = None
+    fell: Optional[np.ndarray] = None
+    fell_at: Optional[np.ndarray] = None
+    precision: str = "float64"
 
     def __post_init__(self):
         r = len(self.objective)
@@ -335,6 +342,8 @@ class Restarts:
             self.n_evals = np.asarray(self.n_iter)
         if self.gap is None:
             self.gap = remaining_gap(self.trace)
+        if self.fell is None:
+            self.fell, self.fell_at = likelihood_falls(self.trace, self.precision)
         if self.spurious is None:
             self.spurious = np.zeros(r, bool)
         if self.spurious_component is None:
@@ -383,6 +392,36 @@ class Restarts:
 SHORT_OF_LIMIT = 1.0
 
 
+def likelihood_falls(trace, precision: str = "float64") -> tuple[np.ndarray, np.ndarray]:
+    """(R,) the largest fall of each row of ``trace`` beyond the rounding of
+    ``precision`` (:func:`iteration.rounding_floor` at the objective's size), and the
+    iteration it fell at; 0 and -1 where it never fell. EM's objective never falls
+    (Dempster, Laird & Rubin 1977): a fall is rounding that lost the fit."""
+    trace = np.atleast_2d(np.asarray(trace, np.float64))
+    steps = np.diff(trace, axis=1)
+    floor = (iteration.ROUNDING_UNITS * np.finfo(precision).eps
+             * np.maximum(1.0, np.abs(trace[:, 1:])))
+    with np.errstate(invalid="ignore"):
+        excess = np.where(np.isfinite(steps) & (steps < -floor), -steps, 0.0)
+    if excess.shape[1] == 0:
+        return np.zeros(len(trace)), np.full(len(trace), -1)
+    at = np.where(excess.max(1) > 0, excess.argmax(1) + 1, -1)
+    return excess.max(1), at
+
+
+def fell_sentence(r: "Restarts", b: int) -> str:
+    """What restart ``b``'s fall (:func:`likelihood_falls`) means, or ""."""
+    # (float64's falls, a few 1e-9 near a maximum where a covariance is at reg_covar, are
+    # reg_covar's own: added to each variance as scikit-learn does, it is not an exact
+    # M-step. They stay in restarts_.fell and the messages, without a warning.)
+    if r.fell is None or b < 0 or not r.fell[b] > 0 or r.precision != "float32":
+        return ""
+    return (f"its log-likelihood fell by {r.fell[b]:.2g} nats per sample at iteration "
+            f"{int(r.fell_at[b]) + 1}, which EM never does: float32 rounding lost it (a "
+            "covariance near reg_covar makes the E-step's terms cancel); fit with "
+            "dtype='float64', or raise reg_covar")
+
+
 def stopped_short(r: "Restarts", b: int) -> str:
     """A sentence when restart ``b`` stopped short of the limit it was converging to:
     Aitken's estimate of the distance (``restarts_.gap``) above the tolerance, or a restart
@@ -391,6 +430,9 @@ def stopped_short(r: "Restarts", b: int) -> str:
     gap = getattr(r, "gap", None)
     if gap is None or b < 0:
         return ""
+    fell = fell_sentence(r, b)
+    if fell:
+        return f"the best restart: {fell}"
     row = np.asarray(r.trace[b], np.float64)
     row = row[np.isfinite(row)]
     if r.status[b] == "converged" and len(row) == 2 and row[-1] != row[-2]:
@@ -408,6 +450,11 @@ def stopped_short(r: "Restarts", b: int) -> str:
 def _warn_stopped_short(restarts: "Restarts"):
     """A ConvergenceWarning when the kept restart stopped short (:func:`stopped_short`)."""
     b = restarts.best
+    fell = fell_sentence(restarts, b)
+    if fell:
+        validation.warn(f"The kept restart cannot be trusted: {fell}.",
+                        validation.ConvergenceWarning)
+        return
     said = stopped_short(restarts, b) if b >= 0 and restarts.converged[b] else ""
     if said:  # (one that hit max_iter has its own warning)
         validation.warn(f"Stopped short: {said}.", validation.ConvergenceWarning)
@@ -445,7 +492,10 @@ def _restarts_from_state(state: em.EMState, params: dict, keys, offset: float,
     status_codes = np.asarray(state.status)[:n_real]
     obj = np.asarray(state.objective if objective is None else objective,
                      dtype=np.float64)[:n_real] + offset
-    trace = np.asarray(state.trace, dtype=np.float64)[:n_real] + offset
+    raw = np.asarray(state.trace)[:n_real]
+    precision = "float32" if raw.dtype == np.float32 else "float64"
+    fell, fell_at = likelihood_falls(raw, precision)
+    trace = raw.astype(np.float64) + offset
     bad_c = np.asarray(state.bad_component)[:n_real]
     bad_i = np.asarray(state.bad_iteration)[:n_real]
     status = [em.STATUS_NAMES[int(c)] for c in status_codes]
@@ -460,6 +510,12 @@ def _restarts_from_state(state: em.EMState, params: dict, keys, offset: float,
             messages.append(f"restart {r}: stopped at max_iter before the change fell below tol.")
         else:
             messages.append("")
+    for r in np.flatnonzero(fell > 0):
+        cause = ("float32 rounding" if precision == "float32"
+                 else "reg_covar added to the variances, or rounding")
+        text = (f"restart {r}: its log-likelihood fell by {fell[r]:.2g} at iteration "
+                f"{int(fell_at[r]) + 1} ({cause}).")
+        messages[r] = f"{messages[r]} {text}" if messages[r] else text
     usable = ~np.isin(status_codes, list(_WHY))
     report = compare.SpuriousReport.none(len(obj)) if report is None else report
     # Coinciding components (every estimator with components; ``shared``: parameters not
@@ -490,6 +546,9 @@ def _restarts_from_state(state: em.EMState, params: dict, keys, offset: float,
         spurious_last=spurious_last,
         feature_scale=feature_scale,
         tol=float(tol),
+        fell=fell,
+        fell_at=fell_at,
+        precision=precision,
         **_accel_counts(state, n_real),
     )
 
