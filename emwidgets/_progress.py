@@ -94,8 +94,10 @@ class StreamProgress:
         now = time.perf_counter()
         rows = (self.n_rows or 0) * (self.iteration + 1)
         how = "interrupted after" if interrupted else "done:"
-        self._show(f"Streamed EM {how} {self.iteration} iterations ({self.iteration + 1} "
-                   f"passes of {self.n_rows or 0:,} rows) in {_seconds(now - self.t0)}, "
+        # (plain EM maps, one a pass, whatever the estimator's accelerate says: its docstring)
+        self._show(f"Streamed EM {how} {self.iteration} iterations of plain EM "
+                   f"({self.iteration + 1} passes of {self.n_rows or 0:,} rows) in "
+                   f"{_seconds(now - self.t0)}, "
                    f"{_rate(rows, now - self.t0)}{self._best_text}.", force=True)
         if self._handle is None:
             sys.stderr.write("\n")

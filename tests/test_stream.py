@@ -406,6 +406,7 @@ def test_a_streamed_fit_shows_progress_and_stops_on_sigint():
     assert "best mean log-likelihood -" in passes[-1] and "2 of 2 restarts running" in passes[-1]
     final = [line for line in lines if line.startswith("Streamed EM interrupted after")]
     assert final and "passes of 20,000 rows" in final[-1], lines[-3:]
+    assert "iterations of plain EM" in final[-1]  # whatever accelerate says (the default)
     iterations = int(out.split("iterations ")[1].split()[0])
     assert iterations >= 1 and "converged False" in out
     assert f"Interrupted during EM iteration {iterations + 1}" in out

@@ -80,8 +80,16 @@ class _GMMScaling:
 class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
     """Gaussian mixture fitted by EM, every restart at once.
 
-    Parameters follow :class:`sklearn.mixture.GaussianMixture`: ``tol`` is the
-    absolute change of the mean per-sample log-likelihood; ``init_params`` is
+    Parameters follow :class:`sklearn.mixture.GaussianMixture`, but the defaults fit to
+    the maximum where EM crawls: ``accelerate='squarem'`` (SQUAREM cycles of three EM
+    maps, Varadhan & Roland 2008), ``convergence='gap'`` (stop when Aitken's estimate of
+    the distance left to the limit is below ``tol`` per sample, floored at the
+    objective's rounding, and no parameter moves by more than 1e-6 relative in a map),
+    ``tol=1e-10`` and ``max_iter=1000``. ``convergence='change'`` with ``tol=1e-3`` and
+    ``accelerate=None`` is scikit-learn's rule (the absolute change of the mean
+    per-sample log-likelihood). A streamed fit (``fit`` on a file or
+    :class:`~emwidgets.Chunks`) runs plain EM maps, one pass each, whatever
+    ``accelerate`` says. ``init_params`` is
     one of ``kmeans``, ``k-means++``, ``random``, ``random_from_data``;
     ``means_init`` may also be (n_init, n_components, n_features): one start per restart.
     ``weights_init``, ``means_init``, ``precisions_init`` override the
@@ -105,9 +113,9 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
       positive definite, so ``reg_covar`` is not used.
     * ``spurious='rank_last'`` (default): a restart that ends on a spurious
       maximum — a component whose covariance sits at the floor (smallest
-      eigenvalue at most 10 x (``reg_covar`` + the float type's rounding
-      level)) or that holds fewer points than its free parameters (full
-      d + d(d+1)/2, diag 2d, spherical d + 1, tied d) — is flagged in
+      eigenvalue, in each column's own units, at most 10 x (``reg_covar`` + the
+      float type's rounding level)) or that holds too few points to estimate its
+      covariance (full d + 1, diag and spherical 2, tied 1) — is flagged in
       ``restarts_`` and ranked after every regular restart, so the fitted
       attributes come from the best regular one; when every restart is
       spurious the best of them is kept, flagged, with a
