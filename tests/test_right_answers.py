@@ -165,17 +165,23 @@ def test_digits_likelihood_never_falls_in_float64():
     trace = gm.restarts_.trace
     floor = 16 * np.finfo(np.float64).eps * np.nanmax(np.abs(trace))
     assert np.nanmin(np.diff(trace, axis=1)) >= -floor
-    assert gm.restarts_.converged.all() and not gm.restarts_.fell.any()
+    assert gm.restarts_.converged.all()
+    # SQUAREM's plain maps may fall a few 1e-9 where a variance sits at reg_covar (added to
+    # it as scikit-learn does, reg_covar is not an exact M-step); a cycle then keeps theta0
+    assert gm.restarts_.fell.max() < 1e-8
     reference = _diag_log_likelihood(X, gm.weights_, gm.means_, gm.covariances_)
     # (lower_bound_ is the E-step's before the last M-step: a few 1e-9 below)
     assert gm.lower_bound_ == pytest.approx(reference, abs=1e-7)
 
 
 @pytest.mark.slow
-def test_digits_in_float32_says_its_likelihood_fell():
-    """In float32 plain EM on digits falls (a pixel constant at a nonzero value within one
+@pytest.mark.parametrize("settings", [{}, {"accelerate": None, "convergence": "change"}],
+                         ids=["defaults", "plain-em"])
+def test_digits_in_float32_says_its_likelihood_fell(settings):
+    """In float32 EM's maps on digits fall (a pixel constant at a nonzero value within one
     digit has a precision near 1 / reg_covar, and the E-step's terms P x^2 cancel to whole
-    nats): the fit must say so, not pass the restart off as an answer."""
+    nats): the fit must say so, not pass the restart off as an answer. (SQUAREM's defaults
+    stopped at -20.87, float64's maximum being -20.5919, as 'converged'.)"""
     from sklearn.datasets import load_digits
 
     from emwidgets.estimators.validation import ConvergenceWarning
@@ -183,10 +189,11 @@ def test_digits_in_float32_says_its_likelihood_fell():
     X = load_digits().data
     with pytest.warns(ConvergenceWarning, match="fell by .* float32 rounding"):
         gm = GaussianMixture(10, covariance_type="diag", n_init=4, random_state=0,
-                             dtype="float32", accelerate=None, convergence="change").fit(X)
-    steps = np.diff(gm.restarts_.trace, axis=1)
-    floor = 16 * np.finfo(np.float32).eps * np.nanmax(np.abs(gm.restarts_.trace))
-    falls = np.nanmin(np.where(np.isfinite(steps), steps, np.inf), axis=1)
-    np.testing.assert_array_equal(gm.restarts_.fell > 0, falls < -floor)
+                             dtype="float32", **settings).fit(X)
+    if settings:  # plain EM: the trace shows each fall
+        steps = np.diff(gm.restarts_.trace, axis=1)
+        floor = 16 * np.finfo(np.float32).eps * np.nanmax(np.abs(gm.restarts_.trace))
+        falls = np.nanmin(np.where(np.isfinite(steps), steps, np.inf), axis=1)
+        np.testing.assert_array_equal(gm.restarts_.fell > 0, falls < -floor)
     assert all("float32 rounding" in m for m, f in zip(gm.restarts_.messages,
                                                        gm.restarts_.fell) if f > 0)

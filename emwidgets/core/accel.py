@@ -130,7 +130,11 @@ def from_vec(form: VectorForm, vec, like, hyper=None):
 class Accel(NamedTuple):
     """Per restart (leading axis R): the step cap, the extrapolations accepted
     and rejected, the EM maps evaluated, and F(theta0) of the current
-    parameters theta0 (``following``, valid once ``primed``)."""
+    parameters theta0 (``following``, valid once ``primed``); ``fell`` the largest
+    fall of a plain EM map's objective below its start beyond the rule's rounding
+    floor, and ``fell_at`` the cycle (-1: none). A cycle that would fall keeps
+    theta0, so the trace never shows it: EM never falls, and in float32 rounding does
+    (a covariance near reg_covar: see :func:`estimators.base.fell_sentence`)."""
 
     step_max: Any
     accepted: Any
@@ -138,13 +142,16 @@ class Accel(NamedTuple):
     evals: Any
     following: Any
     primed: Any
+    fell: Any = None
+    fell_at: Any = None
 
 
 def host_accel(params, n_restarts: int, dtype) -> Accel:
     """A fresh :class:`Accel` (no compiled program): ``following`` is a placeholder."""
     zeros = np.zeros((n_restarts,), np.int32)
     return Accel(np.full((n_restarts,), STEP_MAX0, dtype), zeros, zeros.copy(), zeros.copy(),
-                 params, np.zeros((n_restarts,), bool))
+                 params, np.zeros((n_restarts,), bool), np.zeros((n_restarts,), dtype),
+                 np.full((n_restarts,), -1, np.int32))
 
 
 def _squared_step(leaves0, leaves1, leaves2, use, step_max):
@@ -271,7 +278,9 @@ def squarem_update(em_step: Callable, converged: Callable, form: VectorForm, it,
         new_obj = jnp.where(good, obj_end, obj1)
         # (a rule with a rounding floor reads a drop within it as no drop: in float32 the
         # crawl's gains are that small, and every cycle looked stalled)
-        stalled = ok2 & (new_obj < objective - rule.tolerance(0.0, objective))
+        floor = rule.tolerance(0.0, objective)
+        stalled = ok2 & (new_obj < objective - floor)
+        drop = jnp.where(active & ok2 & (obj1 < objective - floor), objective - obj1, 0.0)
         # Stalled while the parameters still move (a rule that asks them to settle, in
         # float32 where the objective's rounding hides the crawl): one plain EM step, theta1,
         # instead of converging where the objective's noise stopped it, if that step did not
@@ -319,6 +328,8 @@ def squarem_update(em_step: Callable, converged: Callable, form: VectorForm, it,
             rejected=acc.rejected + (active & rejected).astype(jnp.int32),
             evals=acc.evals + jnp.where(active, EVALS_PER_CYCLE, 0).astype(jnp.int32),
             following=following,
+            fell=jnp.maximum(acc.fell, drop),
+            fell_at=jnp.where(drop > acc.fell, it, acc.fell_at),
         )
         return (params, objective, n_iter, status, bad_component, bad_iteration, trace, acc,
                 before)

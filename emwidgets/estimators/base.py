@@ -413,7 +413,7 @@ def fell_sentence(r: "Restarts", b: int) -> str:
     """What restart ``b``'s fall (:func:`likelihood_falls`) means, or ""."""
     # (float64's falls, a few 1e-9 near a maximum where a covariance is at reg_covar, are
     # reg_covar's own: added to each variance as scikit-learn does, it is not an exact
-    # M-step. They stay in restarts_.fell and the messages, without a warning.)
+    # M-step. They stay in restarts_.fell, without a warning.)
     if r.fell is None or b < 0 or not r.fell[b] > 0 or r.precision != "float32":
         return ""
     return (f"its log-likelihood fell by {r.fell[b]:.2g} nats per sample at iteration "
@@ -510,11 +510,16 @@ def _restarts_from_state(state: em.EMState, params: dict, keys, offset: float,
             messages.append(f"restart {r}: stopped at max_iter before the change fell below tol.")
         else:
             messages.append("")
-    for r in np.flatnonzero(fell > 0):
-        cause = ("float32 rounding" if precision == "float32"
-                 else "reg_covar added to the variances, or rounding")
+    if state.accel is not None and state.accel.fell is not None:  # SQUAREM's plain maps
+        mapped = np.asarray(state.accel.fell, np.float64)[:n_real]
+        fell_at = np.where(mapped > fell, np.asarray(state.accel.fell_at)[:n_real], fell_at)
+        fell = np.maximum(fell, mapped)
+    # (float64's falls, a few 1e-9 where a covariance sits at reg_covar, are reg_covar's own:
+    # added to each variance as scikit-learn does, it is not an exact M-step. They stay in
+    # restarts_.fell, without a message: see fell_sentence.)
+    for r in np.flatnonzero((fell > 0) & (precision == "float32")):
         text = (f"restart {r}: its log-likelihood fell by {fell[r]:.2g} at iteration "
-                f"{int(fell_at[r]) + 1} ({cause}).")
+                f"{int(fell_at[r]) + 1} (float32 rounding).")
         messages[r] = f"{messages[r]} {text}" if messages[r] else text
     usable = ~np.isin(status_codes, list(_WHY))
     report = compare.SpuriousReport.none(len(obj)) if report is None else report
