@@ -522,3 +522,25 @@ def test_the_explorer_says_in_its_status_what_a_fit_would_warn():
 
     assert [str(w.message) for w in caught
             if issubclass(w.category, (ConvergenceWarning, SpuriousSolutionWarning))] == []
+
+
+def test_the_explorers_model_takes_the_frame_the_explorer_was_given(faithful):
+    """Issue 29 (5): the explorer fitted an array, so its model had no column names and
+    `estimator_.predict(df)` on the very frame passed in failed ("X has 4 features, but ...
+    expecting 2"). It fits the chosen columns by name and takes the whole frame; a frame of
+    the same width with other names is still refused, as in scikit-learn."""
+    df = faithful.assign(site=["Yellowstone"] * len(faithful),
+                         year=[1990, 1991] * (len(faithful) // 2))
+    ex = EMExplorer(df, n_components=2, n_init=2, random_state=0)
+    columns = ex.session.columns
+    assert columns == ["eruptions", "waiting"]  # (site: text; year: a code, left out)
+    ex.run(block=True)
+    est = ex.estimator_
+    assert list(est.feature_names_in_) == columns
+    np.testing.assert_array_equal(est.predict(df), est.predict(df[columns]))
+    assert est.score(df) == est.score(faithful)
+    with pytest.raises(ValueError, match="feature names"):
+        est.predict(faithful.rename(columns={"waiting": "wait"}))
+    hmm = HMMExplorer(df, n_components=2, n_init=2, random_state=0)
+    hmm.run(block=True)
+    np.testing.assert_array_equal(hmm.estimator_.predict(df), hmm.estimator_.predict(faithful))

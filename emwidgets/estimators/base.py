@@ -192,6 +192,8 @@ class _Estimator:
 
     def _validate_X(self, X, reset: bool, allow_nan: bool = False,
                     nan_hint: str = validation.NAN_HINT):
+        if not reset:
+            X = _fitted_columns(X, getattr(self, "feature_names_in_", None))
         arr, names = validation.as_2d_float(X, allow_nan=allow_nan, nan_hint=nan_hint)
         if reset:
             # Set by _set_features once the fit succeeds: a failed refit keeps the old model.
@@ -390,6 +392,20 @@ class Restarts:
 #: of its limit: on two Gaussians 1.5 sd apart, tol=1e-3 stops 0.0027 below the optimum,
 #: estimated 0.0013).
 SHORT_OF_LIMIT = 1.0
+
+
+def _fitted_columns(X, fitted_names):
+    """A DataFrame with more columns than the fit's, holding every fitted name: those
+    columns, by name (an explorer fits the columns it chose of the user's frame, and its
+    estimator then takes that frame whole). Anything else is returned as it is (the same
+    number of columns must carry the same names, in order, as in scikit-learn)."""
+    columns = getattr(X, "columns", None)
+    if fitted_names is None or columns is None or len(columns) <= len(fitted_names):
+        return X
+    by_name = {str(c): c for c in columns}
+    if len(by_name) != len(columns) or not all(n in by_name for n in fitted_names):
+        return X
+    return X[[by_name[n] for n in fitted_names]]
 
 
 def likelihood_falls(trace, precision: str = "float64") -> tuple[np.ndarray, np.ndarray]:

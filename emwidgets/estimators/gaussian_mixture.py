@@ -131,7 +131,9 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
     Fitted attributes: ``weights_``, ``means_``, ``covariances_``,
     ``precisions_``, ``precisions_cholesky_``, ``converged_``, ``n_iter_``,
     ``lower_bound_``, ``lower_bounds_``, ``n_features_in_``,
-    ``feature_names_in_`` (from a DataFrame) and ``restarts_``.
+    ``feature_names_in_`` (from a DataFrame) and ``restarts_``. After a fit on a
+    DataFrame, ``predict``, ``score`` and the other methods take a wider frame holding
+    those columns and use them by name (the frame an explorer was given).
     """
 
     init_methods = gmm.INIT_METHODS

@@ -52,6 +52,14 @@ class DataIntake(traitlets.HasTraits):
         """Fit these columns of the current data (names from ``available_columns``)."""
         self._use_columns(self._table, columns)
 
+    def fit_frame(self):
+        """The rows in use as a DataFrame of the chosen columns: the explorer's estimator
+        records their names (``feature_names_in_``), so it takes the user's own frame
+        (:meth:`~emwidgets.GaussianMixture.predict` picks those columns by name)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.X, columns=self.columns, copy=False)
+
     @property
     def shown_data_is_current(self) -> bool:
         """The shown result was fitted on the data and columns in use now."""

@@ -62,7 +62,7 @@ class HMMSession(FitSession):
         return [int(c) for c in counts if c > 0]
 
     def _start_fit(self, est):
-        return est.start(self.X, self.fit_lengths())
+        return est.start(self.fit_frame(), self.fit_lengths())
 
     def _make_estimator(self):
         est = GaussianHMM(n_components=self.n_components, covariance_type=self.covariance_type,

@@ -348,7 +348,7 @@ class FitSession(DataIntake, WarmUp):
 
     def _start_fit(self, est):
         """The live fit of a Run (a family's session passes its sample weights)."""
-        return est.start(self.X)
+        return est.start(self.fit_frame())
 
     def _make_estimator(self):
         est = GaussianMixture(**self.settings())
