@@ -2,9 +2,12 @@
 
 The explorers take a DataFrame as a user has it (species names, a year, dates
 beside the measurements). Numeric columns are the candidates; integer columns
-with few distinct values are codes (a year, a month, a group) rather than
-measurements, and columns with no observed value cannot be fitted: both are
-left out by default, and every column left out is named with its reason.
+with few distinct values beside measurements that are not integers, or far from
+zero next to their range (a year), are codes (a year, a month, a group) rather
+than measurements, and columns with no observed value cannot be fitted: both are
+left out by default, and every column left out is named with its reason. Where
+every column holds integers (the pixels of scikit-learn's digits, counts, answers
+on a scale) a column with few values is one of them.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ class Table:
         if df.shape[0] == 0:
             raise ValueError(f"The data have no row (columns: "
                              f"{', '.join(map(str, df.columns))}); pass a table with rows.")
-        numeric, default, reasons, values = [], [], {}, {}
+        numeric, default, reasons, values, integers, codes = [], [], {}, {}, {}, {}
         for name in df.columns:
             col = df[name]
             label = str(name)
@@ -78,13 +81,23 @@ class Table:
                 continue
             numeric.append(label)
             values[label] = v
-            is_int = pd.api.types.is_integer_dtype(col.dtype) or np.all(observed == np.round(
-                observed))
+            integers[label] = pd.api.types.is_integer_dtype(col.dtype) or bool(
+                np.all(observed == np.round(observed)))
             n_values = len(np.unique(observed))
-            if is_int and n_values <= MAX_CODE_VALUES and len(observed) > 2 * MAX_CODE_VALUES:
-                reasons[label] = f"{n_values} integer values: a code such as a year or a group?"
-                continue
-            default.append(label)
+            few = n_values <= MAX_CODE_VALUES and len(observed) > 2 * MAX_CODE_VALUES
+            # A year sits far from zero next to its range (2007-2009)
+            far = abs(observed.mean()) > 10 * (observed.max() - observed.min() + 1)
+            if integers[label] and few:
+                codes[label] = (n_values, far)
+        # Where every column holds integers (pixels, counts, answers on a scale) a column with
+        # few values is one of them (a pixel blank in most images), unless it looks like a year.
+        every_integer = bool(integers) and all(integers.values())
+        for label in numeric:
+            if label in codes and (not every_integer or codes[label][1]):
+                reasons[label] = (f"{codes[label][0]} integer values: a code such as a year or "
+                                  "a group?")
+            else:
+                default.append(label)
         if numeric and not default:  # every candidate looks like a code: use them anyway
             default = list(numeric)
             for c in numeric:

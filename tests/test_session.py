@@ -544,3 +544,20 @@ def test_the_explorers_model_takes_the_frame_the_explorer_was_given(faithful):
     hmm = HMMExplorer(df, n_components=2, n_init=2, random_state=0)
     hmm.run(block=True)
     np.testing.assert_array_equal(hmm.estimator_.predict(df), hmm.estimator_.predict(faithful))
+
+
+def test_pixels_with_few_values_are_pixels_not_codes():
+    """Issue 29 (12): 14 of digits' 64 pixel columns (integers 0-16, some with at most ten
+    values) were left out as 'a code such as a year or a group?'. Where every column holds
+    integers a column with few values is one of them, unless it looks like a year."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits(as_frame=True).data
+    ex = EMExplorer(digits)
+    assert ex.session.columns == [str(c) for c in digits.columns]
+    assert "code" not in ex.data_note.value
+    counts = pd.DataFrame({"visits": np.arange(60) % 7, "calls": np.arange(60) % 13,
+                           "year": 2000 + np.arange(60) % 3})
+    ex = EMExplorer(counts)
+    assert ex.session.columns == ["visits", "calls"] and "year (3 integer values" in \
+        ex.data_note.value

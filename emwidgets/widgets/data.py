@@ -38,8 +38,10 @@ class DataIntake(traitlets.HasTraits):
         """Use a DataFrame or an (N, D) array; ``columns`` picks the features.
 
         By default every numeric column is a feature except integer columns with
-        at most :data:`MAX_CODE_VALUES` distinct values (codes such as a year or
-        a month) and columns with no observed value; what is left out, and why,
+        at most :data:`MAX_CODE_VALUES` distinct values beside columns that are not
+        integers, or that look like a year (codes such as a year or a month; where
+        every column holds integers, as pixels do, they are kept), and columns with
+        no observed value; what is left out, and why,
         is in ``data_note``. NaN marks a missing value. Rows with infinite values
         or with nothing observed are dropped (``n_dropped``); other incomplete
         rows are fitted by EM over their observed values or dropped, as
