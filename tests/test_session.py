@@ -561,3 +561,18 @@ def test_pixels_with_few_values_are_pixels_not_codes():
     ex = EMExplorer(counts)
     assert ex.session.columns == ["visits", "calls"] and "year (3 integer values" in \
         ex.data_note.value
+
+
+def test_data_an_explorer_cannot_take_is_one_sentence_and_identical_rows_say_so():
+    """Issue 29 (12): a frame of only strings, or an empty one, gave a six-frame traceback
+    from the constructor with the sentence at the bottom; in IPython the sentence is now the
+    whole message. Fifty identical rows say so in the data note."""
+    from emwidgets.widgets.data import DataError
+
+    for data, words in [(pd.DataFrame({"a": ["x", "y"] * 20}), "No numeric column"),
+                        (pd.DataFrame(), "no column")]:
+        with pytest.raises(DataError, match=words) as caught:
+            EMExplorer(data)
+        assert caught.value._render_traceback_() == [f"DataError: {caught.value}"]
+    ex = EMExplorer(np.ones((50, 2)))
+    assert "all 50 rows are identical" in ex.data_note.value

@@ -20,6 +20,14 @@ from .snapshot import Snapshot
 MAX_DISPLAY_POINTS = 5000
 
 
+class DataError(ValueError):
+    """Data an explorer cannot take. In IPython and Jupyter its one sentence is the whole
+    message, as in an explorer's status at Run time (no traceback through the constructor)."""
+
+    def _render_traceback_(self):  # (IPython's hook for an exception's display)
+        return [f"{type(self).__name__}: {self}"]
+
+
 class DataIntake(traitlets.HasTraits):
     """The rows a session fits and shows (a session's base: see the module's docstring)."""
 
@@ -48,7 +56,11 @@ class DataIntake(traitlets.HasTraits):
         ``missing`` says. Raises ``ValueError`` (one sentence) for data with no
         usable column or row.
         """
-        self._use_columns(_Table.of(data), columns)
+        try:
+            table = _Table.of(data)
+        except ValueError as error:  # the sentence, without a traceback in a notebook
+            raise DataError(str(error)) from None
+        self._use_columns(table, columns)
 
     def set_columns(self, columns):
         """Fit these columns of the current data (names from ``available_columns``)."""
@@ -72,11 +84,11 @@ class DataIntake(traitlets.HasTraits):
         chosen = table.default if columns is None else list(columns)
         unknown = [c for c in chosen if c not in table.numeric]
         if unknown:
-            raise ValueError(
+            raise DataError(
                 f"Column {unknown[0]!r} is not a numeric column of the data; choose among "
                 f"{', '.join(map(repr, table.numeric)) or 'none (there is no numeric column)'}.")
         if not chosen:
-            raise ValueError("No numeric column to fit: " + (
+            raise DataError("No numeric column to fit: " + (
                 table.describe_left_out(chosen) or "the data have no column") +
                 ". Pass a table with at least one numeric column.")
         self._table = table
@@ -139,6 +151,8 @@ class DataIntake(traitlets.HasTraits):
                          "(the fit uses all)")
         if d == 1:
             parts.append("one feature: the scatter plots it against itself")
+        if n > 1 and np.all(self.X == self.X[:1]):  # (NaN differs: missing values say so)
+            parts.append(f"all {n:,} rows are identical: there is nothing to tell apart")
         return "; ".join(parts) + "."
 
     @property
