@@ -412,7 +412,8 @@ def likelihood_falls(trace, precision: str = "float64") -> tuple[np.ndarray, np.
     """(R,) the largest fall of each row of ``trace`` beyond the rounding of
     ``precision`` (:func:`iteration.rounding_floor` at the objective's size), and the
     iteration it fell at; 0 and -1 where it never fell. EM's objective never falls
-    (Dempster, Laird & Rubin 1977): a fall is rounding that lost the fit."""
+    (Dempster, Laird & Rubin 1977): a fall is rounding that lost the fit, or a floor
+    such as reg_covar that makes the M-step inexact (a few 1e-9 in float64)."""
     trace = np.atleast_2d(np.asarray(trace, np.float64))
     steps = np.diff(trace, axis=1)
     floor = (iteration.ROUNDING_UNITS * np.finfo(precision).eps
@@ -433,9 +434,9 @@ def fell_sentence(r: "Restarts", b: int) -> str:
     if r.fell is None or b < 0 or not r.fell[b] > 0 or r.precision != "float32":
         return ""
     return (f"its log-likelihood fell by {r.fell[b]:.2g} nats per sample at iteration "
-            f"{int(r.fell_at[b]) + 1}, which EM never does: float32 rounding lost it (a "
-            "covariance near reg_covar makes the E-step's terms cancel); fit with "
-            "dtype='float64', or raise reg_covar")
+            f"{int(r.fell_at[b]) + 1}, which EM never does: float32 rounding lost it; fit with "
+            "dtype='float64' (in a Gaussian mixture a covariance near reg_covar makes the "
+            "E-step's terms cancel: a larger reg_covar helps too)")
 
 
 def stopped_short(r: "Restarts", b: int) -> str:
