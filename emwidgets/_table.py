@@ -5,7 +5,8 @@ beside the measurements). Numeric columns are the candidates; integer columns
 with few distinct values beside measurements that are not integers, or far from
 zero next to their range (a year), are codes (a year, a month, a group) rather
 than measurements, and columns with no observed value cannot be fitted: both are
-left out by default, and every column left out is named with its reason. Where
+left out by default, as are constant columns (every component's covariance would be
+singular along one), and every column left out is named with its reason. Where
 every column holds integers (the pixels of scikit-learn's digits, counts, answers
 on a scale) a column with few values is one of them.
 """
@@ -81,6 +82,10 @@ class Table:
                 continue
             numeric.append(label)
             values[label] = v
+            if observed.min() == observed.max() and len(observed) > 1:
+                # (a constant column makes every component's covariance singular along it)
+                reasons[label] = f"constant: every value {observed[0]:g}"
+                continue
             integers[label] = pd.api.types.is_integer_dtype(col.dtype) or bool(
                 np.all(observed == np.round(observed)))
             n_values = len(np.unique(observed))
@@ -93,6 +98,8 @@ class Table:
         # few values is one of them (a pixel blank in most images), unless it looks like a year.
         every_integer = bool(integers) and all(integers.values())
         for label in numeric:
+            if label in reasons:  # (constant)
+                continue
             if label in codes and (not every_integer or codes[label][1]):
                 reasons[label] = (f"{codes[label][0]} integer values: a code such as a year or "
                                   "a group?")

@@ -549,13 +549,18 @@ def test_the_explorers_model_takes_the_frame_the_explorer_was_given(faithful):
 def test_pixels_with_few_values_are_pixels_not_codes():
     """Issue 29 (12): 14 of digits' 64 pixel columns (integers 0-16, some with at most ten
     values) were left out as 'a code such as a year or a group?'. Where every column holds
-    integers a column with few values is one of them, unless it looks like a year."""
+    integers a column with few values is one of them, unless it looks like a year; a constant
+    column is left out as constant (every component's covariance would be singular along it,
+    and every restart was flagged spurious 'along feature 0')."""
     from sklearn.datasets import load_digits
 
     digits = load_digits(as_frame=True).data
     ex = EMExplorer(digits)
-    assert ex.session.columns == [str(c) for c in digits.columns]
+    constant = [c for c in digits.columns if digits[c].nunique() == 1]
+    assert len(constant) == 3  # (three pixels blank in every image)
+    assert ex.session.columns == [str(c) for c in digits.columns if c not in constant]
     assert "code" not in ex.data_note.value
+    assert f"{constant[0]} (constant: every value 0)" in ex.data_note.value
     counts = pd.DataFrame({"visits": np.arange(60) % 7, "calls": np.arange(60) % 13,
                            "year": 2000 + np.arange(60) % 3})
     ex = EMExplorer(counts)

@@ -48,8 +48,8 @@ class DataIntake(traitlets.HasTraits):
         By default every numeric column is a feature except integer columns with
         at most :data:`MAX_CODE_VALUES` distinct values beside columns that are not
         integers, or that look like a year (codes such as a year or a month; where
-        every column holds integers, as pixels do, they are kept), and columns with
-        no observed value; what is left out, and why,
+        every column holds integers, as pixels do, they are kept), constant columns and
+        columns with no observed value; what is left out, and why,
         is in ``data_note``. NaN marks a missing value. Rows with infinite values
         or with nothing observed are dropped (``n_dropped``); other incomplete
         rows are fitted by EM over their observed values or dropped, as
@@ -142,7 +142,8 @@ class DataIntake(traitlets.HasTraits):
             parts.append(f"{nothing} row{'s' if nothing != 1 else ''} with no observed value "
                          "dropped")
         if self._n_incomplete_dropped:
-            parts.append(f"{self._n_incomplete_dropped} incomplete rows dropped (missing: drop)")
+            k = self._n_incomplete_dropped
+            parts.append(f"{k} incomplete row{'s' if k != 1 else ''} dropped (missing: drop)")
         if len(self._display) < n and self.density_mode:
             parts.append("the assignments show every row as a density, the gallery a random "
                          f"{len(self._display):,}")
