@@ -105,7 +105,7 @@ def draw_convergence(ax, traces: np.ndarray, converged: np.ndarray, best: int,
     ends = ax.scatter([], [], s=18, facecolor="white", edgecolor="k", zorder=3,
                       label="converged")
     ax.set_xlabel("iteration" if maps_per_step == 1 else "EM maps (SQUAREM: 3 a cycle)")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no iteration 2.5
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))  # no 2.5, no "90105120"
     ax.set_ylabel(ylabel)
     ax.ticklabel_format(axis="y", useOffset=False)
     ax.set_title("Convergence of every restart", fontsize="medium")
@@ -117,16 +117,37 @@ def draw_convergence(ax, traces: np.ndarray, converged: np.ndarray, best: int,
 
 
 def _robust_ylim(traces):
+    """y limits that show the restarts' climb, whatever their first iterations.
+
+    A start far from any optimum (a random point as a mean, a spike) begins orders of
+    magnitude below where the restarts end: -1e6 per sample before a climb from -4.6 to
+    -4.2. The distances below the highest value are sorted, and the largest step from one
+    to the next, if more than ``_JUMP`` times and beyond the spread of the restarts' final
+    values, cuts the axis there: what lies below is the far start, off the axis, and the
+    climb fills it."""
+    traces = np.asarray(traces, dtype=float)
     vals = traces[np.isfinite(traces)]
     if vals.size == 0:
         return None
     top = vals.max()
-    # The first iterations of a peaky start can be orders of magnitude lower:
-    # show the range where the restarts end up, not the first step.
     finals = np.array([t[np.isfinite(t)][-1] for t in traces if np.isfinite(t).any()])
-    low = min(finals.min(), np.percentile(vals, 10))
-    span = max(top - low, 1e-6)
+    gaps = np.sort(top - vals)
+    floor = top - finals.min()  # every final value stays on the axis
+    tiny = 1e-9 * max(abs(top), 1.0)
+    low_gap = gaps[-1]
+    below, above = gaps[:-1], gaps[1:]
+    ok = below >= max(floor, tiny)
+    if ok.any():
+        ratio = np.where(ok, above / np.maximum(below, tiny), 0.0)
+        i = int(np.argmax(ratio))
+        if ratio[i] > _JUMP:
+            low_gap = below[i]
+    low = top - max(low_gap, floor)
+    span = max(top - low, 1e-6 * max(abs(top), 1.0))
     return low - 0.08 * span, top + 0.05 * span
+
+
+_JUMP = 20.0
 
 
 def update_convergence(artists: ConvergenceArtists, traces, converged, best):

@@ -317,3 +317,23 @@ def test_the_intervals_box_draws_the_means_confidence_ellipses_and_takes_them_aw
     assert len(ex.assignments.interval_patches) == 2 and ex.confidence.note == ""
     ex.confidence.box.value = False
     assert not ex.assignments.interval_patches
+
+
+def test_the_convergence_axis_shows_the_climb_after_a_far_random_start(faithful):
+    # Notebook 10's first lesson: random points as means start orders of magnitude below
+    # where the restarts end; the axis must show the climb, not the first iteration.
+    ex = EMExplorer(faithful, n_components=2, n_init=4, init_params="random_from_data",
+                    tol=1e-6, random_state=1)
+    ex.run(block=True)
+    gm = ex.session.estimator
+    traces = [t[:n] for t, n in zip(gm.restarts_.trace, gm.restarts_.n_iter)]
+    first = min(t[0] for t in traces)
+    finals = [t[-1] for t in traces]
+    lo, hi = ex.convergence.artists.ax.get_ylim()
+    assert lo <= min(finals) and max(finals) <= hi  # every restart's end is on the axis
+    # The climb fills the axis: the shown range is a few times the restarts' climb after
+    # their first iteration, not the first iteration's depth.
+    climb = max(max(finals) - min(t[1] for t in traces if len(t) > 1), 1e-3)
+    assert hi - lo < 5 * climb, (lo, hi, climb, first)
+    if first < max(finals) - 100 * climb:  # the far start is off the axis
+        assert lo > first
