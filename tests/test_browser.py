@@ -297,6 +297,11 @@ def test_components_and_initialisation_after_a_first_run_compile_nothing(browser
     wait_frame("None")  # the run's own frame, another restart: the canvas changes
     time.sleep(1.0)
     ex.screenshot(path=str(ARTIFACTS / "explorer-atlas.png"))
+    # Toggled off, the atlas leaves the page, not only the kernel's list of children.
+    ex.locator("button", has_text="Atlas of restarts").click()
+    page.wait_for_function("() => document.querySelectorAll('.emwidgets-atlas').length === 0",
+                           timeout=15_000)
+    assert kernel(page, "print(len(explorer.view_box.children))").strip() == "2"
 
     # Choose the start: drag a mean with the mouse; the next Run starts from it.
     ex.locator("button", has_text="Choose the start").click()

@@ -263,7 +263,7 @@ def test_the_explorers_atlas_shows_every_restart_and_a_click_selects_one():
     atlas = ex.atlas.atlas
     r = ex.session.snapshot.restarts
     assert atlas is not None and atlas.coords.shape == (r.n_restarts, 2)
-    assert ex.atlas.canvas in ex.view_box.children
+    assert ex.atlas_box in ex.view_box.children and ex.atlas_box.children == (ex.atlas.canvas,)
     # restarts that reached the same solution coincide on the map
     for group in ex.session.snapshot.solutions.groups:
         assert np.abs(atlas.coords[group] - atlas.coords[group[0]]).max() < 1e-6
@@ -272,7 +272,7 @@ def test_the_explorers_atlas_shows_every_restart_and_a_click_selects_one():
     assert ex.assignments.selected == other and ex.restart_picker.value == other
     assert ex.atlas.description.startswith(f"Restart {other}: ")
     ex.atlas_toggle.value = False
-    assert ex.atlas.canvas not in ex.view_box.children and "atlas" not in ex.views
+    assert ex.atlas_box not in ex.view_box.children and "atlas" not in ex.views
 
 
 def _mouse(canvas, name, ax, xy, button=1):

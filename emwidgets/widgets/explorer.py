@@ -356,18 +356,23 @@ class EMExplorer(widgets.VBox):
 
     def show_atlas(self, show: bool = True):
         """Show (or hide) the atlas of restarts below the views: drawn for every finished
-        run; clicking a restart's point shows that restart."""
+        run; clicking a restart's point shows that restart.
+
+        The canvas sits in a box of its own (``atlas_box``), and the box is what comes and
+        goes: ipympl's canvas view (0.10) overrides ``remove`` without removing its element,
+        so a canvas taken out of a box's children stayed on the page."""
         if show and self.atlas is None:
             self.atlas = AtlasPlot(on_select=self._select)
-            self.atlas.canvas.add_class("emwidgets-atlas")
+            self.atlas_box = widgets.Box([self.atlas.canvas])
+            self.atlas_box.add_class("emwidgets-atlas")
             self.atlas.selected = self.main_view.selected
         if self.atlas_toggle.value != show:
             self.atlas_toggle.value = show
             return
-        children = [c for c in self.view_box.children
-                    if self.atlas is None or c is not self.atlas.canvas]
+        box = getattr(self, "atlas_box", None)
+        children = [c for c in self.view_box.children if c is not box]
         if show:
-            children.append(self.atlas.canvas)
+            children.append(box)
             self.views["atlas"] = self.atlas
             snap = self.session.snapshot
             if snap is not None and snap.done:
