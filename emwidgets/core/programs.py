@@ -57,6 +57,13 @@ SUFFIX = ".jaxexport"
 #: Compiled programs a process keeps at once (module doc: memory mappings).
 MAX_LIVE = 128
 _lock = threading.RLock()  # re-entrant: a weak reference's callback may run under it
+#: One thread at a time computes with JAX through emwidgets (every public estimator method
+#: holds it: :func:`emwidgets.estimators.base.in_precision`; the explorers' views too).
+#: Two threads executing programs at once on the CPU client (an explorer's Run beside its
+#: background warm-up) hung for ever about once in a dozen runs of a digits explorer: both
+#: waited in ``BlockUntilReady`` for results that never came, XLA's threads idle. Held
+#: across a call's compilation too, so lock order is always this lock, then a program's.
+executing = threading.RLock()
 # (id of a StoredJit, key) -> weak reference to it, least recently called first.
 _live: OrderedDict = OrderedDict()
 

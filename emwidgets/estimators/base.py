@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import compare
 from .._progress import StreamProgress
-from ..core import em, iteration, layout, stream
+from ..core import em, iteration, layout, programs, stream
 from . import validation
 
 ConvergenceWarning = validation.ConvergenceWarning
@@ -61,13 +61,15 @@ def fit_dtype(dtype) -> np.dtype:
 def in_precision(method: Callable) -> Callable:
     """``method`` run in its object's precision (``self._x64()``): inside, JAX computes in
     float64 or float32 whatever the user's global ``jax_enable_x64`` setting, which stays
-    as it was (the context is the calling thread's own)."""
+    as it was (the context is the calling thread's own). One thread at a time: the call
+    holds :data:`emwidgets.core.programs.executing` (a Run and a background compilation
+    each wait for the other's call, never execute beside it)."""
     if getattr(method, "emwidgets_precision", False):
         return method
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        with jax.enable_x64(self._x64()):
+        with programs.executing, jax.enable_x64(self._x64()):
             return method(self, *args, **kwargs)
 
     wrapper.emwidgets_precision = True

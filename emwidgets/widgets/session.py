@@ -22,6 +22,7 @@ from typing import Optional
 
 import traitlets
 
+from ..core import programs
 from ..estimators.gaussian_mixture import GaussianMixture
 from . import runner, status_line
 from .data import MAX_DISPLAY_POINTS, DataIntake  # noqa: F401  (imported from here too)
@@ -371,13 +372,14 @@ class FitSession(DataIntake, WarmUp):
         return k_max if self._small_data() else self.n_components
 
     def _snapshot(self, live, est, elapsed, done) -> Snapshot:
-        snap = snapshot_from_live(live, est, self._display, elapsed, done)
-        if self.density_mode:
-            bins, extent = self._density_bins(live)
-            snap.density_source = (live, est, bins)
-            snap.density_extent = extent
-            snap.density = {}
-            self.density_for(snap, max(snap.restarts.best, 0))
+        with programs.executing:  # (it computes: one thread at a time, see there)
+            snap = snapshot_from_live(live, est, self._display, elapsed, done)
+            if self.density_mode:
+                bins, extent = self._density_bins(live)
+                snap.density_source = (live, est, bins)
+                snap.density_extent = extent
+                snap.density = {}
+                self.density_for(snap, max(snap.restarts.best, 0))
         return snap
 
     #: How the restart grouping's parameter tolerance reads in the status.
