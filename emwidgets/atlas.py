@@ -68,10 +68,11 @@ def consensus(labels: np.ndarray, order: np.ndarray | None = None) -> np.ndarray
 def describe(best: np.ndarray, other: np.ndarray, names=None) -> str:
     """One sentence on how partition ``other`` differs from ``best`` (labels of the same
     rows): which of the best's components it merges into one, which it splits, or that
-    it is the same partition. ``names``: the best's components' names (default 1, 2...)."""
+    it is the same partition. ``names``: the best's components' names (default 0, 1...,
+    as the plots number them and the estimator's arrays index them)."""
     best, other = np.asarray(best), np.asarray(other)
     kb, ko = int(best.max()) + 1, int(other.max()) + 1
-    names = [str(i + 1) for i in range(kb)] if names is None else [str(n) for n in names]
+    names = [str(i) for i in range(kb)] if names is None else [str(n) for n in names]
     table = np.zeros((kb, ko))
     np.add.at(table, (best, other), 1)
     sizes = table.sum(1)

@@ -8,7 +8,7 @@ and test under the Agg backend. No JAX here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from matplotlib import colors as mcolors
@@ -121,33 +121,23 @@ def _robust_ylim(traces):
 
     A start far from any optimum (a random point as a mean, a spike) begins orders of
     magnitude below where the restarts end: -1e6 per sample before a climb from -4.6 to
-    -4.2. The distances below the highest value are sorted, and the largest step from one
-    to the next, if more than ``_JUMP`` times and beyond the spread of the restarts' final
-    values, cuts the axis there: what lies below is the far start, off the axis, and the
-    climb fills it."""
+    -4.2. Values more than ``FAR_BELOW`` times max(1, |best value|) below the best (that
+    is, more than 10 nats per sample below it, or ten times the log-likelihood's own size)
+    are left off the axis, unless a restart ended there; the rest of the climb fills it."""
     traces = np.asarray(traces, dtype=float)
     vals = traces[np.isfinite(traces)]
     if vals.size == 0:
         return None
     top = vals.max()
     finals = np.array([t[np.isfinite(t)][-1] for t in traces if np.isfinite(t).any()])
-    gaps = np.sort(top - vals)
-    floor = top - finals.min()  # every final value stays on the axis
-    tiny = 1e-9 * max(abs(top), 1.0)
-    low_gap = gaps[-1]
-    below, above = gaps[:-1], gaps[1:]
-    ok = below >= max(floor, tiny)
-    if ok.any():
-        ratio = np.where(ok, above / np.maximum(below, tiny), 0.0)
-        i = int(np.argmax(ratio))
-        if ratio[i] > _JUMP:
-            low_gap = below[i]
-    low = top - max(low_gap, floor)
+    far = top - max(FAR_BELOW * max(abs(top), 1.0), top - finals.min())
+    low = vals[vals >= far].min()
     span = max(top - low, 1e-6 * max(abs(top), 1.0))
     return low - 0.08 * span, top + 0.05 * span
 
 
-_JUMP = 20.0
+#: See :func:`_robust_ylim`.
+FAR_BELOW = 10.0
 
 
 def update_convergence(artists: ConvergenceArtists, traces, converged, best):
@@ -185,6 +175,7 @@ class AssignmentArtists:
     centres: object
     ax: object = None
     imputed: object = None  # the legend entry for imputed points, once drawn
+    numbers: list = field(default_factory=list)  # each centre's component number
 
 
 def point_style(labels, uncertainty, n_components):
@@ -214,10 +205,17 @@ def draw_assignments(ax, xy, labels, uncertainty, means2, covs2, xlabel="", ylab
         ellipses.append(e)
     centres = ax.scatter(means2[:, 0], means2[:, 1], marker="X", s=120, c=component_colours(k),
                          edgecolors="k", linewidths=1.2, zorder=4)
+    # Each centre carries its component's number, the one the sentences use (from 0, as
+    # the estimator's arrays: means_[0] is component 0).
+    numbers = [ax.annotate(str(j), (0, 0), xytext=(7, 7), textcoords="offset points",
+                           fontsize="small", fontweight="bold", color=colour, zorder=5,
+                           bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none",
+                                     alpha=0.75))
+               for j, colour in enumerate(component_colours(k))]
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title("Assignments (point size = uncertainty)")
-    artists = AssignmentArtists(points, ellipses, centres, ax)
+    artists = AssignmentArtists(points, ellipses, centres, ax, numbers=numbers)
     update_assignments(artists, xy, labels, uncertainty, means2, covs2, n_std, imputed)
     pad = 0.05 * (xy.max(0) - xy.min(0) + 1e-9)
     ax.set_xlim(xy[:, 0].min() - pad[0], xy[:, 0].max() + pad[0])
@@ -275,6 +273,8 @@ def update_assignments(artists: AssignmentArtists, xy, labels, uncertainty, mean
         e.set_center(tuple(m))
         e.width, e.height, e.angle = w, h, angle
     artists.centres.set_offsets(means2)
+    for number, m in zip(artists.numbers, means2):
+        number.xy = tuple(m)
     return artists
 
 

@@ -125,9 +125,9 @@ def browser():
         yield b
 
 
-def open_notebook(browser, lab, name):
+def open_notebook(browser, lab, name, viewport=(1500, 1100)):
     base, token, _ = lab
-    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
     # ?reset: a fresh workspace, so only this notebook is open and current.
     page.goto(f"{base}/lab/tree/{name}?reset&token={token}")
     page.wait_for_function(

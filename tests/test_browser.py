@@ -554,3 +554,37 @@ def test_the_quickstart_as_a_voila_dashboard_updates_live(browser, lab):
     assert ex.locator(".widget-slider", has_text="components").inner_text().strip().endswith("3")
     page.screenshot(path=str(ARTIFACTS / "voila-quickstart.png"), full_page=True)
     page.close()
+
+
+def test_the_answer_is_on_screen_on_a_laptop(browser, lab):
+    """At 1366x768 with the file browser open (as `make lab` opens JupyterLab), the status
+    that answers "one optimum or many?" is above the views, on screen once the explorer's
+    top is, and nothing is cut at the right (the views wrap instead). Screenshots at
+    1366x768 and 1920x1080."""
+    for width, height in ((1366, 768), (1920, 1080)):
+        page = open_notebook(browser, lab, "browser_controls.ipynb", viewport=(width, height))
+        page.evaluate("window.jupyterapp.commands.execute('filebrowser:activate')")
+        run_all_and_wait(page)
+        ex = page.locator(".emwidgets-explorer").first
+        ex.locator(".emwidgets-assignments canvas").first.wait_for(state="visible",
+                                                                   timeout=60_000)
+        ex.locator("button", has_text="Run").click()
+        page.wait_for_function("() => document.querySelector('.emwidgets-status-text')"
+                               ".innerText.startsWith('Done')", timeout=120_000)
+        time.sleep(1.5)  # (the last frame reaches the canvases)
+        ex.evaluate("e => e.scrollIntoView({block: 'start'})")
+        time.sleep(0.3)
+        page.screenshot(path=str(ARTIFACTS / f"laptop-{width}x{height}.png"))
+        status = page.locator(".emwidgets-status").first.bounding_box()
+        views = ex.locator(".emwidgets-convergence").first.bounding_box()
+        assert status["y"] + status["height"] <= min(views["y"], height) + 1, (status, views)
+        assert status["y"] >= 0
+        # Every figure whole: no canvas reaches past the output area's right edge.
+        cut = ex.evaluate("""e => { const right = e.closest('.jp-OutputArea-output')
+                                     .getBoundingClientRect().right;
+                                 return Array.from(e.querySelectorAll('.jupyter-matplotlib'))
+                                   .map(c => c.getBoundingClientRect().right - right)
+                                   .filter(d => d > 1); }""")
+        assert cut == [], f"a figure is cut at the right by {cut} px at {width}x{height}"
+        assert error_outputs(page) == []
+        page.close()

@@ -233,9 +233,9 @@ def test_the_atlas_distances_map_and_words():
     rng = np.random.default_rng(0)
     truth = np.repeat([0, 1, 2, 3], 50)
     relabelled = np.array([2, 0, 3, 1])[truth]  # the same partition, other names
-    merged = np.where(truth == 3, 2, truth)  # 3 and 4 (1-based) merged ...
+    merged = np.where(truth == 3, 2, truth)  # 2 and 3 merged ...
     merged_split = merged.copy()
-    merged_split[truth == 0] = np.where(rng.random(50) < 0.5, 0, 3)  # ... and 1 split in two
+    merged_split[truth == 0] = np.where(rng.random(50) < 0.5, 0, 3)  # ... and 0 split in two
     labels = np.array([truth, relabelled, merged_split, merged])
     d = A.partition_distances(labels)
     np.testing.assert_array_equal(d, d.T)
@@ -247,12 +247,12 @@ def test_the_atlas_distances_map_and_words():
     brute = np.sqrt(((xy[:, None] - xy[None]) ** 2).sum(-1))
     assert np.abs(brute - d).max() < 0.35 * d.max()
     assert A.describe(truth, relabelled).startswith("The same partition")
-    assert A.describe(truth, merged) == "Merges the best's components 3 and 4 into one"
+    assert A.describe(truth, merged) == "Merges the best's components 2 and 3 into one"
     assert A.describe(truth, merged_split) == (
-        "Merges the best's components 3 and 4 into one; splits component 1 in two")
+        "Merges the best's components 2 and 3 into one; splits component 0 in two")
     c = A.consensus(labels)
     assert c.shape == (200, 200) and np.allclose(c, c.T) and np.allclose(np.diag(c), 1.0)
-    assert c[50, 99] == 1.0 and c[150, 100] == 0.5  # 3 and 4 together in two restarts of four
+    assert c[50, 99] == 1.0 and c[150, 100] == 0.5  # 2 and 3 together in two restarts of four
 
 
 def test_the_explorers_atlas_shows_every_restart_and_a_click_selects_one():
@@ -440,7 +440,7 @@ def test_the_explorer_draws_a_basin_map_of_the_shown_restart():
     assert bm.solution.shape == (6, 6) and bm.component == 0 and bm.counts.sum() == 36
     shown = ex.session.snapshot.best
     np.testing.assert_allclose(bm.fixed, ex.session.snapshot.restarts.params["means"][shown][1:])
-    assert ex.basins.canvas in ex.view_box.children and "Basin map of mean 1" in \
+    assert ex.basins.canvas in ex.view_box.children and "Basin map of mean 0" in \
         ex.step_note.value
     ex.basin_map(block=True)  # the next mean
     assert ex.basins.basins.component == 1

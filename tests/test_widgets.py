@@ -37,6 +37,10 @@ def test_click_run_and_read_the_views(faithful):
     assert len(art.ellipses) == 3
     centres = sorted(tuple(np.round(e.get_center(), 6)) for e in art.ellipses)
     assert centres == sorted(tuple(np.round(m, 6)) for m in gm.means_)
+    # Each centre carries its component's number (from 0, as means_ and the sentences).
+    assert [t.get_text() for t in art.numbers] == ["0", "1", "2"]
+    for number, e in zip(art.numbers, art.ellipses):
+        np.testing.assert_allclose(number.xy, e.get_center())
     assert len(art.points.get_offsets()) == len(faithful)
     # The ranking's order matches restarts_.
     ranking = ex.gallery.ranking
@@ -181,7 +185,7 @@ def test_explorer_draws_with_the_ipympl_canvas(faithful):
     from ipympl.backend_nbagg import Canvas
 
     assert isinstance(ex.convergence.canvas, Canvas)
-    assert ex.convergence.canvas in ex.children[0].children[1].children[0].children
+    assert ex.convergence.canvas in ex.children[2].children[1].children[0].children
 
 
 def test_explorer_fits_incomplete_rows_and_draws_them_hollow():
@@ -337,3 +341,14 @@ def test_the_convergence_axis_shows_the_climb_after_a_far_random_start(faithful)
     assert hi - lo < 5 * climb, (lo, hi, climb, first)
     if first < max(finals) - 100 * climb:  # the far start is off the axis
         assert lo > first
+
+
+def test_the_convergence_axis_keeps_every_iteration_of_a_quick_climb(faithful):
+    # k-means starts converge in a few iterations whose gains shrink a hundredfold each:
+    # no iteration is cut off the axis (a rule cutting at a large ratio between gaps did).
+    ex = EMExplorer(faithful, n_components=2, n_init=8, random_state=0)
+    ex.run(block=True)
+    gm = ex.session.estimator
+    values = np.concatenate([t[:n] for t, n in zip(gm.restarts_.trace, gm.restarts_.n_iter)])
+    lo, hi = ex.convergence.artists.ax.get_ylim()
+    assert lo <= values.min() and values.max() <= hi, (lo, hi, values.min(), values.max())

@@ -16,12 +16,17 @@ from .session import FitSession
 from .views import AssignmentPlot, AtlasPlot, ConvergencePlot, RestartGallery
 
 LABEL_WIDTH = "88px"
-CONTROL_WIDTH = "292px"
+CONTROL_WIDTH = "262px"
 
 
 def _style() -> dict:
     # A dict, not a shared Style: each widget builds its own from it.
     return {"description_width": LABEL_WIDTH}
+
+
+def _wrapping() -> widgets.Layout:
+    """A row that wraps where it is too narrow for its children (a new Layout each time)."""
+    return widgets.Layout(flex_flow="row wrap")
 
 
 def _layout(**kwargs) -> widgets.Layout:
@@ -55,7 +60,7 @@ def _controls(session: FitSession) -> dict:
                                             description="reg_covar",
                                             readout_format=".0e", style=_style(), layout=_layout()),
         "accelerate": widgets.Checkbox(description="accelerate (SQUAREM)", style=_style(),
-                                       layout=_layout()),
+                                       indent=False, layout=_layout(padding="0 0 0 8px")),
         "missing": widgets.Dropdown(
             options=[("EM (impute)", "em"), ("drop incomplete rows", "drop")],
             description="missing", style=_style(),
@@ -132,9 +137,9 @@ class EMExplorer(widgets.VBox):
         self.column_choice = ColumnPicker(session, axis_menus, _layout())
         self.column_picker = self.column_choice.widget
         self.run_button = widgets.Button(description="Run", button_style="success", icon="play",
-                                         layout=widgets.Layout(width="140px"))
+                                         layout=widgets.Layout(width="128px"))
         self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop",
-                                          disabled=True, layout=widgets.Layout(width="140px"))
+                                          disabled=True, layout=widgets.Layout(width="128px"))
         self.restart_picker = widgets.Dropdown(options=[("best", -1)], value=-1,
                                                description="show restart", style=_style(),
                                                layout=_layout())
@@ -201,10 +206,13 @@ class EMExplorer(widgets.VBox):
                              widgets.HTML("<b>Take the run apart</b>"),
                              *self.scrub.controls(), self.atlas_toggle,
                              *self._start_controls(), *self._extra_controls()],
-                            layout=widgets.Layout(width="300px", min_width="300px"))
+                            layout=widgets.Layout(width="270px", min_width="270px"))
         self.view_box = self._view_box()
-        super().__init__([widgets.HBox([left, self.view_box]), self.status, self.step_note,
-                          self.data_note])
+        # The answer where the eye is: the status and the step's note above the controls and
+        # the views (on a 1366x768 laptop, below them they were under the fold).
+        # Too narrow for the views beside the controls: they wrap below, never cut at the right.
+        super().__init__([self.status, self.step_note,
+                          widgets.HBox([left, self.view_box], layout=_wrapping()), self.data_note])
         self.add_class("emwidgets-explorer")
 
     def _repr_mimebundle_(self, **kwargs):
@@ -225,8 +233,8 @@ class EMExplorer(widgets.VBox):
                 "gallery": self.gallery}
 
     def _view_box(self):
-        return widgets.VBox([widgets.HBox([self.convergence.canvas, self.main_view.canvas]),
-                             self.gallery.canvas])
+        return widgets.VBox([widgets.HBox([self.convergence.canvas, self.main_view.canvas],
+                                          layout=_wrapping()), self.gallery.canvas])
 
     def _preview(self, force: bool = False):
         """Before the first fit: the data in the main view, a word in the others."""

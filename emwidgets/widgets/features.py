@@ -20,7 +20,8 @@ from . import runner
 
 
 def _small() -> widgets.Layout:
-    return widgets.Layout(width="140px")  # (one Layout a widget: a shared one changes all)
+    # (one Layout a widget: a shared one changes all)
+    return widgets.Layout(width="128px", padding="0 4px")
 
 
 class Scrub:
@@ -465,7 +466,7 @@ class BasinMap:
             self.view.canvas.add_class("emwidgets-basins")
             self._add_view(self.view)
         self.step_note.value = html.escape(
-            f"Computing the basin map of mean {c + 1} of restart {r} "
+            f"Computing the basin map of mean {c} of restart {r} "
             f"({grid ** 2} starts as one batch; the first compiles)…")
         X, labels = s.X.copy(), tuple(s.columns)
 
@@ -474,7 +475,7 @@ class BasinMap:
                 bm = basin_map(X, means, component=c, grid=grid, **settings)
                 self.view.show(bm, X, labels)
                 self.step_note.value = html.escape(
-                    f"Basin map of mean {c + 1}: {len(bm.objective)} optima reached; "
+                    f"Basin map of mean {c}: {len(bm.objective)} optima reached; "
                     f"{bm.counts[0]} of {bm.solution.size} starts reach the best of them. "
                     "Press again for the next mean.")
             except Exception as exc:  # said in one sentence; the explorer carries on

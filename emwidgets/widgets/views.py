@@ -55,7 +55,9 @@ def make_canvas(figsize):
 
 
 class _View:
-    figsize = (3.4, 3.0)
+    # Sizes (100 dpi) that fit a 1366x768 laptop with JupyterLab's file browser open: 270 px
+    # of controls, two 320 px views side by side, the gallery and the atlas 640 px below.
+    figsize = (3.2, 3.0)
     # Views that rebuild their figure (clear + redraw) hold a lock while the browser's
     # render runs; views that move artists in place need none.
     locked_render = False
@@ -390,7 +392,7 @@ class RestartGallery(_View):
     solution (up to ``MAX_SOLUTIONS``, then a line saying how many are not shown), titled
     with how many restarts found it and how far it is from the best."""
 
-    figsize = (7.6, 3.3)
+    figsize = (6.4, 3.3)
     locked_render = True
     fixed_layout = True  # rebuilt at the end of every run: constrained layout cost 190 ms
 
@@ -493,7 +495,7 @@ class AtlasPlot(_View):
     Clicking a point shows that restart (``on_select``); the line below describes the
     shown restart's solution against the best (merged and split components)."""
 
-    figsize = (7.6, 3.2)
+    figsize = (6.4, 3.2)
     locked_render = True
     #: Rows of the consensus matrix at most (an even subsample of the displayed rows).
     CONSENSUS_ROWS = 300
