@@ -364,3 +364,31 @@ def test_hmm_standard_errors_match_a_numerical_hessian(x64, kind):
                 np.concatenate([np.ravel(se.errors[n]) for n in shown])]
     np.testing.assert_allclose(got, expected, rtol=1e-3)
     np.testing.assert_array_equal(se.errors["startprob"], [0.0, 0.0])
+
+
+def test_hmm_explorer_draws_a_series_against_its_dates():
+    import pandas as pd
+
+    from emwidgets.widgets import HMMExplorer
+
+    rng = np.random.default_rng(3)
+    states = np.repeat(rng.integers(0, 2, 30), 10)
+    days = pd.date_range("2020-01-01", periods=300, freq="D", name="day")
+    df = pd.DataFrame({"returns": rng.normal(states * 3.0, 1.0)}, index=days)
+    df.iloc[5, 0] = np.nan  # a gap: the series keeps each row's own date
+    ex = HMMExplorer(df, n_components=2, n_init=2, random_state=0)
+    ex.run(block=True)
+    a = ex.series.artists
+    assert a["bottom"].get_xlabel() == "day"
+    t = np.asarray(a["t"])
+    assert np.issubdtype(t.dtype, np.datetime64) and len(t) == 299
+    np.testing.assert_array_equal(t, days.delete(5).to_numpy())
+    # One feature: the gallery's thumbnails are lag plots (x at t - 1, x at t), not a line.
+    xy, _, covs2 = ex.gallery._projected(ex.session.snapshot, ex.session.snapshot.best)
+    x = df["returns"].dropna().to_numpy()
+    np.testing.assert_allclose(xy[1:], np.c_[x[:-1], x[1:]])
+    assert np.all(covs2[:, 0, 1] == 0) and np.all(covs2[:, 0, 0] > 0)
+    # Without an index of its own, the axis counts time steps.
+    plain = HMMExplorer(df.reset_index(drop=True), n_components=2, n_init=2, random_state=0)
+    plain.run(block=True)
+    assert plain.series.artists["bottom"].get_xlabel() == "time step"

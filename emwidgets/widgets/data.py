@@ -188,6 +188,19 @@ class DataIntake(traitlets.HasTraits):
             return self.X
         return np.where(np.isnan(self.X), np.nanmean(self.X, axis=0), self.X)
 
+    def row_index(self):
+        """The user's index labels of the rows in use, or None where the data had none of
+        their own (an array, a default RangeIndex): a DatetimeIndex stays one, so a series
+        is drawn against its dates."""
+        import pandas as pd
+
+        index = self._table.frame.index
+        if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
+            return None
+        if not (isinstance(index, pd.DatetimeIndex) or pd.api.types.is_numeric_dtype(index)):
+            return None
+        return index[self._usable_rows][self._kept_rows]
+
     def display_points(self) -> np.ndarray:
         """(n, D) the rows the plots show before a fit (gaps at the column means)."""
         return self._mean_filled()[self._display]

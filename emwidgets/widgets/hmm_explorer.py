@@ -106,22 +106,36 @@ class SeriesPlot(_View):
     redraws only the posterior bands (no figure rebuild, no new layout).
     """
 
-    figsize = (6.8, 3.2)
+    figsize = (6.4, 3.2)
     feature = 0
     #: The time steps shown (start, stop): one sequence of several; None: all.
     window = None
+    #: The rows' own index (dates, times; ``DataIntake.row_index``), or None: time steps.
+    times = None
+
+    def _time_axis(self, n: int, rows=None):
+        """(x values, x label) of ``n`` rows: the data's index where it has one of its own."""
+        if self.times is None or len(self.times) < n:
+            return np.arange(n) if rows is None else np.asarray(rows), "time step"
+        t = self.times if rows is None else self.times[rows]
+        if self.window is not None and rows is None:
+            t = t[slice(*self.window)]
+        return np.asarray(t[:n]), str(self.times.name or "time")
+
     locked_render = True  # a rebuild (new series) must not be rendered half-way
 
-    def preview(self, series, title: str = ""):
-        """The series alone (grey), before a fit decodes its states."""
+    def preview(self, series, title: str = "", rows=None):
+        """The series alone (grey), before a fit decodes its states (``rows``: which rows
+        of the data ``series`` holds; default all)."""
         with self._lock:
             self.figure.clear()
             self.__dict__.pop("artists", None)
             self.snapshot = None
             ax = self.figure.add_subplot()
-            ax.plot(np.arange(len(series)), series, color="0.5", lw=0.8, marker=".", ms=3)
+            t, label = self._time_axis(len(series), rows)
+            ax.plot(t, series, color="0.5", lw=0.8, marker=".", ms=3)
             ax.set_ylabel(self.axis_labels[0] or f"feature {self.feature}")
-            ax.set_xlabel("time step")
+            ax.set_xlabel(label)
             ax.set_title(title, fontsize="medium")
         self.canvas.draw_idle()
 
@@ -134,11 +148,11 @@ class SeriesPlot(_View):
         if self.window is not None:
             shown = slice(*self.window)
             labels, post, y = labels[shown], post[shown], y[shown]
-        t = np.arange(len(y))
+        t, label = self._time_axis(len(y))
         colours = plotting.component_colours(post.shape[1])
         a = getattr(self, "artists", None)
         if (a is None or a["states"] != post.shape[1] or a["feature"] != self.feature
-                or not np.array_equal(a["y"], y)):
+                or not np.array_equal(a["y"], y) or not np.array_equal(a["t"], t)):
             self.figure.clear()
             top, bottom = self.figure.subplots(2, 1, sharex=True, height_ratios=[2, 1])
             top.plot(t, y, color="0.7", lw=0.8, zorder=1)
@@ -146,8 +160,9 @@ class SeriesPlot(_View):
             top.set_ylabel(self.axis_labels[0] or f"feature {self.feature}")
             bottom.set_ylim(0, 1)
             bottom.set_ylabel("P(state)")
-            bottom.set_xlabel("time step")
+            bottom.set_xlabel(label)
             a = self.artists = {"states": post.shape[1], "feature": self.feature, "y": y.copy(),
+                                "t": t,
                                 "top": top, "bottom": bottom, "points": points, "stack": []}
         else:
             a["points"].set_facecolor(colours[labels])
@@ -162,7 +177,7 @@ class SeriesPlot(_View):
 class TransitionPlot(_View):
     """The transition matrix of the shown restart as a heatmap (updated in place)."""
 
-    figsize = (3.4, 3.0)
+    figsize = (3.2, 3.0)
     locked_render = True
 
     def _update(self, snap: Snapshot):
@@ -195,6 +210,19 @@ class TransitionPlot(_View):
         self.image = a["image"]
 
 
+class HMMGallery(RestartGallery):
+    """The restart gallery of an HMM. With one feature, a solution's thumbnail is the lag
+    plot (the value at t - 1 across, at t up), where a state is a blob around (mean, mean):
+    plotted against itself, one feature was a diagonal line."""
+
+    def _projected(self, snapshot: Snapshot, r: int):
+        xy, means2, covs2 = super()._projected(snapshot, r)
+        if snapshot.X.shape[1] != 1:
+            return xy, means2, covs2
+        y = xy[:, 1]
+        return np.c_[np.r_[y[:1], y[:-1]], y], means2, covs2 * np.eye(2)
+
+
 class HMMExplorer(EMExplorer):
     """Fit Gaussian HMMs interactively: every restart's convergence, the decoded series,
     posterior state probabilities, the transition matrix and the restart comparison.
@@ -217,14 +245,17 @@ class HMMExplorer(EMExplorer):
         self.convergence = ConvergencePlot()
         self.transitions = TransitionPlot()
         self.series = SeriesPlot(axis_labels=labels)
-        self.gallery = RestartGallery(projection=projection, on_select=self._select)
+        self.gallery = HMMGallery(projection=projection, on_select=self._select)
         return {"convergence": self.convergence, "transitions": self.transitions,
                 "series": self.series, "gallery": self.gallery}
 
     def _view_box(self):
         import ipywidgets as widgets
 
-        return widgets.VBox([widgets.HBox([self.convergence.canvas, self.transitions.canvas]),
+        from .explorer import _wrapping
+
+        return widgets.VBox([widgets.HBox([self.convergence.canvas, self.transitions.canvas],
+                                          layout=_wrapping()),
                              self.series.canvas, self.gallery.canvas])
 
     def __init__(self, data, lengths=None, **settings):
@@ -249,6 +280,7 @@ class HMMExplorer(EMExplorer):
                                   **settings)
 
     def _sync_sequences(self):
+        self.series.times = self.session.row_index()
         lengths = self.session.fit_lengths() or [len(self.session.X)]
         starts = np.r_[0, np.cumsum(lengths)[:-1]]
         self._windows = [(int(a), int(a + n)) for a, n in zip(starts, lengths)]
@@ -273,8 +305,9 @@ class HMMExplorer(EMExplorer):
         s = self.session
         if s.snapshot is not None and not force:
             return
+        self.series.times = s.row_index()
         self.series.preview(s.display_points()[:, self.series.feature],
-                            f"{len(s.X):,} time steps: press Run to fit")
+                            f"{len(s.X):,} time steps: press Run to fit", rows=s._display)
         self.convergence.message("Press Run: the log-likelihood of\nevery restart appears here")
         self.transitions.message("The transition matrix\nappears here")
         self.gallery.message("The restarts, grouped into the distinct solutions they reach,\n"
