@@ -320,7 +320,15 @@ def test_a_bad_start_puts_every_mean_in_a_corner_and_runs():
     ex.run(block=True)
     np.testing.assert_allclose(ex.session.frame_at(0).restarts.params["means"][0], start,
                                atol=1e-5)
+    # A user then toggles Choose the start off: the start stays on the plot and the note
+    # says how to move it (it hid, and later clicks did nothing, without a word).
+    assert ex.start.toggle.value
+    ex.start.toggle.value = False
+    crosses = ex.start._artist
+    assert crosses is not None and crosses in ex.assignments.artists.ax.lines
+    assert len(crosses.get_xdata()) == 3 and "Turn Choose the start on" in ex.start.note
     ex.forget_start()
+    assert ex.start._artist is None
     assert ex.session.settings()["n_init"] == 4 and "means_init" not in ex.session.settings()
 
 

@@ -320,16 +320,21 @@ class StartChooser:
             self.forget_button.disabled = False
         self._say()
 
+    def _shown(self) -> bool:
+        """The crosses are on the main view while choosing, and whenever a start is set
+        (toggled off after *Bad start*, the start hid and later clicks did nothing)."""
+        return bool(self.toggle.value or self.session.start_means is not None)
+
     def draw(self):
-        """The chosen means as big black crosses on the main view (while choosing)."""
+        """The chosen means as big black crosses on the main view (see :meth:`_shown`)."""
         ax = self.axes()
-        if self._artist is not None and (self._artist.axes is not ax or not self.toggle.value):
+        if self._artist is not None and (self._artist.axes is not ax or not self._shown()):
             try:
                 self._artist.remove()
             except (ValueError, NotImplementedError):
                 pass
             self._artist = None
-        if ax is None or not self.toggle.value:
+        if ax is None or not self._shown():
             self.main.canvas.draw_idle()
             return
         xy = np.asarray(self.points).reshape(-1, 2)
@@ -342,8 +347,8 @@ class StartChooser:
         self.main.canvas.draw_idle()
 
     def redraw(self):
-        """After the main view redrew: the crosses again, while choosing."""
-        if self.toggle.value:
+        """After the main view redrew: the crosses again (see :meth:`_shown`)."""
+        if self._shown():
             self.draw()
 
     def _say(self):
@@ -351,6 +356,10 @@ class StartChooser:
         placed = len(self.points)
         if not self.toggle.value and self.session.start_means is None:
             text = ""
+        elif not self.toggle.value:
+            text = ("Your start (the crosses): Run fits one restart from these means. Turn "
+                    "Choose the start on to move them; Forget start returns to random "
+                    "restarts.")
         elif placed < k:
             text = (f"Choosing the start: {placed} of {k} means placed. Click the data to "
                     "place one, drag one to move it.")
