@@ -462,9 +462,11 @@ class EMExplorer(widgets.VBox):
         if s.stale:
             text += ('<br><span class="emwidgets-stale" style="color:#8a5a00">Stale: the settings '
                      "or data changed since this result was fitted; press Run to refit.</span>")
-        if s.warming and not s.running:
-            text += ('<br><span class="emwidgets-warming" style="color:#555">'
-                     f"{html.escape(s.warming)}</span>")
+        # The background compilation in small grey type, and not while a run is taken
+        # apart step by step (its lines cluttered a teacher's lesson).
+        if s.warming and not s.running and getattr(self, "frame", None) is None:
+            text += ('<br><span class="emwidgets-warming" style="color:#777; '
+                     f'font-size:85%">{html.escape(s.warming)}</span>')
         start = getattr(self, "start", None)  # (a feature's note: once it is made)
         if start is not None and start.note:
             text += ('<br><span class="emwidgets-start-note" style="color:#1f4e79">'
