@@ -19,8 +19,8 @@ install: $(STAMP)
 
 ## Open JupyterLab on the quickstart notebook (127.0.0.1, token auth on).
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
-LAB_FLAGS := --ServerApp.ip=127.0.0.1 $(ROOT_FLAG) --ServerApp.root_dir=notebooks \
-	--LabApp.default_url=/lab/tree/01_quickstart.ipynb
+LAB_FLAGS := --ServerApp.ip=127.0.0.1 $(ROOT_FLAG) --ServerApp.root_dir=. \
+	--LabApp.default_url=/lab/tree/notebooks/01_quickstart.ipynb
 lab: $(STAMP)
 	$(BIN)/jupyter lab $(LAB_FLAGS)
 

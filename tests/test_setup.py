@@ -1,5 +1,6 @@
 """The set-up a user meets: pinned versions, `make lab` opening the quickstart."""
 
+import json
 import os
 import re
 import shlex
@@ -100,7 +101,7 @@ def test_make_lab_prints_and_opens_the_quickstart(tmp_path):
         assert url, log.read_text()[-3000:]
         # the URL printed (and opened) is the quickstart, not the Launcher
         # (a token given on the command line is printed masked, as "...")
-        assert url in [f"http://127.0.0.1:{port}/lab/tree/01_quickstart.ipynb?token={t}"
+        assert url in [f"http://127.0.0.1:{port}/lab/tree/notebooks/01_quickstart.ipynb?token={t}"
                        for t in (token, "...")]
         base = f"http://127.0.0.1:{port}"
         # (Under a loaded suite the first request was once refused right after the URL was
@@ -113,12 +114,16 @@ def test_make_lab_prints_and_opens_the_quickstart(tmp_path):
                 assert proc.poll() is None, log.read_text()[-3000:]
                 time.sleep(0.5)
         with urllib.request.urlopen(f"{base}/?token={token}", timeout=30) as r:  # redirects
-            assert r.url.startswith(f"{base}/lab/tree/01_quickstart.ipynb")
+            assert r.url.startswith(f"{base}/lab/tree/notebooks/01_quickstart.ipynb")
             page = r.read().decode()
-        assert re.search(r'"treePath":\s*"01_quickstart\.ipynb"', page)
-        api = f"{base}/api/contents/01_quickstart.ipynb?content=0&token={token}"
-        with urllib.request.urlopen(api, timeout=30) as r:  # root_dir is notebooks/
+        assert re.search(r'"treePath":\s*"notebooks/01_quickstart\.ipynb"', page)
+        api = f"{base}/api/contents/notebooks/01_quickstart.ipynb?content=0&token={token}"
+        with urllib.request.urlopen(api, timeout=30) as r:
             assert r.status == 200
+        # The repository is the root: a notebook a user saves beside the README is listed.
+        with urllib.request.urlopen(f"{base}/api/contents?token={token}", timeout=30) as r:
+            names = {item["name"] for item in json.load(r)["content"]}
+        assert {"README.md", "notebooks"} <= names, names
     finally:
         proc.terminate()
         try:
