@@ -641,6 +641,11 @@ def draw_mean_intervals(ax, means2, mean_covs2, level: float = 0.95, colours=Non
     return patches
 
 
+#: Optima of a basin map with a colour of their own (the most reached); the rest share one.
+BASIN_COLOURS = 8
+OTHER_BASINS = "#efe3c8"  # pale sand: apart from the palette (whose grey is left out here)
+
+
 def draw_basin_map(ax, bm, X=None, xlabel: str = "", ylabel: str = ""):
     """A basin map (:func:`emwidgets.atlas.basin_map`): every start of the moved mean
     coloured by the optimum it reaches (the best first in the palette, grey where a
@@ -648,10 +653,19 @@ def draw_basin_map(ax, bm, X=None, xlabel: str = "", ylabel: str = ""):
     from matplotlib.colors import to_rgba
     from matplotlib.patches import Patch
 
+    # The BASIN_COLOURS optima with most starts get a colour each (the best among them
+    # first); the rest share one, counted in one legend entry (22 entries covered half the
+    # map, and colours repeated after ten).
+    n_opt = len(bm.objective)
+    counts = np.asarray(bm.counts)
+    coloured = [0] + [g for g in np.argsort(-counts, kind="stable") if g != 0]
+    coloured = coloured[:BASIN_COLOURS] if n_opt > BASIN_COLOURS else coloured
+    palette = [c for c in PALETTE if c != mcolors.to_rgba("#7f7f7f")]  # (grey: "failed")
+    colour_of = {int(g): palette[i] for i, g in enumerate(coloured)}
     rgba = np.zeros(bm.solution.shape + (4,))
     rgba[:] = to_rgba("0.8")
-    for g in range(len(bm.objective)):
-        rgba[bm.solution == g] = to_rgba(PALETTE[g % len(PALETTE)], 0.55)
+    for g in range(n_opt):
+        rgba[bm.solution == g] = to_rgba(colour_of.get(g, OTHER_BASINS), 0.55)
     dx, dy = bm.xs[1] - bm.xs[0], bm.ys[1] - bm.ys[0]
     ax.imshow(rgba, origin="lower", aspect="auto", interpolation="nearest",
               extent=(bm.xs[0] - dx / 2, bm.xs[-1] + dx / 2, bm.ys[0] - dy / 2,
@@ -660,14 +674,23 @@ def draw_basin_map(ax, bm, X=None, xlabel: str = "", ylabel: str = ""):
         ax.scatter(X[:, 0], X[:, 1], s=4, color="0.25", alpha=0.6, linewidths=0)
     ax.scatter(bm.fixed[:, 0], bm.fixed[:, 1], marker="P", s=140, color="black",
                edgecolors="white", zorder=4)
-    handles = [Patch(color=PALETTE[g % len(PALETTE)], alpha=0.55,
-                     label=f"#{g + 1}: ll {bm.objective[g]:.4f} ({bm.counts[g]} starts)")
-               for g in range(len(bm.objective))]
+    best = float(bm.objective[0])
+    handles = []
+    for g in sorted(colour_of, key=lambda g: -bm.objective[g]):
+        gap = "best" if g == 0 else f"{bm.objective[g] - best:+.2g}"
+        handles.append(Patch(color=colour_of[g], alpha=0.55,
+                             label=f"ll {bm.objective[g]:.4f} ({gap}): {counts[g]} starts"))
+    others = [g for g in range(n_opt) if g not in colour_of]
+    if others:
+        handles.append(Patch(color=OTHER_BASINS, alpha=0.55,
+                             label=f"{len(others)} other optima: {counts[others].sum()} starts"))
     if (bm.solution < 0).any():
         handles.append(Patch(color="0.8", label="failed"))
-    ax.legend(handles=handles, loc="upper left", fontsize="x-small", framealpha=0.85)
+    # Beside the map, not on it.
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="x-small",
+              framealpha=0.85, title="optimum reached", title_fontsize="x-small")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(f"Where EM goes from each start of mean {bm.component + 1}",
+    ax.set_title(f"Where EM goes from each start of mean {bm.component}",
                  fontsize="medium")
     return ax

@@ -452,3 +452,44 @@ def test_the_explorer_draws_a_basin_map_of_the_shown_restart():
         ex.step_note.value
     ex.basin_map(block=True)  # the next mean
     assert ex.basins.basins.component == 1
+
+
+def test_a_basin_map_of_many_optima_keeps_its_legend_short_and_off_the_map():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from emwidgets import plotting
+    from emwidgets.atlas import BasinMap
+
+    rng = np.random.default_rng(0)
+    n_opt, g = 22, 12
+    solution = rng.integers(0, n_opt, (g, g))
+    solution[0, 0] = -1  # a failed start
+    counts = np.bincount(solution[solution >= 0], minlength=n_opt)
+    objective = -3.7761 - np.r_[0.0, np.sort(rng.random(n_opt - 1))]
+    bm = BasinMap(**{**{f: None for f in BasinMap.__dataclass_fields__},
+                     "solution": solution, "objective": objective, "counts": counts,
+                     "xs": np.linspace(0, 1, g), "ys": np.linspace(0, 1, g),
+                     "fixed": np.zeros((1, 2)), "component": 0})
+    fig = Figure(figsize=(6.4, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    plotting.draw_basin_map(ax, bm)
+    fig.canvas.draw()
+    legend = ax.get_legend()
+    labels = [t.get_text() for t in legend.get_texts()]
+    # The 8 most reached optima (the best among them), one entry for the other 14, failed.
+    assert len(labels) == plotting.BASIN_COLOURS + 2, labels
+    assert labels[0].startswith("ll -3.7761 (best)")
+    assert labels[-2].startswith(f"{n_opt - plotting.BASIN_COLOURS} other optima: ")
+    assert labels[-1] == "failed"
+    # Every start that reached an optimum is counted once in the legend.
+    starts = [int(t.split(": ")[-1].split()[0]) for t in labels[:-1]]
+    assert sum(starts) == counts.sum()
+    # Beside the map: the legend does not overlap the axes.
+    box, axes = legend.get_window_extent(), ax.get_window_extent()
+    assert box.x0 >= axes.x1 - 1, (box, axes)
+    # No two coloured optima share a colour.
+    colours = [tuple(h.get_facecolor()) for h in legend.legend_handles[:-2]]
+    assert len(set(colours)) == len(colours)

@@ -567,7 +567,7 @@ class BasinPlot(_View):
     """A basin map (:func:`emwidgets.atlas.basin_map`) of 2-D data: where EM goes from
     every start of one mean, the others fixed at the shown restart's optimum."""
 
-    figsize = (5.2, 3.8)
+    figsize = (6.4, 3.6)  # the legend beside the map
     locked_render = True
 
     def show(self, bm, X, labels=("", "")):
