@@ -555,6 +555,7 @@ class SelectionArtists:
     best: object
     ax: object = None
     band: object = None
+    spurious: object = None  # the spurious models' markers (off the lines)
 
 
 #: A model more than 10 above the lowest BIC has "very strong" evidence against it
@@ -562,12 +563,24 @@ class SelectionArtists:
 CLOSE_TO_BEST = 10.0
 
 
+def _spurious_rows(table) -> np.ndarray:
+    """(rows,) bool: models whose every restart ended on a spurious maximum."""
+    if not len(table) or "spurious" not in table:
+        return np.zeros(len(table), bool)
+    return (table["spurious"] == True).to_numpy(bool)  # noqa: E712 (NaN for failed fits)
+
+
 def criterion_gaps(table, criterion: str = "bic"):
-    """The criterion minus its lowest value (NaN for failed fits), and the best row (or None)."""
+    """The criterion minus the lowest value of a regular model (NaN for failed fits), and
+    that model's row (or None). A spurious model (its every restart on a spurious maximum)
+    is never the lowest, as :attr:`SelectionResult.best_key` never chooses it, unless
+    every model is spurious."""
     values = table[criterion].to_numpy(float) if len(table) else np.zeros(0)
     if not np.isfinite(values).any():
         return values, None
-    best = int(np.nanargmin(values))
+    regular = np.where(_spurious_rows(table), np.nan, values)
+    pool = regular if np.isfinite(regular).any() else values
+    best = int(np.nanargmin(pool))
     return values - values[best], table.iloc[best]
 
 
@@ -586,6 +599,10 @@ def draw_selection(ax, table, criterion: str = "bic") -> SelectionArtists:
                       label=f"within {CLOSE_TO_BEST:g} of the best")
     best = ax.scatter([], [], s=220, facecolor="none", edgecolor="k", linewidths=2, zorder=5,
                       label="lowest")
+    # Degenerate models (every restart spurious) are not points of the lines: a grey cross
+    # where their value would be, named in the legend (mclust shows NA).
+    spurious = ax.scatter([], [], marker="x", s=50, color="0.45", linewidths=1.5, zorder=4,
+                          label="spurious (not a fit)")
     name = criterion.upper()
     ax.set_yscale("symlog", linthresh=1.0, linscale=0.5)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
@@ -595,7 +612,7 @@ def draw_selection(ax, table, criterion: str = "bic") -> SelectionArtists:
     ax.set_xlim(0.5, 6.5)
     ax.set_ylim(-0.5, 1000.0)
     ax.grid(alpha=0.3)
-    art = SelectionArtists(lines, best, ax, band)
+    art = SelectionArtists(lines, best, ax, band, spurious)
     update_selection(art, table, criterion)
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return art
@@ -604,11 +621,16 @@ def draw_selection(ax, table, criterion: str = "bic") -> SelectionArtists:
 def update_selection(art: SelectionArtists, table, criterion: str = "bic"):
     gaps, best = criterion_gaps(table, criterion)
     name = criterion.upper()
+    bad = _spurious_rows(table)
+    ks_all = table["n_components"].to_numpy(float) if len(table) else np.zeros(0)
     for cov_type, line in art.lines.items():
         rows = np.flatnonzero((table["covariance_type"] == cov_type).to_numpy()) if len(
             table) else np.zeros(0, int)
-        rows = rows[np.argsort(table["n_components"].to_numpy(float)[rows], kind="stable")]
-        line.set_data(table["n_components"].to_numpy(float)[rows], gaps[rows])
+        rows = rows[np.argsort(ks_all[rows], kind="stable")]
+        line.set_data(ks_all[rows], np.where(bad[rows], np.nan, gaps[rows]))
+    if art.spurious is not None:
+        shown = bad & np.isfinite(gaps)
+        art.spurious.set_offsets(np.c_[ks_all[shown], gaps[shown]].reshape(-1, 2))
     if best is None:
         art.best.set_offsets(np.zeros((0, 2)))
         art.ax.set_title(f"{name} of every model (lower is better)", fontsize="medium")
@@ -621,7 +643,8 @@ def update_selection(art: SelectionArtists, table, criterion: str = "bic"):
     ks = table["n_components"].to_numpy(float)
     art.ax.set_xlim(np.nanmin(ks) - 0.5, np.nanmax(ks) + 0.5)
     top = max(np.nanmax(gaps), CLOSE_TO_BEST)
-    art.ax.set_ylim(-0.5, top * 2.0)
+    low = min(np.nanmin(gaps), 0.0)  # (a spurious model can lie below the lowest regular one)
+    art.ax.set_ylim(min(-0.5, 2.0 * low), top * 2.0)
     return art
 
 

@@ -128,6 +128,17 @@ def test_a_far_worse_covariance_type_does_not_squash_the_near_best_ones():
     failed.loc[1, "bic"] = np.nan
     plotting.update_selection(art, failed)
     assert np.isnan(art.lines["full"].get_data()[1][1])
+    # A spurious model (every restart degenerate) is a grey cross off its line, and the
+    # lowest is the lowest regular model, as SelectionResult.best_key chooses.
+    degenerate = table.astype({"bic": float}).copy()
+    degenerate["spurious"] = False
+    degenerate.loc[3, ["bic", "spurious"]] = [5400.0, True]  # full, 4 components: lowest
+    plotting.update_selection(art, degenerate)
+    x, y = art.lines["full"].get_data()
+    assert np.isnan(y[3]) and y[2] == 0.0
+    np.testing.assert_allclose(art.spurious.get_offsets(), [[4, -100.0]])
+    np.testing.assert_allclose(art.best.get_offsets(), [[3, 0.0]])
+    assert "5500.0: 3 components, full" in ax.get_title() and ax.get_ylim()[0] < -100
     plt.close(fig)
 
 
@@ -172,15 +183,22 @@ def test_open_in_explorer_gives_an_explorer_of_the_chosen_model(ran, faithful):
     ran.model_picker.value = key
     ran.open_button.click()
     ex = ran.explorer
+    ex.session.wait(120)  # (it runs at once)
     assert isinstance(ex, EMExplorer) and ex in ran.explorer_box.children
     model = ran.result.models[key]
     params = model.get_params()
     for name in SETTINGS:
         assert getattr(ex.session, name) == params[name], name
     np.testing.assert_array_equal(ex.session.X, ran.X)
-    assert ex.session.running is False  # opened, not fitted: the user presses Run
+    # It shows the model the grid fitted: run again from the grid's seeds, the same fit.
+    assert "Done" in ex.status.value, ex.status.value
+    fitted = ex.estimator_
+    np.testing.assert_allclose(fitted.means_, model.means_, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(fitted.weights_, model.weights_, rtol=1e-6, atol=1e-8)
+    assert fitted.restarts_.n_restarts == model.restarts_.n_restarts
 
-    best = ran.open_best()
+    best = ran.open_best(run=False)
+    assert best.session.snapshot is None  # run=False: opened, not fitted
     assert (best.session.n_components, best.session.covariance_type) == ran.result.best_key
     assert ran.explorer_box.children[-1] is best  # replaces the previous one
     assert_nothing_shared(ran)  # the opened explorer's widgets included

@@ -120,10 +120,12 @@ class ModelSelectionExplorer(widgets.VBox):
                 self.stop_button.disabled = True
                 self._set_status("Stopping after the model being fitted…")
 
-    def open_explorer(self, key=None):
+    def open_explorer(self, key=None, run: bool = True, block: bool = False):
         """An :class:`~emwidgets.EMExplorer` for the model ``(n_components, covariance_type)``
         (the lowest BIC if None), with the grid's restarts, seed, columns and rows, shown
-        below the grid; returns it."""
+        below the grid; returns it. ``run``: it runs at once, from the grid's seeds, so it
+        shows the model the grid fitted, every restart live (an unfitted explorer was not
+        what a user opening a model expected); ``block``: wait for that run."""
         from .explorer import EMExplorer
 
         if self.result is None or not self.result.models:
@@ -140,14 +142,18 @@ class ModelSelectionExplorer(widgets.VBox):
                                    accelerate=self.accelerate.value, tol=model["tol"],
                                    max_iter=model["max_iter"],
                                    convergence=model["convergence"])
+        what = ("the grid's fit, run again here from its seeds: every restart, live"
+                if run else "press Run to fit it here and watch every restart")
         self.explorer_box.children = [
-            widgets.HTML(f"<b>{_components(k)}, {html.escape(cov)} covariance</b>: press Run to "
-                         "fit it here and watch every restart."), self.explorer]
+            widgets.HTML(f"<b>{_components(k)}, {html.escape(cov)} covariance</b>: {what}."),
+            self.explorer]
+        if run:
+            self.explorer.run(block=block)
         return self.explorer
 
-    def open_best(self):
+    def open_best(self, run: bool = True, block: bool = False):
         """The lowest-BIC model in an explorer (see :meth:`open_explorer`)."""
-        return self.open_explorer(None)
+        return self.open_explorer(None, run=run, block=block)
 
     # -- the worker -----------------------------------------------------------------
     def _set_status(self, text, error=False):
