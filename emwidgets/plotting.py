@@ -451,6 +451,20 @@ def _profile_y(values, index):
     return out
 
 
+def _shared_scale(labels, groups):
+    """The levels every item shares, in order, when there are several items, all with the
+    same levels and one of them is a word (a Likert scale); else None."""
+    if not groups or len(groups) < 2:
+        return None
+    runs, start = [], 0
+    for _, count in groups:
+        runs.append(tuple(labels[start:start + count]))
+        start += count
+    if len(set(runs)) != 1 or not any(len(v) > 3 for v in runs[0]):
+        return None
+    return list(runs[0])
+
+
 def draw_profile(ax, values, labels, weights, ylabel="", ylim=None, log=False, word="class",
                  linewidth=1.8, legend=True, groups=None) -> ProfileArtists:
     """One line per component over the profile's positions (items x levels, columns).
@@ -472,8 +486,18 @@ def draw_profile(ax, values, labels, weights, ylabel="", ylim=None, log=False, w
         ax.set_yscale("log")
     if ylim is not None:
         ax.set_ylim(*ylim)
-    slanted = m > 6 and not groups
-    ax.set_xticks(x, labels, rotation=60 if slanted else 0, ha="right" if slanted else "center",
+    labels = [str(v) for v in labels]
+    key = _shared_scale(labels, groups)
+    if key is not None:  # every item on one scale: its levels numbered, named once below
+        labels = [str(1 + i) for _, count in groups for i in range(count)]
+        ax.set_xlabel("levels: " + ", ".join(f"{i + 1} {v}" for i, v in enumerate(key)),
+                      fontsize="x-small", labelpad=16)
+    elif groups and max(map(len, labels), default=0) > 3:  # upright, they ran together
+        labels = [v if len(v) <= 10 else v[:9] + "…" for v in labels]
+    slanted = (m > 6 and not groups) or (groups and key is None
+                                         and max(map(len, labels), default=0) > 3)
+    ax.set_xticks(x, labels, rotation=(90 if groups else 60) if slanted else 0,
+                  ha="right" if slanted and not groups else "center",
                   fontsize="x-small" if groups else "small")
     ax.set_xlim(x[0] - 0.5, x[-1] + 0.5)
     if groups:
@@ -487,9 +511,10 @@ def draw_profile(ax, values, labels, weights, ylabel="", ylim=None, log=False, w
             start += count
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    if legend:
+    if legend:  # beside the plot: inside, it covered the lines
         ax.legend(title=f"{word} (size)", fontsize="x-small", title_fontsize="x-small",
-                  loc="best", ncol=2 if k > 5 else 1, framealpha=0.6)
+                  loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,
+                  ncol=2 if k > 12 else 1, framealpha=0.6)
     art = ProfileArtists(lines, ax, m, index)
     if ylim is None:
         _rescale_profile(art, values, log)

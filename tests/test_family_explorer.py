@@ -300,3 +300,29 @@ def test_documents_word_counts_explored_as_a_multinomial_mixture():
     for colour, k in enumerate(perm):
         np.testing.assert_allclose(_segments(ex.profile.artists.lines[colour]),
                                    est.probabilities_[k], rtol=1e-5)
+
+
+def test_a_likert_survey_is_readable_and_keeps_its_scales_order():
+    # Six items on one five-level scale: the levels were 30 words running into each other,
+    # in alphabetical order, under a legend covering the lines.
+    rng = np.random.default_rng(0)
+    scale = ["strongly disagree", "disagree", "neutral", "agree", "strongly agree"]
+    centre = np.array([0.8, 2.0, 3.3])[rng.integers(0, 3, 300)]
+    answers = np.clip(np.round(centre[:, None] + rng.normal(0, 0.9, (300, 4))), 0, 4)
+    words = pd.DataFrame({f"q{j + 1}": [scale[int(a)] for a in answers[:, j]]
+                          for j in range(4)})
+    ex = FamilyExplorer(words, LatentClassModel(3, n_init=4, random_state=0))
+    assert "alphabetical order" in ex.data_note.value and "CategoricalDtype" in \
+        ex.data_note.value
+    ordered = words.astype(pd.CategoricalDtype(scale, ordered=True))
+    ex = FamilyExplorer(ordered, LatentClassModel(3, n_init=4, random_state=0))
+    assert "alphabetical" not in ex.data_note.value
+    ex.run(block=True)
+    ax = ex.profile.artists.ax
+    ex.profile.figure.canvas.draw()
+    # The shared scale numbered under each item and named once, in the scale's order.
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "3", "4", "5"] * 4
+    assert ax.get_xlabel() == ("levels: 1 strongly disagree, 2 disagree, 3 neutral, "
+                               "4 agree, 5 strongly agree")
+    legend = ax.get_legend()
+    assert legend.get_window_extent().x0 >= ax.get_window_extent().x1 - 1  # beside the lines
