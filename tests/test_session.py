@@ -581,3 +581,26 @@ def test_data_an_explorer_cannot_take_is_one_sentence_and_identical_rows_say_so(
         assert caught.value._render_traceback_() == [f"DataError: {caught.value}"]
     ex = EMExplorer(np.ones((50, 2)))
     assert "all 50 rows are identical" in ex.data_note.value
+
+
+def test_on_large_data_the_compiling_status_says_why_a_change_compiles(faithful, monkeypatch):
+    from emwidgets.widgets import FitSession
+
+    small = FitSession(faithful, n_components=3)
+    assert small._why_compiling() == ""  # small data: one program serves every setting
+    # As on 200,000 rows: every program exact-size.
+    monkeypatch.setattr(FitSession, "MASK_COMPONENTS_WORK", 0)
+    s = FitSession(faithful, n_components=3)
+    s.phase = "compiling"
+    started = threading.Event()
+    ticker = threading.Thread(target=s._compile_ticker,
+                              args=(s.runner.generation, started, 0.0), daemon=True)
+    ticker.start()
+    deadline = time.time() + 30
+    while not s.status.startswith("Compiling") and time.time() < deadline:
+        time.sleep(0.05)
+    started.set()
+    ticker.join(5)
+    assert s.status.startswith("Compiling and initialising (3 components")
+    assert "On 272 rows each number of components, covariance type and missing-value " \
+           "choice is a program of its own, compiled once a session" in s.status

@@ -79,6 +79,10 @@ class HMMSession(FitSession):
     def program_components(self) -> int:
         return self.n_components  # exact-size programs (_make_estimator)
 
+    def _why_compiling(self) -> str:
+        return (". Each number of states and covariance type is a program of its own, "
+                "compiled once a session: the next Run with these settings starts at once.")
+
     def _snapshot(self, live, est, elapsed, done) -> Snapshot:
         restarts = live.snapshot()
         post, X = est.live_view(live, "posteriors")

@@ -231,6 +231,15 @@ class FitSession(DataIntake, WarmUp):
             self.published += 1
             return True
 
+    def _why_compiling(self) -> str:
+        """Why a control's change compiles, on data too large for one program to serve
+        every setting (the README promises none on small data)."""
+        if self._small_data():
+            return ""
+        return (f". On {len(self.X):,} rows each number of components, covariance type and "
+                "missing-value choice is a program of its own, compiled once a session: "
+                "the next Run with these settings starts at once.")
+
     def _compile_ticker(self, generation: int, started: threading.Event, t0: float):
         """While the first chunk compiles, say so with the seconds elapsed."""
         while not started.wait(0.5):
@@ -238,7 +247,7 @@ class FitSession(DataIntake, WarmUp):
                 if not self.runner.current(generation) or self.phase != "compiling":
                     return
                 self.status = (f"Compiling and initialising ({self._describe_run()})… "
-                               f"{time.perf_counter() - t0:.1f} s")
+                               f"{time.perf_counter() - t0:.1f} s" + self._why_compiling())
 
     def _work(self, generation: int, stop: threading.Event, key):
         t0 = time.perf_counter()
