@@ -102,8 +102,8 @@ def draw_convergence(ax, traces: np.ndarray, converged: np.ndarray, best: int,
     counts EM maps instead of iterations."""
     lines = [ax.plot([], [], color=RESTART_GREY, lw=1.0)[0] for _ in range(len(traces))]
     best_line = ax.plot([], [], color=BEST_COLOUR, lw=2.2, label="best restart")[0]
-    ends = ax.scatter([], [], s=18, facecolor="white", edgecolor="k", zorder=3,
-                      label="converged")
+    ends = ax.scatter([], [], s=18, facecolor="white", edgecolor="k", zorder=6,
+                      label="converged")  # (above the legend: it hid the marker)
     ax.set_xlabel("iteration" if maps_per_step == 1 else "EM maps (SQUAREM: 3 a cycle)")
     ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))  # no 2.5, no "90105120"
     ax.set_ylabel(ylabel)
@@ -112,7 +112,7 @@ def draw_convergence(ax, traces: np.ndarray, converged: np.ndarray, best: int,
     ax.grid(alpha=0.3)
     artists = ConvergenceArtists(lines, ends, best_line, ax, maps_per_step)
     update_convergence(artists, traces, converged, best)
-    ax.legend(loc="lower right", fontsize="small")
+    ax.legend(loc="lower right", fontsize="small", framealpha=0.6).set_zorder(5)
     return artists
 
 

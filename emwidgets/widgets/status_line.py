@@ -83,8 +83,9 @@ def picker_options(snap: Snapshot) -> list:
     r = snap.restarts
     if not snap.done:
         return [("best", -1)] + [(f"{i} (running)", i) for i in range(r.n_restarts)]
+    # Short enough for the 262 px menu: what a restart is (spurious, failed) comes first,
+    # before the log-likelihood (a long label was cut at "... spuriou").
     return [("best", -1)] + [
-        (f"{i} (rank {rank + 1}, ll {r.objective[i]:.3f}"
-         f"{', spurious' if r.spurious[i] else ''}"
-         f"{', failed' if r.failed[i] else ''})", int(i))
+        (f"{i}: {'spurious, ' if r.spurious[i] else ''}{'failed, ' if r.failed[i] else ''}"
+         f"ll {r.objective[i]:.3f} (#{rank + 1})", int(i))
         for rank, i in enumerate(r.ranking())]
