@@ -271,6 +271,17 @@ def test_the_explorers_atlas_shows_every_restart_and_a_click_selects_one():
     ex.atlas._on_pick(SimpleNamespace(artist=ex.atlas.points, ind=np.array([other])))
     assert ex.assignments.selected == other and ex.restart_picker.value == other
     assert ex.atlas.description.startswith(f"Restart {other}: ")
+    # The co-assignment matrix's rows: those every restart labels alike are contiguous.
+    snap = ex.session.snapshot
+    aligned = np.array([np.argsort(snap.solutions.permutations[i])[snap.labels[i]]
+                        for i in range(r.n_restarts)])
+    ok = ex.atlas.atlas.group_of >= 0
+    signature = [tuple(aligned[ok, j]) for j in ex.atlas.consensus_order]
+    seen, previous = set(), None
+    for s in signature:
+        assert s == previous or s not in seen, "a partition's rows are split"
+        seen.add(s)
+        previous = s
     ex.atlas_toggle.value = False
     assert ex.atlas_box not in ex.view_box.children and "atlas" not in ex.views
 

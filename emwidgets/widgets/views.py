@@ -544,7 +544,12 @@ class AtlasPlot(_View):
         best = max(atlas.best, 0)
         n = aligned.shape[1]
         rows = np.linspace(0, n - 1, min(n, self.CONSENSUS_ROWS)).astype(int)
-        order = rows[np.argsort(aligned[best][rows], kind="stable")]
+        # Rows by the best's component, then by how the other restarts (in rank order)
+        # label them: rows every restart treats alike sit together and the matrix shows
+        # blocks (ordered by the best alone, a row's neighbours were arbitrary: a barcode).
+        ranked = [int(i) for i in r.ranking() if ok[i] and i != best]
+        keys = [aligned[i][rows] for i in reversed(ranked)] + [aligned[best][rows]]
+        order = self.consensus_order = rows[np.lexsort(keys)]
         hx.imshow(consensus(aligned[ok] if ok.any() else aligned, order), cmap="Greys",
                   vmin=0, vmax=1, interpolation="nearest")
         hx.set_title("Share of restarts putting two rows\ntogether (by the best's components)",
