@@ -223,6 +223,27 @@ def draw_assignments(ax, xy, labels, uncertainty, means2, covs2, xlabel="", ylab
     return artists
 
 
+def draw_fit(ax, live, estimator, restart: int = 0, columns=(0, 1), xlabel: str = "",
+             ylabel: str = "") -> AssignmentArtists:
+    """One restart of a Gaussian mixture's fit in progress on a matplotlib ``ax``, as the
+    explorer draws it: the rows coloured by their most responsible component, sized by
+    their uncertainty, each component's 2-sd ellipse and its numbered centre.
+
+    ``live``: ``estimator.start(X)`` (advanced or not; ``live.at(t)`` for an earlier
+    iteration). ``columns``: the two features plotted (indices). Returns the artists."""
+    from .widgets.snapshot import snapshot_from_live
+
+    snap = snapshot_from_live(live, estimator, np.arange(live.n_rows or live.n_samples), 0.0,
+                              done=False)
+    params = snap.restarts.params
+    k, d = params["means"].shape[1:]
+    w = projection_matrix(d, columns)
+    covs = full_covariances(estimator.covariance_type, params["covariances"][restart], k, d)
+    return draw_assignments(ax, snap.X @ w, snap.labels[restart], snap.uncertainty[restart],
+                            params["means"][restart] @ w,
+                            np.einsum("di,kde,ej->kij", w, covs, w), xlabel, ylabel)
+
+
 def density_rgba(counts, colours) -> np.ndarray:
     """(G, G, K) responsibilities summed per bin -> (G, G, 4) an image: each bin the
     responsibility-weighted blend of the components' colours, its opacity the log of

@@ -352,3 +352,23 @@ def test_the_convergence_axis_keeps_every_iteration_of_a_quick_climb(faithful):
     values = np.concatenate([t[:n] for t, n in zip(gm.restarts_.trace, gm.restarts_.n_iter)])
     lo, hi = ex.convergence.artists.ax.get_ylim()
     assert lo <= values.min() and values.max() <= hi, (lo, hi, values.min(), values.max())
+
+
+def test_draw_fit_draws_a_fit_in_progress_on_any_axes(faithful):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from emwidgets import plotting
+
+    X = faithful.to_numpy()
+    est = GaussianMixture(2, n_init=2, random_state=0)
+    live = est.start(X)
+    live.advance(3)
+    fig, ax = plt.subplots()
+    art = plotting.draw_fit(ax, live, est, restart=1, xlabel="eruptions", ylabel="waiting")
+    means = live.snapshot().params["means"][1]
+    np.testing.assert_allclose(art.centres.get_offsets(), means)
+    assert len(art.points.get_offsets()) == len(X) and ax.get_xlabel() == "eruptions"
+    plt.close(fig)
