@@ -23,6 +23,14 @@ import pandas as pd
 MAX_CODE_VALUES = 10
 
 
+def listed(names, most: int = 4) -> str:
+    """'a', 'a and b', 'a, b and c', or 'a, b, c, d and 5 more'."""
+    names = [str(n) for n in names]
+    if len(names) > most + 1:
+        return ", ".join(names[:most]) + f" and {len(names) - most} more"
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
+
+
 @dataclass
 class Table:
     """The columns of the user's data, sorted into features and the rest.
@@ -119,7 +127,11 @@ class Table:
     def describe_left_out(self, chosen) -> str:
         """'species (not numeric), year (3 integer values...)' for columns not in ``chosen``."""
         chosen = set(chosen)
-        parts = [f"{c} ({why})" for c, why in self.reasons.items() if c not in chosen]
-        parts += [f"{c} (not chosen)" for c in self.numeric
-                  if c not in chosen and c not in self.reasons]
-        return ", ".join(parts)
+        by_reason: dict = {}  # columns left out for the same reason are named together
+        for c, why in self.reasons.items():
+            if c not in chosen:
+                by_reason.setdefault(why, []).append(c)
+        unchosen = [c for c in self.numeric if c not in chosen and c not in self.reasons]
+        if unchosen:
+            by_reason.setdefault("not chosen", []).extend(unchosen)
+        return ", ".join(f"{listed(names)} ({why})" for why, names in by_reason.items())

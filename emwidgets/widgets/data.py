@@ -129,8 +129,9 @@ class DataIntake(traitlets.HasTraits):
     def _describe_data(self) -> str:
         """One line: what is fitted, what was left out or dropped and why, what is shown."""
         n, d = self.X.shape
-        parts = [f"Data: {n:,} rows × {d} column{'s' if d != 1 else ''} "
-                 f"({', '.join(self.columns)})"]
+        shown = (", ".join(self.columns) if d <= 8 else
+                 ", ".join(self.columns[:3]) + ", …, " + ", ".join(self.columns[-2:]))
+        parts = [f"Data: {n:,} rows × {d} column{'s' if d != 1 else ''} ({shown})"]
         left = self._table.describe_left_out(self.columns)
         if left:
             parts.append("left out " + left)
