@@ -21,6 +21,8 @@ import pandas as pd
 #: An integer column with at most this many distinct values is taken for a code
 #: (a year, a month, a group label) and left out of the default features.
 MAX_CODE_VALUES = 10
+#: A column left out with at most this many values can label the rows (``Table.labels``).
+MAX_LABELS = 50
 
 
 def listed(names, most: int = 4) -> str:
@@ -46,6 +48,9 @@ class Table:
     numeric: list
     default: list
     reasons: dict = field(default_factory=dict)
+    #: Columns left out that can label the rows (text, categories, true/false with 2 to
+    #: MAX_LABELS values; integer codes): ``{name: (N,) values}``, None where missing.
+    labels: dict = field(default_factory=dict)
 
     @classmethod
     def of(cls, data) -> "Table":
@@ -118,7 +123,14 @@ class Table:
             for c in numeric:
                 reasons.pop(c, None)
         frame = pd.DataFrame(values, index=df.index)
-        return cls(frame, numeric, default, reasons)
+        labels = {}
+        for name in df.columns:
+            label, why = str(name), reasons.get(str(name), "")
+            if why in ("not numeric", "true/false") or "a code" in why:
+                col = df[name]
+                if 2 <= col.nunique(dropna=True) <= MAX_LABELS:
+                    labels[label] = col.astype(object).where(col.notna(), None).to_numpy()
+        return cls(frame, numeric, default, reasons, labels)
 
     def values(self, columns) -> np.ndarray:
         """(N, D) float64 values of ``columns``."""

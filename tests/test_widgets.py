@@ -185,7 +185,7 @@ def test_explorer_draws_with_the_ipympl_canvas(faithful):
     from ipympl.backend_nbagg import Canvas
 
     assert isinstance(ex.convergence.canvas, Canvas)
-    assert ex.convergence.canvas in ex.children[2].children[1].children[0].children
+    assert ex.convergence.canvas in ex.children[3].children[1].children[0].children
 
 
 def test_explorer_fits_incomplete_rows_and_draws_them_hollow():
@@ -372,3 +372,37 @@ def test_draw_fit_draws_a_fit_in_progress_on_any_axes(faithful):
     np.testing.assert_allclose(art.centres.get_offsets(), means)
     assert len(art.points.get_offsets()) == len(X) and ax.get_xlabel() == "eruptions"
     plt.close(fig)
+
+
+def test_compare_with_a_left_out_label_gives_the_adjusted_rand_index_and_the_table():
+    from sklearn.metrics import adjusted_rand_score
+
+    penguins = datasets.load_penguins()
+    ex = EMExplorer(penguins, n_components=3, random_state=0)
+    menu = ex.comparison.menu
+    assert [v for _, v in menu.options] == ["", "species", "island", "sex", "year"]
+    menu.value = "species"
+    assert ex.compare_note.value == ""  # nothing fitted yet: nothing to compare
+    ex.run(block=True)
+    wait_done(ex)
+    rows = penguins.dropna(subset=["bill_length_mm", "bill_depth_mm", "flipper_length_mm",
+                                   "body_mass_g"])
+    predicted = ex.estimator_.predict(rows)
+    expected = adjusted_rand_score(rows["species"], predicted)  # an independent reference
+    assert ex.comparison.ari == pytest.approx(expected, abs=1e-12) and expected > 0.8
+    table = ex.comparison.table
+    assert table.to_numpy().sum() == len(rows) and list(table.index) == sorted(
+        rows["species"].unique())
+    assert f"adjusted Rand index <b>{expected:.2f}</b>" in ex.compare_note.value
+    # sex has missing values: compared on the rows where it is known
+    menu.value = "sex"
+    known = rows["sex"].notna().to_numpy()
+    assert ex.comparison.table.to_numpy().sum() == known.sum()
+    assert ex.comparison.ari == pytest.approx(
+        adjusted_rand_score(rows["sex"][known], predicted[known]), abs=1e-12)
+    # Other columns: the shown model was fitted on other data; nothing compared until Run.
+    ex.column_picker.value = ("bill_length_mm", "bill_depth_mm")
+    assert not ex.session.shown_data_is_current and ex.compare_note.value == ""
+    assert menu.value == "sex"  # (the choice stays for the next run)
+    menu.value = ""
+    assert ex.compare_note.value == ""

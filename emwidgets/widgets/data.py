@@ -189,6 +189,16 @@ class DataIntake(traitlets.HasTraits):
             return self.X
         return np.where(np.isnan(self.X), np.nanmean(self.X, axis=0), self.X)
 
+    def label_columns(self) -> list:
+        """Columns left out that can label the rows (a species, a group), to compare the
+        fitted components with (``Table.labels``)."""
+        table = getattr(self, "_table", None)
+        return list(table.labels) if isinstance(table, _Table) else []
+
+    def label_values(self, name: str) -> np.ndarray:
+        """Column ``name`` of :meth:`label_columns` for the rows in use (None: missing)."""
+        return self._table.labels[name][self._usable_rows][self._kept_rows]
+
     def row_index(self):
         """The user's index labels of the rows in use, or None where the data had none of
         their own (an array, a default RangeIndex): a DatetimeIndex stays one, so a series

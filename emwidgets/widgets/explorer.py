@@ -11,7 +11,7 @@ import numpy as np
 
 from ..estimators.gaussian_mixture import GaussianMixture
 from . import status_line
-from .features import BasinMap, ColumnPicker, Intervals, Scrub, StartChooser
+from .features import BasinMap, ColumnPicker, Comparison, Intervals, Scrub, StartChooser
 from .session import FitSession
 from .views import AssignmentPlot, AtlasPlot, ConvergencePlot, RestartGallery
 
@@ -173,6 +173,9 @@ class EMExplorer(widgets.VBox):
         self.bad_start_button = self.start.bad_start_button
         self.forget_start_button = self.start.forget_button
         self.basin = BasinMap(session, main, self.step_note, self._add_view)
+        self.compare_note = widgets.HTML(layout=widgets.Layout(width="100%"))
+        self.compare_note.add_class("emwidgets-compare")
+        self.comparison = Comparison(session, _layout(), _style(), self._on_compare)
         self.basin_button = self.basin.button
 
         self.run_button.on_click(lambda _: self.run())
@@ -189,6 +192,7 @@ class EMExplorer(widgets.VBox):
         session.observe(self._on_axes, ["x_axis", "y_axis"])
         session.observe(self._on_data, ["data_note"])
         session.observe(self._on_data_version, ["data_version"])
+        session.observe(lambda ch: self.comparison.update(), ["running", "stale"])
         self._on_status()
         self._on_data()
         self._preview()
@@ -201,6 +205,7 @@ class EMExplorer(widgets.VBox):
                              c["reg_covar"], c["accelerate"], c["missing"],
                              widgets.HTML("<b>Data and plotted axes</b>"),
                              self.column_picker, c["x_axis"], c["y_axis"],
+                             self.comparison.menu,
                              widgets.HBox([self.run_button, self.stop_button]), self.restart_picker,
                              *([self.confidence.box] if self.confidence else []),
                              widgets.HTML("<b>Take the run apart</b>"),
@@ -211,7 +216,7 @@ class EMExplorer(widgets.VBox):
         # The answer where the eye is: the status and the step's note above the controls and
         # the views (on a 1366x768 laptop, below them they were under the fold).
         # Too narrow for the views beside the controls: they wrap below, never cut at the right.
-        super().__init__([self.status, self.step_note,
+        super().__init__([self.status, self.step_note, self.compare_note,
                           widgets.HBox([left, self.view_box], layout=_wrapping()), self.data_note])
         self.add_class("emwidgets-explorer")
 
@@ -483,7 +488,11 @@ class EMExplorer(widgets.VBox):
 
     def _on_data_version(self, change):
         self.column_choice.sync()
+        self.comparison.sync()
         self._on_axes(None)
+
+    def _on_compare(self):
+        self.compare_note.value = self.comparison.note
 
     def _on_axes(self, change):
         s = self.session

@@ -545,3 +545,66 @@ class ColumnPicker:
                     menu.value = getattr(s, name)
         finally:
             self._syncing = False
+
+
+class Comparison:
+    """*compare with*: a column the explorer left out (a species, a group, a code) against
+    the fitted model's components, as mclust's ``classError`` and ``table`` do: the
+    adjusted Rand index and the table of counts (rows: the column's values; columns: the
+    components, numbered as on the plots). Shown for the model of the finished run whose
+    data are current; ``note`` is HTML.
+
+    Args:
+        session: the explorer's session; layout: the menu's; on_note: called when ``note``
+        changes.
+    """
+
+    def __init__(self, session, layout, style, on_note: Callable):
+        self.session, self._on_note = session, on_note
+        self.menu = widgets.Dropdown(options=[("nothing", "")], value="",
+                                     description="compare with", style=style, layout=layout)
+        self.menu.observe(lambda ch: self.update(), "value")
+        self.note = ""
+        self.ari: Optional[float] = None
+        self.table = None  # the counts, a DataFrame
+        self.sync()
+
+    def sync(self):
+        """The menu lists the current data's label columns (hidden when there is none)."""
+        names = self.session.label_columns()
+        keep = self.menu.value if self.menu.value in names else ""
+        options = [("nothing", "")] + [(n, n) for n in names]
+        if list(self.menu.options) != options:  # (new options reset the value)
+            self.menu.options = options
+        self.menu.value = keep
+        self.menu.layout.display = None if names else "none"
+        self.update()
+
+    def update(self):
+        """Compare the shown model with the chosen column (or say nothing)."""
+        import pandas as pd
+
+        from ..compare import adjusted_rand_index
+
+        s, name = self.session, self.menu.value
+        est = getattr(s, "estimator", None)
+        self.ari, self.table, note = None, None, ""
+        if name and est is not None and s.shown_data_is_current and not s.running:
+            truth = s.label_values(name)
+            try:
+                predicted = np.asarray(est.predict(s.fit_frame()))
+            except Exception as exc:  # noqa: BLE001 (said in one sentence)
+                note = f"No comparison with {html.escape(name)}: {html.escape(str(exc))}"
+            else:
+                known = np.array([v is not None for v in truth])
+                codes = pd.factorize(pd.Series(truth[known], dtype=object))[0]
+                self.ari = float(adjusted_rand_index(codes, predicted[known]))
+                self.table = pd.crosstab(pd.Series(truth[known], name=name),
+                                         pd.Series(predicted[known], name="component"))
+                note = (f"Against <b>{html.escape(name)}</b>: adjusted Rand index "
+                        f"<b>{self.ari:.2f}</b> on {int(known.sum()):,} rows (1: the same "
+                        "partition, 0: no better than chance)."
+                        + self.table.to_html(classes="emwidgets-compare-table", border=0))
+        if note != self.note:
+            self.note = note
+            self._on_note()
