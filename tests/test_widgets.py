@@ -406,3 +406,25 @@ def test_compare_with_a_left_out_label_gives_the_adjusted_rand_index_and_the_tab
     assert menu.value == "sex"  # (the choice stays for the next run)
     menu.value = ""
     assert ex.compare_note.value == ""
+
+
+def test_save_writes_the_model_and_every_view(faithful, tmp_path, monkeypatch):
+    import pickle
+
+    ex = EMExplorer(faithful, n_init=4, random_state=0)
+    with pytest.raises(ValueError, match="press Run first"):
+        ex.save(tmp_path / "early")
+    ex.run(block=True)
+    paths = ex.save(tmp_path / "saved")
+    assert sorted(p.name for p in paths) == sorted(
+        ["model.pkl"] + [f"{name}.png" for name in ex.views])
+    with open(tmp_path / "saved" / "model.pkl", "rb") as f:
+        model = pickle.load(f)
+    np.testing.assert_array_equal(model.predict(faithful), ex.estimator_.predict(faithful))
+    for p in paths[1:]:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The button: a new folder in the working directory, and a sentence saying where.
+    monkeypatch.chdir(tmp_path)
+    ex.save_button.click()
+    assert "Saved the model and 3 figures in emwidgets-" in ex.save_note.value
+    assert len(list(tmp_path.glob("emwidgets-*/model.pkl"))) == 1

@@ -140,6 +140,11 @@ class EMExplorer(widgets.VBox):
                                          layout=widgets.Layout(width="128px"))
         self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop",
                                           disabled=True, layout=widgets.Layout(width="128px"))
+        self.save_button = widgets.Button(description="Save", icon="save",
+                                          layout=widgets.Layout(width="128px"),
+                                          tooltip="The model (model.pkl) and every view (PNG) "
+                                                  "into a new folder here")
+        self.save_note = widgets.HTML(layout=widgets.Layout(width="262px"))
         self.restart_picker = widgets.Dropdown(options=[("best", -1)], value=-1,
                                                description="show restart", style=_style(),
                                                layout=_layout())
@@ -179,6 +184,7 @@ class EMExplorer(widgets.VBox):
         self.basin_button = self.basin.button
 
         self.run_button.on_click(lambda _: self.run())
+        self.save_button.on_click(lambda _: self._save_clicked())
         self.stop_button.on_click(lambda _: session.stop_async())
         self.restart_picker.observe(lambda ch: self._select(ch["new"]), "value")
         self.atlas_toggle.observe(lambda ch: self.show_atlas(ch["new"]), "value")
@@ -207,6 +213,7 @@ class EMExplorer(widgets.VBox):
                              self.column_picker, c["x_axis"], c["y_axis"],
                              self.comparison.menu,
                              widgets.HBox([self.run_button, self.stop_button]), self.restart_picker,
+                             self.save_button, self.save_note,
                              *([self.confidence.box] if self.confidence else []),
                              widgets.HTML("<b>Take the run apart</b>"),
                              *self.scrub.controls(), self.atlas_toggle,
@@ -274,6 +281,40 @@ class EMExplorer(widgets.VBox):
     def estimator_(self):
         """The fitted model of the shown run (its best restart), or None."""
         return self.session.estimator
+
+    def save(self, folder=None) -> list:
+        """Save the shown run's fitted model (``model.pkl``, a pickle: ``pickle.load`` or
+        ``joblib.load`` gives the estimator back, predict and score included) and every
+        view as it is drawn (``<view>.png``) into ``folder`` (default: a new
+        ``emwidgets-<date>-<time>`` folder in the working directory); returns the paths.
+        The *Save* button does the same and says where."""
+        import pickle
+        from pathlib import Path
+
+        if self.session.estimator is None:
+            raise ValueError("There is no fitted model to save yet: press Run first.")
+        folder = Path(folder if folder is not None else
+                      time.strftime("emwidgets-%Y%m%d-%H%M%S"))
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = [folder / "model.pkl"]
+        with open(paths[0], "wb") as f:
+            pickle.dump(self.session.estimator, f)
+        for name, view in self.views.items():
+            path = folder / f"{name}.png"
+            with view._lock:  # (not half-way through a redraw)
+                view.figure.savefig(path, dpi=150)
+            paths.append(path)
+        return paths
+
+    def _save_clicked(self):
+        try:
+            paths = self.save()
+        except Exception as exc:  # noqa: BLE001 (one sentence, the explorer carries on)
+            self.save_note.value = html.escape(f"Not saved: {exc}")
+        else:
+            self.save_note.value = html.escape(
+                f"Saved the model and {len(paths) - 1} figures in {paths[0].parent}/ "
+                "(model.pkl: pickle.load gives the estimator back).")
 
     def restart(self, restart: int):
         """The fitted model of restart ``restart`` of the shown run."""
