@@ -593,6 +593,9 @@ def draw_profile_solution(ax, values, weights, title="", ylim=None, log=False, s
 # ---------------------------------------------------------------------------
 
 MARKERS = {"full": "o", "tied": "s", "diag": "^", "spherical": "D"}
+#: mclust's names of the covariance types (volume, shape, orientation: Varying, Equal,
+#: Identity), shown beside ours where models are compared.
+MCLUST_NAMES = {"full": "VVV", "tied": "EEE", "diag": "VVI", "spherical": "VII"}
 
 
 @dataclass
@@ -640,7 +643,7 @@ def draw_selection(ax, table, criterion: str = "bic") -> SelectionArtists:
     lines = {}
     for i, cov_type in enumerate(MARKERS):  # (one per covariance type)
         lines[cov_type] = ax.plot([], [], marker=MARKERS[cov_type], color=PALETTE[i],
-                                  label=cov_type)[0]
+                                  label=f"{cov_type} ({MCLUST_NAMES[cov_type]})")[0]
     band = ax.axhspan(0, CLOSE_TO_BEST, color="0.5", alpha=0.18, lw=0,
                       label=f"within {CLOSE_TO_BEST:g} of the best")
     best = ax.scatter([], [], s=220, facecolor="none", edgecolor="k", linewidths=2, zorder=5,

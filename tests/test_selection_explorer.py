@@ -94,6 +94,11 @@ def test_the_grid_fills_the_table_and_names_the_best(ran):
     # the picker offers every fitted model, lowest BIC first and chosen
     assert ran.model_picker.value == key and ran.model_picker.options[0][1] == key
     assert len(ran.model_picker.options) == 12 and not ran.open_button.disabled
+    # mclust's names beside ours, in the menu and the plot's legend
+    assert all(f"{key[1]} ({plotting.MCLUST_NAMES[key[1]]})" in label
+               for label, key in ran.model_picker.options)
+    legend = [t.get_text() for t in ran.plot.artists.ax.get_legend().get_texts()]
+    assert {"full (VVV)", "tied (EEE)", "diag (VVI)", "spherical (VII)"} <= set(legend)
     assert ran.run_button.disabled is False and ran.stop_button.disabled is True
 
 

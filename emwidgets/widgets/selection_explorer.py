@@ -6,6 +6,7 @@ import html
 
 import ipywidgets as widgets
 
+from .. import plotting
 from ..estimators.gaussian_mixture import GaussianMixture
 from ..selection import SelectionResult, select_model
 from . import runner
@@ -174,7 +175,8 @@ class ModelSelectionExplorer(widgets.VBox):
             key = (int(row["n_components"]), str(row["covariance_type"]))
             if key in result.models:
                 mark = " (lowest)" if key == best else ""
-                options.append((f"{_components(key[0])}, {key[1]}: {crit.upper()} "
+                mclust = plotting.MCLUST_NAMES.get(key[1], "")
+                options.append((f"{_components(key[0])}, {key[1]} ({mclust}): {crit.upper()} "
                                 f"{float(row[crit]):.1f}{mark}", key))
         self.model_picker.options = options
         self.model_picker.value = best
