@@ -288,3 +288,16 @@ def test_the_ranking_axis_stays_readable_at_a_tiny_tolerance():
     decades = [t for t in ax.get_yticks() if lo <= t <= hi and t != 0]
     assert len(decades) <= 8, decades  # about -1e-2 .. -1e-9, not -1e-5 .. -1e-299
     plt.close(fig)
+
+
+def test_a_spurious_component_is_named_along_the_users_column():
+    # The reason named "feature 2" where the user's frame calls it Petal.Length.
+    X = datasets.load_iris().select_dtypes("number")
+    gm = GaussianMixture(8, n_init=16, covariance_type="diag", random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm.fit(X)
+    along = [m for m in gm.restarts_.spurious_reasons if " along " in m]
+    assert along, gm.restarts_.spurious_reasons
+    assert all(any(f"along {c} " in m for c in X.columns) for m in along), along
+    assert not any("feature " in m for m in gm.restarts_.spurious_reasons)

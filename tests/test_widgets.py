@@ -428,3 +428,14 @@ def test_save_writes_the_model_and_every_view(faithful, tmp_path, monkeypatch):
     ex.save_button.click()
     assert "Saved the model and 3 figures in emwidgets-" in ex.save_note.value
     assert len(list(tmp_path.glob("emwidgets-*/model.pkl"))) == 1
+
+
+def test_a_run_that_stopped_short_is_advised_in_the_explorers_controls(faithful):
+    # The estimator's advice names parameters (convergence='gap') the explorer has no
+    # control for: the explorer's names its controls.
+    ex = EMExplorer(faithful, n_components=3, tol=1e-2, n_init=4, random_state=0)
+    ex.run(block=True)
+    status = ex.session.status
+    assert "short of its limit" in status, status
+    assert "lower the tolerance slider, or tick accelerate (SQUAREM)" in status
+    assert "convergence=" not in status

@@ -232,9 +232,11 @@ class _Estimator:
     def _live_fit(self, run, scaling, keys, n_samples, n_rows=None) -> "LiveFit":
         """The :class:`LiveFit` of ``run``, given this estimator's way to read its restarts
         and to conclude (the data's features, seen by ``_validate_X``, travel with it)."""
+        features = self.__dict__.pop("_features_seen", None)
+        # (the restarts' sentences name a column by its name: "along waiting", not "feature 1")
+        self._column_names = None if features is None else features[1]
         return LiveFit(run, scaling, keys, n_samples, to_restarts=self._restarts,
-                       conclude=self._conclude, features=self.__dict__.pop("_features_seen", None),
-                       n_rows=n_rows)
+                       conclude=self._conclude, features=features, n_rows=n_rows)
 
     def _conclude(self, live: "LiveFit"):
         estimator = self._finish(live)
@@ -441,11 +443,19 @@ def fell_sentence(r: "Restarts", b: int) -> str:
             "E-step's terms cancel: a larger reg_covar helps too)")
 
 
-def stopped_short(r: "Restarts", b: int) -> str:
+#: What to do about a restart that stopped short, in an explorer (it has no convergence
+#: control: :func:`stopped_short`'s ``advice``).
+CONTROLS_ADVICE = ("lower the tolerance slider, or tick accelerate (SQUAREM), which reaches "
+                   "the limit in fewer iterations")
+
+
+def stopped_short(r: "Restarts", b: int, advice: Optional[str] = None) -> str:
     """A sentence when restart ``b`` stopped short of the limit it was converging to:
     Aitken's estimate of the distance (``restarts_.gap``) above the tolerance, or a restart
     that stopped after fewer than three changing objectives, too few to estimate it (a
-    random start on a plateau: the objective barely moves, then moves on); else ""."""
+    random start on a plateau: the objective barely moves, then moves on); else "".
+    ``advice``: what to do instead of the estimator's parameters (an explorer's controls:
+    :data:`CONTROLS_ADVICE`)."""
     gap = getattr(r, "gap", None)
     if gap is None or b < 0:
         return ""
@@ -456,14 +466,16 @@ def stopped_short(r: "Restarts", b: int) -> str:
     row = row[np.isfinite(row)]
     if r.status[b] == "converged" and len(row) == 2 and row[-1] != row[-2]:
         return (f"the best restart stopped after {len(row)} iterations, too few to tell a "
-                "maximum from a plateau (the change fell below tol at once): lower tol, or "
-                "keep the default convergence='gap', which waits for three")
+                "maximum from a plateau (the change fell below tol at once): " + (
+                    advice or "lower tol, or keep the default convergence='gap', which "
+                    "waits for three"))
     if (not np.isfinite(gap[b]) or gap[b] <= SHORT_OF_LIMIT * r.tol
             or getattr(r, "accepted", None) is not None):  # (SQUAREM's cycles: no series)
         return ""
     return (f"the best restart stopped about {gap[b]:.2g} nats per sample short of its "
-            "limit (Aitken's estimate from its last iterations): lower tol, or keep the "
-            "defaults (convergence='gap', accelerate='squarem', tol=1e-10)")
+            "limit (Aitken's estimate from its last iterations): " + (
+                advice or "lower tol, or keep the defaults (convergence='gap', "
+                "accelerate='squarem', tol=1e-10)"))
 
 
 def _warn_stopped_short(restarts: "Restarts"):

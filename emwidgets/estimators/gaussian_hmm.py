@@ -209,7 +209,8 @@ class GaussianHMM(_RestartModels, SequenceEstimator):
             report = compare.spurious_report(
                 self.covariance_type, occupancy * n_samples, params["covariances"], d,
                 self.min_covar, scaling.scale**2 if sd is None else sd**2,
-                float(np.finfo(np.asarray(state.params.emission.means).dtype).eps), "min_covar")
+                float(np.finfo(np.asarray(state.params.emission.means).dtype).eps), "min_covar",
+                feature_names=getattr(self, "_column_names", None))
         return _restarts_from_state(
             state, params, keys, -d * math.log(scaling.scale), report=report,
             shared=self._shared_params(),

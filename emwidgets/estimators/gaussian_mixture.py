@@ -340,7 +340,8 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
                 0.0 if self.prior is not None else self.reg_covar,
                 scaling.scale**2 if sd is None else sd**2,
                 float(np.finfo(np.asarray(state.params.means).dtype).eps),
-                "rounding" if self.prior is not None else "reg_covar")
+                "rounding" if self.prior is not None else "reg_covar",
+                feature_names=getattr(self, "_column_names", None))
         return _restarts_from_state(
             state, params, keys, offset, report=report, shared=self._shared_params(),
             spurious_last=getattr(self, "spurious", "rank_last") == "rank_last",

@@ -12,7 +12,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..estimators.base import stopped_short
+from ..estimators.base import CONTROLS_ADVICE, stopped_short
 from .snapshot import Snapshot
 
 
@@ -46,7 +46,7 @@ def summary(snap: Optional[Snapshot], distance_words: str = "sd in the means") -
     elif b >= 0:
         parts.append(f"best {'regular solution' if spurious.any() else 'log-likelihood'} "
                      f"{r.objective[b]:.4f} (restart {b})")
-        short = stopped_short(r, b) if snap.done else ""
+        short = stopped_short(r, b, CONTROLS_ADVICE) if snap.done else ""
         if short:
             parts.append(short)
     if spurious.any() and not spurious[b]:
