@@ -32,7 +32,9 @@ in the same solution when
 * their objectives differ by at most ``tol_objective`` (default 10 x the fit's
   ``tol``: EM converges linearly, so a restart that stopped when an iteration
   gained ``tol`` is typically within ``tol * rho / (1 - rho)`` of its optimum,
-  under 10 ``tol`` for convergence rates rho up to 0.9), and
+  under 10 ``tol`` for convergence rates rho up to 0.9; and never below
+  ``TOL_OBJECTIVE_FLOOR``, 1e-4 nats per sample, for restarts on a flat optimum
+  that stop apart even at a tight ``tol``), and
 * after Hungarian alignment of their components, no mean differs by more than
   ``tol_means`` (default 0.1) standard deviations of the data along any feature
   (near an optimum the per-sample objective is quadratic in a mean,
@@ -65,6 +67,10 @@ FLOOR_FACTOR = 10.0
 ROUNDING_ULPS = 10.0
 #: Default grouping tolerances (see the module docstring).
 TOL_OBJECTIVE_PER_TOL = 10.0
+#: ... and never below this many nats per sample: restarts on one flat optimum (a latent
+#: class model's ridge) stop 1e-5 apart with parameters within 0.002 of each other even at
+#: tol=1e-10, and 10 tol split one solution into eight.
+TOL_OBJECTIVE_FLOOR = 1e-4
 TOL_MEANS = 0.1
 
 
@@ -370,7 +376,7 @@ def group_restarts(labels: np.ndarray, objective: np.ndarray, means: np.ndarray,
         spurious: (R,) bool, spurious restarts only group with spurious ones.
         scale: (D,) the data's standard deviation per feature (default: the
             spread of the best restart's means, 1 where it has none).
-        tol: the fit's tol; ``tol_objective`` defaults to 10 x tol.
+        tol: the fit's tol; ``tol_objective`` defaults to max(10 x tol, 1e-4).
         tol_means: largest aligned mean difference, in units of ``scale``.
     """
     objective = np.asarray(objective, dtype=np.float64)
@@ -381,7 +387,8 @@ def group_restarts(labels: np.ndarray, objective: np.ndarray, means: np.ndarray,
     if order is None:
         order = rank_restarts(objective, ~usable, spurious)
     order = [int(i) for i in order if usable[i]]
-    tol_objective = TOL_OBJECTIVE_PER_TOL * tol if tol_objective is None else tol_objective
+    if tol_objective is None:
+        tol_objective = max(TOL_OBJECTIVE_PER_TOL * tol, TOL_OBJECTIVE_FLOOR)
     if scale is None and order:
         spread = means[order[0]].std(axis=0)
         scale = np.where(spread > 0, spread, 1.0)

@@ -170,3 +170,19 @@ def test_grouping_at_the_start_of_a_run_warns_nothing():
         warnings.simplefilter("error")
         sol = group_restarts(labels, np.full(3, -np.inf), means)
     assert np.all(sol.gap == 0)
+
+
+def test_restarts_on_one_flat_optimum_are_one_solution_even_at_a_tight_tol():
+    # A latent class ridge: eight restarts 1e-5 nats per sample apart, parameters within
+    # 0.002 of each other, all converged at tol=1e-10: one solution (10 tol split them into
+    # eight). Two optima 1e-3 apart stay two.
+    rng = np.random.default_rng(0)
+    means = np.array([[[0.0, 0.0], [3.0, 3.0]]]) + 0.002 * rng.random((8, 2, 2))
+    labels = np.tile(np.repeat([0, 1], 50), (8, 1))
+    objective = -4.0 - 1e-5 * rng.random(8)
+    sol = group_restarts(labels, objective, means, tol=1e-10)
+    assert len(sol.groups) == 1 and sol.tol_objective == 1e-4
+    objective[4:] -= 1e-3
+    assert len(group_restarts(labels, objective, means, tol=1e-10).groups) == 2
+    # a looser tol keeps its own 10 x tol
+    assert group_restarts(labels, objective, means, tol=1e-3).tol_objective == 1e-2

@@ -58,6 +58,11 @@ def fit_dtype(dtype) -> np.dtype:
     return d
 
 
+#: The lock a thread holds while it computes with JAX through emwidgets (every public
+#: estimator method takes it; the widgets take it through this name, never from the core).
+computing = programs.executing
+
+
 def in_precision(method: Callable) -> Callable:
     """``method`` run in its object's precision (``self._x64()``): inside, JAX computes in
     float64 or float32 whatever the user's global ``jax_enable_x64`` setting, which stays

@@ -22,7 +22,7 @@ from typing import Optional
 
 import traitlets
 
-from ..core import programs
+from ..estimators.base import computing
 from ..estimators.gaussian_mixture import GaussianMixture
 from . import runner, status_line
 from .data import MAX_DISPLAY_POINTS, DataIntake  # noqa: F401  (imported from here too)
@@ -292,7 +292,10 @@ class FitSession(DataIntake, WarmUp):
                 status = (f"Stopped at iteration {live.iteration} (not converged). "
                           + self._summary(snap))
             else:
-                status = f"Done in {snap.elapsed:.1f} s: " + self._summary(snap)
+                # (a warm run on small data takes milliseconds: "0.0 s" read as nothing done)
+                took = (f"{snap.elapsed:.1f} s" if snap.elapsed >= 0.95
+                        else f"{max(snap.elapsed, 0.001) * 1000:.0f} ms")
+                status = f"Done in {took}: " + self._summary(snap)
             if self._show(generation, key, snap, fitted, status) and not stopped:
                 self._warm_up(generation)
         except Exception as exc:  # shown to the user; the kernel and old result survive
@@ -381,7 +384,7 @@ class FitSession(DataIntake, WarmUp):
         return k_max if self._small_data() else self.n_components
 
     def _snapshot(self, live, est, elapsed, done) -> Snapshot:
-        with programs.executing:  # (it computes: one thread at a time, see there)
+        with computing:  # (it computes: one thread at a time, estimators.base.computing)
             snap = snapshot_from_live(live, est, self._display, elapsed, done)
             if self.density_mode:
                 bins, extent = self._density_bins(live)
