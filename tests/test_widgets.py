@@ -439,3 +439,30 @@ def test_a_run_that_stopped_short_is_advised_in_the_explorers_controls(faithful)
     assert "short of its limit" in status, status
     assert "lower the tolerance slider, or tick accelerate (SQUAREM)" in status
     assert "convergence=" not in status
+
+
+def test_the_pairs_view_shows_the_shown_restart_in_every_pair_of_columns():
+    penguins = datasets.load_penguins()
+    ex = EMExplorer(penguins, n_components=3, n_init=4, random_state=0)
+    ex.run(block=True)
+    ex.pairs_toggle.value = True
+    assert ex.pairs_box in ex.view_box.children and "pairs" in ex.views
+    axes = ex.pairs.axes
+    assert axes.shape == (4, 4)
+    gm, snap = ex.estimator_, ex.session.snapshot
+    perm = snap.solutions.permutations[snap.best]
+    # Panel (row 2, column 0): flipper length against bill length, the best's ellipses
+    # centred on its means in that plane.
+    centres = np.array([e.get_center() for e in axes[2, 0].patches[:3]])
+    np.testing.assert_allclose(centres, gm.means_[perm][:, [0, 2]], rtol=1e-9)
+    # The diagonal: each component's histogram of that column, every displayed row once.
+    heights = sum(p.get_height() for p in axes[1, 1].patches)
+    assert heights == len(snap.X)
+    assert axes[3, 1].get_xlabel() == "bill_depth_mm" and axes[1, 0].get_ylabel() == \
+        "bill_depth_mm"
+    # Another restart shown: the pairs follow it; toggled off, the view leaves.
+    other = next(i for i in range(snap.restarts.n_restarts) if i != snap.best)
+    ex.restart_picker.value = other
+    assert ex.pairs.figure.texts[0].get_text().startswith(f"Restart {other}:")
+    ex.pairs_toggle.value = False
+    assert ex.pairs_box not in ex.view_box.children and "pairs" not in ex.views

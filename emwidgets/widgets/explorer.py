@@ -13,7 +13,7 @@ from ..estimators.gaussian_mixture import GaussianMixture
 from . import status_line
 from .features import BasinMap, ColumnPicker, Comparison, Intervals, Scrub, StartChooser
 from .session import FitSession
-from .views import AssignmentPlot, AtlasPlot, ConvergencePlot, RestartGallery
+from .views import AssignmentPlot, AtlasPlot, ConvergencePlot, PairsPlot, RestartGallery
 
 LABEL_WIDTH = "88px"
 CONTROL_WIDTH = "262px"
@@ -123,6 +123,8 @@ class EMExplorer(widgets.VBox):
     step_words = ("ellipses", "points")
     #: The *95% intervals* box and its ellipses (standard errors of Gaussian mixtures).
     offers_intervals = True
+    #: The *Pairs of columns* view (Gaussian mixtures' ellipses in every pair of columns).
+    offers_pairs = True
     main_view_name = "assignments"  # (the view of the shown restart's data)
 
     @property
@@ -152,6 +154,10 @@ class EMExplorer(widgets.VBox):
             value=False, description="Atlas of restarts", icon="map", layout=_layout(),
             tooltip="Every restart placed by how its partition differs from the others'")
         self.atlas = None  # the AtlasPlot, made when first shown
+        self.pairs_toggle = widgets.ToggleButton(
+            value=False, description="Pairs of columns", icon="th", layout=_layout(),
+            tooltip="The shown restart in every pair of the first columns")
+        self.pairs = None  # the PairsPlot, made when first shown
         self.step_note = widgets.HTML(layout=widgets.Layout(width="100%"))
         self.step_note.add_class("emwidgets-step-note")
         self.status = widgets.HTML(layout=widgets.Layout(width="100%"))
@@ -188,6 +194,7 @@ class EMExplorer(widgets.VBox):
         self.stop_button.on_click(lambda _: session.stop_async())
         self.restart_picker.observe(lambda ch: self._select(ch["new"]), "value")
         self.atlas_toggle.observe(lambda ch: self.show_atlas(ch["new"]), "value")
+        self.pairs_toggle.observe(lambda ch: self.show_pairs(ch["new"]), "value")
         self.basin_button.on_click(lambda _: self.basin_map())
         session.render_cost = lambda: sum(v.render_seconds for v in self.views.values())
         if "assignments" in self.views and hasattr(session, "density_for"):
@@ -217,6 +224,7 @@ class EMExplorer(widgets.VBox):
                              *([self.confidence.box] if self.confidence else []),
                              widgets.HTML("<b>Take the run apart</b>"),
                              *self.scrub.controls(), self.atlas_toggle,
+                             *([self.pairs_toggle] if self.offers_pairs else []),
                              *self._start_controls(), *self._extra_controls()],
                             layout=widgets.Layout(width="270px", min_width="270px"))
         self.view_box = self._view_box()
@@ -358,7 +366,9 @@ class EMExplorer(widgets.VBox):
             if name == "gallery":
                 if self._gallery_due(snap):
                     view.update(snap)
-            elif name != "atlas" or snap.done:
+            elif name not in ("atlas", "pairs") or snap.done:
+                if name == "pairs":
+                    view.names = tuple(self.session.columns)
                 view.update(snap)
         self.start.redraw()
         if snap.done and self.confidence is not None:
@@ -433,6 +443,30 @@ class EMExplorer(widgets.VBox):
                 self.atlas.update(snap)
         else:
             self.views.pop("atlas", None)
+        self.view_box.children = tuple(children)
+
+    def show_pairs(self, show: bool = True):
+        """Show (or hide) the pairs view below the others (:class:`views.PairsPlot`): the
+        shown restart in every pair of the first columns, drawn for finished runs."""
+        if show and self.pairs is None:
+            self.pairs = PairsPlot(projection=None)
+            self.pairs.selected = self.main_view.selected
+            self.pairs_box = widgets.Box([self.pairs.canvas])  # (see show_atlas)
+            self.pairs_box.add_class("emwidgets-pairs")
+        if self.pairs_toggle.value != show:
+            self.pairs_toggle.value = show
+            return
+        box = getattr(self, "pairs_box", None)
+        children = [c for c in self.view_box.children if c is not box]
+        if show:
+            self.pairs.names = tuple(self.session.columns)
+            children.append(box)
+            self.views["pairs"] = self.pairs
+            snap = self.session.snapshot
+            if snap is not None and snap.done and self.session.shown_data_is_current:
+                self.pairs.update(snap)
+        else:
+            self.views.pop("pairs", None)
         self.view_box.children = tuple(children)
 
     def _gallery_due(self, snap) -> bool:

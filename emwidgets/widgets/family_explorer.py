@@ -301,6 +301,7 @@ class FamilyExplorer(EMExplorer):
 
     step_words = ("parameters", "rows")
     offers_intervals = False  # (standard errors: the explorer draws them for Gaussians)
+    offers_pairs = False  # (a family is drawn by its parameters, not ellipses)
 
     session_class = FamilySession
 

@@ -241,6 +241,7 @@ class HMMExplorer(EMExplorer):
 
     step_words = ("parameters", "observations")
     offers_intervals = False  # (standard errors are for mixtures)
+    offers_pairs = False  # (its series and lag plots show the states)
     main_view_name = "series"
 
     session_class = HMMSession

@@ -487,6 +487,64 @@ class RestartGallery(_View):
             self.on_select(restart)
 
 
+class PairsPlot(_View):
+    """A pairs view of the shown restart (seaborn's ``pairplot``): every pair of the first
+    ``MAX_COLUMNS`` columns, the points coloured by their component and each component's
+    2-sd ellipse in that plane; on the diagonal, each component's histogram of the column.
+    Drawn for finished runs and scrubbed frames (not every live frame)."""
+
+    figsize = (6.4, 6.0)
+    locked_render = True
+    fixed_layout = True
+    MAX_COLUMNS = 5
+    #: Column names (the session's), for the outer axes.
+    names: tuple = ()
+
+    def _update(self, snap: Snapshot):
+        r = self.shown_restart(snap)
+        if r < 0:
+            return
+        params = snap.restarts.params
+        k, d = params["means"].shape[1:]
+        m = min(d, self.MAX_COLUMNS)
+        perm = snap.solutions.permutations[r]
+        labels = np.argsort(perm)[snap.labels[r]]
+        X = snap.points(r)
+        means = params["means"][r][perm]
+        covs = plotting.full_covariances(snap.covariance_type, params["covariances"][r], k,
+                                         d)[perm]
+        colours = plotting.component_colours(k)
+        self.figure.clear()
+        w, h = self.figure.get_size_inches()
+        axes = self.figure.subplots(m, m, squeeze=False, gridspec_kw=dict(
+            left=0.6 / w, right=1 - 0.1 / w, bottom=0.5 / h, top=1 - 0.35 / h,
+            wspace=0.08, hspace=0.08))
+        names = list(self.names) or [f"x{j}" for j in range(d)]
+        for i in range(m):
+            for j in range(m):
+                ax = axes[i, j]
+                if i == j:
+                    bins = np.histogram_bin_edges(X[:, i][np.isfinite(X[:, i])], bins=20)
+                    for c in range(k):
+                        ax.hist(X[labels == c, i], bins=bins, color=colours[c], alpha=0.55)
+                    ax.set_yticks([])
+                else:
+                    w2 = plotting.projection_matrix(d, (j, i))
+                    art = plotting.draw_solution(ax, X @ w2, labels, means @ w2,
+                                                 np.einsum("di,kde,ej->kij", w2, covs, w2))
+                    for number in art.numbers:  # (25 small panels: the colours say it)
+                        number.remove()
+                if i == m - 1:
+                    ax.set_xlabel(names[j], fontsize="x-small")
+                if j == 0:
+                    ax.set_ylabel(names[i], fontsize="x-small")
+                ax.set_xticks([])
+                ax.set_yticks([])
+        more = f" (the first {m} of {d} columns)" if d > m else ""
+        self.figure.suptitle(f"Restart {r}: every pair of columns{more}", fontsize="small")
+        self.axes = axes
+
+
 class AtlasPlot(_View):
     """The atlas of restarts (:mod:`emwidgets.atlas`): every restart a point placed by
     classical MDS of 1 - ARI between partitions, sized by how many restarts reached its
