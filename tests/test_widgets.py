@@ -466,3 +466,29 @@ def test_the_pairs_view_shows_the_shown_restart_in_every_pair_of_columns():
     assert ex.pairs.figure.texts[0].get_text().startswith(f"Restart {other}:")
     ex.pairs_toggle.value = False
     assert ex.pairs_box not in ex.view_box.children and "pairs" not in ex.views
+
+
+def test_hovering_a_point_names_its_row_and_responsibilities(faithful):
+    from types import SimpleNamespace
+
+    ex = EMExplorer(faithful, n_components=2, n_init=4, random_state=0)
+    ex.run(block=True)
+    view = ex.assignments
+    ax = view.artists.ax
+    i = 17
+    x, y = ax.transData.transform(view.artists.points.get_offsets()[i])
+    view._hovered_at = 0.0
+    view._on_hover(SimpleNamespace(inaxes=ax, x=x + 2, y=y - 1))
+    assert view.hovered == i
+    text = view._hover_note.get_text()
+    row = faithful.iloc[int(ex.session._display[i])]
+    assert text.startswith(f"row {row.name}\neruptions {row['eruptions']:.4g}, "
+                           f"waiting {row['waiting']:.4g}")
+    p = ex.estimator_.predict_proba(row.to_frame().T)[0]
+    perm = ex.session.snapshot.solutions.permutations[ex.session.snapshot.best]
+    expected = ", ".join(f"{j}: {q:.2f}" for j, q in enumerate(p[perm]) if q >= 0.005)
+    assert text.endswith(f"\nP(component): {expected}")
+    # Away from the points the note hides; events come at most every HOVER_SECONDS.
+    view._hovered_at = 0.0
+    view._on_hover(SimpleNamespace(inaxes=None, x=None, y=None))
+    assert view.hovered is None and not view._hover_note.get_visible()

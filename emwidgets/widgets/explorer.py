@@ -184,6 +184,8 @@ class EMExplorer(widgets.VBox):
         self.bad_start_button = self.start.bad_start_button
         self.forget_start_button = self.start.forget_button
         self.basin = BasinMap(session, main, self.step_note, self._add_view)
+        if isinstance(main, AssignmentPlot):
+            main.enable_hover(self._describe_row)
         self.compare_note = widgets.HTML(layout=widgets.Layout(width="100%"))
         self.compare_note.add_class("emwidgets-compare")
         self.comparison = Comparison(session, _layout(), _style(), self._on_compare)
@@ -323,6 +325,25 @@ class EMExplorer(widgets.VBox):
             self.save_note.value = html.escape(
                 f"Saved the model and {len(paths) - 1} figures in {paths[0].parent}/ "
                 "(model.pkl: pickle.load gives the estimator back).")
+
+    def _describe_row(self, i: int, restart: int) -> str:
+        """The hovered point: its row (the user's index label), its values and the shown
+        restart's responsibilities, by the plots' component numbers."""
+        s = self.session
+        row = int(s._display[i]) if i < len(s._display) else int(i)
+        original = np.flatnonzero(s._usable_rows)[np.flatnonzero(s._kept_rows)[row]]
+        label = s._table.frame.index[original]
+        x = s.X[row]
+        shown = ", ".join(f"{c} {v:.4g}" for c, v in zip(s.columns[:4], x[:4]))
+        more = ", …" if len(s.columns) > 4 else ""
+        snap, est = s.snapshot, s.estimator
+        if (est is not None and snap is not None and snap.done and not s.running
+                and s.shown_data_is_current and 0 <= restart < snap.restarts.n_restarts):
+            perm = snap.solutions.permutations[restart]
+            p = np.asarray(est.restart(restart).predict_proba(x[None]))[0][perm]
+            probs = ", ".join(f"{j}: {q:.2f}" for j, q in enumerate(p) if q >= 0.005)
+            return f"row {label}\n{shown}{more}\nP(component): {probs}"
+        return f"row {label}\n{shown}{more}"
 
     def restart(self, restart: int):
         """The fitted model of restart ``restart`` of the shown run."""

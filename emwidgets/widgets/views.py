@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from typing import Callable, Optional
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -273,6 +274,65 @@ class AssignmentPlot(_View):
     #: ``density_for(snapshot, restart) -> (G, G, K) or None``: the explorer's session.
     density_for = None
     density_image = None
+
+    #: (shown row, restart) -> one line on that row (its values and responsibilities),
+    #: given by the explorer; None: no hover.
+    describe_row: Optional[Callable] = None
+    #: Hover events handled at most this often (ipympl sends one a mouse move).
+    HOVER_SECONDS = 0.1
+
+    def enable_hover(self, describe_row: Callable):
+        """Hovering a point shows ``describe_row(i, restart)`` beside it (the i-th shown
+        row), at most one event per HOVER_SECONDS; leaving the points hides it."""
+        self.describe_row = describe_row
+        self._hovered_at = 0.0
+        self.hovered = None  # the shown row under the pointer, or None
+        self.canvas.mpl_connect("motion_notify_event", self._on_hover)
+
+    def _on_hover(self, event):
+        now = time.perf_counter()
+        if now - self._hovered_at < self.HOVER_SECONDS or self.describe_row is None:
+            return
+        self._hovered_at = now
+        art, snap = getattr(self, "artists", None), self.snapshot
+        if art is None or snap is None or event.inaxes is not art.ax or event.x is None:
+            return self._hover(None)
+        pts = art.ax.transData.transform(np.asarray(art.points.get_offsets(), float))
+        d = np.hypot(pts[:, 0] - event.x, pts[:, 1] - event.y)
+        i = int(np.nanargmin(d)) if len(d) else -1
+        self._hover(i if i >= 0 and d[i] <= 6.0 else None, snap)
+
+    def _hover(self, i, snap=None):
+        """Show the line on shown row ``i`` (None: hide it)."""
+        art = getattr(self, "artists", None)
+        if i == self.hovered or art is None:
+            return
+        self.hovered = i
+        note = getattr(self, "_hover_note", None)
+        if note is not None and note.axes is art.ax:
+            note.set_visible(i is not None)
+        if i is not None:
+            text = self.describe_row(i, self.shown_restart(snap))
+            xy = tuple(np.asarray(art.points.get_offsets(), float)[i])
+            # beside the point, towards the middle of the axes (it ran off the figure)
+            fx, fy = art.ax.transAxes.inverted().transform(art.ax.transData.transform(xy))
+            ha = "left" if fx < 0.33 else "right" if fx > 0.67 else "center"
+            side = dict(xytext=({"left": 8, "right": -8, "center": 0}[ha],
+                                -10 if fy > 0.5 else 10),
+                        ha=ha, va="top" if fy > 0.5 else "bottom")
+            if note is None or note.axes is not art.ax:
+                note = self._hover_note = art.ax.annotate(
+                    text, xy, textcoords="offset points", fontsize="x-small", zorder=7,
+                    bbox=dict(boxstyle="round,pad=0.3", fc="#fffbe6", ec="0.5", alpha=0.95),
+                    **side)
+            else:
+                note.set_text(text)
+                note.xy = xy
+                note.set_position(side["xytext"])
+                note.set_horizontalalignment(side["ha"])
+                note.set_verticalalignment(side["va"])
+                note.set_visible(True)
+        self.canvas.draw_idle()
 
     def preview(self, xy, title: str = ""):
         """The data before any fit: grey points on the plotted axes."""
