@@ -454,16 +454,20 @@ class EMExplorer(widgets.VBox):
         if self.atlas_toggle.value != show:
             self.atlas_toggle.value = show
             return
-        box = getattr(self, "atlas_box", None)
+        self._place_view("atlas", self.atlas, getattr(self, "atlas_box", None), show)
+
+    def _place_view(self, name: str, view, box, show: bool):
+        """Put ``box`` (``view``'s canvas in a box of its own: see :meth:`show_atlas`) below
+        the views, drawn for the finished run on the current data, or take it away."""
         children = [c for c in self.view_box.children if c is not box]
         if show:
             children.append(box)
-            self.views["atlas"] = self.atlas
+            self.views[name] = view
             snap = self.session.snapshot
-            if snap is not None and snap.done:
-                self.atlas.update(snap)
+            if snap is not None and snap.done and self.session.shown_data_is_current:
+                view.update(snap)
         else:
-            self.views.pop("atlas", None)
+            self.views.pop(name, None)
         self.view_box.children = tuple(children)
 
     def show_pairs(self, show: bool = True):
@@ -477,18 +481,9 @@ class EMExplorer(widgets.VBox):
         if self.pairs_toggle.value != show:
             self.pairs_toggle.value = show
             return
-        box = getattr(self, "pairs_box", None)
-        children = [c for c in self.view_box.children if c is not box]
         if show:
             self.pairs.names = tuple(self.session.columns)
-            children.append(box)
-            self.views["pairs"] = self.pairs
-            snap = self.session.snapshot
-            if snap is not None and snap.done and self.session.shown_data_is_current:
-                self.pairs.update(snap)
-        else:
-            self.views.pop("pairs", None)
-        self.view_box.children = tuple(children)
+        self._place_view("pairs", self.pairs, getattr(self, "pairs_box", None), show)
 
     def _gallery_due(self, snap) -> bool:
         """The gallery rebuilds its figure (about 0.1 s): at the end, and while running at most
