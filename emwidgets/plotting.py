@@ -374,7 +374,7 @@ def draw_ranking(ax, objective, group_of, selected: int, ylabel="log-lik gap to 
     low = min(float(heights.min()) if n else 0.0, -tol)
     high = max(float(heights.max()) if n else 0.0, 0.0)
     ax.set_ylim(low * 1.6 if low < -tol else -1.5 * tol, high * 1.6 if high > tol else 0.3 * tol)
-    band = ax.axhspan(-tol, 0, color="0.85", zorder=0, lw=0)
+    ax.axhspan(-tol, 0, color="0.85", zorder=0, lw=0)
     ax.axhline(0, color="k", lw=0.8)
     # A tick at each bar's end: a gap far inside the band still shows where it is.
     ax.scatter(np.arange(n)[finite], heights[finite], marker="_", s=40, c=colours[finite],
@@ -383,16 +383,13 @@ def draw_ranking(ax, objective, group_of, selected: int, ylabel="log-lik gap to 
     ticks = np.arange(0, n, step)
     ax.set_xticks(ticks, [str(i) for i in order[ticks]], fontsize="x-small")
     ax.tick_params(axis="y", labelsize="x-small")
-    ax.set_xlabel("restart (ranked)", fontsize="small")
-    ax.set_ylabel(ylabel, fontsize="small")
-    from matplotlib.patches import Patch
-
-    handles = [Patch(facecolor=band.get_facecolor(), label=f"within {tol:.2g}: same optimum")]
+    # What the band and the hatching mean, under the axis (a legend on it covered bars).
+    key = f"grey: within {tol:.2g} (same optimum)"
     if spurious.any():
-        handles.append(Patch(facecolor="w", edgecolor=(0.35, 0.35, 0.35), hatch=SPURIOUS_HATCH,
-                             label="spurious (ranked last)"))
-    ax.legend(handles=handles, loc="lower left", fontsize="xx-small", framealpha=0.8)
-    ax.set_title("Restarts ranked, coloured by solution", fontsize="medium")
+        key += "; hatched: spurious"
+    ax.set_xlabel(f"restart (ranked)\n{key}", fontsize="x-small", linespacing=1.3)
+    ax.set_ylabel(ylabel, fontsize="small")
+    ax.set_title("Restarts ranked, coloured by solution", fontsize="small")
     art = RankingArtists(bars, order, ax)
     highlight_restart(art, selected)
     return art
@@ -411,6 +408,9 @@ def draw_solution(ax, xy, labels, means2, covs2, title="", imputed=None, spuriou
     art = draw_assignments(ax, xy, labels, np.zeros(len(xy)), means2, covs2, imputed=imputed)
     if art.imputed is not None:
         art.imputed.remove()  # no room for a legend in a thumbnail
+    for number in art.numbers:  # (nor for the centres' numbers: the colours say it)
+        number.remove()
+    art.numbers = []
     art.points.set_sizes(np.full(len(xy), 4.0))
     for e in art.ellipses:
         e.set_linewidth(1.2)

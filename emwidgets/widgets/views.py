@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from .. import plotting
 from .snapshot import Snapshot, snapshot_from_estimator
 
-MAX_SOLUTIONS = 8  # thumbnails in the gallery; more are counted in a line
+MAX_SOLUTIONS = 6  # thumbnails in the gallery (3 columns fit 6.4 in); more are counted
 #: A view whose latest update has not been rendered asks the browser again this often,
 #: at most RENDER_RETRIES times (a canvas no browser shows is never rendered: it stops).
 RENDER_RETRY_SECONDS = 0.5
@@ -525,7 +525,8 @@ class RestartGallery(_View):
                 labels = np.argsort(perm)[snap.labels[lead]]
                 plotting.draw_solution(sub, xy, labels, m2[perm], c2[perm], title, imputed,
                                        spurious)
-            sub.set_title(title, fontsize="x-small", linespacing=1.0)
+            sub.set_title(title, fontsize="x-small" if cols < 3 else "xx-small",
+                          linespacing=1.0)
             for spine in sub.spines.values():
                 spine.set_edgecolor(plotting.PALETTE[g % len(plotting.PALETTE)])
                 spine.set_linewidth(3)
@@ -590,10 +591,8 @@ class PairsPlot(_View):
                     ax.set_yticks([])
                 else:
                     w2 = plotting.projection_matrix(d, (j, i))
-                    art = plotting.draw_solution(ax, X @ w2, labels, means @ w2,
-                                                 np.einsum("di,kde,ej->kij", w2, covs, w2))
-                    for number in art.numbers:  # (25 small panels: the colours say it)
-                        number.remove()
+                    plotting.draw_solution(ax, X @ w2, labels, means @ w2,
+                                           np.einsum("di,kde,ej->kij", w2, covs, w2))
                 if i == m - 1:
                     ax.set_xlabel(names[j], fontsize="x-small")
                 if j == 0:
