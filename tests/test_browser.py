@@ -287,6 +287,7 @@ def test_components_and_initialisation_after_a_first_run_compile_nothing(browser
     assert target != "-1", "this run should reach more than one solution"
     frames.append(hashlib.sha1(canvas.screenshot()).hexdigest())
     x, y = _pixel(page, "explorer.atlas", f"explorer.atlas.points.get_offsets()[{target}]")
+    atlas.scroll_into_view_if_needed()  # (below the views: a user scrolls to it first)
     box = atlas.bounding_box()
     page.mouse.click(box["x"] + x, box["y"] + y)
     for _ in range(100):
@@ -311,6 +312,7 @@ def test_components_and_initialisation_after_a_first_run_compile_nothing(browser
         time.sleep(0.1)
     x, y = _pixel(page, "explorer.assignments", "explorer.start.points[0]")
     before = kernel(page, "print(*explorer.start.points[0])").split()
+    canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
     page.mouse.move(box["x"] + x, box["y"] + y)
     page.mouse.down()

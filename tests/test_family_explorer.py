@@ -32,6 +32,7 @@ from emwidgets import (
     _compiles,
     datasets,
 )
+from emwidgets.widgets import views
 
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
@@ -126,7 +127,7 @@ def test_assignments_are_predicts_for_every_restart(lca, carcinoma):
 def test_the_gallery_shows_one_profile_per_distinct_solution(lca):
     g = lca.gallery
     sol = lca.session.snapshot.solutions
-    assert len(g.solution_axes) == min(len(sol.groups), 8)
+    assert len(g.solution_axes) == min(len(sol.groups), views.MAX_SOLUTIONS)
     assert all(len(ax.lines) == 3 for ax in g.solution_axes)
     titles = [ax.get_title() for ax in g.solution_axes]
     assert titles[0].startswith("#1:") and all("sd" not in t for t in titles)
