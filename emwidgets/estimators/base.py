@@ -74,7 +74,7 @@ def in_precision(method: Callable) -> Callable:
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        with programs.executing, jax.enable_x64(self._x64()):
+        with computing, jax.enable_x64(self._x64()):
             return method(self, *args, **kwargs)
 
     wrapper.emwidgets_precision = True

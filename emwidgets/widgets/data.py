@@ -195,9 +195,18 @@ class DataIntake(traitlets.HasTraits):
         table = getattr(self, "_table", None)
         return list(table.labels) if isinstance(table, _Table) else []
 
+    def _in_use(self, values):
+        """``values`` (one a row of the table) of the rows in use, in the order of ``X``."""
+        return values[self._usable_rows][self._kept_rows]
+
     def label_values(self, name: str) -> np.ndarray:
         """Column ``name`` of :meth:`label_columns` for the rows in use (None: missing)."""
-        return self._table.labels[name][self._usable_rows][self._kept_rows]
+        return self._in_use(self._table.labels[name])
+
+    def shown_row(self, i: int) -> tuple:
+        """(the user's index label, the values) of the ``i``-th row the plots show."""
+        row = int(self._display[i])
+        return self._in_use(self._table.frame.index)[row], self.X[row]
 
     def row_index(self):
         """The user's index labels of the rows in use, or None where the data had none of
@@ -210,7 +219,7 @@ class DataIntake(traitlets.HasTraits):
             return None
         if not (isinstance(index, pd.DatetimeIndex) or pd.api.types.is_numeric_dtype(index)):
             return None
-        return index[self._usable_rows][self._kept_rows]
+        return self._in_use(index)
 
     def display_points(self) -> np.ndarray:
         """(n, D) the rows the plots show before a fit (gaps at the column means)."""

@@ -330,10 +330,7 @@ class EMExplorer(widgets.VBox):
         """The hovered point: its row (the user's index label), its values and the shown
         restart's responsibilities, by the plots' component numbers."""
         s = self.session
-        row = int(s._display[i]) if i < len(s._display) else int(i)
-        original = np.flatnonzero(s._usable_rows)[np.flatnonzero(s._kept_rows)[row]]
-        label = s._table.frame.index[original]
-        x = s.X[row]
+        label, x = s.shown_row(i)
         shown = ", ".join(f"{c} {v:.4g}" for c, v in zip(s.columns[:4], x[:4]))
         more = ", …" if len(s.columns) > 4 else ""
         snap, est = s.snapshot, s.estimator
@@ -388,8 +385,6 @@ class EMExplorer(widgets.VBox):
                 if self._gallery_due(snap):
                     view.update(snap)
             elif name not in ("atlas", "pairs") or snap.done:
-                if name == "pairs":
-                    view.names = tuple(self.session.columns)
                 view.update(snap)
         self.start.redraw()
         if snap.done and self.confidence is not None:
@@ -475,14 +470,13 @@ class EMExplorer(widgets.VBox):
         shown restart in every pair of the first columns, drawn for finished runs."""
         if show and self.pairs is None:
             self.pairs = PairsPlot(projection=None)
+            self.pairs.names = lambda: self.session.columns
             self.pairs.selected = self.main_view.selected
             self.pairs_box = widgets.Box([self.pairs.canvas])  # (see show_atlas)
             self.pairs_box.add_class("emwidgets-pairs")
         if self.pairs_toggle.value != show:
             self.pairs_toggle.value = show
             return
-        if show:
-            self.pairs.names = tuple(self.session.columns)
         self._place_view("pairs", self.pairs, getattr(self, "pairs_box", None), show)
 
     def _gallery_due(self, snap) -> bool:

@@ -18,6 +18,7 @@ import pandas as pd
 import traitlets
 
 from .. import plotting
+from .._table import listed
 from ..estimators.mixture import FamilyMixture, check_sample_weight
 from ..estimators.sequence import FamilyHMM
 from .explorer import EMExplorer
@@ -153,7 +154,7 @@ class FamilySession(FitSession):
         words = [c for c in chosen if not isinstance(self.X[c].dtype, pd.CategoricalDtype)
                  and self.X[c].dropna().map(lambda v: isinstance(v, str)).any()]
         if words:  # a scale's answers as text: sorted, not in the scale's order
-            note += (f"; the levels of {_listed(words)} are in alphabetical order: for a "
+            note += (f"; the levels of {listed(words, most=3)} are in alphabetical order: for a "
                      "scale's own order pass ordered categories, e.g. "
                      "df.astype(pd.CategoricalDtype([...], ordered=True))")
         self.data_note = note + "."
@@ -270,14 +271,6 @@ class ProfilePlot(_View):
     def message(self, text: str):
         self.__dict__.pop("artists", None)
         super().message(text)
-
-
-def _listed(names, most: int = 3) -> str:
-    """'q1, q2 and q3' or 'q1, q2, q3 and 3 more'."""
-    names = [str(n) for n in names]
-    if len(names) > most + 1:
-        return ", ".join(names[:most]) + f" and {len(names) - most} more"
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
 
 
 class FamilyExplorer(EMExplorer):

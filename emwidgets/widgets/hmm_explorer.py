@@ -57,7 +57,7 @@ class HMMSession(FitSession):
         if self.lengths is None:
             return None
         ids = np.repeat(np.arange(len(self.lengths)), self.lengths)
-        ids = ids[self._usable_rows][self._kept_rows]
+        ids = self._in_use(ids)
         counts = np.bincount(ids, minlength=len(self.lengths))
         return [int(c) for c in counts if c > 0]
 

@@ -558,8 +558,8 @@ class PairsPlot(_View):
     locked_render = True
     fixed_layout = True
     MAX_COLUMNS = 5
-    #: Column names (the session's), for the outer axes.
-    names: tuple = ()
+    #: () -> the column names (the session's, as they are now), for the outer axes.
+    names: Optional[Callable] = None
 
     def _update(self, snap: Snapshot):
         r = self.shown_restart(snap)
@@ -580,7 +580,7 @@ class PairsPlot(_View):
         axes = self.figure.subplots(m, m, squeeze=False, gridspec_kw=dict(
             left=0.6 / w, right=1 - 0.1 / w, bottom=0.5 / h, top=1 - 0.35 / h,
             wspace=0.08, hspace=0.08))
-        names = list(self.names) or [f"x{j}" for j in range(d)]
+        names = list(self.names()) if self.names is not None else [f"x{j}" for j in range(d)]
         for i in range(m):
             for j in range(m):
                 ax = axes[i, j]
