@@ -51,3 +51,33 @@ def test_runs_started_during_background_compilation_never_hang():
         assert second.status.value and "Done" in second.status.value, second.status.value
         assert time.perf_counter() - t0 < 300
     assert beside >= 3, f"only {beside} of 6 Runs started beside background compilation"
+
+
+def test_a_thread_preparing_a_program_lets_the_others_execute(monkeypatch):
+    # A Run waited 1.5 s for the warm-up's compilation while the lock covered it: a
+    # StoredJit lets the lock go while it traces and compiles, and takes it back after.
+    inside, go_on = threading.Event(), threading.Event()
+    f = programs.StoredJit(lambda x: x + 1.0, name="plus_one", persist=False)
+    prepare = f._export_once
+
+    def slow(key, static):
+        inside.set()
+        go_on.wait(30)
+        return prepare(key, static)
+
+    monkeypatch.setattr(f, "_export_once", slow)
+    out = []
+
+    def work():
+        with programs.executing:
+            out.append(float(f(np.ones(3, np.float32)).sum()))
+            out.append(programs.executing._is_owned())  # taken back after compiling
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    assert inside.wait(30)
+    assert programs.executing.acquire(timeout=5), "the lock is held through compilation"
+    programs.executing.release()
+    go_on.set()
+    thread.join(30)
+    assert out == [6.0, True]

@@ -61,9 +61,24 @@ _lock = threading.RLock()  # re-entrant: a weak reference's callback may run und
 #: holds it: :func:`emwidgets.estimators.base.in_precision`; the explorers' views too).
 #: Two threads executing programs at once on the CPU client (an explorer's Run beside its
 #: background warm-up) hung for ever about once in a dozen runs of a digits explorer: both
-#: waited in ``BlockUntilReady`` for results that never came, XLA's threads idle. Held
-#: across a call's compilation too, so lock order is always this lock, then a program's.
+#: waited in ``BlockUntilReady`` for results that never came, XLA's threads idle. A
+#: StoredJit lets it go while it traces and compiles (:func:`_while_compiling`): a Run then
+#: waits for the warm-up's current iteration, not for its compilation (1.5 s with it held).
 executing = threading.RLock()
+
+
+class _while_compiling:
+    """Context: this thread lets ``executing`` go (every level it holds) while it prepares a
+    program, and takes it back after, with no program's lock held: the lock order stays
+    ``executing``, then a program's, so a thread that executes and then waits for a program
+    another thread compiles never waits on a thread that waits for it."""
+
+    def __enter__(self):
+        self._state = executing._release_save() if executing._is_owned() else None
+
+    def __exit__(self, *exc):
+        if self._state is not None:
+            executing._acquire_restore(self._state)
 # (id of a StoredJit, key) -> weak reference to it, least recently called first.
 _live: OrderedDict = OrderedDict()
 
@@ -210,7 +225,7 @@ class StoredJit:
             return self._pending.setdefault(key, threading.RLock())
 
     def _compile(self, key, static):
-        with self._locked(key):
+        with _while_compiling(), self._locked(key):  # (others execute meanwhile)
             entry = self._compiled.get(key)
             if entry is None:
                 wrapper, out_tree = self._export_once(key, static)
