@@ -231,16 +231,14 @@ def draw_fit(ax, live, estimator, restart: int = 0, columns=(0, 1), xlabel: str 
 
     ``live``: ``estimator.start(X)`` (advanced or not; ``live.at(t)`` for an earlier
     iteration). ``columns``: the two features plotted (indices). Returns the artists."""
-    from .widgets.snapshot import snapshot_from_live
-
-    snap = snapshot_from_live(live, estimator, np.arange(live.n_rows or live.n_samples), 0.0,
-                              done=False)
-    params = snap.restarts.params
+    # (the estimator's own live views: a drawing function imports nothing above it)
+    params = live.snapshot().params
+    rows = estimator.live_view(live, "assignments", np.arange(live.n_rows or live.n_samples))
     k, d = params["means"].shape[1:]
     w = projection_matrix(d, columns)
     covs = full_covariances(estimator.covariance_type, params["covariances"][restart], k, d)
-    return draw_assignments(ax, snap.X @ w, snap.labels[restart], snap.uncertainty[restart],
-                            params["means"][restart] @ w,
+    return draw_assignments(ax, rows["X"] @ w, rows["labels"][restart],
+                            rows["uncertainty"][restart], params["means"][restart] @ w,
                             np.einsum("di,kde,ej->kij", w, covs, w), xlabel, ylabel)
 
 
