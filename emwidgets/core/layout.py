@@ -31,10 +31,26 @@ MIN_BLOCK, MAX_BLOCK = 256, 2**16
 
 
 class Scaling(NamedTuple):
-    """x_standardised = (x - shift) / scale."""
+    """x_standardised = (x - shift) / factor, where ``factor`` is ``scale`` (a scalar:
+    EM is equivariant under it) or, for a model fitted to standardised columns
+    (``standardize=True``), ``scale * columns`` (each column divided by its standard
+    deviation: the model is then defined in those units)."""
 
     shift: np.ndarray  # (D,)
     scale: float
+    columns: np.ndarray | None = None  # (D,) per-column standard deviations, or None
+
+    @property
+    def factor(self):
+        """The scalar ``scale``, or the (D,) per-column factors."""
+        return self.scale if self.columns is None else self.scale * self.columns
+
+    def log_factor(self, seen: np.ndarray) -> np.ndarray:
+        """(N,) log of the Jacobian's inverse per row: log-densities in data units are the
+        standardised ones minus this (``seen``: (N, D) the observed entries)."""
+        if self.columns is None:
+            return seen.sum(axis=1) * math.log(self.scale)
+        return seen @ np.log(self.factor)
 
 
 def float_dtype():
@@ -84,6 +100,22 @@ def fit_scaling(x: np.ndarray, weights: np.ndarray | None = None) -> Scaling:
     return Scaling(common_values(x, scaling.shift), scaling.scale)
 
 
+def standardising_scaling(x: np.ndarray, weights: np.ndarray | None = None) -> Scaling:
+    """The scaling of a model fitted to standardised columns (``standardize=True``): each
+    column divided by its standard deviation (NaN entries ignored, weighted by
+    ``weights``; a constant column by 1, as scikit-learn's ``StandardScaler`` does) and
+    shifted as :func:`fit_scaling` shifts it (which EM is equivariant under)."""
+    x = np.asarray(x, dtype=np.float64)
+    seen = ~np.isnan(x)
+    w = (np.ones(len(x)) if weights is None else np.asarray(weights, np.float64))[:, None] * seen
+    z = np.where(seen, x, 0.0)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        mean = (w * z).sum(0) / w.sum(0)
+        sd = np.sqrt((w * (z - mean) ** 2).sum(0) / w.sum(0))
+    sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
+    return Scaling(fit_scaling(x, weights).shift, 1.0, sd)
+
+
 def _moments_scaling(x: np.ndarray, weights: np.ndarray | None) -> Scaling:
     """Column means and the root mean column variance (ignoring NaN entries), weighted
     by ``weights``."""
@@ -126,7 +158,7 @@ def floor_scale(scaling: Scaling, reg_covar: float) -> Scaling:
     arithmetic.
     """
     floor = math.sqrt(max(float(reg_covar), 0.0) / MAX_REG_RATIO)
-    return scaling if scaling.scale >= floor else Scaling(scaling.shift, floor)
+    return scaling if scaling.scale >= floor else scaling._replace(scale=floor)
 
 
 def choose_block_size(n_samples: int, width: int, budget: int = DEFAULT_BLOCK_BUDGET) -> int:

@@ -690,8 +690,12 @@ def start_streamed(estimator, source, sample_weight, keys, missing: bool = False
     first = stream.first_pass(chunks, estimator.STREAM_SAMPLE, seed, missing=missing,
                               progress=progress, levels=levels)
     init = type(estimator)(**estimator.get_params())
-    init._given_scaling = layout.floor_scale(
-        layout.Scaling(first.mean, float(np.sqrt(np.mean(first.var))) or 1.0), reg_floor)
+    if getattr(estimator, "standardize", False):  # each column by its standard deviation
+        sd = np.sqrt(np.asarray(first.var, np.float64))
+        scaling = layout.Scaling(first.mean, 1.0, np.where(sd > 0, sd, 1.0))
+    else:
+        scaling = layout.Scaling(first.mean, float(np.sqrt(np.mean(first.var))) or 1.0)
+    init._given_scaling = layout.floor_scale(scaling, reg_floor)
     if levels:
         init._given_levels = first.levels
     if hasattr(estimator, "program_components"):

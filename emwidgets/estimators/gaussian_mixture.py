@@ -55,26 +55,38 @@ _impute = jax.jit(observed.impute, static_argnums=(0, 6))
 
 
 class _GMMScaling:
-    """Map mixture parameters between data units and standardised units."""
+    """Map mixture parameters between data units and standardised units (a scalar scale,
+    or per-column factors with ``standardize=True``: covariances then scale by the outer
+    product of the factors, precisions' Cholesky factors by row)."""
 
     @staticmethod
-    def to_data(p: gmm.GMMParams, s: layout.Scaling) -> gmm.GMMParams:
+    def factors(s: layout.Scaling, matrices: bool):
+        """(means', covariances', Cholesky factors') multipliers from standardised units
+        to data units."""
+        f = np.asarray(s.factor, np.float64)
+        if f.ndim == 0:
+            return f, f**2, f
+        return f, (np.outer(f, f) if matrices else f**2), (f[:, None] if matrices else f)
+
+    @staticmethod
+    def to_data(p: gmm.GMMParams, s: layout.Scaling, cov_type: str = "full") -> gmm.GMMParams:
+        m, c, pc = _GMMScaling.factors(s, COVARIANCE_TYPES[cov_type].matrices)
         return gmm.GMMParams(
             weights=p.weights,
-            means=np.asarray(p.means, np.float64) * s.scale + s.shift,
-            covariances=np.asarray(p.covariances, np.float64) * s.scale**2,
-            precisions_cholesky=np.asarray(p.precisions_cholesky, np.float64) / s.scale,
+            means=np.asarray(p.means, np.float64) * m + s.shift,
+            covariances=np.asarray(p.covariances, np.float64) * c,
+            precisions_cholesky=np.asarray(p.precisions_cholesky, np.float64) / pc,
         )
 
     @staticmethod
-    def to_std(p: gmm.GMMParams, s: layout.Scaling) -> gmm.GMMParams:
+    def to_std(p: gmm.GMMParams, s: layout.Scaling, cov_type: str = "full") -> gmm.GMMParams:
+        m, c, pc = _GMMScaling.factors(s, COVARIANCE_TYPES[cov_type].matrices)
         return gmm.GMMParams(
             weights=p.weights,
-            means=(p.means - s.shift) / s.scale,
-            covariances=p.covariances / s.scale**2,
-            precisions_cholesky=p.precisions_cholesky * s.scale,
+            means=(p.means - s.shift) / m,
+            covariances=p.covariances / c,
+            precisions_cholesky=p.precisions_cholesky * pc,
         )
-
 
 
 class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
@@ -122,6 +134,15 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
       :class:`SpuriousSolutionWarning`. ``spurious='allow'`` flags but ranks
       by log-likelihood alone (scikit-learn's choice, which keeps the highest
       lower bound whatever it is). The rules are in :mod:`emwidgets.compare`.
+    * ``standardize=True`` fits the model to standardised columns (each centred and
+      divided by its standard deviation, as ``make_pipeline(StandardScaler(), ...)``
+      would) and reports it in data units: ``means_``, ``covariances_``, ``score``,
+      ``predict`` and the traces take and give the data's own units. Full, tied and
+      diagonal mixtures are the same family in either units, so what changes is the
+      start (k-means distances, no longer ruled by the widest column) and
+      ``reg_covar``, which is then in standardised units. Spherical components are not
+      spherical in data units (diag is that family with free variances), and a prior is
+      in data units: neither combines with it.
 
     Memory: besides the data (N x D), one E-step holds about
     ``block_size * (2 R K + P)`` numbers (P = D (D + 1) / 2 + D + 1), with
@@ -149,8 +170,9 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
                  max_iter=1000, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, random_state=None, missing="raise",
                  prior=None, spurious="rank_last", accelerate="squarem", convergence="gap",
-                 devices=None, dtype=None):
+                 devices=None, dtype=None, standardize=False):
         self.dtype = dtype
+        self.standardize = standardize
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -196,8 +218,11 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
         check_parameters(self, Xa)
         k, (n, d) = self.n_components, Xa.shape
         weights = None if sample_weight is None else check_sample_weight(sample_weight, n)
-        scaling = getattr(self, "_given_scaling", None) or layout.fit_scaling(Xa, weights)
-        validation.check_scale(scaling.scale)
+        scaling = getattr(self, "_given_scaling", None) or (
+            layout.standardising_scaling(Xa, weights) if self.standardize
+            else layout.fit_scaling(Xa, weights))
+        validation.check_scale(np.min(scaling.factor))
+        validation.check_scale(np.max(scaling.factor))
         # (A prior, not reg_covar, regularises MAP estimates, and it scales with the data.)
         scaling = layout.floor_scale(scaling, self.reg_covar if self.prior is None else 0.0)
         seen = ~np.isnan(Xa)
@@ -207,13 +232,14 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
             # (nearby pattern counts share one program)
             extra.update(pattern=pattern, patterns=observed.pad_patterns(patterns))
         self._observed_per_row = float(np.average(seen.sum(axis=1), weights=weights))
+        self._log_factor_per_row = float(np.average(scaling.log_factor(seen), weights=weights))
         dtype = layout.float_dtype()
         extra["reg"] = layout.to_device(self.reg_covar / scaling.scale**2, dtype)
         extra["prior"] = None
         if self.prior is not None:
             self._prior = priors.resolve(self.prior, Xa, self.covariance_type, k)
             extra["prior"] = priors.to_standardised(self._prior, scaling, dtype)
-        rows = (np.where(seen, Xa, scaling.shift) - scaling.shift) / scaling.scale
+        rows = (np.where(seen, Xa, scaling.shift) - scaling.shift) / scaling.factor
         stats = COVARIANCE_TYPES[self.covariance_type].n_quad(d) + d + 1
         return Problem(rows, weights, scaling, stats,
                        n if weights is None else float(weights.sum()), extra)
@@ -295,10 +321,11 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
         cov = COVARIANCE_TYPES[self.covariance_type]
         as_j = lambda a: None if a is None else jnp.asarray(a, dtype)  # noqa: E731
         means = (None if self.means_init is None
-                 else (np.asarray(self.means_init) - s.shift) / s.scale)
+                 else (np.asarray(self.means_init) - s.shift) / s.factor)
         pc = None
         if self.precisions_init is not None:
-            pc = cov.from_precisions(jnp.asarray(np.asarray(self.precisions_init), dtype)) * s.scale
+            pc = cov.from_precisions(jnp.asarray(np.asarray(self.precisions_init), dtype)) * (
+                jnp.asarray(_GMMScaling.factors(s, cov.matrices)[2], dtype))
         return gmm.UserInit(as_j(self.weights_init), as_j(means), pc)
 
     def _restart_attributes(self, restarts, b: int) -> dict:
@@ -321,9 +348,12 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
     def _restarts(self, state, scaling, keys, n_samples=None) -> Restarts:
         d = state.params.means.shape[-1]
         # Log-densities change units by -log(scale) per observed value.
-        offset = -getattr(self, "_observed_per_row", d) * math.log(scaling.scale)
+        offset = (-getattr(self, "_observed_per_row", d) * math.log(scaling.scale)
+                  if scaling.columns is None else
+                  -getattr(self, "_log_factor_per_row", float(np.log(scaling.factor).sum())))
         r = len(keys)  # the restarts; the program may hold padding after them
-        p = _GMMScaling.to_data(jax.tree.map(lambda a: np.asarray(a)[:r], state.params), scaling)
+        p = _GMMScaling.to_data(jax.tree.map(lambda a: np.asarray(a)[:r], state.params), scaling,
+                                self.covariance_type)
         p = COVARIANCE_TYPES[self.covariance_type].first_components(p, self.n_components)
         params = {
             "weights": np.asarray(p.weights, np.float64),
@@ -335,10 +365,14 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
         sd = _implied_sd(self.covariance_type, params["weights"], params["means"],
                          params["covariances"])
         if n_samples is not None:
+            covs, variance = params["covariances"], scaling.scale**2 if sd is None else sd**2
+            if scaling.columns is not None:  # judged in the units the model is defined in
+                factors = _GMMScaling.factors(scaling, COVARIANCE_TYPES[self.covariance_type]
+                                              .matrices)[1]
+                covs, variance = covs / factors, variance / scaling.factor**2
             report = compare.spurious_report(
-                self.covariance_type, params["weights"] * n_samples, params["covariances"], d,
-                0.0 if self.prior is not None else self.reg_covar,
-                scaling.scale**2 if sd is None else sd**2,
+                self.covariance_type, params["weights"] * n_samples, covs, d,
+                0.0 if self.prior is not None else self.reg_covar, variance,
                 float(np.finfo(np.asarray(state.params.means).dtype).eps),
                 "rounding" if self.prior is not None else "reg_covar",
                 feature_names=getattr(self, "_column_names", None))
@@ -381,7 +415,7 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
         # NumPy arithmetic on the host (eager jnp operations each compile a program).
         p = gmm.GMMParams(*(np.asarray(a, np.float64) for a in (
             self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)))
-        return _GMMScaling.to_std(p, self._scaling)
+        return _GMMScaling.to_std(p, self._scaling, self.covariance_type)
 
     def _log_joint(self, X):
         """(N, K) log(w_k) + log N(x | mu_k, Sigma_k) in data units.
@@ -391,7 +425,7 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
         """
         Xa = self._check_X(X, reset=False)
         s = self._scaling
-        z = (Xa - s.shift) / s.scale
+        z = (Xa - s.shift) / s.factor
         n_observed = (~np.isnan(Xa)).sum(axis=1)
         # In float64 whatever the fit's precision, row by row independent of
         # the batch: predictions do not depend on which other rows are passed.
@@ -401,7 +435,8 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
                 lp = _weighted_log_prob(self.covariance_type, p, z)
             else:
                 lp = _observed_log_prob(self.covariance_type, p, *observed.split_rows(z))
-            return np.asarray(lp) - n_observed[:, None] * math.log(s.scale)
+            return np.asarray(lp) - (n_observed * math.log(s.scale) if s.columns is None
+                                     else s.log_factor(~np.isnan(Xa)))[:, None]
 
     def impute(self, X, n_imputations: Optional[int] = None, random_state=None):
         """Fill the NaN entries of X under the fitted mixture.
@@ -422,12 +457,12 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
             validation.check_int("n_imputations", n_imputations, 1)
         s = self._scaling
         with jax.enable_x64(True):  # float64 arrays: convert inside the context
-            rows = observed.split_rows((Xa - s.shift) / s.scale)
+            rows = observed.split_rows((Xa - s.shift) / s.factor)
             key = (None if n_imputations is None
                    else jax.random.key(validation.seed_from(random_state)))
             out = _impute(self.covariance_type, self._fitted_params64(), *rows, key,
                           n_imputations)
-            out = np.where(np.isnan(Xa), np.asarray(out) * s.scale + s.shift, Xa)
+            out = np.where(np.isnan(Xa), np.asarray(out) * s.factor + s.shift, Xa)
         if n_imputations is None and hasattr(X, "columns") and hasattr(X, "index"):
             import pandas as pd
 
@@ -529,6 +564,17 @@ def check_parameters(est, X):
     validation.check_int("max_iter", est.max_iter, 0)
     validation.check_int("n_init", est.n_init, 1)
     validation.check_in("init_params", est.init_params, gmm.INIT_METHODS)
+    if not isinstance(est.standardize, (bool, np.bool_)):
+        raise ValueError(f"Invalid value for 'standardize': {est.standardize!r}; pass True "
+                         "or False.")
+    if est.standardize and est.covariance_type == "spherical":
+        raise ValueError(
+            "standardize=True with covariance_type='spherical': a component spherical in "
+            "standardised units is not spherical in data units; use covariance_type='diag' "
+            "(free variances per column) or standardize=False.")
+    if est.standardize and est.prior is not None:
+        raise ValueError("standardize=True with a prior: the prior is in data units; pass "
+                         "standardize=False (the prior's scale already adapts to the data).")
     n, d = X.shape
     if n < est.n_components:
         raise ValueError(
@@ -625,7 +671,7 @@ def _chunk_data(x, w, rows: int, dtype, scaling: layout.Scaling, known=None) -> 
     """One chunk of a streamed source as the driver's data: standardised, padded to
     ``rows``; with ``known`` (the sorted keys of every missing-value pattern of the
     source) its gaps at 0 and each row's pattern looked up."""
-    z = (x - scaling.shift) / scaling.scale
+    z = (x - scaling.shift) / scaling.factor
     if known is None:
         xp, wp = stream.pad_chunk(z, w, rows, dtype)
         return em.Data(layout.to_device(xp), layout.to_device(wp))
@@ -654,12 +700,12 @@ def _live_assignments(live: LiveFit, rows, cov_type: str) -> dict:
         labels, unc, filled = observed.assign_batch(state.params, z, pattern, patterns,
                                                     cov_type=cov_type)
         seen = np.asarray(patterns)[np.asarray(pattern)]
-        X = np.where(seen, np.asarray(z, np.float64) * s.scale + s.shift, np.nan)
+        X = np.where(seen, np.asarray(z, np.float64) * s.factor + s.shift, np.nan)
         filled = np.asarray(filled, np.float64)[:r]
-        out = dict(filled=np.where(seen, X, filled * s.scale + s.shift), missing=~seen)
+        out = dict(filled=np.where(seen, X, filled * s.factor + s.shift), missing=~seen)
     else:
         z = np.asarray(live.run.data.x)[idx]
         labels, unc = gmm.assign_batch(state.params, z, cov_type=cov_type)
-        X = np.asarray(z, np.float64) * s.scale + s.shift
+        X = np.asarray(z, np.float64) * s.factor + s.shift
     return dict(labels=np.asarray(labels)[:r], uncertainty=np.asarray(unc, np.float64)[:r],
                 X=X, **out)
