@@ -492,3 +492,50 @@ def test_hovering_a_point_names_its_row_and_responsibilities(faithful):
     view._hovered_at = 0.0
     view._on_hover(SimpleNamespace(inaxes=None, x=None, y=None))
     assert view.hovered is None and not view._hover_note.get_visible()
+
+
+def test_standardise_columns_fits_the_standardised_model_and_reports_it_in_data_units():
+    """A user's session: Run, tick *standardise columns* (the shown result goes stale),
+    Run again, pick spherical (one sentence, the result kept), then diag."""
+    import warnings
+
+    from emwidgets import FamilyExplorer, StudentMixture
+
+    penguins = datasets.load_penguins()  # grams beside millimetres
+    ex = EMExplorer(penguins, n_components=3, n_init=4, random_state=0)
+    box = ex.controls["standardize"]
+    assert box.layout.display is None and not box.value
+    ex.run(block=True)
+    wait_done(ex)
+    raw = ex.estimator_
+    box.value = True
+    assert ex.session.stale
+    ex.run(block=True)
+    wait_done(ex)
+    est = ex.estimator_
+    assert est.standardize and not ex.session.stale
+    rows = penguins[list(ex.session.columns)].dropna()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alone = GaussianMixture(**ex.session.settings()).fit(rows)
+    assert alone.standardize
+    np.testing.assert_allclose(est.means_, alone.means_, rtol=1e-10)
+    np.testing.assert_allclose(est.covariances_, alone.covariances_, rtol=1e-10)
+    # in data units: each mean inside its column's range, predict takes the frame as is
+    lo, hi = rows.min().to_numpy(), rows.max().to_numpy()
+    assert ((est.means_ > lo) & (est.means_ < hi)).all()
+    assert (est.predict(rows) == alone.predict(rows)).all()
+    assert not np.allclose(est.means_, raw.means_, rtol=1e-3)  # another start, another fit
+    before = ex.session.snapshot
+    ex.controls["covariance_type"].value = "spherical"
+    ex.run(block=True)
+    wait_done(ex)
+    assert "not spherical in data units" in ex.session.error
+    assert "previous result is kept" in ex.status.value and ex.session.snapshot is before
+    ex.controls["covariance_type"].value = "diag"
+    ex.run(block=True)
+    wait_done(ex)
+    assert ex.session.error == "" and ex.estimator_.covariance_type == "diag"
+    # where the model has no such option the box is not shown
+    family = FamilyExplorer(penguins.select_dtypes("number"), StudentMixture)
+    assert family.controls["standardize"].layout.display == "none"

@@ -61,6 +61,12 @@ def _controls(session: FitSession) -> dict:
                                             readout_format=".0e", style=_style(), layout=_layout()),
         "accelerate": widgets.Checkbox(description="accelerate (SQUAREM)", style=_style(),
                                        indent=False, layout=_layout(padding="0 0 0 8px")),
+        "standardize": widgets.Checkbox(
+            description="standardise columns", style=_style(), indent=False,
+            tooltip="Fit to each column divided by its standard deviation (so the widest "
+                    "column does not rule the start); the fit is reported in data units.",
+            layout=_layout(padding="0 0 0 8px",
+                           display=None if session.supports_standardize else "none")),
         "missing": widgets.Dropdown(
             options=[("EM (impute)", "em"), ("drop incomplete rows", "drop")],
             description="missing", style=_style(),
@@ -217,7 +223,8 @@ class EMExplorer(widgets.VBox):
                              c["covariance_type"],
                              c["init_params"], c["tol"], c["max_iter"], c["n_init"],
                              c["random_state"],
-                             c["reg_covar"], c["accelerate"], c["missing"],
+                             c["reg_covar"], c["accelerate"], c["standardize"],
+                             c["missing"],
                              widgets.HTML("<b>Data and plotted axes</b>"),
                              self.column_picker, c["x_axis"], c["y_axis"],
                              self.comparison.menu,

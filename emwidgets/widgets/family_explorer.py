@@ -57,6 +57,7 @@ class FamilySession(FitSession):
 
     init_params = traitlets.Unicode("random")
     supports_missing = False
+    supports_standardize = False  # (GaussianMixture's option)
     parameter_distance_words = "of the spread of the components' parameters"
 
     def __init__(self, data, estimator, columns=None, sample_weight=None, **settings):

@@ -37,6 +37,7 @@ class HMMSession(FitSession):
     reg_covar = traitlets.Float(1e-3)
     init_options = ("kmeans", "random")
     supports_missing = False  # incomplete rows are dropped
+    supports_standardize = False  # (GaussianMixture's option, not yet GaussianHMM's)
 
     #: The sequences' lengths in the table's rows (None: one sequence), as GaussianHMM's
     #: ``lengths``; rows left out (incomplete, infinite) shorten their sequence.

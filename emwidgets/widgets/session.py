@@ -53,6 +53,11 @@ class FitSession(DataIntake, WarmUp):
     reg_covar = traitlets.Float(1e-6)
     #: EM accelerated by SQUAREM (the estimators' ``accelerate="squarem"``).
     accelerate = traitlets.Bool(False)
+    #: Fit to standardised columns, reported in data units (the estimator's
+    #: ``standardize=True``); where the session's model has no such option, the control is
+    #: hidden (``supports_standardize``).
+    standardize = traitlets.Bool(False)
+    supports_standardize = True
     #: The stopping rule: the explorers watch plain EM climb at a teaching tolerance
     #: (1e-3) by scikit-learn's rule, and their status says where that stopped short of the
     #: limit (:func:`~emwidgets.estimators.base.stopped_short`); the estimators' default
@@ -85,6 +90,7 @@ class FitSession(DataIntake, WarmUp):
     #: The settings a result depends on (a change makes the shown result stale).
     result_traits = ("n_components", "covariance_type", "init_params", "tol", "max_iter",
                      "n_init", "random_state", "reg_covar", "missing", "accelerate",
+                     "standardize",
                      "dtype", "data_version", "start_means")
 
     def __init__(self, data, columns=None, **settings):
@@ -125,7 +131,8 @@ class FitSession(DataIntake, WarmUp):
                        n_init=self.n_init, random_state=self.random_state,
                        reg_covar=self.reg_covar, missing="em" if self.fits_missing else "raise",
                        accelerate="squarem" if self.accelerate else None,
-                       convergence=self.convergence, dtype=self.dtype),
+                       convergence=self.convergence, dtype=self.dtype,
+                       **({"standardize": True} if self.standardize else {})),
                 **self._start_settings()}
 
     def _start_settings(self) -> dict:
