@@ -298,6 +298,27 @@ def test_components_and_initialisation_after_a_first_run_compile_nothing(browser
     wait_frame("None")  # the run's own frame, another restart: the canvas changes
     time.sleep(1.0)
     ex.screenshot(path=str(ARTIFACTS / "explorer-atlas.png"))
+
+    # Hovering that restart's trace draws it out in every view: the trace, its bar in the
+    # ranking, its point of the atlas (the kernel hears the browser's mouse moves).
+    conv = ex.locator(".emwidgets-convergence canvas").first
+    conv.scroll_into_view_if_needed()
+    kernel(page, "import numpy as np; t = explorer.session.snapshot.restarts.trace"
+                 f"[{target}]; f = t[np.isfinite(t)]; m = len(f) // 2; "
+                 "maps = explorer.convergence.artists.maps_per_step")
+    x, y = _pixel(page, "explorer.convergence", "(1 + maps * m, f[m])")
+    box = conv.bounding_box()
+    page.mouse.move(box["x"] + x - 3, box["y"] + y)
+    page.mouse.move(box["x"] + x, box["y"] + y, steps=3)
+    out = _kernel_until(page, "h = explorer.highlighted; print(h is not None and h == "
+                              "explorer.gallery.highlighted == explorer.atlas.highlighted)",
+                        "True")
+    assert out == "True", out
+    time.sleep(1.0)  # (the three canvases' frames reach the page)
+    page.screenshot(path=str(ARTIFACTS / "explorer-hover-restart.png"))
+    page.mouse.move(box["x"] + box["width"] + 200, box["y"] - 150)  # off the figure
+    out = _kernel_until(page, "print(explorer.highlighted)", "None")
+    assert out == "None", out
     # Toggled off, the atlas leaves the page, not only the kernel's list of children.
     ex.locator("button", has_text="Atlas of restarts").click()
     page.wait_for_function("() => document.querySelectorAll('.emwidgets-atlas').length === 0",

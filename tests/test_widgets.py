@@ -539,3 +539,68 @@ def test_standardise_columns_fits_the_standardised_model_and_reports_it_in_data_
     # where the model has no such option the box is not shown
     family = FamilyExplorer(penguins.select_dtypes("number"), StudentMixture)
     assert family.controls["standardize"].layout.display == "none"
+
+
+def test_hovering_a_trace_or_a_bar_draws_that_restart_out_everywhere(faithful):
+    """A user's session: Run, hover one restart's trace, open the atlas, hover a bar of the
+    ranking, leave the figure, Run again."""
+    from matplotlib.backend_bases import MouseEvent
+
+    from emwidgets.widgets.views import HIGHLIGHT_COLOUR
+
+    def hover(view, x, y):
+        event = MouseEvent("motion_notify_event", view.canvas, x, y)
+        view.canvas.callbacks.process("motion_notify_event", event)
+
+    ex = EMExplorer(faithful, n_components=3, n_init=8, random_state=0,
+                    init_params="random_from_data")
+    ex.run(block=True)
+    wait_done(ex)
+    snap = ex.session.snapshot
+    conv, gallery = ex.convergence, ex.gallery
+    # a restart whose trace is its own somewhere: its middle point, away from the others
+    trace = np.asarray(snap.restarts.trace, float)
+    r = next(i for i in snap.restarts.ranking()[::-1]
+             if np.isfinite(trace[i]).sum() > 3 and i != snap.best)
+    n = int(np.isfinite(trace[r]).sum())
+    ax = conv.artists.ax
+    x, y = ax.transData.transform((1 + n // 2, trace[r, n // 2]))
+    hover(conv, x, y)
+    hit = ex.highlighted
+    assert hit is not None and conv.highlighted == gallery.highlighted == hit
+    assert conv._hl_line.get_visible() and conv._hl_line.get_color() == HIGHLIGHT_COLOUR
+    np.testing.assert_array_equal(conv._hl_line.get_ydata(),
+                                  trace[hit][np.isfinite(trace[hit])])
+    assert conv._hl_note.get_text().startswith(f"restart {hit}")
+    assert f"{snap.restarts.objective[hit]:.4f}" in conv._hl_note.get_text()
+    position = list(gallery.ranking.order).index(hit)
+    band = gallery._hl_band  # (a Rectangle over the bar's column)
+    assert abs(band.get_x() + band.get_width() / 2 - position) < 1e-9
+    g = snap.solutions.group_of[hit]
+    if g < len(gallery.solution_axes):
+        assert gallery.solution_axes[g].title.get_color() == HIGHLIGHT_COLOUR
+    # the atlas, opened now, rings the same restart
+    ex.show_atlas(True)
+    wait_done(ex)
+    atlas = ex.atlas
+    assert atlas.highlighted == hit
+    np.testing.assert_allclose(atlas._hl_ring.get_offsets()[0],
+                               atlas.points.get_offsets()[hit])
+    # another restart's bar in the ranking: every view follows
+    other = int(gallery.ranking.order[0 if position else 1])
+    rank_ax = gallery.ranking.ax
+    bx, by = rank_ax.transData.transform((list(gallery.ranking.order).index(other), 0.0))
+    hover(gallery, bx, by)
+    assert ex.highlighted == other == conv.highlighted == atlas.highlighted
+    assert conv._hl_note.get_text().startswith(f"restart {other}")
+    # leaving the figure takes the highlight away everywhere
+    gallery.canvas.callbacks.process("figure_leave_event", MouseEvent(
+        "figure_leave_event", gallery.canvas, 0, 0))
+    assert ex.highlighted is None and not conv._hl_line.get_visible()
+    assert atlas._hl_ring is None and gallery._hl_band is None
+    # a highlight kept across a new run is drawn on its frames (or dropped if out of range)
+    ex.highlight_restart(2)
+    ex.session.n_init = 2
+    ex.run(block=True)
+    wait_done(ex)
+    assert conv.highlighted == 2 and not conv._hl_line.get_visible()

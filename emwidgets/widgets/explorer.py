@@ -192,6 +192,9 @@ class EMExplorer(widgets.VBox):
         self.basin = BasinMap(session, main, self.step_note, self._add_view)
         if isinstance(main, AssignmentPlot):
             main.enable_hover(self._describe_row)
+        for view in self.views.values():
+            if view.hovers_restarts:
+                view.enable_restart_hover(self.highlight_restart)
         self.compare_note = widgets.HTML(layout=widgets.Layout(width="100%"))
         self.compare_note.add_class("emwidgets-compare")
         self.comparison = Comparison(session, _layout(), _style(), self._on_compare)
@@ -293,7 +296,15 @@ class EMExplorer(widgets.VBox):
         elif self.session.snapshot is not None:
             self._draw(self.session.snapshot)
 
-    # -- taking a finished run apart ----------------------------------------------
+    def highlight_restart(self, restart):
+        """Draw restart ``restart`` out in every view (its trace, its bar, its point of
+        the atlas; None: none), as hovering any of them does."""
+        restart = None if restart is None else int(restart)
+        self.highlighted = restart
+        for view in self.views.values():
+            view.highlight(restart)
+
+        # -- taking a finished run apart ----------------------------------------------
     @property
     def estimator_(self):
         """The fitted model of the shown run (its best restart), or None."""
@@ -450,6 +461,7 @@ class EMExplorer(widgets.VBox):
         so a canvas taken out of a box's children stayed on the page."""
         if show and self.atlas is None:
             self.atlas = AtlasPlot(on_select=self._select)
+            self.atlas.enable_restart_hover(self.highlight_restart)
             self.atlas_box = widgets.Box([self.atlas.canvas])
             self.atlas_box.add_class("emwidgets-atlas")
             self.atlas.selected = self.main_view.selected
@@ -465,6 +477,7 @@ class EMExplorer(widgets.VBox):
         if show:
             children.append(box)
             self.views[name] = view
+            view.highlighted = getattr(self, "highlighted", None)  # (drawn by its update)
             snap = self.session.snapshot
             if snap is not None and snap.done and self.session.shown_data_is_current:
                 view.update(snap)

@@ -27,6 +27,8 @@ MAX_SOLUTIONS = 6  # thumbnails in the gallery (3 columns fit 6.4 in); more are 
 RENDER_RETRY_SECONDS = 0.5
 RENDER_RETRIES = 6
 _NO_LOCK = contextlib.nullcontext()
+#: The colour of the restart under the pointer, in every view that shows restarts.
+HIGHLIGHT_COLOUR = "#ff7f0e"
 
 
 def make_canvas(figsize):
@@ -154,10 +156,57 @@ class _View:
 
         display(self.canvas)
 
+    # -- the restart under the pointer, drawn out in every view -----------------------
+    #: The restart drawn out (hovered in this view or another), or None.
+    highlighted: Optional[int] = None
+    #: Whether hovering this view can name a restart (:meth:`_restart_at`).
+    hovers_restarts = False
+
+    def enable_restart_hover(self, on_hover: Callable):
+        """Hovering a restart here (a trace, a bar, a point of the atlas) calls
+        ``on_hover(restart)``, and leaving it ``on_hover(None)``: the explorer then
+        draws that restart out in every view (:meth:`highlight`)."""
+        self._on_hover_restart = on_hover
+
+        def moved(event):
+            with self._lock:
+                r = (self._restart_at(event) if self.snapshot is not None
+                     and event.inaxes is not None else None)
+            if r != self.highlighted:
+                on_hover(r)
+
+        self.canvas.mpl_connect("motion_notify_event", moved)
+        self.canvas.mpl_connect("figure_leave_event", lambda event: (
+            on_hover(None) if self.highlighted is not None else None))
+
+    def _restart_at(self, event) -> Optional[int]:
+        """The restart under the pointer (a view that shows restarts says which)."""
+        return None
+
+    def highlight(self, restart: Optional[int]):
+        """Draw restart ``restart`` out (None: none), here and after every update."""
+        with self._lock:
+            if restart == self.highlighted:
+                return
+            self.highlighted = restart
+            if self.snapshot is None or not self._draw_highlight(self.snapshot):
+                return
+        self.canvas.draw_idle()
+
+    def _draw_highlight(self, snap: Snapshot) -> bool:
+        """Draw ``self.highlighted`` out on the current figure; True if anything changed."""
+        return False
+
+    def _highlighted_in(self, snap: Snapshot) -> Optional[int]:
+        r = self.highlighted
+        return r if r is not None and 0 <= r < snap.restarts.n_restarts else None
+
     def update(self, snapshot: Snapshot):
         with self._lock:
             self.snapshot = snapshot
             self._update(snapshot)
+            if self.highlighted is not None:
+                self._draw_highlight(snapshot)
             self.n_draws += 1
             self._version += 1
             if self.defer_render:
@@ -232,6 +281,59 @@ class _View:
 class ConvergencePlot(_View):
     """Mean log-likelihood against iteration for every restart; the shown one in red,
     named in the legend ("best restart (r)" or "restart r")."""
+
+    hovers_restarts = True
+
+    def _restart_at(self, event) -> Optional[int]:
+        art = getattr(self, "artists", None)
+        if art is None or event.inaxes is not art.ax:
+            return None
+        under = [r for r, line in enumerate(art.lines) if line.contains(event)[0]]
+        self._under = under
+        return under[0] if under else None
+
+    def _draw_highlight(self, snap: Snapshot) -> bool:
+        art = getattr(self, "artists", None)
+        if art is None:
+            return False
+        r = self._highlighted_in(snap)
+        line, note = getattr(self, "_hl_line", None), getattr(self, "_hl_note", None)
+        if line is None or line.axes is not art.ax:
+            line = self._hl_line = art.ax.plot([], [], color=HIGHLIGHT_COLOUR, lw=2.4,
+                                               zorder=5)[0]
+            note = self._hl_note = art.ax.text(
+                0.02, 0.97, "", transform=art.ax.transAxes, ha="left", va="top",
+                fontsize="x-small", zorder=7, color="k",
+                bbox=dict(boxstyle="round,pad=0.3", fc="#fff3e0", ec=HIGHLIGHT_COLOUR))
+        line.set_visible(r is not None)
+        note.set_visible(r is not None)
+        if r is not None:
+            line.set_data(*plotting._finite_xy(snap.restarts.trace[r], art.maps_per_step))
+            under = getattr(self, "_under", [])  # (hovered here: every trace there)
+            note.set_text(self.describe_restart(snap, r, under if r in under else [r]))
+        return True
+
+    @staticmethod
+    def describe_restart(snap: Snapshot, r: int, under=()) -> str:
+        """One line on restart ``r``: its log-likelihood, its solution, its state."""
+        res = snap.restarts
+        obj = float(res.objective[r])
+        words = [f"restart {r}" + (" (best)" if r == snap.best else "")]
+        words.append(f"{obj:.4f}" if np.isfinite(obj) else "failed")
+        sol = getattr(snap, "solutions", None)
+        g = int(sol.group_of[r]) if sol is not None and r < len(sol.group_of) else -1
+        if g >= 0:
+            words.append(f"solution #{g + 1}")
+        if getattr(res, "spurious", None) is not None and res.spurious[r]:
+            words.append("spurious")
+        elif not res.converged[r]:
+            words.append("not converged")
+        others = [o for o in under if o != r]
+        text = ", ".join(words)
+        if others:
+            text += f"\nhere too: {', '.join(map(str, others[:5]))}" + (
+                f" and {len(others) - 5} more" if len(others) > 5 else "")
+        return text
 
     def _update(self, snap: Snapshot):
         r = snap.restarts
@@ -539,6 +641,40 @@ class RestartGallery(_View):
                 f"{'s' if self.hidden_solutions > 1 else ''} not shown (their bars are in the "
                 "ranking)", ha="right", va="bottom", fontsize="x-small")
 
+    hovers_restarts = True
+
+    def _restart_at(self, event) -> Optional[int]:
+        """The restart of the bar whose column is under the pointer (a bar of a gap near 0
+        is a sliver: its whole column counts)."""
+        rank = getattr(self, "ranking", None)
+        if rank is None or event.inaxes is not rank.ax or event.xdata is None:
+            return None
+        i = int(round(event.xdata))
+        if 0 <= i < len(rank.order) and abs(event.xdata - i) <= 0.45:
+            return int(rank.order[i])
+        return None
+
+    def _draw_highlight(self, snap: Snapshot) -> bool:
+        rank = getattr(self, "ranking", None)
+        if rank is None:
+            return False
+        r = self._highlighted_in(snap)
+        band = getattr(self, "_hl_band", None)
+        if band is not None and band.axes is rank.ax:
+            band.remove()
+        self._hl_band = None
+        if r is not None:
+            i = int(np.flatnonzero(np.asarray(rank.order) == r)[0])
+            self._hl_band = rank.ax.axvspan(i - 0.48, i + 0.48, color=HIGHLIGHT_COLOUR,
+                                            alpha=0.35, zorder=0, lw=0)
+        # the thumbnail of its solution: its title in the highlight's colour
+        sol = snap.solutions
+        g = int(sol.group_of[r]) if r is not None and r < len(sol.group_of) else -1
+        for j, sub in enumerate(getattr(self, "solution_axes", [])):
+            sub.title.set_color(HIGHLIGHT_COLOUR if j == g else "k")
+            sub.title.set_fontweight("bold" if j == g else "normal")
+        return True
+
     def _on_pick(self, event):
         if not hasattr(self, "ranking") or event.artist not in list(self.ranking.bars):
             return
@@ -677,6 +813,31 @@ class AtlasPlot(_View):
         words = (atlas.descriptions[g] if g >= 0 else "A failed restart")
         self.description = f"Restart {shown}: {words[0].lower() + words[1:]}."
         self.figure.supxlabel(self.description, fontsize="small")
+
+    hovers_restarts = True
+
+    def _restart_at(self, event) -> Optional[int]:
+        points = getattr(self, "points", None)
+        if points is None or event.inaxes is not points.axes:
+            return None
+        hit, info = points.contains(event)
+        return int(info["ind"][0]) if hit and len(info["ind"]) else None
+
+    def _draw_highlight(self, snap: Snapshot) -> bool:
+        points = getattr(self, "points", None)
+        if points is None:
+            return False
+        r = self._highlighted_in(snap)
+        ring = getattr(self, "_hl_ring", None)
+        if ring is not None and ring.axes is points.axes:
+            ring.remove()
+        self._hl_ring = None
+        if r is not None:
+            xy = np.asarray(points.get_offsets(), float)[r]
+            self._hl_ring = points.axes.scatter(
+                *xy, s=140 + 25 * self.atlas.counts[r], facecolors="none",
+                edgecolors=HIGHLIGHT_COLOUR, linewidths=2.5, zorder=5)
+        return True
 
     def _on_pick(self, event):
         if event.artist is not getattr(self, "points", None) or not len(event.ind):
