@@ -19,6 +19,7 @@ from .estimators.counts import MultinomialMixture, PoissonHMM, PoissonMixture
 from .estimators.custom import MixtureModel
 from .estimators.gaussian_hmm import GaussianHMM
 from .estimators.gaussian_mixture import GaussianMixture, StandardErrors
+from .estimators.general import EM
 from .estimators.kmeans import KMeans
 from .estimators.latent_class import CategoricalHMM, LatentClassModel
 from .estimators.priors import MixturePrior
@@ -32,6 +33,7 @@ __all__ = [
     "Chunks",
     "ConvergencePlot",
     "ConvergenceWarning",
+    "EM",
     "EMExplorer",
     "FamilyExplorer",
     "FitSession",

@@ -68,6 +68,44 @@ def gaussian_init(rng, X):
     return {"m": X[rng.integers(len(X))]}
 
 
+def _mixture_init(key, X):
+    """A user's model for EM (rows=True): a diagonal Gaussian mixture of 3, by hand."""
+    import jax
+    import jax.numpy as jnp
+
+    idx = jax.random.choice(key, X.shape[0], (3,), replace=False)
+    return {"w": jnp.full(3, 1 / 3), "mu": X[idx], "var": jnp.ones((3, X.shape[1]))
+            * X.var(0)}
+
+
+def _mixture_log_joint(p, x):
+    import jax.numpy as jnp
+
+    return jnp.log(p["w"]) - 0.5 * (jnp.log(2 * jnp.pi * p["var"])
+                                    + (x - p["mu"]) ** 2 / p["var"]).sum(1)
+
+
+def mixture_e_step(p, x):
+    import jax
+
+    r = jax.nn.softmax(_mixture_log_joint(p, x))
+    return {"n": r, "sx": r[:, None] * x, "sxx": r[:, None] * x**2}
+
+
+def mixture_m_step(s, _):
+    mu = s["sx"] / s["n"][:, None]
+    return {"w": s["n"] / s["n"].sum(), "mu": mu, "var": s["sxx"] / s["n"][:, None] - mu**2}
+
+
+def mixture_log_likelihood(p, x):
+    import jax
+
+    return jax.scipy.special.logsumexp(_mixture_log_joint(p, x))
+
+
+MIXTURE_KINDS = {"w": "simplex", "mu": "free", "var": "log"}
+
+
 def _kw(**extra):
     return dict(n_init=3, random_state=0, tol=1e-10, **extra)
 
@@ -81,6 +119,7 @@ def _em(**extra):
 
 def _models():
     from emwidgets import (
+        EM,
         CategoricalHMM,
         GaussianHMM,
         GaussianMixture,
@@ -128,6 +167,11 @@ def _models():
             lambda **k: MixtureModel(gaussian_log_prob, gaussian_init, n_components=3,
                                      **{**_em(max_iter=25), **k}),
             lambda: (_blobs()[::2], {}), rtol=1e-7),
+        "EM": Model(
+            lambda **k: EM(_mixture_init, mixture_e_step, mixture_m_step,
+                           mixture_log_likelihood, rows=True, kinds=MIXTURE_KINDS,
+                           **{**_em(max_iter=40), **k}),
+            lambda: (_blobs(), {})),
     }
 
 

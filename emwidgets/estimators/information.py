@@ -35,7 +35,8 @@ class Free:
     def rebuild(self, v):
         import jax.numpy as jnp
 
-        return jnp.asarray(self.value).at[np.nonzero(~self.fixed)].set(v)
+        flat = jnp.ravel(jnp.asarray(self.value))  # (a 0-d value too: a scalar parameter)
+        return flat.at[np.flatnonzero(~self.fixed)].set(v).reshape(self.value.shape)
 
 
 class FreeTree:
