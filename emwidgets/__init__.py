@@ -45,6 +45,7 @@ __all__ = [
     "LiveFit",
     "MixtureModel",
     "MixturePrior",
+    "ModelExplorer",
     "ModelSelectionExplorer",
     "SelectionResult",
     "NotFittedError",
@@ -63,8 +64,8 @@ __all__ = [
 __version__ = "0.1.0"
 
 _WIDGETS = {"AssignmentPlot", "ConvergencePlot", "EMExplorer", "FitSession", "RestartGallery",
-            "MixturePrior",
-    "ModelSelectionExplorer", "HMMExplorer", "FamilyExplorer", "ProfilePlot"}
+            "ModelExplorer", "ModelSelectionExplorer", "HMMExplorer", "FamilyExplorer",
+            "ProfilePlot"}
 
 
 def __getattr__(name):

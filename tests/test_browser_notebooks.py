@@ -30,11 +30,15 @@ EXPECTED_STATUS = {
     "08_beyond_gaussians.ipynb": ["Done", "Done", "Done"],
     "09_slow_convergence.ipynb": ["Done"],
     "10_teaching_em.ipynb": ["Done", "Done", "Done"],
+    "11_em_for_any_model.ipynb": ["Done"],  # the ABO model in its explorer
 }
 
 #: Controls a family's explorer shows at least (no covariance, missing or axis
 #: controls for latent classes and counts: they are drawn by their profile).
 FAMILY_CONTROLS = 8
+#: ... and a model of your own's (restarts, max iter, tolerance, seed, SQUAREM, the restart
+#: menu, the iteration slider).
+MODEL_CONTROLS = 7
 
 
 #: Warnings a notebook may show on purpose (they are part of what it teaches).
@@ -94,10 +98,12 @@ def test_notebook_as_a_user_runs_it(browser, lab, name):
     expected = EXPECTED_STATUS.get(name, [])
     assert len(texts) == len(expected) and all(
         t.startswith(e) for t, e in zip(texts, expected)), texts
-    family = page.eval_on_selector_all(
+    kinds = page.eval_on_selector_all(
         ".emwidgets-explorer",
-        "els => els.map(e => e.classList.contains('emwidgets-family-explorer'))")
-    assert all(n >= (FAMILY_CONTROLS if f else 12) for n, f in zip(visible_controls(page), family)
+        "els => els.map(e => e.classList.contains('emwidgets-family-explorer') ? 'family' : "
+        "e.classList.contains('emwidgets-model-explorer') ? 'model' : 'mixture')")
+    least = {"family": FAMILY_CONTROLS, "model": MODEL_CONTROLS, "mixture": 12}
+    assert all(n >= least[k] for n, k in zip(visible_controls(page), kinds)
                ), visible_controls(page)
     if name == "01_quickstart.ipynb":
         page.locator(".emwidgets-explorer").first.screenshot(
@@ -117,6 +123,9 @@ def test_notebook_as_a_user_runs_it(browser, lab, name):
             page.wait_for_timeout(250)
         assert series.screenshot() != before, "the series view should show sequence 2"
         two.screenshot(path=str(ARTIFACTS / "notebook-05-two-sequences.png"))
+    if name == "11_em_for_any_model.ipynb":
+        page.locator(".emwidgets-model-explorer").first.screenshot(
+            path=str(ARTIFACTS / "notebook-11-model-explorer.png"))
     if name == "10_teaching_em.ipynb":  # the atlas of the last explorer is drawn
         atlas = page.locator(".emwidgets-atlas")
         assert atlas.count() == 1 and atlas.first.is_visible()

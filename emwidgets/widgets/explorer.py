@@ -138,6 +138,16 @@ class EMExplorer(widgets.VBox):
         """The view of the shown restart's data (the features draw on it)."""
         return self.views[self.main_view_name]
 
+    def __new__(cls, data=None, *args, **kwargs):
+        # EMExplorer(EM(...), data, view=...): a model of your own, in its own explorer
+        from ..estimators.general import EM
+
+        if isinstance(data, EM):
+            from .model_explorer import ModelExplorer
+
+            return ModelExplorer(data, *args, **kwargs)
+        return super().__new__(cls, data, *args, **kwargs)
+
     def __init__(self, data, columns=None, **settings):
         self.session = session = self._new_session(data, columns, settings)
         self.controls = _controls(session)
