@@ -17,6 +17,7 @@ from .core.stream import Chunks
 from .estimators.base import LiveFit, Restarts, SpuriousSolutionWarning
 from .estimators.counts import MultinomialMixture, PoissonHMM, PoissonMixture
 from .estimators.custom import MixtureModel
+from .estimators.factor_analysis import FactorAnalysis
 from .estimators.gaussian_hmm import GaussianHMM
 from .estimators.gaussian_mixture import GaussianMixture, StandardErrors
 from .estimators.general import EM
@@ -35,6 +36,7 @@ __all__ = [
     "ConvergenceWarning",
     "EM",
     "EMExplorer",
+    "FactorAnalysis",
     "FamilyExplorer",
     "FitSession",
     "GaussianHMM",

@@ -48,6 +48,13 @@ def _answers(missing=False):
     return a
 
 
+def _factors():
+    """Five columns driven by two factors, plus noise of its own in each."""
+    rng = np.random.default_rng(8)  # (no Heywood case: every noise variance well above 0)
+    load = rng.normal(size=(2, 5))
+    return rng.normal(size=(200, 2)) @ load + rng.normal(size=(200, 5)) * 0.8
+
+
 def _chain(kind):
     """One sequence of 240 steps with long runs of two states."""
     rng = np.random.default_rng(4)
@@ -121,6 +128,7 @@ def _models():
     from emwidgets import (
         EM,
         CategoricalHMM,
+        FactorAnalysis,
         GaussianHMM,
         GaussianMixture,
         KMeans,
@@ -167,6 +175,9 @@ def _models():
             lambda **k: MixtureModel(gaussian_log_prob, gaussian_init, n_components=3,
                                      **{**_em(max_iter=25), **k}),
             lambda: (_blobs()[::2], {}), rtol=1e-7),
+        "FactorAnalysis": Model(
+            lambda **k: FactorAnalysis(2, **{**_em(max_iter=40), **k}),
+            lambda: (_factors(), {})),
         "EM": Model(
             lambda **k: EM(_mixture_init, mixture_e_step, mixture_m_step,
                            mixture_log_likelihood, rows=True, kinds=MIXTURE_KINDS,
