@@ -104,10 +104,10 @@ def test_a_session_across_three_explorers_in_one_kernel(browser, lab):
     page.locator(".emwidgets-transitions canvas").first.wait_for(state="visible",
                                                                  timeout=60_000)
     counts = visible_controls(page)
-    # 11 settings (accelerate included; no gaps: no missing control), columns, restart picker,
-    # intervals, the iteration scrubber; the HMM explorer hides only its intervals box, and
-    # nothing of the mixture explorer's.
-    assert counts == [15, 14], counts
+    # 12 settings (accelerate and standardise included; no gaps: no missing control),
+    # columns, restart picker, intervals, the iteration scrubber; the HMM explorer hides its
+    # intervals box and the standardise box (GaussianMixture's option), nothing else.
+    assert counts == [16, 14], counts
     em = page.locator(".emwidgets-explorer").nth(0)
     hmm = page.locator(".emwidgets-explorer").nth(1)
 
