@@ -66,6 +66,11 @@ def test_genetic_linkage_is_the_root_of_its_quadratic_and_its_error_the_exact_on
     assert 1 - info / info_complete == pytest.approx(0.1328, abs=5e-4)
     se = fast.standard_errors(LINKAGE)
     assert se.errors["params"]["theta"] == pytest.approx(1 / np.sqrt(info), rel=1e-8)
+    # a function of theta by the delta method: g(t) = 1 - 2 sqrt(t) has standard error
+    # |g'(t)| se(t) = se(t) / sqrt(t)
+    r = fast.standard_errors(LINKAGE, function=lambda p: 1 - 2 * jnp.sqrt(p["theta"]))
+    assert r.estimates["function"] == pytest.approx(1 - 2 * np.sqrt(exact), rel=1e-8)
+    assert r.errors["function"] == pytest.approx(1 / np.sqrt(info) / np.sqrt(exact), rel=1e-7)
     assert fast.lower_bound_ == pytest.approx(float(linkage_log_likelihood(
         {"theta": exact}, LINKAGE)), rel=1e-12)
 

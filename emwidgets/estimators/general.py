@@ -389,12 +389,18 @@ class EM(_Estimator):
         ll = jax.vmap(lambda row: self.log_likelihood(p, row))(data)
         return jnp.sum(jnp.asarray(w, ll.dtype) * ll), float(w.sum())
 
-    def standard_errors(self, data, sample_weight=None) -> information.StandardErrors:
+    def standard_errors(self, data, sample_weight=None,
+                        function: Callable = None) -> information.StandardErrors:
         """Standard errors of ``params_`` from the observed information: the negative
         Hessian of ``log_likelihood`` summed over the data (autodiff, float64) at the
         estimate, in the free coordinates ``kinds`` give (a simplex's entries sum to 1),
         mapped to ``params_`` by the delta method. ``se.errors["params"]`` is shaped like
-        ``params_``; ``se.covariance`` is the covariance of its entries, flattened."""
+        ``params_``; ``se.covariance`` is the covariance of its entries, flattened.
+
+        ``function``: ``function(params) -> array or pytree`` (written in JAX), the
+        quantity whose errors you want (an odds ratio, a half-life): by the delta method
+        through its autodiff Jacobian, in ``se.errors["function"]`` (and
+        ``se.estimates["function"]``) instead of the parameters'."""
         self._check_fitted()
         with jax.enable_x64(True):
             data64 = jax.tree.map(
@@ -414,7 +420,8 @@ class EM(_Estimator):
             def log_likelihood(params):
                 return self._total_log_likelihood(data64, sample_weight, params)[0]
 
-            model = information.FamilyModel(parts, log_likelihood, params_from,
-                                            lambda p: {"params": p})
+            shown = ((lambda p: {"params": p}) if function is None
+                     else (lambda p: {"function": function(p)}))
+            model = information.FamilyModel(parts, log_likelihood, params_from, shown)
             return information.family_standard_errors(model)
 
