@@ -46,11 +46,12 @@ def test_rubin_and_thayers_em_written_in_numpy_from_the_same_start(x64):
     fa = FactorAnalysis(2, n_init=1, random_state=4, accelerate=None, convergence="change",
                         tol=1e-300, max_iter=20).fit(X)
     Z = (X - X.mean(0)) / X.std(0)
-    p = fa_init(jax.random.wrap_key_data(fa.restarts_.keys[0]), jax.numpy.asarray(Z),
-                n_factors=2)
-    w, psi = np.asarray(p["w"]), np.asarray(p["psi"])
     n = len(Z)
     S = Z.T @ Z / n
+    p = fa_init(jax.random.wrap_key_data(fa.restarts_.keys[0]), {"S": jax.numpy.asarray(S)},
+                n_factors=2)
+    w, psi = np.asarray(p["w"]), np.asarray(p["psi"])
+    # (row by row, as Rubin and Thayer write it: E[z | x] for each row, then the sums)
     for _ in range(20):
         g = np.linalg.inv(np.eye(2) + (w / psi[:, None]).T @ w)
         beta = g @ (w / psi[:, None]).T  # E[z | x] = beta x

@@ -4,7 +4,8 @@ on :class:`~emwidgets.EM` (the model any user could write), with scikit-learn's 
 x = W z + mean + e, z ~ N(0, I_k), e ~ N(0, diag(psi)). The hidden values are the factors
 z: the E-step gives each row's E[z | x] = G W' Psi^-1 (x - mean) and E[z z' | x] = G +
 E[z] E[z]', with G = (I + W' Psi^-1 W)^-1; the M-step regresses the rows on them,
-W = (sum x E[z]') (sum E[z z'])^-1 and psi = diag(S - W sum E[z] x' / n).
+W = (sum x E[z]') (sum E[z z'])^-1 and psi = diag(S - W sum E[z] x' / n). Summed over the
+rows, both steps need only the rows' covariance S and count n (computed once).
 """
 
 from __future__ import annotations
@@ -32,29 +33,41 @@ def _g(p):
     return g, wp
 
 
-def fa_init(key, x, n_factors: int = 1):
+# The data are summarised once by their covariance S (the rows centred) and count n: each
+# iteration then costs O(d^2 k), whatever the number of rows.
+def fa_init(key, data, n_factors: int = 1):
     """A start: loadings drawn at the data's scale, every column's variance as noise."""
-    var = x.var(0)
-    k = n_factors
-    w = jax.random.normal(key, (x.shape[1], k), x.dtype) * jnp.sqrt(var)[:, None] * 0.5
+    var = jnp.diagonal(data["S"])
+    w = (jax.random.normal(key, (var.shape[0], n_factors), var.dtype)
+         * jnp.sqrt(var)[:, None] * 0.5)
     return {"w": w, "psi": var}
 
 
-def fa_e_step(p, x):
+def fa_e_step(p, data):
+    """sum_i x_i E[z_i]' = n S beta' and sum_i E[z_i z_i'] = n (G + beta S beta'), where
+    E[z | x] = beta x, beta = G W' Psi^-1."""
     g, wp = _g(p)
-    ez = g @ (wp @ x)
-    return {"xz": jnp.outer(x, ez), "zz": g + jnp.outer(ez, ez), "xx": x * x, "n": 1.0}
+    beta = g @ wp
+    s, n = data["S"], data["n"]
+    return {"xz": n * s @ beta.T, "zz": n * (g + beta @ s @ beta.T)}
 
 
-def fa_m_step(s, _):
-    w = s["xz"] @ jnp.linalg.inv(s["zz"])
-    psi = (s["xx"] - jnp.sum(w * s["xz"], axis=1)) / s["n"]
-    return {"w": w, "psi": jnp.maximum(psi, MIN_NOISE * s["xx"] / s["n"])}
+def fa_m_step(stats, data):
+    s, n = data["S"], data["n"]
+    w = stats["xz"] @ jnp.linalg.inv(stats["zz"])
+    psi = jnp.diagonal(s) - jnp.sum(w * stats["xz"], axis=1) / n
+    return {"w": w, "psi": jnp.maximum(psi, MIN_NOISE * jnp.diagonal(s))}
 
 
-def fa_log_likelihood(p, x):
+def fa_log_likelihood(p, data):
+    """The total log-likelihood of the rows, -n/2 (log det C + tr(C^-1 S) + d log 2 pi)."""
+    s, n = data["S"], data["n"]
     cov = p["w"] @ p["w"].T + jnp.diag(p["psi"])
-    return jax.scipy.stats.multivariate_normal.logpdf(x, jnp.zeros_like(x), cov)
+    chol = jnp.linalg.cholesky(cov)
+    inv_s = jax.scipy.linalg.cho_solve((chol, True), s)
+    d = s.shape[0]
+    return -0.5 * n * (2 * jnp.log(jnp.diagonal(chol)).sum() + jnp.trace(inv_s)
+                       + d * jnp.log(2 * jnp.pi))
 
 
 class FactorAnalysis(_Estimator):
@@ -64,7 +77,7 @@ class FactorAnalysis(_Estimator):
         n_components: the number of factors k.
         n_init, tol, max_iter, random_state, accelerate, convergence, dtype: as for
             :class:`GaussianMixture` (SQUAREM and the gap rule by default; the objective
-            is the mean log-likelihood per row).
+            is the total log-likelihood of the standardised rows, ``tol`` on it).
 
     Fitted attributes: ``components_`` (k, d) the loadings, ``noise_variance_`` (d,),
     ``mean_``, ``loglike_`` (every iteration's total log-likelihood, the best restart's),
@@ -86,7 +99,7 @@ class FactorAnalysis(_Estimator):
 
     def _model(self) -> EM:
         return EM(functools.partial(fa_init, n_factors=int(self.n_components)), fa_e_step,
-                  fa_m_step, fa_log_likelihood, rows=True,
+                  fa_m_step, fa_log_likelihood,
                   kinds={"w": "free", "psi": "log"}, n_init=self.n_init, tol=self.tol,
                   max_iter=self.max_iter, random_state=self.random_state,
                   accelerate=self.accelerate, convergence=self.convergence, dtype=self.dtype)
@@ -109,15 +122,17 @@ class FactorAnalysis(_Estimator):
             raise ValueError(f"Column {int(np.flatnonzero(sd == 0)[0])} of X is constant: it "
                              "has no variance for the factors to explain; drop it.")
         model = self._model()
-        model.fit((Xa - self.mean_) / sd)
+        z = (Xa - self.mean_) / sd
+        self._n_rows = n
+        model.fit({"S": z.T @ z / n, "n": np.float64(n)})
         self.model_ = model
         self.components_ = (np.asarray(model.params_["w"], np.float64) * sd[:, None]).T
         self.noise_variance_ = np.asarray(model.params_["psi"], np.float64) * sd**2
         r = model.restarts_
-        self.restarts_ = r  # (in standardised units; the objective shifted to data units)
+        self.restarts_ = r  # (the total log-likelihood of the standardised rows)
         self.n_iter_, self.converged_ = model.n_iter_, model.converged_
         trace = r.trace[r.best]
-        self.loglike_ = list((trace[np.isfinite(trace)] - np.log(sd).sum()) * n)
+        self.loglike_ = list(trace[np.isfinite(trace)] - n * np.log(sd).sum())
         self._set_features(self.__dict__.pop("_features_seen", None))
         return self
 
