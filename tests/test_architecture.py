@@ -33,11 +33,14 @@ def test_core_and_estimators_import_no_widgets_or_matplotlib():
 # is an error, so a new method's new argument must be named here.
 WALK = r'''
 import inspect, json, sys, warnings
+import jax
+import jax.numpy as jnp
 import numpy as np
 import emwidgets as E
 
 rng = np.random.default_rng(0)
 X = np.concatenate([rng.normal(0, 1, (30, 2)), rng.normal(4, 1, (30, 2))])
+LINKAGE = np.array([125.0, 18.0, 20.0, 34.0])
 X_nan = X.copy()
 X_nan[::7, 1] = np.nan
 ARGS = {"y": None, "lengths": None, "restart": 0, "n_samples": 3, "random_state": 0,
@@ -63,8 +66,8 @@ def call(obj, name, member, data):
     for p in sig.parameters.values():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
-        if p.name == "X":
-            args["X"] = data
+        if p.name in ("X", "data"):  # (EM's data: any pytree)
+            args[p.name] = data
         elif p.name in ARGS:
             args[p.name] = ARGS[p.name]
         elif p.default is p.empty:
@@ -121,6 +124,13 @@ with warnings.catch_warnings():
         (E.MixtureModel(lambda t, x: -0.5 * ((x - t["m"]) ** 2).sum(),
                         lambda rng, X: {"m": X[rng.integers(len(X))]}, n_components=2,
                         n_init=2, random_state=0, **Q).fit(X), X),
+        (E.FactorAnalysis(1, n_init=2, random_state=0, **Q).fit(X), X),
+        (E.EM(lambda key, y: {"t": jax.random.uniform(key, minval=0.1, maxval=0.9)},
+              lambda p, y: y[0] * p["t"] / (2 + p["t"]),
+              lambda x2, y: {"t": (x2 + y[3]) / (x2 + y[1] + y[2] + y[3])},
+              lambda p, y: (y[0] * jnp.log(2 + p["t"]) + (y[1] + y[2]) * jnp.log1p(-p["t"])
+                            + y[3] * jnp.log(p["t"])), n_init=2, random_state=0, **Q
+              ).fit(LINKAGE), LINKAGE),
         # Its models are mixtures on complete data, walked through best and models.
         (E.select_model(X, n_components=[2], covariance_types=("full",), n_init=2,
                         **Q), X),
@@ -153,6 +163,7 @@ def test_every_public_method_of_every_estimator_loads_no_ui():
                  "LatentClassModel.replay", "PoissonHMM.decode",
                  "CategoricalHMM.emissionprob_", "StudentMixture.dof_", "MixtureModel.params_",
                  "MultinomialMixture.sample", "MultinomialMixture.probabilities_",
+                 "EM.standard_errors", "EM.replay", "EM.score", "FactorAnalysis.transform",
                  "MixtureModel.standard_errors",
                  "Restarts.to_frame", "StandardErrors.intervals",
                  "SelectionResult.best", "LiveFit.snapshot",

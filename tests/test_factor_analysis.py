@@ -70,3 +70,11 @@ def test_bad_input_is_one_sentence():
     X[:, 1] = 3.0
     with pytest.raises(ValueError, match="Column 1 of X is constant"):
         FactorAnalysis(1).fit(X)
+
+
+def test_a_restart_replayed_alone_is_that_restart(x64):
+    X = np.asarray(load_wine().data, np.float64)
+    fa = FactorAnalysis(2, n_init=3, random_state=0).fit(X)
+    for r in range(3):
+        alone = fa.replay(X, r)
+        np.testing.assert_allclose(alone.restarts_.trace[0], fa.restarts_.trace[r], rtol=1e-9)

@@ -81,9 +81,10 @@ class FactorAnalysis(_Estimator):
 
     Fitted attributes: ``components_`` (k, d) the loadings, ``noise_variance_`` (d,),
     ``mean_``, ``loglike_`` (every iteration's total log-likelihood, the best restart's),
-    ``n_iter_``, ``converged_``, ``restarts_``, ``model_`` (the :class:`~emwidgets.EM`
-    it ran). ``transform`` gives E[z | x]; ``score``/``score_samples`` the log-likelihood;
-    ``get_covariance`` W W' + diag(psi). The loadings are unique up to a rotation.
+    ``n_iter_``, ``converged_``, ``restarts_`` (of the :class:`~emwidgets.EM` it ran, on
+    the standardised rows' covariance). ``transform`` gives E[z | x];
+    ``score``/``score_samples`` the log-likelihood; ``get_covariance`` W W' + diag(psi);
+    ``replay(X, r)`` restart r alone. The loadings are unique up to a rotation.
     """
 
     def __init__(self, n_components=1, *, n_init=4, tol=1e-10, max_iter=1000,
@@ -105,6 +106,16 @@ class FactorAnalysis(_Estimator):
                   accelerate=self.accelerate, convergence=self.convergence, dtype=self.dtype)
 
     def fit(self, X, y=None):
+        """Fit every restart and keep the best (highest log-likelihood)."""
+        return self._fit(X)
+
+    def replay(self, X, restart: int):
+        """Restart ``restart`` of the last fit alone, from its own key (a new estimator)."""
+        self._check_fitted()
+        key = jax.random.wrap_key_data(np.asarray(self.restarts_.keys[restart]))
+        return type(self)(**{**self.get_params(), "n_init": 1})._fit(X, keys=key[None])
+
+    def _fit(self, X, keys=None):
         Xa = self._validate_X(X, reset=True)
         n, d = Xa.shape
         validation.check_int("n_components", self.n_components, 1)
@@ -124,8 +135,8 @@ class FactorAnalysis(_Estimator):
         model = self._model()
         z = (Xa - self.mean_) / sd
         self._n_rows = n
-        model.fit({"S": z.T @ z / n, "n": np.float64(n)})
-        self.model_ = model
+        model.start({"S": z.T @ z / n, "n": np.float64(n)}, keys=keys).finish()
+        self._em = model
         self.components_ = (np.asarray(model.params_["w"], np.float64) * sd[:, None]).T
         self.noise_variance_ = np.asarray(model.params_["psi"], np.float64) * sd**2
         r = model.restarts_
