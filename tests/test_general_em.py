@@ -263,3 +263,56 @@ def test_nan_on_the_way_and_a_wrong_m_step_are_said(x64):
              accelerate=None).fit(LINKAGE)
     said = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
     assert any("m_step is not the maximiser" in s for s in said), said
+
+
+DEVICES = r'''
+import json, sys, warnings
+warnings.simplefilter("ignore")
+import jax, numpy as np
+jax.config.update("jax_enable_x64", True)
+sys.path.insert(0, "TESTS")
+import test_general_em as t
+from emwidgets import EM
+assert jax.device_count() == 2
+rng = np.random.default_rng(0)
+n = 120_000  # over 100,000 rows: the rows are split over the devices
+life, seen = rng.exponential(2.0, n), rng.uniform(0, 4, n)
+rows = np.column_stack([np.minimum(life, seen), (life <= seen).astype(float)])
+out = {}
+cases = {
+    "rows": (lambda **k: EM(t.censored_init, t.censored_e_step, t.censored_m_step,
+                            t.censored_log_likelihood, rows=True, kinds={"rate": "log"},
+                            n_init=4, random_state=0, **k), rows),
+    "restarts": (lambda **k: EM(t.linkage_init, t.linkage_e_step, t.linkage_m_step,
+                                t.linkage_log_likelihood, n_init=3, random_state=0, **k),
+                 t.LINKAGE),
+}
+for name, (make, data) in cases.items():
+    one, two = make().fit(data), make(devices="all").fit(data)
+    live = make(devices="all").start(data)
+    a, b = one.restarts_, two.restarts_
+    finite = np.isfinite(a.trace)
+    out[name] = {"n_iter": bool((a.n_iter == b.n_iter).all()),
+                 "trace": float(np.abs(a.trace - b.trace)[finite].max()),
+                 "layout": str(getattr(live.run.data.w, "sharding", ""))}
+print(json.dumps(out))
+'''
+
+
+@pytest.mark.slow  # a fresh process with two forced CPU devices
+def test_two_devices_equal_one_for_rows_and_for_restarts():
+    import json
+    import os
+    import subprocess
+
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+           "EMWIDGETS_COMPILATION_CACHE": "0"}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    code = DEVICES.replace("TESTS", str(Path(__file__).parent))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    for name, case in result.items():
+        assert case["n_iter"] and case["trace"] < 1e-10, (name, case)
+    assert "rows" in result["rows"]["layout"], result  # the rows were split over the devices

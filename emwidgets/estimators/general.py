@@ -131,6 +131,9 @@ class EM(_Estimator):
             valid set), and the standard errors respect a simplex.
         n_init, tol, max_iter, random_state, accelerate, convergence, dtype: as for
             :class:`GaussianMixture` (SQUAREM and the gap rule by default).
+        devices: as for :class:`GaussianMixture`: with ``rows=True`` the rows are split
+            over the devices (each sums its own blocks; one collective adds them), or, for
+            under 100,000 rows, the restarts; otherwise the restarts are spread.
 
     Fitted attributes: ``params_`` (the best restart's parameters), ``lower_bound_``,
     ``n_iter_``, ``converged_``, ``restarts_`` (every restart: ``restarts_.params
@@ -151,7 +154,7 @@ class EM(_Estimator):
     def __init__(self, init: Callable = None, e_step: Callable = None, m_step: Callable = None,
                  log_likelihood: Callable = None, *, rows=False, kinds=None, n_init=16,
                  tol=1e-10, max_iter=1000, random_state=None, accelerate="squarem",
-                 convergence="gap", dtype=None):
+                 convergence="gap", devices=None, dtype=None):
         self.init = init
         self.e_step = e_step
         self.m_step = m_step
@@ -164,6 +167,7 @@ class EM(_Estimator):
         self.random_state = random_state
         self.accelerate = accelerate
         self.convergence = convergence
+        self.devices = devices
         self.dtype = dtype
 
     # -- checks -------------------------------------------------------------------
@@ -285,13 +289,18 @@ class EM(_Estimator):
         keys = _keys(self.random_state, self.n_init) if keys is None else keys
         size = sum(int(np.size(a)) for a in jax.tree.leaves(data))
         r_program = em.restart_bucket(n_restarts, float(size))
+        if self.rows:
+            mesh = layout.device_mesh(self.devices, n, r_program)
+        else:  # the data are not rows: the devices share out the restarts
+            mesh = layout.restart_mesh(self.devices)
+            r_program = layout.round_up(r_program, mesh)
         params = self._initial_params(keys, data, r_program)
         self._check_model(jax.tree.map(lambda a: jnp.asarray(a[0]), params), data)
         dtype = layout.float_dtype()
         if self.rows:
             width = max(1, size // n) * 4 + 4
             n_padded, block = layout.padded_length(
-                n, layout.choose_block_size(n, width * r_program))
+                n, layout.choose_block_size(n, width * r_program), layout.rows_shards(mesh))
             pad = lambda a: np.concatenate(  # noqa: E731
                 [np.asarray(a), np.zeros((n_padded - n,) + np.shape(a)[1:], np.asarray(a).dtype)])
             w = np.zeros(n_padded, dtype)
@@ -309,7 +318,7 @@ class EM(_Estimator):
         state = em.host_init_state(params, n_real=len(keys))
         run = em.EMRun(family, block, state, drv, hyper, layout.to_device(self.tol, dtype),
                        max_iter=self.max_iter, quick=em.quick_compile(size * r_program),
-                       step=self._step(), rule=self._rule())
+                       step=self._step(), rule=self._rule(), mesh=mesh)
         self._n_rows = n
         return self._live_fit(run, None, keys, n_samples, n_rows=n)
 
