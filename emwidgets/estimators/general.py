@@ -194,10 +194,9 @@ class EM(_Estimator):
         """(data on the device in the fit's precision, weights or None, rows)."""
         dtype = layout.float_dtype()
 
-        def as_array(a):
-            a = np.asarray(a)
-            return a.astype(dtype) if np.issubdtype(a.dtype, np.floating) or a.dtype == bool \
-                else (a.astype(dtype) if np.issubdtype(a.dtype, np.integer) else a)
+        def as_array(a):  # real numbers in the fit's precision; integers (codes, indices)
+            a = np.asarray(a)  # and flags as they are
+            return a.astype(dtype) if np.issubdtype(a.dtype, np.floating) else a
 
         try:
             data = jax.tree.map(as_array, data)
@@ -414,7 +413,7 @@ class EM(_Estimator):
         with jax.enable_x64(True):
             data64 = jax.tree.map(
                 lambda a: np.asarray(a, np.float64) if np.issubdtype(np.asarray(a).dtype,
-                                                                     np.number) else a,
+                                                                     np.floating) else a,
                 data)
             leaves, treedef = jax.tree.flatten(self.params_)
             kinds = jax.tree.leaves(_kinds_function(_kinds_key(self.kinds))(self.params_))
