@@ -54,6 +54,17 @@ def c_log_likelihood(p, row):
     return failed * jnp.log(p["rate"]) - p["rate"] * t
 
 
+def first_and_warm(fit):
+    """Seconds of ``fit(0)`` (compilation included) and of ``fit(1)`` (warm), and the
+    second fit."""
+    t = time.perf_counter()
+    fit(0)
+    first = time.perf_counter() - t
+    t = time.perf_counter()
+    est = fit(1)
+    return first, time.perf_counter() - t, est
+
+
 def numpy_em(rows, rates):
     """The same EM, a Python loop over restarts, NumPy over rows; log-likelihood traced."""
     t, failed = rows[:, 0], rows[:, 1]
@@ -82,12 +93,7 @@ def bench_censored():
             return EM(c_init, c_e_step, c_m_step, c_log_likelihood, random_state=seed,
                       **kw).fit(rows)
 
-    t = time.perf_counter()
-    fit(0)
-    first = time.perf_counter() - t
-    t = time.perf_counter()
-    est = fit(1)
-    warm = time.perf_counter() - t
+    first, warm, est = first_and_warm(fit)
     starts = np.exp([float(jax.random.normal(jax.random.wrap_key_data(k)))
                      for k in est.restarts_.keys])
     t = time.perf_counter()
@@ -138,12 +144,7 @@ def bench_mixture():
             return EM(_models._mixture_init, _models.mixture_e_step, _models.mixture_m_step,
                       _models.mixture_log_likelihood, random_state=seed, **kw).fit(X)
 
-    t = time.perf_counter()
-    fit(0)
-    first = time.perf_counter() - t
-    t = time.perf_counter()
-    est = fit(1)
-    warm = time.perf_counter() - t
+    first, warm, est = first_and_warm(fit)
     starts = []
     for k in est.restarts_.keys:
         p = _models._mixture_init(jax.random.wrap_key_data(k), jnp.asarray(X))

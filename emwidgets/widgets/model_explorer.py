@@ -27,7 +27,7 @@ from ..estimators.base import Restarts
 from ..estimators.general import EM
 from . import runner
 from .status_line import picker_options, summary
-from .views import ConvergencePlot, _View
+from .views import ConvergencePlot, RankingHover, _View
 
 #: Restarts reach one solution when their parameters agree to this share of each
 #: array's size (and their log-likelihoods within the fit's tolerance).
@@ -84,14 +84,13 @@ def model_solutions(r: Restarts) -> Solutions:
                           tol_means=TOL_PARAMS)
 
 
-class ParameterPlot(_View):
+class ParameterPlot(RankingHover, _View):
     """The restarts ranked by log-likelihood (bars coloured by solution) and every
     restart's parameters side by side, each coordinate scaled by its largest size
     (the shown restart in red)."""
 
     figsize = (6.4, 3.0)
     locked_render = True
-    hovers_restarts = True
 
     def __init__(self, *args, on_select=None, **kwargs):
         self.on_select = on_select
@@ -126,29 +125,10 @@ class ParameterPlot(_View):
         px.set_title(f"Every restart's parameters (restart {shown} in red)", fontsize="small")
         px.grid(alpha=0.3)
 
-    def _restart_at(self, event) -> Optional[int]:
-        rank = getattr(self, "ranking", None)
-        if rank is None or event.inaxes is not rank.ax or event.xdata is None:
-            return None
-        i = int(round(event.xdata))
-        return int(rank.order[i]) if 0 <= i < len(rank.order) and abs(
-            event.xdata - i) <= 0.45 else None
-
     def _draw_highlight(self, snap) -> bool:
-        rank = getattr(self, "ranking", None)
-        if rank is None:
+        if getattr(self, "ranking", None) is None:
             return False
-        band = getattr(self, "_hl_band", None)
-        if band is not None and band.axes is rank.ax:
-            band.remove()
-        self._hl_band = None
-        r = self._highlighted_in(snap)
-        if r is not None:
-            i = int(np.flatnonzero(np.asarray(rank.order) == r)[0])
-            from .views import HIGHLIGHT_COLOUR
-
-            self._hl_band = rank.ax.axvspan(i - 0.48, i + 0.48, color=HIGHLIGHT_COLOUR,
-                                            alpha=0.35, zorder=0, lw=0)
+        self._shade_ranking(snap)
         return True
 
 

@@ -548,7 +548,39 @@ class SelectionPlot(_View):
         self.canvas.draw_idle()
 
 
-class RestartGallery(_View):
+class RankingHover:
+    """Hovering a view's ranking (``self.ranking``, :func:`plotting.draw_ranking`): the
+    restart of the bar whose column is under the pointer (a bar of a gap near 0 is a
+    sliver: its whole column counts), and that column shaded while it is highlighted."""
+
+    hovers_restarts = True
+
+    def _restart_at(self, event) -> Optional[int]:
+        rank = getattr(self, "ranking", None)
+        if rank is None or event.inaxes is not rank.ax or event.xdata is None:
+            return None
+        i = int(round(event.xdata))
+        if 0 <= i < len(rank.order) and abs(event.xdata - i) <= 0.45:
+            return int(rank.order[i])
+        return None
+
+    def _shade_ranking(self, snap) -> Optional[int]:
+        """Shade the highlighted restart's column of the ranking (none: unshade); returns
+        the restart."""
+        rank = self.ranking
+        band = getattr(self, "_hl_band", None)
+        if band is not None and band.axes is rank.ax:
+            band.remove()
+        self._hl_band = None
+        r = self._highlighted_in(snap)
+        if r is not None:
+            i = int(np.flatnonzero(np.asarray(rank.order) == r)[0])
+            self._hl_band = rank.ax.axvspan(i - 0.48, i + 0.48, color=HIGHLIGHT_COLOUR,
+                                            alpha=0.35, zorder=0, lw=0)
+        return r
+
+
+class RestartGallery(RankingHover, _View):
     """Every restart ranked by its log-likelihood gap to the best, coloured by the distinct
     solution it found (spurious maxima hatched), and a small multiple of every distinct
     solution (up to ``MAX_SOLUTIONS``, then a line saying how many are not shown), titled
@@ -641,32 +673,10 @@ class RestartGallery(_View):
                 f"{'s' if self.hidden_solutions > 1 else ''} not shown (their bars are in the "
                 "ranking)", ha="right", va="bottom", fontsize="x-small")
 
-    hovers_restarts = True
-
-    def _restart_at(self, event) -> Optional[int]:
-        """The restart of the bar whose column is under the pointer (a bar of a gap near 0
-        is a sliver: its whole column counts)."""
-        rank = getattr(self, "ranking", None)
-        if rank is None or event.inaxes is not rank.ax or event.xdata is None:
-            return None
-        i = int(round(event.xdata))
-        if 0 <= i < len(rank.order) and abs(event.xdata - i) <= 0.45:
-            return int(rank.order[i])
-        return None
-
     def _draw_highlight(self, snap: Snapshot) -> bool:
-        rank = getattr(self, "ranking", None)
-        if rank is None:
+        if getattr(self, "ranking", None) is None:
             return False
-        r = self._highlighted_in(snap)
-        band = getattr(self, "_hl_band", None)
-        if band is not None and band.axes is rank.ax:
-            band.remove()
-        self._hl_band = None
-        if r is not None:
-            i = int(np.flatnonzero(np.asarray(rank.order) == r)[0])
-            self._hl_band = rank.ax.axvspan(i - 0.48, i + 0.48, color=HIGHLIGHT_COLOUR,
-                                            alpha=0.35, zorder=0, lw=0)
+        r = self._shade_ranking(snap)
         # the thumbnail of its solution: its title in the highlight's colour
         sol = snap.solutions
         g = int(sol.group_of[r]) if r is not None and r < len(sol.group_of) else -1
