@@ -73,6 +73,11 @@ def test_genetic_linkage_is_the_root_of_its_quadratic_and_its_error_the_exact_on
     assert r.errors["function"] == pytest.approx(1 / np.sqrt(info) / np.sqrt(exact), rel=1e-7)
     assert fast.lower_bound_ == pytest.approx(float(linkage_log_likelihood(
         {"theta": exact}, LINKAGE)), rel=1e-12)
+    # the E-step's statistics at the estimate: the first cell's expected theta/4 part
+    t = float(fast.params_["theta"])
+    assert float(fast.expected_statistics(LINKAGE)) == pytest.approx(125 * t / (2 + t),
+                                                                      rel=1e-12)
+    assert float(fast.expected_statistics(LINKAGE, {"theta": 0.5})) == pytest.approx(25.0)
 
 
 def test_a_second_fit_of_the_same_model_compiles_nothing_and_replays(x64):

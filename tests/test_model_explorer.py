@@ -118,3 +118,59 @@ def test_stop_keeps_what_the_run_reached():
     assert ex.status_text.startswith("Stopped"), ex.status_text
     assert ex.estimator_ is not None and (ex.estimator_ is before
                                           or not ex.estimator_.converged_)
+
+
+def test_half_steps_hand_the_view_the_e_steps_statistics_and_the_m_step_uses_them():
+    """E-step, M-step, Step back on a model of your own: the view written with a fourth
+    argument is given the shown restart's E-step statistics (each row's, with rows=True);
+    after an M-step they are the previous iteration's, and the user's own m_step of their
+    sum is the parameters shown (EM's two halves, replayed: nothing compiles)."""
+    rng = np.random.default_rng(1)
+    life, seen = rng.exponential(2.0, 300), rng.uniform(0, 2.0, 300)
+    rows = np.column_stack([np.minimum(life, seen), (life <= seen).astype(float)])
+    model = EM(censored_init, censored_e_step, censored_m_step, censored_log_likelihood,
+               rows=True, kinds={"rate": "log"}, convergence="change")
+    got = []
+
+    def view(ax, params, data, stats):
+        got.append((float(params["rate"]), {k: np.asarray(v) for k, v in stats.items()}))
+        ax.hist(stats["time"], bins=20)
+
+    ex = ModelExplorer(model, rows, view=view, n_init=3, accelerate=None, random_state=2,
+                       tol=1e-12)
+    assert ex.e_step_button.disabled and ex.m_step_button.disabled  # nothing to take apart
+    ex.run(block=True)
+    assert ex.status_text.startswith("Done"), ex.status_text
+    rate, stats = got[-1]
+    assert stats["time"].shape == (300,)  # each row's expected lifetime
+    # at the end: the E-step of the fitted rate, row by row, as the user's function says
+    np.testing.assert_allclose(stats["time"], np.where(rows[:, 1] > 0, rows[:, 0],
+                                                       rows[:, 0] + 1 / rate), rtol=1e-12)
+    with _compiles.count() as c:
+        ex.scrubber.value = 2
+        assert ex.step_note.value == "" or "iteration 2" in ex.step_note.value
+        ex.m_step_button.click()  # parameters of iteration 3, statistics still of 2
+        assert ex.scrub.frame == (3, 2) and "E-step next" in ex.step_note.value
+    assert c.compiled == 0, c
+    rate3, stats2 = got[-1]
+    rate2_only = float(got[-2][0])
+    np.testing.assert_allclose(stats2["time"], np.where(rows[:, 1] > 0, rows[:, 0],
+                                                        rows[:, 0] + 1 / rate2_only), rtol=1e-12)
+    np.testing.assert_allclose(rate3, len(rows) / stats2["time"].sum(), rtol=1e-10)  # m_step
+    ex.e_step_button.click()
+    assert ex.scrub.frame == (3, 3) and "M-step next" in ex.step_note.value
+    np.testing.assert_allclose(got[-1][1]["time"], np.where(rows[:, 1] > 0, rows[:, 0],
+                                                            rows[:, 0] + 1 / rate3), rtol=1e-12)
+    ex.back_button.click()
+    assert ex.scrub.frame == (3, 2)
+    ex.back_button.click()
+    assert ex.scrub.frame == (2, 2) and ex.scrubber.value == 2
+    ex.end_button.click()  # the run's own frame again, the buttons as at the end
+    assert ex.scrub.frame is None and ex.step_note.value == ""
+    np.testing.assert_allclose(got[-1][0], float(ex.estimator_.params_["rate"]))
+    # a new Run forgets the old run's frame: its end is shown, the slider at its end
+    ex.scrubber.value = 1
+    ex.controls["random_state"].value = 5
+    ex.run(block=True)
+    assert ex.scrub.frame is None and ex.scrubber.value == ex.scrubber.max > 1
+    np.testing.assert_allclose(got[-1][0], float(ex.estimator_.params_["rate"]))

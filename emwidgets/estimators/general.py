@@ -91,6 +91,14 @@ def _family(e_step: Callable, m_step: Callable, log_likelihood: Callable, rows: 
                   converged=loglik_converged, vector_form=VectorForm(kinds))
 
 
+@functools.lru_cache(maxsize=64)
+def _e_step_program(e_step: Callable, rows: bool):
+    """``e_step`` compiled: over each row with ``rows``, else over all the data."""
+    if rows:
+        return jax.jit(lambda p, data: jax.vmap(lambda row: e_step(p, row))(data))
+    return jax.jit(e_step)
+
+
 def _kinds_key(kinds):
     """A hashable form of ``kinds`` (None, a function, or a pytree of kind names)."""
     if kinds is None or callable(kinds):
@@ -387,6 +395,18 @@ class EM(_Estimator):
         self._check_fitted()
         total, count = self._total_log_likelihood(data, sample_weight)
         return float(total / count)
+
+    def expected_statistics(self, data, params=None):
+        """The E-step's statistics under ``params`` (default ``params_``): with
+        ``rows=True`` each row's own (``e_step`` over the rows, a leading row axis: a
+        row's responsibilities, its expected lifetime), otherwise ``e_step(params,
+        data)``. What the explorer's E-step button hands a view that asks for them."""
+        if params is None:
+            self._check_fitted()
+            params = self.params_
+        data, _, _ = self._data(data, None)
+        return _e_step_program(self.e_step, bool(self.rows))(
+            jax.tree.map(jnp.asarray, params), data)
 
     def _total_log_likelihood(self, data, sample_weight=None, params=None):
         data, weights, n = self._data(data, sample_weight)

@@ -36,7 +36,10 @@ class Scrub:
         views: the explorer's views by name (the dict itself: views added later count).
         main: the main view (its interval patches go with a new frame).
         step_note: the HTML line that says which half step is shown.
-        step_words: what the note calls the drawn parameters and the coloured data.
+        step_words: what the note calls the drawn parameters and the coloured data, and
+            optionally (third and fourth) how the E-step shows on that data and what the
+            data keep after an M-step (default "coloured by their responsibilities",
+            "responsibilities").
         draw: ``draw(snapshot)`` of the explorer (the run's own frame).
         request_renders: asks the browser for the views' renders.
         after_frame: called after a frame is drawn (the chosen start redraws on it).
@@ -166,13 +169,14 @@ class Scrub:
         if self.frame is None or last == 0:
             self.step_note.value = ""
             return
-        params, data = self.step_words
+        params, data, shown, kept = (tuple(self.step_words) + (
+            "coloured by their responsibilities", "responsibilities"))[:4]
         if q == p:
             what = (f"iteration {p}: the {params} after {p} EM iteration{'s' if p != 1 else ''},"
-                    f" the {data} coloured by their responsibilities (E-step done; M-step next)")
+                    f" the {data} {shown} (E-step done; M-step next)")
         else:
             what = (f"iteration {p}: the M-step moved the {params}; the {data} keep the "
-                    f"responsibilities of iteration {q} (E-step next)")
+                    f"{kept} of iteration {q} (E-step next)")
         self.step_note.value = ('<span class="emwidgets-step-note-text" style="color:#1f4e79">'
                                 f"Scrubbing {html.escape(what)}.</span>")
 

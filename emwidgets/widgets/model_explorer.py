@@ -5,14 +5,18 @@ the restarts ranked and grouped into the distinct solutions they reach (by their
 parameters), the parameters of every restart side by side, and a view you draw,
 ``view(ax, params, data)``, of the shown restart. Run fits live with Stop; after a run,
 the iteration slider replays any iteration (the same compiled program: nothing
-compiles) and the restart menu shows any restart. Hovering a restart's trace or bar
-draws it out everywhere.
+compiles), the E-step and M-step buttons take an iteration apart (a view written as
+``view(ax, params, data, stats)`` gets the E-step's statistics of the shown restart:
+each row's with ``rows=True``) and the restart menu shows any restart. Hovering a
+restart's trace or bar draws it out everywhere.
 """
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
+import types
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -26,6 +30,7 @@ from ..compare import Solutions, group_restarts
 from ..estimators.base import Restarts
 from ..estimators.general import EM
 from . import runner
+from .features import Scrub
 from .status_line import picker_options, summary
 from .views import ConvergencePlot, RankingHover, _View
 
@@ -35,6 +40,8 @@ TOL_PARAMS = 1e-3
 CONTROL_WIDTH = "262px"
 #: How the grouping's parameter tolerance reads in the status.
 WORDS = "of each parameter array's size"
+#: The step note's words (:class:`Scrub`).
+STEP_WORDS = ("parameters", "view's statistics", "from their E-step", "E-step statistics")
 
 
 @dataclass
@@ -52,6 +59,10 @@ class ModelSnapshot:
     #: The finished run's best restart: "best" shows it in every replayed iteration too
     #: (the restart on top at iteration 1 may be another).
     run_best: Optional[int] = None
+    #: A half step's frame: every restart's parameters whose E-step statistics the view
+    #: is given (the iteration before the shown one's, after an M-step); None: the shown.
+    stats_params: Any = None
+    labels_at: Optional[int] = None
 
     @property
     def best(self) -> int:
@@ -132,15 +143,29 @@ class ParameterPlot(RankingHover, _View):
         return True
 
 
+def wants_statistics(view: Callable) -> bool:
+    """Whether ``view`` takes a fourth argument (the E-step's statistics)."""
+    try:
+        ps = list(inspect.signature(view).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in ps if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 4 or any(p.kind == p.VAR_POSITIONAL for p in ps)
+
+
 class UserView(_View):
-    """``view(ax, params, data)`` of the shown restart (at the scrubbed iteration); a
-    view that fails is one sentence on its axes (the explorer carries on)."""
+    """``view(ax, params, data)`` of the shown restart (at the scrubbed iteration), or
+    ``view(ax, params, data, stats)`` with the E-step's statistics of the restart as the
+    frame has them (``statistics(params)`` computes them); a view that fails is one
+    sentence on its axes (the explorer carries on)."""
 
     figsize = (3.2, 3.0)
     locked_render = True
 
-    def __init__(self, view: Callable, data, **kwargs):
+    def __init__(self, view: Callable, data, statistics: Optional[Callable] = None,
+                 **kwargs):
         self.view, self.data = view, data
+        self.statistics = statistics if wants_statistics(view) else None
         self.error = ""
         super().__init__(**kwargs)
 
@@ -150,14 +175,23 @@ class UserView(_View):
         r = self.shown_restart(snap)
         params = jax.tree.map(lambda a: np.asarray(a)[r], snap.restarts.params["params"])
         try:
-            self.view(ax, params, self.data)
+            if self.statistics is None:
+                self.view(ax, params, self.data)
+            else:
+                source = (params if snap.stats_params is None else
+                          jax.tree.map(lambda a: np.asarray(a)[r], snap.stats_params))
+                self.view(ax, params, self.data,
+                          jax.tree.map(np.asarray, self.statistics(source)))
             self.error = ""
         except Exception as exc:  # noqa: BLE001 (the user's function: say it, carry on)
-            self.error = f"view(ax, params, data) failed: {type(exc).__name__}: {exc}"
+            sig = "view(ax, params, data" + (", stats)" if self.statistics else ")")
+            self.error = f"{sig} failed: {type(exc).__name__}: {exc}"
             ax.clear()
             ax.text(0.5, 0.5, self.error[:200], ha="center", va="center", wrap=True,
                     fontsize="small", color="#b00020", transform=ax.transAxes)
         suffix = f", iteration {snap.scrub}" if snap.scrub is not None else ""
+        if snap.labels_at is not None and snap.labels_at != snap.scrub:
+            suffix += f" (E-step of {snap.labels_at})"
         if not ax.get_title():
             ax.set_title(f"Restart {r}{suffix}", fontsize="medium")
 
@@ -212,14 +246,13 @@ class ModelExplorer(widgets.VBox):
         self.restart_picker = widgets.Dropdown(options=[("best", -1)], value=-1,
                                                description="show restart", style=style,
                                                layout=lay())
-        self.scrubber = widgets.IntSlider(value=0, min=0, max=0, description="iteration",
-                                          disabled=True, style=style, layout=lay())
         self.status = widgets.HTML(layout=widgets.Layout(width="100%"))
         self.status.add_class("emwidgets-status")
         self._say("Ready: press Run.")
         self.convergence = ConvergencePlot()
         self.parameters = ParameterPlot(on_select=self._select)
-        self.user_view = UserView(view, data) if view is not None else None
+        self.user_view = (UserView(view, data, statistics=self._statistics)
+                          if view is not None else None)
         self.views = {"convergence": self.convergence, "parameters": self.parameters,
                       **({"view": self.user_view} if self.user_view is not None else {})}
         for name, v in self.views.items():
@@ -234,15 +267,24 @@ class ModelExplorer(widgets.VBox):
         self.run_button.on_click(lambda _: self.run())
         self.stop_button.on_click(lambda _: self.stop())
         self.restart_picker.observe(lambda ch: self._select(ch["new"]), "value")
-        self.scrubber.observe(lambda ch: self._scrub(ch["new"]), "value")
+        # Taking the run apart: the mixtures' scrubber and half-step buttons, over this
+        # explorer's frames (:class:`_Frames`).
+        self.step_note = widgets.HTML(layout=widgets.Layout(width="100%"))
+        self.step_note.add_class("emwidgets-step-note")
+        self.scrub = Scrub(_Frames(self), self.views, types.SimpleNamespace(),
+                           self.step_note, STEP_WORDS, lay(), self._draw,
+                           self._request_renders, lambda: None)
+        self.scrubber = self.scrub.slider
+        self.e_step_button, self.m_step_button = self.scrub.e_step_button, self.scrub.m_step_button
+        self.back_button, self.end_button = self.scrub.back_button, self.scrub.end_button
         left = widgets.VBox([widgets.HTML("<b>EM settings</b>"), *self.controls.values(),
                              widgets.HBox([self.run_button, self.stop_button]),
                              self.restart_picker, widgets.HTML("<b>Take the run apart</b>"),
-                             self.scrubber], layout=widgets.Layout(width="270px"))
+                             *self.scrub.controls()], layout=widgets.Layout(width="270px"))
         top = [self.convergence.canvas] + ([self.user_view.canvas] if self.user_view else [])
         right = widgets.VBox([widgets.HBox(top, layout=widgets.Layout(flex_flow="row wrap")),
                               self.parameters.canvas])
-        super().__init__([self.status, widgets.HBox(
+        super().__init__([self.status, self.step_note, widgets.HBox(
             [left, right], layout=widgets.Layout(flex_flow="row wrap"))])
         self.add_class("emwidgets-explorer")
         self.add_class("emwidgets-model-explorer")
@@ -258,7 +300,8 @@ class ModelExplorer(widgets.VBox):
         """What the Run button does; ``block=True`` waits for the end."""
         est = type(self.template)(**{**self.template.get_params(), **self.settings()})
         self.run_button.disabled, self.stop_button.disabled = False, False
-        self.scrubber.disabled = True
+        self._live, self.scrub.frame = None, None  # (the run's frames go with it)
+        self.scrub.sync()
         self._say("Compiling the model's program…")
         self.runner.launch(self._work, est, time.perf_counter())
         if block:
@@ -302,33 +345,55 @@ class ModelExplorer(widgets.VBox):
             if self.runner.current(generation):
                 self.stop_button.disabled = True
 
-    def _publish(self, live, t0: float, done: bool, stopped: bool = False, scrub=None):
-        """Draw ``live``'s restarts and say what they found (``scrub``: a replayed
-        iteration of the finished run, which stays the explorer's result)."""
+    def _publish(self, live, t0: float, done: bool, stopped: bool = False):
+        """Draw ``live``'s restarts and say what they found."""
         r = live.snapshot()
         snap = ModelSnapshot(r, model_solutions(r), live.iteration, done,
-                             time.perf_counter() - t0, stopped, scrub,
-                             run_best=None if scrub is None else self.snapshot.best)
-        if scrub is None:
-            self.snapshot = snap
+                             time.perf_counter() - t0, stopped)
+        self.snapshot = snap
         self._draw(snap)
-        if scrub is not None:
-            self._say(f"Iteration {scrub} of {self._live.iteration}: every restart as it was "
-                      "then (replayed, nothing compiled). " + summary(snap, WORDS))
-            return
         if done:
             opts = picker_options(snap)
             self.restart_picker.options = opts
-            self.scrubber.max = max(live.iteration, 1)
-            self.scrubber.value = self.scrubber.max
-            self.scrubber.disabled = False
+            self.scrub.sync()
             what = (f"Stopped at iteration {live.iteration} (not converged)" if stopped
                     else "Done")
-            self._say(f"{what} in {snap.elapsed:.1f} s: " + summary(
-                snap, WORDS))
+            self._say(f"{what} in {snap.elapsed:.1f} s: " + summary(snap, WORDS))
         else:
-            self._say(f"Running: iteration {live.iteration}… " + summary(
-                snap, WORDS))
+            self._say(f"Running: iteration {live.iteration}… " + summary(snap, WORDS))
+
+    def frame_at(self, iteration: int, labels_at: Optional[int] = None) -> ModelSnapshot:
+        """Every restart of the last run after ``iteration`` iterations (replayed by the
+        run's own program: nothing compiles), the view given the E-step statistics of
+        the parameters after ``labels_at`` (default the same; one less after an
+        M-step). "best" stays the run's best restart."""
+        live = self._live
+        if live is None or not live.iteration:
+            raise ValueError("There is no run to take apart yet: press Run first.")
+        labels_at = iteration if labels_at is None else labels_at
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r = live.at(int(iteration)).snapshot()
+            other = (None if labels_at == iteration
+                     else live.at(int(labels_at)).snapshot().params["params"])
+        snap = ModelSnapshot(r, model_solutions(r), live.iteration, True, 0.0,
+                             self.snapshot.stopped, int(iteration),
+                             run_best=self.snapshot.best, stats_params=other,
+                             labels_at=int(labels_at))
+        self._say(f"Iteration {iteration} of {live.iteration}: every restart as it was "
+                  "then (replayed, nothing compiled). " + summary(snap, WORDS))
+        return snap
+
+    def _statistics(self, params):
+        """The E-step's statistics of one restart's ``params`` (the view's fourth
+        argument)."""
+        model = self.estimator_ if self.estimator_ is not None else self.template
+        return model.expected_statistics(self.data, params)
+
+    def _request_renders(self):
+        for v in self.views.values():
+            if v.render_wanted:
+                v.request_render()
 
     def _draw(self, snap: ModelSnapshot):
         for v in self.views.values():
@@ -351,22 +416,30 @@ class ModelExplorer(widgets.VBox):
             v.selected = restart
         if restart in [v for _, v in self.restart_picker.options]:
             self.restart_picker.value = restart
-        snap = self.snapshot
-        if snap is not None:
-            self._scrub(self.scrubber.value) if self.scrubber.value != self.scrubber.max \
-                else self._draw(snap)
-
-    def _scrub(self, iteration: int):
-        live = self._live
-        if live is None or self.scrubber.disabled:
-            return
-        if iteration >= live.iteration:
-            self._draw(self.snapshot)
-            return
-        self._publish(live.at(int(iteration)), 0.0, done=True, scrub=int(iteration))
+        if self.snapshot is not None:
+            self.scrub.redraw()
 
     def highlight_restart(self, restart):
         """Draw restart ``restart`` out in every view (None: none), as hovering does."""
         self.highlighted = None if restart is None else int(restart)
         for v in self.views.values():
             v.highlight(self.highlighted)
+
+
+class _Frames:
+    """What :class:`Scrub` asks of a session, from a :class:`ModelExplorer`."""
+
+    def __init__(self, explorer: ModelExplorer):
+        self.explorer = explorer
+
+    @property
+    def iterations_run(self) -> int:
+        live = self.explorer._live
+        return 0 if live is None else int(live.iteration)
+
+    @property
+    def snapshot(self):
+        return self.explorer.snapshot
+
+    def frame_at(self, iteration: int, labels_at=None):
+        return self.explorer.frame_at(iteration, labels_at)
