@@ -55,6 +55,15 @@ def _factors():
     return rng.normal(size=(200, 2)) @ load + rng.normal(size=(200, 5)) * 0.8
 
 
+def _factor_groups():
+    """Two groups in six columns, each driven by one factor of its own, plus noise."""
+    rng = np.random.default_rng(9)
+    a = rng.normal(size=(150, 1)) @ rng.normal(size=(1, 6)) * 2 + rng.normal(size=(150, 6))
+    b = (rng.normal(size=(150, 1)) @ rng.normal(size=(1, 6)) * 2 + 6
+         + rng.normal(size=(150, 6)) * 0.7)
+    return np.concatenate([a, b])
+
+
 def _chain(kind):
     """One sequence of 240 steps with long runs of two states."""
     rng = np.random.default_rng(4)
@@ -147,6 +156,10 @@ def _models():
             lambda **k: GaussianMixture(3, covariance_type="diag", missing="em",
                                         **{**_em(max_iter=40), **k}),
             lambda: (_holes(), {})),
+        "GaussianMixture(factor)": Model(
+            lambda **k: GaussianMixture(2, covariance_type="factor", n_factors=1,
+                                        **{**_em(max_iter=40), **k}),
+            lambda: (_factor_groups(), {})),
         "KMeans": Model(lambda **k: KMeans(3, **{**_kw(max_iter=40), **k}),
                         lambda: (_blobs(), {})),
         "GaussianHMM": Model(lambda **k: GaussianHMM(2, **{**_em(n_iter=40), **k}),

@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .covariance import one_at_a_time
 from .family import CONVERGED, DEGENERATE, NONFINITE, RUNNING
 
 #: Step length growth / shrink factor and the first cap (R SQUAREM's mstep, step.max0).
@@ -66,7 +67,9 @@ class VectorForm(NamedTuple):
             ``"simplex"`` (non-negative, summing to 1 along the last axis; as logs,
             back by softmax); ``"cholesky"`` (symmetric positive definite matrices
             on the last two axes; as the lower Cholesky factor with a log
-            diagonal); ``"derived"`` (recomputed by ``complete``).
+            diagonal); ``"factor"`` (factor loadings and, in the last column, their
+            noise variances: the loadings free, the variances as logs); ``"derived"``
+            (recomputed by ``complete``).
         complete: ``(params, hyper) -> params`` recomputing the derived leaves (a
             precision Cholesky factor from the covariance) and normalising what the
             kinds cannot (latent classes' probabilities, a simplex per item), or None.
@@ -92,8 +95,10 @@ def _to(kind, a):
         return a
     if kind in ("log", "simplex"):
         return jnp.log(a)
+    if kind == "factor":
+        return jnp.concatenate([a[..., :-1], jnp.log(a[..., -1:])], axis=-1)
     if kind == "cholesky":
-        c = jnp.linalg.cholesky(a)
+        c = one_at_a_time(jnp.linalg.cholesky, a, cost=a.shape[-1] ** 3 / 3)
         d = jnp.diagonal(c, axis1=-2, axis2=-1)
         return c - jnp.vectorize(jnp.diag, signature="(n)->(n,n)")(d - jnp.log(d))
     raise ValueError(f"unknown parameter kind {kind!r}")
@@ -109,6 +114,8 @@ def _from(kind, u):
         e = jnp.exp(u - jnp.where(jnp.isfinite(top), top, 0.0))
         total = e.sum(axis=-1, keepdims=True)
         return jnp.where(total > 0, e / jnp.where(total > 0, total, 1.0), 0.0)
+    if kind == "factor":
+        return jnp.concatenate([u[..., :-1], jnp.exp(u[..., -1:])], axis=-1)
     if kind == "cholesky":
         d = jnp.diagonal(u, axis1=-2, axis2=-1)
         c = jnp.tril(u) + jnp.vectorize(jnp.diag, signature="(n)->(n,n)")(jnp.exp(d) - d)
@@ -179,7 +186,10 @@ def _valid(kind, x, fallback):
     if kind == "log":
         return jnp.all((x > 0) | same)
     if kind == "cholesky":
-        return jnp.all(jnp.isfinite(jnp.linalg.cholesky(x)))
+        return jnp.all(jnp.isfinite(one_at_a_time(jnp.linalg.cholesky, x,
+                                                  cost=x.shape[-1] ** 3 / 3)))
+    if kind == "factor":
+        return jnp.all(jnp.isfinite(x)) & jnp.all((x[..., -1] > 0) | same[..., -1])
     return jnp.all(jnp.isfinite(x))
 
 

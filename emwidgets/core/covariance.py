@@ -12,6 +12,13 @@ counts, first moments and second moments in one pass. Each type below says
 how to build its quadratic coefficients and how to turn summed statistics into
 a covariance, so the algorithm code has no branches on the type.
 
+``factor/q`` (:func:`factor_type`) is a mixture of factor analysers' covariance, low
+rank plus diagonal, Sigma_k = L_k L_k' + diag(psi_k), with q factors: its E-step is the
+full type's (the precision is a dense matrix), its M-step one EM step of the factor
+model on each component's scatter about its new mean (Ghahramani & Hinton 1996; a
+generalised EM step, so the likelihood never falls), its parameters packed as
+(K, D, q + 1) = [L_k | psi_k].
+
 Shapes (K components, D features, Q quadratic features):
 
 =========  ===============  ===========  ===========
@@ -21,16 +28,20 @@ full       (K, D, D)        (K, D, D)    D (D + 1) / 2
 tied       (D, D)           (D, D)       D (D + 1) / 2
 diag       (K, D)           (K, D)       D
 spherical  (K,)             (K,)         1
+factor/q   (K, D, q + 1)    (K, D, D)    D (D + 1) / 2
 =========  ===============  ===========  ===========
 """
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+import functools
+import re
+from typing import Callable, NamedTuple, Optional
 
+import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.linalg import solve_triangular
+from jax.scipy.linalg import cho_solve, solve_triangular
 
 
 class CovarianceType(NamedTuple):
@@ -88,12 +99,22 @@ class CovarianceType(NamedTuple):
     log_prior: Callable
     #: Its covariances are symmetric matrices (full, tied), else variances (diag, spherical).
     matrices: bool = False
+    #: ``(previous covariances, nk, means, s2, reg) -> covariances``: the M-step of a type
+    #: whose maximiser needs the current parameters (factor: one EM step of the factor
+    #: model on each component's scatter); None: ``estimate``, which then only starts.
+    update: Optional[Callable] = None
+    #: ``(covariances, active) -> covariances`` with a harmless value where a component is
+    #: masked (None: the identity matrix or unit variances, :func:`gmm.unit_where_inactive`).
+    unit_where_inactive: Optional[Callable] = None
+    #: The covariances' kind in the unconstrained form when not the default below.
+    kind: Optional[str] = None
 
     @property
     def vector_kind(self) -> str:
         """The kind of its covariances in the unconstrained form (:mod:`accel`): a
-        log-Cholesky factor of a matrix, or the log of a variance."""
-        return "cholesky" if self.matrices else "log"
+        log-Cholesky factor of a matrix, or the log of a variance (factor loadings free,
+        their noise variances as logs: ``"factor"``)."""
+        return self.kind or ("cholesky" if self.matrices else "log")
 
 
 def _triu(d: int):
@@ -121,11 +142,40 @@ def _pack_quad_coef(p):
     return p[..., i, j] * scale
 
 
-def _chol_of_cov_to_prec(cov):
+#: jaxlib 0.10's CPU LAPACK kernels split a batch of matrices whose work (their flop
+#: estimate) reaches this over XLA's intra-op thread pool, and the calling pool thread
+#: blocks until the pieces are done. Two such calls side by side (independent covariance
+#: factorisations in one program: SQUAREM's candidates) can hold every thread of a 2-core
+#: pool, each waiting for pieces queued behind the other: the program never ends (seen:
+#: a full-covariance mixture of the digits, 10 components x 64 pixels; jaxlib 0.11.2
+#: compiles the split out). :func:`one_at_a_time` never issues such a call.
+LAPACK_SPLIT_FLOPS = 200_000
+
+
+def one_at_a_time(fn: Callable, *arrays, cost: float):
+    """``fn`` of matrices (the last two axes of ``arrays``, the same leading batch axes),
+    one LAPACK call per matrix (``lax.map``) where the batch's work (``cost`` flops a
+    matrix) would be split over threads on a CPU (:data:`LAPACK_SPLIT_FLOPS`); otherwise
+    one batched call, as before. The results are the same bits either way."""
+    batch = arrays[0].shape[:-2]
+    n = int(np.prod(batch)) if batch else 1
+    if n <= 1 or n * cost < LAPACK_SPLIT_FLOPS or jax.default_backend() != "cpu":
+        return fn(*arrays)
+    flat = tuple(a.reshape((n,) + a.shape[len(batch):]) for a in arrays)
+    out = jax.lax.map(lambda xs: fn(*xs), flat)
+    return jax.tree.map(lambda o: o.reshape(batch + o.shape[1:]), out)
+
+
+def _chol_prec(cov):
     d = cov.shape[-1]
     cov_chol = jnp.linalg.cholesky(cov)
     eye = jnp.broadcast_to(jnp.eye(d, dtype=cov.dtype), cov.shape)
     return jnp.swapaxes(solve_triangular(cov_chol, eye, lower=True), -1, -2)
+
+
+def _chol_of_cov_to_prec(cov):
+    d = cov.shape[-1]
+    return one_at_a_time(_chol_prec, cov, cost=float(d) ** 3)
 
 
 def _mat_precisions(pc):
@@ -340,12 +390,141 @@ SPHERICAL = CovarianceType(
     log_prior=_spherical_log_prior,
 )
 
-COVARIANCE_TYPES: dict[str, CovarianceType] = {
-    "full": FULL,
-    "tied": TIED,
-    "diag": DIAG,
-    "spherical": SPHERICAL,
-}
+
+
+# -- Mixtures of factor analysers: Sigma_k = L_k L_k' + diag(psi_k) -------------------
+# Every inverse goes through the q x q matrix M = I + L' Psi^-1 L (Woodbury): Sigma^-1 =
+# Psi^-1 - Psi^-1 L M^-1 L' Psi^-1, log|Sigma| = sum log psi + log|M|. Besides being the
+# cheap way (q << D), it keeps D x D LAPACK calls out of the EM loop: jaxlib 0.10's CPU
+# LAPACK kernels split a large batch over the intra-op thread pool and wait for it, and
+# two such calls running side by side (SQUAREM evaluates independent candidates) deadlock
+# a 2-thread pool (seen: the digits, 10 components x 4 restarts of 64 x 64).
+# The "precision factor" of this type is therefore not a Cholesky factor but the packed
+# (K, D, D + 1) [P | c] with P the precision and c a column summing to log|P| / 2: the
+# functions below read it; the estimator reports a true Cholesky factor, computed on the
+# host.
+def _factor_dense(packed):
+    """(..., D, q + 1) [L | psi] -> (..., D, D) L L' + diag(psi)."""
+    loadings, psi = packed[..., :-1], packed[..., -1]
+    return (loadings @ jnp.swapaxes(loadings, -1, -2)
+            + psi[..., :, None] * jnp.eye(packed.shape[-2], dtype=packed.dtype))
+
+
+def _pack_factor(loadings, psi):
+    return jnp.concatenate([loadings, psi[..., None]], axis=-1)
+
+
+def _factor_inner(packed):
+    """(Psi^-1 L (..., D, q), the Cholesky factor of M = I + L' Psi^-1 L (..., q, q))."""
+    loadings, psi = packed[..., :-1], packed[..., -1]
+    scaled = loadings / psi[..., :, None]
+    q = loadings.shape[-1]
+    m = jnp.eye(q, dtype=packed.dtype) + jnp.swapaxes(loadings, -1, -2) @ scaled
+    return scaled, jnp.linalg.cholesky(m)
+
+
+def _factor_precision(packed):
+    """[P | c]: the precision by Woodbury and a column summing to log|P| / 2."""
+    psi = packed[..., -1]
+    scaled, chol = _factor_inner(packed)
+    # W = scaled chol^-T: P = Psi^-1 - W W'
+    w = jnp.swapaxes(solve_triangular(chol, jnp.swapaxes(scaled, -1, -2), lower=True), -1, -2)
+    d = packed.shape[-2]
+    p = (jnp.eye(d, dtype=packed.dtype) / psi[..., :, None]
+         - w @ jnp.swapaxes(w, -1, -2))
+    half_log_det = -0.5 * jnp.log(psi).sum(-1) - jnp.log(_diag_of(chol)).sum(-1)
+    column = jnp.broadcast_to((half_log_det / d)[..., None], psi.shape)
+    return jnp.concatenate([p, column[..., None]], axis=-1)
+
+
+def _factor_start(q, nk, means, s2, reg):
+    """A start without a previous model: each component's scatter S_k's top q principal
+    axes, L = U (l - sigma^2 + reg)^1/2 (probabilistic PCA's, sigma^2 the mean of the
+    other eigenvalues; + reg keeps L off zero, a fixed point of the factor model's EM),
+    and psi the rest of S's diagonal (at least reg)."""
+    s = _full_estimate(nk, means, s2, 0.0)
+    values, vectors = jnp.linalg.eigh(s)  # ascending (once, at the start: not in the loop)
+    d = s.shape[-1]
+    top, rest = values[..., d - q:], values[..., : d - q]
+    sigma2 = rest.mean(-1, keepdims=True) if d > q else jnp.zeros_like(top[..., :1])
+    loadings = vectors[..., d - q:] * jnp.sqrt(jnp.maximum(top - sigma2, 0.0) + reg)[..., None, :]
+    psi = jnp.maximum(_diag_of(s) - (loadings**2).sum(-1), 0.0) + reg
+    return _pack_factor(loadings, psi)
+
+
+def _factor_update(previous, nk, means, s2, reg):
+    """One EM step of the factor model on each component's scatter S about its new mean:
+    beta = L' Sigma^-1 = M^-1 L' Psi^-1, E[zz'] = I - beta L + beta S beta',
+    L' = S beta' E[zz']^-1, psi' = diag(S - L' beta S) (+ reg, as the other types add
+    reg_covar)."""
+    s = _full_estimate(nk, means, s2, 0.0)
+    loadings = previous[..., :-1]
+    q = loadings.shape[-1]
+    scaled, chol = _factor_inner(previous)
+    beta = cho_solve((chol, True), jnp.swapaxes(scaled, -1, -2))
+    beta_s = beta @ s
+    ezz = (jnp.eye(q, dtype=s.dtype) - beta @ loadings
+           + beta_s @ jnp.swapaxes(beta, -1, -2))
+    ezz = 0.5 * (ezz + jnp.swapaxes(ezz, -1, -2))
+    new = jnp.swapaxes(cho_solve((jnp.linalg.cholesky(ezz), True), beta_s),
+                       -1, -2)  # S beta' E[zz']^-1
+    psi = jnp.maximum(_diag_of(s) - jnp.einsum("...jm,...mj->...j", new, beta_s), 0.0) + reg
+    return _pack_factor(new, psi)
+
+
+def _factor_unit(packed, active):
+    unit = _pack_factor(jnp.zeros_like(packed[..., :-1]), jnp.ones_like(packed[..., -1]))
+    return jnp.where(active[:, None, None], packed, unit)
+
+
+def _refuse(*_):
+    raise ValueError("covariance_type='factor' does not take a prior or precisions_init.")
+
+
+@functools.lru_cache(maxsize=None)
+def factor_type(q: int) -> CovarianceType:
+    """The covariance type of a mixture of factor analysers with ``q`` factors."""
+    precision = lambda pf: pf[..., :-1]  # noqa: E731
+    return FULL._replace(
+        estimate=functools.partial(_factor_start, q),
+        update=_factor_update,
+        unit_where_inactive=_factor_unit,
+        precision_cholesky=_factor_precision,
+        from_precisions=_refuse,
+        precisions=precision,
+        covariances_from_precision_cholesky=_refuse,
+        quad_coef=lambda pf, k: _pack_quad_coef(precision(pf)),
+        precision_apply=lambda pf, m: jnp.einsum("kij,kj->ki", precision(pf), m),
+        log_det=lambda pf, k, d: pf[..., -1].sum(-1),
+        n_parameters=lambda k, d: k * (d * q + d - q * (q - 1) / 2.0),
+        per_component_finite=lambda pf, k: jnp.isfinite(pf).all(axis=(-2, -1)),
+        scale_noise=lambda cov, lab, z: jnp.einsum(
+            "nij,nj->ni", jnp.linalg.cholesky(_factor_dense(cov))[lab], z),
+        dense=lambda cov, *_: _factor_dense(cov),
+        map_estimate=_refuse,
+        log_prior=_refuse,
+        matrices=False,
+        kind="factor",
+    )
+
+
+class _Registry(dict):
+    """The covariance types by name. Iterating gives the four of scikit-learn (the
+    explorer's menu, model selection's grid); ``"factor/q"`` is looked up as well."""
+
+    def __missing__(self, name):
+        match = re.fullmatch(r"factor/(\d+)", str(name))
+        if match is None or int(match.group(1)) < 1:
+            raise KeyError(name)
+        return factor_type(int(match.group(1)))
+
+
+COVARIANCE_TYPES: dict[str, CovarianceType] = _Registry(
+    full=FULL,
+    tied=TIED,
+    diag=DIAG,
+    spherical=SPHERICAL,
+)
 
 
 def covariance_shape(cov_type: str, n_components: int, n_features: int) -> tuple:

@@ -102,6 +102,8 @@ def unit_where_inactive(cov: CovarianceType, covariances, active):
     shared = cov.n_parameters(1, 3) == cov.n_parameters(2, 3)  # tied: one matrix for all
     if active is None or shared:
         return covariances
+    if cov.unit_where_inactive is not None:
+        return cov.unit_where_inactive(covariances, active)
     unit = (jnp.broadcast_to(jnp.eye(covariances.shape[-1], dtype=covariances.dtype),
                              covariances.shape) if covariances.ndim == 3
             else jnp.ones_like(covariances))
@@ -110,13 +112,14 @@ def unit_where_inactive(cov: CovarianceType, covariances, active):
 
 
 def m_step(cov: CovarianceType, stats, reg_covar, n_features: int, active=None,
-           prior: Optional[conjugate.Prior] = None):
+           prior: Optional[conjugate.Prior] = None, previous=None):
     """Sufficient statistics (K, P) -> (GMMParams, Health).
 
     ``stats[:, :Q]`` are summed quadratic features, ``stats[:, Q:Q+D]`` summed
     samples and ``stats[:, -1]`` the counts, all weighted by responsibilities.
     With a ``prior`` the result is the posterior mode (``reg_covar`` is not
-    added: the prior's scale regularises).
+    added: the prior's scale regularises). ``previous``: the current covariances, for
+    a type whose M-step starts from them (``cov.update``: factor).
     """
     k, d = stats.shape[0], n_features
     q = cov.n_quad(d)
@@ -125,7 +128,9 @@ def m_step(cov: CovarianceType, stats, reg_covar, n_features: int, active=None,
     active = jnp.ones((k,), bool) if active is None else active
     if prior is None:
         means = stats[:, q : q + d] / nk[:, None]
-        covariances = cov.estimate(nk, means, stats[:, :q], reg_covar)
+        covariances = (cov.estimate(nk, means, stats[:, :q], reg_covar)
+                       if cov.update is None or previous is None
+                       else cov.update(previous, nk, means, stats[:, :q], reg_covar))
         weights = jnp.where(active, nk, 0.0)
         weights = weights / weights.sum()
     else:
@@ -188,7 +193,8 @@ def gaussian_component(cov_type: str) -> Component:
         return log_p if hyper.active is None else jnp.where(hyper.active, log_p, -jnp.inf)
 
     def m_step_(ctx, stats: MixtureStats, hyper: GMMHyper):
-        return m_step(cov, stats.moments, hyper.reg_covar, ctx[0].means.shape[1], hyper.active)
+        return m_step(cov, stats.moments, hyper.reg_covar, ctx[0].means.shape[1], hyper.active,
+                      previous=ctx[0].covariances)
 
     def complete(params, hyper=None):
         return params._replace(precisions_cholesky=cov.precision_cholesky(params.covariances))
@@ -224,7 +230,7 @@ def gmm_family(cov_type: str) -> Family:
 
     def m_step_(ctx: GaussianContext, stats: MixtureStats, hyper: GMMHyper):
         return m_step(cov, stats.moments, hyper.reg_covar, ctx.params.means.shape[1],
-                      hyper.active, hyper.prior)
+                      hyper.active, hyper.prior, previous=ctx.params.covariances)
 
     def objective(ctx: GaussianContext, stats: MixtureStats, hyper: GMMHyper):
         return objective_of(cov, ctx.params, stats.log_lik, stats.count, hyper)

@@ -144,6 +144,17 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
       spherical in data units (diag is that family with free variances), and a prior is
       in data units: neither combines with it.
 
+    * ``covariance_type='factor'`` with ``n_factors=q``: a mixture of factor analysers,
+      each covariance low rank plus diagonal, ``L_k L_k' + diag(psi_k)`` with ``q``
+      factors (Ghahramani & Hinton 1996): for many columns (the digits' 64 pixels) it
+      needs ``D q + D - q (q - 1) / 2`` numbers a component instead of ``D (D + 1) / 2``.
+      The M-step is one EM step of the factor model on each component's scatter (a
+      generalised EM step: the likelihood never falls); SQUAREM extrapolates the loadings
+      and the log noise variances. ``covariances_`` are the full matrices,
+      ``loadings_`` (K, D, q) and ``noise_variance_`` (K, D) their parts (the loadings
+      unique up to a rotation of the factors, so no standard errors). Not yet with
+      ``missing='em'``, a prior, ``standardize`` or ``precisions_init``.
+
     Memory: besides the data (N x D), one E-step holds about
     ``block_size * (2 R K + P)`` numbers (P = D (D + 1) / 2 + D + 1), with
     ``block_size`` chosen so this stays near 2**22 numbers (16 MiB in float32),
@@ -170,11 +181,12 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
                  max_iter=1000, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, random_state=None, missing="raise",
                  prior=None, spurious="rank_last", accelerate="squarem", convergence="gap",
-                 devices=None, dtype=None, standardize=False):
+                 devices=None, dtype=None, standardize=False, n_factors=None):
         self.dtype = dtype
         self.standardize = standardize
         self.n_components = n_components
         self.covariance_type = covariance_type
+        self.n_factors = n_factors
         self.tol = tol
         self.accelerate = accelerate
         self.convergence = convergence
@@ -190,6 +202,19 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
         self.missing = missing
         self.prior = prior
         self.spurious = spurious
+
+    @property
+    def _core_cov(self) -> str:
+        """The covariance type of the programs: ``"factor/q"`` for a mixture of factor
+        analysers (:func:`emwidgets.core.covariance.factor_type`)."""
+        return (f"factor/{self.n_factors}" if self.covariance_type == "factor"
+                else self.covariance_type)
+
+    @property
+    def _host_cov(self) -> str:
+        """The covariance type of the fitted attributes: a factor model's covariances are
+        full matrices (its loadings in ``loadings_``, ``noise_variance_``)."""
+        return "full" if self.covariance_type == "factor" else self.covariance_type
 
     # -- scikit-learn protocol ------------------------------------------------
     def __sklearn_tags__(self):
@@ -237,10 +262,10 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
         extra["reg"] = layout.to_device(self.reg_covar / scaling.scale**2, dtype)
         extra["prior"] = None
         if self.prior is not None:
-            self._prior = priors.resolve(self.prior, Xa, self.covariance_type, k)
+            self._prior = priors.resolve(self.prior, Xa, self._host_cov, k)
             extra["prior"] = priors.to_standardised(self._prior, scaling, dtype)
         rows = (np.where(seen, Xa, scaling.shift) - scaling.shift) / scaling.factor
-        stats = COVARIANCE_TYPES[self.covariance_type].n_quad(d) + d + 1
+        stats = COVARIANCE_TYPES[self._host_cov].n_quad(d) + d + 1
         return Problem(rows, weights, scaling, stats,
                        n if weights is None else float(weights.sum()), extra)
 
@@ -275,7 +300,7 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
                 draws.uniforms, data.x, data.w, k_program, self.n_components))
         state = gmm.init_batch(draws, data, problem.extra["reg"], user, self._active(plan),
                                problem.extra["prior"], np.int32(len(keys)),
-                               cov_type=self.covariance_type, method=self.init_params,
+                               cov_type=self._core_cov, method=self.init_params,
                                n_components=k_program, block_size=plan.block_size, state=True,
                                kmeans_group_size=km_group, kmeans_block_size=km_block,
                                quick=plan.quick)
@@ -284,12 +309,12 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
     def _model(self, problem: Problem, plan: ProgramPlan, data: em.Data):
         reg, prior, active = problem.extra["reg"], problem.extra["prior"], self._active(plan)
         if self.missing != "em":
-            return gmm.gmm_family(self.covariance_type), gmm.GMMHyper(reg, active, prior), data
+            return gmm.gmm_family(self._core_cov), gmm.GMMHyper(reg, active, prior), data
         rows = np.zeros(data.x.shape[0], np.int32)
         rows[:problem.rows.shape[0]] = problem.extra["pattern"]
         data = em.Data(observed.Rows(data.x, layout.to_device(rows)), data.w)
         hyper = gmm.GMMHyper(reg, active, prior, layout.to_device(problem.extra["patterns"]))
-        return observed.missing_family(self.covariance_type), hyper, data
+        return observed.missing_family(self._host_cov), hyper, data
 
     def _stream_options(self) -> dict:
         return {"missing": self.missing == "em",
@@ -300,7 +325,7 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
         scaling, d = live0.scaling, first.sample.shape[1]
         k_program = live0.run.state.params.means.shape[1]
         r_program = live0.run.state.status.shape[0]
-        stats = COVARIANCE_TYPES[self.covariance_type].n_quad(d) + d + 1
+        stats = COVARIANCE_TYPES[self._host_cov].n_quad(d) + d + 1
         width = 2 * r_program * k_program + stats
         hyper, known = live0.run.hyper, None
         if missing:
@@ -311,14 +336,14 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
             known = stream.pattern_keys(first.patterns)
             hyper = hyper._replace(patterns=layout.to_device(patterns))
             width = 2 * r_program * k_program * len(patterns) + stats
-            family = observed.missing_family(self.covariance_type)
+            family = observed.missing_family(self._host_cov)
         else:
-            family = gmm.gmm_family(self.covariance_type)
+            family = gmm.gmm_family(self._core_cov)
         return family, hyper, width, functools.partial(
             _chunk_data, scaling=scaling, known=known)
 
     def _user_init(self, s: layout.Scaling, dtype) -> gmm.UserInit:
-        cov = COVARIANCE_TYPES[self.covariance_type]
+        cov = COVARIANCE_TYPES[self._host_cov]
         as_j = lambda a: None if a is None else jnp.asarray(a, dtype)  # noqa: E731
         means = (None if self.means_init is None
                  else (np.asarray(self.means_init) - s.shift) / s.factor)
@@ -338,8 +363,11 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
                 "covariances_": p["covariances"][b],
                 "precisions_cholesky_": p["precisions_cholesky"][b],
                 "precisions_": (pc @ np.swapaxes(pc, -1, -2)
-                                if COVARIANCE_TYPES[self.covariance_type].matrices
+                                if COVARIANCE_TYPES[self._host_cov].matrices
                                 else pc**2),
+                **({} if "factors" not in p else {
+                    "loadings_": p["factors"][b][..., :-1],
+                    "noise_variance_": p["factors"][b][..., -1]}),
                 "converged_": bool(restarts.converged[b]), "n_iter_": n_iter,
                 "lower_bound_": (float(restarts.objective[b]) if self.max_iter > 0
                                  else -np.inf),
@@ -352,26 +380,39 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
                   if scaling.columns is None else
                   -getattr(self, "_log_factor_per_row", float(np.log(scaling.factor).sum())))
         r = len(keys)  # the restarts; the program may hold padding after them
-        p = _GMMScaling.to_data(jax.tree.map(lambda a: np.asarray(a)[:r], state.params), scaling,
-                                self.covariance_type)
-        p = COVARIANCE_TYPES[self.covariance_type].first_components(p, self.n_components)
+        p = jax.tree.map(lambda a: np.asarray(a)[:r], state.params)
+        factors = None
+        if self.covariance_type == "factor":  # [loadings | noise variances], data units
+            packed = np.asarray(p.covariances, np.float64)
+            loadings, psi = packed[..., :-1], packed[..., -1]
+            dense = loadings @ np.swapaxes(loadings, -1, -2) + psi[..., None] * np.eye(d)
+            # (the program's precision factor is [P | c], see core.covariance: a true
+            # Cholesky factor of the precision, on the host)
+            chol = np.linalg.cholesky(dense)
+            pc = np.swapaxes(np.tril(np.linalg.inv(chol)), -1, -2)  # (exactly triangular)
+            p = p._replace(covariances=dense, precisions_cholesky=pc)
+            factors = np.concatenate([loadings * scaling.scale, psi[..., None]
+                                      * scaling.scale**2], axis=-1)[:, :self.n_components]
+        p = _GMMScaling.to_data(p, scaling, self._host_cov)
+        p = COVARIANCE_TYPES[self._host_cov].first_components(p, self.n_components)
         params = {
             "weights": np.asarray(p.weights, np.float64),
             "means": np.asarray(p.means, np.float64),
             "covariances": np.asarray(p.covariances, np.float64),
             "precisions_cholesky": np.asarray(p.precisions_cholesky, np.float64),
+            **({} if factors is None else {"factors": factors}),
         }
         report = None
-        sd = _implied_sd(self.covariance_type, params["weights"], params["means"],
+        sd = _implied_sd(self._host_cov, params["weights"], params["means"],
                          params["covariances"])
         if n_samples is not None:
             covs, variance = params["covariances"], scaling.scale**2 if sd is None else sd**2
             if scaling.columns is not None:  # judged in the units the model is defined in
-                factors = _GMMScaling.factors(scaling, COVARIANCE_TYPES[self.covariance_type]
+                factors = _GMMScaling.factors(scaling, COVARIANCE_TYPES[self._host_cov]
                                               .matrices)[1]
                 covs, variance = covs / factors, variance / scaling.factor**2
             report = compare.spurious_report(
-                self.covariance_type, params["weights"] * n_samples, covs, d,
+                self._host_cov, params["weights"] * n_samples, covs, d,
                 0.0 if self.prior is not None else self.reg_covar, variance,
                 float(np.finfo(np.asarray(state.params.means).dtype).eps),
                 "rounding" if self.prior is not None else "reg_covar",
@@ -415,7 +456,7 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
         # NumPy arithmetic on the host (eager jnp operations each compile a program).
         p = gmm.GMMParams(*(np.asarray(a, np.float64) for a in (
             self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)))
-        return _GMMScaling.to_std(p, self._scaling, self.covariance_type)
+        return _GMMScaling.to_std(p, self._scaling, self._host_cov)
 
     def _log_joint(self, X):
         """(N, K) log(w_k) + log N(x | mu_k, Sigma_k) in data units.
@@ -432,9 +473,9 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
         with jax.enable_x64(True):
             p = self._fitted_params64()
             if (n_observed == Xa.shape[1]).all():
-                lp = _weighted_log_prob(self.covariance_type, p, z)
+                lp = _weighted_log_prob(self._host_cov, p, z)
             else:
-                lp = _observed_log_prob(self.covariance_type, p, *observed.split_rows(z))
+                lp = _observed_log_prob(self._host_cov, p, *observed.split_rows(z))
             return np.asarray(lp) - (n_observed * math.log(s.scale) if s.columns is None
                                      else s.log_factor(~np.isnan(Xa)))[:, None]
 
@@ -460,7 +501,7 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
             rows = observed.split_rows((Xa - s.shift) / s.factor)
             key = (None if n_imputations is None
                    else jax.random.key(validation.seed_from(random_state)))
-            out = _impute(self.covariance_type, self._fitted_params64(), *rows, key,
+            out = _impute(self._host_cov, self._fitted_params64(), *rows, key,
                           n_imputations)
             out = np.where(np.isnan(Xa), np.asarray(out) * s.factor + s.shift, Xa)
         if n_imputations is None and hasattr(X, "columns") and hasattr(X, "index"):
@@ -478,18 +519,18 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
         key = jax.random.fold_in(jax.random.key(validation.seed_from(seed)), self._n_sampled)
         p = jax.tree.map(lambda a: jnp.asarray(a, jnp.result_type(float)), gmm.GMMParams(
             self.weights_, self.means_, self.covariances_, self.precisions_cholesky_))
-        x, labels = gmm.sample(key, p, self.covariance_type, n_samples)
+        x, labels = gmm.sample(key, p, self._host_cov, n_samples)
         return np.asarray(x, np.float64), np.asarray(labels)
 
     def n_parameters(self) -> int:
-        return gmm.n_parameters(self.covariance_type, self.n_components, self.n_features_in_)
+        return gmm.n_parameters(self._core_cov, self.n_components, self.n_features_in_)
 
     def _live_assignments(self, live: LiveFit, rows) -> dict:
         """Every restart's assignment of the data's rows ``rows`` (indices) now, for the
         live views: ``labels``, ``uncertainty`` (R, n) and ``X`` (n, D) in data units;
         with missing values ``X`` has NaN where a value is missing, ``filled`` (R, n, D)
         each restart's imputation and ``missing`` (n, D) the mask."""
-        return _live_assignments(live, rows, self.covariance_type)
+        return _live_assignments(live, rows, self._core_cov)
 
     def _live_density(self, live: LiveFit, restart: int, bins, n_bins: int) -> np.ndarray:
         """(n_bins, n_components) restart ``restart``'s responsibilities summed per bin of
@@ -497,7 +538,7 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
         data), for the explorer's density image of large data."""
         params = jax.tree.map(lambda a: a[restart], live.run.state.params)
         counts = gmm.binned_responsibilities(params, live.run.data, bins,
-                                             cov_type=self.covariance_type, n_bins=n_bins)
+                                             cov_type=self._core_cov, n_bins=n_bins)
         return np.asarray(counts, np.float64)[:, :self.n_components]
 
     @staticmethod
@@ -519,6 +560,10 @@ class GaussianMixture(_RestartModels, LikelihoodScoring, MixtureEstimator):
                 component, coinciding components): no standard errors exist.
         """
         self._check_fitted()
+        if self.covariance_type == "factor":
+            raise ValueError("Standard errors of a mixture of factor analysers are not "
+                             "available: its loadings are identified only up to a rotation "
+                             "of the factors, so the information matrix is singular.")
         Xa = self._check_X(X, reset=False)
         return _standard_errors(self, Xa, check_sample_weight(sample_weight, len(Xa)))
 
@@ -558,7 +603,9 @@ def check_parameters(est, X):
     starts' shapes included), each failure one sentence: before a fit, and before the
     first fit of a model-selection grid."""
     validation.check_int("n_components", est.n_components, 1)
-    validation.check_in("covariance_type", est.covariance_type, tuple(COVARIANCE_TYPES))
+    validation.check_in("covariance_type", est.covariance_type,
+                        tuple(COVARIANCE_TYPES) + ("factor",))
+    _check_factors(est, X.shape[1])
     validation.check_positive("tol", est.tol)
     validation.check_positive("reg_covar", est.reg_covar, allow_zero=True)
     validation.check_int("max_iter", est.max_iter, 0)
@@ -585,7 +632,7 @@ def check_parameters(est, X):
     shapes = {
         "weights_init": (k,),
         "means_init": (k, d),
-        "precisions_init": covariance_shape(est.covariance_type, k, d),
+        "precisions_init": covariance_shape(est._host_cov, k, d),
     }
     for name, shape in shapes.items():
         value = getattr(est, name)
@@ -607,7 +654,7 @@ def check_parameters(est, X):
                              f"{w.sum():.5f}.")
     if est.precisions_init is not None:
         p = np.asarray(est.precisions_init, dtype=np.float64)
-        if COVARIANCE_TYPES[est.covariance_type].matrices:
+        if COVARIANCE_TYPES[est._host_cov].matrices:
             mats = p.reshape(-1, d, d)
             if not (np.allclose(mats, np.swapaxes(mats, 1, 2)) and
                     all(np.linalg.eigvalsh(m).min() > 0 for m in mats)):
@@ -615,6 +662,34 @@ def check_parameters(est, X):
                     "'precisions_init' must be symmetric, positive-definite matrices.")
         elif (p <= 0).any():
             raise ValueError("'precisions_init' must be positive.")
+
+
+def _check_factors(est, d: int):
+    """``n_factors`` with ``covariance_type='factor'`` (and only with it), and what a
+    mixture of factor analysers does not combine with, each one sentence."""
+    factor = est.covariance_type == "factor"
+    if not factor:
+        if est.n_factors is not None:
+            raise ValueError(f"n_factors={est.n_factors!r} is for covariance_type='factor' "
+                             "(a mixture of factor analysers); leave it None for "
+                             f"covariance_type={est.covariance_type!r}.")
+        return
+    if est.n_factors is None:
+        raise ValueError("covariance_type='factor' needs n_factors, the number of factors "
+                         f"per component (1 to {d - 1} for {d} features).")
+    validation.check_int("n_factors", est.n_factors, 1)
+    if est.n_factors >= d:
+        raise ValueError(f"n_factors={est.n_factors} needs more than {est.n_factors} features "
+                         f"(the data have {d}); with as many factors as features the model is "
+                         "covariance_type='full'.")
+    for name, bad, why in (
+            ("missing='em'", est.missing == "em", "fit complete rows, or use 'full' or 'diag'"),
+            ("a prior", est.prior is not None, "pass prior=None"),
+            ("standardize=True", est.standardize, "standardise the columns before the fit"),
+            ("precisions_init", est.precisions_init is not None,
+             "start from means_init and weights_init")):
+        if bad:
+            raise ValueError(f"covariance_type='factor' does not take {name} yet; {why}.")
 
 
 def memory_needed(cov_type, n, d, n_restarts, k, n_patterns, max_iter,
@@ -648,11 +723,11 @@ def check_memory(est, n, d, n_restarts, k, n_patterns):
     """Refuse up front a fit that would exhaust memory, naming the types that fit."""
     available = validation.available_memory()
     squarem = est.accelerate == "squarem"
-    needed = memory_needed(est.covariance_type, n, d, n_restarts, k, n_patterns, est.max_iter,
+    needed = memory_needed(est._host_cov, n, d, n_restarts, k, n_patterns, est.max_iter,
                            squarem)
     if needed <= validation.MEMORY_FRACTION * available:
         return
-    fits = [repr(c) for c in COVARIANCE_TYPES if c != est.covariance_type and
+    fits = [repr(c) for c in COVARIANCE_TYPES if c != est._host_cov and
             memory_needed(c, n, d, n_restarts, k, n_patterns, est.max_iter, squarem)
             <= validation.MEMORY_FRACTION * available]
     instead = f"use covariance_type={' or '.join(fits)}, or " if fits else ""
