@@ -24,3 +24,13 @@ def test_missing_values_are_nan():
     penguins = datasets.load_penguins()
     assert len(penguins) == 344 and penguins["bill_length_mm"].isna().sum() == 2
     assert set(penguins["species"]) == {"Adelie", "Chinstrap", "Gentoo"}
+
+
+def test_the_digits_are_the_uci_copy_scikit_learn_ships():
+    from sklearn.datasets import load_digits
+
+    digits = datasets.load_digits()
+    reference = load_digits()
+    assert digits.shape == (1797, 65) and list(digits.columns[:2]) == ["pixel_0", "pixel_1"]
+    assert (digits.iloc[:, :64].to_numpy() == reference.data).all()
+    assert (digits["digit"].to_numpy() == reference.target).all()

@@ -9,8 +9,8 @@ from importlib import resources
 
 import pandas as pd
 
-__all__ = ["load_airquality", "load_carcinoma", "load_deaths", "load_faithful", "load_geyser",
-           "load_iris", "load_penguins"]
+__all__ = ["load_airquality", "load_carcinoma", "load_deaths", "load_digits", "load_faithful",
+           "load_geyser", "load_iris", "load_penguins"]
 
 
 def _read(name: str, **kwargs) -> pd.DataFrame:
@@ -79,3 +79,22 @@ def load_deaths() -> pd.DataFrame:
     Source: Hasselblad (1969), JASA 64:1459-1471, from The Times.
     """
     return _read("deaths.csv")
+
+
+def load_digits() -> pd.DataFrame:
+    """1,797 handwritten digits, 8 x 8 pixels of 0-16 ink: ``pixel_0`` ... ``pixel_63``
+    (row by row) and the written ``digit`` (0-9).
+
+    64 columns for a mixture's covariances: a mixture of factor analysers'
+    (``GaussianMixture(covariance_type="factor")``). Source: the UCI "Optical
+    Recognition of Handwritten Digits" test set (Alpaydin & Kaynak 1998, CC BY 4.0), as
+    scikit-learn ships it.
+    """
+    import gzip
+
+    with resources.files(__name__).joinpath("digits.csv.gz").open("rb") as raw:
+        with gzip.open(raw, "rt") as f:
+            frame = pd.read_csv(f, header=None)
+    frame.columns = [f"pixel_{i}" for i in range(64)] + ["digit"]
+    return frame.astype("int64")
+
