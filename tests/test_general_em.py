@@ -198,6 +198,28 @@ def test_right_censored_lifetimes_reach_failures_over_exposure_with_weights(x64)
                   **kw).fit(np.repeat(rows, w, axis=0))
     assert weighted.params_["rate"] == pytest.approx(repeated.params_["rate"], rel=1e-10)
     assert weighted.lower_bound_ == pytest.approx(repeated.lower_bound_, rel=1e-10)
+    # streamed from a Parquet file, chunk by chunk, the weights a column of it: the same fit
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    import tempfile
+
+    from emwidgets import Chunks
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = f"{folder}/lifetimes.parquet"
+        pd.DataFrame({"time": rows[:, 0], "failed": rows[:, 1], "w": w.astype(float)}
+                     ).to_parquet(path)
+        streamed = EM(censored_init, censored_e_step, censored_m_step, censored_log_likelihood,
+                      **kw).fit(Chunks(path, columns=["time", "failed"], chunk_rows=64,
+                                       sample_weight="w", progress=False))
+    # (passes are plain EM maps: stopped by the gap rule at 1e-10 in log-likelihood per
+    # row, the rate is within ~1e-5 of the maximum; the log-likelihood within 1e-10)
+    assert streamed.converged_
+    assert streamed.params_["rate"] == pytest.approx(
+        (w * rows[:, 1]).sum() / (w * rows[:, 0]).sum(), rel=1e-5)
+    assert streamed.lower_bound_ == pytest.approx(weighted.lower_bound_, rel=1e-10)
+    with pytest.raises(ValueError, match="needs rows=True"):
+        linkage().fit(Chunks(rows, progress=False))
 
 
 def test_a_hand_written_mixture_equals_a_numpy_em_from_the_same_start(x64):

@@ -86,7 +86,6 @@ NOT_APPLICABLE = {
                  "CategoricalHMM")},
     ("standardize", "MixtureModel"): "a user's density is written in the units it is given",
     ("standardize", "EM"): "a user's model is written in the units it is given",
-    ("streamed", "EM"): "not yet: a user's model is fitted in memory (issue 30)",
     ("missing", "EM"): "a user's model: missing values are what its E-step makes of them",
     ("score & bic", "EM"): "a user's model: no parameter count or row densities to agree",
     ("pickle", "EM"): "no predict (a user's model has no assignments): tests/test_general_em.py",

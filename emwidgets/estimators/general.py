@@ -16,8 +16,10 @@ rules and report, SQUAREM, live fitting, scrubbing, replay and standard errors.
 ``rows=True`` says that the data are rows and the statistics sums over them: ``e_step``
 and ``log_likelihood`` then take **one row** and the driver sums them over the rows
 (weighted by ``sample_weight``, block by block: memory does not grow with the rows),
-and ``m_step`` is called as ``m_step(stats, None)``. Otherwise ``data`` is any pytree
-and the functions see all of it at once.
+and ``m_step`` is called as ``m_step(stats, None)``; the rows may then also be read
+chunk by chunk from a source too large for memory (:class:`~emwidgets.Chunks`, Parquet),
+one pass an iteration. Otherwise ``data`` is any pytree and the functions see all of it
+at once.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..core import em, layout
+from ..core import em, layout, stream
 from ..core.accel import VectorForm
 from ..core.family import Family, Health
 from ..core.gmm import loglik_converged
@@ -43,6 +45,7 @@ from .base import (
     _keys,
     _restarts_from_state,
     _warn_stopped_short,
+    start_streamed,
 )
 from .mixture import check_sample_weight
 
@@ -286,11 +289,20 @@ class EM(_Estimator):
             raise ValueError(f"init returned arrays of different shapes ({exc}); return the "
                              "same shapes every time.") from None
 
+    #: Rows of the reservoir sample a streamed fit starts from (``init`` is given them).
+    STREAM_SAMPLE = 20_000
+
     def start(self, data, y=None, *, sample_weight=None, keys=None) -> LiveFit:
         """Check the model, start every restart and return a :class:`~emwidgets.LiveFit`
         (``advance`` it, then ``finish``). ``keys`` replace the ones drawn from
-        ``random_state`` (see :meth:`replay`)."""
+        ``random_state`` (see :meth:`replay`). With ``rows=True`` the data may also be a
+        source read chunk by chunk (:class:`~emwidgets.Chunks`, a Parquet path) of rows
+        of numbers: ``init`` is given a reservoir sample of up to ``STREAM_SAMPLE`` rows
+        (all of them when the source holds no more), then every iteration is one pass
+        over the source, summing the rows' statistics chunk by chunk (plain EM maps)."""
         self._check_settings()
+        if stream.is_source(data):
+            return self._start_stream(data, sample_weight, keys)
         data, weights, n = self._data(data, sample_weight)
         n_restarts = self.n_init if keys is None else len(keys)
         keys = _keys(self.random_state, self.n_init) if keys is None else keys
@@ -328,6 +340,26 @@ class EM(_Estimator):
                        step=self._step(), rule=self._rule(), mesh=mesh)
         self._n_rows = n
         return self._live_fit(run, None, keys, n_samples, n_rows=n)
+
+    def _start_stream(self, source, sample_weight, keys) -> LiveFit:
+        if not self.rows:
+            raise ValueError("A source read chunk by chunk needs rows=True (each row's "
+                             "statistics summed over the chunks).")
+        chunks, progress, first, init, live0 = start_streamed(self, source, sample_weight, keys)
+        width = max(1, int(first.sample.shape[1])) * 4 + 4
+        rows, block = layout.padded_length(chunks.chunk_rows, layout.choose_block_size(
+            chunks.chunk_rows, width * int(live0.run.state.status.shape[0])))
+        dtype = np.dtype(jax.tree.leaves(live0.run.state.params)[0].dtype)
+
+        def encode(x, w):
+            xp, wp = stream.pad_chunk(np.asarray(x), w, rows, dtype)
+            return em.Data(layout.to_device(xp), layout.to_device(wp))
+
+        run = stream.StreamRun(live0.run.family, chunks, encode, first.n, live0.run.state,
+                               live0.run.hyper, live0.run.tol, block, self.max_iter,
+                               rule=self._rule(), progress=progress)
+        self._n_rows = first.n
+        return self._live_fit(run, None, live0.keys, first.total_w, n_rows=first.n)
 
     def fit(self, data, y=None, sample_weight=None):
         """Fit every restart and keep the best (highest log-likelihood)."""
