@@ -84,6 +84,39 @@ def _check_profiles(page):
         path=str(ARTIFACTS / "notebook-08-latent-class-explorer.png"))
 
 
+def _take_the_model_apart(page, model):
+    """Notebook 11's ABO explorer: Home on the iteration slider, then M-step and E-step
+    with the mouse; the note says which half step is shown and the view redraws (the
+    frequencies move to the outlined E-step counts)."""
+    view = model.locator(".emwidgets-view canvas").first
+    note = model.locator(".emwidgets-step-note-text")
+
+    def changed(before):
+        for _ in range(80):
+            if view.screenshot() != before:
+                return True
+            page.wait_for_timeout(250)
+        return False
+
+    model.locator(".widget-slider", has_text="iteration").locator(".noUi-handle").focus()
+    before = view.screenshot()
+    page.keyboard.press("Home")
+    note.wait_for(timeout=30_000)
+    assert "iteration 0" in note.inner_text() and changed(before)
+    before = view.screenshot()
+    model.locator("button", has_text="M-step").click()
+    page.wait_for_function("() => document.querySelector('.emwidgets-model-explorer "
+                           ".emwidgets-step-note-text').innerText.includes('E-step next')",
+                           timeout=30_000)
+    assert "M-step moved the parameters" in note.inner_text() and changed(before)
+    model.locator("button", has_text="E-step").click()
+    page.wait_for_function("() => document.querySelector('.emwidgets-model-explorer "
+                           ".emwidgets-step-note-text').innerText.includes('M-step next')",
+                           timeout=30_000)
+    page.wait_for_timeout(1000)
+    model.screenshot(path=str(ARTIFACTS / "notebook-11-half-steps.png"))
+
+
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_as_a_user_runs_it(browser, lab, name):
     ARTIFACTS.mkdir(exist_ok=True)
@@ -124,8 +157,9 @@ def test_notebook_as_a_user_runs_it(browser, lab, name):
         assert series.screenshot() != before, "the series view should show sequence 2"
         two.screenshot(path=str(ARTIFACTS / "notebook-05-two-sequences.png"))
     if name == "11_em_for_any_model.ipynb":
-        page.locator(".emwidgets-model-explorer").first.screenshot(
-            path=str(ARTIFACTS / "notebook-11-model-explorer.png"))
+        model = page.locator(".emwidgets-model-explorer").first
+        model.screenshot(path=str(ARTIFACTS / "notebook-11-model-explorer.png"))
+        _take_the_model_apart(page, model)
     if name == "10_teaching_em.ipynb":  # the atlas of the last explorer is drawn
         atlas = page.locator(".emwidgets-atlas")
         assert atlas.count() == 1 and atlas.first.is_visible()

@@ -13,6 +13,7 @@ restart's trace or bar draws it out everywhere.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import threading
 import time
@@ -376,12 +377,17 @@ class ModelExplorer(widgets.VBox):
             r = live.at(int(iteration)).snapshot()
             other = (None if labels_at == iteration
                      else live.at(int(labels_at)).snapshot().params["params"])
-        snap = ModelSnapshot(r, model_solutions(r), live.iteration, True, 0.0,
-                             self.snapshot.stopped, int(iteration),
-                             run_best=self.snapshot.best, stats_params=other,
-                             labels_at=int(labels_at))
-        self._say(f"Iteration {iteration} of {live.iteration}: every restart as it was "
-                  "then (replayed, nothing compiled). " + summary(snap, WORDS))
+        # The finished run's traces, ranking and solutions, the parameters of the frame
+        # (as the mixtures' explorer: the convergence plot marks the iteration shown).
+        final = self.snapshot
+        restarts = copy.copy(final.restarts)
+        restarts.params = r.params
+        snap = ModelSnapshot(restarts, final.solutions, live.iteration, True, final.elapsed,
+                             final.stopped, int(iteration), run_best=final.best,
+                             stats_params=other, labels_at=int(labels_at))
+        self._say(f"Iteration {iteration} of {live.iteration}: every restart's parameters "
+                  "as they were then (replayed, nothing compiled); the traces and the "
+                  "ranking are the finished run's.")
         return snap
 
     def _statistics(self, params):
