@@ -78,3 +78,18 @@ def test_a_restart_replayed_alone_is_that_restart(x64):
     for r in range(3):
         alone = fa.replay(X, r)
         np.testing.assert_allclose(alone.restarts_.trace[0], fa.restarts_.trace[r], rtol=1e-9)
+
+
+def test_integer_weights_are_repeated_rows(x64):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(300, 2)) @ rng.normal(size=(2, 6)) + rng.normal(size=(300, 6))
+    w = rng.integers(0, 4, 300)
+    weighted = FactorAnalysis(2, random_state=0).fit(X, sample_weight=w.astype(float))
+    repeated = FactorAnalysis(2, random_state=0).fit(np.repeat(X, w, axis=0))
+    assert weighted.score(X[w > 0]) == pytest.approx(repeated.score(X[w > 0]), rel=1e-9)
+    np.testing.assert_allclose(weighted.get_covariance(), repeated.get_covariance(),
+                               rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(weighted.mean_, repeated.mean_, rtol=1e-12)
+    np.testing.assert_allclose(weighted.loglike_[-1], repeated.loglike_[-1], rtol=1e-10)
+    with pytest.raises(ValueError, match="sample_weight"):
+        FactorAnalysis(2).fit(X, sample_weight=-np.ones(300))

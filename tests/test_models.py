@@ -92,7 +92,9 @@ NOT_APPLICABLE = {
     ("scikit-learn checks", "EM"): "a model of pure functions on any pytree, not an (n, d) X",
     **{(row, "FactorAnalysis"): "not yet: FactorAnalysis fits through EM, not start (issue 30)"
        for row in ("batch = live", "vmap = alone", "scrub")},
-    ("weights", "FactorAnalysis"): "not yet: no sample_weight (issue 30)",
+    ("weights", "FactorAnalysis"): "its objective is the total log-likelihood (weights of 3 "
+                                   "triple it): weights = repeated rows in "
+                                   "tests/test_factor_analysis.py",
     ("devices", "FactorAnalysis"): "not yet: a user's model runs on one device (issue 30)",
     ("streamed", "FactorAnalysis"): "not yet: a user's model is fitted in memory (issue 30)",
     ("standard errors", "FactorAnalysis"): "the loadings are unique up to a rotation: the "

@@ -19,6 +19,7 @@ import numpy as np
 from . import validation
 from .base import _Estimator
 from .general import EM
+from .mixture import check_sample_weight
 
 #: The smallest noise variance, as a share of its column's variance (a Heywood case, a
 #: column explained entirely by the factors, would otherwise send it to 0).
@@ -105,38 +106,45 @@ class FactorAnalysis(_Estimator):
                   max_iter=self.max_iter, random_state=self.random_state,
                   accelerate=self.accelerate, convergence=self.convergence, dtype=self.dtype)
 
-    def fit(self, X, y=None):
-        """Fit every restart and keep the best (highest log-likelihood)."""
-        return self._fit(X)
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit every restart and keep the best (highest log-likelihood). ``sample_weight``
+        (one per row, non-negative): a row of weight w counts as w copies of it (the mean,
+        the columns' scales and the covariance weighted; ``n`` their total)."""
+        return self._fit(X, sample_weight=sample_weight)
 
     def replay(self, X, restart: int):
         """Restart ``restart`` of the last fit alone, from its own key (a new estimator)."""
         self._check_fitted()
         key = jax.random.wrap_key_data(np.asarray(self.restarts_.keys[restart]))
-        return type(self)(**{**self.get_params(), "n_init": 1})._fit(X, keys=key[None])
+        return type(self)(**{**self.get_params(), "n_init": 1})._fit(
+            X, keys=key[None], sample_weight=getattr(self, "_sample_weight", None))
 
-    def _fit(self, X, keys=None):
+    def _fit(self, X, keys=None, sample_weight=None):
         Xa = self._validate_X(X, reset=True)
-        n, d = Xa.shape
+        rows, d = Xa.shape
+        w = (np.ones(rows) if sample_weight is None
+             else np.asarray(check_sample_weight(sample_weight, rows), np.float64))
+        n = float(w.sum())
         validation.check_int("n_components", self.n_components, 1)
         if self.n_components > d:
             raise ValueError(f"n_components={self.n_components} factors for {d} features; "
                              "choose at most as many factors as features.")
-        if n < 2:
-            raise ValueError("Factor analysis needs at least 2 rows.")
-        self.mean_ = Xa.mean(0)
+        if n < 2 or (w > 0).sum() < 2:
+            raise ValueError("Factor analysis needs at least 2 rows (of positive weight).")
+        self.mean_ = np.average(Xa, axis=0, weights=w)
         # Fitted to standardised columns (the model is equivariant under each column's
         # scale: columns of 1e3 beside 1e-1 made W W' + diag(psi) ill-conditioned), then
         # mapped back: W by the columns' scales, psi by their squares.
-        sd = Xa.std(0)
+        sd = np.sqrt(np.average((Xa - self.mean_) ** 2, axis=0, weights=w))
         if (sd == 0).any():
             raise ValueError(f"Column {int(np.flatnonzero(sd == 0)[0])} of X is constant: it "
                              "has no variance for the factors to explain; drop it.")
         model = self._model()
         z = (Xa - self.mean_) / sd
         self._n_rows = n
-        model.start({"S": z.T @ z / n, "n": np.float64(n)}, keys=keys).finish()
+        model.start({"S": (z * w[:, None]).T @ z / n, "n": np.float64(n)}, keys=keys).finish()
         self._em = model
+        self._sample_weight = sample_weight
         self.components_ = (np.asarray(model.params_["w"], np.float64) * sd[:, None]).T
         self.noise_variance_ = np.asarray(model.params_["psi"], np.float64) * sd**2
         r = model.restarts_
