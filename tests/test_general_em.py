@@ -343,3 +343,89 @@ def test_two_devices_equal_one_for_rows_and_for_restarts():
     for name, case in result.items():
         assert case["n_iter"] and case["trace"] < 1e-10, (name, case)
     assert "rows" in result["rows"]["layout"], result  # the rows were split over the devices
+
+
+# --- a linear mixed model: random intercepts by EM (Laird & Ware 1982) ---------------------
+# y_ij = x_ij' beta + b_i + e_ij, b_i ~ N(0, tau2), e_ij ~ N(0, sigma2). The hidden values are
+# the intercepts b_i; a row of the data is a group (its observations padded, a mask saying
+# which are real), so the driver sums the groups' statistics (rows=True).
+def lmm_init(key, g):
+    p = g["x"].shape[-1]
+    return {"beta": jax.random.normal(key, (p,)), "sigma2": jnp.var(g["y"]) + 0.5,
+            "tau2": jnp.asarray(1.0)}
+
+
+def _lmm_posterior(p, g):
+    n = g["mask"].sum()
+    r = (g["y"] - g["x"] @ p["beta"]) * g["mask"]
+    v = 1.0 / (n / p["sigma2"] + 1.0 / p["tau2"])
+    return n, r, v, v * r.sum() / p["sigma2"]
+
+
+def lmm_e_step(p, g):
+    n, _, v, m = _lmm_posterior(p, g)
+    x, mask = g["x"] * g["mask"][:, None], g["mask"]
+    ym = (g["y"] - m) * mask
+    return {"xx": x.T @ x, "xym": x.T @ ym, "yym": ym @ ym, "nv": n * v, "bb": m * m + v,
+            "n": n, "groups": jnp.ones_like(n)}
+
+
+def lmm_m_step(s, _):
+    beta = jnp.linalg.solve(s["xx"], s["xym"])
+    rss = s["yym"] - 2 * beta @ s["xym"] + beta @ s["xx"] @ beta + s["nv"]
+    return {"beta": beta, "sigma2": rss / s["n"], "tau2": s["bb"] / s["groups"]}
+
+
+def lmm_log_likelihood(p, g):
+    """The group's marginal density, N(X beta, sigma2 I + tau2 1 1') (Sherman-Morrison)."""
+    n, r, _, _ = _lmm_posterior(p, g)
+    s2, t2 = p["sigma2"], p["tau2"]
+    log_det = (n - 1) * jnp.log(s2) + jnp.log(s2 + n * t2)
+    quad = r @ r / s2 - t2 * r.sum() ** 2 / (s2 * (s2 + n * t2))
+    return -0.5 * (n * jnp.log(2 * jnp.pi) + log_det + quad)
+
+
+def test_a_linear_mixed_model_by_em_is_the_direct_maximum_of_its_likelihood(x64):
+    """Random intercepts for 40 unbalanced groups: EM's estimates equal a direct
+    maximisation of the marginal likelihood (scipy, no EM in it), and the standard errors
+    of the fixed effects those of its numerical second derivative."""
+    from scipy import optimize
+
+    rng = np.random.default_rng(4)
+    sizes = rng.integers(2, 12, 40)
+    width = sizes.max()
+    x = np.zeros((40, width, 2))
+    y = np.zeros((40, width))
+    mask = np.zeros((40, width))
+    for i, n in enumerate(sizes):
+        xi = np.column_stack([np.ones(n), rng.normal(size=n)])
+        x[i, :n], mask[i, :n] = xi, 1.0
+        y[i, :n] = xi @ [1.0, 2.0] + rng.normal(0, 0.8) + rng.normal(0, 0.5, n)
+    groups = {"x": x, "y": y, "mask": mask}
+    est = EM(lmm_init, lmm_e_step, lmm_m_step, lmm_log_likelihood, rows=True,
+             kinds={"beta": "free", "sigma2": "log", "tau2": "log"}, n_init=4,
+             random_state=0).fit(groups)
+    assert est.converged_
+
+    def negative(v):
+        p = {"beta": jnp.asarray(v[:2]), "sigma2": jnp.exp(v[2]), "tau2": jnp.exp(v[3])}
+        return -float(sum(lmm_log_likelihood(p, {k: a[i] for k, a in groups.items()})
+                          for i in range(40)))
+
+    direct = optimize.minimize(negative, [0.0, 0.0, 0.0, 0.0], method="BFGS",
+                               options={"gtol": 1e-8})
+    got = np.r_[est.params_["beta"], np.log(est.params_["sigma2"]), np.log(est.params_["tau2"])]
+    np.testing.assert_allclose(got, direct.x, atol=1e-4)
+    assert est.lower_bound_ * 40 == pytest.approx(-direct.fun, abs=1e-6)
+    # the fixed effects' errors against the observed information by central differences of
+    # the direct negative log-likelihood (in beta, log sigma2, log tau2: the beta block of
+    # the inverse is the same in any coordinates of the variances, at the maximum)
+    h, k = 1e-4, len(got)
+    hess = np.zeros((k, k))
+    for i in range(k):
+        for j in range(k):
+            e_i, e_j = np.eye(k)[i] * h, np.eye(k)[j] * h
+            hess[i, j] = (negative(got + e_i + e_j) - negative(got + e_i - e_j)
+                          - negative(got - e_i + e_j) + negative(got - e_i - e_j)) / (4 * h * h)
+    se = est.standard_errors(groups).errors["params"]["beta"]
+    np.testing.assert_allclose(se, np.sqrt(np.diag(np.linalg.inv(hess)))[:2], rtol=1e-4)
