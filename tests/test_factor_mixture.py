@@ -119,7 +119,8 @@ def test_no_lapack_call_is_split_over_threads_for_the_digits_size():
     pool and block on it; two such calls side by side deadlocked a full-covariance fit of
     the digits (core.covariance.LAPACK_SPLIT_FLOPS). The precision factors of 10 components
     of 64 x 64, and SQUAREM's Cholesky factors, are one matrix per LAPACK call; the factor
-    type's precision needs only q x q ones."""
+    type's precision needs only q x q ones; missing-value EM's conditional Gaussians of 4
+    patterns likewise."""
     import re
 
     import jax
@@ -135,7 +136,12 @@ def test_no_lapack_call_is_split_over_threads_for_the_digits_size():
         text = jax.jit(fn).lower(*args).as_text()
         return re.findall(r"lapack_\w+_ffi.*?\((tensor<[^>]*>)", text)
 
-    for fn, args in ((COVARIANCE_TYPES["full"].precision_cholesky, (covs,)),
+    from emwidgets.core import gmm, observed
+
+    params = gmm.GMMParams(jnp.full(10, 0.1), jnp.zeros((10, 64)), covs, covs)
+    patterns = jnp.asarray(np.random.default_rng(0).random((4, 64)) > 0.2)
+    for fn, args in ((lambda p, m: observed.conditionals("full", p, m).gain, (params, patterns)),
+                     (COVARIANCE_TYPES["full"].precision_cholesky, (covs,)),
                      (lambda c: accel._to("cholesky", c), (covs,)),
                      (COVARIANCE_TYPES["factor/4"].precision_cholesky, (packed,))):
         shapes = lapack_operands(fn, *args)

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import cho_solve
 
-from .covariance import COVARIANCE_TYPES, FULL, _pack_quad_coef, _unpack_sym
+from .covariance import COVARIANCE_TYPES, FULL, _pack_quad_coef, _unpack_sym, one_at_a_time
 from .em import Family
 from .gmm import (
     GMMHyper,
@@ -104,6 +104,12 @@ class Conditionals(NamedTuple):
     covariance: jax.Array  # (M, K, D, D): Cov[x | x_o, k], zero outside the missing block
 
 
+def _cholesky_and_inverse(s):
+    chol = jnp.linalg.cholesky(s)
+    eye = jnp.broadcast_to(jnp.eye(s.shape[-1], dtype=s.dtype), s.shape)
+    return chol, cho_solve((chol, True), eye)
+
+
 def conditionals(cov_type: str, params: GMMParams, patterns) -> Conditionals:
     cov = COVARIANCE_TYPES[cov_type]
     k, d = params.means.shape
@@ -114,8 +120,10 @@ def conditionals(cov_type: str, params: GMMParams, patterns) -> Conditionals:
     eye = jnp.eye(d, dtype=dtype)
     oo = (o[:, :, None] * o[:, None, :])[:, None]  # (M, 1, D, D)
     sigma_t = sigma[None] * oo + (eye * miss[:, None, :])[:, None]
-    chol = jnp.linalg.cholesky(sigma_t)
-    p_o = cho_solve((chol, True), jnp.broadcast_to(eye, sigma_t.shape)) * oo
+    # (one LAPACK call a matrix where a batched one would be split over threads: see
+    # covariance.LAPACK_SPLIT_FLOPS)
+    chol, inverse = one_at_a_time(_cholesky_and_inverse, sigma_t, cost=float(d) ** 3)
+    p_o = inverse * oo
     log_det = 2.0 * jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)  # log|Sigma_oo|
     pmu = jnp.einsum("mkij,kj->mki", p_o, params.means)
     const = (jnp.log(params.weights)[None] - 0.5 * o.sum(-1)[:, None] * math.log(2.0 * math.pi)
