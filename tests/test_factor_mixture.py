@@ -120,7 +120,7 @@ def test_no_lapack_call_is_split_over_threads_for_the_digits_size():
     the digits (core.covariance.LAPACK_SPLIT_FLOPS). The precision factors of 10 components
     of 64 x 64, and SQUAREM's Cholesky factors, are one matrix per LAPACK call; the factor
     type's precision needs only q x q ones; missing-value EM's conditional Gaussians of 4
-    patterns likewise."""
+    patterns likewise; and with the restarts vmapped around them, their batch counts."""
     import re
 
     import jax
@@ -142,6 +142,9 @@ def test_no_lapack_call_is_split_over_threads_for_the_digits_size():
     patterns = jnp.asarray(np.random.default_rng(0).random((4, 64)) > 0.2)
     for fn, args in ((lambda p, m: observed.conditionals("full", p, m).gain, (params, patterns)),
                      (COVARIANCE_TYPES["full"].precision_cholesky, (covs,)),
+                     # 16 restarts vmapped (as the driver does) of 3 components of 20 x 20
+                     (jax.vmap(COVARIANCE_TYPES["full"].precision_cholesky),
+                      (jnp.broadcast_to(jnp.eye(20), (16, 3, 20, 20)),)),
                      (lambda c: accel._to("cholesky", c), (covs,)),
                      (COVARIANCE_TYPES["factor/4"].precision_cholesky, (packed,))):
         shapes = lapack_operands(fn, *args)

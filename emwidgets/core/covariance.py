@@ -39,6 +39,7 @@ import re
 from typing import Callable, NamedTuple, Optional
 
 import jax
+import jax.custom_batching
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import cho_solve, solve_triangular
@@ -156,14 +157,47 @@ def one_at_a_time(fn: Callable, *arrays, cost: float):
     """``fn`` of matrices (the last two axes of ``arrays``, the same leading batch axes),
     one LAPACK call per matrix (``lax.map``) where the batch's work (``cost`` flops a
     matrix) would be split over threads on a CPU (:data:`LAPACK_SPLIT_FLOPS`); otherwise
-    one batched call, as before. The results are the same bits either way."""
+    one batched call, as before. The results are the same bits either way. Under ``vmap``
+    (the driver's restarts) the vmapped axis joins the batch before the choice, and
+    derivatives are ``fn``'s own."""
+    if jax.default_backend() != "cpu":
+        return fn(*arrays)
+    return _split_safe(fn, float(cost))(*arrays)
+
+
+def _one_call_each(fn, cost, arrays):
     batch = arrays[0].shape[:-2]
     n = int(np.prod(batch)) if batch else 1
-    if n <= 1 or n * cost < LAPACK_SPLIT_FLOPS or jax.default_backend() != "cpu":
+    if n <= 1 or n * cost < LAPACK_SPLIT_FLOPS:
         return fn(*arrays)
     flat = tuple(a.reshape((n,) + a.shape[len(batch):]) for a in arrays)
     out = jax.lax.map(lambda xs: fn(*xs), flat)
     return jax.tree.map(lambda o: o.reshape(batch + o.shape[1:]), out)
+
+
+@functools.lru_cache(maxsize=None)
+def _split_safe(fn: Callable, cost: float) -> Callable:
+    @jax.custom_batching.custom_vmap
+    def batched(*arrays):
+        return _one_call_each(fn, cost, arrays)
+
+    @batched.def_vmap
+    def _rule(axis_size, in_batched, *arrays):
+        arrays = [a if b else jnp.broadcast_to(a, (axis_size,) + a.shape)
+                  for a, b in zip(arrays, in_batched)]
+        out = batched(*arrays)
+        return out, jax.tree.map(lambda _: True, out)
+
+    # (custom_vmap has no reverse-mode rule: the derivatives are fn's, by its own jvp)
+    @jax.custom_jvp
+    def safe(*arrays):
+        return batched(*arrays)
+
+    @safe.defjvp
+    def _jvp(primals, tangents):
+        return jax.jvp(fn, primals, tangents)
+
+    return safe
 
 
 def _chol_prec(cov):
