@@ -706,6 +706,20 @@ def start_streamed(estimator, source, sample_weight, keys, missing: bool = False
     return StreamStart(chunks, progress, first, init, live)
 
 
+def stream_run(start: "StreamStart", family, hyper, width: int, encode: Callable, max_iter: int,
+               rule) -> stream.StreamRun:
+    """The driver of a streamed fit from its :func:`start_streamed`: blocks of ``width``
+    numbers a row, each chunk made the driver's data by ``encode(x, w, rows, dtype)``
+    (padded to ``rows``), the state of the start's fit on the sample."""
+    chunks, live0 = start.chunks, start.live
+    rows, block = layout.padded_length(chunks.chunk_rows, layout.choose_block_size(
+        chunks.chunk_rows, width))
+    dtype = np.dtype(jax.tree.leaves(live0.run.state.params)[0].dtype)
+    return stream.StreamRun(family, chunks, lambda x, w: encode(x, w, rows, dtype),
+                            start.first.n, live0.run.state, hyper, live0.run.tol, block,
+                            max_iter, rule=rule, progress=start.progress)
+
+
 @dataclass
 class LiveFit:
     """A fit in progress: call :meth:`advance` until ``done``, then :meth:`finish`.

@@ -46,6 +46,7 @@ from .base import (
     _restarts_from_state,
     _warn_stopped_short,
     start_streamed,
+    stream_run,
 )
 from .mixture import check_sample_weight
 
@@ -345,19 +346,17 @@ class EM(_Estimator):
         if not self.rows:
             raise ValueError("A source read chunk by chunk needs rows=True (each row's "
                              "statistics summed over the chunks).")
-        chunks, progress, first, init, live0 = start_streamed(self, source, sample_weight, keys)
-        width = max(1, int(first.sample.shape[1])) * 4 + 4
-        rows, block = layout.padded_length(chunks.chunk_rows, layout.choose_block_size(
-            chunks.chunk_rows, width * int(live0.run.state.status.shape[0])))
-        dtype = np.dtype(jax.tree.leaves(live0.run.state.params)[0].dtype)
+        start = start_streamed(self, source, sample_weight, keys)
+        first, live0 = start.first, start.live
 
-        def encode(x, w):
+        def encode(x, w, rows, dtype):
             xp, wp = stream.pad_chunk(np.asarray(x), w, rows, dtype)
             return em.Data(layout.to_device(xp), layout.to_device(wp))
 
-        run = stream.StreamRun(live0.run.family, chunks, encode, first.n, live0.run.state,
-                               live0.run.hyper, live0.run.tol, block, self.max_iter,
-                               rule=self._rule(), progress=progress)
+        width = (max(1, int(first.sample.shape[1])) * 4 + 4) * int(
+            live0.run.state.status.shape[0])
+        run = stream_run(start, live0.run.family, live0.run.hyper, width, encode,
+                         self.max_iter, self._rule())
         self._n_rows = first.n
         return self._live_fit(run, None, live0.keys, first.total_w, n_rows=first.n)
 

@@ -30,6 +30,7 @@ from .base import (
     _warn_spurious,
     _warn_stopped_short,
     start_streamed,
+    stream_run,
 )
 
 _log_joint_jit = jax.jit(lambda log_joint, params, hyper, x: log_joint(params, hyper, x),
@@ -285,19 +286,14 @@ class MixtureEstimator(_Estimator):
         initialised on the sample by a copy of this estimator given the whole source's
         scaling (and levels), then every EM iteration one pass of the source
         (:mod:`emwidgets.core.stream`)."""
-        chunks, progress, first, init, live0 = start_streamed(self, source, sample_weight, keys,
-                                                              **self._stream_options())
+        start = start_streamed(self, source, sample_weight, keys, **self._stream_options())
+        first, init, live0 = start.first, start.init, start.live
         for name, value in vars(init).items():  # what the start learnt (masking, totals)
             if name.startswith("_") and name not in ("_features_seen", "_given_scaling",
                                                      "_given_levels"):
                 setattr(self, name, value)
         family, hyper, width, encode = self._stream_model(first, init, live0)
-        rows, block = layout.padded_length(chunks.chunk_rows, layout.choose_block_size(
-            chunks.chunk_rows, width))
-        dtype = np.dtype(jax.tree.leaves(live0.run.state.params)[0].dtype)
-        run = stream.StreamRun(family, chunks, lambda x, w: encode(x, w, rows, dtype), first.n,
-                               live0.run.state, hyper, live0.run.tol, block, self.max_iter,
-                               rule=self._rule(), progress=progress)
+        run = stream_run(start, family, hyper, width, encode, self.max_iter, self._rule())
         self._features_seen = (first.sample.shape[1], None)
         return self._live_fit(run, live0.scaling, live0.keys, first.total_w)
 

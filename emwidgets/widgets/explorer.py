@@ -13,7 +13,14 @@ from ..estimators.gaussian_mixture import GaussianMixture
 from . import status_line
 from .features import BasinMap, ColumnPicker, Comparison, Intervals, Scrub, StartChooser
 from .session import FitSession
-from .views import AssignmentPlot, AtlasPlot, ConvergencePlot, PairsPlot, RestartGallery
+from .views import (
+    AssignmentPlot,
+    AtlasPlot,
+    ConvergencePlot,
+    PairsPlot,
+    RestartGallery,
+    request_renders,
+)
 
 LABEL_WIDTH = "88px"
 CONTROL_WIDTH = "262px"
@@ -559,9 +566,7 @@ class EMExplorer(widgets.VBox):
             self._request_renders()
 
     def _request_renders(self, change=None):
-        for view in self.views.values():
-            if view.render_wanted:
-                view.request_render()
+        request_renders(self.views.values())
 
     def _update_picker(self, snap):
         """The picker lists the shown run's restarts (ranked once the run has ended)."""

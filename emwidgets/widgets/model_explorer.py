@@ -33,7 +33,7 @@ from ..estimators.general import EM
 from . import runner
 from .features import Scrub
 from .status_line import picker_options, summary
-from .views import ConvergencePlot, RankingHover, _View
+from .views import ConvergencePlot, RankingHover, _View, request_renders
 
 #: Restarts reach one solution when their parameters agree to this share of each
 #: array's size (and their log-likelihoods within the fit's tolerance).
@@ -274,7 +274,7 @@ class ModelExplorer(widgets.VBox):
         self.step_note.add_class("emwidgets-step-note")
         self.scrub = Scrub(_Frames(self), self.views, types.SimpleNamespace(),
                            self.step_note, STEP_WORDS, lay(), self._draw,
-                           self._request_renders, lambda: None)
+                           lambda: request_renders(self.views.values()), lambda: None)
         self.scrubber = self.scrub.slider
         self.e_step_button, self.m_step_button = self.scrub.e_step_button, self.scrub.m_step_button
         self.back_button, self.end_button = self.scrub.back_button, self.scrub.end_button
@@ -395,11 +395,6 @@ class ModelExplorer(widgets.VBox):
         argument)."""
         model = self.estimator_ if self.estimator_ is not None else self.template
         return model.expected_statistics(self.data, params)
-
-    def _request_renders(self):
-        for v in self.views.values():
-            if v.render_wanted:
-                v.request_render()
 
     def _draw(self, snap: ModelSnapshot):
         for v in self.views.values():

@@ -57,6 +57,14 @@ def make_canvas(figsize):
     return fig, canvas
 
 
+def request_renders(views) -> None:
+    """Ask the browser for a frame of each view whose render was deferred
+    (``render_wanted``: a view updated with ``defer_render``)."""
+    for view in views:
+        if view.render_wanted:
+            view.request_render()
+
+
 class _View:
     # Sizes (100 dpi) that fit a 1366x768 laptop with JupyterLab's file browser open: 270 px
     # of controls, two 320 px views side by side, the gallery and the atlas 640 px below.
